@@ -1,0 +1,22 @@
+//! scorefield: score-based generative modeling through SDEs (Song et al. 2021) on Burn.
+//!
+//! - [`sde`]: the VE, VP and sub-VP SDEs: drift, diffusion, marginals, prior, discretisation.
+//! - [`model`]: the time-conditioned U-Net and the one adapter from its output to a score.
+//! - [`weights`]: safetensors weights + JSON model card, checked on load.
+//! - [`sampling`]: Euler–Maruyama, reverse diffusion, predictor–corrector, annealed Langevin,
+//!   probability-flow ODE (Euler, Heun, RK45); inpainting.
+//! - [`likelihood`]: exact log-likelihood and bits/dim through the probability-flow ODE.
+
+pub mod error;
+pub mod likelihood;
+pub mod model;
+pub mod sampling;
+pub mod sde;
+pub mod weights;
+
+pub use burn::prelude::{Device, Tensor};
+pub use error::{ConfigError, SampleError, WeightsError};
+pub use model::{ScoreModel, ScoreNet, ScoreNetConfig};
+pub use sampling::{SampleOptions, Sampler, ScoreFn};
+pub use sde::Sde;
+pub use weights::ModelCard;

@@ -1,0 +1,304 @@
+//! The score network: a small time-conditioned U-Net, and the one adapter that turns its output
+//! into a score.
+//!
+//! The layout follows the score network of Song et al. 2021 (appendix H, "NCSN++" in miniature)
+//! and of the score_sde MNIST tutorial: Gaussian Fourier features of t (Tancik et al. 2020) feed an
+//! MLP whose output is added to every block; each block is conv → + time → GroupNorm → SiLU; the
+//! decoder mirrors the encoder with transposed convolutions and skip connections; the output is
+//! divided by the marginal std σ(t), so that the network only has to predict −z (the noise that
+//! was added, in units of σ) and its output scale stays O(1) at every noise level.
+
+use burn::module::Param;
+use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
+use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::sde::Sde;
+
+/// Architecture of the score network, stored in the model card.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreNetConfig {
+    /// Image channels C.
+    pub channels: usize,
+    /// Image height H.
+    pub height: usize,
+    /// Image width W.
+    pub width: usize,
+    /// Feature channels per U-Net level; each level after the first halves the resolution.
+    /// Default [32, 64, 128, 256] (the score_sde MNIST tutorial's widths, ~1.1M parameters).
+    pub widths: Vec<usize>,
+    /// Width of the time embedding (256 in the tutorial).
+    pub embed_dim: usize,
+    /// Std of the Gaussian Fourier feature frequencies (16 in NCSN++, `fourier_scale`).
+    pub fourier_scale: f64,
+    /// Seed of the fixed random Fourier frequencies (they are stored with the weights too).
+    pub fourier_seed: u64,
+}
+
+impl Default for ScoreNetConfig {
+    fn default() -> Self {
+        Self { channels: 1, height: 28, width: 28, widths: vec![32, 64, 128, 256], embed_dim: 256, fourier_scale: 16.0, fourier_seed: 0 }
+    }
+}
+
+/// Upper bounds that keep a model card from asking for absurd allocations.
+pub const MAX_IMAGE_SIDE: usize = 1024;
+pub const MAX_CHANNELS: usize = 16;
+pub const MAX_WIDTH: usize = 4096;
+pub const MAX_LEVELS: usize = 8;
+
+impl ScoreNetConfig {
+    /// Checks sizes before anything is allocated.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let field = |f: &str| format!("architecture.{f}");
+        if self.channels == 0 || self.channels > MAX_CHANNELS {
+            return Err(ConfigError::invalid(field("channels"), format!("must be in 1..={MAX_CHANNELS}, got {}", self.channels)));
+        }
+        for (name, v) in [("height", self.height), ("width", self.width)] {
+            if v < 2 || v > MAX_IMAGE_SIDE {
+                return Err(ConfigError::invalid(field(name), format!("must be in 2..={MAX_IMAGE_SIDE}, got {v}")));
+            }
+        }
+        if self.widths.is_empty() || self.widths.len() > MAX_LEVELS {
+            return Err(ConfigError::invalid(field("widths"), format!("must list 1..={MAX_LEVELS} levels, got {}", self.widths.len())));
+        }
+        for &w in &self.widths {
+            if w == 0 || w > MAX_WIDTH || w % 4 != 0 {
+                return Err(ConfigError::invalid(field("widths"), format!("each width must be a multiple of 4 in 4..={MAX_WIDTH}, got {w}")));
+            }
+        }
+        if self.embed_dim < 2 || self.embed_dim > MAX_WIDTH || self.embed_dim % 2 != 0 {
+            return Err(ConfigError::invalid(field("embed_dim"), format!("must be even, in 2..={MAX_WIDTH}, got {}", self.embed_dim)));
+        }
+        if !(self.fourier_scale.is_finite() && self.fourier_scale > 0.0) {
+            return Err(ConfigError::invalid(field("fourier_scale"), format!("must be a positive number, got {}", self.fourier_scale)));
+        }
+        Ok(())
+    }
+
+    /// Spatial size at each level: level 0 is the image, each later level ceil(size / 2).
+    fn level_sizes(&self) -> Vec<[usize; 2]> {
+        let mut sizes = vec![[self.height, self.width]];
+        for _ in 1..self.widths.len() {
+            let [h, w] = *sizes.last().unwrap();
+            sizes.push([h.div_ceil(2), w.div_ceil(2)]);
+        }
+        sizes
+    }
+
+    /// Creates a network with freshly initialised weights.
+    pub fn init(&self, device: &Device) -> Result<ScoreNet, ConfigError> {
+        self.validate()?;
+        let emb = self.embed_dim;
+        let groups = |c: usize| (c / 4).min(32);
+        let sizes = self.level_sizes();
+
+        let mut down = Vec::new();
+        for (i, &w) in self.widths.iter().enumerate() {
+            let (c_in, stride) = if i == 0 { (self.channels, 1) } else { (self.widths[i - 1], 2) };
+            down.push(DownBlock {
+                conv: Conv2dConfig::new([c_in, w], [3, 3])
+                    .with_stride([stride, stride])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init(device),
+                time: LinearConfig::new(emb, w).init(device),
+                norm: GroupNormConfig::new(groups(w), w).init(device),
+            });
+        }
+        // Decoder, deepest first: level i (i ≥ 1) goes back up to the size of level i − 1.
+        let mut up = Vec::new();
+        let levels = self.widths.len();
+        for i in (1..levels).rev() {
+            let c_in = if i == levels - 1 { self.widths[i] } else { 2 * self.widths[i] };
+            let c_out = self.widths[i - 1];
+            // A 3×3 stride-2 transposed conv with padding 1 maps n to 2n − 1 (+ padding_out).
+            let out_pad = [sizes[i - 1][0] + 1 - 2 * sizes[i][0], sizes[i - 1][1] + 1 - 2 * sizes[i][1]];
+            up.push(UpBlock {
+                conv: ConvTranspose2dConfig::new([c_in, c_out], [3, 3])
+                    .with_stride([2, 2])
+                    .with_padding([1, 1])
+                    .with_padding_out(out_pad)
+                    .init(device),
+                time: LinearConfig::new(emb, c_out).init(device),
+                norm: GroupNormConfig::new(groups(c_out), c_out).init(device),
+            });
+        }
+        let last_in = if levels == 1 { self.widths[0] } else { 2 * self.widths[0] };
+        let out = Conv2dConfig::new([last_in, self.channels], [3, 3])
+            .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+            .init(device);
+
+        let freqs = gaussian_frequencies(self.fourier_seed, emb / 2, self.fourier_scale);
+        let fourier = Param::from_tensor(Tensor::<1>::from_data(TensorData::new(freqs, [emb / 2]), device)).set_require_grad(false);
+        Ok(ScoreNet {
+            fourier,
+            embed: LinearConfig::new(emb, emb).init(device),
+            down,
+            up,
+            out,
+        })
+    }
+}
+
+/// Fixed random frequencies ~ N(0, scale²), from a seeded SplitMix64 + Box–Muller, so that a
+/// config always yields the same features on every platform.
+fn gaussian_frequencies(seed: u64, n: usize, scale: f64) -> Vec<f32> {
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut next_uniform = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    (0..n)
+        .map(|_| {
+            let (u1, u2) = (next_uniform(), next_uniform());
+            ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * scale) as f32
+        })
+        .collect()
+}
+
+/// conv → + dense(time) → GroupNorm → SiLU, at one resolution (or down by 2).
+#[derive(Module, Debug)]
+pub struct DownBlock {
+    conv: Conv2d,
+    time: Linear,
+    norm: GroupNorm,
+}
+
+/// transposed conv (up by 2) → + dense(time) → GroupNorm → SiLU.
+#[derive(Module, Debug)]
+pub struct UpBlock {
+    conv: ConvTranspose2d,
+    time: Linear,
+    norm: GroupNorm,
+}
+
+/// Adds the projected time embedding as a per-channel bias, then GroupNorm and SiLU.
+fn condition(h: Tensor<4>, emb: &Tensor<2>, time: &Linear, norm: &GroupNorm) -> Tensor<4> {
+    let [b, c] = [h.dims()[0], h.dims()[1]];
+    let bias = time.forward(emb.clone()).reshape([b, c, 1, 1]); // [B, C, 1, 1]
+    silu(norm.forward(h + bias))
+}
+
+/// The U-Net. Its raw output is in units of σ(t); [`ScoreModel`] turns it into a score.
+#[derive(Module, Debug)]
+pub struct ScoreNet {
+    fourier: Param<Tensor<1>>,
+    embed: Linear,
+    down: Vec<DownBlock>,
+    up: Vec<UpBlock>,
+    out: Conv2d,
+}
+
+impl ScoreNet {
+    /// Raw network output.
+    ///
+    /// - `x`: [B, C, H, W] noisy images
+    /// - `t`: [B] diffusion times in [ε, 1]
+    /// - returns [B, C, H, W]
+    pub fn forward(&self, x: Tensor<4>, t: Tensor<1>) -> Tensor<4> {
+        let b = x.dims()[0];
+        let w = self.fourier.val();
+        let half = w.dims()[0];
+        // Gaussian Fourier features [sin 2πtW, cos 2πtW] (Tancik et al. 2020).
+        let proj = t.reshape([b, 1]) * w.reshape([1, half]) * (2.0 * std::f64::consts::PI); // [B, E/2]
+        let features = Tensor::cat(vec![proj.clone().sin(), proj.cos()], 1); // [B, E]
+        let emb = silu(self.embed.forward(features)); // [B, E]
+
+        let mut skips = Vec::with_capacity(self.down.len());
+        let mut h = x;
+        for block in &self.down {
+            h = condition(block.conv.forward(h), &emb, &block.time, &block.norm); // [B, w_i, H_i, W_i]
+            skips.push(h.clone());
+        }
+        skips.pop(); // the deepest level feeds the decoder directly
+        for block in &self.up {
+            h = condition(block.conv.forward(h), &emb, &block.time, &block.norm); // [B, w_{i-1}, H_{i-1}, W_{i-1}]
+            h = Tensor::cat(vec![h, skips.pop().expect("one skip per level")], 1); // [B, 2w_{i-1}, ..]
+        }
+        self.out.forward(h) // [B, C, H, W]
+    }
+}
+
+/// Exactly one adapter from network output to score: s_θ(x, t) = net(x, t) / σ(t), where σ(t) is
+/// the marginal std of the model's SDE (score_sde `models/utils.py:get_score_fn`).
+#[derive(Module, Debug)]
+pub struct ScoreModel {
+    pub net: ScoreNet,
+    #[module(skip)]
+    pub sde: Sde,
+}
+
+impl ScoreModel {
+    /// Score at per-sample times `t` ([B]); `std` is σ(t) for each sample ([B]).
+    pub fn score_at(&self, x: Tensor<4>, t: Tensor<1>, std: Tensor<1>) -> Tensor<4> {
+        let b = x.dims()[0];
+        self.net.forward(x, t) / std.reshape([b, 1, 1, 1])
+    }
+}
+
+impl crate::sampling::ScoreFn for ScoreModel {
+    fn score(&self, x: Tensor<4>, t: f64) -> Tensor<4> {
+        let b = x.dims()[0];
+        let device = x.device();
+        let std = self.sde.marginal(t).1;
+        let t = Tensor::<1>::full([b], t as f32, &device);
+        self.net.forward(x, t) / std
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sampling::ScoreFn;
+
+    #[test]
+    fn output_shape_matches_input_for_odd_and_even_sizes() {
+        let device = Device::flex();
+        for (h, w, widths) in [(28, 28, vec![8, 16, 16, 32]), (8, 8, vec![8, 16]), (7, 10, vec![4, 8, 8]), (5, 5, vec![4])] {
+            let cfg = ScoreNetConfig { channels: 2, height: h, width: w, widths, embed_dim: 8, ..Default::default() };
+            let net = cfg.init(&device).unwrap();
+            let x = Tensor::<4>::ones([3, 2, h, w], &device);
+            let out = net.forward(x, Tensor::full([3], 0.5, &device));
+            assert_eq!(out.dims(), [3, 2, h, w]);
+        }
+    }
+
+    /// s_θ(x, t) · σ(t) equals the raw network output at every t: the 1/σ(t) scaling.
+    #[test]
+    fn score_is_network_output_over_marginal_std() {
+        let device = Device::flex();
+        let cfg = ScoreNetConfig { height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, ..Default::default() };
+        let sde = Sde::ve(50.0);
+        let model = ScoreModel { net: cfg.init(&device).unwrap(), sde };
+        let x = Tensor::<4>::random([2, 1, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        for t in [1e-5, 0.3, 1.0] {
+            let raw = model.net.forward(x.clone(), Tensor::full([2], t as f32, &device));
+            let score = model.score(x.clone(), t) * sde.marginal(t).1;
+            let diff: f32 = (raw - score).abs().max().into_scalar();
+            assert!(diff < 1e-4, "t = {t}: max |net − σ·s| = {diff}");
+        }
+    }
+
+    #[test]
+    fn default_config_has_about_a_million_parameters() {
+        let net = ScoreNetConfig::default().init(&Device::flex()).unwrap();
+        let n = net.num_params();
+        assert!((1_000_000..1_300_000).contains(&n), "{n} parameters");
+    }
+
+    #[test]
+    fn absurd_configs_are_refused_before_allocating() {
+        let bad = ScoreNetConfig { height: 100_000, ..Default::default() };
+        assert!(matches!(bad.validate(), Err(ConfigError::Invalid { field, .. }) if field == "architecture.height"));
+        let bad = ScoreNetConfig { widths: vec![30], ..Default::default() };
+        assert!(bad.validate().is_err());
+    }
+}

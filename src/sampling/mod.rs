@@ -1,0 +1,325 @@
+//! Samplers: small functions over a score function `s(x, t)` and an [`Sde`].
+//!
+//! Every sampler is a loop over one step shape, `(x, t, t_next) -> (x, x_mean)`
+//! ([`pc::Predictor`], [`pc::Corrector`]), or the adaptive RK45 ODE solver ([`ode`]). Inpainting
+//! wraps the update rather than copying samplers ([`inpaint`]). Randomness comes from the device's
+//! generator, seeded once per run with the caller's seed; nothing is read back from the device
+//! inside the loop except where the caller's [`Observer`] asks for it and the RK45 error norm.
+
+pub mod inpaint;
+pub mod ode;
+pub mod pc;
+
+use std::str::FromStr;
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use serde::{Deserialize, Serialize};
+
+use crate::error::SampleError;
+use crate::sde::Sde;
+
+pub use inpaint::Known;
+
+/// A score function s(x, t) ≈ ∇ₓ log p_t(x), for a batch `x` [B, C, H, W] at one time `t`.
+pub trait ScoreFn {
+    fn score(&self, x: Tensor<4>, t: f64) -> Tensor<4>;
+}
+
+impl<F: Fn(Tensor<4>, f64) -> Tensor<4>> ScoreFn for F {
+    fn score(&self, x: Tensor<4>, t: f64) -> Tensor<4> {
+        self(x, t)
+    }
+}
+
+/// What an observer sees after each step: the step number (1-based), the planned total (`None`
+/// for the adaptive solver), the time reached, and the current state. Reading `x` back is the
+/// observer's choice (and cost).
+pub struct Step<'a> {
+    pub step: usize,
+    pub total: Option<usize>,
+    pub t: f64,
+    /// Fraction of the time interval [ε, T] covered so far, in [0, 1].
+    pub progress: f64,
+    pub x: &'a Tensor<4>,
+    /// The noise-free part of the last update (score_sde's `x_mean`): the better preview.
+    pub x_mean: &'a Tensor<4>,
+}
+
+/// Whether the run should go on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Cancel,
+}
+
+/// Progress callback, called after every step; async so that it can read tensors back in a
+/// browser (where only asynchronous readback exists) and yield to the event loop.
+#[allow(async_fn_in_trait)]
+pub trait Observer {
+    async fn observe(&mut self, step: Step<'_>) -> Flow;
+}
+
+/// Any `FnMut(&Step) -> Flow` closure is an observer (one that never awaits).
+impl<F: FnMut(&Step<'_>) -> Flow> Observer for F {
+    async fn observe(&mut self, step: Step<'_>) -> Flow {
+        self(&step)
+    }
+}
+
+/// An observer that lets every run finish.
+pub fn no_observer() -> impl Observer {
+    |_: &Step<'_>| Flow::Continue
+}
+
+/// The samplers, by the names that the CLI, JavaScript and model cards use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Sampler {
+    /// Euler–Maruyama on the reverse-time SDE (Song et al. 2021, eq. 6).
+    #[serde(rename = "em")]
+    EulerMaruyama,
+    /// Reverse-diffusion predictor (Song et al. 2021, eq. 47).
+    #[serde(rename = "rd")]
+    ReverseDiffusion,
+    /// Predictor–corrector: reverse diffusion + Langevin corrector (Song et al. 2021, alg. 1–5).
+    #[serde(rename = "pc")]
+    PredictorCorrector,
+    /// Annealed Langevin dynamics (Song & Ermon 2019, alg. 1); VE SDE only.
+    #[serde(rename = "ald")]
+    AnnealedLangevin,
+    /// Probability-flow ODE (Song et al. 2021, eq. 13), Euler steps.
+    #[serde(rename = "ode-euler")]
+    OdeEuler,
+    /// Probability-flow ODE, Heun's second-order steps (Karras et al. 2022, alg. 1).
+    #[serde(rename = "ode-heun")]
+    OdeHeun,
+    /// Probability-flow ODE, adaptive Dormand–Prince RK45 (score_sde's default ODE solver).
+    #[serde(rename = "ode-rk45")]
+    OdeRk45,
+}
+
+impl Sampler {
+    pub const ALL: [Sampler; 7] = [
+        Sampler::EulerMaruyama,
+        Sampler::ReverseDiffusion,
+        Sampler::PredictorCorrector,
+        Sampler::AnnealedLangevin,
+        Sampler::OdeEuler,
+        Sampler::OdeHeun,
+        Sampler::OdeRk45,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Sampler::EulerMaruyama => "em",
+            Sampler::ReverseDiffusion => "rd",
+            Sampler::PredictorCorrector => "pc",
+            Sampler::AnnealedLangevin => "ald",
+            Sampler::OdeEuler => "ode-euler",
+            Sampler::OdeHeun => "ode-heun",
+            Sampler::OdeRk45 => "ode-rk45",
+        }
+    }
+}
+
+impl FromStr for Sampler {
+    type Err = SampleError;
+    fn from_str(s: &str) -> Result<Self, SampleError> {
+        Sampler::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Sampler::ALL.iter().map(|m| m.name()).collect();
+            SampleError::invalid("sampler", format!("is `{s}`; expected one of {}", names.join(", ")))
+        })
+    }
+}
+
+/// Default signal-to-noise ratio of the Langevin corrector (Song et al. 2021, appendix G: 0.16
+/// for VE on CIFAR-10, the value score_sde uses by default).
+pub const DEFAULT_SNR: f64 = 0.16;
+/// Default step-size constant ε of annealed Langevin dynamics (Song & Ermon 2019, §4.3: 2e-5).
+pub const DEFAULT_ALD_EPS: f64 = 2e-5;
+/// Default Langevin steps per noise level of annealed Langevin dynamics (Song & Ermon 2019: T=100).
+pub const DEFAULT_ALD_STEPS_PER_LEVEL: usize = 100;
+/// Default tolerances of the RK45 solver (score_sde `sampling.rtol/atol` = 1e-5).
+pub const DEFAULT_ODE_TOL: f64 = 1e-5;
+
+/// Limits on options, so that a typo cannot ask for a day of computation.
+pub const MAX_STEPS: usize = 100_000;
+pub const MAX_CORRECTOR_STEPS: usize = 1_000;
+pub const MAX_BATCH: usize = 4_096;
+/// The adaptive solver gives up after this many score evaluations.
+pub const MAX_ODE_EVALS: usize = 100_000;
+
+/// Options shared by all samplers; fields that a sampler does not use are ignored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SampleOptions {
+    pub sampler: Sampler,
+    /// Number of time steps N (predictor steps; noise levels L for annealed Langevin).
+    pub steps: usize,
+    /// Corrector steps per time step: M for PC (default 1), T for ALD (default 100).
+    pub corrector_steps: Option<usize>,
+    /// Langevin corrector signal-to-noise ratio r.
+    pub snr: f64,
+    /// ALD step-size constant ε (α_i = ε σ_i² / σ_L²).
+    pub ald_eps: f64,
+    /// RK45 tolerances.
+    pub rtol: f64,
+    pub atol: f64,
+    /// Final Tweedie denoising step E[x₀|x_ε] = (x + σ² s(x, ε)) / m(ε) (Efron 2011; Song et al.
+    /// 2021 appendix G "denoising").
+    pub denoise: bool,
+    pub seed: u64,
+}
+
+impl Default for SampleOptions {
+    fn default() -> Self {
+        Self {
+            sampler: Sampler::EulerMaruyama,
+            steps: 1000,
+            corrector_steps: None,
+            snr: DEFAULT_SNR,
+            ald_eps: DEFAULT_ALD_EPS,
+            rtol: DEFAULT_ODE_TOL,
+            atol: DEFAULT_ODE_TOL,
+            denoise: true,
+            seed: 0,
+        }
+    }
+}
+
+impl SampleOptions {
+    /// Checks every option against the sampler and the SDE, naming the first bad field.
+    pub fn validate(&self, sde: &Sde) -> Result<(), SampleError> {
+        let min_steps = if self.sampler == Sampler::AnnealedLangevin { 2 } else { 1 };
+        if self.sampler != Sampler::OdeRk45 && !(min_steps..=MAX_STEPS).contains(&self.steps) {
+            return Err(SampleError::invalid("steps", format!("must be in {min_steps}..={MAX_STEPS}, got {}", self.steps)));
+        }
+        if let Some(m) = self.corrector_steps {
+            if !(1..=MAX_CORRECTOR_STEPS).contains(&m) {
+                return Err(SampleError::invalid("corrector_steps", format!("must be in 1..={MAX_CORRECTOR_STEPS}, got {m}")));
+            }
+        }
+        if !(self.snr.is_finite() && self.snr > 0.0 && self.snr <= 10.0) {
+            return Err(SampleError::invalid("snr", format!("must be in (0, 10], got {}", self.snr)));
+        }
+        if !(self.ald_eps.is_finite() && self.ald_eps > 0.0 && self.ald_eps <= 1.0) {
+            return Err(SampleError::invalid("ald_eps", format!("must be in (0, 1], got {}", self.ald_eps)));
+        }
+        for (field, tol) in [("rtol", self.rtol), ("atol", self.atol)] {
+            if !(tol.is_finite() && tol >= 1e-10 && tol <= 1.0) {
+                return Err(SampleError::invalid(field, format!("must be in [1e-10, 1], got {tol}")));
+            }
+        }
+        if self.sampler == Sampler::AnnealedLangevin && !matches!(sde, Sde::Ve { .. }) {
+            return Err(SampleError::invalid(
+                "sampler",
+                format!("`ald` (annealed Langevin) needs a VE model (noise-conditional score); this model's SDE is {}", sde.name()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Samples and how many score evaluations they cost.
+pub struct Samples {
+    /// [B, C, H, W], in the model's data space.
+    pub x: Tensor<4>,
+    pub evals: usize,
+}
+
+/// Checks a batch size.
+pub fn validate_batch(batch: usize) -> Result<(), SampleError> {
+    if !(1..=MAX_BATCH).contains(&batch) {
+        return Err(SampleError::invalid("batch", format!("must be in 1..={MAX_BATCH}, got {batch}")));
+    }
+    Ok(())
+}
+
+/// Draws `shape`-shaped samples from the model: prior sample at T, then the chosen sampler down
+/// to ε, then (optionally) the denoising step.
+pub async fn sample<S: ScoreFn, O: Observer>(
+    score: &S,
+    sde: &Sde,
+    shape: [usize; 4],
+    options: &SampleOptions,
+    device: &Device,
+    observer: &mut O,
+) -> Result<Samples, SampleError> {
+    options.validate(sde)?;
+    validate_batch(shape[0])?;
+    device.seed(options.seed);
+    let x = prior_sample(sde, shape, device);
+    run(score, sde, x, options, None, observer).await
+}
+
+/// x(T) ~ p_T = N(0, prior_std² I).
+pub fn prior_sample(sde: &Sde, shape: [usize; 4], device: &Device) -> Tensor<4> {
+    Tensor::random(shape, Distribution::Normal(0.0, sde.prior_std()), device)
+}
+
+/// Runs the sampler from the given x(T), optionally constrained to known pixels.
+pub(crate) async fn run<S: ScoreFn, O: Observer>(
+    score: &S,
+    sde: &Sde,
+    x: Tensor<4>,
+    options: &SampleOptions,
+    known: Option<&Known>,
+    observer: &mut O,
+) -> Result<Samples, SampleError> {
+    let counted = Counted::new(score);
+    let eps = sde.eps();
+    let x = match options.sampler {
+        Sampler::OdeRk45 => {
+            if known.is_some() {
+                return Err(SampleError::invalid("sampler", "inpainting supports em, rd, pc, ald, ode-euler and ode-heun, not the adaptive ode-rk45"));
+            }
+            ode::sample_rk45(&counted, sde, x, options.rtol, options.atol, observer).await?
+        }
+        sampler => {
+            let (predictor, corrector, times) = pc::plan(sampler, sde, options);
+            pc::run(&counted, sde, x, &times, predictor, corrector, known, observer).await?
+        }
+    };
+    // Every sampler ends at t = ε (ALD's last noise level is σ(ε)).
+    let mut x = if options.denoise { denoise(&counted, sde, x, eps) } else { x };
+    if let Some(known) = known {
+        x = known.paste(x);
+    }
+    Ok(Samples { x, evals: counted.evals.get() })
+}
+
+/// Tweedie's formula: E[x(0) | x(t)] = (x + σ(t)² s(x, t)) / m(t) for x(t) = m(t)x(0) + σ(t)z.
+pub fn denoise<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, t: f64) -> Tensor<4> {
+    let (mean, std) = sde.marginal(t);
+    let s = score.score(x.clone(), t);
+    (x + s * (std * std)) / mean
+}
+
+/// Counts score evaluations (benchmarks and RK45 report them).
+pub(crate) struct Counted<'a, S> {
+    inner: &'a S,
+    pub evals: std::cell::Cell<usize>,
+}
+
+impl<'a, S> Counted<'a, S> {
+    pub fn new(inner: &'a S) -> Self {
+        Self { inner, evals: std::cell::Cell::new(0) }
+    }
+}
+
+impl<S: ScoreFn> ScoreFn for Counted<'_, S> {
+    fn score(&self, x: Tensor<4>, t: f64) -> Tensor<4> {
+        self.evals.set(self.evals.get() + 1);
+        self.inner.score(x, t)
+    }
+}
+
+/// Standard normal noise like `x`.
+pub(crate) fn noise_like(x: &Tensor<4>) -> Tensor<4> {
+    x.random_like(Distribution::Normal(0.0, 1.0))
+}
+
+/// Per-sample Euclidean norm of a batch, shaped [B, 1, 1, 1] for broadcasting.
+pub(crate) fn batch_norm(x: Tensor<4>) -> Tensor<4> {
+    x.powi_scalar(2).sum_dims(&[1, 2, 3]).sqrt()
+}

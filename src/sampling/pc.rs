@@ -1,0 +1,224 @@
+//! The predictor–corrector family (Song et al. 2021, §4.2 and appendix G): one loop over a time
+//! grid, a predictor that moves x from t to t_next, a corrector that refines x at t. Euler–Maruyama,
+//! reverse diffusion and the fixed-step ODE solvers are predictors with no corrector; annealed
+//! Langevin dynamics is a corrector with no predictor.
+
+use burn::prelude::*;
+
+use super::{Flow, Known, Observer, SampleError, SampleOptions, Sampler, ScoreFn, Step, batch_norm, noise_like};
+use super::{DEFAULT_ALD_STEPS_PER_LEVEL};
+use crate::sde::{Sde, T_END};
+
+/// Moves x from t to t_next < t. Every variant returns (x, x_mean), x_mean being the update
+/// without its noise.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Predictor {
+    None,
+    EulerMaruyama,
+    ReverseDiffusion,
+    OdeEuler,
+    OdeHeun,
+}
+
+impl Predictor {
+    pub fn update<S: ScoreFn>(self, score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64) -> (Tensor<4>, Tensor<4>) {
+        match self {
+            Predictor::None => (x.clone(), x),
+            Predictor::EulerMaruyama => euler_maruyama(score, sde, x, t, t_next),
+            Predictor::ReverseDiffusion => reverse_diffusion(score, sde, x, t, t_next),
+            Predictor::OdeEuler => {
+                let x = x.clone() + ode_drift(score, sde, x, t) * (t_next - t);
+                (x.clone(), x)
+            }
+            Predictor::OdeHeun => heun(score, sde, x, t, t_next),
+        }
+    }
+
+    /// Score evaluations per update.
+    pub fn evals(self) -> usize {
+        match self {
+            Predictor::None => 0,
+            Predictor::OdeHeun => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Euler–Maruyama on the reverse SDE dx = [f(x,t) − g(t)² s(x,t)] dt + g(t) dw̄ (Song et al.
+/// 2021, eq. 6), with dt = t_next − t < 0:
+/// x_mean = x + [f − g² s] dt,  x = x_mean + g sqrt(−dt) z.
+fn euler_maruyama<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64) -> (Tensor<4>, Tensor<4>) {
+    let dt = t_next - t;
+    let (f, s_coef) = sde.reverse_drift_coefs(t);
+    let drift = x.clone() * f + score.score(x.clone(), t) * s_coef;
+    let x_mean = x + drift * dt;
+    let z = noise_like(&x_mean);
+    let diffusion = sde.diffusion(t);
+    (x_mean.clone() + z * (diffusion * (-dt).sqrt()), x_mean)
+}
+
+/// Reverse diffusion (Song et al. 2021, eq. 47): the forward discretisation x_{i+1} = x_i + f_i +
+/// G_i z run backwards, x_mean = x − f_i + G_i² s,  x = x_mean + G_i z.
+fn reverse_diffusion<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64) -> (Tensor<4>, Tensor<4>) {
+    let (f, g) = sde.discretize(t, t_next);
+    let x_mean = x.clone() * (1.0 - f) + score.score(x, t) * (g * g);
+    let z = noise_like(&x_mean);
+    (x_mean.clone() + z * g, x_mean)
+}
+
+/// Probability-flow ODE drift f(x,t) − ½ g(t)² s(x,t) (Song et al. 2021, eq. 13).
+pub fn ode_drift<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, t: f64) -> Tensor<4> {
+    let (f, s_coef) = sde.ode_drift_coefs(t);
+    x.clone() * f + score.score(x, t) * s_coef
+}
+
+/// Heun's method on the probability-flow ODE: an Euler step, then the trapezoid of the drifts
+/// at both ends (Karras et al. 2022, algorithm 1, without churn).
+fn heun<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64) -> (Tensor<4>, Tensor<4>) {
+    let dt = t_next - t;
+    let d1 = ode_drift(score, sde, x.clone(), t);
+    let x_euler = x.clone() + d1.clone() * dt;
+    let d2 = ode_drift(score, sde, x_euler, t_next);
+    let x = x + (d1 + d2) * (0.5 * dt);
+    (x.clone(), x)
+}
+
+/// Refines x at a fixed t.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Corrector {
+    None,
+    /// Langevin corrector with signal-to-noise ratio `snr` (Song et al. 2021, algorithms 4, 5).
+    Langevin { snr: f64, steps: usize },
+    /// One noise level of annealed Langevin dynamics (Song & Ermon 2019, algorithm 1), with
+    /// α_i = ε σ_i² / σ_L² where σ_L = `sigma_last`.
+    Annealed { eps: f64, steps: usize, sigma_last: f64 },
+}
+
+impl Corrector {
+    /// `t_next` is the next grid time; the VP Langevin step uses α_i = 1 − β_i of that interval.
+    pub fn update<S: ScoreFn>(self, score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64) -> (Tensor<4>, Tensor<4>) {
+        match self {
+            Corrector::None => (x.clone(), x),
+            Corrector::Langevin { snr, steps } => langevin(score, sde, x, t, t_next, snr, steps),
+            Corrector::Annealed { eps, steps, sigma_last } => annealed_langevin(score, sde, x, t, eps, steps, sigma_last),
+        }
+    }
+
+    pub fn evals(self) -> usize {
+        match self {
+            Corrector::None => 0,
+            Corrector::Langevin { steps, .. } | Corrector::Annealed { steps, .. } => steps,
+        }
+    }
+}
+
+/// Langevin corrector: ε = 2 α (r ‖z‖ / ‖s‖)², x_mean = x + ε s, x = x_mean + sqrt(2ε) z.
+/// The step size is computed per sample (score_sde averages the norms over the batch), so that a
+/// sample does not depend on the others in its batch.
+fn langevin<S: ScoreFn>(score: &S, sde: &Sde, mut x: Tensor<4>, t: f64, t_next: f64, snr: f64, steps: usize) -> (Tensor<4>, Tensor<4>) {
+    let alpha = sde.langevin_alpha(t, t_next);
+    let mut x_mean = x.clone();
+    for _ in 0..steps {
+        let grad = score.score(x.clone(), t);
+        let z = noise_like(&x);
+        let grad_norm = batch_norm(grad.clone()).clamp_min(1e-12); // [B, 1, 1, 1]
+        let noise_norm = batch_norm(z.clone());
+        let step_size = (noise_norm / grad_norm).powi_scalar(2) * (2.0 * alpha * snr * snr); // [B, 1, 1, 1]
+        x_mean = x + grad * step_size.clone();
+        x = x_mean.clone() + z * (step_size * 2.0).sqrt();
+    }
+    (x, x_mean)
+}
+
+/// Annealed Langevin at noise level σ_i = σ(t): x_mean = x + (α_i/2) s, x = x_mean + sqrt(α_i) z.
+fn annealed_langevin<S: ScoreFn>(score: &S, sde: &Sde, mut x: Tensor<4>, t: f64, eps: f64, steps: usize, sigma_last: f64) -> (Tensor<4>, Tensor<4>) {
+    let sigma = sde.sigma(t);
+    let alpha = eps * (sigma / sigma_last).powi(2);
+    let mut x_mean = x.clone();
+    for _ in 0..steps {
+        let z = noise_like(&x);
+        x_mean = x.clone() + score.score(x, t) * (0.5 * alpha);
+        x = x_mean.clone() + z * alpha.sqrt();
+    }
+    (x, x_mean)
+}
+
+/// Chooses the predictor, corrector and time grid of a sampler.
+///
+/// Predictor samplers: N + 1 times from T down to ε, N predictor steps, the corrector run at each
+/// of the first N times before the predictor (score_sde's order). ALD: N noise levels σ(t_i) with
+/// t_i from T down to ε (geometric in σ for VE), T_ALD Langevin steps at each.
+pub fn plan(sampler: Sampler, sde: &Sde, options: &SampleOptions) -> (Predictor, Corrector, Vec<f64>) {
+    let eps = sde.eps();
+    let n = options.steps;
+    let grid = |points: usize| -> Vec<f64> {
+        (0..points).map(|i| T_END - (T_END - eps) * i as f64 / (points - 1) as f64).collect()
+    };
+    let langevin = Corrector::Langevin { snr: options.snr, steps: options.corrector_steps.unwrap_or(1) };
+    match sampler {
+        Sampler::EulerMaruyama => (Predictor::EulerMaruyama, Corrector::None, grid(n + 1)),
+        Sampler::ReverseDiffusion => (Predictor::ReverseDiffusion, Corrector::None, grid(n + 1)),
+        Sampler::PredictorCorrector => (Predictor::ReverseDiffusion, langevin, grid(n + 1)),
+        Sampler::OdeEuler => (Predictor::OdeEuler, Corrector::None, grid(n + 1)),
+        Sampler::OdeHeun | Sampler::OdeRk45 => (Predictor::OdeHeun, Corrector::None, grid(n + 1)),
+        Sampler::AnnealedLangevin => {
+            let corrector = Corrector::Annealed {
+                eps: options.ald_eps,
+                steps: options.corrector_steps.unwrap_or(DEFAULT_ALD_STEPS_PER_LEVEL),
+                sigma_last: sde.sigma(eps),
+            };
+            (Predictor::None, corrector, grid(n.max(2)))
+        }
+    }
+}
+
+/// The predictor–corrector loop over `times` (decreasing). With `known`, the known pixels are
+/// replaced by the data diffused to the current time after every corrector and every predictor
+/// update (score_sde `controllable_generation.get_pc_inpainter`).
+#[allow(clippy::too_many_arguments)]
+pub async fn run<S: ScoreFn, O: Observer>(
+    score: &S,
+    sde: &Sde,
+    mut x: Tensor<4>,
+    times: &[f64],
+    predictor: Predictor,
+    corrector: Corrector,
+    known: Option<&Known>,
+    observer: &mut O,
+) -> Result<Tensor<4>, SampleError> {
+    let constrain = |x: Tensor<4>, x_mean: Tensor<4>, t: f64| match known {
+        Some(k) => k.constrain(sde, x, x_mean, t),
+        None => (x, x_mean),
+    };
+    let levels = if predictor == Predictor::None { times.len() } else { times.len() - 1 };
+    let span = times[0] - times[times.len() - 1];
+    for i in 0..levels {
+        let t = times[i];
+        let t_next = times.get(i + 1).copied().unwrap_or(t);
+        let (mut xn, mut xn_mean) = match corrector {
+            Corrector::None => (x.clone(), x),
+            _ => {
+                let (xc, xc_mean) = corrector.update(score, sde, x, t, t_next);
+                constrain(xc, xc_mean, t)
+            }
+        };
+        if predictor != Predictor::None {
+            let (xp, xp_mean) = predictor.update(score, sde, xn, t, t_next);
+            (xn, xn_mean) = constrain(xp, xp_mean, t_next);
+        }
+        x = xn;
+        let t_reached = if predictor == Predictor::None { t } else { t_next };
+        let step = Step {
+            step: i + 1,
+            total: Some(levels),
+            t: t_reached,
+            progress: if span > 0.0 { (times[0] - t_reached) / span } else { 1.0 },
+            x: &x,
+            x_mean: &xn_mean,
+        };
+        if observer.observe(step).await == Flow::Cancel {
+            return Err(SampleError::Cancelled { step: i + 1 });
+        }
+    }
+    Ok(x)
+}
