@@ -4,8 +4,8 @@
 //! log p_0(x(0)) = log p_T(x(T)) + ∫_0^T ∇·f̃(x(t), t) dt,   f̃ = f − ½ g² s_θ,
 //!
 //! integrated from ε to T with RK45, the divergence estimated by Hutchinson's trace estimator
-//! ∇·f̃ ≈ vᵀ (∂f̃/∂x) v with one Rademacher probe v per image, fixed over the solve (Grathwohl et al.
-//! 2019, FFJORD). vᵀ ∂f̃/∂x comes from one reverse-mode pass through the score network.
+//! ∇·f̃ ≈ vᵀ (∂f̃/∂x) v with Rademacher probes v (one per image by default, as score_sde), each
+//! fixed over the solve (Grathwohl et al. 2019, FFJORD). vᵀ ∂f̃/∂x comes from one reverse-mode pass through the score network.
 //!
 //! Bits per dimension of 8-bit images use uniform dequantisation: u = (k + U)/256 with U ~ U[0,1)
 //! maps the pixel value k ∈ {0..255} into [0, 1], then linearly into the model's data range [a, b];
@@ -13,13 +13,12 @@
 //! bits/dim = −(log p_y(y) + D ln(b − a)) / (D ln 2) + 8.
 
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use serde::{Deserialize, Serialize};
 
 use crate::error::SampleError;
 use crate::sampling::ode::solve_rk45;
 use crate::sampling::pc::ode_drift;
-use crate::sampling::{Flow, ScoreFn, DEFAULT_ODE_TOL};
+use crate::sampling::{Flow, Noise, ScoreFn, DEFAULT_ODE_TOL};
 use crate::sde::{Sde, T_END};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,11 +28,13 @@ pub struct LikelihoodOptions {
     pub atol: f64,
     /// Seed of the Hutchinson probes.
     pub seed: u64,
+    /// Hutchinson probes per image; their estimates are averaged (variance / probes).
+    pub probes: usize,
 }
 
 impl Default for LikelihoodOptions {
     fn default() -> Self {
-        Self { rtol: DEFAULT_ODE_TOL, atol: DEFAULT_ODE_TOL, seed: 0 }
+        Self { rtol: DEFAULT_ODE_TOL, atol: DEFAULT_ODE_TOL, seed: 0, probes: 1 }
     }
 }
 
@@ -85,13 +86,19 @@ pub async fn log_likelihood<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, opti
             return Err(SampleError::invalid(field, format!("must be in [1e-10, 1], got {tol}")));
         }
     }
+    if !(1..=64).contains(&options.probes) {
+        return Err(SampleError::invalid("probes", format!("must be in 1..=64, got {}", options.probes)));
+    }
+    let [images, c, h, w] = x.dims();
+    crate::sampling::validate_batch([images * options.probes, c, h, w])?;
+    // K probes per image: the batch repeated K times, each copy with its own probe.
+    let x = Tensor::cat(vec![x; options.probes], 0);
     let shape = x.dims();
-    let [b, c, h, w] = shape;
+    let b = shape[0];
     let d = c * h * w;
     let device = x.device();
-    device.seed(options.seed);
     // Rademacher probes v ∈ {−1, 1}^D.
-    let probe = Tensor::<4>::random(shape, Distribution::Bernoulli(0.5), &device) * 2.0 - 1.0;
+    let probe = Noise::new(options.seed).rademacher(shape, &device);
 
     // Augmented state [x, ∫ div] as [B, D + 1].
     let rhs = |t: f64, y: Tensor<2>| {
@@ -110,17 +117,18 @@ pub async fn log_likelihood<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, opti
 
     let y = solution.y.into_data_async().await.map_err(|e| SampleError::Readback(format!("{e:?}")))?;
     let y: Vec<f32> = y.try_to_vec::<f32>().map_err(|e| SampleError::Readback(format!("{e:?}")))?;
-    let mut logp = Vec::with_capacity(b);
-    let mut prior_logp = Vec::with_capacity(b);
-    for row in y.chunks(d + 1) {
+    let mut logp = vec![0.0; images];
+    let mut prior_logp = vec![0.0; images];
+    let k = options.probes as f64;
+    for (i, row) in y.chunks(d + 1).enumerate() {
         let sq_norm: f64 = row[..d].iter().map(|&v| (v as f64) * (v as f64)).sum();
         let prior = sde.prior_logp(sq_norm, d);
         let delta = row[d] as f64;
         if !(prior.is_finite() && delta.is_finite()) {
             return Err(SampleError::NonFinite { sampler: "likelihood", step: solution.accepted, t: T_END });
         }
-        prior_logp.push(prior);
-        logp.push(prior + delta);
+        prior_logp[i % images] += prior / k;
+        logp[i % images] += (prior + delta) / k;
     }
     Ok(Likelihood { logp, prior_logp, evals: solution.evals, dim: d })
 }

@@ -6,7 +6,7 @@
 use burn::prelude::*;
 use burn::tensor::Bool;
 
-use super::{Observer, SampleError, SampleOptions, Sampler, Samples, ScoreFn, noise_like, prior_sample, run, validate_batch};
+use super::{Noise, Observer, SampleError, SampleOptions, Sampler, Samples, ScoreFn, prior_sample, run, validate_batch};
 use crate::sde::Sde;
 
 /// The known part of a batch of images: the images and a mask with 1 = keep, 0 = generate.
@@ -26,7 +26,7 @@ impl Known {
     /// - `mask`: either C·H·W values (one mask for every image) or B·C·H·W values, each 0 or 1.
     pub fn from_host(images: &[f32], mask: &[f32], shape: [usize; 4], range: [f32; 2], device: &Device) -> Result<Self, SampleError> {
         let [b, c, h, w] = shape;
-        validate_batch(b)?;
+        validate_batch(shape)?;
         let per_image = c * h * w;
         if images.len() != b * per_image {
             return Err(SampleError::invalid("image", format!("has {} values; a batch of {b} images of {c}×{h}×{w} needs {}", images.len(), b * per_image)));
@@ -59,11 +59,11 @@ impl Known {
     }
 
     /// Replaces the known pixels of x by m(t)·data + σ(t)·z, and of x_mean by m(t)·data.
-    pub(crate) fn constrain(&self, sde: &Sde, x: Tensor<4>, x_mean: Tensor<4>, t: f64) -> (Tensor<4>, Tensor<4>) {
+    pub(crate) fn constrain(&self, sde: &Sde, x: Tensor<4>, x_mean: Tensor<4>, t: f64, noise: &mut Noise) -> (Tensor<4>, Tensor<4>) {
         let (mean, std) = sde.marginal(t);
         let z = match &self.fixed_noise {
             Some(z) => z.clone(),
-            None => noise_like(&x),
+            None => noise.normal_like(&x),
         };
         let data_mean = self.data.clone() * mean;
         let data_t = data_mean.clone() + z * std;
@@ -87,13 +87,12 @@ pub async fn inpaint<S: ScoreFn, O: Observer>(
 ) -> Result<Samples, SampleError> {
     options.validate(sde)?;
     let device = known.data.device();
-    device.seed(options.seed);
-    let x = prior_sample(sde, known.shape(), &device);
+    let mut noise = Noise::new(options.seed);
+    let x = prior_sample(sde, known.shape(), &device, &mut noise);
     let mut known = known.clone();
     if matches!(options.sampler, Sampler::OdeEuler | Sampler::OdeHeun) {
-        known.fixed_noise = Some(noise_like(&x));
+        known.fixed_noise = Some(noise.normal_like(&x));
     }
-    let t_start = crate::sde::T_END;
-    let (x, _) = known.constrain(sde, x.clone(), x, t_start);
-    run(score, sde, x, options, Some(&known), observer).await
+    let (x, _) = known.constrain(sde, x.clone(), x, crate::sde::T_END, &mut noise);
+    run(score, sde, x, options, Some(&known), &mut noise, observer).await
 }

@@ -145,7 +145,9 @@ pub const DEFAULT_ODE_TOL: f64 = 1e-5;
 /// Limits on options, so that a typo cannot ask for a day of computation.
 pub const MAX_STEPS: usize = 100_000;
 pub const MAX_CORRECTOR_STEPS: usize = 1_000;
-pub const MAX_BATCH: usize = 4_096;
+pub const MAX_BATCH: usize = 65_536;
+/// At most this many values in one batch (256 MiB of f32), whatever the image size.
+pub const MAX_BATCH_VALUES: usize = 1 << 26;
 /// The adaptive solver gives up after this many score evaluations.
 pub const MAX_ODE_EVALS: usize = 100_000;
 
@@ -227,10 +229,16 @@ pub struct Samples {
     pub evals: usize,
 }
 
-/// Checks a batch size.
-pub fn validate_batch(batch: usize) -> Result<(), SampleError> {
+/// Checks a batch shape [B, C, H, W]: 1 ≤ B ≤ MAX_BATCH and at most MAX_BATCH_VALUES values.
+pub fn validate_batch(shape: [usize; 4]) -> Result<(), SampleError> {
+    let batch = shape[0];
     if !(1..=MAX_BATCH).contains(&batch) {
         return Err(SampleError::invalid("batch", format!("must be in 1..={MAX_BATCH}, got {batch}")));
+    }
+    let values = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).unwrap_or(usize::MAX);
+    if values > MAX_BATCH_VALUES {
+        let per_image = values / batch;
+        return Err(SampleError::invalid("batch", format!("of {batch} images of {per_image} values each is too large; at most {} fit", MAX_BATCH_VALUES / per_image.max(1))));
     }
     Ok(())
 }
@@ -246,15 +254,15 @@ pub async fn sample<S: ScoreFn, O: Observer>(
     observer: &mut O,
 ) -> Result<Samples, SampleError> {
     options.validate(sde)?;
-    validate_batch(shape[0])?;
-    device.seed(options.seed);
-    let x = prior_sample(sde, shape, device);
-    run(score, sde, x, options, None, observer).await
+    validate_batch(shape)?;
+    let mut noise = Noise::new(options.seed);
+    let x = prior_sample(sde, shape, device, &mut noise);
+    run(score, sde, x, options, None, &mut noise, observer).await
 }
 
 /// x(T) ~ p_T = N(0, prior_std² I).
-pub fn prior_sample(sde: &Sde, shape: [usize; 4], device: &Device) -> Tensor<4> {
-    Tensor::random(shape, Distribution::Normal(0.0, sde.prior_std()), device)
+pub fn prior_sample(sde: &Sde, shape: [usize; 4], device: &Device, noise: &mut Noise) -> Tensor<4> {
+    noise.normal(shape, sde.prior_std(), device)
 }
 
 /// Runs the sampler from the given x(T), optionally constrained to known pixels.
@@ -264,6 +272,7 @@ pub(crate) async fn run<S: ScoreFn, O: Observer>(
     x: Tensor<4>,
     options: &SampleOptions,
     known: Option<&Known>,
+    noise: &mut Noise,
     observer: &mut O,
 ) -> Result<Samples, SampleError> {
     let counted = Counted::new(score);
@@ -277,7 +286,7 @@ pub(crate) async fn run<S: ScoreFn, O: Observer>(
         }
         sampler => {
             let (predictor, corrector, times) = pc::plan(sampler, sde, options);
-            pc::run(&counted, sde, x, &times, predictor, corrector, known, observer).await?
+            pc::run(&counted, sde, x, &times, predictor, corrector, known, noise, observer).await?
         }
     };
     // Every sampler ends at t = ε (ALD's last noise level is σ(ε)).
@@ -314,9 +323,47 @@ impl<S: ScoreFn> ScoreFn for Counted<'_, S> {
     }
 }
 
-/// Standard normal noise like `x`.
-pub(crate) fn noise_like(x: &Tensor<4>) -> Tensor<4> {
-    x.random_like(Distribution::Normal(0.0, 1.0))
+/// A run's source of randomness (habit: randomness is passed in, seeded, never global).
+///
+/// Burn's device generators are shared by everything on the device (and, on some backends, the
+/// process); a run that seeded once and then drew would replay or skip noise whenever another run
+/// drew in between. So every draw reseeds the device with a hash of (run seed, draw index),
+/// synchronously just before drawing: a run's noise depends on its seed alone.
+pub struct Noise {
+    seed: u64,
+    draws: u64,
+}
+
+impl Noise {
+    pub fn new(seed: u64) -> Self {
+        Self { seed, draws: 0 }
+    }
+
+    fn reseed(&mut self, device: &Device) {
+        // SplitMix64 finaliser of (seed, draw): distinct, well-mixed seeds per draw.
+        let mut z = self.seed ^ self.draws.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        device.seed(z ^ (z >> 31));
+        self.draws += 1;
+    }
+
+    /// N(0, std²) noise of the given shape.
+    pub fn normal(&mut self, shape: [usize; 4], std: f64, device: &Device) -> Tensor<4> {
+        self.reseed(device);
+        Tensor::random(shape, Distribution::Normal(0.0, std), device)
+    }
+
+    /// Standard normal noise shaped like `x`.
+    pub fn normal_like(&mut self, x: &Tensor<4>) -> Tensor<4> {
+        self.normal(x.dims(), 1.0, &x.device())
+    }
+
+    /// Rademacher (±1) noise of the given shape.
+    pub fn rademacher(&mut self, shape: [usize; 4], device: &Device) -> Tensor<4> {
+        self.reseed(device);
+        Tensor::<4>::random(shape, Distribution::Bernoulli(0.5), device) * 2.0 - 1.0
+    }
 }
 
 /// Per-sample Euclidean norm of a batch, shaped [B, 1, 1, 1] for broadcasting.

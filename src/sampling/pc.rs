@@ -5,7 +5,7 @@
 
 use burn::prelude::*;
 
-use super::{Flow, Known, Observer, SampleError, SampleOptions, Sampler, ScoreFn, Step, batch_norm, noise_like};
+use super::{Flow, Known, Noise, Observer, SampleError, SampleOptions, Sampler, ScoreFn, Step, batch_norm};
 use super::{DEFAULT_ALD_STEPS_PER_LEVEL};
 use crate::sde::{Sde, T_END};
 
@@ -21,11 +21,11 @@ pub enum Predictor {
 }
 
 impl Predictor {
-    pub fn update<S: ScoreFn>(self, score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64) -> (Tensor<4>, Tensor<4>) {
+    pub fn update<S: ScoreFn>(self, score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64, noise: &mut Noise) -> (Tensor<4>, Tensor<4>) {
         match self {
             Predictor::None => (x.clone(), x),
-            Predictor::EulerMaruyama => euler_maruyama(score, sde, x, t, t_next),
-            Predictor::ReverseDiffusion => reverse_diffusion(score, sde, x, t, t_next),
+            Predictor::EulerMaruyama => euler_maruyama(score, sde, x, t, t_next, noise),
+            Predictor::ReverseDiffusion => reverse_diffusion(score, sde, x, t, t_next, noise),
             Predictor::OdeEuler => {
                 let x = x.clone() + ode_drift(score, sde, x, t) * (t_next - t);
                 (x.clone(), x)
@@ -47,22 +47,22 @@ impl Predictor {
 /// Euler–Maruyama on the reverse SDE dx = [f(x,t) − g(t)² s(x,t)] dt + g(t) dw̄ (Song et al.
 /// 2021, eq. 6), with dt = t_next − t < 0:
 /// x_mean = x + [f − g² s] dt,  x = x_mean + g sqrt(−dt) z.
-fn euler_maruyama<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64) -> (Tensor<4>, Tensor<4>) {
+fn euler_maruyama<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64, noise: &mut Noise) -> (Tensor<4>, Tensor<4>) {
     let dt = t_next - t;
     let (f, s_coef) = sde.reverse_drift_coefs(t);
     let drift = x.clone() * f + score.score(x.clone(), t) * s_coef;
     let x_mean = x + drift * dt;
-    let z = noise_like(&x_mean);
+    let z = noise.normal_like(&x_mean);
     let diffusion = sde.diffusion(t);
     (x_mean.clone() + z * (diffusion * (-dt).sqrt()), x_mean)
 }
 
 /// Reverse diffusion (Song et al. 2021, eq. 47): the forward discretisation x_{i+1} = x_i + f_i +
 /// G_i z run backwards, x_mean = x − f_i + G_i² s,  x = x_mean + G_i z.
-fn reverse_diffusion<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64) -> (Tensor<4>, Tensor<4>) {
+fn reverse_diffusion<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64, noise: &mut Noise) -> (Tensor<4>, Tensor<4>) {
     let (f, g) = sde.discretize(t, t_next);
     let x_mean = x.clone() * (1.0 - f) + score.score(x, t) * (g * g);
-    let z = noise_like(&x_mean);
+    let z = noise.normal_like(&x_mean);
     (x_mean.clone() + z * g, x_mean)
 }
 
@@ -95,16 +95,18 @@ pub enum Corrector {
 }
 
 impl Corrector {
-    /// `t_next` is the next grid time; the VP Langevin step uses α_i = 1 − β_i of that interval.
-    pub fn update<S: ScoreFn>(self, score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64) -> (Tensor<4>, Tensor<4>) {
+    /// One corrector iteration at time t (the loop runs [`Corrector::steps`] of them). `t_next` is
+    /// the next grid time; the VP Langevin step uses α_i = 1 − β_i of that interval.
+    pub fn update<S: ScoreFn>(self, score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64, noise: &mut Noise) -> (Tensor<4>, Tensor<4>) {
         match self {
             Corrector::None => (x.clone(), x),
-            Corrector::Langevin { snr, steps } => langevin(score, sde, x, t, t_next, snr, steps),
-            Corrector::Annealed { eps, steps, sigma_last } => annealed_langevin(score, sde, x, t, eps, steps, sigma_last),
+            Corrector::Langevin { snr, .. } => langevin(score, sde, x, t, t_next, snr, noise),
+            Corrector::Annealed { eps, sigma_last, .. } => annealed_langevin(score, sde, x, t, eps, sigma_last, noise),
         }
     }
 
-    pub fn evals(self) -> usize {
+    /// Iterations per time step.
+    pub fn steps(self) -> usize {
         match self {
             Corrector::None => 0,
             Corrector::Langevin { steps, .. } | Corrector::Annealed { steps, .. } => steps,
@@ -112,35 +114,29 @@ impl Corrector {
     }
 }
 
-/// Langevin corrector: ε = 2 α (r ‖z‖ / ‖s‖)², x_mean = x + ε s, x = x_mean + sqrt(2ε) z.
-/// The step size is computed per sample (score_sde averages the norms over the batch), so that a
-/// sample does not depend on the others in its batch.
-fn langevin<S: ScoreFn>(score: &S, sde: &Sde, mut x: Tensor<4>, t: f64, t_next: f64, snr: f64, steps: usize) -> (Tensor<4>, Tensor<4>) {
+/// One Langevin corrector step: ε = 2 α (r ‖z‖ / ‖s‖)², x_mean = x + ε s, x = x_mean + sqrt(2ε) z
+/// (Song et al. 2021, algorithm 4 (VE) and 5 (VP)).
+/// As in score_sde, ‖z‖ and ‖s‖ are averaged over the batch: per-sample norms would give a
+/// sample sitting near a mode (‖s‖ ≈ 0) a huge step, which in low dimensions, where the norms do
+/// not concentrate, blows the sample away. The price: a sample depends on its batch.
+fn langevin<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64, snr: f64, noise: &mut Noise) -> (Tensor<4>, Tensor<4>) {
     let alpha = sde.langevin_alpha(t, t_next);
-    let mut x_mean = x.clone();
-    for _ in 0..steps {
-        let grad = score.score(x.clone(), t);
-        let z = noise_like(&x);
-        let grad_norm = batch_norm(grad.clone()).clamp_min(1e-12); // [B, 1, 1, 1]
-        let noise_norm = batch_norm(z.clone());
-        let step_size = (noise_norm / grad_norm).powi_scalar(2) * (2.0 * alpha * snr * snr); // [B, 1, 1, 1]
-        x_mean = x + grad * step_size.clone();
-        x = x_mean.clone() + z * (step_size * 2.0).sqrt();
-    }
-    (x, x_mean)
+    let grad = score.score(x.clone(), t);
+    let z = noise.normal_like(&x);
+    let grad_norm = batch_norm(grad.clone()).mean().clamp_min(1e-12); // [1]
+    let noise_norm = batch_norm(z.clone()).mean(); // [1]
+    let step_size = ((noise_norm / grad_norm).powi_scalar(2) * (2.0 * alpha * snr * snr)).reshape([1, 1, 1, 1]);
+    let x_mean = x + grad * step_size.clone();
+    (x_mean.clone() + z * (step_size * 2.0).sqrt(), x_mean)
 }
 
-/// Annealed Langevin at noise level σ_i = σ(t): x_mean = x + (α_i/2) s, x = x_mean + sqrt(α_i) z.
-fn annealed_langevin<S: ScoreFn>(score: &S, sde: &Sde, mut x: Tensor<4>, t: f64, eps: f64, steps: usize, sigma_last: f64) -> (Tensor<4>, Tensor<4>) {
-    let sigma = sde.sigma(t);
-    let alpha = eps * (sigma / sigma_last).powi(2);
-    let mut x_mean = x.clone();
-    for _ in 0..steps {
-        let z = noise_like(&x);
-        x_mean = x.clone() + score.score(x, t) * (0.5 * alpha);
-        x = x_mean.clone() + z * alpha.sqrt();
-    }
-    (x, x_mean)
+/// One step of annealed Langevin dynamics at noise level σ_i = σ(t) (Song & Ermon 2019,
+/// algorithm 1): α_i = ε σ_i² / σ_L², x_mean = x + (α_i/2) s, x = x_mean + sqrt(α_i) z.
+fn annealed_langevin<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, t: f64, eps: f64, sigma_last: f64, noise: &mut Noise) -> (Tensor<4>, Tensor<4>) {
+    let alpha = eps * (sde.sigma(t) / sigma_last).powi(2);
+    let z = noise.normal_like(&x);
+    let x_mean = x.clone() + score.score(x, t) * (0.5 * alpha);
+    (x_mean.clone() + z * alpha.sqrt(), x_mean)
 }
 
 /// Chooses the predictor, corrector and time grid of a sampler.
@@ -184,10 +180,11 @@ pub async fn run<S: ScoreFn, O: Observer>(
     predictor: Predictor,
     corrector: Corrector,
     known: Option<&Known>,
+    noise: &mut Noise,
     observer: &mut O,
 ) -> Result<Tensor<4>, SampleError> {
-    let constrain = |x: Tensor<4>, x_mean: Tensor<4>, t: f64| match known {
-        Some(k) => k.constrain(sde, x, x_mean, t),
+    let constrain = |x: Tensor<4>, x_mean: Tensor<4>, t: f64, noise: &mut Noise| match known {
+        Some(k) => k.constrain(sde, x, x_mean, t, noise),
         None => (x, x_mean),
     };
     let levels = if predictor == Predictor::None { times.len() } else { times.len() - 1 };
@@ -195,16 +192,17 @@ pub async fn run<S: ScoreFn, O: Observer>(
     for i in 0..levels {
         let t = times[i];
         let t_next = times.get(i + 1).copied().unwrap_or(t);
-        let (mut xn, mut xn_mean) = match corrector {
-            Corrector::None => (x.clone(), x),
-            _ => {
-                let (xc, xc_mean) = corrector.update(score, sde, x, t, t_next);
-                constrain(xc, xc_mean, t)
-            }
-        };
+        // Corrector iterations, the known pixels re-imposed after each one (score_sde re-imposes
+        // them only after all M: in between, Langevin moves the known pixels too, which drags the
+        // unknown ones towards the unconditional distribution as M grows).
+        let (mut xn, mut xn_mean) = (x.clone(), x);
+        for _ in 0..corrector.steps() {
+            let (xc, xc_mean) = corrector.update(score, sde, xn, t, t_next, noise);
+            (xn, xn_mean) = constrain(xc, xc_mean, t, noise);
+        }
         if predictor != Predictor::None {
-            let (xp, xp_mean) = predictor.update(score, sde, xn, t, t_next);
-            (xn, xn_mean) = constrain(xp, xp_mean, t_next);
+            let (xp, xp_mean) = predictor.update(score, sde, xn, t, t_next, noise);
+            (xn, xn_mean) = constrain(xp, xp_mean, t_next, noise);
         }
         x = xn;
         let t_reached = if predictor == Predictor::None { t } else { t_next };

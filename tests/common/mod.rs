@@ -1,0 +1,205 @@
+//! Targets whose score is known in closed form, and statistics on host data.
+//!
+//! For data x(0) ~ N(μ, Σ) and a linear SDE with marginal x(t) = m(t) x(0) + σ(t) z, the
+//! perturbed density is p_t = N(m μ, m² Σ + σ² I), so ∇ log p_t(x) = −(m² Σ + σ² I)⁻¹ (x − m μ).
+//! A mixture Σ_k w_k N(μ_k, s_k² I) stays a mixture with components N(m μ_k, (m² s_k² + σ²) I).
+#![allow(dead_code)]
+
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+use scorefield::{ScoreFn, Sde};
+
+/// Gaussian data N(mean, cov) laid out as [B, C, H, W] with C·H·W = D.
+pub struct Gaussian {
+    pub sde: Sde,
+    pub mean: Vec<f64>,
+    /// D×D, row-major.
+    pub cov: Vec<f64>,
+}
+
+impl Gaussian {
+    pub fn dim(&self) -> usize {
+        self.mean.len()
+    }
+
+    /// (m² Σ + σ² I)⁻¹ and m μ at time t.
+    pub fn perturbed(&self, t: f64) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let d = self.dim();
+        let (m, s) = self.sde.marginal(t);
+        let mut cov_t: Vec<f64> = self.cov.iter().map(|c| m * m * c).collect();
+        for i in 0..d {
+            cov_t[i * d + i] += s * s;
+        }
+        let mean_t = self.mean.iter().map(|v| m * v).collect();
+        (invert(&cov_t, d), mean_t, cov_t)
+    }
+
+    /// Exact log-density of x under p_t.
+    pub fn log_density(&self, x: &[f64], t: f64) -> f64 {
+        let d = self.dim();
+        let (prec, mean_t, cov_t) = self.perturbed(t);
+        let diff: Vec<f64> = x.iter().zip(&mean_t).map(|(a, b)| a - b).collect();
+        let mut quad = 0.0;
+        for i in 0..d {
+            for j in 0..d {
+                quad += diff[i] * prec[i * d + j] * diff[j];
+            }
+        }
+        -0.5 * (d as f64 * (2.0 * std::f64::consts::PI).ln() + log_det(&cov_t, d) + quad)
+    }
+}
+
+impl ScoreFn for Gaussian {
+    fn score(&self, x: Tensor<4>, t: f64) -> Tensor<4> {
+        let shape = x.dims();
+        let d = self.dim();
+        let device = x.device();
+        let (prec, mean_t, _) = self.perturbed(t);
+        let prec = Tensor::<2>::from_data(TensorData::new(prec.iter().map(|&v| v as f32).collect(), [d, d]), &device);
+        let mean_t = Tensor::<2>::from_data(TensorData::new(mean_t.iter().map(|&v| v as f32).collect(), [1, d]), &device);
+        let x = x.reshape([shape[0], d]);
+        (mean_t - x).matmul(prec).reshape(shape)
+    }
+}
+
+/// Mixture Σ_k w_k N(μ_k, s_k² I) in D dimensions.
+pub struct Mixture {
+    pub sde: Sde,
+    pub weights: Vec<f64>,
+    pub means: Vec<Vec<f64>>,
+    pub stds: Vec<f64>,
+}
+
+impl Mixture {
+    pub fn mean(&self) -> Vec<f64> {
+        let d = self.means[0].len();
+        (0..d).map(|i| self.weights.iter().zip(&self.means).map(|(w, m)| w * m[i]).sum()).collect()
+    }
+
+    pub fn cov(&self) -> Vec<f64> {
+        let d = self.means[0].len();
+        let mu = self.mean();
+        let mut cov = vec![0.0; d * d];
+        for ((w, m), s) in self.weights.iter().zip(&self.means).zip(&self.stds) {
+            for i in 0..d {
+                for j in 0..d {
+                    cov[i * d + j] += w * (if i == j { s * s } else { 0.0 } + m[i] * m[j]);
+                }
+            }
+        }
+        for i in 0..d {
+            for j in 0..d {
+                cov[i * d + j] -= mu[i] * mu[j];
+            }
+        }
+        cov
+    }
+}
+
+impl ScoreFn for Mixture {
+    fn score(&self, x: Tensor<4>, t: f64) -> Tensor<4> {
+        let shape = x.dims();
+        let b = shape[0];
+        let d = self.means[0].len();
+        let device = x.device();
+        let (m, s) = self.sde.marginal(t);
+        let x = x.reshape([b, d]);
+        let mut logits = Vec::new();
+        let mut scores = Vec::new();
+        for ((w, mu), sk) in self.weights.iter().zip(&self.means).zip(&self.stds) {
+            let var = m * m * sk * sk + s * s;
+            let mu = Tensor::<2>::from_data(TensorData::new(mu.iter().map(|v| (m * v) as f32).collect(), [1, d]), &device);
+            let diff = x.clone() - mu; // [B, D]
+            let log_w = w.ln() - 0.5 * d as f64 * var.ln();
+            logits.push(diff.clone().powi_scalar(2).sum_dim(1) * (-0.5 / var) + log_w); // [B, 1]
+            scores.push(diff * (-1.0 / var)); // [B, D]
+        }
+        let resp = softmax(Tensor::cat(logits, 1), 1); // [B, K]
+        let mut score = Tensor::<2>::zeros([b, d], &device);
+        for (k, sk) in scores.into_iter().enumerate() {
+            score = score + sk * resp.clone().slice([0..b, k..k + 1]);
+        }
+        score.reshape(shape)
+    }
+}
+
+/// Gauss–Jordan inverse of a small SPD matrix.
+pub fn invert(a: &[f64], d: usize) -> Vec<f64> {
+    let mut m = a.to_vec();
+    let mut inv: Vec<f64> = (0..d * d).map(|i| if i / d == i % d { 1.0 } else { 0.0 }).collect();
+    for col in 0..d {
+        let pivot = (col..d).max_by(|&i, &j| m[i * d + col].abs().total_cmp(&m[j * d + col].abs())).unwrap();
+        for k in 0..d {
+            m.swap(col * d + k, pivot * d + k);
+            inv.swap(col * d + k, pivot * d + k);
+        }
+        let p = m[col * d + col];
+        for k in 0..d {
+            m[col * d + k] /= p;
+            inv[col * d + k] /= p;
+        }
+        for row in 0..d {
+            if row != col {
+                let f = m[row * d + col];
+                for k in 0..d {
+                    m[row * d + k] -= f * m[col * d + k];
+                    inv[row * d + k] -= f * inv[col * d + k];
+                }
+            }
+        }
+    }
+    inv
+}
+
+/// log det of an SPD matrix by Cholesky.
+pub fn log_det(a: &[f64], d: usize) -> f64 {
+    let mut l = vec![0.0; d * d];
+    let mut sum = 0.0;
+    for i in 0..d {
+        for j in 0..=i {
+            let mut v = a[i * d + j];
+            for k in 0..j {
+                v -= l[i * d + k] * l[j * d + k];
+            }
+            if i == j {
+                l[i * d + i] = v.sqrt();
+                sum += 2.0 * v.sqrt().ln();
+            } else {
+                l[i * d + j] = v / l[j * d + j];
+            }
+        }
+    }
+    sum
+}
+
+/// Reads a [B, ...] tensor into rows of D values.
+pub fn rows(x: Tensor<4>) -> (Vec<f64>, usize) {
+    let [b, c, h, w] = x.dims();
+    let data: Vec<f32> = x.into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(data.len(), b * c * h * w);
+    (data.into_iter().map(f64::from).collect(), c * h * w)
+}
+
+/// Sample mean and covariance of rows of D values.
+pub fn mean_cov(data: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = data.len() / d;
+    let mut mean = vec![0.0; d];
+    for row in data.chunks(d) {
+        for i in 0..d {
+            mean[i] += row[i] / n as f64;
+        }
+    }
+    let mut cov = vec![0.0; d * d];
+    for row in data.chunks(d) {
+        for i in 0..d {
+            for j in 0..d {
+                cov[i * d + j] += (row[i] - mean[i]) * (row[j] - mean[j]) / (n - 1) as f64;
+            }
+        }
+    }
+    (mean, cov)
+}
+
+pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
