@@ -7,12 +7,21 @@
 //!   probability-flow ODE (Euler, Heun, RK45); inpainting.
 //! - [`likelihood`]: exact log-likelihood and bits/dim through the probability-flow ODE.
 
+pub mod backend;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod data;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod io;
 pub mod likelihood;
 pub mod model;
 pub mod sampling;
 pub mod sde;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod train;
 pub mod weights;
+#[cfg(all(target_arch = "wasm32", feature = "web"))]
+pub mod web;
 
 pub use burn::prelude::{Device, Tensor};
 pub use error::{ConfigError, SampleError, WeightsError};

@@ -198,6 +198,13 @@ pub struct ScoreNet {
 }
 
 impl ScoreNet {
+    /// Keeps the random Fourier frequencies fixed during training (they are features, not
+    /// parameters; a loaded checkpoint marks every tensor trainable again).
+    pub fn with_frozen_features(mut self) -> Self {
+        self.fourier = self.fourier.set_require_grad(false);
+        self
+    }
+
     /// Raw network output.
     ///
     /// - `x`: [B, C, H, W] noisy images

@@ -339,6 +339,16 @@ impl Noise {
         Self { seed, draws: 0 }
     }
 
+    /// Continues a stream after `draws` draws (to resume a saved run).
+    pub fn resume(seed: u64, draws: u64) -> Self {
+        Self { seed, draws }
+    }
+
+    /// Draws so far.
+    pub fn draws(&self) -> u64 {
+        self.draws
+    }
+
     fn reseed(&mut self, device: &Device) {
         // SplitMix64 finaliser of (seed, draw): distinct, well-mixed seeds per draw.
         let mut z = self.seed ^ self.draws.wrapping_mul(0x9E37_79B9_7F4A_7C15);

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# scorefield's one entry point.
+#   ./build.sh test              all tests: cargo tests (CPU + native wgpu on lavapipe when present)
+#   ./build.sh serve [--port N]  install what is missing, build the wasm package, serve the demo
+#   ./build.sh wasm              build pkg/ only
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$PWD
+TOOLS=$ROOT/.tools
+# Cargo's build output lives outside the clone, so fresh clones (CI) on this machine reuse it.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/scorefield/target}
+# Native builds carry both backends: Burn's CPU backend (flex) and wgpu. One feature set for the
+# tests and the CLI, so that cargo builds the dependencies once.
+NATIVE_FEATURES=wgpu
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+APT_UPDATED=0
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    log "missing Debian packages: ${missing[*]} (not root: install them and rerun)"
+    return 1
+  fi
+  log "installing ${missing[*]}"
+  [ $APT_UPDATED = 1 ] || { apt-get update -qq >/dev/null; APT_UPDATED=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_wasm_tools() {
+  rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown || {
+    log "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  }
+  local version
+  version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
+  if ! "$TOOLS/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$version"; then
+    log "installing wasm-bindgen-cli $version into .tools/"
+    # Not --locked: the registry lacks one of its locked dependencies.
+    cargo install wasm-bindgen-cli --version "$version" --root "$TOOLS" --quiet
+  fi
+  apt_install binaryen || log "binaryen unavailable: the wasm is not shrunk with wasm-opt"
+}
+
+build_wasm() {
+  ensure_wasm_tools
+  log "building the wasm library (release)"
+  RUSTFLAGS="--cfg getrandom_backend=\"wasm_js\" -C target-feature=+simd128 ${RUSTFLAGS:-}" \
+    cargo build --lib --release --target wasm32-unknown-unknown --no-default-features --features web
+  rm -rf pkg
+  "$TOOLS/bin/wasm-bindgen" --target web --no-typescript --out-dir pkg "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/scorefield.wasm"
+  if command -v wasm-opt >/dev/null; then
+    log "shrinking with wasm-opt"
+    wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+      --strip-debug --strip-producers pkg/scorefield_bg.wasm -o pkg/scorefield_bg.wasm
+  fi
+  sizes
+}
+
+sizes() {
+  log "transfer sizes (raw / gzip)"
+  for f in pkg/scorefield_bg.wasm pkg/scorefield.js www/models/*.safetensors; do
+    [ -f "$f" ] || continue
+    printf '  %-40s %10d B  %10d B gzip\n' "$f" "$(stat -c %s "$f")" "$(gzip -9 -c "$f" | wc -c)"
+  done
+}
+
+cmd_test() {
+  # Mesa's lavapipe gives native wgpu a CPU Vulkan device, so the wgpu tests run, not skip.
+  apt_install mesa-vulkan-drivers libvulkan1 || log "no lavapipe: the native wgpu tests will skip"
+  log "cargo test (features: $NATIVE_FEATURES)"
+  cargo test --release --features "$NATIVE_FEATURES"
+}
+
+cmd_serve() {
+  local port=8080
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --port) port=$2; shift 2 ;;
+      --port=*) port=${1#--port=}; shift ;;
+      *) echo "unknown option $1" >&2; exit 2 ;;
+    esac
+  done
+  build_wasm
+  log "serving http://127.0.0.1:$port/"
+  exec python3 "$ROOT/tools/serve.py" --port "$port" --root "$ROOT"
+}
+
+case ${1:-} in
+  test) shift; cmd_test "$@" ;;
+  serve) shift; cmd_serve "$@" ;;
+  wasm) shift; build_wasm ;;
+  *) echo "usage: ./build.sh test | serve [--port N] | wasm" >&2; exit 2 ;;
+esac

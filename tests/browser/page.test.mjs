@@ -1,0 +1,143 @@
+// The demo page in a real browser. Few steps and small batches: the software WebGPU adapter here
+// is slow (seconds per score evaluation).
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { ARTIFACTS, launch, openPage, serve } from './harness.mjs';
+
+let server;
+let gpu;
+before(async () => {
+  server = await serve();
+  gpu = await launch({ webgpu: true });
+});
+after(async () => {
+  await gpu?.close();
+  server?.close();
+});
+
+async function waitLoaded(page) {
+  await page.waitForFunction(() => document.getElementById('badge').dataset.backend || !document.getElementById('error').hidden, null, { timeout: 120_000 });
+}
+
+async function setControls(page, { sampler, steps, batch, seed, corrector }) {
+  await page.selectOption('#sampler', sampler);
+  await page.fill('#steps', String(steps));
+  await page.fill('#batch', String(batch));
+  await page.fill('#seed', String(seed));
+  if (corrector) await page.fill('#corrector', String(corrector));
+}
+
+async function generate(page) {
+  await page.click('#generate');
+  await page.waitForFunction(() => /^done|cancelled/.test(document.getElementById('status').textContent) || !document.getElementById('error').hidden, null, { timeout: 300_000 });
+  const error = await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
+  assert.equal(error, '', `the page showed an error: ${error}`);
+  return page.evaluate(() => ({ shape: window.scorefield.lastResult.shape, data: Array.from(window.scorefield.lastResult.data) }));
+}
+
+test('the page loads on WebGPU and Generate gives a non-blank, NaN-free, reproducible grid', async () => {
+  const page = await openPage(gpu, `${server.url}?backend=webgpu`);
+  await waitLoaded(page);
+  assert.equal(await page.$eval('#badge', (b) => b.dataset.backend), 'webgpu', await page.$eval('#badge', (b) => b.textContent));
+  await setControls(page, { sampler: 'em', steps: 3, batch: 4, seed: 7 });
+  const first = await generate(page);
+  assert.deepEqual(first.shape, [4, 1, 28, 28]);
+  assert.ok(first.data.every(Number.isFinite), 'the samples contain NaN or ±∞');
+  const mean = first.data.reduce((a, b) => a + b, 0) / first.data.length;
+  const std = Math.sqrt(first.data.reduce((a, b) => a + (b - mean) ** 2, 0) / first.data.length);
+  assert.ok(std > 0.01, `the samples are blank (std ${std})`);
+  const canvas = await page.$eval('#grid', (c) => [c.width, c.height]);
+  assert.ok(canvas[0] > 28 * 2 && canvas[1] > 28 * 2, `grid canvas is ${canvas}`);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'page-after-generate.png'), fullPage: true });
+  const second = await generate(page);
+  const diff = Math.max(...first.data.map((v, i) => Math.abs(v - second.data[i])));
+  assert.ok(diff <= 1e-6, `same seed, different samples (max diff ${diff})`);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('painting a mask and inpainting changes only the masked pixels', async () => {
+  const page = await openPage(gpu, `${server.url}?backend=webgpu`);
+  await waitLoaded(page);
+  await setControls(page, { sampler: 'em', steps: 3, batch: 2, seed: 3 });
+  await generate(page);
+  // Pick the first sample, mask its right half with the brush tool and a stroke, and inpaint.
+  const grid = await page.$('#grid');
+  const box = await grid.boundingBox();
+  await page.mouse.click(box.x + box.width * 0.2, box.y + box.height * 0.4);
+  await page.click('button[data-region="right"]');
+  const src = await (await page.$('#source')).boundingBox();
+  await page.mouse.move(src.x + src.width * 0.1, src.y + src.height * 0.9);
+  await page.mouse.down();
+  await page.mouse.move(src.x + src.width * 0.3, src.y + src.height * 0.95, { steps: 5 });
+  await page.mouse.up();
+  await page.selectOption('#sampler', 'pc');
+  await page.click('#inpaint');
+  await page.waitForFunction(() => window.scorefield.lastInpaint || !document.getElementById('error').hidden, null, { timeout: 300_000 });
+  const error = await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
+  assert.equal(error, '', error);
+  const out = await page.evaluate(() => {
+    const r = window.scorefield.lastInpaint;
+    return { shape: r.shape, data: Array.from(r.data), image: Array.from(r.image), keep: Array.from(r.keep) };
+  });
+  const n = out.image.length;
+  assert.deepEqual(out.shape, [2, 1, 28, 28]);
+  let changed = 0;
+  for (let b = 0; b < 2; b++) {
+    for (let i = 0; i < n; i++) {
+      const v = out.data[b * n + i];
+      assert.ok(Number.isFinite(v));
+      if (out.keep[i] === 1) assert.ok(Math.abs(v - out.image[i]) <= 1 / 255, `kept pixel ${i} changed: ${out.image[i]} → ${v}`);
+      else if (Math.abs(v - out.image[i]) > 1 / 255) changed++;
+    }
+  }
+  assert.ok(out.keep.filter((k) => k === 0).length >= 28 * 14, 'the mask covers the right half');
+  assert.ok(changed > 50, `only ${changed} masked pixels changed`);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'page-after-inpaint.png'), fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('Cancel stops a run within a step', async () => {
+  const page = await openPage(gpu, `${server.url}?backend=webgpu`);
+  await waitLoaded(page);
+  await setControls(page, { sampler: 'em', steps: 500, batch: 1, seed: 1 });
+  await page.click('#generate');
+  await page.waitForFunction(() => /^step [1-9]/.test(document.getElementById('status').textContent), null, { timeout: 120_000 });
+  const start = Date.now();
+  await page.click('#cancel');
+  await page.waitForFunction(() => /cancelled/.test(document.getElementById('status').textContent), null, { timeout: 60_000 });
+  const status = await page.$eval('#status', (s) => s.textContent);
+  const step = Number(/cancelled at step (\d+)/.exec(status)?.[1]);
+  assert.ok(step > 0 && step < 500, status);
+  assert.equal(await page.$eval('#generate', (b) => b.disabled), false, 'Generate is usable again');
+  console.log(`cancelled at step ${step}, ${Date.now() - start} ms after the click`);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('without WebGPU the page falls back to the CPU and still generates', async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const page = await openPage(browser, server.url);
+    await waitLoaded(page);
+    assert.equal(await page.$eval('#badge', (b) => b.dataset.backend), 'cpu');
+    await setControls(page, { sampler: 'ode-heun', steps: 2, batch: 2, seed: 5 });
+    const out = await generate(page);
+    assert.deepEqual(out.shape, [2, 1, 28, 28]);
+    assert.ok(out.data.every(Number.isFinite));
+    assert.deepEqual(page.errors, []);
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a broken model URL shows a readable error on the page', async () => {
+  const page = await openPage(gpu, `${server.url}?model=models/missing.json&backend=cpu`);
+  await page.waitForFunction(() => !document.getElementById('error').hidden, null, { timeout: 60_000 });
+  const message = await page.$eval('#error', (e) => e.textContent);
+  assert.match(message, /could not fetch the model card at .*missing\.json: HTTP 404/);
+  assert.equal(await page.$eval('#generate', (b) => b.disabled), true);
+  await page.close();
+});

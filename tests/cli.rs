@@ -1,0 +1,115 @@
+//! The `scorefield` command line, end to end on a small randomly initialised model.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use scorefield::io::{self, Batch, NpyData};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_scorefield"))
+}
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("scorefield-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the command; returns (success, stdout, stderr).
+fn run(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+fn init_small(dir: &Path) -> PathBuf {
+    let card = dir.join("tiny.json");
+    let (ok, stdout, stderr) = run(bin().args(["init", "--out"]).arg(&card).args(["--height", "8", "--width", "8", "--widths", "8,16", "--embed-dim", "16"]));
+    assert!(ok, "init failed: {stderr}");
+    assert!(stdout.contains("untrained"), "{stdout}");
+    assert!(dir.join("tiny.safetensors").exists());
+    card
+}
+
+#[test]
+fn init_sample_inpaint_and_likelihood_work_end_to_end() {
+    let dir = workdir("e2e");
+    let card = init_small(&dir);
+    for sampler in ["em", "rd", "pc", "ald", "ode-euler", "ode-heun", "ode-rk45"] {
+        let png = dir.join(format!("{sampler}.png"));
+        let npy = dir.join(format!("{sampler}.npy"));
+        let (ok, stdout, stderr) = run(bin()
+            .args(["sample", "--model"])
+            .arg(&card)
+            .args(["--sampler", sampler, "--steps", "4", "--corrector-steps", "2", "--rtol", "1e-2", "--atol", "1e-2", "--n", "3", "--seed", "1", "--out"])
+            .arg(&png)
+            .arg("--npy")
+            .arg(&npy));
+        assert!(ok, "{sampler}: {stderr}");
+        assert!(stdout.contains("3 samples"), "{stdout}");
+        let (shape, data) = io::read_npy(&npy).unwrap();
+        assert_eq!(shape, [3, 1, 8, 8], "{sampler}");
+        assert!(matches!(data, NpyData::F32(v) if v.iter().all(|x| x.is_finite())));
+        assert!(io::read_png(&png, 1).is_ok());
+    }
+
+    // Inpaint: keep the left half of an image, generate the right half.
+    let image = Batch { shape: [1, 1, 8, 8], data: (0..64).map(|i| (i % 8) as f32 / 8.0).collect() };
+    let mask = Batch { shape: [1, 1, 8, 8], data: (0..64).map(|i| if i % 8 < 4 { 1.0 } else { 0.0 }).collect() };
+    io::write_npy(&dir.join("image.npy"), &image).unwrap();
+    io::write_npy(&dir.join("mask.npy"), &mask).unwrap();
+    let (ok, stdout, stderr) = run(bin()
+        .args(["inpaint", "--model"])
+        .arg(&card)
+        .args(["--image"])
+        .arg(dir.join("image.npy"))
+        .arg("--mask")
+        .arg(dir.join("mask.npy"))
+        .args(["--sampler", "pc", "--steps", "5", "--n", "2", "--out"])
+        .arg(dir.join("inpainted.png"))
+        .arg("--npy")
+        .arg(dir.join("inpainted.npy")));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("32 of 64 pixels kept"), "{stdout}");
+    let (_, NpyData::F32(out)) = io::read_npy(&dir.join("inpainted.npy")).unwrap() else { panic!("dtype") };
+    for copy in out.chunks(64) {
+        for i in 0..64 {
+            if i % 8 < 4 {
+                assert_eq!(copy[i], image.data[i], "kept pixel {i} changed");
+            }
+        }
+    }
+
+    // Likelihood of the samples (continuous) and of a PNG (dequantised).
+    let (ok, stdout, stderr) = run(bin().args(["likelihood", "--model"]).arg(&card).arg("--images").arg(dir.join("em.npy")).args(["--rtol", "1e-3", "--atol", "1e-3"]));
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().filter(|l| l.starts_with("image ")).count(), 3, "{stdout}");
+    let mean_line = stdout.lines().find(|l| l.starts_with("mean:")).expect("a mean line");
+    let mean: f64 = mean_line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(mean.is_finite() && mean.abs() < 100.0, "{mean_line}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn errors_are_one_clear_line_and_a_failure_status() {
+    let dir = workdir("errors");
+    let card = init_small(&dir);
+    let out = dir.join("x.png");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["sample".into(), "--model".into(), card.display().to_string(), "--sampler".into(), "euler".into()], "`sampler` is `euler`"),
+        (vec!["sample".into(), "--model".into(), card.display().to_string(), "--steps".into(), "0".into()], "`steps` must be"),
+        (vec!["sample".into(), "--model".into(), card.display().to_string(), "--n".into(), "0".into()], "`batch` must be"),
+        (vec!["sample".into(), "--model".into(), dir.join("missing.json").display().to_string()], "missing.json"),
+    ];
+    for (args, expected) in cases {
+        let (ok, _, stderr) = run(bin().args(&args).arg("--out").arg(&out));
+        assert!(!ok, "{args:?} succeeded");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: ") && stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    // A corrupt weights file names the problem.
+    std::fs::write(dir.join("tiny.safetensors"), b"garbage").unwrap();
+    let (ok, _, stderr) = run(bin().args(["sample", "--model"]).arg(&card).arg("--out").arg(&out));
+    assert!(!ok);
+    assert!(stderr.contains("truncated or corrupt"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,50 @@
+//! Native wgpu against the CPU backend, on a tiny model (the first kernels compile slowly on a
+//! software Vulkan device such as Mesa's lavapipe). Skipped, with the reason printed, where this
+//! build has no wgpu or the machine has no adapter.
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_and_cpu_agree_on_a_tiny_model() {
+    use burn::prelude::*;
+    use pollster::block_on;
+    use scorefield::sampling::{self, SampleOptions, Sampler, no_observer};
+    use scorefield::{ModelCard, ScoreFn, ScoreNetConfig, Sde, weights};
+
+    let gpu = match scorefield::backend::wgpu_native() {
+        Ok(b) => b,
+        Err(reason) => {
+            println!("skipped: {reason} (install mesa-vulkan-drivers for a CPU Vulkan device)");
+            return;
+        }
+    };
+    println!("wgpu adapter: {}", gpu.adapter);
+    let cpu = Device::flex();
+    let arch = ScoreNetConfig { height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, ..Default::default() };
+    let card = ModelCard::new("tiny", arch, Sde::ve(10.0));
+    let bytes = weights::save(&weights::init(&card, &cpu).unwrap()).unwrap();
+    let on_cpu = weights::load(&card, &bytes, &cpu).unwrap();
+    let on_gpu = weights::load(&card, &bytes, &gpu.device).unwrap();
+
+    let x: Vec<f32> = (0..2 * 64).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
+    let score = |model: &scorefield::ScoreModel, device: &Device| {
+        let x = Tensor::<4>::from_data(TensorData::new(x.clone(), [2, 1, 8, 8]), device);
+        model.score(x, 0.3).into_data().try_to_vec::<f32>().unwrap()
+    };
+    let (a, b) = (score(&on_cpu, &cpu), score(&on_gpu, &gpu.device));
+    let diff = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+    let scale = a.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+    println!("max |cpu − wgpu| = {diff:e} (scores up to {scale})");
+    assert!(diff <= 1e-3 * scale.max(1.0), "wgpu and cpu scores differ by {diff}");
+
+    // A short sampler run on the GPU device gives finite samples of the right shape.
+    let opts = SampleOptions { sampler: Sampler::EulerMaruyama, steps: 3, ..Default::default() };
+    let out = block_on(sampling::sample(&on_gpu, &on_gpu.sde, [2, 1, 8, 8], &opts, &gpu.device, &mut no_observer())).unwrap();
+    assert_eq!(out.x.dims(), [2, 1, 8, 8]);
+    assert!(out.x.into_data().try_to_vec::<f32>().unwrap().iter().all(|v| v.is_finite()));
+}
+
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn wgpu_and_cpu_agree_on_a_tiny_model() {
+    println!("skipped: this build has no wgpu feature (./build.sh test builds with it)");
+}

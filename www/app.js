@@ -1,0 +1,173 @@
+// The demo page: generate, watch the samples emerge, pick one, paint a mask, inpaint.
+import { RemoteModel } from './client.js';
+import { drawGrid, gridIndexAt } from './render.js';
+import { Painter, imageFromFile } from './painter.js';
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+// ?backend=webgpu|cpu|auto and ?model=URL let tests and researchers pick.
+const model = new RemoteModel(params.get('model') ?? 'models/mnist.json', params.get('backend') ?? 'auto');
+let card = null;
+let lastResult = null;
+let painter = null;
+let busy = false;
+// A handle for the console and the browser tests.
+window.scorefield = { model, lastResult: null, lastInpaint: null, get painter() { return painter; } };
+
+function showError(message) {
+  const el = $('error');
+  el.textContent = message;
+  el.hidden = !message;
+}
+
+function setBusy(value) {
+  busy = value;
+  $('generate').disabled = value || !card;
+  $('inpaint').disabled = value || !card;
+  $('cancel').disabled = !value;
+}
+
+function formatSeconds(s) {
+  return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+function options() {
+  const sampler = $('sampler').value;
+  const opts = {
+    sampler,
+    steps: Number($('steps').value),
+    batch: Number($('batch').value),
+    seed: Number($('seed').value),
+  };
+  if (sampler === 'pc' || sampler === 'ald') opts.correctorSteps = Number($('corrector').value);
+  if (sampler === 'pc') opts.snr = Number($('snr').value);
+  return opts;
+}
+
+function updateSamplerFields() {
+  const sampler = $('sampler').value;
+  for (const label of document.querySelectorAll('label[data-for]')) label.hidden = !label.dataset.for.split(' ').includes(sampler);
+}
+
+/** Runs generate or inpaint with a progress bar, live previews drawn on `canvas`. */
+async function run(type, opts, canvas) {
+  showError('');
+  setBusy(true);
+  const start = performance.now();
+  $('bar').value = 0;
+  $('status').textContent = 'starting…';
+  try {
+    const result = await model[type](opts, (p) => {
+      const elapsed = (performance.now() - start) / 1000;
+      $('bar').value = p.progress;
+      const left = p.progress > 0.02 ? ` · ~${formatSeconds((elapsed * (1 - p.progress)) / p.progress)} left` : '';
+      $('status').textContent = `step ${p.step}${p.total ? ` / ${p.total}` : ''} · ${formatSeconds(elapsed)}${left}`;
+      if (p.preview) drawGrid(canvas, p.preview.data, p.preview.shape, { range: card.image.range, scale: scaleFor(p.preview.shape) });
+    });
+    $('bar').value = 1;
+    $('status').textContent = `done: ${result.shape[0]} × ${opts.sampler}, ${result.evals} score evaluations in ${formatSeconds(result.seconds)}`;
+    drawGrid(canvas, result.data, result.shape, { range: card.image.range, scale: scaleFor(result.shape) });
+    return result;
+  } catch (e) {
+    $('status').textContent = '';
+    showError(e.message.startsWith('cancelled') ? '' : e.message);
+    if (e.message.startsWith('cancelled')) $('status').textContent = e.message;
+    return null;
+  } finally {
+    setBusy(false);
+  }
+}
+
+function scaleFor(shape) {
+  const cols = Math.ceil(Math.sqrt(shape[0]));
+  const width = Math.min(640, document.querySelector('main').clientWidth - 48);
+  return Math.max(1, Math.floor(width / (cols * (shape[3] + 1) + 1)));
+}
+
+function pickSample(i) {
+  if (!lastResult || i < 0) return;
+  const [, c, h, w] = lastResult.shape;
+  const n = c * h * w;
+  painter.setImage(lastResult.data.slice(i * n, (i + 1) * n));
+  $('mask-info').textContent = `sample ${i + 1} is the source; paint the part to regenerate`;
+}
+
+function updateMaskInfo() {
+  const n = painter.paintedCount();
+  $('mask-info').textContent = n ? `${n} pixels will be regenerated` : 'no mask painted yet';
+}
+
+async function main() {
+  updateSamplerFields();
+  $('sampler').addEventListener('change', updateSamplerFields);
+  try {
+    const info = await model.load();
+    card = info.card;
+    const badge = $('badge');
+    badge.textContent = `${info.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${info.adapter}${info.fallbackReason ? ` (${info.fallbackReason})` : ''}`;
+    badge.className = `badge ${info.backend}`;
+    badge.dataset.backend = info.backend;
+    const [c, h, w] = [card.image.channels, card.image.height, card.image.width];
+    painter = new Painter($('source'), { channels: c, height: h, width: w, range: card.image.range });
+    painter.onchange = updateMaskInfo;
+    updateMaskInfo();
+    setBusy(false);
+  } catch (e) {
+    $('badge').textContent = 'model not loaded';
+    showError(`Could not load the model: ${e.message}`);
+    return;
+  }
+
+  $('controls').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    if (busy) return;
+    const result = await run('generate', options(), $('grid'));
+    if (result) {
+      lastResult = result;
+      window.scorefield.lastResult = result;
+      $('download').disabled = false;
+    }
+  });
+  $('cancel').addEventListener('click', () => model.cancel());
+  $('download').addEventListener('click', () => {
+    $('grid').toBlob((blob) => {
+      const a = document.createElement('a');
+      a.href = URL.createObjectURL(blob);
+      a.download = `scorefield-${$('sampler').value}-seed${$('seed').value}.png`;
+      a.click();
+      setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+    });
+  });
+  $('grid').addEventListener('click', (e) => {
+    if (!lastResult) return;
+    const rect = e.currentTarget.getBoundingClientRect();
+    pickSample(gridIndexAt(e.currentTarget, lastResult.shape, e.clientX - rect.left, e.clientY - rect.top));
+  });
+  for (const radio of document.querySelectorAll('input[name=tool]')) radio.addEventListener('change', () => (painter.tool = radio.value));
+  $('brush').addEventListener('input', () => (painter.radius = Number($('brush').value)));
+  for (const b of document.querySelectorAll('button[data-region]')) b.addEventListener('click', () => painter.maskRegion(b.dataset.region));
+  $('undo').addEventListener('click', () => painter.undo());
+  $('clear-mask').addEventListener('click', () => painter.clearMask());
+  $('clear-image').addEventListener('click', () => painter.setImage(new Float32Array(painter.image.length).fill(card.image.range[0])));
+  $('file').addEventListener('change', async () => {
+    const file = $('file').files[0];
+    if (!file) return;
+    try {
+      painter.setImage(await imageFromFile(file, painter.shape, card.image.range));
+    } catch (e) {
+      showError(`Could not read ${file.name}: ${e.message}`);
+    }
+  });
+  $('inpaint').addEventListener('click', async () => {
+    if (busy) return;
+    if (!painter.paintedCount()) {
+      showError('Paint the part of the image to regenerate first.');
+      return;
+    }
+    const opts = { ...options(), image: painter.image, mask: painter.keepMask() };
+    const result = await run('inpaint', opts, $('inpainted'));
+    if (result) window.scorefield.lastInpaint = { ...result, image: opts.image, keep: opts.mask };
+  });
+}
+
+main();

@@ -1,0 +1,69 @@
+// Talks to the model worker with promises. One worker per page, shared by everything on it.
+let worker = null;
+let nextId = 1;
+const pending = new Map();
+
+function getWorker() {
+  if (worker) return worker;
+  worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  worker.onmessage = (event) => {
+    const { id, status } = event.data;
+    const request = pending.get(id);
+    if (!request) return;
+    if (status === 'progress') {
+      request.onProgress?.(event.data.progress);
+    } else {
+      pending.delete(id);
+      if (status === 'result') request.resolve(event.data.result);
+      else request.reject(new Error(event.data.error));
+    }
+  };
+  worker.onerror = (event) => {
+    const error = new Error(`the model worker failed: ${event.message || 'could not start (is pkg/ built?)'}`);
+    for (const request of pending.values()) request.reject(error);
+    pending.clear();
+  };
+  return worker;
+}
+
+function request(message, onProgress) {
+  const id = nextId++;
+  const promise = new Promise((resolve, reject) => pending.set(id, { resolve, reject, onProgress }));
+  getWorker().postMessage({ ...message, id });
+  return { id, promise };
+}
+
+/** A model in the worker. `url` is resolved against the page. */
+export class RemoteModel {
+  constructor(url, backend = 'auto') {
+    this.url = new URL(url, document.baseURI).href;
+    this.backend = backend;
+    this.current = null;
+  }
+
+  /** Loads the model; resolves to {backend, adapter, card, fallbackReason}. */
+  load() {
+    return request({ type: 'load', url: this.url, backend: this.backend }).promise;
+  }
+
+  /** Runs generate or inpaint; onProgress gets {step, total, t, progress, preview?}. */
+  run(type, options, onProgress) {
+    const { id, promise } = request({ type, url: this.url, backend: this.backend, options }, onProgress);
+    this.current = id;
+    return promise.finally(() => {
+      if (this.current === id) this.current = null;
+    });
+  }
+
+  generate(options, onProgress) {
+    return this.run('generate', options, onProgress);
+  }
+
+  inpaint(options, onProgress) {
+    return this.run('inpaint', options, onProgress);
+  }
+
+  cancel() {
+    if (this.current !== null) getWorker().postMessage({ type: 'cancel', target: this.current, id: 0 });
+  }
+}

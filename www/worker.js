@@ -1,0 +1,73 @@
+// The model lives in this module worker, so the page stays responsive while it samples (WebGPU
+// works in workers). One worker can hold several models; every message carries an id, and every
+// answer is {id, status: 'progress' | 'result' | 'error', ...}.
+import init, { ScoreModel } from '../pkg/scorefield.js';
+
+const ready = init({ module_or_path: new URL('../pkg/scorefield_bg.wasm', import.meta.url) });
+const models = new Map(); // card URL + backend -> Promise<ScoreModel>
+const running = new Map(); // request id -> ScoreModel
+
+// 'auto' takes WebGPU unless the browser only offers a software fallback adapter, on which the
+// CPU build is faster (measured: see docs/PERFORMANCE.md).
+async function chooseBackend(requested) {
+  if (requested !== 'auto') return { backend: requested, reason: null };
+  if (!('gpu' in navigator)) return { backend: 'cpu', reason: 'this browser has no WebGPU' };
+  let adapter = null;
+  try {
+    adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (e) {
+    return { backend: 'cpu', reason: `WebGPU adapter request failed: ${e.message}` };
+  }
+  if (!adapter) return { backend: 'cpu', reason: 'no WebGPU adapter' };
+  const fallback = adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter ?? false;
+  if (fallback) return { backend: 'cpu', reason: 'the WebGPU adapter is a software fallback; the CPU is faster' };
+  return { backend: 'webgpu', reason: null };
+}
+
+function describe(model, reason) {
+  return { backend: model.backend, adapter: model.adapter, card: model.card, fallbackReason: reason ?? model.fallbackReason ?? null };
+}
+
+async function load(url, requested) {
+  const { backend, reason } = await chooseBackend(requested);
+  const key = `${url} ${backend}`;
+  if (!models.has(key)) {
+    const loading = ready.then(() => ScoreModel.load(url, { backend }));
+    models.set(key, loading);
+    loading.catch(() => models.delete(key)); // a failed load may be retried
+  }
+  return { model: await models.get(key), reason };
+}
+
+self.onmessage = async (event) => {
+  const { id, type } = event.data;
+  try {
+    if (type === 'cancel') {
+      running.get(event.data.target)?.cancel();
+      return;
+    }
+    if (type === 'load') {
+      const { model, reason } = await load(event.data.url, event.data.backend ?? 'auto');
+      self.postMessage({ id, status: 'result', result: describe(model, reason) });
+      return;
+    }
+    if (type === 'generate' || type === 'inpaint') {
+      const { model } = await load(event.data.url, event.data.backend ?? 'auto');
+      running.set(id, model);
+      const onProgress = (p) => {
+        const message = { id, status: 'progress', progress: p };
+        self.postMessage(message, p.preview ? [p.preview.data.buffer] : []);
+      };
+      try {
+        const out = await model[type](event.data.options, onProgress);
+        self.postMessage({ id, status: 'result', result: out }, [out.data.buffer]);
+      } finally {
+        running.delete(id);
+      }
+      return;
+    }
+    throw new Error(`unknown request type ${type}`);
+  } catch (e) {
+    self.postMessage({ id, status: 'error', error: e?.message ?? String(e) });
+  }
+};
