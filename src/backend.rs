@@ -20,7 +20,9 @@ pub fn cpu() -> Backend {
 #[cfg(feature = "wgpu")]
 fn describe(setup: &burn::tensor::wgpu::WgpuSetup) -> String {
     let info = setup.adapter.get_info();
-    format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type)
+    // Browsers hide the adapter's name; the vendor and architecture are what they tell.
+    let name = [info.name.as_str(), info.driver.as_str()].into_iter().find(|s| !s.is_empty()).map(str::to_string).unwrap_or_else(|| format!("vendor {:#x}", info.vendor));
+    format!("{name} ({:?}, {:?})", info.backend, info.device_type)
 }
 
 /// Starts native wgpu once per process; later calls return the same device, or the same error.

@@ -88,7 +88,9 @@ function pickSample(i) {
   if (!lastResult || i < 0) return;
   const [, c, h, w] = lastResult.shape;
   const n = c * h * w;
-  painter.setImage(lastResult.data.slice(i * n, (i + 1) * n));
+  // Samples can overshoot the data range a little; the source is what the grid shows, clamped.
+  const [lo, hi] = card.image.range;
+  painter.setImage(lastResult.data.slice(i * n, (i + 1) * n).map((v) => Math.min(hi, Math.max(lo, v))));
   $('mask-info').textContent = `sample ${i + 1} is the source; paint the part to regenerate`;
 }
 
