@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
-TOOLS=$ROOT/.tools
+TOOLS=${SCOREFIELD_TOOLS:-$HOME/.cache/scorefield/tools}   # outside the clone, shared by fresh clones
 # Cargo's build output lives outside the clone, so fresh clones (CI) on this machine reuse it.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/scorefield/target}
 # Native builds carry both backends: Burn's CPU backend (flex) and wgpu. One feature set for the
@@ -38,7 +38,7 @@ ensure_wasm_tools() {
   local version
   version=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
   if ! "$TOOLS/bin/wasm-bindgen" --version 2>/dev/null | grep -q "$version"; then
-    log "installing wasm-bindgen-cli $version into .tools/"
+    log "installing wasm-bindgen-cli $version into $TOOLS"
     # Not --locked: the registry lacks one of its locked dependencies.
     cargo install wasm-bindgen-cli --version "$version" --root "$TOOLS" --quiet
   fi
