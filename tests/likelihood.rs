@@ -36,13 +36,7 @@ fn bits_per_dim_of_gaussian_data_match_the_analytic_value() {
 /// Exact samples via a Cholesky factor and a seeded Box–Muller on the host.
 fn sample(target: &Gaussian, n: usize, seed: u64) -> Vec<f32> {
     let d = target.dim();
-    let mut l = vec![0.0f64; d * d];
-    for i in 0..d {
-        for j in 0..=i {
-            let s: f64 = (0..j).map(|k| l[i * d + k] * l[j * d + k]).sum();
-            l[i * d + j] = if i == j { (target.cov[i * d + i] - s).sqrt() } else { (target.cov[i * d + j] - s) / l[j * d + j] };
-        }
-    }
+    let l = target.cholesky();
     let mut state = seed;
     let mut uniform = || {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

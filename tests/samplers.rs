@@ -144,13 +144,7 @@ pub fn image_gaussian(sde: Sde) -> Gaussian {
 /// Exact samples of a Gaussian target via its Cholesky factor.
 pub fn sample_exact(target: &Gaussian, n: usize, device: &Device) -> Tensor<4> {
     let d = target.dim();
-    let mut l = vec![0.0f64; d * d];
-    for i in 0..d {
-        for j in 0..=i {
-            let s: f64 = (0..j).map(|k| l[i * d + k] * l[j * d + k]).sum();
-            l[i * d + j] = if i == j { (target.cov[i * d + i] - s).sqrt() } else { (target.cov[i * d + j] - s) / l[j * d + j] };
-        }
-    }
+    let l = target.cholesky();
     let lt: Vec<f32> = (0..d * d).map(|k| l[(k % d) * d + k / d] as f32).collect(); // Lᵀ
     let z = Tensor::<2>::random([n, d], burn::tensor::Distribution::Normal(0.0, 1.0), device);
     let mean = Tensor::<2>::from_data(TensorData::new(target.mean.iter().map(|&v| v as f32).collect(), [1, d]), device);

@@ -34,6 +34,11 @@ impl Gaussian {
         (invert(&cov_t, d), mean_t, cov_t)
     }
 
+    /// The lower-triangular L with L Lᵀ = Σ (row-major), to draw exact samples μ + L z.
+    pub fn cholesky(&self) -> Vec<f64> {
+        cholesky(&self.cov, self.dim())
+    }
+
     /// Exact log-density of x under p_t.
     pub fn log_density(&self, x: &[f64], t: f64) -> f64 {
         let d = self.dim();
@@ -151,25 +156,22 @@ pub fn invert(a: &[f64], d: usize) -> Vec<f64> {
     inv
 }
 
-/// log det of an SPD matrix by Cholesky.
-pub fn log_det(a: &[f64], d: usize) -> f64 {
+/// Cholesky factor L (row-major, lower) of an SPD matrix: L Lᵀ = a.
+pub fn cholesky(a: &[f64], d: usize) -> Vec<f64> {
     let mut l = vec![0.0; d * d];
-    let mut sum = 0.0;
     for i in 0..d {
         for j in 0..=i {
-            let mut v = a[i * d + j];
-            for k in 0..j {
-                v -= l[i * d + k] * l[j * d + k];
-            }
-            if i == j {
-                l[i * d + i] = v.sqrt();
-                sum += 2.0 * v.sqrt().ln();
-            } else {
-                l[i * d + j] = v / l[j * d + j];
-            }
+            let s: f64 = (0..j).map(|k| l[i * d + k] * l[j * d + k]).sum();
+            l[i * d + j] = if i == j { (a[i * d + i] - s).sqrt() } else { (a[i * d + j] - s) / l[j * d + j] };
         }
     }
-    sum
+    l
+}
+
+/// log det of an SPD matrix: twice the sum of the logs of its Cholesky diagonal.
+pub fn log_det(a: &[f64], d: usize) -> f64 {
+    let l = cholesky(a, d);
+    (0..d).map(|i| 2.0 * l[i * d + i].ln()).sum()
 }
 
 /// Reads a [B, ...] tensor into rows of D values.
