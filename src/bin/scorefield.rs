@@ -99,6 +99,17 @@ enum SdeChoice {
     SubVp,
 }
 
+impl SdeChoice {
+    /// The SDE with the paper's parameters (σ_max given for VE).
+    fn with(self, sigma_max: f64) -> Sde {
+        match self {
+            SdeChoice::Ve => Sde::ve(sigma_max),
+            SdeChoice::Vp => Sde::vp(),
+            SdeChoice::SubVp => Sde::sub_vp(),
+        }
+    }
+}
+
 #[derive(Args)]
 struct DeviceArg {
     /// Backend to run on.
@@ -301,11 +312,7 @@ fn train(a: TrainArgs) -> Result<(), String> {
         eprintln!("resuming {} at step {}", checkpoint.display(), t.step);
         t
     } else {
-        let sde = match a.sde {
-            SdeChoice::Ve => Sde::ve(a.sigma_max),
-            SdeChoice::Vp => Sde::vp(),
-            SdeChoice::SubVp => Sde::sub_vp(),
-        };
+        let sde = a.sde.with(a.sigma_max);
         let arch = ScoreNetConfig { widths: a.widths.clone(), embed_dim: a.embed_dim, ..Default::default() };
         let config = TrainConfig {
             steps: a.steps,
@@ -374,11 +381,7 @@ fn load(model: &Path, device: &Device) -> Result<(ModelCard, ScoreModel), String
 
 fn init(a: InitArgs) -> Result<(), String> {
     let device = device(a.device.device)?;
-    let sde = match a.sde {
-        SdeChoice::Ve => Sde::ve(a.sigma_max),
-        SdeChoice::Vp => Sde::vp(),
-        SdeChoice::SubVp => Sde::sub_vp(),
-    };
+    let sde = a.sde.with(a.sigma_max);
     let arch = ScoreNetConfig { channels: a.channels, height: a.height, width: a.width, widths: a.widths, embed_dim: a.embed_dim, ..Default::default() };
     let name = a.out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name like model.json")?;
     let card = ModelCard::new(name, arch, sde);

@@ -33,15 +33,6 @@ impl Predictor {
             Predictor::OdeHeun => heun(score, sde, x, t, t_next),
         }
     }
-
-    /// Score evaluations per update.
-    pub fn evals(self) -> usize {
-        match self {
-            Predictor::None => 0,
-            Predictor::OdeHeun => 2,
-            _ => 1,
-        }
-    }
 }
 
 /// Euler–Maruyama on the reverse SDE dx = [f(x,t) − g(t)² s(x,t)] dt + g(t) dw̄ (Song et al.
