@@ -3,6 +3,7 @@
 #   ./build.sh test              all tests: cargo tests (CPU + native wgpu on lavapipe when present)
 #   ./build.sh serve [--port N]  install what is missing, build the wasm package, serve the demo
 #   ./build.sh wasm              build pkg/ only
+#   ./build.sh dist              dist/: the <score-field> widget, pkg/, the models, an example post
 #   ./build.sh browser-test      only the browser tests
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -80,13 +81,26 @@ cmd_test() {
 # The page in headless Debian Chromium (never a downloaded browser), driven by playwright-core.
 cmd_browser_test() {
   apt_install chromium
-  build_wasm
+  cmd_dist
   if [ ! -d node_modules/playwright-core ]; then
     log "installing playwright-core (npm ci)"
     npm ci --no-audit --no-fund --loglevel=error
   fi
   log "browser tests (screenshots in tests/artifacts/)"
   node --test --test-concurrency=1 tests/browser/
+}
+
+# Everything a static host needs for the widget, flat: the modules, pkg/ beside them, the models.
+WIDGET_FILES="score-field.js client.js worker.js render.js painter.js example-post.html"
+cmd_dist() {
+  build_wasm
+  log "writing dist/"
+  rm -rf dist
+  mkdir -p dist/pkg dist/models
+  for f in $WIDGET_FILES; do cp "www/$f" dist/; done
+  cp -r pkg/. dist/pkg/
+  cp www/models/*.json www/models/*.safetensors dist/models/
+  log "dist/ ($(du -sh dist | cut -f1)): open dist/example-post.html through any static server"
 }
 
 cmd_serve() {
@@ -107,6 +121,7 @@ case ${1:-} in
   test) shift; cmd_test "$@" ;;
   serve) shift; cmd_serve "$@" ;;
   wasm) shift; build_wasm ;;
+  dist) shift; cmd_dist ;;
   browser-test) shift; cmd_browser_test ;;
-  *) echo "usage: ./build.sh test | serve [--port N] | wasm | browser-test" >&2; exit 2 ;;
+  *) echo "usage: ./build.sh test | serve [--port N] | wasm | dist | browser-test" >&2; exit 2 ;;
 esac

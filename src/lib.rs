@@ -5,12 +5,16 @@
 //! - [`weights`]: safetensors weights + JSON model card, checked on load.
 //! - [`sampling`]: Euler–Maruyama, reverse diffusion, predictor–corrector, annealed Langevin,
 //!   probability-flow ODE (Euler, Heun, RK45); inpainting.
+//! - [`evaluate`]: a digit classifier's view of samples (confident share, class entropy,
+//!   Fréchet distance of its features).
 //! - [`likelihood`]: exact log-likelihood and bits/dim through the probability-flow ODE.
 
 pub mod backend;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod data;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod evaluate;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod io;
 pub mod likelihood;

@@ -8,7 +8,7 @@
 //!                                              (p) => console.log(p.step, p.total, p.preview));
 //! ```
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use burn::prelude::*;
@@ -62,8 +62,21 @@ struct RunOptions {
     rtol: f64,
     atol: f64,
     denoise: bool,
-    /// Send a preview of x every this many steps (0: about 25 previews per run).
+    /// Send a preview every this many steps (0: about 25 previews per run).
     preview_every: f64,
+    /// What the previews show: `mean` (the step's noise-free mean, the default) or `x` (the noisy
+    /// state x(t) itself, as the trajectory view wants).
+    preview_of: PreviewOf,
+    /// A caller's id for this run, so that `cancel(runId)` stops this run and no other.
+    run_id: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum PreviewOf {
+    #[default]
+    Mean,
+    X,
 }
 
 impl Default for RunOptions {
@@ -81,6 +94,8 @@ impl Default for RunOptions {
             atol: d.atol,
             denoise: true,
             preview_every: 0.0,
+            preview_of: PreviewOf::Mean,
+            run_id: None,
         }
     }
 }
@@ -120,6 +135,11 @@ fn count(field: &'static str, v: f64, lo: usize, hi: usize) -> Result<usize, JsE
 }
 
 impl RunOptions {
+    /// The run id, checked: a whole number in 0..2³².
+    fn run_id(&self) -> Result<Option<u32>, JsError> {
+        self.run_id.map(|v| count("runId", v, 0, u32::MAX as usize).map(|v| v as u32)).transpose()
+    }
+
     fn to_sample_options(&self) -> Result<(SampleOptions, usize, usize), JsError> {
         let sampler: Sampler = self.sampler.parse().map_err(js_err)?;
         let steps = count("steps", self.steps, 1, sampling::MAX_STEPS)?;
@@ -153,6 +173,8 @@ struct ProgressInfo {
     step: usize,
     total: Option<usize>,
     t: f64,
+    /// Marginal std σ(t) of the model's SDE at t: the noise level of x(t).
+    sigma: f64,
     progress: f64,
 }
 
@@ -162,6 +184,8 @@ struct ProgressInfo {
 struct JsObserver {
     on_progress: Option<Function>,
     preview_every: usize,
+    preview_of: PreviewOf,
+    sde: crate::Sde,
     cancel: Rc<Cell<bool>>,
     last_yield: f64,
 }
@@ -172,10 +196,12 @@ impl Observer for JsObserver {
             return Flow::Cancel;
         }
         if let Some(f) = &self.on_progress {
-            let info = serde_wasm_bindgen::to_value(&ProgressInfo { step: s.step, total: s.total, t: s.t, progress: s.progress }).unwrap_or(JsValue::NULL);
+            let sigma = self.sde.marginal(s.t).1;
+            let info = serde_wasm_bindgen::to_value(&ProgressInfo { step: s.step, total: s.total, t: s.t, sigma, progress: s.progress }).unwrap_or(JsValue::NULL);
             let last = s.total.is_some_and(|t| s.step == t);
             if self.preview_every > 0 && (s.step % self.preview_every == 0 || s.step == 1) && !last {
-                if let Ok(preview) = tensor_to_js(s.x_mean.clone()).await {
+                let shown = if self.preview_of == PreviewOf::X { s.x } else { s.x_mean };
+                if let Ok(preview) = tensor_to_js(shown.clone()).await {
                     Reflect::set(&info, &"preview".into(), &preview).ok();
                 }
             }
@@ -248,7 +274,21 @@ pub struct WebModel {
     backend: Backend,
     /// Why `auto` did not take WebGPU, if it did not.
     fallback_reason: Option<String>,
-    cancel: Rc<Cell<bool>>,
+    /// The cancel flag of every run in progress, by run id: runs on one model (two widgets) do
+    /// not cancel each other.
+    runs: Rc<RefCell<Vec<(Option<u32>, Rc<Cell<bool>>)>>>,
+}
+
+/// Removes a run's cancel flag when the run ends, however it ends.
+struct RunGuard {
+    runs: Rc<RefCell<Vec<(Option<u32>, Rc<Cell<bool>>)>>>,
+    flag: Rc<Cell<bool>>,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        self.runs.borrow_mut().retain(|(_, f)| !Rc::ptr_eq(f, &self.flag));
+    }
 }
 
 #[wasm_bindgen(js_class = ScoreModel)]
@@ -283,7 +323,7 @@ impl WebModel {
             },
         };
         let model = weights::load(&card, weights, &backend.device).map_err(js_err)?;
-        Ok(WebModel { card, model, backend, fallback_reason, cancel: Rc::new(Cell::new(false)) })
+        Ok(WebModel { card, model, backend, fallback_reason, runs: Rc::new(RefCell::new(Vec::new())) })
     }
 
     /// "webgpu" or "cpu".
@@ -310,9 +350,14 @@ impl WebModel {
         js_sys::JSON::parse(&self.card.to_json()).unwrap_or(JsValue::NULL)
     }
 
-    /// Stops the running `generate`/`inpaint` within one step; it rejects with "cancelled".
-    pub fn cancel(&self) {
-        self.cancel.set(true);
+    /// Stops the run started with `runId` (or, without an id, every run of this model) within
+    /// one step; it rejects with "cancelled".
+    pub fn cancel(&self, run_id: Option<u32>) {
+        for (id, flag) in self.runs.borrow().iter() {
+            if run_id.is_none() || *id == run_id {
+                flag.set(true);
+            }
+        }
     }
 
     /// Draws `batch` samples. Resolves to `{data: Float32Array, shape, evals, seconds}`.
@@ -325,7 +370,7 @@ impl WebModel {
         let options: RunOptions = parse_options(options)?;
         let (sample_options, batch, preview_every) = options.to_sample_options()?;
         let [c, h, w] = self.card.image_shape();
-        let mut observer = self.observer(on_progress, preview_every, &sample_options);
+        let (mut observer, _guard) = self.observer(on_progress, preview_every, &options, &sample_options)?;
         let start = js_sys::Date::now();
         let out = sampling::sample(&self.model, &self.model.sde, [batch, c, h, w], &sample_options, &self.backend.device, &mut observer).await.map_err(js_err)?;
         self.finish(out, start, sample_options.sampler).await
@@ -348,7 +393,7 @@ impl WebModel {
         }
         let images: Vec<f32> = image.iter().copied().cycle().take(batch * per_image).collect();
         let known = Known::from_host(&images, &mask, [batch, c, h, w], self.card.image.range, &self.backend.device).map_err(js_err)?;
-        let mut observer = self.observer(on_progress, preview_every, &sample_options);
+        let (mut observer, _guard) = self.observer(on_progress, preview_every, &options, &sample_options)?;
         let start = js_sys::Date::now();
         let out = sampling::inpaint::inpaint(&self.model, &self.model.sde, &known, &sample_options, &mut observer).await.map_err(js_err)?;
         self.finish(out, start, sample_options.sampler).await
@@ -363,10 +408,14 @@ fn parse_options(options: JsValue) -> Result<RunOptions, JsError> {
 }
 
 impl WebModel {
-    fn observer(&self, on_progress: Option<Function>, preview_every: usize, options: &SampleOptions) -> JsObserver {
-        self.cancel.set(false);
+    /// The observer of a new run, and the guard that unregisters its cancel flag at the end.
+    fn observer(&self, on_progress: Option<Function>, preview_every: usize, run: &RunOptions, options: &SampleOptions) -> Result<(JsObserver, RunGuard), JsError> {
+        let flag = Rc::new(Cell::new(false));
+        self.runs.borrow_mut().push((run.run_id()?, flag.clone()));
+        let guard = RunGuard { runs: self.runs.clone(), flag: flag.clone() };
         let every = if preview_every > 0 { preview_every } else { (options.steps / 25).max(1) };
-        JsObserver { on_progress, preview_every: every, cancel: self.cancel.clone(), last_yield: js_sys::Date::now() }
+        let observer = JsObserver { on_progress, preview_every: every, preview_of: run.preview_of, sde: self.model.sde, cancel: flag, last_yield: js_sys::Date::now() };
+        Ok((observer, guard))
     }
 
     async fn finish(&self, out: sampling::Samples, start: f64, sampler: Sampler) -> Result<JsValue, JsError> {

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Serves the demo on 127.0.0.1: www/ at /, the wasm package at /pkg/.
+"""Serves the demo on 127.0.0.1: www/ at /, the wasm package at /pkg/ (or, with --dir, one folder
+such as dist/ as it is).
 
 Only loopback; no caching, so a rebuild shows on reload. Extra response headers (for the CSP
 tests) can be given with --header 'Name: value'.
@@ -14,6 +15,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, default=8080)
 parser.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 parser.add_argument("--header", action="append", default=[])
+parser.add_argument("--dir", help="serve this folder at / instead of www/ + pkg/")
 args = parser.parse_args()
 
 WWW = os.path.join(args.root, "www")
@@ -35,6 +37,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         path = urllib.parse.unquote(urllib.parse.urlsplit(path).path)
         path = posixpath.normpath(path)
         parts = [p for p in path.split("/") if p and p not in (".", "..")]
+        if args.dir:
+            return os.path.join(os.path.abspath(args.dir), *parts)
         if parts and parts[0] == "pkg":
             return os.path.join(PKG, *parts[1:])
         return os.path.join(WWW, *parts)
@@ -52,5 +56,5 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
 http.server.ThreadingHTTPServer.allow_reuse_address = True
 server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-print(f"serving http://127.0.0.1:{args.port}/ (www/ and pkg/)", flush=True)
+print(f"serving http://127.0.0.1:{args.port}/ ({args.dir or 'www/ and pkg/'})", flush=True)
 server.serve_forever()

@@ -3,9 +3,19 @@ let worker = null;
 let nextId = 1;
 const pending = new Map();
 
+// A worker script must have the page's origin. When this module comes from another origin (a
+// widget embedded from a CDN), a same-origin blob worker imports the real one; that needs CORS on
+// the widget's host and `blob:` in a page's worker-src/script-src CSP, if it has one.
+function createWorker() {
+  const url = new URL('./worker.js', import.meta.url);
+  if (url.origin === location.origin) return new Worker(url, { type: 'module' });
+  const source = `import ${JSON.stringify(url.href)};`;
+  return new Worker(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })), { type: 'module' });
+}
+
 function getWorker() {
   if (worker) return worker;
-  worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+  worker = createWorker();
   worker.onmessage = (event) => {
     const { id, status } = event.data;
     const request = pending.get(id);
@@ -28,8 +38,17 @@ function getWorker() {
 
 function request(message, onProgress) {
   const id = nextId++;
-  const promise = new Promise((resolve, reject) => pending.set(id, { resolve, reject, onProgress }));
-  getWorker().postMessage({ ...message, id });
+  let fail = null;
+  const promise = new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject, onProgress });
+    fail = reject;
+  });
+  try {
+    getWorker().postMessage({ ...message, id });
+  } catch (e) {
+    pending.delete(id);
+    fail(new Error(`could not start the model worker: ${e.message}`));
+  }
   return { id, promise };
 }
 

@@ -1,9 +1,10 @@
 // The model lives in this module worker, so the page stays responsive while it samples (WebGPU
 // works in workers). One worker can hold several models; every message carries an id, and every
 // answer is {id, status: 'progress' | 'result' | 'error', ...}.
-import init, { ScoreModel } from '../pkg/scorefield.js';
+// pkg/ sits next to this module (tools/serve.py maps /pkg/ there; dist/ copies it there).
+import init, { ScoreModel } from './pkg/scorefield.js';
 
-const ready = init({ module_or_path: new URL('../pkg/scorefield_bg.wasm', import.meta.url) });
+const ready = init({ module_or_path: new URL('./pkg/scorefield_bg.wasm', import.meta.url) });
 const models = new Map(); // card URL + backend -> Promise<ScoreModel>
 const running = new Map(); // request id -> ScoreModel
 
@@ -43,7 +44,7 @@ self.onmessage = async (event) => {
   const { id, type } = event.data;
   try {
     if (type === 'cancel') {
-      running.get(event.data.target)?.cancel();
+      running.get(event.data.target)?.cancel(event.data.target);
       return;
     }
     if (type === 'load') {
@@ -59,7 +60,8 @@ self.onmessage = async (event) => {
         self.postMessage(message, p.preview ? [p.preview.data.buffer] : []);
       };
       try {
-        const out = await model[type](event.data.options, onProgress);
+        // The request id doubles as the run id, so a cancel stops this run only.
+        const out = await model[type]({ ...event.data.options, runId: id }, onProgress);
         self.postMessage({ id, status: 'result', result: out }, [out.data.buffer]);
       } finally {
         running.delete(id);

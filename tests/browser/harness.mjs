@@ -26,11 +26,13 @@ async function freePort() {
   });
 }
 
-/** Serves www/ and pkg/ on a free loopback port; `headers` are added to every response. */
-export async function serve(headers = []) {
+/** Serves www/ and pkg/ (or the folder `dir`, e.g. dist/) on a free loopback port; `headers`
+ * are added to every response. */
+export async function serve(headers = [], dir = null) {
   const port = await freePort();
   const args = [path.join(ROOT, 'tools', 'serve.py'), '--port', String(port), '--root', ROOT];
   for (const h of headers) args.push('--header', h);
+  if (dir) args.push('--dir', dir);
   const proc = spawn('python3', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SCOREFIELD_SERVE_QUIET: '1' } });
   await new Promise((resolve, reject) => {
     proc.stdout.on('data', (d) => d.toString().includes('serving') && resolve());

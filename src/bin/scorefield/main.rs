@@ -1,6 +1,8 @@
 //! The scorefield command line: create, sample from, inpaint with and score models.
 //! Every error prints as one line and exits with status 1.
 
+mod evaluate;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -34,6 +36,43 @@ enum Command {
     Data(DataArgs),
     /// Train a score network on the MNIST digits by denoising score matching.
     Train(TrainArgs),
+    /// Score a model: classifier-based sample quality per sampler, held-out bits/dim.
+    Evaluate(EvaluateArgs),
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    /// Model card (NAME.json).
+    #[arg(long, default_value = "www/models/mnist.json")]
+    model: PathBuf,
+    /// Sampler runs, comma-separated: `em:1000` (N steps), `pc:200` (N steps, one corrector
+    /// step each), `ode-rk45:1e-5` (tolerance), `ald:10x100` (levels × steps per level).
+    #[arg(long, value_delimiter = ',', default_values_t = vec!["em:50".to_string(), "em:200".into(), "em:1000".into(), "pc:50".into(), "pc:200".into(), "ode-rk45:1e-3".into(), "ode-rk45:1e-5".into(), "ald:10x5".into(), "ald:10x20".into(), "ald:10x100".into()])]
+    runs: Vec<String>,
+    /// Samples per run.
+    #[arg(long, default_value_t = 1000)]
+    samples: usize,
+    /// Samples per sampler call.
+    #[arg(long, default_value_t = 250)]
+    batch: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Held-out digits whose bits/dim to measure (0: skip the likelihood).
+    #[arg(long, default_value_t = 1000)]
+    likelihood_images: usize,
+    /// Probe/dequantisation seeds of the likelihood (its spread is over these).
+    #[arg(long, default_value_t = 3)]
+    likelihood_seeds: u64,
+    /// Folder for results.json (merged with earlier results) and the 10×10 grids.
+    #[arg(long, default_value = "docs/evaluation")]
+    out: PathBuf,
+    /// Also write the headline numbers into the model card's `metrics`.
+    #[arg(long)]
+    card: bool,
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 #[derive(Args)]
@@ -278,6 +317,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Likelihood(a) => likelihood(a),
         Command::Data(a) => data(a),
         Command::Train(a) => train(a),
+        Command::Evaluate(a) => evaluate::run(a),
     }
 }
 

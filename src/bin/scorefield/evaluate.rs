@@ -1,0 +1,380 @@
+//! `scorefield evaluate`: sample quality per sampler (classifier-based, see `scorefield::evaluate`)
+//! and held-out bits/dim, merged into `<out>/results.json`, with a 10×10 grid per run, printed as a
+//! Markdown report.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use scorefield::data::{self, Digits, SIDE};
+use scorefield::evaluate::{self, Classifier, ClassifierConfig, Predictions, Quality};
+use scorefield::io::{self, Batch};
+use scorefield::likelihood::{self, LikelihoodOptions};
+use scorefield::sampling::{self, SampleOptions, Sampler};
+use scorefield::weights::files;
+
+use super::EvaluateArgs;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Results {
+    /// The model card and the first 16 hex digits of its weights' SHA-256: results of other
+    /// weights are dropped.
+    model: String,
+    weights_sha256: String,
+    training_steps: Option<u64>,
+    classifier: Option<ClassifierReport>,
+    reference: Option<Reference>,
+    runs: Vec<RunResult>,
+    likelihood: Option<LikelihoodReport>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ClassifierReport {
+    config: ClassifierConfig,
+    parameters: usize,
+    held_out_accuracy: f64,
+    last_epoch_loss: Option<f64>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Reference {
+    /// The held-out digits themselves, scored like samples.
+    held_out: Option<Quality>,
+    /// Fréchet distance of N training digits to the held-out digits, per N: the floor of a run
+    /// with N samples.
+    floor: BTreeMap<usize, f64>,
+    /// Fréchet distance between the two halves (500/500) of the held-out digits.
+    halves: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct RunResult {
+    run: String,
+    options: SampleOptions,
+    samples: usize,
+    evals_per_sample: f64,
+    seconds: f64,
+    quality: Quality,
+    grid: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct LikelihoodReport {
+    images: usize,
+    rtol: f64,
+    atol: f64,
+    per_seed: Vec<SeedBpd>,
+    mean: f64,
+    /// Standard deviation of the per-seed means.
+    std_over_seeds: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SeedBpd {
+    seed: u64,
+    bits_per_dim: f64,
+    /// Standard deviation over images.
+    std_over_images: f64,
+    evals: usize,
+    seconds: f64,
+}
+
+/// `em:1000`, `pc:200`, `ode-rk45:1e-5`, `ald:10x100`, or any sampler name with a step count.
+fn parse_run(spec: &str, seed: u64) -> Result<SampleOptions, String> {
+    let (name, arg) = spec.split_once(':').ok_or_else(|| format!("run `{spec}`: expected SAMPLER:ARG, e.g. em:1000"))?;
+    let sampler: Sampler = name.parse().map_err(|e: scorefield::SampleError| e.to_string())?;
+    let mut options = SampleOptions { sampler, seed, ..Default::default() };
+    let bad = |what: &str| format!("run `{spec}`: {what}");
+    match sampler {
+        Sampler::OdeRk45 => {
+            let tol: f64 = arg.parse().map_err(|_| bad("expected a tolerance, e.g. ode-rk45:1e-5"))?;
+            options.rtol = tol;
+            options.atol = tol;
+        }
+        Sampler::AnnealedLangevin => {
+            let (levels, per) = arg.split_once('x').ok_or_else(|| bad("expected LEVELSxSTEPS, e.g. ald:10x100"))?;
+            options.steps = levels.parse().map_err(|_| bad("levels must be a number"))?;
+            options.corrector_steps = Some(per.parse().map_err(|_| bad("steps per level must be a number"))?);
+        }
+        _ => {
+            options.steps = arg.parse().map_err(|_| bad("expected a step count, e.g. em:1000"))?;
+            if sampler == Sampler::PredictorCorrector {
+                options.corrector_steps = Some(1);
+            }
+        }
+    }
+    Ok(options)
+}
+
+fn all_indices(d: &Digits) -> Vec<usize> {
+    (0..d.len()).collect()
+}
+
+/// The classifier, trained once per configuration and cached in `<cache>/classifier-*.bpk`.
+fn classifier(cache: &Path, train: &Digits, device: &Device) -> Result<(Classifier, ClassifierConfig, Option<f64>), String> {
+    let config = ClassifierConfig::default();
+    let key = format!("{:x}", Sha256::digest(serde_json::to_string(&config).expect("serialises")));
+    let path = cache.join(format!("classifier-{}.bpk", &key[..12]));
+    if let Ok(loaded) = config.init(device).try_load_file(&path) {
+        return Ok((loaded, config, None));
+    }
+    let start = Instant::now();
+    eprintln!("training the digit classifier ({} epochs on {} digits)…", config.epochs, train.len());
+    let (classifier, loss) = evaluate::train_classifier(train, &config, device);
+    eprintln!("  done in {:.0}s, last-epoch loss {loss:.4}", start.elapsed().as_secs_f64());
+    classifier.clone().save_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((classifier, config, Some(loss)))
+}
+
+pub fn run(a: EvaluateArgs) -> Result<(), String> {
+    let device = super::device(a.device.device)?;
+    let cache = a.cache.clone().unwrap_or_else(data::cache_dir);
+    let digits = data::load_or_fetch(&cache).map_err(|e| e.to_string())?;
+    let (train, held) = data::split(&digits);
+    let (card, model) = super::load(&a.model, &device)?;
+    if card.image_shape() != [1, SIDE, SIDE] {
+        return Err(format!("{}: the evaluation scores 28×28 grey digits; this model makes {:?}", a.model.display(), card.image_shape()));
+    }
+    if a.samples < 100 || a.batch == 0 {
+        return Err("--samples must be at least 100 (the grid shows 100) and --batch at least 1".into());
+    }
+    let [lo, hi] = card.image.range;
+    let weights = std::fs::read(files::weights_path(&a.model, &card)).map_err(|e| e.to_string())?;
+    let sha = format!("{:x}", Sha256::digest(&weights))[..16].to_string();
+
+    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let results_path = a.out.join("results.json");
+    let mut results: Results = std::fs::read_to_string(&results_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    if results.weights_sha256 != sha {
+        results = Results { model: a.model.display().to_string(), weights_sha256: sha, training_steps: card.training.steps, ..Default::default() };
+    }
+    let save = |results: &Results| std::fs::write(&results_path, serde_json::to_string_pretty(results).expect("serialises")).map_err(|e| format!("{}: {e}", results_path.display()));
+
+    // The classifier and the real-data reference numbers.
+    let (classifier, config, loss) = classifier(&cache, &train, &device)?;
+    let held_pred = evaluate::predict(&classifier, &held.floats(&all_indices(&held)), 500, &device);
+    let held_out_accuracy = evaluate::accuracy(&held_pred, &held.labels);
+    eprintln!("classifier held-out accuracy {:.2}%", 100.0 * held_out_accuracy);
+    results.classifier = Some(ClassifierReport {
+        parameters: classifier.num_params(),
+        config,
+        held_out_accuracy,
+        last_epoch_loss: loss.or(results.classifier.as_ref().and_then(|c| c.last_epoch_loss)),
+    });
+    let mut reference = results.reference.clone().unwrap_or_default();
+    reference.held_out = Some(evaluate::quality(&held_pred, &held_pred));
+    let halves = evaluate::subset(held.len(), held.len(), 99);
+    let (h1, h2) = halves.split_at(held.len() / 2);
+    reference.halves = Some(evaluate::feature_distance(&held_pred.select(h1), &held_pred.select(h2)));
+    if !reference.floor.contains_key(&a.samples) {
+        let idx = evaluate::subset(train.len(), a.samples, a.seed ^ 0xf100);
+        let real = evaluate::predict(&classifier, &train.floats(&idx), 500, &device);
+        reference.floor.insert(a.samples, evaluate::feature_distance(&real, &held_pred));
+    }
+    results.reference = Some(reference);
+    save(&results)?;
+
+    for spec in a.runs.iter().filter(|s| !s.trim().is_empty()) {
+        let options = parse_run(spec, a.seed)?;
+        options.validate(&model.sde).map_err(|e| format!("run `{spec}`: {e}"))?;
+        let start = Instant::now();
+        let mut pixels = Vec::with_capacity(a.samples * SIDE * SIDE);
+        let mut evals = 0;
+        let mut done = 0;
+        while done < a.samples {
+            let n = a.batch.min(a.samples - done);
+            // Each batch its own seed, so batches are independent draws.
+            let batch_options = SampleOptions { seed: options.seed.wrapping_add(done as u64 * 7919), ..options.clone() };
+            let mut observer = super::progress("sampling");
+            let out = pollster::block_on(sampling::sample(&model, &model.sde, [n, 1, SIDE, SIDE], &batch_options, &device, &mut observer)).map_err(|e| format!("run `{spec}`: {e}"))?;
+            evals += out.evals * n;
+            let batch = pollster::block_on(super::read_tensor(out.x)).map_err(|e| format!("run `{spec}`: {e}"))?;
+            pixels.extend(batch.data.iter().map(|v| (v - lo) / (hi - lo)));
+            done += n;
+            eprintln!("\r{spec}: {done}/{} samples, {:.0}s", a.samples, start.elapsed().as_secs_f64());
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let predictions: Predictions = evaluate::predict(&classifier, &pixels, 500, &device);
+        let quality = evaluate::quality(&predictions, &held_pred);
+        let grid = format!("{}.png", spec.replace(':', "-"));
+        let first = Batch { shape: [100, 1, SIDE, SIDE], data: pixels[..100 * SIDE * SIDE].to_vec() };
+        io::write_grid_png(&a.out.join(&grid), &first, [0.0, 1.0], 2).map_err(|e| e.to_string())?;
+        eprintln!(
+            "{spec}: confident {:.1}%, class entropy {:.3}, Fréchet {:.2}, {:.0} evals/sample, {seconds:.0}s",
+            100.0 * quality.confident,
+            quality.class_entropy,
+            quality.frechet,
+            evals as f64 / a.samples as f64
+        );
+        let result = RunResult { run: spec.clone(), options, samples: a.samples, evals_per_sample: evals as f64 / a.samples as f64, seconds, quality, grid };
+        results.runs.retain(|r| !(r.run == result.run && r.samples == result.samples));
+        results.runs.push(result);
+        save(&results)?;
+    }
+
+    if a.likelihood_images > 0 {
+        let n = a.likelihood_images.min(held.len());
+        let options = LikelihoodOptions::default();
+        let mut per_seed = Vec::new();
+        for seed in 0..a.likelihood_seeds.max(1) {
+            let start = Instant::now();
+            let mut bpd = Vec::new();
+            let mut evals = 0;
+            for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+                let pixels: Vec<u8> = chunk.iter().flat_map(|&i| held.image(i).iter().copied()).collect();
+                let values = likelihood::dequantize(&pixels, card.image.range, seed.wrapping_mul(1_000_003).wrapping_add(chunk[0] as u64));
+                let x = Tensor::<4>::from_data(TensorData::new(values, [chunk.len(), 1, SIDE, SIDE]), &device);
+                let opts = LikelihoodOptions { seed: seed.wrapping_mul(1_000_003).wrapping_add(chunk[0] as u64), ..options.clone() };
+                let result = pollster::block_on(likelihood::log_likelihood(&model, &model.sde, x, &opts)).map_err(|e| e.to_string())?;
+                evals += result.evals;
+                bpd.extend(result.dequantized_bits_per_dim(card.image.range));
+                eprintln!("bits/dim seed {seed}: {}/{n} images, running mean {:.4}, {:.0}s", bpd.len(), mean(&bpd), start.elapsed().as_secs_f64());
+            }
+            per_seed.push(SeedBpd { seed, bits_per_dim: mean(&bpd), std_over_images: std(&bpd), evals, seconds: start.elapsed().as_secs_f64() });
+        }
+        let means: Vec<f64> = per_seed.iter().map(|s| s.bits_per_dim).collect();
+        results.likelihood = Some(LikelihoodReport { images: n, rtol: options.rtol, atol: options.atol, mean: mean(&means), std_over_seeds: std(&means), per_seed });
+        save(&results)?;
+    }
+
+    if a.card {
+        write_card_metrics(&a.model, &results)?;
+    }
+    print!("{}", report(&results));
+    Ok(())
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+fn std(v: &[f64]) -> f64 {
+    if v.len() < 2 {
+        return 0.0;
+    }
+    let m = mean(v);
+    (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len() - 1) as f64).sqrt()
+}
+
+/// Headline numbers into the card's `metrics` (other keys are kept).
+fn write_card_metrics(path: &Path, results: &Results) -> Result<(), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut card = scorefield::ModelCard::from_json(&text).map_err(|e| e.to_string())?;
+    let put = |card: &mut scorefield::ModelCard, key: &str, value: serde_json::Value| {
+        card.metrics.insert(key.to_string(), value);
+    };
+    if let Some(l) = &results.likelihood {
+        put(&mut card, "held_out_bits_per_dim", serde_json::json!({ "mean": round(l.mean, 4), "std_over_seeds": round(l.std_over_seeds, 4), "images": l.images, "seeds": l.per_seed.len(), "rtol": l.rtol }));
+    }
+    if let Some(c) = &results.classifier {
+        put(&mut card, "classifier_held_out_accuracy", serde_json::json!(round(c.held_out_accuracy, 4)));
+    }
+    for r in &results.runs {
+        let floor = results.reference.as_ref().and_then(|f| f.floor.get(&r.samples)).copied();
+        put(
+            &mut card,
+            &format!("samples/{}", r.run),
+            serde_json::json!({
+                "samples": r.samples,
+                "confident_share": round(r.quality.confident, 4),
+                "class_entropy_nats": round(r.quality.class_entropy, 4),
+                "frechet": round(r.quality.frechet, 3),
+                "frechet_real_floor": floor.map(|f| round(f, 3)),
+                "evals_per_sample": round(r.evals_per_sample, 1),
+            }),
+        );
+    }
+    std::fs::write(path, card.to_json()).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("wrote the metrics into {}", path.display());
+    Ok(())
+}
+
+fn round(v: f64, digits: i32) -> f64 {
+    let s = 10f64.powi(digits);
+    (v * s).round() / s
+}
+
+/// The results as Markdown tables.
+fn report(r: &Results) -> String {
+    let mut out = String::new();
+    let steps = r.training_steps.map(|s| format!(", {s} training steps")).unwrap_or_default();
+    out += &format!("Model `{}` (weights sha256 {}…{steps}).\n\n", r.model, r.weights_sha256);
+    if let Some(c) = &r.classifier {
+        out += &format!(
+            "Classifier: {} parameters, {} epochs on the 9,000 training digits; held-out accuracy **{:.2}%**.\n\n",
+            c.parameters,
+            c.config.epochs,
+            100.0 * c.held_out_accuracy
+        );
+    }
+    if let Some(f) = &r.reference {
+        if let Some(h) = &f.held_out {
+            out += &format!("Held-out digits scored as samples: {:.1}% confident, class entropy {:.3} nats.\n", 100.0 * h.confident, h.class_entropy);
+        }
+        for (n, fd) in &f.floor {
+            out += &format!("Floor: Fréchet distance of {n} training digits to the held-out digits: {fd:.2}.\n");
+        }
+        if let Some(h) = f.halves {
+            out += &format!("Fréchet distance between the two halves (500/500) of the held-out digits: {h:.2}.\n");
+        }
+        out += "\n";
+    }
+    if !r.runs.is_empty() {
+        out += "| run | samples | evals/sample | confident > 0.9 | class entropy (nats) | Fréchet | × floor | seconds |\n";
+        out += "|---|---:|---:|---:|---:|---:|---:|---:|\n";
+        for run in &r.runs {
+            let floor = r.reference.as_ref().and_then(|f| f.floor.get(&run.samples)).copied();
+            let ratio = floor.map(|f| format!("{:.1}", run.quality.frechet / f)).unwrap_or_else(|| "–".into());
+            out += &format!(
+                "| `{}` | {} | {:.0} | {:.1}% | {:.3} | {:.2} | {ratio} | {:.0} |\n",
+                run.run,
+                run.samples,
+                run.evals_per_sample,
+                100.0 * run.quality.confident,
+                run.quality.class_entropy,
+                run.quality.frechet,
+                run.seconds
+            );
+        }
+        out += "\n";
+    }
+    if let Some(l) = &r.likelihood {
+        out += &format!(
+            "Held-out bits/dim ({} digits, uniform dequantisation, RK45 rtol = atol = {:.0e}): **{:.3} ± {:.3}** (mean ± std over {} probe/dequantisation seeds).\n\n",
+            l.images,
+            l.rtol,
+            l.mean,
+            l.std_over_seeds,
+            l.per_seed.len()
+        );
+        out += "| seed | bits/dim | std over images | evaluations | seconds |\n|---:|---:|---:|---:|---:|\n";
+        for s in &l.per_seed {
+            out += &format!("| {} | {:.4} | {:.3} | {} | {:.0} |\n", s.seed, s.bits_per_dim, s.std_over_images, s.evals, s.seconds);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_specs_parse_into_sampler_options() {
+        let em = parse_run("em:1000", 3).unwrap();
+        assert_eq!((em.sampler, em.steps, em.seed), (Sampler::EulerMaruyama, 1000, 3));
+        let pc = parse_run("pc:200", 0).unwrap();
+        assert_eq!((pc.sampler, pc.steps, pc.corrector_steps), (Sampler::PredictorCorrector, 200, Some(1)));
+        let ode = parse_run("ode-rk45:1e-3", 0).unwrap();
+        assert_eq!((ode.rtol, ode.atol), (1e-3, 1e-3));
+        let ald = parse_run("ald:10x20", 0).unwrap();
+        assert_eq!((ald.steps, ald.corrector_steps), (10, Some(20)));
+        assert!(parse_run("em", 0).unwrap_err().contains("SAMPLER:ARG"));
+        assert!(parse_run("ald:10", 0).unwrap_err().contains("LEVELSxSTEPS"));
+        assert!(parse_run("magic:10", 0).is_err());
+    }
+}

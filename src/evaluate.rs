@@ -1,0 +1,517 @@
+//! How good are the samples? A small digit classifier, trained on the training split, scores them
+//! the way Inception scores ImageNet samples (Salimans et al. 2016; Heusel et al. 2017):
+//!
+//! - **confident share**: the fraction of samples whose top class probability exceeds 0.9 (a
+//!   blob or a chimera of two digits is not classified confidently);
+//! - **class entropy**: the entropy, in nats, of the histogram of predicted classes (ln 10 ≈ 2.303
+//!   when every digit is equally common; lower means the sampler drops modes);
+//! - **Fréchet distance** between Gaussians fitted to the classifier's penultimate features of the
+//!   samples and of the held-out digits (FID's formula on our own features):
+//!   ‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁ Σ₂)^½). The same distance between two sets of real digits of
+//!   the same sizes is the floor that sampling noise alone gives.
+//!
+//! The numbers are comparable between samplers and checkpoints of this project, not with published
+//! FIDs (different features).
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::activation::{log_softmax, relu, softmax};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Digits, SplitMix, CLASSES, SIDE};
+
+/// The classifier's training settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassifierConfig {
+    /// Channels of the three 3×3 convolutions (the last two stride 2: 28 → 14 → 7).
+    pub channels: [usize; 3],
+    /// Width of the penultimate layer: the features of the Fréchet distance.
+    pub features: usize,
+    pub epochs: usize,
+    pub batch_size: usize,
+    /// Adam's learning rate; divided by 10 for the last quarter of the epochs.
+    pub learning_rate: f64,
+    /// Training images are shifted by up to this many pixels in x and y (zero fill).
+    pub max_shift: usize,
+    pub seed: u64,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        Self { channels: [16, 32, 64], features: 128, epochs: 10, batch_size: 64, learning_rate: 1e-3, max_shift: 2, seed: 7 }
+    }
+}
+
+/// conv 3×3 → ReLU ×3 (strides 1, 2, 2), dense → ReLU (features), dense (logits).
+#[derive(Module, Debug)]
+pub struct Classifier {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    conv3: Conv2d,
+    dense: Linear,
+    head: Linear,
+}
+
+impl ClassifierConfig {
+    pub fn init(&self, device: &Device) -> Classifier {
+        let [c1, c2, c3] = self.channels;
+        let conv = |c_in: usize, c_out: usize, stride: usize| {
+            Conv2dConfig::new([c_in, c_out], [3, 3]).with_stride([stride, stride]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
+        };
+        Classifier {
+            conv1: conv(1, c1, 1),
+            conv2: conv(c1, c2, 2),
+            conv3: conv(c2, c3, 2),
+            dense: LinearConfig::new(c3 * 7 * 7, self.features).init(device),
+            head: LinearConfig::new(self.features, CLASSES).init(device),
+        }
+    }
+}
+
+impl Classifier {
+    /// - `x`: [B, 1, 28, 28], pixel values in [0, 1]
+    /// - returns (features [B, F], logits [B, 10])
+    pub fn forward(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
+        let b = x.dims()[0];
+        let h = relu(self.conv1.forward(x)); // [B, c1, 28, 28]
+        let h = relu(self.conv2.forward(h)); // [B, c2, 14, 14]
+        let h = relu(self.conv3.forward(h)); // [B, c3, 7, 7]
+        let n = h.dims()[1..].iter().product::<usize>();
+        let features = relu(self.dense.forward(h.reshape([b, n]))); // [B, F]
+        let logits = self.head.forward(features.clone()); // [B, 10]
+        (features, logits)
+    }
+}
+
+/// Trains the classifier with Adam on cross-entropy, in shuffled mini-batches; returns it and the
+/// mean loss of its last epoch.
+pub fn train_classifier(train: &Digits, config: &ClassifierConfig, device: &Device) -> (Classifier, f64) {
+    let ad = device.clone().autodiff();
+    ad.seed(config.seed);
+    let mut model = config.init(&ad);
+    let mut optim = AdamConfig::new().init();
+    let mut rng = SplitMix::new(config.seed);
+    let mut last_epoch_loss = f64::NAN;
+    for epoch in 0..config.epochs {
+        let lr = if 4 * epoch >= 3 * config.epochs { config.learning_rate / 10.0 } else { config.learning_rate };
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        rng.shuffle(&mut order);
+        let (mut sum, mut count) = (0.0, 0);
+        for idx in order.chunks(config.batch_size) {
+            let b = idx.len();
+            let pixels: Vec<f32> = idx.iter().flat_map(|&i| shifted(train.image(i), config.max_shift, &mut rng)).collect();
+            let x = Tensor::<4>::from_data(TensorData::new(pixels, [b, 1, SIDE, SIDE]), &ad);
+            let one_hot = Tensor::<2>::from_data(TensorData::new(one_hot(idx.iter().map(|&i| train.labels[i] as usize)), [b, CLASSES]), &ad);
+            let (_, logits) = model.forward(x);
+            // Cross-entropy −Σ_k y_k log softmax(logits)_k, averaged over the batch.
+            let loss = (log_softmax(logits, 1) * one_hot).sum().neg() / b as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            sum += loss.into_scalar::<f32>() as f64;
+            count += 1;
+            model = optim.step(lr, model, grads);
+        }
+        last_epoch_loss = sum / count as f64;
+    }
+    (model.valid(), last_epoch_loss)
+}
+
+/// The image moved by a random (dx, dy) in −max..=max, as values in [0, 1] (zero fill).
+fn shifted(image: &[u8], max: usize, rng: &mut SplitMix) -> Vec<f32> {
+    let span = 2 * max + 1;
+    let (dx, dy) = (rng.below(span) as isize - max as isize, rng.below(span) as isize - max as isize);
+    let side = SIDE as isize;
+    (0..SIDE * SIDE)
+        .map(|p| {
+            let (y, x) = (p as isize / side - dy, p as isize % side - dx);
+            if (0..side).contains(&y) && (0..side).contains(&x) { image[(y * side + x) as usize] as f32 / 255.0 } else { 0.0 }
+        })
+        .collect()
+}
+
+fn one_hot(labels: impl Iterator<Item = usize>) -> Vec<f32> {
+    labels.flat_map(|l| (0..CLASSES).map(move |k| if k == l { 1.0 } else { 0.0 })).collect()
+}
+
+/// The classifier's view of a set of images.
+#[derive(Clone, Debug)]
+pub struct Predictions {
+    /// [N][10] class probabilities.
+    pub probs: Vec<[f64; CLASSES]>,
+    /// [N × F] penultimate features, row-major.
+    pub features: Vec<f64>,
+    pub feature_dim: usize,
+}
+
+impl Predictions {
+    pub fn len(&self) -> usize {
+        self.probs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.probs.is_empty()
+    }
+
+    /// Predicted class of each image.
+    pub fn labels(&self) -> Vec<usize> {
+        self.probs.iter().map(|p| argmax(p)).collect()
+    }
+
+    /// The predictions of the given images only.
+    pub fn select(&self, idx: &[usize]) -> Predictions {
+        let f = self.feature_dim;
+        Predictions {
+            probs: idx.iter().map(|&i| self.probs[i]).collect(),
+            features: idx.iter().flat_map(|&i| self.features[i * f..(i + 1) * f].iter().copied()).collect(),
+            feature_dim: f,
+        }
+    }
+}
+
+fn argmax(p: &[f64]) -> usize {
+    p.iter().enumerate().fold(0, |best, (k, &v)| if v > p[best] { k } else { best })
+}
+
+/// Classifies images (pixel values, [N, 1, 28, 28] row-major; clamped to [0, 1] first, as they
+/// would be displayed) in batches of `batch`.
+pub fn predict(classifier: &Classifier, pixels: &[f32], batch: usize, device: &Device) -> Predictions {
+    let per = SIDE * SIDE;
+    let mut out = Predictions { probs: Vec::new(), features: Vec::new(), feature_dim: 0 };
+    for chunk in pixels.chunks(per * batch.max(1)) {
+        let b = chunk.len() / per;
+        let x = Tensor::<4>::from_data(TensorData::new(chunk.iter().map(|v| v.clamp(0.0, 1.0)).collect(), [b, 1, SIDE, SIDE]), device);
+        let (features, logits) = classifier.forward(x);
+        out.feature_dim = features.dims()[1];
+        let probs = softmax(logits, 1).into_data().try_to_vec::<f32>().expect("f32 probabilities");
+        out.probs.extend(probs.chunks(CLASSES).map(|p| std::array::from_fn(|k| p[k] as f64)));
+        out.features.extend(features.into_data().try_to_vec::<f32>().expect("f32 features").into_iter().map(|v| v as f64));
+    }
+    out
+}
+
+/// Fraction of predictions whose top class probability exceeds `threshold`.
+pub fn confident_share(probs: &[[f64; CLASSES]], threshold: f64) -> f64 {
+    if probs.is_empty() {
+        return 0.0;
+    }
+    probs.iter().filter(|p| p.iter().cloned().fold(0.0, f64::max) > threshold).count() as f64 / probs.len() as f64
+}
+
+/// Entropy in nats of the histogram of `labels` over `classes` classes: −Σ_k p_k ln p_k.
+pub fn class_entropy(labels: &[usize], classes: usize) -> f64 {
+    let mut counts = vec![0usize; classes];
+    for &l in labels {
+        counts[l] += 1;
+    }
+    let n = labels.len() as f64;
+    counts.iter().filter(|&&c| c > 0).map(|&c| c as f64 / n).map(|p| -p * p.ln()).sum()
+}
+
+/// Share of each class among the predicted labels.
+pub fn class_histogram(labels: &[usize], classes: usize) -> Vec<f64> {
+    let mut counts = vec![0.0; classes];
+    for &l in labels {
+        counts[l] += 1.0;
+    }
+    counts.iter().map(|c| c / labels.len().max(1) as f64).collect()
+}
+
+/// Mean and (unbiased) covariance of `rows` (N × dim, row-major). Covariance is dim × dim.
+pub fn mean_cov(rows: &[f64], dim: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = rows.len() / dim;
+    let mut mean = vec![0.0; dim];
+    for row in rows.chunks(dim) {
+        for (m, v) in mean.iter_mut().zip(row) {
+            *m += v / n as f64;
+        }
+    }
+    let mut cov = vec![0.0; dim * dim];
+    for row in rows.chunks(dim) {
+        for i in 0..dim {
+            let di = row[i] - mean[i];
+            if di == 0.0 {
+                continue;
+            }
+            for j in i..dim {
+                cov[i * dim + j] += di * (row[j] - mean[j]);
+            }
+        }
+    }
+    let denom = (n.max(2) - 1) as f64;
+    for i in 0..dim {
+        for j in i..dim {
+            let v = cov[i * dim + j] / denom;
+            cov[i * dim + j] = v;
+            cov[j * dim + i] = v;
+        }
+    }
+    (mean, cov)
+}
+
+/// Eigen-decomposition of a symmetric matrix by cyclic Jacobi rotations: returns (eigenvalues,
+/// eigenvectors as the columns of a row-major n × n matrix). Accurate to rounding for the
+/// well-scaled covariance matrices used here.
+pub fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut a = a.to_vec();
+    let mut v = vec![0.0; n * n];
+    for i in 0..n {
+        v[i * n + i] = 1.0;
+    }
+    let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+    for _sweep in 0..100 {
+        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * n + j] * a[i * n + j]).sum::<f64>().sqrt();
+        if off <= 1e-14 * scale {
+            break;
+        }
+        for p in 0..n {
+            for q in p + 1..n {
+                let apq = a[p * n + q];
+                if apq.abs() <= 1e-300 {
+                    continue;
+                }
+                // Rotation angle that zeroes a[p][q] (Golub & Van Loan, §8.5.2).
+                let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for k in 0..n {
+                    let (akp, akq) = (a[k * n + p], a[k * n + q]);
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for k in 0..n {
+                    let (apk, aqk) = (a[p * n + k], a[q * n + k]);
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+                for k in 0..n {
+                    let (vkp, vkq) = (v[k * n + p], v[k * n + q]);
+                    v[k * n + p] = c * vkp - s * vkq;
+                    v[k * n + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    ((0..n).map(|i| a[i * n + i]).collect(), v)
+}
+
+/// Fréchet distance between N(μ₁, Σ₁) and N(μ₂, Σ₂):
+/// ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁^½ Σ₂ Σ₁^½)^½ (Dowson & Landau 1982).
+pub fn frechet_distance(mean1: &[f64], cov1: &[f64], mean2: &[f64], cov2: &[f64]) -> f64 {
+    let n = mean1.len();
+    let mean_term: f64 = mean1.iter().zip(mean2).map(|(a, b)| (a - b) * (a - b)).sum();
+    let trace = |m: &[f64]| (0..n).map(|i| m[i * n + i]).sum::<f64>();
+    // Σ₁^½ = V diag(√λ) Vᵀ
+    let (values, vectors) = symmetric_eigen(cov1, n);
+    let mut sqrt1 = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            sqrt1[i * n + j] = (0..n).map(|k| vectors[i * n + k] * values[k].max(0.0).sqrt() * vectors[j * n + k]).sum();
+        }
+    }
+    let product = matmul(&matmul(&sqrt1, cov2, n), &sqrt1, n);
+    let symmetric: Vec<f64> = (0..n * n).map(|k| 0.5 * (product[k] + product[(k % n) * n + k / n])).collect();
+    let (middle, _) = symmetric_eigen(&symmetric, n);
+    let cross: f64 = middle.iter().map(|l| l.max(0.0).sqrt()).sum();
+    mean_term + trace(cov1) + trace(cov2) - 2.0 * cross
+}
+
+fn matmul(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
+    let mut c = vec![0.0; n * n];
+    for i in 0..n {
+        for k in 0..n {
+            let aik = a[i * n + k];
+            if aik == 0.0 {
+                continue;
+            }
+            for j in 0..n {
+                c[i * n + j] += aik * b[k * n + j];
+            }
+        }
+    }
+    c
+}
+
+/// Fréchet distance between the feature sets of two prediction sets.
+pub fn feature_distance(a: &Predictions, b: &Predictions) -> f64 {
+    let (m1, c1) = mean_cov(&a.features, a.feature_dim);
+    let (m2, c2) = mean_cov(&b.features, b.feature_dim);
+    frechet_distance(&m1, &c1, &m2, &c2)
+}
+
+/// Everything measured about one set of images.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quality {
+    pub count: usize,
+    /// Share with top class probability > 0.9.
+    pub confident: f64,
+    /// Entropy of the predicted-class histogram, nats.
+    pub class_entropy: f64,
+    /// Fréchet distance of the classifier features to the held-out digits.
+    pub frechet: f64,
+    /// Share of each predicted class.
+    pub histogram: Vec<f64>,
+}
+
+pub const CONFIDENCE: f64 = 0.9;
+
+pub fn quality(samples: &Predictions, reference: &Predictions) -> Quality {
+    let labels = samples.labels();
+    Quality {
+        count: samples.len(),
+        confident: confident_share(&samples.probs, CONFIDENCE),
+        class_entropy: class_entropy(&labels, CLASSES),
+        frechet: feature_distance(samples, reference),
+        histogram: class_histogram(&labels, CLASSES),
+    }
+}
+
+/// Accuracy of the predicted labels against `labels`.
+pub fn accuracy(predictions: &Predictions, labels: &[u8]) -> f64 {
+    let right = predictions.labels().iter().zip(labels).filter(|(p, l)| **p == **l as usize).count();
+    right as f64 / labels.len().max(1) as f64
+}
+
+/// `n` distinct indices below `len`, drawn with a fixed seed.
+pub fn subset(len: usize, n: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..len).collect();
+    SplitMix::new(seed).shuffle(&mut idx);
+    idx.truncate(n.min(len));
+    idx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows drawn from N(μ, diag(s²)) with a seeded Box–Muller.
+    fn gaussian_rows(n: usize, mean: &[f64], std: &[f64], seed: u64) -> Vec<f64> {
+        let mut rng = SplitMix::new(seed);
+        let mut normal = || {
+            let (u1, u2) = (rng.uniform().max(1e-300), rng.uniform());
+            (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+        };
+        (0..n).flat_map(|_| mean.iter().zip(std).map(|(m, s)| m + s * normal()).collect::<Vec<_>>()).collect()
+    }
+
+    /// Jacobi on a 3×3 symmetric matrix: A v = λ v for every pair, eigenvalues sum to the trace.
+    #[test]
+    fn jacobi_eigenpairs_satisfy_the_definition() {
+        let a = [4.0, 1.0, -2.0, 1.0, 2.0, 0.5, -2.0, 0.5, 3.0];
+        let (values, vectors) = symmetric_eigen(&a, 3);
+        for k in 0..3 {
+            for i in 0..3 {
+                let av: f64 = (0..3).map(|j| a[i * 3 + j] * vectors[j * 3 + k]).sum();
+                assert!((av - values[k] * vectors[i * 3 + k]).abs() < 1e-12, "eigenpair {k}");
+            }
+        }
+        assert!((values.iter().sum::<f64>() - 9.0).abs() < 1e-12);
+    }
+
+    /// For commuting (here: diagonal) covariances the Fréchet distance has the closed form
+    /// ‖μ₁ − μ₂‖² + Σ_i (s₁ᵢ − s₂ᵢ)²; and the distance of a Gaussian to itself is 0.
+    #[test]
+    fn frechet_distance_matches_the_closed_form_for_diagonal_gaussians() {
+        let n = 4;
+        let diag = |s: &[f64]| {
+            let mut m = vec![0.0; n * n];
+            for i in 0..n {
+                m[i * n + i] = s[i] * s[i];
+            }
+            m
+        };
+        let (s1, s2) = ([1.0, 2.0, 0.5, 3.0], [2.0, 2.0, 1.5, 1.0]);
+        let (m1, m2) = ([0.0, 1.0, 0.0, -1.0], [1.0, 1.0, 2.0, -1.0]);
+        let expected = 1.0 + 4.0 + (1.0 + 0.0 + 1.0 + 4.0);
+        let fd = frechet_distance(&m1, &diag(&s1), &m2, &diag(&s2));
+        assert!((fd - expected).abs() < 1e-9, "{fd} vs {expected}");
+        // A rotated (non-diagonal) covariance against itself.
+        let r = [2.0, 0.9, 0.3, 0.1, 0.9, 1.5, 0.2, 0.0, 0.3, 0.2, 1.0, 0.4, 0.1, 0.0, 0.4, 0.8];
+        assert!(frechet_distance(&m1, &r, &m1, &r).abs() < 1e-9);
+    }
+
+    /// Sample estimates: two samples of the same Gaussian are close (the sampling-noise floor),
+    /// a shifted Gaussian is ‖Δμ‖² further away.
+    #[test]
+    fn feature_distance_of_samples_separates_same_from_shifted() {
+        let dim = 3;
+        let mk = |rows: Vec<f64>| Predictions { probs: vec![[0.1; CLASSES]; rows.len() / dim], features: rows, feature_dim: dim };
+        let a = mk(gaussian_rows(4000, &[0.0, 0.0, 0.0], &[1.0, 1.0, 1.0], 1));
+        let b = mk(gaussian_rows(4000, &[0.0, 0.0, 0.0], &[1.0, 1.0, 1.0], 2));
+        let c = mk(gaussian_rows(4000, &[2.0, 0.0, 0.0], &[1.0, 1.0, 1.0], 3));
+        let same = feature_distance(&a, &b);
+        let shifted = feature_distance(&a, &c);
+        assert!(same < 0.02, "same distribution: {same}");
+        assert!((shifted - 4.0).abs() < 0.2, "shifted by 2: {shifted}");
+    }
+
+    /// Entropy of the class histogram: ln 10 for a uniform one, 0 for a single class, ln 2 for two
+    /// equally common classes.
+    #[test]
+    fn class_entropy_of_known_histograms() {
+        let uniform: Vec<usize> = (0..1000).map(|i| i % 10).collect();
+        assert!((class_entropy(&uniform, 10) - 10f64.ln()).abs() < 1e-12);
+        assert_eq!(class_entropy(&[3; 50], 10), 0.0);
+        let two: Vec<usize> = (0..100).map(|i| i % 2).collect();
+        assert!((class_entropy(&two, 10) - 2f64.ln()).abs() < 1e-12);
+    }
+
+    /// A shift by (dx, dy) moves pixel (x, y) to (x + dx, y + dy); max = 0 leaves the image as is.
+    #[test]
+    fn shift_augmentation_moves_pixels_and_fills_zeros() {
+        let mut image = vec![0u8; SIDE * SIDE];
+        image[10 * SIDE + 10] = 255;
+        let mut rng = SplitMix::new(5);
+        assert_eq!(shifted(&image, 0, &mut rng)[10 * SIDE + 10], 1.0);
+        for _ in 0..20 {
+            let out = shifted(&image, 2, &mut rng);
+            let lit: Vec<usize> = (0..out.len()).filter(|&p| out[p] == 1.0).collect();
+            assert_eq!(lit.len(), 1);
+            let (y, x) = (lit[0] / SIDE, lit[0] % SIDE);
+            assert!((8..=12).contains(&y) && (8..=12).contains(&x), "({x}, {y})");
+            assert_eq!(out.iter().filter(|&&v| v != 0.0).count(), 1);
+        }
+    }
+
+    #[test]
+    fn confident_share_counts_top_probabilities_above_the_threshold() {
+        let mut sure = [0.0; CLASSES];
+        sure[3] = 0.95;
+        sure[4] = 0.05;
+        let mut unsure = [0.0; CLASSES];
+        unsure[1] = 0.6;
+        unsure[7] = 0.4;
+        assert_eq!(confident_share(&[sure, unsure, sure, unsure], CONFIDENCE), 0.5);
+        assert_eq!(confident_share(&[], CONFIDENCE), 0.0);
+    }
+
+    /// The classifier learns a fixture it can separate: class k is a bright horizontal bar at row
+    /// 2k + 3 (plus faint noise); after training, held-back copies are classified correctly and
+    /// confidently.
+    #[test]
+    fn classifier_learns_separable_fixture() {
+        let device = Device::flex();
+        let make = |n_per: usize, seed: u64| {
+            let mut rng = SplitMix::new(seed);
+            let mut digits = Digits { images: Vec::new(), labels: Vec::new() };
+            for i in 0..n_per * CLASSES {
+                let class = i % CLASSES;
+                let row = 2 * class + 3;
+                digits.images.extend((0..SIDE * SIDE).map(|p| if p / SIDE == row { 230 } else { (rng.uniform() * 40.0) as u8 }));
+                digits.labels.push(class as u8);
+            }
+            digits
+        };
+        let config = ClassifierConfig { channels: [4, 8, 8], features: 16, epochs: 8, batch_size: 20, learning_rate: 3e-3, max_shift: 0, seed: 1 };
+        let (classifier, loss) = train_classifier(&make(20, 1), &config, &device);
+        let test = make(5, 2);
+        let all: Vec<usize> = (0..test.len()).collect();
+        let predictions = predict(&classifier, &test.floats(&all), 16, &device);
+        assert_eq!(accuracy(&predictions, &test.labels), 1.0, "final training loss {loss}");
+        assert!(confident_share(&predictions.probs, 0.5) > 0.9);
+        assert_eq!(predictions.feature_dim, 16);
+    }
+}

@@ -1,0 +1,206 @@
+// The <score-field> widget from dist/ (as a blogger would copy it), in headless Chromium. Every
+// response carries the Content-Security-Policy a strict blog would send, plus CORS for the
+// cross-origin test. The software WebGPU adapter is a fallback, so `auto` runs on the CPU here.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { ARTIFACTS, ROOT, launch, openPage, serve } from './harness.mjs';
+
+const CSP = "script-src 'self' 'wasm-unsafe-eval'";
+let server;
+let browser;
+before(async () => {
+  server = await serve([`Content-Security-Policy: ${CSP}`, 'Access-Control-Allow-Origin: *'], path.join(ROOT, 'dist'));
+  browser = await launch({ webgpu: true });
+});
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+/** Records CSP violations from the very start of every document. */
+async function watchCsp(page) {
+  await page.addInitScript(() => {
+    window.cspViolations = [];
+    document.addEventListener('securitypolicyviolation', (e) => window.cspViolations.push(`${e.violatedDirective}: ${e.blockedURI}`));
+  });
+}
+
+/** A page at `url` (on any origin) whose HTML we supply, served with the CSP header. */
+async function hostPage(html, url) {
+  const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && page.errors.push(m.text()));
+  await watchCsp(page);
+  await page.route(url, (route) => route.fulfill({ contentType: 'text/html', body: html, headers: { 'Content-Security-Policy': CSP } }));
+  await page.goto(url);
+  return page;
+}
+
+/** Waits until every selected widget's state is one of `states` (or one is 'error'). */
+async function waitStates(page, selector, states, timeout = 240_000) {
+  await page.waitForFunction(
+    ([sel, ok]) => [...document.querySelectorAll(sel)].every((w) => ok.includes(w.getAttribute('state')) || w.getAttribute('state') === 'error'),
+    [selector, states],
+    { timeout },
+  );
+  return page.$$eval(selector, (ws) => ws.map((w) => ({ state: w.getAttribute('state'), error: w.shadowRoot.querySelector('.error').hidden ? '' : w.shadowRoot.querySelector('.error').textContent })));
+}
+
+/** Std of the pixels of a widget's output canvas (0 for a blank canvas). */
+function canvasStd(page, selector) {
+  return page.$eval(selector, (w) => {
+    const c = w.shadowRoot.querySelector('canvas.output');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let s = 0, s2 = 0, n = 0;
+    for (let i = 0; i < d.length; i += 4) { s += d[i]; s2 += d[i] * d[i]; n++; }
+    return Math.sqrt(s2 / n - (s / n) ** 2);
+  });
+}
+
+const widgetPage = (body, head = '') => `<!doctype html><html><head><meta charset="utf-8">${head}<script type="module" src="/score-field.js"></script></head><body>${body}</body></html>`;
+
+test('the example post renders its three widgets under a strict CSP, with no violations', async () => {
+  const page = await openPage(browser, `${server.url}example-post.html`);
+  await watchCsp(page);
+  await page.reload();
+  // Scroll down so that the lazy widgets come into view.
+  for (const w of await page.$$('score-field')) await w.scrollIntoViewIfNeeded();
+  const states = await waitStates(page, 'score-field', ['done', 'ready']);
+  assert.deepEqual(states.map((s) => s.error), ['', '', ''], JSON.stringify(states));
+  assert.deepEqual(states.map((s) => s.state), ['done', 'done', 'ready']);
+  for (const mode of ['generate', 'trajectory', 'inpaint']) {
+    const std = await canvasStd(page, `score-field[mode=${mode}]`);
+    assert.ok(std > 5, `${mode} widget shows a blank canvas (pixel std ${std})`);
+  }
+  // Trajectory: the slider scrubs x(t) from noise (t near 1, σ = 25) to the sample.
+  const scrub = await page.$eval('score-field[mode=trajectory]', (w) => {
+    const r = w.shadowRoot.querySelector('input[type=range]');
+    const show = (i) => {
+      r.value = i;
+      r.dispatchEvent(new Event('input'));
+      const c = w.shadowRoot.querySelector('canvas.output');
+      return { label: w.shadowRoot.querySelector('output').textContent, pixels: Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.filter((_, k) => k % 4 === 0)) };
+    };
+    return { frames: Number(r.max) + 1, first: show(0), last: show(Number(r.max)) };
+  });
+  assert.ok(scrub.frames >= 20, `${scrub.frames} frames`);
+  assert.match(scrub.first.label, /σ\(t\) = 2\d\.\d/, scrub.first.label);
+  assert.match(scrub.last.label, /x\(0\)/);
+  const changed = scrub.first.pixels.filter((v, i) => v !== scrub.last.pixels[i]).length / scrub.first.pixels.length;
+  assert.ok(changed > 0.2, `noise and sample frames look alike (${changed})`);
+  // Inpaint: the source digit has its bottom half masked; Inpaint fills it in.
+  await page.$eval('score-field[mode=inpaint]', (w) => w.run());
+  const [inpaint] = await waitStates(page, 'score-field[mode=inpaint]', ['done']);
+  assert.equal(inpaint.error, '');
+  const shape = await page.$eval('score-field[mode=inpaint]', (w) => w.result.shape);
+  assert.deepEqual(shape, [4, 1, 28, 28]);
+  assert.deepEqual(await page.evaluate(() => window.cspViolations), []);
+  assert.deepEqual(page.errors, []);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'widget-example-post.png'), fullPage: true });
+  await page.close();
+});
+
+test('two widgets sample at once; cancelling one leaves the other running; a broken one keeps its error to itself', async () => {
+  const page = await hostPage(
+    widgetPage(`
+      <score-field id="a" sampler="em" steps="300" batch="1" seed="1" controls="run"></score-field>
+      <score-field id="b" sampler="em" steps="300" batch="1" seed="2" controls="run"></score-field>
+      <score-field id="c" model="/models/missing.json"></score-field>`),
+    `${server.url}two.html`,
+  );
+  await waitStates(page, 'score-field', ['ready']);
+  const broken = await page.$eval('#c', (w) => ({ state: w.getAttribute('state'), error: w.shadowRoot.querySelector('.error').textContent }));
+  assert.equal(broken.state, 'error');
+  assert.match(broken.error, /missing\.json.*404/);
+  // Start both, cancel a once it is running: b must still finish.
+  await page.evaluate(() => {
+    window.runs = [document.getElementById('a').run(), document.getElementById('b').run()];
+  });
+  await page.waitForFunction(() => document.getElementById('a').shadowRoot.querySelector('progress').value > 0.05, null, { timeout: 60_000 });
+  await page.$eval('#a', (w) => w.shadowRoot.querySelector('button.secondary').click());
+  const [a, b] = await page.evaluate(() => Promise.all(window.runs).then((r) => r.map((x) => (x ? x.shape : null))));
+  assert.equal(a, null, 'a was not cancelled');
+  assert.deepEqual(b, [1, 1, 28, 28], 'b did not finish');
+  assert.equal(await page.$eval('#b', (w) => w.getAttribute('state')), 'done');
+  // Both at once to the end, with different seeds.
+  const both = await page.evaluate(async () => {
+    const out = await Promise.all(['a', 'b'].map((id) => {
+      const w = document.getElementById(id);
+      w.setAttribute('steps', '20');
+      return w.run();
+    }));
+    return out.map((r) => Array.from(r.data));
+  });
+  const diff = Math.max(...both[0].map((v, i) => Math.abs(v - both[1][i])));
+  assert.ok(diff > 0.1, 'different seeds gave the same sample');
+  assert.deepEqual(await page.evaluate(() => window.cspViolations), []);
+  // The only console error allowed is the 404 of the missing model.
+  assert.deepEqual(page.errors.filter((e) => !/404|Failed to load resource/.test(e)), []);
+  await page.close();
+});
+
+test("the host page's CSS does not reach inside the widget", async () => {
+  const hostile = '<style>* { box-sizing: content-box; font: 40px serif; } button { display: none; } canvas { width: 5px !important; } .root, .error { display: none; }</style>';
+  const page = await hostPage(widgetPage('<p>Some text.</p><score-field width="300" sampler="em" steps="4" batch="4"></score-field>', hostile), `${server.url}hostile.html`);
+  await waitStates(page, 'score-field', ['ready']);
+  const layout = await page.$eval('score-field', (w) => {
+    const root = w.shadowRoot.querySelector('.root');
+    const button = w.shadowRoot.querySelector('button[type=submit]');
+    const canvas = w.shadowRoot.querySelector('canvas.output');
+    return {
+      rootWidth: root.getBoundingClientRect().width,
+      rootDisplay: getComputedStyle(root).display,
+      buttonFont: getComputedStyle(button).fontSize,
+      buttonFamily: getComputedStyle(button).fontFamily,
+      buttonVisible: button.getBoundingClientRect().width > 0,
+      canvasWidth: canvas.getBoundingClientRect().width,
+      pageFont: getComputedStyle(document.querySelector('p')).fontSize,
+    };
+  });
+  assert.equal(layout.pageFont, '40px', 'the hostile CSS did not apply to the page itself');
+  assert.equal(layout.rootWidth, 300);
+  assert.equal(layout.rootDisplay, 'block');
+  assert.equal(layout.buttonFont, '13px');
+  assert.doesNotMatch(layout.buttonFamily, /^serif$/);
+  assert.ok(layout.buttonVisible);
+  assert.ok(layout.canvasWidth > 200, `canvas is ${layout.canvasWidth}px wide`);
+  await page.$eval('score-field', (w) => w.shadowRoot.querySelector('button[type=submit]').click());
+  const [state] = await waitStates(page, 'score-field', ['done']);
+  assert.equal(state.error, '');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'widget-hostile-css.png') });
+  await page.close();
+});
+
+test('a widget loads only when scrolled into view', async () => {
+  const page = await hostPage(widgetPage('<div style="height: 6000px"></div><score-field sampler="em" steps="3" batch="1"></score-field>'), `${server.url}lazy.html`);
+  await page.waitForTimeout(1500);
+  assert.equal(await page.$eval('score-field', (w) => w.state), 'idle');
+  await page.$eval('score-field', (w) => w.scrollIntoView());
+  const [state] = await waitStates(page, 'score-field', ['ready']);
+  assert.equal(state.state, 'ready');
+  await page.close();
+});
+
+test('the widget works on a page of another origin (module, worker, wasm and model over CORS)', async () => {
+  // A second server on another port is another origin: the post lives there, the widget here.
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'scorefield-host-'));
+  const widgetUrl = `${server.url}score-field.js`;
+  writeFileSync(path.join(dir, 'post.html'), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="${widgetUrl}"></script><score-field sampler="em" steps="5" batch="2" autoplay></score-field>`);
+  const host = await serve([], dir);
+  try {
+    const page = await openPage(browser, `${host.url}post.html`);
+    const [state] = await waitStates(page, 'score-field', ['done']);
+    assert.equal(state.error, '');
+    assert.equal(state.state, 'done');
+    assert.notEqual(new URL(page.url()).origin, new URL(widgetUrl).origin);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  } finally {
+    host.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,399 @@
+// <score-field>: the demo as an embeddable custom element. One script tag and one element:
+//
+//   <script type="module" src="https://example.org/scorefield/score-field.js"></script>
+//   <score-field mode="trajectory" sampler="pc" steps="200"></score-field>
+//
+// Attributes: model (card URL, relative to the page; default the shipped MNIST model next to this
+// module), mode (generate | inpaint | trajectory), sampler, steps, batch, seed, autoplay,
+// controls (comma-separated: run, sampler, steps, seed, batch; or "none"), width (CSS pixels),
+// backend (auto | webgpu | cpu).
+//
+// Everything lives in a Shadow DOM; nothing is added to the page's globals or styles. All widgets
+// on a page share one worker, hence one wasm instance, one GPU device and one copy of each model
+// (client.js + worker.js). A widget loads only when it scrolls into view, and its errors stay in
+// its own box.
+import { RemoteModel } from './client.js';
+import { drawGrid } from './render.js';
+import { Painter } from './painter.js';
+
+const DEFAULT_MODEL = new URL('./models/mnist.json', import.meta.url).href;
+const MODES = ['generate', 'inpaint', 'trajectory'];
+const SAMPLERS = {
+  pc: 'Predictor–corrector',
+  em: 'Euler–Maruyama',
+  rd: 'Reverse diffusion',
+  'ode-heun': 'Probability-flow ODE (Heun)',
+  'ode-euler': 'Probability-flow ODE (Euler)',
+  'ode-rk45': 'Probability-flow ODE (RK45)',
+  ald: 'Annealed Langevin',
+};
+const CONTROLS = ['run', 'sampler', 'steps', 'seed', 'batch'];
+const DEFAULTS = { mode: 'generate', sampler: 'pc', steps: 200, seed: 1, controls: 'run,sampler,steps,seed', width: 320, backend: 'auto' };
+const BATCH = { generate: 16, inpaint: 4, trajectory: 1 };
+// Frames kept by the trajectory view.
+const FRAMES = 60;
+
+const STYLE = `
+:host { display: block; margin: 1.5em 0; }
+:host([hidden]) { display: none; }
+.root { box-sizing: border-box; font: 14px/1.4 system-ui, -apple-system, 'Segoe UI', sans-serif; color: #1d2330;
+  background: #f6f7f9; border: 1px solid #d5d9e0; border-radius: 8px; padding: 10px; max-width: 100%; }
+:where(.root *, .root *::before, .root *::after) { box-sizing: border-box; font: inherit; color: inherit; margin: 0; }
+.views { display: flex; gap: 8px; flex-wrap: wrap; align-items: flex-start; }
+canvas { display: block; width: 100%; height: auto; image-rendering: pixelated; background: #3a3f47; border-radius: 4px; touch-action: none; }
+.view { flex: 1 1 0; min-width: 0; }
+.caption { font-size: 12px; color: #566072; margin-top: 2px; }
+.controls { display: flex; flex-wrap: wrap; gap: 6px 10px; align-items: end; margin-top: 8px; }
+.controls label { display: flex; flex-direction: column; font-size: 12px; color: #566072; }
+.controls input, .controls select { font-size: 13px; padding: 2px 4px; border: 1px solid #b9c0cc; border-radius: 4px; background: #fff; color: #1d2330; }
+.controls input[type=number] { width: 5.5em; }
+button { font-size: 13px; padding: 4px 12px; border-radius: 4px; border: 1px solid #3d5afe; background: #3d5afe; color: #fff; cursor: pointer; }
+button.secondary { background: #fff; color: #3d5afe; }
+button:disabled { opacity: .5; cursor: default; }
+.scrub { display: flex; gap: 8px; align-items: center; margin-top: 6px; }
+.scrub input { flex: 1; }
+.scrub output { font-variant-numeric: tabular-nums; font-size: 12px; min-width: 12em; }
+progress { width: 100%; height: 4px; margin-top: 6px; display: block; }
+.status { font-size: 12px; color: #566072; margin-top: 4px; min-height: 1.4em; }
+.error { margin-top: 6px; padding: 6px 8px; border-radius: 4px; background: #fdecea; color: #8a1c12; font-size: 13px; white-space: pre-wrap; }
+[hidden] { display: none !important; }
+`;
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else node.setAttribute(k, v);
+  }
+  node.append(...children);
+  return node;
+}
+
+function wholeNumber(value, fallback, lo, hi) {
+  const n = Number(value);
+  return Number.isInteger(n) && n >= lo && n <= hi ? n : fallback;
+}
+
+export class ScoreField extends HTMLElement {
+  static observedAttributes = ['model', 'mode', 'sampler', 'steps', 'batch', 'seed', 'controls', 'width', 'backend'];
+
+  #shadow;
+  #ui = null;
+  #model = null;
+  #info = null; // {backend, adapter, card}
+  #loading = null;
+  #running = false;
+  #visible = null; // IntersectionObserver
+  #frames = []; // trajectory: [{t, sigma, data, shape}]
+  #painter = null;
+
+  constructor() {
+    super();
+    this.#shadow = this.attachShadow({ mode: 'open' });
+  }
+
+  /** The current settings, from the attributes (bad values fall back to the defaults). */
+  get settings() {
+    const mode = MODES.includes(this.getAttribute('mode')) ? this.getAttribute('mode') : DEFAULTS.mode;
+    const sampler = this.getAttribute('sampler') in SAMPLERS ? this.getAttribute('sampler') : DEFAULTS.sampler;
+    const controls = (this.getAttribute('controls') ?? DEFAULTS.controls).split(',').map((s) => s.trim()).filter((c) => CONTROLS.includes(c));
+    return {
+      mode,
+      sampler,
+      steps: wholeNumber(this.getAttribute('steps'), DEFAULTS.steps, 1, 100000),
+      batch: wholeNumber(this.getAttribute('batch'), BATCH[mode], 1, 256),
+      seed: wholeNumber(this.getAttribute('seed'), DEFAULTS.seed, 0, 2 ** 53 - 1),
+      controls,
+      width: wholeNumber(this.getAttribute('width'), DEFAULTS.width, 64, 4096),
+      backend: ['auto', 'webgpu', 'cpu'].includes(this.getAttribute('backend')) ? this.getAttribute('backend') : DEFAULTS.backend,
+      model: this.getAttribute('model') || DEFAULT_MODEL,
+      autoplay: this.hasAttribute('autoplay'),
+    };
+  }
+
+  /** 'idle' | 'loading' | 'ready' | 'running' | 'done' | 'error' (also as the `state` attribute). */
+  get state() {
+    return this.getAttribute('state') ?? 'idle';
+  }
+
+  /** The last result {data, shape, evals, seconds} (tests and curious readers). */
+  result = null;
+
+  connectedCallback() {
+    if (!this.#ui) this.#build();
+    if (!this.#visible) {
+      // Load only when the widget comes near the viewport.
+      this.#visible = new IntersectionObserver((entries) => {
+        if (entries.some((e) => e.isIntersecting)) {
+          this.#visible?.disconnect();
+          this.#start();
+        }
+      }, { rootMargin: '200px' });
+      this.#visible.observe(this);
+    }
+  }
+
+  disconnectedCallback() {
+    this.#visible?.disconnect();
+    this.#visible = null;
+    if (this.#running) this.#model?.cancel();
+  }
+
+  attributeChangedCallback(name, old, value) {
+    if (!this.#ui || old === value) return;
+    if (name === 'model' || name === 'backend' || name === 'mode') {
+      // A different model or layout: rebuild, and load again if we had started.
+      const started = this.#loading !== null;
+      if (this.#running) this.#model?.cancel();
+      this.#model = null;
+      this.#info = null;
+      this.#loading = null;
+      this.#build();
+      if (started) this.#start();
+    } else {
+      this.#syncControls();
+    }
+  }
+
+  #setState(state) {
+    this.setAttribute('state', state);
+  }
+
+  #build() {
+    const s = this.settings;
+    const ui = {};
+    ui.root = el('div', { class: 'root', part: 'root' });
+    ui.root.style.width = `${s.width}px`;
+    ui.views = el('div', { class: 'views' });
+    ui.canvas = el('canvas', { class: 'output', width: 280, height: 280, role: 'img', 'aria-label': 'samples' });
+    const output = el('div', { class: 'view' }, ui.canvas);
+    if (s.mode === 'inpaint') {
+      ui.source = el('canvas', { class: 'source', width: 280, height: 280, role: 'img', 'aria-label': 'the digit to complete; paint over the part to regenerate' });
+      ui.views.append(el('div', { class: 'view' }, ui.source, el('div', { class: 'caption', text: 'paint what to regenerate' })), output);
+      output.append(el('div', { class: 'caption', text: 'completions' }));
+    } else {
+      ui.views.append(output);
+    }
+    ui.root.append(ui.views);
+    if (s.mode === 'trajectory') {
+      ui.scrub = el('input', { type: 'range', min: 0, max: 0, value: 0, step: 1, 'aria-label': 'diffusion time t' });
+      ui.scrub.disabled = true;
+      ui.time = el('output', { text: 't = 1' });
+      ui.root.append(el('div', { class: 'scrub' }, el('span', { class: 'caption', text: 'noise' }), ui.scrub, el('span', { class: 'caption', text: 'data' }), ui.time));
+      ui.scrub.addEventListener('input', () => this.#showFrame(Number(ui.scrub.value)));
+    }
+    ui.progress = el('progress', { max: 1, value: 0 });
+    ui.status = el('div', { class: 'status', 'aria-live': 'polite', text: 'waiting to scroll into view' });
+    ui.error = el('div', { class: 'error', role: 'alert' });
+    ui.error.hidden = true;
+
+    // Controls.
+    ui.controls = el('form', { class: 'controls' });
+    ui.sampler = el('select', { name: 'sampler' }, ...Object.entries(SAMPLERS).map(([k, v]) => el('option', { value: k, text: v })));
+    ui.steps = el('input', { name: 'steps', type: 'number', min: 1, max: 100000 });
+    ui.seed = el('input', { name: 'seed', type: 'number', min: 0, step: 1 });
+    ui.batch = el('input', { name: 'batch', type: 'number', min: 1, max: 256 });
+    ui.labels = {
+      sampler: el('label', {}, 'sampler', ui.sampler),
+      steps: el('label', {}, 'steps', ui.steps),
+      seed: el('label', {}, 'seed', ui.seed),
+      batch: el('label', {}, 'batch', ui.batch),
+    };
+    const label = { generate: 'Generate', inpaint: 'Inpaint', trajectory: 'Sample' }[s.mode];
+    ui.run = el('button', { type: 'submit', text: label });
+    ui.cancel = el('button', { type: 'button', class: 'secondary', text: 'Cancel' });
+    ui.cancel.hidden = true;
+    ui.controls.append(...Object.values(ui.labels), ui.run, ui.cancel);
+    if (s.mode === 'inpaint') {
+      ui.newDigit = el('button', { type: 'button', class: 'secondary', text: 'New digit' });
+      ui.clearMask = el('button', { type: 'button', class: 'secondary', text: 'Clear mask' });
+      ui.controls.append(ui.newDigit, ui.clearMask);
+      ui.newDigit.addEventListener('click', () => this.#newDigit());
+      ui.clearMask.addEventListener('click', () => this.#painter?.clearMask());
+    }
+    ui.controls.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.run();
+    });
+    ui.cancel.addEventListener('click', () => this.#model?.cancel());
+    for (const input of [ui.sampler, ui.steps, ui.seed, ui.batch]) input.addEventListener('change', () => this.#setState(this.#info ? 'ready' : this.state));
+    ui.root.append(ui.controls, ui.progress, ui.status, ui.error);
+
+    this.#ui = ui;
+    this.#painter = null;
+    this.#frames = [];
+    this.#shadow.replaceChildren(el('style', { text: STYLE }), ui.root);
+    this.#syncControls(true);
+    this.#setBusy(true);
+  }
+
+  /** Copies the attributes into the controls (and shows only the listed controls). */
+  #syncControls(all = false) {
+    const s = this.settings;
+    const ui = this.#ui;
+    ui.root.style.width = `${s.width}px`;
+    if (all || !this.#running) {
+      ui.sampler.value = s.sampler;
+      ui.steps.value = s.steps;
+      ui.seed.value = s.seed;
+      ui.batch.value = s.batch;
+    }
+    for (const [name, node] of Object.entries(ui.labels)) node.hidden = !s.controls.includes(name);
+    ui.run.hidden = !s.controls.includes('run');
+    ui.controls.hidden = s.controls.length === 0 && s.mode !== 'inpaint';
+  }
+
+  #setBusy(busy) {
+    const ui = this.#ui;
+    for (const b of [ui.run, ui.newDigit, ui.clearMask]) if (b) b.disabled = busy;
+    ui.cancel.hidden = !busy || !this.#running;
+  }
+
+  #showError(message) {
+    this.#ui.error.textContent = message;
+    this.#ui.error.hidden = !message;
+  }
+
+  /** Starts loading the model (once); then runs if `autoplay`. */
+  #start() {
+    if (this.#loading) return this.#loading;
+    const s = this.settings;
+    this.#setState('loading');
+    this.#ui.status.textContent = 'loading the model…';
+    this.#model = new RemoteModel(s.model, s.backend);
+    const ui = this.#ui;
+    this.#loading = this.#model.load().then(
+      async (info) => {
+        this.#info = info;
+        const where = info.backend === 'webgpu' ? `WebGPU (${info.adapter})` : `CPU${info.fallbackReason ? ` (${info.fallbackReason})` : ''}`;
+        ui.status.textContent = `${info.card.name} on ${where}`;
+        this.#setBusy(false);
+        if (s.mode === 'inpaint') {
+          const [c, h, w] = [info.card.image.channels, info.card.image.height, info.card.image.width];
+          this.#painter = new Painter(ui.source, { channels: c, height: h, width: w, range: info.card.image.range });
+          await this.#newDigit();
+        } else if (!s.autoplay) {
+          // (With autoplay the state goes straight from loading to running.)
+          this.#setState('ready');
+        }
+      },
+      (error) => {
+        this.#setState('error');
+        ui.status.textContent = '';
+        this.#showError(`could not load the model: ${error.message}`);
+      },
+    );
+    if (s.autoplay) this.#loading.then(() => this.#info && this.run());
+    return this.#loading;
+  }
+
+  /** The sampler options from the controls. */
+  #options() {
+    const ui = this.#ui;
+    const opts = { sampler: ui.sampler.value, steps: Number(ui.steps.value), seed: Number(ui.seed.value), batch: Number(ui.batch.value) };
+    if (opts.sampler === 'ald') opts.correctorSteps = Math.max(1, Math.round(1000 / opts.steps) || 1);
+    return opts;
+  }
+
+  /** Runs the widget's mode once (what the button does). Resolves to the result, or null. */
+  async run() {
+    await this.#start();
+    if (!this.#info || this.#running) return null;
+    const mode = this.settings.mode;
+    if (mode === 'inpaint') return this.#inpaint();
+    if (mode === 'trajectory') return this.#trajectory();
+    return this.#sample('generate', this.#options(), this.#ui.canvas);
+  }
+
+  /** One generate/inpaint call with progress and live previews; errors land in the box. */
+  async #sample(type, opts, canvas, onFrame) {
+    const ui = this.#ui;
+    const range = this.#info.card.image.range;
+    this.#running = true;
+    this.#showError('');
+    this.#setState('running');
+    this.#setBusy(true);
+    ui.progress.value = 0;
+    ui.status.textContent = 'starting…';
+    const scale = (shape) => Math.max(1, Math.floor(280 / (Math.ceil(Math.sqrt(shape[0])) * (shape[3] + 1))));
+    try {
+      const result = await this.#model[type](opts, (p) => {
+        ui.progress.value = p.progress;
+        ui.status.textContent = `step ${p.step}${p.total ? ` of ${p.total}` : ''} · t = ${p.t.toFixed(3)} · σ = ${p.sigma.toPrecision(3)}`;
+        if (p.preview) {
+          drawGrid(canvas, p.preview.data, p.preview.shape, { range, scale: scale(p.preview.shape) });
+          onFrame?.(p);
+        }
+      });
+      drawGrid(canvas, result.data, result.shape, { range, scale: scale(result.shape) });
+      ui.progress.value = 1;
+      ui.status.textContent = `done: ${result.evals} score evaluations in ${result.seconds.toFixed(1)} s (${this.#info.backend})`;
+      this.result = result;
+      this.#setState('done');
+      this.dispatchEvent(new CustomEvent('done', { detail: result }));
+      return result;
+    } catch (error) {
+      const cancelled = /cancel/i.test(error.message);
+      ui.status.textContent = cancelled ? 'cancelled' : '';
+      if (!cancelled) this.#showError(error.message);
+      this.#setState(cancelled ? 'ready' : 'error');
+      return null;
+    } finally {
+      this.#running = false;
+      this.#setBusy(false);
+    }
+  }
+
+  /** Trajectory: keeps x(t) every few steps, then lets the reader scrub t. */
+  async #trajectory() {
+    const ui = this.#ui;
+    const opts = this.#options();
+    const every = Math.max(1, Math.round(opts.steps / FRAMES));
+    this.#frames = [];
+    ui.scrub.disabled = true;
+    const keep = (p) => {
+      this.#frames.push({ t: p.t, sigma: p.sigma, data: p.preview.data, shape: p.preview.shape });
+      ui.time.textContent = `t = ${p.t.toFixed(3)}, σ(t) = ${p.sigma.toPrecision(3)}`;
+    };
+    const result = await this.#sample('generate', { ...opts, previewEvery: every, previewOf: 'x' }, ui.canvas, keep);
+    if (!result) return null;
+    this.#frames.push({ t: 0, sigma: null, data: result.data, shape: result.shape, final: true });
+    ui.scrub.max = this.#frames.length - 1;
+    ui.scrub.value = this.#frames.length - 1;
+    ui.scrub.disabled = false;
+    this.#showFrame(this.#frames.length - 1);
+    return result;
+  }
+
+  #showFrame(i) {
+    const frame = this.#frames[i];
+    if (!frame) return;
+    drawGrid(this.#ui.canvas, frame.data, frame.shape, { range: this.#info.card.image.range, scale: Math.max(1, Math.floor(280 / (Math.ceil(Math.sqrt(frame.shape[0])) * (frame.shape[3] + 1)))) });
+    this.#ui.time.textContent = frame.final ? 'x(0): the sample (after the final denoising step)' : `t = ${frame.t.toFixed(3)}, σ(t) = ${frame.sigma.toPrecision(3)}`;
+  }
+
+  /** Inpaint mode: a new source digit (one sample), with the bottom half masked. */
+  async #newDigit() {
+    const ui = this.#ui;
+    const opts = { ...this.#options(), batch: 1, seed: Number(ui.seed.value) + 1000 };
+    const result = await this.#sample('generate', opts, ui.canvas);
+    if (!result) return;
+    const [lo, hi] = this.#info.card.image.range;
+    this.#painter.setImage(Array.from(result.data, (v) => Math.min(hi, Math.max(lo, v))));
+    if (!this.#painter.paintedCount()) this.#painter.maskRegion('bottom');
+    ui.status.textContent = 'paint over what to regenerate, then Inpaint';
+    this.#setState('ready');
+  }
+
+  async #inpaint() {
+    const p = this.#painter;
+    if (!p.paintedCount()) {
+      this.#showError('paint over part of the digit first: the painted pixels are regenerated');
+      return null;
+    }
+    return this.#sample('inpaint', { ...this.#options(), image: p.image, mask: p.keepMask() }, this.#ui.canvas);
+  }
+}
+
+if (!customElements.get('score-field')) customElements.define('score-field', ScoreField);
