@@ -59,6 +59,14 @@ pub enum SampleError {
 }
 
 impl SampleError {
+    /// Names the sampler in a non-finite error raised below the sampler level.
+    pub fn for_sampler(self, sampler: crate::Sampler) -> Self {
+        match self {
+            SampleError::NonFinite { step, t, .. } => SampleError::NonFinite { sampler: sampler.name(), step, t },
+            other => other,
+        }
+    }
+
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         SampleError::InvalidOption { field, reason: reason.into() }
     }

@@ -202,6 +202,10 @@ impl Observer for JsObserver {
             if self.preview_every > 0 && (s.step % self.preview_every == 0 || s.step == 1) && !last {
                 let shown = if self.preview_of == PreviewOf::X { s.x } else { s.x_mean };
                 if let Ok(preview) = tensor_to_js(shown.clone()).await {
+                    // The preview was read back anyway: stop at once if the run has blown up.
+                    if first_non_finite(&preview).is_some() {
+                        return Flow::NonFinite;
+                    }
                     Reflect::set(&info, &"preview".into(), &preview).ok();
                 }
             }
@@ -232,6 +236,18 @@ async fn yield_to_event_loop() {
         }
     });
     let _ = JsFuture::from(promise).await;
+}
+
+/// Index of the first NaN or ±∞ in the `data` of a `{data: Float32Array, ...}` object.
+fn first_non_finite(result: &JsValue) -> Option<u32> {
+    let data: Float32Array = Reflect::get(result, &"data".into()).ok()?.dyn_into().ok()?;
+    let mut first = None;
+    data.for_each(&mut |v, i, _| {
+        if first.is_none() && !v.is_finite() {
+            first = Some(i);
+        }
+    });
+    first
 }
 
 /// `{data: Float32Array, shape: [B, C, H, W]}` of a tensor, read back asynchronously.
@@ -313,7 +329,12 @@ impl WebModel {
     }
 
     async fn start(card: ModelCard, weights: &[u8], options: JsValue) -> Result<WebModel, JsError> {
-        let options: LoadOptions = if options.is_undefined() || options.is_null() { LoadOptions::default() } else { serde_wasm_bindgen::from_value(options).map_err(|e| js_err(format!("load options: {e}")))? };
+        let options: LoadOptions = if options.is_undefined() || options.is_null() {
+            LoadOptions::default()
+        } else {
+            refuse_unknown_keys(&options, &["backend"], "load option")?;
+            serde_wasm_bindgen::from_value(options).map_err(|e| js_err(format!("load options: {e}")))?
+        };
         let (backend, fallback_reason) = match options.backend {
             BackendChoice::Cpu => (backend::cpu(), None),
             BackendChoice::Webgpu => (backend::webgpu().await.map_err(js_err)?, None),
@@ -400,10 +421,29 @@ impl WebModel {
     }
 }
 
+/// The option names `generate`/`inpaint` accept (besides `image` and `mask`).
+const RUN_OPTIONS: [&str; 13] = ["sampler", "steps", "batch", "seed", "snr", "correctorSteps", "aldEps", "rtol", "atol", "denoise", "previewEvery", "previewOf", "runId"];
+
+/// serde-wasm-bindgen reads only the fields a struct declares, so `deny_unknown_fields` never sees
+/// a misspelt option: check the object's own keys here.
+fn refuse_unknown_keys(options: &JsValue, known: &[&str], what: &str) -> Result<(), JsError> {
+    if !options.is_object() {
+        return Err(js_err(format!("{what} must be an object")));
+    }
+    let object: &js_sys::Object = options.unchecked_ref();
+    for key in js_sys::Object::keys(object).iter().filter_map(|k| k.as_string()) {
+        if !known.contains(&key.as_str()) {
+            return Err(js_err(format!("unknown {what} field `{key}`; expected one of {}", known.join(", "))));
+        }
+    }
+    Ok(())
+}
+
 fn parse_options(options: JsValue) -> Result<RunOptions, JsError> {
     if options.is_undefined() || options.is_null() {
         return Ok(RunOptions::default());
     }
+    refuse_unknown_keys(&options, &RUN_OPTIONS, "option")?;
     serde_wasm_bindgen::from_value(options).map_err(|e| js_err(format!("options: {e}")))
 }
 
@@ -420,14 +460,7 @@ impl WebModel {
 
     async fn finish(&self, out: sampling::Samples, start: f64, sampler: Sampler) -> Result<JsValue, JsError> {
         let result = tensor_to_js(out.x).await?;
-        let data: Float32Array = Reflect::get(&result, &"data".into()).ok().and_then(|d| d.dyn_into().ok()).ok_or_else(|| js_err("no data"))?;
-        let mut first_bad = None;
-        data.for_each(&mut |v, i, _| {
-            if first_bad.is_none() && !v.is_finite() {
-                first_bad = Some(i);
-            }
-        });
-        if let Some(i) = first_bad {
+        if let Some(i) = first_non_finite(&result) {
             return Err(js_err(format!("{} produced a non-finite value (at index {i}); try more steps or a smaller snr", sampler.name())));
         }
         Reflect::set(&result, &"evals".into(), &(out.evals as f64).into()).ok();

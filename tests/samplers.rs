@@ -185,3 +185,35 @@ fn cancel_stops_within_one_step_and_bad_options_are_named() {
         assert_eq!(s.name().parse::<Sampler>().unwrap(), s);
     }
 }
+
+/// A score that turns NaN below t = 0.5 (a blown-up network): an observer that checks x each step
+/// stops the run at the first step past t = 0.5, and the error names the sampler and that step.
+#[test]
+fn non_finite_values_stop_the_run_naming_sampler_and_step() {
+    let sde = Sde::ve(20.0);
+    let device = Device::flex();
+    let broken = |x: Tensor<4>, t: f64| if t < 0.5 { x * f32::NAN } else { -x / 400.0 };
+    let mut check = |s: &Step<'_>| if s.x.clone().sum().into_scalar::<f32>().is_finite() { Flow::Continue } else { Flow::NonFinite };
+    // Step k evaluates the score at t ≈ 1 − (k − 1)/10 (Heun also at 1 − k/10): the first NaN
+    // comes at step 7 (Heun: 6). RK45's steps are adaptive.
+    for (sampler, name, expected) in [(Sampler::EulerMaruyama, "em", 7), (Sampler::PredictorCorrector, "pc", 7), (Sampler::OdeHeun, "ode-heun", 6), (Sampler::OdeRk45, "ode-rk45", 0)] {
+        let opts = SampleOptions { sampler, steps: 10, corrector_steps: Some(1), ..Default::default() };
+        match block_on(sampling::sample(&broken, &sde, [2, 1, 1, 2], &opts, &device, &mut check)) {
+            Err(SampleError::NonFinite { sampler: s, step, t }) => {
+                assert_eq!(s, name);
+                if sampler != Sampler::OdeRk45 {
+                    assert!(t < 0.5, "{name}: stopped at t = {t}");
+                    assert_eq!(step, expected, "{name}");
+                } else {
+                    // RK45 checks its own error norm: it stops at the step whose stages reached
+                    // t < 0.5, reporting the step's start time.
+                    assert!(t < 0.75, "{name}: stopped at t = {t}");
+                }
+                let message = SampleError::NonFinite { sampler: s, step, t }.to_string();
+                assert!(message.contains(name) && message.contains(&format!("step {step}")), "{message}");
+            }
+            Err(other) => panic!("{name}: {other}"),
+            Ok(_) => panic!("{name}: a NaN score gave samples"),
+        }
+    }
+}

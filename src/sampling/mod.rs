@@ -51,6 +51,9 @@ pub struct Step<'a> {
 pub enum Flow {
     Continue,
     Cancel,
+    /// The observer saw NaN or ±∞ in x (it read x back anyway, e.g. for a preview): the run stops
+    /// with [`SampleError::NonFinite`] naming the sampler and the step.
+    NonFinite,
 }
 
 /// Progress callback, called after every step; async so that it can read tensors back in a
@@ -282,11 +285,11 @@ pub(crate) async fn run<S: ScoreFn, O: Observer>(
             if known.is_some() {
                 return Err(SampleError::invalid("sampler", "inpainting supports em, rd, pc, ald, ode-euler and ode-heun, not the adaptive ode-rk45"));
             }
-            ode::sample_rk45(&counted, sde, x, options.rtol, options.atol, observer).await?
+            ode::sample_rk45(&counted, sde, x, options.rtol, options.atol, observer).await.map_err(|e| e.for_sampler(options.sampler))?
         }
         sampler => {
             let (predictor, corrector, times) = pc::plan(sampler, sde, options);
-            pc::run(&counted, sde, x, &times, predictor, corrector, known, noise, observer).await?
+            pc::run(&counted, sde, x, &times, predictor, corrector, known, noise, observer).await.map_err(|e| e.for_sampler(options.sampler))?
         }
     };
     // Every sampler ends at t = ε (ALD's last noise level is σ(ε)).

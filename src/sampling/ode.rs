@@ -104,8 +104,10 @@ where
             accepted += 1;
             let factor = if norm == 0.0 { 10.0 } else { (0.9 * norm.powf(-0.2)).min(10.0) };
             h_abs *= factor;
-            if on_step(accepted, t, &y).await == Flow::Cancel {
-                return Err(SampleError::Cancelled { step: accepted });
+            match on_step(accepted, t, &y).await {
+                Flow::Continue => {}
+                Flow::Cancel => return Err(SampleError::Cancelled { step: accepted }),
+                Flow::NonFinite => return Err(SampleError::NonFinite { sampler: "ode-rk45", step: accepted, t }),
             }
         } else {
             rejected += 1;

@@ -205,8 +205,10 @@ pub async fn run<S: ScoreFn, O: Observer>(
             x: &x,
             x_mean: &xn_mean,
         };
-        if observer.observe(step).await == Flow::Cancel {
-            return Err(SampleError::Cancelled { step: i + 1 });
+        match observer.observe(step).await {
+            Flow::Continue => {}
+            Flow::Cancel => return Err(SampleError::Cancelled { step: i + 1 }),
+            Flow::NonFinite => return Err(SampleError::NonFinite { sampler: "pc", step: i + 1, t: t_reached }),
         }
     }
     Ok(x)

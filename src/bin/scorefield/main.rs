@@ -432,12 +432,16 @@ fn init(a: InitArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Prints progress to stderr about twenty times per run.
+/// Prints progress to stderr about twenty times per run, and stops a run that has blown up (the
+/// sum of x, one number read back, is NaN or ±∞ as soon as one value is).
 fn progress(label: &'static str) -> impl FnMut(&Step<'_>) -> Flow {
     let start = Instant::now();
     let mut last = -1.0;
     move |s: &Step<'_>| {
         if s.progress - last >= 0.05 || s.progress >= 1.0 {
+            if !s.x.clone().sum().into_scalar::<f32>().is_finite() {
+                return Flow::NonFinite;
+            }
             last = s.progress;
             let total = s.total.map(|t| format!("/{t}")).unwrap_or_default();
             eprint!("\r{label}: step {}{total}  t = {:.4}  {:.0}%  {:.1}s   ", s.step, s.t, s.progress * 100.0, start.elapsed().as_secs_f64());

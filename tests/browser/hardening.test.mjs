@@ -1,0 +1,134 @@
+// Bad inputs in a real browser: broken model files supplied by URL, absurd options, a cancel
+// during the first step, and weights that blow up mid-run. Each must end in a message that names
+// the problem, with the page still usable.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { ROOT, launch, openPage, serve } from './harness.mjs';
+
+let site;
+let files; // a second origin serving the broken model files (with CORS)
+let dir;
+let browser;
+
+const card = JSON.parse(readFileSync(path.join(ROOT, 'www/models/mnist.json'), 'utf8'));
+const weights = readFileSync(path.join(ROOT, 'www/models/mnist.safetensors'));
+
+/** The safetensors file with every F32 value of tensor `name` multiplied by `factor`. */
+function scaled(bytes, name, factor) {
+  const out = Buffer.from(bytes);
+  const n = Number(out.readBigUInt64LE(0));
+  const header = JSON.parse(out.subarray(8, 8 + n).toString('utf8'));
+  const [start, end] = header[name].data_offsets;
+  for (let o = 8 + n + start; o < 8 + n + end; o += 4) out.writeFloatLE(out.readFloatLE(o) * factor, o);
+  return out;
+}
+
+before(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'scorefield-bad-models-'));
+  const write = (name, cardPatch, bytes) => {
+    writeFileSync(path.join(dir, `${name}.json`), typeof cardPatch === 'string' ? cardPatch : JSON.stringify({ ...card, weights: `${name}.safetensors`, ...cardPatch }));
+    if (bytes) writeFileSync(path.join(dir, `${name}.safetensors`), bytes);
+  };
+  write('truncated', {}, weights.subarray(0, weights.length >> 1));
+  write('garbage-card', '{"format": "scorefield-model-card", "version": 1, "name": ');
+  write('wrong-shape', { architecture: { ...card.architecture, widths: [16, 32, 64, 128] } }, weights);
+  write('huge-header', {}, Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 0, 0, 0x7f]), Buffer.alloc(64)]));
+  // Finite weights whose output layer is 1e38 times too large: its sums overflow to ±∞.
+  write('explodes', {}, scaled(weights, 'out.weight', 1e38));
+  files = await serve(['Access-Control-Allow-Origin: *'], dir);
+  site = await serve();
+  browser = await launch({ webgpu: true });
+});
+after(async () => {
+  await browser?.close();
+  site?.close();
+  files?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function loadError(model) {
+  const page = await openPage(browser, `${site.url}?backend=cpu&model=${encodeURIComponent(`${files.url}${model}.json`)}`);
+  await page.waitForFunction(() => !document.getElementById('error').hidden || document.getElementById('badge').dataset.backend, null, { timeout: 60_000 });
+  const message = await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
+  const generateDisabled = await page.$eval('#generate', (b) => b.disabled);
+  await page.close();
+  return { message, generateDisabled };
+}
+
+test('broken model files supplied by URL are refused with a message naming the problem', async () => {
+  const cases = [
+    ['truncated', /lies outside the \d+ data bytes \(file truncated\?\)|header claims/],
+    ['garbage-card', /model card .*garbage-card\.json/],
+    ['wrong-shape', /shape/],
+    ['huge-header', /header claims \d+ bytes/],
+  ];
+  for (const [name, pattern] of cases) {
+    const { message, generateDisabled } = await loadError(name);
+    assert.match(message, pattern, `${name}: ${message}`);
+    assert.equal(generateDisabled, true, `${name}: Generate stays disabled without a model`);
+  }
+});
+
+test('absurd options are refused before any work, naming the field', async () => {
+  const page = await openPage(browser, `${site.url}?backend=cpu`);
+  await page.waitForFunction(() => document.getElementById('badge').dataset.backend, null, { timeout: 60_000 });
+  const errors = await page.evaluate(async () => {
+    const model = window.scorefield.model;
+    const tries = [
+      { batch: 100000, steps: 2 },
+      { batch: 4, steps: -5 },
+      { batch: 4, steps: Number.NaN },
+      { batch: 4, steps: 2, sampler: 'magic' },
+      { batch: 4, steps: 2, snr: 1e9, sampler: 'pc' },
+      { batch: 4, steps: 2, colour: 'red' },
+    ];
+    const out = [];
+    for (const t of tries) {
+      const start = performance.now();
+      try {
+        await model.generate(t);
+        out.push({ ok: true });
+      } catch (e) {
+        out.push({ message: e.message, ms: performance.now() - start });
+      }
+    }
+    return out;
+  });
+  const fields = ['batch', 'steps', 'steps', 'sampler', 'snr', 'colour'];
+  errors.forEach((e, i) => {
+    assert.ok(e.message, `try ${i} was accepted`);
+    assert.match(e.message, new RegExp(fields[i]), e.message);
+    assert.ok(e.ms < 2000, `try ${i} took ${e.ms} ms to be refused`);
+  });
+  await page.close();
+});
+
+test('cancel during the first step stops the run and the page samples again afterwards', async () => {
+  // On the software WebGPU adapter one step of batch 16 takes seconds: the cancel lands inside it.
+  const page = await openPage(browser, `${site.url}?backend=webgpu`);
+  await page.waitForFunction(() => document.getElementById('badge').dataset.backend, null, { timeout: 120_000 });
+  const outcome = await page.evaluate(async () => {
+    const model = window.scorefield.model;
+    const run = model.generate({ sampler: 'em', steps: 1000, batch: 16, seed: 1 }).then(() => 'finished', (e) => e.message);
+    model.cancel();
+    const first = await run;
+    const again = await model.generate({ sampler: 'em', steps: 2, batch: 1, seed: 1 });
+    return { first, again: again.shape };
+  });
+  assert.match(outcome.first, /cancelled at step 1\b/);
+  assert.deepEqual(outcome.again, [1, 1, 28, 28]);
+  await page.close();
+});
+
+test('weights that overflow mid-run stop it with the sampler and step, not a black image', async () => {
+  const page = await openPage(browser, `${site.url}?backend=cpu&model=${encodeURIComponent(`${files.url}explodes.json`)}`);
+  await page.waitForFunction(() => document.getElementById('badge').dataset.backend || !document.getElementById('error').hidden, null, { timeout: 60_000 });
+  const message = await page.evaluate(() =>
+    window.scorefield.model.generate({ sampler: 'em', steps: 50, batch: 2, seed: 1, previewEvery: 1 }).then(() => 'no error', (e) => e.message),
+  );
+  assert.match(message, /^em produced non-finite values by step \d+ \(t = [\d.]+\)/, message);
+  await page.close();
+});
