@@ -1,5 +1,5 @@
 // The demo page: generate, watch the samples emerge, pick one, paint a mask, inpaint.
-import { RemoteModel } from './client.js';
+import { RemoteModel, workerStats } from './client.js';
 import { drawGrid, gridIndexAt } from './render.js';
 import { Painter, imageFromFile } from './painter.js';
 
@@ -12,7 +12,7 @@ let lastResult = null;
 let painter = null;
 let busy = false;
 // A handle for the console and the browser tests.
-window.scorefield = { model, lastResult: null, lastInpaint: null, get painter() { return painter; } };
+window.scorefield = { model, workerStats, lastResult: null, lastInpaint: null, get painter() { return painter; } };
 
 function showError(message) {
   const el = $('error');

@@ -52,6 +52,11 @@ function request(message, onProgress) {
   return { id, promise };
 }
 
+/** The worker's wasm memory and model count: {wasmMemoryBytes, models, running}. */
+export function workerStats() {
+  return request({ type: 'stats' }).promise;
+}
+
 /** A model in the worker. `url` is resolved against the page. */
 export class RemoteModel {
   constructor(url, backend = 'auto') {
@@ -80,6 +85,11 @@ export class RemoteModel {
 
   inpaint(options, onProgress) {
     return this.run('inpaint', options, onProgress);
+  }
+
+  /** Frees the model in the worker (a later call loads it again). */
+  unload() {
+    return request({ type: 'unload', url: this.url }).promise;
   }
 
   cancel() {

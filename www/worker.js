@@ -47,6 +47,23 @@ self.onmessage = async (event) => {
       running.get(event.data.target)?.cancel(event.data.target);
       return;
     }
+    if (type === 'stats') {
+      await ready;
+      self.postMessage({ id, status: 'result', result: { wasmMemoryBytes: ScoreModel.wasmMemoryBytes(), models: models.size, running: running.size } });
+      return;
+    }
+    if (type === 'unload') {
+      // Frees every copy of the model (all backends) unless one is running.
+      for (const [key, loading] of [...models]) {
+        if (!key.startsWith(`${event.data.url} `)) continue;
+        const model = await loading.catch(() => null);
+        if (model && [...running.values()].includes(model)) throw new Error('the model is running; cancel it first');
+        models.delete(key);
+        model?.free();
+      }
+      self.postMessage({ id, status: 'result', result: null });
+      return;
+    }
     if (type === 'load') {
       const { model, reason } = await load(event.data.url, event.data.backend ?? 'auto');
       self.postMessage({ id, status: 'result', result: describe(model, reason) });

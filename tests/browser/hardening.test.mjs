@@ -129,6 +129,57 @@ test('weights that overflow mid-run stop it with the sampler and step, not a bla
   const message = await page.evaluate(() =>
     window.scorefield.model.generate({ sampler: 'em', steps: 50, batch: 2, seed: 1, previewEvery: 1 }).then(() => 'no error', (e) => e.message),
   );
+  console.log(`overflowing weights: ${message}`);
   assert.match(message, /^em produced non-finite values by step \d+ \(t = [\d.]+\)/, message);
+  await page.close();
+});
+
+test('two tabs sample at once, each with its own worker and device', async () => {
+  const pages = await Promise.all([0, 1].map(() => openPage(browser, `${site.url}?backend=webgpu`)));
+  const shapes = await Promise.all(
+    pages.map(async (page, i) => {
+      await page.waitForFunction(() => document.getElementById('badge').dataset.backend, null, { timeout: 120_000 });
+      return page.evaluate((seed) => window.scorefield.model.generate({ sampler: 'em', steps: 3, batch: 2, seed }).then((r) => r.shape), i + 1);
+    }),
+  );
+  assert.deepEqual(shapes, [[2, 1, 28, 28], [2, 1, 28, 28]]);
+  for (const page of pages) {
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  }
+});
+
+test('200 generate calls and 50 load/unload cycles keep wasm memory flat', async () => {
+  const page = await openPage(browser, `${site.url}?backend=cpu`);
+  await page.waitForFunction(() => document.getElementById('badge').dataset.backend, null, { timeout: 60_000 });
+  const figures = await page.evaluate(async () => {
+    const { model, workerStats } = window.scorefield;
+    const run = () => model.generate({ sampler: 'em', steps: 1, batch: 2, seed: 1 });
+    for (let i = 0; i < 10; i++) await run(); // warm-up: allocator pools fill
+    const before = (await workerStats()).wasmMemoryBytes;
+    let t0 = performance.now();
+    for (let i = 0; i < 200; i++) await run();
+    const runSeconds = (performance.now() - t0) / 1000;
+    const afterRuns = (await workerStats()).wasmMemoryBytes;
+    for (let i = 0; i < 3; i++) {
+      await model.unload();
+      await model.load();
+    }
+    const beforeCycles = (await workerStats()).wasmMemoryBytes;
+    t0 = performance.now();
+    for (let i = 0; i < 50; i++) {
+      await model.unload();
+      await model.load();
+    }
+    const cycleSeconds = (performance.now() - t0) / 1000;
+    const stats = await workerStats();
+    await run();
+    return { before, afterRuns, beforeCycles, afterCycles: stats.wasmMemoryBytes, models: stats.models, runSeconds, cycleSeconds };
+  });
+  console.log(`wasm memory: ${JSON.stringify(figures)}`);
+  const MiB = 1 << 20;
+  assert.ok(figures.afterRuns - figures.before <= 2 * MiB, `200 runs grew wasm memory by ${(figures.afterRuns - figures.before) / MiB} MiB`);
+  assert.ok(figures.afterCycles - figures.beforeCycles <= 8 * MiB, `50 load/unload cycles grew wasm memory by ${(figures.afterCycles - figures.beforeCycles) / MiB} MiB`);
+  assert.equal(figures.models, 1);
   await page.close();
 });
