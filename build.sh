@@ -5,6 +5,7 @@
 #   ./build.sh wasm              build pkg/ only
 #   ./build.sh dist              dist/: the <score-field> widget, pkg/, the models, an example post
 #   ./build.sh browser-test      only the browser tests
+#   ./build.sh bench             native and browser benchmarks into docs/performance/
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -103,6 +104,22 @@ cmd_dist() {
   log "dist/ ($(du -sh dist | cut -f1)): open dist/example-post.html through any static server"
 }
 
+cmd_bench() {
+  log "native benchmark (CPU, flex)"
+  cargo build --release --features "$NATIVE_FEATURES"
+  mkdir -p docs/performance
+  "$CARGO_TARGET_DIR/release/scorefield" bench --device cpu --json docs/performance/native-cpu.json
+  if [ "${SCOREFIELD_BENCH_WGPU:-0}" = 1 ]; then
+    log "native benchmark (wgpu)"
+    "$CARGO_TARGET_DIR/release/scorefield" bench --device wgpu --json docs/performance/native-wgpu.json
+  fi
+  apt_install chromium
+  build_wasm
+  [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund --loglevel=error
+  log "browser benchmark (www/bench.html in headless Chromium)"
+  node tools/bench.mjs
+}
+
 cmd_serve() {
   local port=8080
   while [ $# -gt 0 ]; do
@@ -122,6 +139,7 @@ case ${1:-} in
   serve) shift; cmd_serve "$@" ;;
   wasm) shift; build_wasm ;;
   dist) shift; cmd_dist ;;
+  bench) shift; cmd_bench ;;
   browser-test) shift; cmd_browser_test ;;
-  *) echo "usage: ./build.sh test | serve [--port N] | wasm | dist | browser-test" >&2; exit 2 ;;
+  *) echo "usage: ./build.sh test | serve [--port N] | wasm | dist | browser-test | bench" >&2; exit 2 ;;
 esac

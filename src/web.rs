@@ -188,10 +188,22 @@ struct JsObserver {
     sde: crate::Sde,
     cancel: Rc<Cell<bool>>,
     last_yield: f64,
+    /// Milliseconds spent in `observe` (previews, progress calls, yields) and when it last
+    /// returned: the rest of the wall time is the sampler's own.
+    observer_ms: Rc<Cell<f64>>,
 }
 
 impl Observer for JsObserver {
     async fn observe(&mut self, s: Step<'_>) -> Flow {
+        let start = now_ms();
+        let flow = self.observe_inner(s).await;
+        self.observer_ms.set(self.observer_ms.get() + now_ms() - start);
+        flow
+    }
+}
+
+impl JsObserver {
+    async fn observe_inner(&mut self, s: Step<'_>) -> Flow {
         if self.cancel.get() {
             return Flow::Cancel;
         }
@@ -201,9 +213,9 @@ impl Observer for JsObserver {
             let last = s.total.is_some_and(|t| s.step == t);
             if self.preview_every > 0 && (s.step % self.preview_every == 0 || s.step == 1) && !last {
                 let shown = if self.preview_of == PreviewOf::X { s.x } else { s.x_mean };
-                if let Ok(preview) = tensor_to_js(shown.clone()).await {
+                if let Ok((preview, first_bad)) = tensor_to_js(shown.clone()).await {
                     // The preview was read back anyway: stop at once if the run has blown up.
-                    if first_non_finite(&preview).is_some() {
+                    if first_bad.is_some() {
                         return Flow::NonFinite;
                     }
                     Reflect::set(&info, &"preview".into(), &preview).ok();
@@ -218,6 +230,15 @@ impl Observer for JsObserver {
         }
         if self.cancel.get() { Flow::Cancel } else { Flow::Continue }
     }
+}
+
+/// `performance.now()` in a page or worker (milliseconds, sub-millisecond resolution).
+fn now_ms() -> f64 {
+    Reflect::get(&js_sys::global(), &"performance".into())
+        .ok()
+        .and_then(|p| Reflect::get(&p, &"now".into()).ok().and_then(|f| f.dyn_into::<Function>().ok()).and_then(|f| f.call0(&p).ok()))
+        .and_then(|v| v.as_f64())
+        .unwrap_or_else(js_sys::Date::now)
 }
 
 /// A macrotask turn (MessageChannel), so that queued messages and events get handled.
@@ -238,27 +259,17 @@ async fn yield_to_event_loop() {
     let _ = JsFuture::from(promise).await;
 }
 
-/// Index of the first NaN or ±∞ in the `data` of a `{data: Float32Array, ...}` object.
-fn first_non_finite(result: &JsValue) -> Option<u32> {
-    let data: Float32Array = Reflect::get(result, &"data".into()).ok()?.dyn_into().ok()?;
-    let mut first = None;
-    data.for_each(&mut |v, i, _| {
-        if first.is_none() && !v.is_finite() {
-            first = Some(i);
-        }
-    });
-    first
-}
-
-/// `{data: Float32Array, shape: [B, C, H, W]}` of a tensor, read back asynchronously.
-async fn tensor_to_js(x: Tensor<4>) -> Result<JsValue, JsError> {
+/// `{data: Float32Array, shape: [B, C, H, W]}` of a tensor, read back asynchronously, and the
+/// index of its first NaN or ±∞, if any.
+async fn tensor_to_js(x: Tensor<4>) -> Result<(JsValue, Option<usize>), JsError> {
     let shape = x.dims();
     let data = x.into_data_async().await.map_err(|e| js_err(format!("reading the samples back from the device failed: {e:?}")))?;
     let values = data.try_to_vec::<f32>().map_err(|e| js_err(format!("{e:?}")))?;
+    let first_bad = values.iter().position(|v| !v.is_finite());
     let out = js_sys::Object::new();
     Reflect::set(&out, &"data".into(), &Float32Array::from(values.as_slice()).into()).ok();
     Reflect::set(&out, &"shape".into(), &serde_wasm_bindgen::to_value(&shape).unwrap_or(JsValue::NULL)).ok();
-    Ok(out.into())
+    Ok((out.into(), first_bad))
 }
 
 async fn fetch_bytes(url: &str, what: &str) -> Result<Vec<u8>, JsError> {
@@ -388,6 +399,39 @@ impl WebModel {
         }
     }
 
+    /// Times score evaluations of `batch` random images: `warmup` untimed, then `repeats` timed,
+    /// each ending with one number read back so that the device has finished. Resolves to
+    /// `{batch, ms: number[]}` (for the benchmark page).
+    pub async fn benchmark(&self, batch: f64, repeats: f64, warmup: f64) -> Result<JsValue, JsError> {
+        use crate::sampling::ScoreFn;
+        let batch = count("batch", batch, 1, sampling::MAX_BATCH)?;
+        let repeats = count("repeats", repeats, 1, 10_000)?;
+        let warmup = count("warmup", warmup, 0, 10_000)?;
+        let [c, h, w] = self.card.image_shape();
+        sampling::validate_batch([batch, c, h, w]).map_err(js_err)?;
+        let x = Tensor::<4>::random([batch, c, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &self.backend.device);
+        let eval = async || -> Result<f64, JsError> {
+            let start = now_ms();
+            let total = self.model.score(x.clone(), 0.5).sum().into_data_async().await.map_err(|e| js_err(format!("readback failed: {e:?}")))?;
+            let value = total.try_to_vec::<f32>().map_err(|e| js_err(format!("{e:?}")))?[0];
+            if !value.is_finite() {
+                return Err(js_err("the score is not finite"));
+            }
+            Ok(now_ms() - start)
+        };
+        for _ in 0..warmup {
+            eval().await?;
+        }
+        let times = js_sys::Array::new();
+        for _ in 0..repeats {
+            times.push(&eval().await?.into());
+        }
+        let out = js_sys::Object::new();
+        Reflect::set(&out, &"batch".into(), &(batch as f64).into()).ok();
+        Reflect::set(&out, &"ms".into(), &times).ok();
+        Ok(out.into())
+    }
+
     /// Draws `batch` samples. Resolves to `{data: Float32Array, shape, evals, seconds}`.
     pub async fn generate(&self, options: JsValue, on_progress: Option<Function>) -> Result<JsValue, JsError> {
         for key in ["image", "mask"] {
@@ -401,7 +445,7 @@ impl WebModel {
         let (mut observer, _guard) = self.observer(on_progress, preview_every, &options, &sample_options)?;
         let start = js_sys::Date::now();
         let out = sampling::sample(&self.model, &self.model.sde, [batch, c, h, w], &sample_options, &self.backend.device, &mut observer).await.map_err(js_err)?;
-        self.finish(out, start, sample_options.sampler).await
+        self.finish(out, start, sample_options.sampler, observer.observer_ms.get()).await
     }
 
     /// Fills in where `mask` is 0. `image`: C·H·W values in the card's range (one image, repeated
@@ -424,7 +468,7 @@ impl WebModel {
         let (mut observer, _guard) = self.observer(on_progress, preview_every, &options, &sample_options)?;
         let start = js_sys::Date::now();
         let out = sampling::inpaint::inpaint(&self.model, &self.model.sde, &known, &sample_options, &mut observer).await.map_err(js_err)?;
-        self.finish(out, start, sample_options.sampler).await
+        self.finish(out, start, sample_options.sampler, observer.observer_ms.get()).await
     }
 }
 
@@ -461,17 +505,19 @@ impl WebModel {
         self.runs.borrow_mut().push((run.run_id()?, flag.clone()));
         let guard = RunGuard { runs: self.runs.clone(), flag: flag.clone() };
         let every = if preview_every > 0 { preview_every } else { (options.steps / 25).max(1) };
-        let observer = JsObserver { on_progress, preview_every: every, preview_of: run.preview_of, sde: self.model.sde, cancel: flag, last_yield: js_sys::Date::now() };
+        let observer = JsObserver { on_progress, preview_every: every, preview_of: run.preview_of, sde: self.model.sde, cancel: flag, last_yield: js_sys::Date::now(), observer_ms: Rc::new(Cell::new(0.0)) };
         Ok((observer, guard))
     }
 
-    async fn finish(&self, out: sampling::Samples, start: f64, sampler: Sampler) -> Result<JsValue, JsError> {
-        let result = tensor_to_js(out.x).await?;
-        if let Some(i) = first_non_finite(&result) {
+    async fn finish(&self, out: sampling::Samples, start: f64, sampler: Sampler, observer_ms: f64) -> Result<JsValue, JsError> {
+        let (result, first_bad) = tensor_to_js(out.x).await?;
+        if let Some(i) = first_bad {
             return Err(js_err(format!("{} produced a non-finite value (at index {i}); try more steps or a smaller snr", sampler.name())));
         }
         Reflect::set(&result, &"evals".into(), &(out.evals as f64).into()).ok();
         Reflect::set(&result, &"seconds".into(), &((js_sys::Date::now() - start) / 1000.0).into()).ok();
+        // Of those seconds, the time spent on previews, progress callbacks and yields.
+        Reflect::set(&result, &"observerSeconds".into(), &(observer_ms / 1000.0).into()).ok();
         Ok(result)
     }
 }

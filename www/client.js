@@ -87,6 +87,11 @@ export class RemoteModel {
     return this.run('inpaint', options, onProgress);
   }
 
+  /** Times score evaluations: resolves to {batch, ms: [...]} (see www/bench.html). */
+  benchmark(batch, repeats, warmup) {
+    return request({ type: 'benchmark', url: this.url, backend: this.backend, batch, repeats, warmup }).promise;
+  }
+
   /** Frees the model in the worker (a later call loads it again). */
   unload() {
     return request({ type: 'unload', url: this.url }).promise;

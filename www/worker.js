@@ -69,6 +69,12 @@ self.onmessage = async (event) => {
       self.postMessage({ id, status: 'result', result: describe(model, reason) });
       return;
     }
+    if (type === 'benchmark') {
+      const { model } = await load(event.data.url, event.data.backend ?? 'auto');
+      const { batch, repeats, warmup } = event.data;
+      self.postMessage({ id, status: 'result', result: await model.benchmark(batch, repeats, warmup) });
+      return;
+    }
     if (type === 'generate' || type === 'inpaint') {
       const { model } = await load(event.data.url, event.data.backend ?? 'auto');
       running.set(id, model);

@@ -1,6 +1,7 @@
 //! The scorefield command line: create, sample from, inpaint with and score models.
 //! Every error prints as one line and exits with status 1.
 
+mod bench;
 mod evaluate;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +39,31 @@ enum Command {
     Train(TrainArgs),
     /// Score a model: classifier-based sample quality per sampler, held-out bits/dim.
     Evaluate(EvaluateArgs),
+    /// Time score evaluations and sampler runs on this machine.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[arg(long, default_value = "www/models/mnist.json")]
+    model: PathBuf,
+    /// Batch sizes to time one score evaluation at.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 16, 64])]
+    batches: Vec<usize>,
+    /// Timed evaluations per batch size (the median is reported).
+    #[arg(long, default_value_t = 20)]
+    repeats: usize,
+    /// Untimed evaluations first (kernel compilation, autotune, allocator pools).
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Batch of the whole-run timings (EM 1000 steps, RK45 at 1e-5); 0 skips them.
+    #[arg(long, default_value_t = 16)]
+    run_batch: usize,
+    /// Write the results as JSON here (else print them).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
 }
 
 #[derive(Args)]
@@ -318,6 +344,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Data(a) => data(a),
         Command::Train(a) => train(a),
         Command::Evaluate(a) => evaluate::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }
 

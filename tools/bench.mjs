@@ -1,0 +1,49 @@
+// Runs www/bench.html in headless Debian Chromium, once per backend, and writes
+// docs/performance/browser-<backend>.json plus the transfer sizes of what the page downloads.
+// Usage: node tools/bench.mjs [cpu|webgpu ...]   (default: cpu webgpu)
+// On a software WebGPU adapter (SwiftShader, isFallbackAdapter) one evaluation at batch 64 takes
+// tens of seconds: there the WebGPU run uses batches 1,16, 5 repeats and no whole runs.
+import { mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { ROOT, launch, serve } from '../tests/browser/harness.mjs';
+
+const OUT = path.join(ROOT, 'docs', 'performance');
+mkdirSync(OUT, { recursive: true });
+const backends = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 'webgpu'];
+
+function transferSizes() {
+  const files = ['pkg/scorefield_bg.wasm', 'pkg/scorefield.js', 'www/worker.js', 'www/client.js', 'www/score-field.js', 'www/render.js', 'www/painter.js', 'www/app.js', 'www/index.html', 'www/style.css'];
+  for (const f of readdirSync(path.join(ROOT, 'www/models'))) files.push(`www/models/${f}`);
+  return files.map((file) => {
+    const bytes = readFileSync(path.join(ROOT, file));
+    return { file, bytes: bytes.length, gzip: zlib.gzipSync(bytes, { level: 9 }).length };
+  });
+}
+
+const server = await serve();
+const browser = await launch({ webgpu: true });
+try {
+  for (const backend of backends) {
+    const software = backend === 'webgpu' && process.env.SCOREFIELD_BENCH_FULL !== '1';
+    const query = software ? 'batches=1,16&repeats=5&warmup=1&runs=0' : 'batches=1,16,64&repeats=20&warmup=3&runs=1';
+    const page = await browser.newPage();
+    await page.goto(`${server.url}bench.html?backend=${backend}&${query}`);
+    await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 3_600_000 });
+    const results = await page.evaluate(() => window.benchResults);
+    await page.close();
+    if (results.error) throw new Error(`${backend}: ${results.error}`);
+    results.query = query;
+    results.transfer = transferSizes();
+    writeFileSync(path.join(OUT, `browser-${backend}.json`), JSON.stringify(results, null, 2));
+    console.log(`\n${backend} on ${results.adapter}: loaded after ${(results.loadedMs / 1000).toFixed(2)} s, first sample (EM 50, batch 16) after ${(results.firstSampleMs / 1000).toFixed(2)} s`);
+    console.log('| batch | median ms / evaluation | min | max | repeats |\n|---:|---:|---:|---:|---:|');
+    for (const e of results.evals) console.log(`| ${e.batch} | ${e.medianMs.toFixed(1)} | ${e.minMs.toFixed(1)} | ${e.maxMs.toFixed(1)} | ${e.repeats} |`);
+    for (const r of results.runs) console.log(`${r.run} at batch ${r.batch}: ${r.seconds.toFixed(2)} s, ${r.evals} evaluations`);
+  }
+  const total = transferSizes();
+  console.log(`\ntransfer: ${total.reduce((a, t) => a + t.bytes, 0)} B raw, ${total.reduce((a, t) => a + t.gzip, 0)} B gzip`);
+} finally {
+  await browser.close();
+  server.close();
+}
