@@ -26,7 +26,7 @@ async function chooseBackend(requested) {
 }
 
 function describe(model, reason) {
-  return { backend: model.backend, adapter: model.adapter, card: model.card, fallbackReason: reason ?? model.fallbackReason ?? null };
+  return { backend: model.backend, adapter: model.adapter, card: model.card, fallbackReason: reason ?? model.fallbackReason ?? null, warmupSeconds: model.warmupSeconds };
 }
 
 async function load(url, requested) {
