@@ -87,6 +87,7 @@ export class ScoreField extends HTMLElement {
   #visible = null; // IntersectionObserver
   #frames = []; // trajectory: [{t, sigma, data, shape}]
   #painter = null;
+  #digits = 0; // source digits drawn so far (inpaint mode)
 
   constructor() {
     super();
@@ -376,7 +377,9 @@ export class ScoreField extends HTMLElement {
   /** Inpaint mode: a new source digit (one sample), with the bottom half masked. */
   async #newDigit() {
     const ui = this.#ui;
-    const opts = { ...this.#options(), batch: 1, seed: Number(ui.seed.value) + 1000 };
+    // A different digit on every click (seeds 1000 + seed, 1001 + seed, …): reproducible per page.
+    this.#digits += 1;
+    const opts = { ...this.#options(), batch: 1, seed: Number(ui.seed.value) + 999 + this.#digits };
     const result = await this.#sample('generate', opts, ui.canvas);
     if (!result) return;
     const [lo, hi] = this.#info.card.image.range;
