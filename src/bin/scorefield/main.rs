@@ -268,10 +268,17 @@ struct SampleArgs {
     /// Number of samples.
     #[arg(long, default_value_t = 16)]
     n: usize,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Where `sample` and `inpaint` write their images.
+#[derive(Args)]
+struct OutputArgs {
     /// PNG grid to write.
     #[arg(long)]
     out: PathBuf,
-    /// Also write the samples as float32 [N, C, H, W] in the card's value range.
+    /// Also write the images as float32 [N, C, H, W] in the card's value range.
     #[arg(long)]
     npy: Option<PathBuf>,
     /// Pixel upscaling of the grid.
@@ -292,12 +299,8 @@ struct InpaintArgs {
     /// Number of completions of the image.
     #[arg(long, default_value_t = 1)]
     n: usize,
-    #[arg(long)]
-    out: PathBuf,
-    #[arg(long)]
-    npy: Option<PathBuf>,
-    #[arg(long, default_value_t = 4)]
-    scale: usize,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(Args)]
@@ -486,10 +489,10 @@ async fn read_tensor(x: Tensor<4>) -> Result<Batch, String> {
     Ok(Batch { shape, data })
 }
 
-fn write_outputs(batch: &Batch, card: &ModelCard, out: &Path, npy: Option<&Path>, scale: usize) -> Result<(), String> {
-    io::write_grid_png(out, batch, card.image.range, scale.clamp(1, 32)).map_err(|e| e.to_string())?;
-    println!("wrote {}", out.display());
-    if let Some(npy) = npy {
+fn write_outputs(batch: &Batch, card: &ModelCard, output: &OutputArgs) -> Result<(), String> {
+    io::write_grid_png(&output.out, batch, card.image.range, output.scale.clamp(1, 32)).map_err(|e| e.to_string())?;
+    println!("wrote {}", output.out.display());
+    if let Some(npy) = &output.npy {
         io::write_npy(npy, batch).map_err(|e| e.to_string())?;
         println!("wrote {}", npy.display());
     }
@@ -507,7 +510,7 @@ fn sample(a: SampleArgs) -> Result<(), String> {
     let batch = pollster::block_on(read_tensor(out.x))?;
     eprintln!();
     println!("{} samples with {} in {:.2}s ({} score evaluations)", a.n, options.sampler.name(), start.elapsed().as_secs_f64(), out.evals);
-    write_outputs(&batch, &card, &a.out, a.npy.as_deref(), a.scale)
+    write_outputs(&batch, &card, &a.output)
 }
 
 /// Reads one image as values in the card's range: PNG (8-bit) or .npy.
@@ -549,7 +552,7 @@ fn inpaint(a: InpaintArgs) -> Result<(), String> {
     eprintln!();
     let kept = mask.iter().filter(|&&m| m == 1.0).count();
     println!("{} completions with {} in {:.2}s; {kept} of {} pixels kept", a.n, options.sampler.name(), start.elapsed().as_secs_f64(), mask.len());
-    write_outputs(&batch, &card, &a.out, a.npy.as_deref(), a.scale)
+    write_outputs(&batch, &card, &a.output)
 }
 
 fn likelihood(a: LikelihoodArgs) -> Result<(), String> {
