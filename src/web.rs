@@ -303,14 +303,17 @@ pub struct WebModel {
     fallback_reason: Option<String>,
     /// The cancel flag of every run in progress, by run id: runs on one model (two widgets) do
     /// not cancel each other.
-    runs: Rc<RefCell<Vec<(Option<u32>, Rc<Cell<bool>>)>>>,
+    runs: RunFlags,
     /// Seconds the load spent pre-warming the GPU kernels (0 on the CPU).
     warmup_seconds: f64,
 }
 
+/// The cancel flag of each run in progress, with the caller's run id.
+type RunFlags = Rc<RefCell<Vec<(Option<u32>, Rc<Cell<bool>>)>>>;
+
 /// Removes a run's cancel flag when the run ends, however it ends.
 struct RunGuard {
-    runs: Rc<RefCell<Vec<(Option<u32>, Rc<Cell<bool>>)>>>,
+    runs: RunFlags,
     flag: Rc<Cell<bool>>,
 }
 
@@ -428,7 +431,7 @@ impl WebModel {
         let warmup = count("warmup", warmup, 0, 10_000)?;
         let [c, h, w] = self.card.image_shape();
         sampling::validate_batch([batch, c, h, w]).map_err(js_err)?;
-        let x = Tensor::<4>::random([batch, c, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &self.backend.device);
+        let x = sampling::Noise::new(0).normal([batch, c, h, w], 1.0, &self.backend.device);
         let eval = async || -> Result<f64, JsError> {
             let start = now_ms();
             let total = self.model.score(x.clone(), 0.5).sum().into_data_async().await.map_err(|e| js_err(format!("readback failed: {e:?}")))?;

@@ -56,7 +56,7 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
     let mut report = Report { device: format!("{device:?} ({})", super::hardware(&device)), model: a.model.display().to_string(), flops_per_image: flops, evals: Vec::new(), runs: Vec::new() };
     for &batch in &a.batches {
         sampling::validate_batch([batch, c, h, w]).map_err(|e| e.to_string())?;
-        let x = Tensor::<4>::random([batch, c, h, w], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let x = sampling::Noise::new(0).normal([batch, c, h, w], 1.0, &device);
         for _ in 0..a.warmup {
             sync(model.score(x.clone(), 0.5));
         }
