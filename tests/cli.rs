@@ -113,3 +113,19 @@ fn errors_are_one_clear_line_and_a_failure_status() {
     assert!(stderr.contains("truncated or corrupt"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `--sigma-min` reaches the model card, and σ_min ≥ σ_max is refused naming the field.
+#[test]
+fn init_takes_sigma_min_and_refuses_an_inverted_range() {
+    let dir = workdir("sigma");
+    let card = dir.join("sharp.json");
+    let (ok, _, stderr) = run(bin().args(["init", "--out"]).arg(&card).args(["--height", "8", "--width", "8", "--widths", "8", "--embed-dim", "8", "--sigma-min", "0.001", "--sigma-max", "10"]));
+    assert!(ok, "{stderr}");
+    let text = std::fs::read_to_string(&card).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["sde"]["sigma_min"], 0.001);
+    let (ok, _, stderr) = run(bin().args(["init", "--out"]).arg(dir.join("bad.json")).args(["--sigma-min", "30", "--sigma-max", "25"]));
+    assert!(!ok);
+    assert!(stderr.contains("sde.sigma_max"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -138,6 +138,10 @@ struct TrainArgs {
     /// σ_max of the VE SDE.
     #[arg(long, default_value_t = 25.0)]
     sigma_max: f64,
+    /// σ_min of the VE SDE (bits/dim of 8-bit data with an exact score are at least
+    /// 8 + log2(σ_min·√(2π)): 2.68 at the default 0.01; see docs/EVALUATION.md).
+    #[arg(long, default_value_t = scorefield::sde::VE_SIGMA_MIN)]
+    sigma_min: f64,
     #[arg(long, value_delimiter = ',', default_values_t = vec![32, 64, 128, 256])]
     widths: Vec<usize>,
     #[arg(long, default_value_t = 256)]
@@ -165,10 +169,10 @@ enum SdeChoice {
 }
 
 impl SdeChoice {
-    /// The SDE with the paper's parameters (σ_max given for VE).
-    fn with(self, sigma_max: f64) -> Sde {
+    /// The SDE with the paper's parameters (σ_min and σ_max given for VE).
+    fn with(self, sigma_min: f64, sigma_max: f64) -> Sde {
         match self {
-            SdeChoice::Ve => Sde::ve(sigma_max),
+            SdeChoice::Ve => Sde::Ve { sigma_min, sigma_max },
             SdeChoice::Vp => Sde::vp(),
             SdeChoice::SubVp => Sde::sub_vp(),
         }
@@ -192,6 +196,9 @@ struct InitArgs {
     /// σ_max of the VE SDE.
     #[arg(long, default_value_t = scorefield::sde::VE_SIGMA_MAX)]
     sigma_max: f64,
+    /// σ_min of the VE SDE.
+    #[arg(long, default_value_t = scorefield::sde::VE_SIGMA_MIN)]
+    sigma_min: f64,
     #[arg(long, default_value_t = 1)]
     channels: usize,
     #[arg(long, default_value_t = 28)]
@@ -382,7 +389,7 @@ fn train(a: TrainArgs) -> Result<(), String> {
         eprintln!("resuming {} at step {}", checkpoint.display(), t.step);
         t
     } else {
-        let sde = a.sde.with(a.sigma_max);
+        let sde = a.sde.with(a.sigma_min, a.sigma_max);
         let arch = ScoreNetConfig { widths: a.widths.clone(), embed_dim: a.embed_dim, ..Default::default() };
         let config = TrainConfig {
             steps: a.steps,
@@ -451,7 +458,7 @@ fn load(model: &Path, device: &Device) -> Result<(ModelCard, ScoreModel), String
 
 fn init(a: InitArgs) -> Result<(), String> {
     let device = device(a.device.device)?;
-    let sde = a.sde.with(a.sigma_max);
+    let sde = a.sde.with(a.sigma_min, a.sigma_max);
     let arch = ScoreNetConfig { channels: a.channels, height: a.height, width: a.width, widths: a.widths, embed_dim: a.embed_dim, ..Default::default() };
     let name = a.out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name like model.json")?;
     let card = ModelCard::new(name, arch, sde);
