@@ -232,6 +232,13 @@ impl JsObserver {
     }
 }
 
+/// One score evaluation at t = 0.5, waited for by reading its sum back (the device has finished).
+async fn evaluate_once(model: &crate::ScoreModel, x: Tensor<4>) -> Result<f32, String> {
+    use crate::sampling::ScoreFn;
+    let total = model.score(x, 0.5).sum().into_data_async().await.map_err(|e| format!("readback failed: {e:?}"))?;
+    total.try_to_vec::<f32>().map_err(|e| format!("{e:?}")).map(|v| v[0])
+}
+
 /// `performance.now()` in a page or worker (milliseconds, sub-millisecond resolution).
 fn now_ms() -> f64 {
     Reflect::get(&js_sys::global(), &"performance".into())
@@ -365,10 +372,9 @@ impl WebModel {
         // software adapter: the first batch-4 Generate took 2.3 s longer than the second).
         let start = now_ms();
         if backend.kind == "webgpu" {
-            use crate::sampling::ScoreFn;
             let [c, h, w] = card.image_shape();
             let x = Tensor::<4>::zeros([1, c, h, w], &backend.device);
-            model.score(x, 0.5).sum().into_data_async().await.map_err(|e| js_err(format!("the first forward pass on the GPU failed: {e:?}")))?;
+            evaluate_once(&model, x).await.map_err(|e| js_err(format!("the first forward pass on the GPU failed: {e}")))?;
         }
         let warmup_seconds = (now_ms() - start) / 1000.0;
         Ok(WebModel { card, model, backend, fallback_reason, runs: Rc::new(RefCell::new(Vec::new())), warmup_seconds })
@@ -425,7 +431,6 @@ impl WebModel {
     /// each ending with one number read back so that the device has finished. Resolves to
     /// `{batch, ms: number[]}` (for the benchmark page).
     pub async fn benchmark(&self, batch: f64, repeats: f64, warmup: f64) -> Result<JsValue, JsError> {
-        use crate::sampling::ScoreFn;
         let batch = count("batch", batch, 1, sampling::MAX_BATCH)?;
         let repeats = count("repeats", repeats, 1, 10_000)?;
         let warmup = count("warmup", warmup, 0, 10_000)?;
@@ -434,8 +439,7 @@ impl WebModel {
         let x = sampling::Noise::new(0).normal([batch, c, h, w], 1.0, &self.backend.device);
         let eval = async || -> Result<f64, JsError> {
             let start = now_ms();
-            let total = self.model.score(x.clone(), 0.5).sum().into_data_async().await.map_err(|e| js_err(format!("readback failed: {e:?}")))?;
-            let value = total.try_to_vec::<f32>().map_err(|e| js_err(format!("{e:?}")))?[0];
+            let value = evaluate_once(&self.model, x.clone()).await.map_err(js_err)?;
             if !value.is_finite() {
                 return Err(js_err("the score is not finite"));
             }

@@ -1,6 +1,6 @@
 // The demo page: generate, watch the samples emerge, pick one, paint a mask, inpaint.
 import { RemoteModel, workerStats } from './client.js';
-import { drawGrid, gridIndexAt } from './render.js';
+import { drawGrid, fitScale, gridIndexAt } from './render.js';
 import { Painter, imageFromFile } from './painter.js';
 
 const $ = (id) => document.getElementById(id);
@@ -79,9 +79,7 @@ async function run(type, opts, canvas) {
 }
 
 function scaleFor(shape) {
-  const cols = Math.ceil(Math.sqrt(shape[0]));
-  const width = Math.min(640, document.querySelector('main').clientWidth - 48);
-  return Math.max(1, Math.floor(width / (cols * (shape[3] + 1) + 1)));
+  return fitScale(shape, Math.min(640, document.querySelector('main').clientWidth - 48));
 }
 
 function pickSample(i) {

@@ -25,6 +25,11 @@ export function gridLayout(shape, columns) {
   return { cols, rows, cellW: w + 1, cellH: h + 1, width: cols * (w + 1) + 1, height: rows * (h + 1) + 1 };
 }
 
+/** The largest whole pixel scale at which the grid of a batch fits in `width` CSS pixels. */
+export function fitScale(shape, width) {
+  return Math.max(1, Math.floor(width / gridLayout(shape).width));
+}
+
 /** Draws the batch as a grid on `canvas`, `scale` screen pixels per image pixel. */
 export function drawGrid(canvas, data, shape, { range = [0, 1], scale = 4, columns } = {}) {
   const [b, , h, w] = shape;

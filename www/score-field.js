@@ -13,7 +13,7 @@
 // (client.js + worker.js). A widget loads only when it scrolls into view, and its errors stay in
 // its own box.
 import { RemoteModel } from './client.js';
-import { drawGrid } from './render.js';
+import { drawGrid, fitScale } from './render.js';
 import { Painter } from './painter.js';
 
 const DEFAULT_MODEL = new URL('./models/mnist.json', import.meta.url).href;
@@ -30,6 +30,8 @@ const SAMPLERS = {
 const CONTROLS = ['run', 'sampler', 'steps', 'seed', 'batch'];
 const DEFAULTS = { mode: 'generate', sampler: 'pc', steps: 200, seed: 1, controls: 'run,sampler,steps,seed', width: 320, backend: 'auto' };
 const BATCH = { generate: 16, inpaint: 4, trajectory: 1 };
+// Native pixel size of the widget's canvases (CSS scales them to the widget's width).
+const CANVAS = 280;
 // Frames kept by the trajectory view.
 const FRAMES = 60;
 
@@ -167,10 +169,10 @@ export class ScoreField extends HTMLElement {
     ui.root = el('div', { class: 'root', part: 'root' });
     ui.root.style.width = `${s.width}px`;
     ui.views = el('div', { class: 'views' });
-    ui.canvas = el('canvas', { class: 'output', width: 280, height: 280, role: 'img', 'aria-label': 'samples' });
+    ui.canvas = el('canvas', { class: 'output', width: CANVAS, height: CANVAS, role: 'img', 'aria-label': 'samples' });
     const output = el('div', { class: 'view' }, ui.canvas);
     if (s.mode === 'inpaint') {
-      ui.source = el('canvas', { class: 'source', width: 280, height: 280, role: 'img', 'aria-label': 'the digit to complete; paint over the part to regenerate' });
+      ui.source = el('canvas', { class: 'source', width: CANVAS, height: CANVAS, role: 'img', 'aria-label': 'the digit to complete; paint over the part to regenerate' });
       ui.views.append(el('div', { class: 'view' }, ui.source, el('div', { class: 'caption', text: 'paint what to regenerate' })), output);
       output.append(el('div', { class: 'caption', text: 'completions' }));
     } else {
@@ -317,7 +319,7 @@ export class ScoreField extends HTMLElement {
     this.#setBusy(true);
     ui.progress.value = 0;
     ui.status.textContent = 'starting…';
-    const scale = (shape) => Math.max(1, Math.floor(280 / (Math.ceil(Math.sqrt(shape[0])) * (shape[3] + 1))));
+    const scale = (shape) => fitScale(shape, CANVAS);
     try {
       const result = await this.#model[type](opts, (p) => {
         ui.progress.value = p.progress;
@@ -370,7 +372,7 @@ export class ScoreField extends HTMLElement {
   #showFrame(i) {
     const frame = this.#frames[i];
     if (!frame) return;
-    drawGrid(this.#ui.canvas, frame.data, frame.shape, { range: this.#info.card.image.range, scale: Math.max(1, Math.floor(280 / (Math.ceil(Math.sqrt(frame.shape[0])) * (frame.shape[3] + 1)))) });
+    drawGrid(this.#ui.canvas, frame.data, frame.shape, { range: this.#info.card.image.range, scale: fitScale(frame.shape, CANVAS) });
     this.#ui.time.textContent = frame.final ? 'x(0): the sample (after the final denoising step)' : `t = ${frame.t.toFixed(3)}, σ(t) = ${frame.sigma.toPrecision(3)}`;
   }
 
