@@ -7,6 +7,7 @@
 //!   probability-flow ODE (Euler, Heun, RK45); inpainting.
 //! - [`evaluate`]: a digit classifier's view of samples (confident share, class entropy,
 //!   Fréchet distance of its features).
+//! - [`onnx`]: the score network written as an ONNX model, for other runtimes.
 //! - [`likelihood`]: exact log-likelihood and bits/dim through the probability-flow ODE.
 
 pub mod backend;
@@ -17,8 +18,11 @@ pub mod error;
 pub mod evaluate;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod io;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod likelihood;
 pub mod model;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod onnx;
 pub mod sampling;
 pub mod sde;
 #[cfg(not(target_arch = "wasm32"))]

@@ -113,6 +113,34 @@ impl ScoreNetConfig {
         flops + 2 * last_in * self.channels as u64 * 9 * area(0)
     }
 
+    /// Values in the largest single tensor that one image makes in a forward pass. A convolution
+    /// is counted with its input unfolded (C_in·k²·H_out·W_out values, what an im2col kernel
+    /// allocates; C_out·k² per input pixel for a transposed one), so that the bound holds
+    /// whichever kernel the backend picks; the skip concatenations are counted too.
+    pub fn largest_tensor_per_image(&self) -> usize {
+        let sizes = self.level_sizes();
+        let area = |i: usize| sizes[i][0] * sizes[i][1];
+        let levels = self.widths.len();
+        let mut largest = self.channels * area(0);
+        for (i, &w) in self.widths.iter().enumerate() {
+            let c_in = if i == 0 { self.channels } else { self.widths[i - 1] };
+            largest = largest.max(c_in * 9 * area(i)).max(w * area(i));
+        }
+        for i in (1..levels).rev() {
+            let c_out = self.widths[i - 1];
+            largest = largest.max(c_out * 9 * area(i)).max(2 * c_out * area(i - 1));
+        }
+        let last_in = if levels == 1 { self.widths[0] } else { 2 * self.widths[0] };
+        largest.max(last_in * 9 * area(0))
+    }
+
+    /// The largest batch whose biggest tensor ([`Self::largest_tensor_per_image`], f32) fits in
+    /// `max_tensor_bytes`: a device's maxStorageBufferBindingSize, for instance.
+    pub fn max_batch_for(&self, max_tensor_bytes: u64) -> usize {
+        let per_image = 4 * self.largest_tensor_per_image() as u64;
+        usize::try_from(max_tensor_bytes / per_image.max(1)).unwrap_or(usize::MAX)
+    }
+
     /// Creates a network with freshly initialised weights.
     pub fn init(&self, device: &Device) -> Result<ScoreNet, ConfigError> {
         self.validate()?;
@@ -190,17 +218,17 @@ fn gaussian_frequencies(seed: u64, n: usize, scale: f64) -> Vec<f32> {
 /// conv → + dense(time) → GroupNorm → SiLU, at one resolution (or down by 2).
 #[derive(Module, Debug)]
 pub struct DownBlock {
-    conv: Conv2d,
-    time: Linear,
-    norm: GroupNorm,
+    pub(crate) conv: Conv2d,
+    pub(crate) time: Linear,
+    pub(crate) norm: GroupNorm,
 }
 
 /// transposed conv (up by 2) → + dense(time) → GroupNorm → SiLU.
 #[derive(Module, Debug)]
 pub struct UpBlock {
-    conv: ConvTranspose2d,
-    time: Linear,
-    norm: GroupNorm,
+    pub(crate) conv: ConvTranspose2d,
+    pub(crate) time: Linear,
+    pub(crate) norm: GroupNorm,
 }
 
 /// Adds the projected time embedding as a per-channel bias, then GroupNorm and SiLU.
@@ -213,11 +241,11 @@ fn condition(h: Tensor<4>, emb: &Tensor<2>, time: &Linear, norm: &GroupNorm) -> 
 /// The U-Net. Its raw output is in units of σ(t); [`ScoreModel`] turns it into a score.
 #[derive(Module, Debug)]
 pub struct ScoreNet {
-    fourier: Param<Tensor<1>>,
-    embed: Linear,
-    down: Vec<DownBlock>,
-    up: Vec<UpBlock>,
-    out: Conv2d,
+    pub(crate) fourier: Param<Tensor<1>>,
+    pub(crate) embed: Linear,
+    pub(crate) down: Vec<DownBlock>,
+    pub(crate) up: Vec<UpBlock>,
+    pub(crate) out: Conv2d,
 }
 
 impl ScoreNet {
@@ -325,6 +353,21 @@ mod tests {
         assert_eq!(cfg.flops_per_image(), 8 + 1152 + 16 + 1152);
         // The default MNIST net: convolutions 63,581,184 (per-layer terms summed by hand) + dense.
         assert_eq!(ScoreNetConfig::default().flops_per_image(), 63_581_184 + 2 * 256 * 256 + 2 * 256 * (32 + 64 + 128 + 256 + 128 + 64 + 32));
+    }
+
+    /// For the MNIST net the largest tensor is the output conv's unfolded input: 2·32 channels
+    /// × 9 taps × 28·28 pixels = 451,584 values (1.8 MB); WebGPU's default 128 MiB binding holds
+    /// 74 such images.
+    #[test]
+    fn largest_tensor_and_batch_limit_of_the_default_net() {
+        let cfg = ScoreNetConfig::default();
+        assert_eq!(cfg.largest_tensor_per_image(), 64 * 9 * 28 * 28);
+        assert_eq!(cfg.max_batch_for(128 << 20), (128 << 20) / (4 * 451_584));
+        assert_eq!(cfg.max_batch_for(128 << 20), 74);
+        // A one-level net on 4×4: the out conv unfolds 4·9·16 = 576 values per image.
+        let tiny = ScoreNetConfig { channels: 1, height: 4, width: 4, widths: vec![4], embed_dim: 2, ..Default::default() };
+        assert_eq!(tiny.largest_tensor_per_image(), 576);
+        assert_eq!(tiny.max_batch_for(4 * 576 * 3 + 5), 3);
     }
 
     #[test]

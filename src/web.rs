@@ -187,6 +187,8 @@ struct JsObserver {
     preview_of: PreviewOf,
     sde: crate::Sde,
     cancel: Rc<Cell<bool>>,
+    /// The device's lost flag: a run on a lost GPU stops at its next step (and reports the loss).
+    lost: std::sync::Arc<std::sync::OnceLock<String>>,
     last_yield: f64,
     /// Milliseconds spent in `observe` (previews, progress calls, yields) and when it last
     /// returned: the rest of the wall time is the sampler's own.
@@ -204,7 +206,7 @@ impl Observer for JsObserver {
 
 impl JsObserver {
     async fn observe_inner(&mut self, s: Step<'_>) -> Flow {
-        if self.cancel.get() {
+        if self.cancel.get() || self.lost.get().is_some() {
             return Flow::Cancel;
         }
         if let Some(f) = &self.on_progress {
@@ -228,7 +230,7 @@ impl JsObserver {
             yield_to_event_loop().await;
             self.last_yield = js_sys::Date::now();
         }
-        if self.cancel.get() { Flow::Cancel } else { Flow::Continue }
+        if self.cancel.get() || self.lost.get().is_some() { Flow::Cancel } else { Flow::Continue }
     }
 }
 
@@ -268,10 +270,10 @@ async fn yield_to_event_loop() {
 
 /// `{data: Float32Array, shape: [B, C, H, W]}` of a tensor, read back asynchronously, and the
 /// index of its first NaN or ±∞, if any.
-async fn tensor_to_js(x: Tensor<4>) -> Result<(JsValue, Option<usize>), JsError> {
+async fn tensor_to_js(x: Tensor<4>) -> Result<(JsValue, Option<usize>), String> {
     let shape = x.dims();
-    let data = x.into_data_async().await.map_err(|e| js_err(format!("reading the samples back from the device failed: {e:?}")))?;
-    let values = data.try_to_vec::<f32>().map_err(|e| js_err(format!("{e:?}")))?;
+    let data = x.into_data_async().await.map_err(|e| format!("reading the samples back from the device failed: {e:?}"))?;
+    let values = data.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
     let first_bad = values.iter().position(|v| !v.is_finite());
     let out = js_sys::Object::new();
     Reflect::set(&out, &"data".into(), &Float32Array::from(values.as_slice()).into()).ok();
@@ -298,6 +300,10 @@ fn error_text(e: &JsValue) -> String {
         return err.message().into();
     }
     e.as_string().unwrap_or_else(|| format!("{e:?}"))
+}
+
+fn device_lost(reason: &str) -> JsError {
+    js_err(format!("{DEVICE_LOST} ({reason}); load the model again to start a new device"))
 }
 
 /// A score model loaded in the page.
@@ -405,6 +411,27 @@ impl WebModel {
         self.warmup_seconds
     }
 
+    /// The largest batch this device takes in one run (from its buffer limits; see
+    /// `ScoreNetConfig::max_batch_for`).
+    #[wasm_bindgen(getter, js_name = maxBatch)]
+    pub fn max_batch(&self) -> usize {
+        let limit = self.backend.max_tensor_bytes.map_or(sampling::MAX_BATCH, |bytes| self.card.architecture.max_batch_for(bytes));
+        limit.min(sampling::MAX_BATCH)
+    }
+
+    /// Why the GPU device was lost, once it was (then every call fails; load the model again).
+    #[wasm_bindgen(getter, js_name = deviceLost)]
+    pub fn device_lost(&self) -> Option<String> {
+        self.backend.lost()
+    }
+
+    /// Destroys the GPU device (`GPUDevice.destroy()`), as a driver reset would: for tests of
+    /// device loss. Does nothing on the CPU.
+    #[wasm_bindgen(js_name = destroyDevice)]
+    pub fn destroy_device(&self) {
+        self.backend.destroy_gpu_device();
+    }
+
     /// Why `auto` fell back to the CPU, if it did.
     #[wasm_bindgen(getter, js_name = fallbackReason)]
     pub fn fallback_reason(&self) -> Option<String> {
@@ -435,11 +462,11 @@ impl WebModel {
         let repeats = count("repeats", repeats, 1, 10_000)?;
         let warmup = count("warmup", warmup, 0, 10_000)?;
         let [c, h, w] = self.card.image_shape();
-        sampling::validate_batch([batch, c, h, w]).map_err(js_err)?;
+        self.check_batch(batch)?;
         let x = sampling::Noise::new(0).normal([batch, c, h, w], 1.0, &self.backend.device);
         let eval = async || -> Result<f64, JsError> {
             let start = now_ms();
-            let value = evaluate_once(&self.model, x.clone()).await.map_err(js_err)?;
+            let value = evaluate_once(&self.model, x.clone()).await.map_err(|e| self.fail(e))?;
             if !value.is_finite() {
                 return Err(js_err("the score is not finite"));
             }
@@ -458,6 +485,32 @@ impl WebModel {
         Ok(out.into())
     }
 
+    /// The raw network output net(x, t) (the score times σ(t)) for `x` (B·C·H·W values) and `t`
+    /// (B times): what `scorefield export-onnx` writes as ONNX, so that the benchmark page can
+    /// check another runtime against this one. Resolves to a Float32Array of B·C·H·W values.
+    pub async fn network(&self, x: Vec<f32>, t: Vec<f32>) -> Result<Float32Array, JsError> {
+        let [c, h, w] = self.card.image_shape();
+        let batch = t.len();
+        if batch == 0 || batch > sampling::MAX_BATCH {
+            return Err(js_err(format!("`t` has {batch} values; give one time per image, 1..={}", sampling::MAX_BATCH)));
+        }
+        if x.len() != batch * c * h * w {
+            return Err(js_err(format!("`x` has {} values; {batch} images of {c}×{h}×{w} need {}", x.len(), batch * c * h * w)));
+        }
+        self.check_batch(batch)?;
+        for (name, values) in [("x", &x), ("t", &t)] {
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(js_err(format!("`{name}` holds {} at index {i}", values[i])));
+            }
+        }
+        let device = &self.backend.device;
+        let x = Tensor::<4>::from_data(TensorData::new(x, [batch, c, h, w]), device);
+        let t = Tensor::<1>::from_data(TensorData::new(t, [batch]), device);
+        let out = self.model.net.forward(x, t).into_data_async().await.map_err(|e| self.fail(format!("reading the output back failed: {e:?}")))?;
+        let values = out.try_to_vec::<f32>().map_err(|e| js_err(format!("{e:?}")))?;
+        Ok(Float32Array::from(values.as_slice()))
+    }
+
     /// Draws `batch` samples. Resolves to `{data: Float32Array, shape, evals, seconds}`.
     pub async fn generate(&self, options: JsValue, on_progress: Option<Function>) -> Result<JsValue, JsError> {
         for key in ["image", "mask"] {
@@ -468,9 +521,10 @@ impl WebModel {
         let options: RunOptions = parse_options(options)?;
         let (sample_options, batch, preview_every) = options.to_sample_options()?;
         let [c, h, w] = self.card.image_shape();
+        self.check_batch(batch)?;
         let (mut observer, _guard) = self.observer(on_progress, preview_every, &options, &sample_options)?;
         let start = js_sys::Date::now();
-        let out = sampling::sample(&self.model, &self.model.sde, [batch, c, h, w], &sample_options, &self.backend.device, &mut observer).await.map_err(js_err)?;
+        let out = sampling::sample(&self.model, &self.model.sde, [batch, c, h, w], &sample_options, &self.backend.device, &mut observer).await.map_err(|e| self.fail(e))?;
         self.finish(out, start, sample_options.sampler, observer.observer_ms.get()).await
     }
 
@@ -483,6 +537,7 @@ impl WebModel {
         let options: RunOptions = parse_options(options)?;
         let (sample_options, batch, preview_every) = options.to_sample_options()?;
         let [c, h, w] = self.card.image_shape();
+        self.check_batch(batch)?;
         let image = image.ok_or_else(|| js_err("`image` is missing"))?;
         let mask = mask.ok_or_else(|| js_err("`mask` is missing"))?;
         let per_image = c * h * w;
@@ -493,7 +548,7 @@ impl WebModel {
         let known = Known::from_host(&images, &mask, [batch, c, h, w], self.card.image.range, &self.backend.device).map_err(js_err)?;
         let (mut observer, _guard) = self.observer(on_progress, preview_every, &options, &sample_options)?;
         let start = js_sys::Date::now();
-        let out = sampling::inpaint::inpaint(&self.model, &self.model.sde, &known, &sample_options, &mut observer).await.map_err(js_err)?;
+        let out = sampling::inpaint::inpaint(&self.model, &self.model.sde, &known, &sample_options, &mut observer).await.map_err(|e| self.fail(e))?;
         self.finish(out, start, sample_options.sampler, observer.observer_ms.get()).await
     }
 }
@@ -524,19 +579,51 @@ fn parse_options(options: JsValue) -> Result<RunOptions, JsError> {
     serde_wasm_bindgen::from_value(options).map_err(|e| js_err(format!("options: {e}")))
 }
 
+/// How every error message about a lost GPU device begins (www/client.js looks for it).
+pub const DEVICE_LOST: &str = "GPU device lost";
+
 impl WebModel {
+    /// Refuses to start on a lost device, and a batch that does not fit this device.
+    fn check_batch(&self, batch: usize) -> Result<(), JsError> {
+        if let Some(reason) = self.backend.lost() {
+            return Err(device_lost(&reason));
+        }
+        let [c, h, w] = self.card.image_shape();
+        sampling::validate_batch([batch, c, h, w]).map_err(js_err)?;
+        let max = self.max_batch();
+        if batch > max {
+            let per_image = 4 * self.card.architecture.largest_tensor_per_image();
+            let limit = self.backend.max_tensor_bytes.unwrap_or(0);
+            let what = if self.backend.kind == "cpu" { "the CPU backend's limit per tensor in wasm" } else { "this GPU's largest buffer binding" };
+            return Err(js_err(format!(
+                "`batch` {batch} is too large for this device: at most {max} images fit ({:.2} MiB per image in the network's largest tensor; {what} is {} MiB)",
+                per_image as f64 / (1u64 << 20) as f64,
+                limit >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    /// The error of a failed run: the device's loss if that is what happened.
+    fn fail(&self, e: impl std::fmt::Display) -> JsError {
+        match self.backend.lost() {
+            Some(reason) => device_lost(&reason),
+            None => js_err(e),
+        }
+    }
+
     /// The observer of a new run, and the guard that unregisters its cancel flag at the end.
     fn observer(&self, on_progress: Option<Function>, preview_every: usize, run: &RunOptions, options: &SampleOptions) -> Result<(JsObserver, RunGuard), JsError> {
         let flag = Rc::new(Cell::new(false));
         self.runs.borrow_mut().push((run.run_id()?, flag.clone()));
         let guard = RunGuard { runs: self.runs.clone(), flag: flag.clone() };
         let every = if preview_every > 0 { preview_every } else { (options.steps / 25).max(1) };
-        let observer = JsObserver { on_progress, preview_every: every, preview_of: run.preview_of, sde: self.model.sde, cancel: flag, last_yield: js_sys::Date::now(), observer_ms: Rc::new(Cell::new(0.0)) };
+        let observer = JsObserver { on_progress, preview_every: every, preview_of: run.preview_of, sde: self.model.sde, cancel: flag, lost: self.backend.lost.clone(), last_yield: js_sys::Date::now(), observer_ms: Rc::new(Cell::new(0.0)) };
         Ok((observer, guard))
     }
 
     async fn finish(&self, out: sampling::Samples, start: f64, sampler: Sampler, observer_ms: f64) -> Result<JsValue, JsError> {
-        let (result, first_bad) = tensor_to_js(out.x).await?;
+        let (result, first_bad) = tensor_to_js(out.x).await.map_err(|e| self.fail(e))?;
         if let Some(i) = first_bad {
             return Err(js_err(format!("{} produced a non-finite value (at index {i}); try more steps or a smaller snr", sampler.name())));
         }

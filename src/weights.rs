@@ -207,6 +207,70 @@ pub fn parse_safetensors(bytes: &[u8]) -> Result<(Vec<TensorEntry>, usize), Weig
     Ok((entries, data_start))
 }
 
+/// How float tensors are stored on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    /// IEEE half precision: half the bytes; 11 significant bits (relative rounding error ≤ 2⁻¹¹),
+    /// finite up to 65504.
+    F16,
+}
+
+impl Dtype {
+    fn name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "F32",
+            Dtype::F16 => "F16",
+        }
+    }
+}
+
+/// The values of one tensor entry as f32 (F16 and BF16 widen exactly).
+fn values_f32(entry: &TensorEntry, data: &[u8]) -> Vec<f32> {
+    match entry.dtype.as_str() {
+        "F32" => data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+        "F16" => data.chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f32()).collect(),
+        _ => data.chunks_exact(2).map(|c| half::bf16::from_le_bytes(c.try_into().unwrap()).to_f32()).collect(),
+    }
+}
+
+/// Rewrites every tensor of a safetensors file in `to`, keeping names, shapes, order and
+/// metadata. Narrowing to F16 rounds to nearest and refuses values beyond F16's range.
+pub fn convert_safetensors(bytes: &[u8], to: Dtype) -> Result<Vec<u8>, WeightsError> {
+    let (entries, data_start) = parse_safetensors(bytes)?;
+    let old: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..data_start]).map_err(|e| WeightsError::Corrupt(e.to_string()))?;
+    let mut header = serde_json::Map::new();
+    if let Some(meta) = old.get("__metadata__") {
+        header.insert("__metadata__".into(), meta.clone());
+    }
+    let mut data = Vec::new();
+    for entry in &entries {
+        let values = values_f32(entry, &bytes[entry.start..entry.end]);
+        let start = data.len();
+        match to {
+            Dtype::F32 => data.extend(values.iter().flat_map(|v| v.to_le_bytes())),
+            Dtype::F16 => {
+                for (index, &v) in values.iter().enumerate() {
+                    let h = half::f16::from_f32(v);
+                    if !h.is_finite() {
+                        return Err(WeightsError::NonFinite { name: format!("{} (as F16)", entry.name), index, value: v.to_string() });
+                    }
+                    data.extend(h.to_le_bytes());
+                }
+            }
+        }
+        header.insert(entry.name.clone(), serde_json::json!({ "dtype": to.name(), "shape": entry.shape, "data_offsets": [start, data.len()] }));
+    }
+    let mut header = serde_json::to_vec(&header).map_err(|e| WeightsError::Save(e.to_string()))?;
+    // The format pads the header with spaces to a multiple of 8 bytes, so the data is aligned.
+    header.resize(header.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + header.len() + data.len());
+    out.extend((header.len() as u64).to_le_bytes());
+    out.extend(header);
+    out.extend(data);
+    Ok(out)
+}
+
 /// First non-finite value of a tensor's raw little-endian data, if any.
 fn first_non_finite(entry: &TensorEntry, data: &[u8]) -> Option<(usize, f32)> {
     let value = |chunk: &[u8]| -> f32 {
@@ -246,7 +310,9 @@ pub fn load(card: &ModelCard, weights: &[u8], device: &Device) -> Result<ScoreMo
     if let Some(name) = expected.into_keys().next() {
         return Err(WeightsError::MissingTensor { name });
     }
-    let mut store = SafetensorsStore::from_bytes(Some(weights.to_vec())).allow_partial(false).validate(true);
+    // Half-precision files (half the download) are widened here: the network computes in f32.
+    let weights = if entries.iter().any(|e| e.dtype != "F32") { convert_safetensors(weights, Dtype::F32)? } else { weights.to_vec() };
+    let mut store = SafetensorsStore::from_bytes(Some(weights)).allow_partial(false).validate(true);
     let result = net.load_from(&mut store).map_err(|e| WeightsError::Apply(e.to_string()))?;
     if !result.errors.is_empty() || !result.missing.is_empty() {
         return Err(WeightsError::Apply(format!("{result:?}")));
@@ -314,6 +380,45 @@ mod tests {
     fn small_card() -> ModelCard {
         let arch = ScoreNetConfig { height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, ..Default::default() };
         ModelCard::new("tiny", arch, Sde::ve(10.0))
+    }
+
+    /// F32 → F16 rounds each value to within 2⁻¹¹ relative (F16 has 11 significant bits), F16 →
+    /// F32 is exact, and a network loaded from F16 weights computes what the rounded F32 one does.
+    #[test]
+    fn half_precision_files_round_within_f16_precision_and_load() {
+        let (card, bytes, device) = saved();
+        let half = convert_safetensors(&bytes, Dtype::F16).unwrap();
+        let (entries, _) = parse_safetensors(&half).unwrap();
+        assert!(entries.iter().all(|e| e.dtype == "F16"));
+        let (originals, _) = parse_safetensors(&bytes).unwrap();
+        let data = |es: &[TensorEntry]| es.iter().map(|e| e.end - e.start).sum::<usize>();
+        assert_eq!(2 * data(&entries), data(&originals));
+        for (a, b) in originals.iter().zip(&entries) {
+            assert_eq!((&a.name, &a.shape), (&b.name, &b.shape));
+            for (x, y) in values_f32(a, &bytes[a.start..a.end]).into_iter().zip(values_f32(b, &half[b.start..b.end])) {
+                assert!((x - y).abs() <= x.abs() * 2f32.powi(-11) + 6e-8, "{}: {x} became {y}", a.name);
+            }
+        }
+        // Back to F32 is exact, and both files load into the same network.
+        let widened = convert_safetensors(&half, Dtype::F32).unwrap();
+        assert_eq!(convert_safetensors(&widened, Dtype::F16).unwrap(), half);
+        let x = Tensor::<4>::random([2, 1, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let t = Tensor::<1>::from_floats([0.1, 0.9], &device);
+        let from_half = load(&card, &half, &device).unwrap().net.forward(x.clone(), t.clone());
+        let from_widened = load(&card, &widened, &device).unwrap().net.forward(x, t);
+        let diff: f32 = (from_half - from_widened).abs().max().into_scalar();
+        assert!(diff < 1e-5, "{diff}");
+    }
+
+    #[test]
+    fn values_beyond_half_precision_are_refused_by_name() {
+        let (_, bytes, _) = saved();
+        let (entries, _) = parse_safetensors(&bytes).unwrap();
+        let mut big = bytes.clone();
+        let e = &entries[0];
+        big[e.start..e.start + 4].copy_from_slice(&1e5f32.to_le_bytes());
+        let err = convert_safetensors(&big, Dtype::F16).unwrap_err().to_string();
+        assert!(err.contains(&e.name) && err.contains("100000"), "{err}");
     }
 
     fn saved() -> (ModelCard, Vec<u8>, Device) {

@@ -2,7 +2,8 @@
 // docs/performance/browser-<backend>.json plus the transfer sizes of what the page downloads.
 // Usage: node tools/bench.mjs [cpu|webgpu ...]   (default: cpu webgpu)
 // On a software WebGPU adapter (SwiftShader, isFallbackAdapter) one evaluation at batch 64 takes
-// tens of seconds: there the WebGPU run uses batches 1,16, 5 repeats and no whole runs.
+// tens of seconds: there the WebGPU run uses batches 1,16, 5 repeats and no whole runs. Each run
+// also times ONNX Runtime Web on the same network (www/models/mnist.onnx; see www/bench.js).
 import { mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -14,7 +15,8 @@ const backends = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 
 
 function transferSizes() {
   const files = ['pkg/scorefield_bg.wasm', 'pkg/scorefield.js', 'www/worker.js', 'www/client.js', 'www/score-field.js', 'www/render.js', 'www/painter.js', 'www/app.js', 'www/index.html', 'www/style.css'];
-  for (const f of readdirSync(path.join(ROOT, 'www/models'))) files.push(`www/models/${f}`);
+  // The page's model files (not mnist.onnx: that is for the ONNX Runtime comparison only).
+  for (const f of readdirSync(path.join(ROOT, 'www/models'))) if (/\.(json|safetensors)$/.test(f)) files.push(`www/models/${f}`);
   return files.map((file) => {
     const bytes = readFileSync(path.join(ROOT, file));
     return { file, bytes: bytes.length, gzip: zlib.gzipSync(bytes, { level: 9 }).length };
@@ -26,7 +28,7 @@ const browser = await launch({ webgpu: true });
 try {
   for (const backend of backends) {
     const software = backend === 'webgpu' && process.env.SCOREFIELD_BENCH_FULL !== '1';
-    const query = software ? 'batches=1,16&repeats=5&warmup=1&runs=0' : 'batches=1,16,64&repeats=20&warmup=3&runs=1';
+    const query = `${software ? 'batches=1,16&repeats=5&warmup=1&runs=0' : 'batches=1,16,64&repeats=20&warmup=3&runs=1'}&ort=1`;
     const page = await browser.newPage();
     await page.goto(`${server.url}bench.html?backend=${backend}&${query}`);
     await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 3_600_000 });
@@ -39,6 +41,10 @@ try {
     console.log(`\n${backend} on ${results.adapter}: loaded after ${(results.loadedMs / 1000).toFixed(2)} s, first sample (EM 50, batch 16) after ${(results.firstSampleMs / 1000).toFixed(2)} s`);
     console.log('| batch | median ms / evaluation | min | max | repeats |\n|---:|---:|---:|---:|---:|');
     for (const e of results.evals) console.log(`| ${e.batch} | ${e.medianMs.toFixed(1)} | ${e.minMs.toFixed(1)} | ${e.maxMs.toFixed(1)} | ${e.repeats} |`);
+    const ort = results.onnxRuntime;
+    console.log(`\nONNX Runtime Web ${ort.version} (${ort.provider}, ${ort.threads} thread): same output to ${ort.check.maxAbsDiff.toExponential(2)} (max |output| ${ort.check.maxAbs.toFixed(2)})`);
+    console.log('| batch | ORT median ms | ours ms | ours / ORT |\n|---:|---:|---:|---:|');
+    for (const e of ort.evals) console.log(`| ${e.batch} | ${e.medianMs.toFixed(1)} | ${e.oursMs.toFixed(1)} | ${e.ratio.toFixed(2)} |`);
     for (const r of results.runs) console.log(`${r.run} at batch ${r.batch}: ${r.seconds.toFixed(2)} s, ${r.evals} evaluations`);
   }
   const total = transferSizes();

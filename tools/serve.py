@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Serves the demo on 127.0.0.1: www/ at /, the wasm package at /pkg/ (or, with --dir, one folder
-such as dist/ as it is).
+"""Serves the demo on 127.0.0.1: www/ at /, the wasm package at /pkg/, and for the benchmark page
+onnxruntime-web's dist/ (from node_modules, after `npm ci`) at /vendor/onnxruntime-web/ (or, with
+--dir, one folder such as dist/ as it is).
 
 Only loopback; no caching, so a rebuild shows on reload. Extra response headers (for the CSP
 tests) can be given with --header 'Name: value'.
@@ -20,6 +21,7 @@ args = parser.parse_args()
 
 WWW = os.path.join(args.root, "www")
 PKG = os.path.join(args.root, "pkg")
+ORT = os.path.join(args.root, "node_modules", "onnxruntime-web", "dist")
 EXTRA = [h.split(":", 1) for h in args.header]
 
 
@@ -31,6 +33,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         ".mjs": "text/javascript",
         ".json": "application/json",
         ".safetensors": "application/octet-stream",
+        ".onnx": "application/octet-stream",
     }
 
     def translate_path(self, path):
@@ -41,6 +44,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             return os.path.join(os.path.abspath(args.dir), *parts)
         if parts and parts[0] == "pkg":
             return os.path.join(PKG, *parts[1:])
+        if parts[:2] == ["vendor", "onnxruntime-web"]:
+            return os.path.join(ORT, *parts[2:])
         return os.path.join(WWW, *parts)
 
     def end_headers(self):

@@ -14,10 +14,28 @@ let busy = false;
 // A handle for the console and the browser tests.
 window.scorefield = { model, workerStats, lastResult: null, lastInpaint: null, get painter() { return painter; } };
 
-function showError(message) {
+/** Shows `message` (or hides the box); with `retry`, a Retry button that calls it. */
+function showError(message, retry) {
   const el = $('error');
   el.textContent = message;
   el.hidden = !message;
+  if (message && retry) {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.id = 'retry';
+    button.textContent = 'Retry';
+    button.addEventListener('click', retry, { once: true });
+    el.append(' ', button);
+  }
+}
+
+function showBackend(info) {
+  const badge = $('badge');
+  badge.textContent = `${info.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${info.adapter}${info.fallbackReason ? ` (${info.fallbackReason})` : ''}`;
+  badge.className = `badge ${info.backend}`;
+  badge.dataset.backend = info.backend;
+  // The largest batch this device's buffers hold (src/model.rs max_batch_for).
+  $('batch').max = String(Math.min(Number($('batch').max) || Infinity, info.maxBatch));
 }
 
 function setBusy(value) {
@@ -49,6 +67,18 @@ function updateSamplerFields() {
   for (const label of document.querySelectorAll('label[data-for]')) label.hidden = !label.dataset.for.split(' ').includes(sampler);
 }
 
+/** What a finished run leaves behind, by type. */
+const keep = {
+  generate(result) {
+    lastResult = result;
+    window.scorefield.lastResult = result;
+    $('download').disabled = false;
+  },
+  inpaint(result, opts) {
+    window.scorefield.lastInpaint = { ...result, image: opts.image, keep: opts.mask };
+  },
+};
+
 /** Runs generate or inpaint with a progress bar, live previews drawn on `canvas`. */
 async function run(type, opts, canvas) {
   showError('');
@@ -67,10 +97,28 @@ async function run(type, opts, canvas) {
     $('bar').value = 1;
     $('status').textContent = `done: ${result.shape[0]} × ${opts.sampler}, ${result.evals} score evaluations in ${formatSeconds(result.seconds)}`;
     drawGrid(canvas, result.data, result.shape, { range: card.image.range, scale: scaleFor(result.shape) });
+    keep[type](result, opts);
     return result;
   } catch (e) {
     $('status').textContent = '';
-    showError(e.message.startsWith('cancelled') ? '' : e.message);
+    if (e.deviceLost) {
+      // The painted mask, the source image and the last samples stay as they are; Retry loads the
+      // model on a new device (a fresh worker) and runs the same request again.
+      showError(e.message, async () => {
+        showError('');
+        $('status').textContent = 'starting a new device…';
+        try {
+          showBackend(await model.load());
+        } catch (err) {
+          $('status').textContent = '';
+          showError(`Could not load the model again: ${err.message}`);
+          return;
+        }
+        await run(type, opts, canvas);
+      });
+    } else {
+      showError(e.message.startsWith('cancelled') ? '' : e.message);
+    }
     if (e.message.startsWith('cancelled')) $('status').textContent = e.message;
     return null;
   } finally {
@@ -103,10 +151,7 @@ async function main() {
   try {
     const info = await model.load();
     card = info.card;
-    const badge = $('badge');
-    badge.textContent = `${info.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${info.adapter}${info.fallbackReason ? ` (${info.fallbackReason})` : ''}`;
-    badge.className = `badge ${info.backend}`;
-    badge.dataset.backend = info.backend;
+    showBackend(info);
     const [c, h, w] = [card.image.channels, card.image.height, card.image.width];
     painter = new Painter($('source'), { channels: c, height: h, width: w, range: card.image.range });
     painter.onchange = updateMaskInfo;
@@ -121,12 +166,7 @@ async function main() {
   $('controls').addEventListener('submit', async (event) => {
     event.preventDefault();
     if (busy) return;
-    const result = await run('generate', options(), $('grid'));
-    if (result) {
-      lastResult = result;
-      window.scorefield.lastResult = result;
-      $('download').disabled = false;
-    }
+    await run('generate', options(), $('grid'));
   });
   $('cancel').addEventListener('click', () => model.cancel());
   $('download').addEventListener('click', () => {
@@ -165,8 +205,7 @@ async function main() {
       return;
     }
     const opts = { ...options(), image: painter.image, mask: painter.keepMask() };
-    const result = await run('inpaint', opts, $('inpainted'));
-    if (result) window.scorefield.lastInpaint = { ...result, image: opts.image, keep: opts.mask };
+    await run('inpaint', opts, $('inpainted'));
   });
 }
 

@@ -2,6 +2,11 @@
 // (EM, 50 steps, batch 16), then times score evaluations at each batch size (median of `repeats`
 // after `warmup`) and, with runs=1, whole EM-1000 and RK45 runs at batch 16. Results go to the
 // page and to window.benchResults (tools/bench.mjs reads them).
+//
+// With ort=1 the same network with the same weights (models/mnist.onnx, written by `scorefield
+// export-onnx`) also runs in ONNX Runtime Web (served from node_modules at /vendor/): its WebGPU
+// provider when our backend is WebGPU, its wasm provider when ours is the CPU. Both must give the
+// same output (max abs diff < 1e-3) on a fixed batch before either is timed.
 import { RemoteModel } from './client.js';
 
 const params = new URLSearchParams(location.search);
@@ -10,6 +15,9 @@ const batches = (params.get('batches') ?? '1,16,64').split(',').map(Number);
 const repeats = Number(params.get('repeats') ?? 20);
 const warmup = Number(params.get('warmup') ?? 3);
 const runs = params.get('runs') !== '0';
+const ortCompare = params.get('ort') === '1';
+const firstSample = params.get('first') !== '0';
+const MAX_ABS_DIFF = 1e-3;
 const $ = (id) => document.getElementById(id);
 
 const median = (v) => {
@@ -26,15 +34,18 @@ async function main() {
   out.backend = info.backend;
   const flops = info.card.architecture; // (tools/bench.mjs adds transfer sizes from the files)
   $('status').textContent = `loaded on ${info.backend} (${info.adapter}); first sample…`;
-  const first = await model.generate({ sampler: 'em', steps: 50, batch: 16, seed: 1 });
-  out.firstSampleMs = performance.now();
-  out.firstSampleRunSeconds = first.seconds;
+  if (firstSample) {
+    const first = await model.generate({ sampler: 'em', steps: 50, batch: 16, seed: 1 });
+    out.firstSampleMs = performance.now();
+    out.firstSampleRunSeconds = first.seconds;
+  }
   out.evals = [];
   for (const batch of batches) {
     $('status').textContent = `timing batch ${batch}…`;
     const { ms } = await model.benchmark(batch, repeats, warmup);
     out.evals.push({ batch, repeats: ms.length, medianMs: median(ms), minMs: Math.min(...ms), maxMs: Math.max(...ms) });
   }
+  if (ortCompare) out.onnxRuntime = await compareWithOrt(model, info, out.evals);
   out.runs = [];
   if (runs) {
     for (const [name, opts] of [['em:1000', { sampler: 'em', steps: 1000 }], ['ode-rk45:1e-5', { sampler: 'ode-rk45', rtol: 1e-5, atol: 1e-5 }]]) {
@@ -48,6 +59,66 @@ async function main() {
   $('results').textContent = JSON.stringify(out, null, 2);
   $('status').textContent = 'done';
   document.body.dataset.done = '1';
+}
+
+// Seeded standard normals (mulberry32 + Box–Muller), the same on every run.
+function normals(n, seed) {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let z = Math.imul(a ^ (a >>> 15), a | 1);
+    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
+    return (((z ^ (z >>> 14)) >>> 0) + 0.5) / 4294967296;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform());
+  return out;
+}
+
+async function compareWithOrt(model, info, ours) {
+  const ort = await import('./vendor/onnxruntime-web/ort.all.min.mjs');
+  ort.env.wasm.wasmPaths = new URL('vendor/onnxruntime-web/', location.href).href;
+  // One thread, like our wasm build (more would also need a cross-origin-isolated page).
+  ort.env.wasm.numThreads = 1;
+  const provider = info.backend === 'webgpu' ? 'webgpu' : 'wasm';
+  $('status').textContent = `ONNX Runtime Web (${provider}): loading…`;
+  const session = await ort.InferenceSession.create(new URL('models/mnist.onnx', location.href).href, { executionProviders: [provider], graphOptimizationLevel: 'all' });
+  const { channels: c, height: h, width: w } = info.card.architecture;
+  const feeds = (x, t) => ({ x: new ort.Tensor('float32', x, [t.length, c, h, w]), t: new ort.Tensor('float32', t, [t.length]) });
+
+  // Same output first: 4 images at times spread over [0.01, 1].
+  const check = 4;
+  const x = normals(check * c * h * w, 7);
+  const t = Float32Array.from({ length: check }, (_, i) => 0.01 + (0.99 * i) / (check - 1));
+  const mine = await model.network(x, t);
+  const theirs = (await session.run(feeds(x, t))).net.data;
+  let maxAbsDiff = 0;
+  let maxAbs = 0;
+  for (let i = 0; i < mine.length; i++) {
+    maxAbsDiff = Math.max(maxAbsDiff, Math.abs(mine[i] - theirs[i]));
+    maxAbs = Math.max(maxAbs, Math.abs(mine[i]));
+  }
+  if (!(maxAbsDiff < MAX_ABS_DIFF)) throw new Error(`ONNX Runtime Web (${provider}) and scorefield disagree: max |diff| = ${maxAbsDiff} (limit ${MAX_ABS_DIFF})`);
+
+  // Then the same timing as ours: random x, t = 0.5, `warmup` untimed, median of `repeats`. ORT
+  // hands back the whole output on the CPU (50 KB at batch 16, which counts against it on a GPU);
+  // ours sums it on the device and reads back that one number.
+  const evals = [];
+  for (const { batch, medianMs: oursMs } of ours) {
+    $('status').textContent = `ONNX Runtime Web (${provider}): batch ${batch}…`;
+    const input = feeds(normals(batch * c * h * w, batch), new Float32Array(batch).fill(0.5));
+    for (let i = 0; i < warmup; i++) await session.run(input);
+    const ms = [];
+    for (let i = 0; i < repeats; i++) {
+      const start = performance.now();
+      await session.run(input);
+      ms.push(performance.now() - start);
+    }
+    const medianMs = median(ms);
+    evals.push({ batch, repeats, medianMs, minMs: Math.min(...ms), maxMs: Math.max(...ms), oursMs, ratio: oursMs / medianMs });
+  }
+  await session.release();
+  return { version: ort.env.versions?.web ?? null, provider, threads: ort.env.wasm.numThreads, check: { batch: check, maxAbsDiff, maxAbs }, evals };
 }
 
 main().catch((e) => {

@@ -13,6 +13,23 @@ function createWorker() {
   return new Worker(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })), { type: 'module' });
 }
 
+/** An Error flagged `deviceLost`: the caller may offer a retry (which gets a fresh worker). */
+function deviceLostError(message) {
+  const error = new Error(message);
+  error.deviceLost = true;
+  return error;
+}
+
+// A lost GPU device cannot be replaced inside the same wasm instance (Burn registers one runtime
+// per device for good), so the worker goes and the next request starts a fresh one, which loads
+// its models again. Requests still pending in the old worker fail with a retryable error.
+function restartWorker() {
+  worker?.terminate();
+  worker = null;
+  for (const request of pending.values()) request.reject(deviceLostError('the GPU device was lost and the model worker restarted; run again'));
+  pending.clear();
+}
+
 function getWorker() {
   if (worker) return worker;
   worker = createWorker();
@@ -24,8 +41,14 @@ function getWorker() {
       request.onProgress?.(event.data.progress);
     } else {
       pending.delete(id);
-      if (status === 'result') request.resolve(event.data.result);
-      else request.reject(new Error(event.data.error));
+      if (status === 'result') {
+        request.resolve(event.data.result);
+      } else if (event.data.deviceLost) {
+        request.reject(deviceLostError(event.data.error));
+        restartWorker();
+      } else {
+        request.reject(new Error(event.data.error));
+      }
     }
   };
   worker.onerror = (event) => {
@@ -65,7 +88,7 @@ export class RemoteModel {
     this.current = null;
   }
 
-  /** Loads the model; resolves to {backend, adapter, card, fallbackReason}. */
+  /** Loads the model; resolves to {backend, adapter, card, fallbackReason, warmupSeconds, maxBatch}. */
   load() {
     return request({ type: 'load', url: this.url, backend: this.backend }).promise;
   }
@@ -90,6 +113,16 @@ export class RemoteModel {
   /** Times score evaluations: resolves to {batch, ms: [...]} (see www/bench.html). */
   benchmark(batch, repeats, warmup) {
     return request({ type: 'benchmark', url: this.url, backend: this.backend, batch, repeats, warmup }).promise;
+  }
+
+  /** The raw network output net(x, t) as a Float32Array (x: B·C·H·W values, t: B times). */
+  network(x, t) {
+    return request({ type: 'network', url: this.url, backend: this.backend, x, t }).promise;
+  }
+
+  /** Destroys the GPU device under this model, as a driver reset would (for tests). */
+  destroyDevice() {
+    return request({ type: 'destroy-device', url: this.url, backend: this.backend }).promise;
   }
 
   /** Frees the model in the worker (a later call loads it again). */

@@ -253,9 +253,32 @@ export class ScoreField extends HTMLElement {
     ui.cancel.hidden = !busy || !this.#running;
   }
 
-  #showError(message) {
-    this.#ui.error.textContent = message;
-    this.#ui.error.hidden = !message;
+  /** Shows `message` in the widget's own box; with `retry`, a Retry button that calls it. */
+  #showError(message, retry) {
+    const box = this.#ui.error;
+    box.textContent = message;
+    box.hidden = !message;
+    if (message && retry) {
+      const button = el('button', { type: 'button', part: 'retry' }, 'Retry');
+      button.addEventListener('click', retry, { once: true });
+      box.append(' ', button);
+    }
+  }
+
+  /** After a GPU device loss: load the model on a new device (a fresh worker), run again. The
+   * painted mask and the source digit live in this element and are untouched. */
+  async #retry() {
+    this.#showError('');
+    this.#ui.status.textContent = 'starting a new device…';
+    try {
+      this.#info = await this.#model.load();
+    } catch (error) {
+      this.#ui.status.textContent = '';
+      this.#showError(`could not load the model again: ${error.message}`);
+      this.#setState('error');
+      return null;
+    }
+    return this.run();
   }
 
   /** Starts loading the model (once); then runs if `autoplay`. */
@@ -331,7 +354,7 @@ export class ScoreField extends HTMLElement {
       });
       drawGrid(canvas, result.data, result.shape, { range, scale: scale(result.shape) });
       ui.progress.value = 1;
-      ui.status.textContent = `done: ${result.evals} score evaluations in ${result.seconds.toFixed(1)} s (${this.#info.backend})`;
+      ui.status.textContent = `${this.#info.card.name}: ${result.evals} score evaluations in ${result.seconds.toFixed(1)} s (${this.#info.backend})`;
       this.result = result;
       this.#setState('done');
       this.dispatchEvent(new CustomEvent('done', { detail: result }));
@@ -339,7 +362,7 @@ export class ScoreField extends HTMLElement {
     } catch (error) {
       const cancelled = /cancel/i.test(error.message);
       ui.status.textContent = cancelled ? 'cancelled' : '';
-      if (!cancelled) this.#showError(error.message);
+      if (!cancelled) this.#showError(error.message, error.deviceLost ? () => this.#retry() : null);
       this.#setState(cancelled ? 'ready' : 'error');
       return null;
     } finally {

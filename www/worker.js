@@ -26,8 +26,11 @@ async function chooseBackend(requested) {
 }
 
 function describe(model, reason) {
-  return { backend: model.backend, adapter: model.adapter, card: model.card, fallbackReason: reason ?? model.fallbackReason ?? null, warmupSeconds: model.warmupSeconds };
+  return { backend: model.backend, adapter: model.adapter, card: model.card, fallbackReason: reason ?? model.fallbackReason ?? null, warmupSeconds: model.warmupSeconds, maxBatch: model.maxBatch };
 }
+
+// Every error about a lost GPU device starts with this (src/web.rs DEVICE_LOST).
+const DEVICE_LOST = 'GPU device lost';
 
 async function load(url, requested) {
   const { backend, reason } = await chooseBackend(requested);
@@ -75,6 +78,19 @@ self.onmessage = async (event) => {
       self.postMessage({ id, status: 'result', result: await model.benchmark(batch, repeats, warmup) });
       return;
     }
+    if (type === 'destroy-device') {
+      // For tests: what a driver reset does to the device under the model.
+      const { model } = await load(event.data.url, event.data.backend ?? 'auto');
+      model.destroyDevice();
+      self.postMessage({ id, status: 'result', result: null });
+      return;
+    }
+    if (type === 'network') {
+      const { model } = await load(event.data.url, event.data.backend ?? 'auto');
+      const out = await model.network(event.data.x, event.data.t);
+      self.postMessage({ id, status: 'result', result: out }, [out.buffer]);
+      return;
+    }
     if (type === 'generate' || type === 'inpaint') {
       const { model } = await load(event.data.url, event.data.backend ?? 'auto');
       running.set(id, model);
@@ -93,6 +109,8 @@ self.onmessage = async (event) => {
     }
     throw new Error(`unknown request type ${type}`);
   } catch (e) {
-    self.postMessage({ id, status: 'error', error: e?.message ?? String(e) });
+    const error = e?.message ?? String(e);
+    // This wasm instance cannot start a second device: the client restarts the worker.
+    self.postMessage({ id, status: 'error', error, deviceLost: error.startsWith(DEVICE_LOST) });
   }
 };

@@ -1,6 +1,6 @@
-// Bad inputs in a real browser: broken model files supplied by URL, absurd options, a cancel
-// during the first step, and weights that blow up mid-run. Each must end in a message that names
-// the problem, with the page still usable.
+// Bad inputs in a real browser: broken model files supplied by URL, absurd options, a batch too
+// large for the device, a cancel during the first step, weights that blow up mid-run, and a lost
+// GPU device. Each must end in a message that names the problem, with the page still usable.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -181,5 +181,62 @@ test('200 generate calls and 50 load/unload cycles keep wasm memory flat', async
   assert.ok(figures.afterRuns - figures.before <= 2 * MiB, `200 runs grew wasm memory by ${(figures.afterRuns - figures.before) / MiB} MiB`);
   assert.ok(figures.afterCycles - figures.beforeCycles <= 8 * MiB, `50 load/unload cycles grew wasm memory by ${(figures.afterCycles - figures.beforeCycles) / MiB} MiB`);
   assert.equal(figures.models, 1);
+  await page.close();
+});
+
+test('a batch too large for the device is refused up front with the limit it derived', async () => {
+  for (const backend of ['cpu', 'webgpu']) {
+    const page = await openPage(browser, `${site.url}?backend=${backend}`);
+    await page.waitForFunction(() => document.getElementById('badge').dataset.backend, null, { timeout: 120_000 });
+    const outcome = await page.evaluate(async () => {
+      const { model } = window.scorefield;
+      const info = await model.load();
+      const start = performance.now();
+      const message = await model.generate({ sampler: 'em', steps: 2, batch: info.maxBatch + 1, seed: 1 }).then(() => 'accepted', (e) => e.message);
+      const ms = performance.now() - start;
+      const fits = await model.generate({ sampler: 'em', steps: 1, batch: 2, seed: 1 }).then((r) => r.shape[0]);
+      return { maxBatch: info.maxBatch, message, ms, fits, inputMax: Number(document.getElementById('batch').max) };
+    });
+    console.log(`${backend}: ${JSON.stringify(outcome)}`);
+    assert.ok(outcome.maxBatch >= 16 && outcome.maxBatch < 65536, `${backend}: maxBatch ${outcome.maxBatch}`);
+    assert.match(outcome.message, new RegExp(`\`batch\` ${outcome.maxBatch + 1} is too large for this device: at most ${outcome.maxBatch} images fit`));
+    assert.ok(outcome.ms < 2000, `${backend}: refused after ${outcome.ms} ms`);
+    assert.equal(outcome.fits, 2);
+    assert.ok(outcome.inputMax <= outcome.maxBatch, 'the page caps its batch field');
+    await page.close();
+  }
+});
+
+test('a lost GPU device (GPUDevice.destroy()) is reported, Retry starts a new one, the painted mask survives', async () => {
+  const page = await openPage(browser, `${site.url}?backend=webgpu`);
+  await page.waitForFunction(() => document.getElementById('badge').dataset.backend === 'webgpu', null, { timeout: 120_000 });
+  // A source digit and a painted mask, then the device goes.
+  const before = await page.evaluate(async () => {
+    const { model, painter } = window.scorefield;
+    const r = await model.generate({ sampler: 'em', steps: 2, batch: 1, seed: 3 });
+    painter.setImage(Array.from(r.data, (v) => Math.min(1, Math.max(0, v))));
+    painter.maskRegion('bottom');
+    document.getElementById('steps').value = '2';
+    document.getElementById('batch').value = '1';
+    await model.destroyDevice();
+    return { image: Array.from(painter.image), keep: Array.from(painter.keepMask()) };
+  });
+  await page.click('#inpaint');
+  await page.waitForSelector('#error:not([hidden]) #retry', { timeout: 120_000 });
+  const message = await page.$eval('#error', (e) => e.textContent);
+  console.log(`device loss: ${message}`);
+  assert.match(message, /GPU device lost/);
+  const kept = await page.evaluate(() => ({ image: Array.from(window.scorefield.painter.image), keep: Array.from(window.scorefield.painter.keepMask()) }));
+  assert.deepEqual(kept, before, 'the source image and the mask are untouched');
+
+  await page.click('#retry');
+  await page.waitForFunction(() => window.scorefield.lastInpaint, null, { timeout: 180_000 });
+  const after = await page.evaluate(() => {
+    const { data, image, keep } = window.scorefield.lastInpaint;
+    let keptExactly = true;
+    for (let i = 0; i < keep.length; i++) if (keep[i] === 1 && data[i] !== image[i]) keptExactly = false;
+    return { keptExactly, error: document.getElementById('error').hidden ? '' : document.getElementById('error').textContent, backend: document.getElementById('badge').dataset.backend };
+  });
+  assert.deepEqual(after, { keptExactly: true, error: '', backend: 'webgpu' });
   await page.close();
 });

@@ -2,7 +2,7 @@
 // response carries the Content-Security-Policy a strict blog would send, plus CORS for the
 // cross-origin test. The software WebGPU adapter is a fallback, so `auto` runs on the CPU here.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -202,5 +202,50 @@ test('the widget works on a page of another origin (module, worker, wasm and mod
   } finally {
     host.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the widget fetches only its own folder and the model its attributes name, and shows card text as text', async () => {
+  // A model from a third origin whose card carries markup in every text field.
+  const models = mkdtempSync(path.join(os.tmpdir(), 'scorefield-hostile-'));
+  const card = JSON.parse(readFileSync(path.join(ROOT, 'www/models/mnist.json'), 'utf8'));
+  const markup = '<img src=x onerror="window.pwned = 1"><script>window.pwned = 2</script>';
+  writeFileSync(path.join(models, 'hostile.json'), JSON.stringify({ ...card, name: markup, weights: 'hostile.safetensors', dataset: markup }));
+  writeFileSync(path.join(models, 'hostile.safetensors'), readFileSync(path.join(ROOT, 'www/models/mnist.safetensors')));
+  const modelHost = await serve(['Access-Control-Allow-Origin: *'], models);
+  const host = mkdtempSync(path.join(os.tmpdir(), 'scorefield-host-'));
+  writeFileSync(
+    path.join(host, 'post.html'),
+    `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="${server.url}score-field.js"></script><score-field model="${modelHost.url}hostile.json" sampler="em" steps="3" batch="1" autoplay></score-field>`,
+  );
+  const site = await serve([], host);
+  try {
+    const page = await browser.newPage();
+    const requests = [];
+    page.on('request', (r) => requests.push(r.url()));
+    page.errors = [];
+    page.on('pageerror', (e) => page.errors.push(e.message));
+    await page.goto(`${site.url}post.html`);
+    const [state] = await waitStates(page, 'score-field', ['done']);
+    assert.deepEqual(state, { state: 'done', error: '' });
+    const shown = await page.$eval('score-field', (w) => ({
+      status: w.shadowRoot.querySelector('.status')?.textContent ?? w.shadowRoot.textContent,
+      elements: w.shadowRoot.querySelectorAll('img, script').length,
+    }));
+    assert.ok(shown.status.includes('<img src=x'), `the card name is shown as text: ${shown.status}`);
+    assert.equal(shown.elements, 0, 'no element was made from card text');
+    assert.equal(await page.evaluate(() => window.pwned), undefined);
+    const allowed = [`${site.url}post.html`, `${modelHost.url}hostile.json`, `${modelHost.url}hostile.safetensors`];
+    const strangers = requests.filter((u) => !allowed.includes(u) && !u.startsWith(server.url) && !u.startsWith('blob:') && !u.startsWith('data:'));
+    assert.deepEqual(strangers, [], 'requests outside the page, the widget folder and the named model');
+    assert.ok(requests.some((u) => u.startsWith(`${server.url}pkg/`)), `the wasm came from the widget's folder: ${requests.join(', ')}`);
+    console.log(`requests: ${requests.length} (${[...new Set(requests.map((u) => new URL(u).origin))].join(', ')})`);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  } finally {
+    site.close();
+    modelHost.close();
+    rmSync(host, { recursive: true, force: true });
+    rmSync(models, { recursive: true, force: true });
   }
 });

@@ -41,6 +41,32 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// Time score evaluations and sampler runs on this machine.
     Bench(BenchArgs),
+    /// Write the model's score network as ONNX (inputs x [B, C, H, W] and t [B], output net(x, t);
+    /// the score is net / σ(t) with the card's SDE).
+    ExportOnnx(ExportOnnxArgs),
+    /// Rewrite a model's weights in another float format (f16 halves the download; the network
+    /// still computes in f32). Writes the card and its weights beside it.
+    Convert(ConvertArgs),
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// f16 or f32.
+    #[arg(long)]
+    dtype: String,
+    /// The new card (its weights file is named after it).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct ExportOnnxArgs {
+    #[arg(long, default_value = "www/models/mnist.json")]
+    model: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -355,7 +381,39 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Train(a) => train(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::ExportOnnx(a) => export_onnx(a),
+        Command::Convert(a) => convert(a),
     }
+}
+
+fn export_onnx(a: ExportOnnxArgs) -> Result<(), String> {
+    let (card, model) = load(&a.model, &Device::flex())?;
+    let bytes = scorefield::onnx::export(&model.net, &card.architecture, env!("CARGO_PKG_VERSION")).map_err(|e| e.to_string())?;
+    std::fs::write(&a.out, &bytes).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    println!("{}: {} bytes, ONNX IR {} opset {}, {} parameters", a.out.display(), bytes.len(), scorefield::onnx::IR_VERSION, scorefield::onnx::OPSET, model.net.num_params());
+    Ok(())
+}
+
+fn convert(a: ConvertArgs) -> Result<(), String> {
+    let dtype = match a.dtype.to_ascii_lowercase().as_str() {
+        "f16" => weights::Dtype::F16,
+        "f32" => weights::Dtype::F32,
+        other => return Err(format!("--dtype {other}: expected f16 or f32")),
+    };
+    let mut card = files::read_card(&a.model).map_err(|e| e.to_string())?;
+    let source = files::weights_path(&a.model, &card);
+    let bytes = std::fs::read(&source).map_err(|e| format!("{}: {e}", source.display()))?;
+    // Loads before and after: the converted file must be a valid model for the same card.
+    weights::load(&card, &bytes, &Device::flex()).map_err(|e| e.to_string())?;
+    let converted = weights::convert_safetensors(&bytes, dtype).map_err(|e| e.to_string())?;
+    weights::load(&card, &converted, &Device::flex()).map_err(|e| e.to_string())?;
+    let stem = a.out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name like model.json")?;
+    card.weights = format!("{stem}.safetensors");
+    let target = files::weights_path(&a.out, &card);
+    std::fs::write(&target, &converted).map_err(|e| format!("{}: {e}", target.display()))?;
+    std::fs::write(&a.out, card.to_json() + "\n").map_err(|e| format!("{}: {e}", a.out.display()))?;
+    println!("{} ({} bytes) -> {} ({} bytes, {:?})", source.display(), bytes.len(), target.display(), converted.len(), dtype);
+    Ok(())
 }
 
 fn data(a: DataArgs) -> Result<(), String> {

@@ -1,0 +1,464 @@
+//! ONNX export of the score network, so that other runtimes (ONNX Runtime Web in the benchmark
+//! page) can run the very same network with the very same weights.
+//!
+//! The file is written by hand: ONNX is protobuf, and the handful of messages a feed-forward graph
+//! needs (ModelProto, GraphProto, NodeProto, TensorProto, ValueInfoProto, AttributeProto; field
+//! numbers from `onnx/onnx.proto`) are a few length-delimited fields each. Opset 17.
+//!
+//! The graph computes the raw network output `net(x, t)` ([B, C, H, W] from x [B, C, H, W] and
+//! t [B], B free), like [`ScoreNet::forward`]; the score is `net / σ(t)` with σ from the model
+//! card's SDE, as everywhere else. Operator by operator it follows the Burn forward pass, in the
+//! same order of floating-point operations where ONNX allows:
+//!
+//! - Fourier features: `Mul(Mul(t[B,1], W[1,E/2]), 2π)`, `Sin`, `Cos`, `Concat`;
+//! - dense layers: `Gemm` (Burn stores `[in, out]`, which is Gemm's B without transposition);
+//! - SiLU: `Mul(x, Sigmoid(x))`;
+//! - GroupNorm(G groups): `Reshape [B, G, −1]` → `InstanceNormalization` (unit scale, zero bias,
+//!   same ε; population variance, as Burn) → `Reshape [B, C, H, W]` → `Mul γ` → `Add β`;
+//! - convolutions: `Conv` / `ConvTranspose` with the same pads, strides and `output_padding`
+//!   (weights are laid out as ONNX expects: [out, in, k, k] and [in, out, k, k]).
+
+use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::nn::{GroupNorm, Linear, PaddingConfig2d};
+use burn::prelude::*;
+
+use crate::model::{ScoreNet, ScoreNetConfig};
+
+/// ONNX IR version 8 with the default-domain opset 17 (ONNX 1.12): supported by every current
+/// runtime, and new enough for everything used here.
+pub const IR_VERSION: u64 = 8;
+pub const OPSET: u64 = 17;
+
+/// Why a network could not be exported.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("layer {layer}: {reason}")]
+    Unsupported { layer: String, reason: String },
+    #[error("tensor {name}: could not be read back as f32 ({reason})")]
+    Data { name: String, reason: String },
+}
+
+/// Writes `net` (built from `config`) as an ONNX model: inputs `x` [B, C, H, W] and `t` [B]
+/// (float32), output `net` [B, C, H, W].
+pub fn export(net: &ScoreNet, config: &ScoreNetConfig, producer_version: &str) -> Result<Vec<u8>, ExportError> {
+    let mut g = Graph::default();
+    let [c, h, w] = [config.channels as i64, config.height as i64, config.width as i64];
+
+    // Time embedding.
+    let freqs = net.fourier.val();
+    let half = freqs.dims()[0];
+    let freqs = g.initializer("fourier.W", &[1, half as i64], f32s("fourier", freqs)?);
+    let t_col = g.reshape("t", &[-1, 1]);
+    let two_pi = g.initializer("two_pi", &[], vec![(2.0 * std::f64::consts::PI) as f32]);
+    let tw = g.node("Mul", &[&t_col, &freqs], vec![]);
+    let proj = g.node("Mul", &[&tw, &two_pi], vec![]);
+    let sin = g.node("Sin", &[&proj], vec![]);
+    let cos = g.node("Cos", &[&proj], vec![]);
+    let features = g.node("Concat", &[&sin, &cos], vec![Attr::int("axis", 1)]);
+    let dense = g.linear("embed", &net.embed, &features)?;
+    let emb = g.silu(&dense);
+
+    // Encoder.
+    let sizes = {
+        let mut s = vec![[h, w]];
+        for _ in 1..config.widths.len() {
+            let [a, b] = *s.last().unwrap();
+            s.push([(a + 1) / 2, (b + 1) / 2]);
+        }
+        s
+    };
+    let mut skips = Vec::new();
+    let mut x = "x".to_string();
+    for (i, block) in net.down.iter().enumerate() {
+        let name = format!("down.{i}");
+        let conv = g.conv(&name, &block.conv, &x)?;
+        x = g.condition(&name, conv, &emb, &block.time, &block.norm, sizes[i])?;
+        skips.push(x.clone());
+    }
+    skips.pop();
+    // Decoder, deepest first.
+    for (j, block) in net.up.iter().enumerate() {
+        let name = format!("up.{j}");
+        let level = config.widths.len() - 2 - j;
+        let conv = g.conv_transpose(&name, &block.conv, &x)?;
+        let h = g.condition(&name, conv, &emb, &block.time, &block.norm, sizes[level])?;
+        x = g.node("Concat", &[&h, &skips.pop().expect("one skip per level")], vec![Attr::int("axis", 1)]);
+    }
+    g.conv("out", &net.out, &x)?;
+    g.nodes.last_mut().expect("the output conv was just added").output = "net".into();
+
+    let float_input = |name: &str, dims: &[Dim]| value_info(name, dims);
+    let image = [Dim::Param("batch"), Dim::Value(c), Dim::Value(h), Dim::Value(w)];
+    let mut graph = Pb::default();
+    for node in &g.nodes {
+        graph.message(1, &node.encode());
+    }
+    graph.string(2, "scorefield_score_net");
+    for init in &g.initializers {
+        graph.message(5, init);
+    }
+    graph.message(11, &float_input("x", &image));
+    graph.message(11, &float_input("t", &[Dim::Param("batch")]));
+    graph.message(12, &float_input("net", &image));
+
+    let mut opset = Pb::default();
+    opset.string(1, "");
+    opset.varint(2, OPSET);
+    let mut model = Pb::default();
+    model.varint(1, IR_VERSION);
+    model.string(2, "scorefield");
+    model.string(3, producer_version);
+    model.message(7, &graph);
+    model.message(8, &opset);
+    Ok(model.0)
+}
+
+fn f32s<const D: usize>(name: &str, tensor: Tensor<D>) -> Result<Vec<f32>, ExportError> {
+    tensor.into_data().convert::<f32>().try_into_vec::<f32>().map_err(|e| ExportError::Data { name: name.into(), reason: format!("{e:?}") })
+}
+
+/// A protobuf message being written: fields appended in any order (readers accept that).
+#[derive(Default)]
+struct Pb(Vec<u8>);
+
+impl Pb {
+    fn raw_varint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+    /// Wire type 0. Negative int64s are written as their two's complement (ten bytes).
+    fn varint(&mut self, field: u32, v: u64) {
+        self.raw_varint((field as u64) << 3);
+        self.raw_varint(v);
+    }
+    /// Wire type 2.
+    fn bytes(&mut self, field: u32, b: &[u8]) {
+        self.raw_varint(((field as u64) << 3) | 2);
+        self.raw_varint(b.len() as u64);
+        self.0.extend_from_slice(b);
+    }
+    fn string(&mut self, field: u32, s: &str) {
+        self.bytes(field, s.as_bytes());
+    }
+    fn message(&mut self, field: u32, m: &Pb) {
+        self.bytes(field, &m.0);
+    }
+    /// Wire type 5.
+    fn float(&mut self, field: u32, v: f32) {
+        self.raw_varint(((field as u64) << 3) | 5);
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+// TensorProto.DataType
+const FLOAT: u64 = 1;
+const INT64: u64 = 7;
+
+fn tensor_proto(name: &str, dims: &[i64], data_type: u64, raw: &[u8]) -> Pb {
+    let mut t = Pb::default();
+    for &d in dims {
+        t.varint(1, d as u64);
+    }
+    t.varint(2, data_type);
+    t.string(8, name);
+    t.bytes(9, raw);
+    t
+}
+
+enum Dim {
+    Value(i64),
+    Param(&'static str),
+}
+
+fn value_info(name: &str, dims: &[Dim]) -> Pb {
+    let mut shape = Pb::default();
+    for d in dims {
+        let mut dim = Pb::default();
+        match d {
+            Dim::Value(v) => dim.varint(1, *v as u64),
+            Dim::Param(p) => dim.string(2, p),
+        }
+        shape.message(1, &dim);
+    }
+    let mut tensor = Pb::default();
+    tensor.varint(1, FLOAT);
+    tensor.message(2, &shape);
+    let mut ty = Pb::default();
+    ty.message(1, &tensor);
+    let mut info = Pb::default();
+    info.string(1, name);
+    info.message(2, &ty);
+    info
+}
+
+/// AttributeProto with its `type` set (AttributeType: FLOAT 1, INT 2, INTS 7).
+struct Attr(Pb);
+
+impl Attr {
+    fn int(name: &str, v: i64) -> Self {
+        let mut a = Pb::default();
+        a.string(1, name);
+        a.varint(3, v as u64);
+        a.varint(20, 2);
+        Attr(a)
+    }
+    fn ints(name: &str, v: &[usize]) -> Self {
+        let mut a = Pb::default();
+        a.string(1, name);
+        for &x in v {
+            a.varint(8, x as u64);
+        }
+        a.varint(20, 7);
+        Attr(a)
+    }
+    fn float(name: &str, v: f32) -> Self {
+        let mut a = Pb::default();
+        a.string(1, name);
+        a.float(2, v);
+        a.varint(20, 1);
+        Attr(a)
+    }
+}
+
+struct Node {
+    op: &'static str,
+    inputs: Vec<String>,
+    output: String,
+    attrs: Vec<Attr>,
+}
+
+impl Node {
+    fn encode(&self) -> Pb {
+        let mut n = Pb::default();
+        for i in &self.inputs {
+            n.string(1, i);
+        }
+        n.string(2, &self.output);
+        n.string(3, &format!("{}_{}", self.op, self.output));
+        n.string(4, self.op);
+        for a in &self.attrs {
+            n.message(5, &a.0);
+        }
+        n
+    }
+}
+
+/// Nodes in topological order (each is appended after its inputs exist) and the initializers.
+#[derive(Default)]
+struct Graph {
+    nodes: Vec<Node>,
+    initializers: Vec<Pb>,
+}
+
+impl Graph {
+    /// Appends a node and returns the name of its (single) output.
+    fn node(&mut self, op: &'static str, inputs: &[&str], attrs: Vec<Attr>) -> String {
+        let output = format!("v{}", self.nodes.len());
+        self.nodes.push(Node { op, inputs: inputs.iter().map(|s| s.to_string()).collect(), output: output.clone(), attrs });
+        output
+    }
+
+    fn initializer(&mut self, name: &str, dims: &[i64], values: Vec<f32>) -> String {
+        debug_assert_eq!(dims.iter().product::<i64>() as usize, values.len());
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializers.push(tensor_proto(name, dims, FLOAT, &raw));
+        name.to_string()
+    }
+
+    /// `Reshape(input, shape)`; 0 in `shape` keeps that axis of the input, −1 infers one.
+    fn reshape(&mut self, input: &str, shape: &[i64]) -> String {
+        let name = format!("shape{}", self.initializers.len());
+        let raw: Vec<u8> = shape.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.initializers.push(tensor_proto(&name, &[shape.len() as i64], INT64, &raw));
+        self.node("Reshape", &[input, &name], vec![])
+    }
+
+    fn silu(&mut self, x: &str) -> String {
+        let s = self.node("Sigmoid", &[x], vec![]);
+        self.node("Mul", &[x, &s], vec![])
+    }
+
+    /// `x W + b` with W stored [in, out].
+    fn linear(&mut self, name: &str, layer: &Linear, x: &str) -> Result<String, ExportError> {
+        let [d_in, d_out] = layer.weight.dims();
+        let w = self.initializer(&format!("{name}.weight"), &[d_in as i64, d_out as i64], f32s(name, layer.weight.val())?);
+        let bias = layer.bias.as_ref().ok_or_else(|| unsupported(name, "a dense layer without bias"))?;
+        let b = self.initializer(&format!("{name}.bias"), &[d_out as i64], f32s(name, bias.val())?);
+        Ok(self.node("Gemm", &[x, &w, &b], vec![]))
+    }
+
+    fn conv(&mut self, name: &str, layer: &Conv2d, x: &str) -> Result<String, ExportError> {
+        let PaddingConfig2d::Explicit(top, left, bottom, right) = layer.padding else {
+            return Err(unsupported(name, "only explicit padding is exported"));
+        };
+        let dims = layer.weight.dims().map(|d| d as i64);
+        let w = self.initializer(&format!("{name}.weight"), &dims, f32s(name, layer.weight.val())?);
+        let mut inputs = vec![x.to_string(), w];
+        if let Some(b) = &layer.bias {
+            inputs.push(self.initializer(&format!("{name}.bias"), &[dims[0]], f32s(name, b.val())?));
+        }
+        let attrs = vec![
+            Attr::ints("kernel_shape", &layer.kernel_size),
+            Attr::ints("strides", &layer.stride),
+            Attr::ints("dilations", &layer.dilation),
+            Attr::int("group", layer.groups as i64),
+            Attr::ints("pads", &[top, left, bottom, right]),
+        ];
+        Ok(self.node("Conv", &inputs.iter().map(String::as_str).collect::<Vec<_>>(), attrs))
+    }
+
+    fn conv_transpose(&mut self, name: &str, layer: &ConvTranspose2d, x: &str) -> Result<String, ExportError> {
+        let dims = layer.weight.dims().map(|d| d as i64);
+        let w = self.initializer(&format!("{name}.weight"), &dims, f32s(name, layer.weight.val())?);
+        let mut inputs = vec![x.to_string(), w];
+        if let Some(b) = &layer.bias {
+            inputs.push(self.initializer(&format!("{name}.bias"), &[dims[1] * layer.groups as i64], f32s(name, b.val())?));
+        }
+        let [ph, pw] = layer.padding;
+        let attrs = vec![
+            Attr::ints("kernel_shape", &layer.kernel_size),
+            Attr::ints("strides", &layer.stride),
+            Attr::ints("dilations", &layer.dilation),
+            Attr::int("group", layer.groups as i64),
+            Attr::ints("pads", &[ph, pw, ph, pw]),
+            Attr::ints("output_padding", &layer.padding_out),
+        ];
+        Ok(self.node("ConvTranspose", &inputs.iter().map(String::as_str).collect::<Vec<_>>(), attrs))
+    }
+
+    /// `SiLU(GroupNorm(h + dense(emb)))`, the block tail of [`crate::model`].
+    fn condition(&mut self, name: &str, h: String, emb: &str, time: &Linear, norm: &GroupNorm, [height, width]: [i64; 2]) -> Result<String, ExportError> {
+        let channels = norm.num_channels as i64;
+        let groups = norm.num_groups as i64;
+        let bias = self.linear(&format!("{name}.time"), time, emb)?;
+        let bias = self.reshape(&bias, &[0, channels, 1, 1]);
+        let h = self.node("Add", &[&h, &bias], vec![]);
+        let grouped = self.reshape(&h, &[0, groups, -1]);
+        let ones = self.initializer(&format!("{name}.norm.unit_scale"), &[groups], vec![1.0; groups as usize]);
+        let zeros = self.initializer(&format!("{name}.norm.zero_bias"), &[groups], vec![0.0; groups as usize]);
+        let normed = self.node("InstanceNormalization", &[&grouped, &ones, &zeros], vec![Attr::float("epsilon", norm.epsilon as f32)]);
+        let mut y = self.reshape(&normed, &[0, channels, height, width]);
+        if norm.affine {
+            let (Some(gamma), Some(beta)) = (&norm.gamma, &norm.beta) else {
+                return Err(unsupported(name, "affine GroupNorm without γ and β"));
+            };
+            let gamma = self.initializer(&format!("{name}.norm.gamma"), &[channels, 1, 1], f32s(name, gamma.val())?);
+            let beta = self.initializer(&format!("{name}.norm.beta"), &[channels, 1, 1], f32s(name, beta.val())?);
+            y = self.node("Mul", &[&y, &gamma], vec![]);
+            y = self.node("Add", &[&y, &beta], vec![]);
+        }
+        Ok(self.silu(&y))
+    }
+}
+
+fn unsupported(layer: &str, reason: &str) -> ExportError {
+    ExportError::Unsupported { layer: layer.into(), reason: reason.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The protobuf encoding guide's own examples: field 1 = 150 is `08 96 01`; field 2 = "testing"
+    /// is `12 07 74 65 73 74 69 6e 67`; −1 as int64 is ten bytes ending in 0x01.
+    #[test]
+    fn varints_and_strings_match_the_protobuf_spec() {
+        let mut pb = Pb::default();
+        pb.varint(1, 150);
+        assert_eq!(pb.0, [0x08, 0x96, 0x01]);
+        let mut pb = Pb::default();
+        pb.string(2, "testing");
+        assert_eq!(pb.0, [0x12, 0x07, b't', b'e', b's', b't', b'i', b'n', b'g']);
+        let mut pb = Pb::default();
+        pb.varint(1, -1i64 as u64);
+        assert_eq!(pb.0, [0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
+        let mut pb = Pb::default();
+        pb.float(2, 1.0);
+        assert_eq!(pb.0, [0x15, 0x00, 0x00, 0x80, 0x3f]);
+    }
+
+    /// A minimal protobuf reader: (field, wire type, payload) triples of one message.
+    fn fields(mut b: &[u8]) -> Vec<(u64, u8, Vec<u8>, u64)> {
+        fn varint(b: &mut &[u8]) -> u64 {
+            let mut v = 0u64;
+            for shift in (0..).step_by(7) {
+                let byte = b[0];
+                *b = &b[1..];
+                v |= ((byte & 0x7f) as u64) << shift;
+                if byte < 0x80 {
+                    break;
+                }
+            }
+            v
+        }
+        let mut out = Vec::new();
+        while !b.is_empty() {
+            let key = varint(&mut b);
+            let (field, wire) = (key >> 3, (key & 7) as u8);
+            match wire {
+                0 => out.push((field, 0, vec![], varint(&mut b))),
+                2 => {
+                    let n = varint(&mut b) as usize;
+                    out.push((field, 2, b[..n].to_vec(), 0));
+                    b = &b[n..];
+                }
+                5 => {
+                    out.push((field, 5, b[..4].to_vec(), 0));
+                    b = &b[4..];
+                }
+                w => panic!("unexpected wire type {w}"),
+            }
+        }
+        out
+    }
+
+    /// Every parameter of the network appears as an initializer with its exact bytes, every node
+    /// input is defined before use, and the graph ends in `net`.
+    #[test]
+    fn exported_graph_holds_every_weight_and_is_topologically_ordered() {
+        let device = Device::flex();
+        let cfg = ScoreNetConfig { height: 7, width: 10, widths: vec![8, 16, 16], embed_dim: 8, ..Default::default() };
+        let net = cfg.init(&device).unwrap();
+        let bytes = export(&net, &cfg, "test").unwrap();
+        let model = fields(&bytes);
+        assert_eq!(model.iter().find(|f| f.0 == 1).unwrap().3, IR_VERSION);
+        let graph = &model.iter().find(|f| f.0 == 7).unwrap().2;
+        let graph = fields(graph);
+
+        let mut defined: std::collections::HashSet<String> = ["x".to_string(), "t".to_string()].into();
+        let mut float_values = 0usize;
+        for (_, _, init, _) in graph.iter().filter(|f| f.0 == 5) {
+            let f = fields(init);
+            let name = String::from_utf8(f.iter().find(|x| x.0 == 8).unwrap().2.clone()).unwrap();
+            let dtype = f.iter().find(|x| x.0 == 2).unwrap().3;
+            let numel: u64 = f.iter().filter(|x| x.0 == 1).map(|x| x.3).product();
+            let raw = &f.iter().find(|x| x.0 == 9).unwrap().2;
+            assert_eq!(raw.len() as u64, numel * if dtype == FLOAT { 4 } else { 8 }, "{name}");
+            if dtype == FLOAT && !name.contains("unit_scale") && !name.contains("zero_bias") && name != "two_pi" {
+                float_values += numel as usize;
+            }
+            defined.insert(name);
+        }
+        assert_eq!(float_values, net.num_params(), "every parameter exported once");
+
+        let mut last = String::new();
+        for (_, _, node, _) in graph.iter().filter(|f| f.0 == 1) {
+            let f = fields(node);
+            for (_, _, input, _) in f.iter().filter(|x| x.0 == 1) {
+                let input = String::from_utf8(input.clone()).unwrap();
+                assert!(defined.contains(&input), "{input} used before it is defined");
+            }
+            last = String::from_utf8(f.iter().find(|x| x.0 == 2).unwrap().2.clone()).unwrap();
+            assert!(defined.insert(last.clone()), "{last} defined twice");
+        }
+        assert_eq!(last, "net");
+
+        // The first Conv's weights are the Burn tensor's bytes, in order.
+        let w: Vec<u8> = f32s("w", net.down[0].conv.weight.val()).unwrap().iter().flat_map(|v| v.to_le_bytes()).collect();
+        let exported = graph.iter().filter(|f| f.0 == 5).map(|f| fields(&f.2)).find(|f| f.iter().any(|x| x.0 == 8 && x.2 == b"down.0.weight")).unwrap();
+        assert_eq!(exported.iter().find(|x| x.0 == 9).unwrap().2, w);
+    }
+}
