@@ -16,14 +16,44 @@ let browser;
 const card = JSON.parse(readFileSync(path.join(ROOT, 'www/models/mnist.json'), 'utf8'));
 const weights = readFileSync(path.join(ROOT, 'www/models/mnist.safetensors'));
 
-/** The safetensors file with every F32 value of tensor `name` multiplied by `factor`. */
+/** An IEEE half-precision value (the shipped weights are F16) as a number. */
+function fromHalf(h) {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exponent = (h >> 10) & 0x1f;
+  const mantissa = h & 0x3ff;
+  if (exponent === 0) return sign * mantissa * 2 ** -24;
+  if (exponent === 31) return mantissa ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+  return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
+}
+
+/** The safetensors file in F32, with every value of tensor `name` multiplied by `factor` (F16
+ * cannot hold the overflowing values). */
 function scaled(bytes, name, factor) {
-  const out = Buffer.from(bytes);
-  const n = Number(out.readBigUInt64LE(0));
-  const header = JSON.parse(out.subarray(8, 8 + n).toString('utf8'));
-  const [start, end] = header[name].data_offsets;
-  for (let o = 8 + n + start; o < 8 + n + end; o += 4) out.writeFloatLE(out.readFloatLE(o) * factor, o);
-  return out;
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+  const tensors = Object.entries(header).filter(([k]) => k !== '__metadata__').sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0]);
+  const out = {};
+  const chunks = [];
+  let offset = 0;
+  for (const [key, t] of tensors) {
+    const [start, end] = t.data_offsets;
+    const wide = t.dtype === 'F32' ? 4 : 2;
+    const count = (end - start) / wide;
+    const data = Buffer.alloc(4 * count);
+    for (let i = 0; i < count; i++) {
+      const o = 8 + n + start + i * wide;
+      const v = wide === 4 ? bytes.readFloatLE(o) : fromHalf(bytes.readUInt16LE(o));
+      data.writeFloatLE(key === name ? v * factor : v, 4 * i);
+    }
+    out[key] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + data.length] };
+    offset += data.length;
+    chunks.push(data);
+  }
+  let text = JSON.stringify(out);
+  text += ' '.repeat((8 - (text.length % 8)) % 8);
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64LE(BigInt(text.length));
+  return Buffer.concat([length, Buffer.from(text), ...chunks]);
 }
 
 before(async () => {
