@@ -419,6 +419,21 @@ impl WebModel {
         limit.min(sampling::MAX_BATCH)
     }
 
+    /// What the GPU allocator holds: `{allocations, bytesInUse, bytesReserved}` (CubeCL's memory
+    /// pools on this device; WebGPU itself has no memory query), or null on the CPU.
+    #[wasm_bindgen(js_name = gpuMemory)]
+    pub fn gpu_memory(&self) -> JsValue {
+        if self.backend.kind == "cpu" {
+            return JsValue::NULL;
+        }
+        let Some(usage) = self.backend.device.memory_pool_usage() else { return JsValue::NULL };
+        let out = js_sys::Object::new();
+        Reflect::set(&out, &"allocations".into(), &(usage.number_allocs as f64).into()).ok();
+        Reflect::set(&out, &"bytesInUse".into(), &(usage.bytes_in_use as f64).into()).ok();
+        Reflect::set(&out, &"bytesReserved".into(), &(usage.bytes_reserved as f64).into()).ok();
+        out.into()
+    }
+
     /// Why the GPU device was lost, once it was (then every call fails; load the model again).
     #[wasm_bindgen(getter, js_name = deviceLost)]
     pub fn device_lost(&self) -> Option<String> {

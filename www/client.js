@@ -75,7 +75,8 @@ function request(message, onProgress) {
   return { id, promise };
 }
 
-/** The worker's wasm memory and model count: {wasmMemoryBytes, models, running}. */
+/** The worker's wasm memory, GPU allocator figures and model count:
+ * {wasmMemoryBytes, gpuMemory: {allocations, bytesInUse, bytesReserved} | null, models, running}. */
 export function workerStats() {
   return request({ type: 'stats' }).promise;
 }

@@ -52,7 +52,16 @@ self.onmessage = async (event) => {
     }
     if (type === 'stats') {
       await ready;
-      self.postMessage({ id, status: 'result', result: { wasmMemoryBytes: ScoreModel.wasmMemoryBytes(), models: models.size, running: running.size } });
+      // The GPU allocator's figures of the first model on WebGPU (one device per worker).
+      let gpuMemory = null;
+      for (const loading of models.values()) {
+        const model = await loading.catch(() => null);
+        if (model?.backend === 'webgpu') {
+          gpuMemory = model.gpuMemory();
+          break;
+        }
+      }
+      self.postMessage({ id, status: 'result', result: { wasmMemoryBytes: ScoreModel.wasmMemoryBytes(), gpuMemory, models: models.size, running: running.size } });
       return;
     }
     if (type === 'unload') {

@@ -270,3 +270,30 @@ test('a lost GPU device (GPUDevice.destroy()) is reported, Retry starts a new on
   assert.deepEqual(after, { keptExactly: true, error: '', backend: 'webgpu' });
   await page.close();
 });
+
+test('repeated generate calls on WebGPU keep the GPU allocator flat', async () => {
+  // SwiftShader takes about a second per call even at batch 1: 30 calls here; the 200-call
+  // figure in docs/RELIABILITY.md comes from SCOREFIELD_GPU_LEAK_CALLS=200.
+  const calls = Number(process.env.SCOREFIELD_GPU_LEAK_CALLS ?? 30);
+  const page = await openPage(browser, `${site.url}?backend=webgpu`);
+  await page.waitForFunction(() => document.getElementById('badge').dataset.backend === 'webgpu', null, { timeout: 120_000 });
+  const figures = await page.evaluate(async (n) => {
+    const { model, workerStats } = window.scorefield;
+    const run = () => model.generate({ sampler: 'em', steps: 1, batch: 2, seed: 1 });
+    for (let i = 0; i < 5; i++) await run(); // warm-up: pools fill, autotune settles
+    const before = await workerStats();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await run();
+    const seconds = (performance.now() - t0) / 1000;
+    const after = await workerStats();
+    return { calls: n, before, after, seconds };
+  }, calls);
+  console.log(`gpu memory: ${JSON.stringify(figures)}`);
+  assert.ok(figures.before.gpuMemory, 'the WebGPU model reports its allocator');
+  assert.ok(figures.before.gpuMemory.bytesReserved > 0);
+  const MiB = 1 << 20;
+  assert.ok(figures.after.gpuMemory.bytesReserved - figures.before.gpuMemory.bytesReserved <= 4 * MiB, `GPU pools grew by ${(figures.after.gpuMemory.bytesReserved - figures.before.gpuMemory.bytesReserved) / MiB} MiB`);
+  assert.ok(figures.after.gpuMemory.bytesInUse - figures.before.gpuMemory.bytesInUse <= MiB, 'live GPU allocations grew');
+  assert.ok(figures.after.wasmMemoryBytes - figures.before.wasmMemoryBytes <= 2 * MiB);
+  await page.close();
+});
