@@ -269,6 +269,7 @@ export class ScoreField extends HTMLElement {
    * painted mask and the source digit live in this element and are untouched. */
   async #retry() {
     this.#showError('');
+    this.#setState('loading');
     this.#ui.status.textContent = 'starting a new device…';
     try {
       this.#info = await this.#model.load();

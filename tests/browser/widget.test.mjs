@@ -249,3 +249,32 @@ test('the widget fetches only its own folder and the model its attributes name, 
     rmSync(models, { recursive: true, force: true });
   }
 });
+
+test('after a GPU device loss the widget offers Retry, which starts a new device and keeps the painted digit', async () => {
+  // Inpaint mode on WebGPU: a source digit with its bottom half masked; then the device under the
+  // (shared) worker is destroyed, as a driver reset would.
+  const page = await hostPage(widgetPage('<score-field mode="inpaint" backend="webgpu" sampler="em" steps="2" batch="1" seed="4"></score-field>'), `${server.url}lost.html`);
+  await waitStates(page, 'score-field', ['ready']);
+  const before = await page.evaluate(async () => {
+    const { RemoteModel } = await import('/client.js');
+    const w = document.querySelector('score-field');
+    await new RemoteModel(new URL('/models/mnist.json', location.href).href, 'webgpu').destroyDevice();
+    return { source: w.shadowRoot.querySelector('canvas.source').toDataURL() };
+  });
+  await page.$eval('score-field', (w) => w.run());
+  const failed = await page.$eval('score-field', (w) => ({
+    state: w.getAttribute('state'),
+    error: w.shadowRoot.querySelector('.error').textContent,
+    retry: Boolean(w.shadowRoot.querySelector('.error button')),
+  }));
+  assert.equal(failed.state, 'error');
+  assert.match(failed.error, /GPU device lost/);
+  assert.ok(failed.retry, 'no Retry button');
+  const kept = await page.$eval('score-field', (w) => w.shadowRoot.querySelector('canvas.source').toDataURL());
+  assert.equal(kept, before.source, 'the source digit and its mask are untouched');
+  await page.$eval('score-field', (w) => w.shadowRoot.querySelector('.error button').click());
+  const [state] = await waitStates(page, 'score-field', ['done']);
+  assert.deepEqual(state, { state: 'done', error: '' });
+  assert.deepEqual(await page.$eval('score-field', (w) => w.result.shape), [1, 1, 28, 28]);
+  await page.close();
+});
