@@ -19,6 +19,7 @@
 //!   (weights are laid out as ONNX expects: [out, in, k, k] and [in, out, k, k]).
 
 use burn::nn::conv::{Conv2d, ConvTranspose2d};
+use burn::module::Param;
 use burn::nn::{GroupNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
 
@@ -246,6 +247,16 @@ impl Node {
     }
 }
 
+/// Kernel size, stride, dilation, groups and ONNX pads ([top, left, bottom, right]) of a 2-D
+/// (transposed) convolution.
+struct ConvGeometry {
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    groups: usize,
+    pads: [usize; 4],
+}
+
 /// Nodes in topological order (each is appended after its inputs exist) and the initializers.
 #[derive(Default)]
 struct Graph {
@@ -294,39 +305,46 @@ impl Graph {
         let PaddingConfig2d::Explicit(top, left, bottom, right) = layer.padding else {
             return Err(unsupported(name, "only explicit padding is exported"));
         };
-        let dims = layer.weight.dims().map(|d| d as i64);
-        let w = self.initializer(&format!("{name}.weight"), &dims, f32s(name, layer.weight.val())?);
-        let mut inputs = vec![x.to_string(), w];
-        if let Some(b) = &layer.bias {
-            inputs.push(self.initializer(&format!("{name}.bias"), &[dims[0]], f32s(name, b.val())?));
-        }
-        let attrs = vec![
-            Attr::ints("kernel_shape", &layer.kernel_size),
-            Attr::ints("strides", &layer.stride),
-            Attr::ints("dilations", &layer.dilation),
-            Attr::int("group", layer.groups as i64),
-            Attr::ints("pads", &[top, left, bottom, right]),
-        ];
-        Ok(self.node("Conv", &inputs.iter().map(String::as_str).collect::<Vec<_>>(), attrs))
+        let out_channels = layer.weight.dims()[0];
+        let geometry = ConvGeometry { kernel: layer.kernel_size, stride: layer.stride, dilation: layer.dilation, groups: layer.groups, pads: [top, left, bottom, right] };
+        self.conv_node("Conv", name, x, &layer.weight, layer.bias.as_ref(), out_channels, geometry, vec![])
     }
 
     fn conv_transpose(&mut self, name: &str, layer: &ConvTranspose2d, x: &str) -> Result<String, ExportError> {
-        let dims = layer.weight.dims().map(|d| d as i64);
-        let w = self.initializer(&format!("{name}.weight"), &dims, f32s(name, layer.weight.val())?);
-        let mut inputs = vec![x.to_string(), w];
-        if let Some(b) = &layer.bias {
-            inputs.push(self.initializer(&format!("{name}.bias"), &[dims[1] * layer.groups as i64], f32s(name, b.val())?));
-        }
+        let out_channels = layer.weight.dims()[1] * layer.groups;
         let [ph, pw] = layer.padding;
-        let attrs = vec![
-            Attr::ints("kernel_shape", &layer.kernel_size),
-            Attr::ints("strides", &layer.stride),
-            Attr::ints("dilations", &layer.dilation),
-            Attr::int("group", layer.groups as i64),
-            Attr::ints("pads", &[ph, pw, ph, pw]),
-            Attr::ints("output_padding", &layer.padding_out),
+        let geometry = ConvGeometry { kernel: layer.kernel_size, stride: layer.stride, dilation: layer.dilation, groups: layer.groups, pads: [ph, pw, ph, pw] };
+        self.conv_node("ConvTranspose", name, x, &layer.weight, layer.bias.as_ref(), out_channels, geometry, vec![Attr::ints("output_padding", &layer.padding_out)])
+    }
+
+    /// A `Conv`/`ConvTranspose` node: weights (laid out as ONNX expects), the optional bias of
+    /// `out_channels` values, and the attributes both share.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_node(
+        &mut self,
+        op: &'static str,
+        name: &str,
+        x: &str,
+        weight: &Param<Tensor<4>>,
+        bias: Option<&Param<Tensor<1>>>,
+        out_channels: usize,
+        g: ConvGeometry,
+        extra: Vec<Attr>,
+    ) -> Result<String, ExportError> {
+        let dims = weight.dims().map(|d| d as i64);
+        let mut inputs = vec![x.to_string(), self.initializer(&format!("{name}.weight"), &dims, f32s(name, weight.val())?)];
+        if let Some(b) = bias {
+            inputs.push(self.initializer(&format!("{name}.bias"), &[out_channels as i64], f32s(name, b.val())?));
+        }
+        let mut attrs = vec![
+            Attr::ints("kernel_shape", &g.kernel),
+            Attr::ints("strides", &g.stride),
+            Attr::ints("dilations", &g.dilation),
+            Attr::int("group", g.groups as i64),
+            Attr::ints("pads", &g.pads),
         ];
-        Ok(self.node("ConvTranspose", &inputs.iter().map(String::as_str).collect::<Vec<_>>(), attrs))
+        attrs.extend(extra);
+        Ok(self.node(op, &inputs.iter().map(String::as_str).collect::<Vec<_>>(), attrs))
     }
 
     /// `SiLU(GroupNorm(h + dense(emb)))`, the block tail of [`crate::model`].
