@@ -225,13 +225,20 @@ impl Dtype {
     }
 }
 
-/// The values of one tensor entry as f32 (F16 and BF16 widen exactly).
-fn values_f32(entry: &TensorEntry, data: &[u8]) -> Vec<f32> {
+/// Bytes per value of a float entry and the function that decodes one value (F16 and BF16 widen
+/// exactly to f32).
+fn decoder(entry: &TensorEntry) -> (usize, fn(&[u8]) -> f32) {
     match entry.dtype.as_str() {
-        "F32" => data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-        "F16" => data.chunks_exact(2).map(|c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f32()).collect(),
-        _ => data.chunks_exact(2).map(|c| half::bf16::from_le_bytes(c.try_into().unwrap()).to_f32()).collect(),
+        "F32" => (4, |c| f32::from_le_bytes(c.try_into().unwrap())),
+        "F16" => (2, |c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f32()),
+        _ => (2, |c| half::bf16::from_le_bytes(c.try_into().unwrap()).to_f32()),
     }
+}
+
+/// The values of one tensor entry as f32.
+fn values_f32(entry: &TensorEntry, data: &[u8]) -> Vec<f32> {
+    let (size, decode) = decoder(entry);
+    data.chunks_exact(size).map(decode).collect()
 }
 
 /// Rewrites every tensor of a safetensors file in `to`, keeping names, shapes, order and
@@ -273,15 +280,8 @@ pub fn convert_safetensors(bytes: &[u8], to: Dtype) -> Result<Vec<u8>, WeightsEr
 
 /// First non-finite value of a tensor's raw little-endian data, if any.
 fn first_non_finite(entry: &TensorEntry, data: &[u8]) -> Option<(usize, f32)> {
-    let value = |chunk: &[u8]| -> f32 {
-        match entry.dtype.as_str() {
-            "F32" => f32::from_le_bytes(chunk.try_into().unwrap()),
-            "F16" => half::f16::from_le_bytes(chunk.try_into().unwrap()).to_f32(),
-            _ => half::bf16::from_le_bytes(chunk.try_into().unwrap()).to_f32(),
-        }
-    };
-    let size = if entry.dtype == "F32" { 4 } else { 2 };
-    data.chunks_exact(size).map(value).enumerate().find(|(_, v)| !v.is_finite())
+    let (size, decode) = decoder(entry);
+    data.chunks_exact(size).map(decode).enumerate().find(|(_, v)| !v.is_finite())
 }
 
 /// Names and shapes of the tensors a network of this architecture has.
