@@ -108,11 +108,15 @@ cmd_dist() {
   log "dist/ ($(du -sh dist | cut -f1)): open dist/example-post.html through any static server"
 }
 
-# The shipped network as ONNX, for ONNX Runtime Web in the benchmark page (not committed).
+# The shipped network as ONNX, for ONNX Runtime Web in the benchmark page, and the EMA weights of
+# the EDM run in checkpoints/mnist as www/models/next.* with their ONNX export (none committed).
 export_onnx() {
-  log "exporting www/models/mnist.onnx"
+  log "exporting www/models/mnist.onnx and www/models/next.{json,safetensors,onnx}"
   cargo build --release --features "$NATIVE_FEATURES" --bin scorefield
-  "$CARGO_TARGET_DIR/release/scorefield" export-onnx --model www/models/mnist.json --out www/models/mnist.onnx
+  local bin="$CARGO_TARGET_DIR/release/scorefield"
+  "$bin" export-onnx --model www/models/mnist.json --out www/models/mnist.onnx
+  "$bin" train --resume --checkpoint checkpoints/mnist --until 0 --snapshots none --out www/models/next.json >/dev/null
+  "$bin" export-onnx --model www/models/next.json --out www/models/next.onnx
 }
 
 cmd_bench() {

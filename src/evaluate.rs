@@ -383,9 +383,93 @@ pub fn subset(len: usize, n: usize, seed: u64) -> Vec<usize> {
     idx
 }
 
+/// Euclidean distance from each query image to its nearest reference image (pixel rows of
+/// `dim` values), through ‖q − r‖² = ‖q‖² + ‖r‖² − 2 q·r as one matrix product per block of
+/// queries. Queries are clamped to [0, 1] first, as they would be displayed.
+pub fn nearest_distances(queries: &[f32], reference: &[f32], dim: usize, device: &Device) -> Vec<f64> {
+    let n_ref = reference.len() / dim;
+    let r = Tensor::<2>::from_data(TensorData::new(reference.to_vec(), [n_ref, dim]), device);
+    let r_sq = r.clone().powi_scalar(2).sum_dim(1).reshape([1, n_ref]); // [1, R]
+    let rt = r.transpose(); // [D, R]
+    let mut out = Vec::with_capacity(queries.len() / dim);
+    for block in queries.chunks(256 * dim) {
+        let b = block.len() / dim;
+        let q = Tensor::<2>::from_data(TensorData::new(block.iter().map(|v| v.clamp(0.0, 1.0)).collect::<Vec<f32>>(), [b, dim]), device);
+        let q_sq = q.clone().powi_scalar(2).sum_dim(1); // [B, 1]
+        let d2 = q_sq + r_sq.clone() - q.matmul(rt.clone()) * 2.0; // [B, R]
+        let min = d2.min_dim(1).clamp_min(0.0).sqrt(); // [B, 1]
+        out.extend(min.into_data().iter::<f32>().map(|v| v as f64));
+    }
+    out
+}
+
+/// The memorisation check: how close samples come to training images, against how close
+/// held-out images (which the model never saw) come to them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Memorisation {
+    /// Median distance from a sample to its nearest training image.
+    pub sample_median: f64,
+    /// Median distance from a held-out image to its nearest training image.
+    pub held_out_median: f64,
+    /// The near-copy threshold: the `quantile` of the held-out distances.
+    pub threshold: f64,
+    pub quantile: f64,
+    /// Share of samples nearer than the threshold to a training image (a model that copies its
+    /// training digits has far more than `quantile` here; held-out images have `quantile`).
+    pub sample_near_copies: f64,
+}
+
+/// Near-copy share of `sample_distances` below the `quantile` of `held_out_distances`.
+pub fn memorisation(sample_distances: &[f64], held_out_distances: &[f64], quantile: f64) -> Memorisation {
+    let sorted = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let held = sorted(held_out_distances);
+    let samples = sorted(sample_distances);
+    let at = |v: &[f64], q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
+    let threshold = at(&held, quantile);
+    Memorisation {
+        sample_median: at(&samples, 0.5),
+        held_out_median: at(&held, 0.5),
+        threshold,
+        quantile,
+        sample_near_copies: samples.iter().filter(|&&d| d < threshold).count() as f64 / samples.len() as f64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Nearest distances against a brute-force loop, and a copy of a reference image at distance 0.
+    #[test]
+    fn nearest_distances_match_brute_force() {
+        let device = Device::flex();
+        let dim = 5;
+        let reference: Vec<f32> = (0..7 * dim).map(|i| ((i * 37 % 11) as f32) / 11.0).collect();
+        let mut queries: Vec<f32> = (0..3 * dim).map(|i| ((i * 13 % 7) as f32) / 7.0).collect();
+        queries.extend_from_slice(&reference[2 * dim..3 * dim]);
+        let got = nearest_distances(&queries, &reference, dim, &device);
+        for (q, &d) in queries.chunks(dim).zip(&got) {
+            let want = reference.chunks(dim).map(|r| r.iter().zip(q).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt()).fold(f64::INFINITY, f64::min);
+            assert!((d - want).abs() < 1e-3, "{d} vs {want}");
+        }
+        assert!(got[3] < 1e-3);
+    }
+
+    /// Samples that are copies (distance 0) are all near-copies; samples distributed like the
+    /// held-out distances give about the quantile.
+    #[test]
+    fn memorisation_flags_copies() {
+        let held: Vec<f64> = (1..=1000).map(|i| i as f64 / 100.0).collect();
+        let copies = memorisation(&vec![0.0; 100], &held, 0.05);
+        assert_eq!(copies.sample_near_copies, 1.0);
+        let like = memorisation(&held, &held, 0.05);
+        assert!((like.sample_near_copies - 0.05).abs() < 0.002, "{like:?}");
+        assert!((like.threshold - 0.51).abs() < 1e-9 && (like.held_out_median - 5.01).abs() < 1e-9);
+    }
 
     /// Rows drawn from N(μ, diag(s²)) with a seeded Box–Muller.
     fn gaussian_rows(n: usize, mean: &[f64], std: &[f64], seed: u64) -> Vec<f64> {

@@ -1,7 +1,10 @@
 //! scorefield: score-based generative modeling through SDEs (Song et al. 2021) on Burn.
 //!
 //! - [`sde`]: the VE, VP and sub-VP SDEs: drift, diffusion, marginals, prior, discretisation.
-//! - [`model`]: the time-conditioned U-Net and the one adapter from its output to a score.
+//! - [`model`]: the architectures a card names, the first (version-1) score network, and the one
+//!   adapter from network output to score.
+//! - [`unet`]: the residual U-Net with attention that the EDM denoiser wraps.
+//! - [`precond`]: parameterisations: EDM preconditioning (Karras et al. 2022), or net/σ.
 //! - [`weights`]: safetensors weights + JSON model card, checked on load.
 //! - [`sampling`]: Euler–Maruyama, reverse diffusion, predictor–corrector, annealed Langevin,
 //!   probability-flow ODE (Euler, Heun, RK45); inpainting.
@@ -23,17 +26,21 @@ pub mod likelihood;
 pub mod model;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod onnx;
+pub mod precond;
 pub mod sampling;
 pub mod sde;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
+pub mod unet;
 pub mod weights;
 #[cfg(all(target_arch = "wasm32", feature = "web"))]
 pub mod web;
 
 pub use burn::prelude::{Device, Tensor};
 pub use error::{ConfigError, SampleError, WeightsError};
-pub use model::{ScoreModel, ScoreNet, ScoreNetConfig};
+pub use model::{Architecture, Network, ScoreModel, ScoreNet, ScoreNetConfig};
+pub use precond::Parameterisation;
+pub use unet::{UNet, UNetConfig};
 pub use sampling::{SampleOptions, Sampler, ScoreFn};
 pub use sde::Sde;
 pub use weights::ModelCard;

@@ -1,7 +1,8 @@
-//! The score network: a small time-conditioned U-Net, and the one adapter that turns its output
-//! into a score.
+//! The architectures a model card can name ([`Architecture`]), the first score network
+//! ([`ScoreNet`], version-1 cards), and the one adapter that turns a network's output into a
+//! score ([`ScoreModel`]). The residual U-Net of newer cards lives in [`crate::unet`].
 //!
-//! The layout follows the score network of Song et al. 2021 (appendix H, "NCSN++" in miniature)
+//! The first network's layout follows the score network of Song et al. 2021 (appendix H, "NCSN++" in miniature)
 //! and of the score_sde MNIST tutorial: Gaussian Fourier features of t (Tancik et al. 2020) feed an
 //! MLP whose output is added to every block; each block is conv → + time → GroupNorm → SiLU; the
 //! decoder mirrors the encoder with transposed convolutions and skip connections; the output is
@@ -16,7 +17,9 @@ use burn::tensor::activation::silu;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
+use crate::precond::{Parameterisation, edm_coefficients};
 use crate::sde::Sde;
+use crate::unet::{UNet, UNetConfig};
 
 /// Architecture of the score network, stored in the model card.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,6 +48,35 @@ impl Default for ScoreNetConfig {
     }
 }
 
+/// Checks the sizes both architectures share (image, level widths, embedding, Fourier scale),
+/// naming the `architecture.*` field at fault.
+pub(crate) fn validate_shape(channels: usize, height: usize, width: usize, widths: &[usize], embed_dim: usize, fourier_scale: f64) -> Result<(), ConfigError> {
+    let field = |f: &str| format!("architecture.{f}");
+    if channels == 0 || channels > MAX_CHANNELS {
+        return Err(ConfigError::invalid(field("channels"), format!("must be in 1..={MAX_CHANNELS}, got {channels}")));
+    }
+    for (name, v) in [("height", height), ("width", width)] {
+        if !(2..=MAX_IMAGE_SIDE).contains(&v) {
+            return Err(ConfigError::invalid(field(name), format!("must be in 2..={MAX_IMAGE_SIDE}, got {v}")));
+        }
+    }
+    if widths.is_empty() || widths.len() > MAX_LEVELS {
+        return Err(ConfigError::invalid(field("widths"), format!("must list 1..={MAX_LEVELS} levels, got {}", widths.len())));
+    }
+    for &w in widths {
+        if w == 0 || w > MAX_WIDTH || w % 4 != 0 {
+            return Err(ConfigError::invalid(field("widths"), format!("each width must be a multiple of 4 in 4..={MAX_WIDTH}, got {w}")));
+        }
+    }
+    if embed_dim < 2 || embed_dim > MAX_WIDTH || embed_dim % 2 != 0 {
+        return Err(ConfigError::invalid(field("embed_dim"), format!("must be even, in 2..={MAX_WIDTH}, got {embed_dim}")));
+    }
+    if !(fourier_scale.is_finite() && fourier_scale > 0.0) {
+        return Err(ConfigError::invalid(field("fourier_scale"), format!("must be a positive number, got {fourier_scale}")));
+    }
+    Ok(())
+}
+
 /// Upper bounds that keep a model card from asking for absurd allocations.
 pub const MAX_IMAGE_SIDE: usize = 1024;
 pub const MAX_CHANNELS: usize = 16;
@@ -54,30 +86,7 @@ pub const MAX_LEVELS: usize = 8;
 impl ScoreNetConfig {
     /// Checks sizes before anything is allocated.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let field = |f: &str| format!("architecture.{f}");
-        if self.channels == 0 || self.channels > MAX_CHANNELS {
-            return Err(ConfigError::invalid(field("channels"), format!("must be in 1..={MAX_CHANNELS}, got {}", self.channels)));
-        }
-        for (name, v) in [("height", self.height), ("width", self.width)] {
-            if v < 2 || v > MAX_IMAGE_SIDE {
-                return Err(ConfigError::invalid(field(name), format!("must be in 2..={MAX_IMAGE_SIDE}, got {v}")));
-            }
-        }
-        if self.widths.is_empty() || self.widths.len() > MAX_LEVELS {
-            return Err(ConfigError::invalid(field("widths"), format!("must list 1..={MAX_LEVELS} levels, got {}", self.widths.len())));
-        }
-        for &w in &self.widths {
-            if w == 0 || w > MAX_WIDTH || w % 4 != 0 {
-                return Err(ConfigError::invalid(field("widths"), format!("each width must be a multiple of 4 in 4..={MAX_WIDTH}, got {w}")));
-            }
-        }
-        if self.embed_dim < 2 || self.embed_dim > MAX_WIDTH || self.embed_dim % 2 != 0 {
-            return Err(ConfigError::invalid(field("embed_dim"), format!("must be even, in 2..={MAX_WIDTH}, got {}", self.embed_dim)));
-        }
-        if !(self.fourier_scale.is_finite() && self.fourier_scale > 0.0) {
-            return Err(ConfigError::invalid(field("fourier_scale"), format!("must be a positive number, got {}", self.fourier_scale)));
-        }
-        Ok(())
+        validate_shape(self.channels, self.height, self.width, &self.widths, self.embed_dim, self.fourier_scale)
     }
 
     /// Spatial size at each level: level 0 is the image, each later level ceil(size / 2).
@@ -197,7 +206,7 @@ impl ScoreNetConfig {
 
 /// Fixed random frequencies ~ N(0, scale²), from a seeded SplitMix64 + Box–Muller, so that a
 /// config always yields the same features on every platform.
-fn gaussian_frequencies(seed: u64, n: usize, scale: f64) -> Vec<f32> {
+pub(crate) fn gaussian_frequencies(seed: u64, n: usize, scale: f64) -> Vec<f32> {
     let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
     let mut next_uniform = || {
         state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -285,30 +294,129 @@ impl ScoreNet {
     }
 }
 
-/// Exactly one adapter from network output to score: s_θ(x, t) = net(x, t) / σ(t), where σ(t) is
-/// the marginal std of the model's SDE (score_sde `models/utils.py:get_score_fn`).
-#[derive(Module, Debug)]
+/// A model card's architecture, tagged by `type`: the first score network of version-1 cards
+/// (`ncsn`) or the residual U-Net (`unet`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Architecture {
+    Ncsn(ScoreNetConfig),
+    Unet(UNetConfig),
+}
+
+impl Architecture {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self {
+            Architecture::Ncsn(c) => c.validate(),
+            Architecture::Unet(c) => c.validate(),
+        }
+    }
+
+    /// [C, H, W] of the images the network takes.
+    pub fn image_shape(&self) -> [usize; 3] {
+        match self {
+            Architecture::Ncsn(c) => [c.channels, c.height, c.width],
+            Architecture::Unet(c) => [c.channels, c.height, c.width],
+        }
+    }
+
+    pub fn flops_per_image(&self) -> u64 {
+        match self {
+            Architecture::Ncsn(c) => c.flops_per_image(),
+            Architecture::Unet(c) => c.flops_per_image(),
+        }
+    }
+
+    pub fn largest_tensor_per_image(&self) -> usize {
+        match self {
+            Architecture::Ncsn(c) => c.largest_tensor_per_image(),
+            Architecture::Unet(c) => c.largest_tensor_per_image(),
+        }
+    }
+
+    pub fn max_batch_for(&self, max_tensor_bytes: u64) -> usize {
+        match self {
+            Architecture::Ncsn(c) => c.max_batch_for(max_tensor_bytes),
+            Architecture::Unet(c) => c.max_batch_for(max_tensor_bytes),
+        }
+    }
+
+    pub fn init(&self, device: &Device) -> Result<Network, ConfigError> {
+        Ok(match self {
+            Architecture::Ncsn(c) => Network::Ncsn(c.init(device)?),
+            Architecture::Unet(c) => Network::Unet(c.init(device)?),
+        })
+    }
+}
+
+/// The network of a model.
+#[derive(Clone, Debug)]
+pub enum Network {
+    Ncsn(ScoreNet),
+    Unet(UNet),
+}
+
+impl Network {
+    /// Raw output for a batch `x` [B, C, H, W] and per-sample noise labels [B] (t for `ncsn`,
+    /// c_noise for `unet`).
+    pub fn forward(&self, x: Tensor<4>, label: Tensor<1>) -> Tensor<4> {
+        match self {
+            Network::Ncsn(n) => n.forward(x, label),
+            Network::Unet(n) => n.forward(x, label),
+        }
+    }
+
+    pub fn num_params(&self) -> usize {
+        match self {
+            Network::Ncsn(n) => n.num_params(),
+            Network::Unet(n) => n.num_params(),
+        }
+    }
+}
+
+/// Exactly one adapter from network output to score (score_sde `models/utils.py:get_score_fn`):
+/// the only code that knows the network's parameterisation and the SDE's marginals together.
+#[derive(Clone, Debug)]
 pub struct ScoreModel {
-    pub net: ScoreNet,
-    #[module(skip)]
+    pub net: Network,
+    pub param: Parameterisation,
     pub sde: Sde,
 }
 
 impl ScoreModel {
-    /// Score at per-sample times `t` ([B]); `std` is σ(t) for each sample ([B]).
-    pub fn score_at(&self, x: Tensor<4>, t: Tensor<1>, std: Tensor<1>) -> Tensor<4> {
+    /// The network's raw output at time t for the whole batch, with the input scaling and noise
+    /// label of the parameterisation: net(x, t) for `noise`; F(c_in·x/m, c_noise) for `edm`
+    /// (what the ONNX export computes from its inputs).
+    pub fn network_output(&self, x: Tensor<4>, t: f64) -> Tensor<4> {
         let b = x.dims()[0];
-        self.net.forward(x, t) / std.reshape([b, 1, 1, 1])
+        let device = x.device();
+        let (m, sigma) = self.sde.marginal(t);
+        match self.param {
+            Parameterisation::Noise => self.net.forward(x, Tensor::full([b], t as f32, &device)),
+            Parameterisation::Edm { sigma_data } => {
+                let c = edm_coefficients(sigma / m, sigma_data);
+                self.net.forward(x * (c.c_in / m), Tensor::full([b], c.c_noise as f32, &device))
+            }
+        }
     }
 }
 
 impl crate::sampling::ScoreFn for ScoreModel {
+    /// `noise`: s = net(x, t)/σ(t).
+    ///
+    /// `edm`: with x(t) = m(t)·(y + σ̂n), σ̂ = σ(t)/m(t), the denoiser sees x̂ = x/m at σ̂ and
+    /// s(x, t) = (m·D(x̂; σ̂) − x)/σ². Expanding D − x̂ = −σ̂²/(σ̂² + σ_d²)·x̂ + c_out·F avoids the
+    /// cancellation of D − x̂ in f32 at small σ: s = −x̂/(m(σ̂² + σ_d²)) + (m·c_out/σ²)·F.
     fn score(&self, x: Tensor<4>, t: f64) -> Tensor<4> {
-        let b = x.dims()[0];
-        let device = x.device();
-        let std = self.sde.marginal(t).1;
-        let t = Tensor::<1>::full([b], t as f32, &device);
-        self.net.forward(x, t) / std
+        let (m, sigma) = self.sde.marginal(t);
+        match self.param {
+            Parameterisation::Noise => self.network_output(x, t) / sigma,
+            Parameterisation::Edm { sigma_data } => {
+                let s_hat = sigma / m;
+                let c = edm_coefficients(s_hat, sigma_data);
+                let f = self.network_output(x.clone(), t);
+                x * (-1.0 / (m * m * (s_hat * s_hat + sigma_data * sigma_data))) + f * (m * c.c_out / (sigma * sigma))
+            }
+        }
     }
 }
 
@@ -335,7 +443,7 @@ mod tests {
         let device = Device::flex();
         let cfg = ScoreNetConfig { height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, ..Default::default() };
         let sde = Sde::ve(50.0);
-        let model = ScoreModel { net: cfg.init(&device).unwrap(), sde };
+        let model = ScoreModel { net: Network::Ncsn(cfg.init(&device).unwrap()), param: Parameterisation::Noise, sde };
         let x = Tensor::<4>::random([2, 1, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
         for t in [1e-5, 0.3, 1.0] {
             let raw = model.net.forward(x.clone(), Tensor::full([2], t as f32, &device));

@@ -24,6 +24,7 @@ use burn::nn::{GroupNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
 
 use crate::model::{ScoreNet, ScoreNetConfig};
+use crate::unet::{Attention, ResBlock, UNet, UNetConfig};
 
 /// ONNX IR version 8 with the default-domain opset 17 (ONNX 1.12): supported by every current
 /// runtime, and new enough for everything used here.
@@ -88,30 +89,8 @@ pub fn export(net: &ScoreNet, config: &ScoreNetConfig, producer_version: &str) -
     g.conv("out", &net.out, &x)?;
     g.nodes.last_mut().expect("the output conv was just added").output = "net".into();
 
-    let float_input = |name: &str, dims: &[Dim]| value_info(name, dims);
     let image = [Dim::Param("batch"), Dim::Value(c), Dim::Value(h), Dim::Value(w)];
-    let mut graph = Pb::default();
-    for node in &g.nodes {
-        graph.message(1, &node.encode());
-    }
-    graph.string(2, "scorefield_score_net");
-    for init in &g.initializers {
-        graph.message(5, init);
-    }
-    graph.message(11, &float_input("x", &image));
-    graph.message(11, &float_input("t", &[Dim::Param("batch")]));
-    graph.message(12, &float_input("net", &image));
-
-    let mut opset = Pb::default();
-    opset.string(1, "");
-    opset.varint(2, OPSET);
-    let mut model = Pb::default();
-    model.varint(1, IR_VERSION);
-    model.string(2, "scorefield");
-    model.string(3, producer_version);
-    model.message(7, &graph);
-    model.message(8, &opset);
-    Ok(model.0)
+    Ok(g.model("scorefield_score_net", &[("x", &image), ("t", &[Dim::Param("batch")])], ("net", &image), producer_version))
 }
 
 fn f32s<const D: usize>(name: &str, tensor: Tensor<D>) -> Result<Vec<f32>, ExportError> {
@@ -302,8 +281,10 @@ impl Graph {
     }
 
     fn conv(&mut self, name: &str, layer: &Conv2d, x: &str) -> Result<String, ExportError> {
-        let PaddingConfig2d::Explicit(top, left, bottom, right) = layer.padding else {
-            return Err(unsupported(name, "only explicit padding is exported"));
+        let (top, left, bottom, right) = match layer.padding {
+            PaddingConfig2d::Explicit(top, left, bottom, right) => (top, left, bottom, right),
+            PaddingConfig2d::Valid => (0, 0, 0, 0),
+            _ => return Err(unsupported(name, "only explicit or no padding is exported")),
         };
         let out_channels = layer.weight.dims()[0];
         let geometry = ConvGeometry { kernel: layer.kernel_size, stride: layer.stride, dilation: layer.dilation, groups: layer.groups, pads: [top, left, bottom, right] };
@@ -348,27 +329,188 @@ impl Graph {
     }
 
     /// `SiLU(GroupNorm(h + dense(emb)))`, the block tail of [`crate::model`].
-    fn condition(&mut self, name: &str, h: String, emb: &str, time: &Linear, norm: &GroupNorm, [height, width]: [i64; 2]) -> Result<String, ExportError> {
+    fn condition(&mut self, name: &str, h: String, emb: &str, time: &Linear, norm: &GroupNorm, size: [i64; 2]) -> Result<String, ExportError> {
         let channels = norm.num_channels as i64;
-        let groups = norm.num_groups as i64;
         let bias = self.linear(&format!("{name}.time"), time, emb)?;
         let bias = self.reshape(&bias, &[0, channels, 1, 1]);
         let h = self.node("Add", &[&h, &bias], vec![]);
-        let grouped = self.reshape(&h, &[0, groups, -1]);
-        let ones = self.initializer(&format!("{name}.norm.unit_scale"), &[groups], vec![1.0; groups as usize]);
-        let zeros = self.initializer(&format!("{name}.norm.zero_bias"), &[groups], vec![0.0; groups as usize]);
+        let y = self.group_norm(&format!("{name}.norm"), norm, &h, size)?;
+        Ok(self.silu(&y))
+    }
+
+    /// GroupNorm as Reshape [B, G, −1] → InstanceNormalization (unit scale, zero bias) → Reshape
+    /// back → per-channel γ, β.
+    fn group_norm(&mut self, name: &str, norm: &GroupNorm, x: &str, [height, width]: [i64; 2]) -> Result<String, ExportError> {
+        let channels = norm.num_channels as i64;
+        let groups = norm.num_groups as i64;
+        let grouped = self.reshape(x, &[0, groups, -1]);
+        let ones = self.initializer(&format!("{name}.unit_scale"), &[groups], vec![1.0; groups as usize]);
+        let zeros = self.initializer(&format!("{name}.zero_bias"), &[groups], vec![0.0; groups as usize]);
         let normed = self.node("InstanceNormalization", &[&grouped, &ones, &zeros], vec![Attr::float("epsilon", norm.epsilon as f32)]);
         let mut y = self.reshape(&normed, &[0, channels, height, width]);
         if norm.affine {
             let (Some(gamma), Some(beta)) = (&norm.gamma, &norm.beta) else {
                 return Err(unsupported(name, "affine GroupNorm without γ and β"));
             };
-            let gamma = self.initializer(&format!("{name}.norm.gamma"), &[channels, 1, 1], f32s(name, gamma.val())?);
-            let beta = self.initializer(&format!("{name}.norm.beta"), &[channels, 1, 1], f32s(name, beta.val())?);
+            let gamma = self.initializer(&format!("{name}.gamma"), &[channels, 1, 1], f32s(name, gamma.val())?);
+            let beta = self.initializer(&format!("{name}.beta"), &[channels, 1, 1], f32s(name, beta.val())?);
             y = self.node("Mul", &[&y, &gamma], vec![]);
             y = self.node("Add", &[&y, &beta], vec![]);
         }
-        Ok(self.silu(&y))
+        Ok(y)
+    }
+
+    /// A scalar constant.
+    fn scalar(&mut self, name: &str, v: f32) -> String {
+        self.initializer(name, &[], vec![v])
+    }
+
+    /// [`ResBlock::forward`]: the affine layer's [E, 2C] weights are split into the scale and
+    /// shift halves here, so that the graph needs no Split node.
+    fn res_block(&mut self, name: &str, block: &ResBlock, x: &str, emb: &str, size: [i64; 2]) -> Result<String, ExportError> {
+        let h = self.group_norm(&format!("{name}.norm0"), &block.norm0, x, size)?;
+        let h = self.silu(&h);
+        let h = self.conv(&format!("{name}.conv0"), &block.conv0, &h)?;
+        let c = block.conv0.weight.dims()[0];
+        let w = f32s(name, block.affine.weight.val())?; // [E, 2C] row-major
+        let b = f32s(name, block.affine.bias.as_ref().ok_or_else(|| unsupported(name, "an affine layer without bias"))?.val())?;
+        let e = w.len() / (2 * c);
+        let half = |offset: usize| -> (Vec<f32>, Vec<f32>) { ((0..e).flat_map(|row| w[row * 2 * c + offset..row * 2 * c + offset + c].iter().copied()).collect(), b[offset..offset + c].to_vec()) };
+        let mut halves = Vec::new();
+        for (part, offset) in [("scale", 0), ("shift", c)] {
+            let (wp, bp) = half(offset);
+            let wn = self.initializer(&format!("{name}.affine.{part}.weight"), &[e as i64, c as i64], wp);
+            let bn = self.initializer(&format!("{name}.affine.{part}.bias"), &[c as i64], bp);
+            let v = self.node("Gemm", &[emb, &wn, &bn], vec![]);
+            halves.push(self.reshape(&v, &[0, c as i64, 1, 1]));
+        }
+        let one = self.scalar(&format!("{name}.one"), 1.0);
+        let scale = self.node("Add", &[&halves[0], &one], vec![]);
+        let h = self.group_norm(&format!("{name}.norm1"), &block.norm1, &h, size)?;
+        let h = self.node("Mul", &[&h, &scale], vec![]);
+        let h = self.node("Add", &[&h, &halves[1]], vec![]);
+        let h = self.silu(&h);
+        let h = self.conv(&format!("{name}.conv1"), &block.conv1, &h)?;
+        let skip = match &block.skip {
+            Some(conv) => self.conv(&format!("{name}.skip"), conv, x)?,
+            None => x.to_string(),
+        };
+        let sum = self.node("Add", &[&h, &skip], vec![]);
+        let r = self.scalar(&format!("{name}.skip_scale"), std::f32::consts::FRAC_1_SQRT_2);
+        Ok(self.node("Mul", &[&sum, &r], vec![]))
+    }
+
+    /// [`Attention::forward`]: qkv [B, 3C, H, W] → [B, 3, heads, d, HW] → q, k, v by Gather →
+    /// softmax(qᵀk/√d) → v·wᵀ → [B, C, H, W] → projection, residual, 1/√2.
+    fn attention(&mut self, name: &str, attn: &Attention, x: &str, [height, width]: [i64; 2]) -> Result<String, ExportError> {
+        let c = attn.qkv.weight.dims()[1] as i64;
+        let heads = attn.heads as i64;
+        let d = c / heads;
+        let n = self.group_norm(&format!("{name}.norm"), &attn.norm, x, [height, width])?;
+        let qkv = self.conv(&format!("{name}.qkv"), &attn.qkv, &n)?;
+        let qkv = self.reshape(&qkv, &[0, 3, heads, d, height * width]);
+        let mut parts = Vec::new();
+        for (i, part) in ["q", "k", "v"].into_iter().enumerate() {
+            let index = format!("{name}.{part}_index");
+            self.initializers.push(tensor_proto(&index, &[], INT64, &(i as i64).to_le_bytes()));
+            parts.push(self.node("Gather", &[&qkv, &index], vec![Attr::int("axis", 1)])); // [B, heads, d, HW]
+        }
+        let qt = self.node("Transpose", &[&parts[0]], vec![Attr::ints("perm", &[0, 1, 3, 2])]); // [B, heads, HW, d]
+        let logits = self.node("MatMul", &[&qt, &parts[1]], vec![]); // [B, heads, HW, HW]
+        let inv = self.scalar(&format!("{name}.inv_sqrt_d"), 1.0 / (d as f32).sqrt());
+        let logits = self.node("Mul", &[&logits, &inv], vec![]);
+        let weights = self.node("Softmax", &[&logits], vec![Attr::int("axis", -1)]);
+        let wt = self.node("Transpose", &[&weights], vec![Attr::ints("perm", &[0, 1, 3, 2])]);
+        let out = self.node("MatMul", &[&parts[2], &wt], vec![]); // [B, heads, d, HW]
+        let out = self.reshape(&out, &[0, c, height, width]);
+        let out = self.conv(&format!("{name}.proj"), &attn.proj, &out)?;
+        let sum = self.node("Add", &[x, &out], vec![]);
+        let r = self.scalar(&format!("{name}.skip_scale"), std::f32::consts::FRAC_1_SQRT_2);
+        Ok(self.node("Mul", &[&sum, &r], vec![]))
+    }
+}
+
+/// Writes the residual U-Net F as an ONNX model: inputs `x` [B, C, H, W] (already scaled by
+/// c_in) and `c_noise` [B], output `F` [B, C, H, W]. The EDM coefficients are applied outside,
+/// as [`crate::model::ScoreModel::network_output`] does.
+pub fn export_unet(net: &UNet, config: &UNetConfig, producer_version: &str) -> Result<Vec<u8>, ExportError> {
+    let mut g = Graph::default();
+    let [c, h, w] = [config.channels as i64, config.height as i64, config.width as i64];
+    let sizes: Vec<[i64; 2]> = config.level_sizes().into_iter().map(|[a, b]| [a as i64, b as i64]).collect();
+
+    // Noise embedding: [cos 2π c W, sin 2π c W] → Gemm → SiLU → Gemm → SiLU.
+    let freqs = net.fourier.val();
+    let half = freqs.dims()[0];
+    let freqs = g.initializer("fourier.W", &[1, half as i64], f32s("fourier", freqs)?);
+    let col = g.reshape("c_noise", &[-1, 1]);
+    let two_pi = g.scalar("two_pi", (2.0 * std::f64::consts::PI) as f32);
+    let cw = g.node("Mul", &[&col, &freqs], vec![]);
+    let proj = g.node("Mul", &[&cw, &two_pi], vec![]);
+    let cos = g.node("Cos", &[&proj], vec![]);
+    let sin = g.node("Sin", &[&proj], vec![]);
+    let features = g.node("Concat", &[&cos, &sin], vec![Attr::int("axis", 1)]);
+    let e0 = g.linear("map0", &net.map0, &features)?;
+    let e0 = g.silu(&e0);
+    let e1 = g.linear("map1", &net.map1, &e0)?;
+    let emb = g.silu(&e1);
+
+    let levels = net.encoder.len();
+    let mut x = g.conv("conv_in", &net.conv_in, "x")?;
+    let mut skips = Vec::new();
+    for i in 0..levels {
+        if i > 0 {
+            x = g.conv(&format!("down.{}", i - 1), &net.down[i - 1], &x)?;
+        }
+        x = g.res_block(&format!("encoder.{i}"), &net.encoder[i], &x, &emb, sizes[i])?;
+        if i == levels - 1 {
+            x = g.attention("enc_attn", &net.enc_attn, &x, sizes[i])?;
+        }
+        skips.push(x.clone());
+    }
+    for i in (0..levels).rev() {
+        let skip = skips.pop().expect("one skip per level");
+        let cat = g.node("Concat", &[&x, &skip], vec![Attr::int("axis", 1)]);
+        x = g.res_block(&format!("decoder.{i}"), &net.decoder[i], &cat, &emb, sizes[i])?;
+        if i == levels - 1 {
+            x = g.attention("dec_attn", &net.dec_attn, &x, sizes[i])?;
+        }
+        if i > 0 {
+            x = g.conv_transpose(&format!("up.{}", i - 1), &net.up[i - 1], &x)?;
+        }
+    }
+    let y = g.group_norm("out_norm", &net.out_norm, &x, sizes[0])?;
+    let y = g.silu(&y);
+    g.conv("out_conv", &net.out_conv, &y)?;
+    g.nodes.last_mut().expect("the output conv was just added").output = "F".into();
+    let image = [Dim::Param("batch"), Dim::Value(c), Dim::Value(h), Dim::Value(w)];
+    Ok(g.model("scorefield_edm_unet", &[("x", &image), ("c_noise", &[Dim::Param("batch")])], ("F", &image), producer_version))
+}
+
+impl Graph {
+    /// The ModelProto around this graph.
+    fn model(&self, name: &str, inputs: &[(&str, &[Dim])], output: (&str, &[Dim]), producer_version: &str) -> Vec<u8> {
+        let mut graph = Pb::default();
+        for node in &self.nodes {
+            graph.message(1, &node.encode());
+        }
+        graph.string(2, name);
+        for init in &self.initializers {
+            graph.message(5, init);
+        }
+        for (input, dims) in inputs {
+            graph.message(11, &value_info(input, dims));
+        }
+        graph.message(12, &value_info(output.0, output.1));
+        let mut opset = Pb::default();
+        opset.string(1, "");
+        opset.varint(2, OPSET);
+        let mut model = Pb::default();
+        model.varint(1, IR_VERSION);
+        model.string(2, "scorefield");
+        model.string(3, producer_version);
+        model.message(7, &graph);
+        model.message(8, &opset);
+        model.0
     }
 }
 
@@ -435,33 +577,33 @@ mod tests {
 
     /// Every parameter of the network appears as an initializer with its exact bytes, every node
     /// input is defined before use, and the graph ends in `net`.
-    #[test]
-    fn exported_graph_holds_every_weight_and_is_topologically_ordered() {
-        let device = Device::flex();
-        let cfg = ScoreNetConfig { height: 7, width: 10, widths: vec![8, 16, 16], embed_dim: 8, ..Default::default() };
-        let net = cfg.init(&device).unwrap();
-        let bytes = export(&net, &cfg, "test").unwrap();
-        let model = fields(&bytes);
+    /// Decodes an export and checks: every float parameter of the network appears once (the
+    /// constants the graph adds — GroupNorm's unit scales and zero biases, scalars — aside), every
+    /// node's inputs are defined before it (inputs, initializers, earlier nodes), no value is
+    /// defined twice, and the last node writes `output`. Returns the initializers by name.
+    fn check_export(bytes: &[u8], inputs: &[&str], output: &str, params: usize) -> std::collections::HashMap<String, Vec<u8>> {
+        let model = fields(bytes);
         assert_eq!(model.iter().find(|f| f.0 == 1).unwrap().3, IR_VERSION);
         let graph = &model.iter().find(|f| f.0 == 7).unwrap().2;
         let graph = fields(graph);
-
-        let mut defined: std::collections::HashSet<String> = ["x".to_string(), "t".to_string()].into();
+        let mut defined: std::collections::HashSet<String> = inputs.iter().map(|s| s.to_string()).collect();
+        let mut raws = std::collections::HashMap::new();
         let mut float_values = 0usize;
         for (_, _, init, _) in graph.iter().filter(|f| f.0 == 5) {
             let f = fields(init);
             let name = String::from_utf8(f.iter().find(|x| x.0 == 8).unwrap().2.clone()).unwrap();
             let dtype = f.iter().find(|x| x.0 == 2).unwrap().3;
+            let rank = f.iter().filter(|x| x.0 == 1).count();
             let numel: u64 = f.iter().filter(|x| x.0 == 1).map(|x| x.3).product();
             let raw = &f.iter().find(|x| x.0 == 9).unwrap().2;
             assert_eq!(raw.len() as u64, numel * if dtype == FLOAT { 4 } else { 8 }, "{name}");
-            if dtype == FLOAT && !name.contains("unit_scale") && !name.contains("zero_bias") && name != "two_pi" {
+            if dtype == FLOAT && rank > 0 && !name.contains("unit_scale") && !name.contains("zero_bias") {
                 float_values += numel as usize;
             }
-            defined.insert(name);
+            raws.insert(name.clone(), raw.clone());
+            assert!(defined.insert(name.clone()), "{name} defined twice");
         }
-        assert_eq!(float_values, net.num_params(), "every parameter exported once");
-
+        assert_eq!(float_values, params, "every parameter exported once");
         let mut last = String::new();
         for (_, _, node, _) in graph.iter().filter(|f| f.0 == 1) {
             let f = fields(node);
@@ -472,11 +614,39 @@ mod tests {
             last = String::from_utf8(f.iter().find(|x| x.0 == 2).unwrap().2.clone()).unwrap();
             assert!(defined.insert(last.clone()), "{last} defined twice");
         }
-        assert_eq!(last, "net");
+        assert_eq!(last, output);
+        raws
+    }
 
+    fn le_bytes(values: Vec<f32>) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn exported_graph_holds_every_weight_and_is_topologically_ordered() {
+        let device = Device::flex();
+        let cfg = ScoreNetConfig { height: 7, width: 10, widths: vec![8, 16, 16], embed_dim: 8, ..Default::default() };
+        let net = cfg.init(&device).unwrap();
+        let raws = check_export(&export(&net, &cfg, "test").unwrap(), &["x", "t"], "net", net.num_params());
         // The first Conv's weights are the Burn tensor's bytes, in order.
-        let w: Vec<u8> = f32s("w", net.down[0].conv.weight.val()).unwrap().iter().flat_map(|v| v.to_le_bytes()).collect();
-        let exported = graph.iter().filter(|f| f.0 == 5).map(|f| fields(&f.2)).find(|f| f.iter().any(|x| x.0 == 8 && x.2 == b"down.0.weight")).unwrap();
-        assert_eq!(exported.iter().find(|x| x.0 == 9).unwrap().2, w);
+        assert_eq!(raws["down.0.weight"], le_bytes(f32s("w", net.down[0].conv.weight.val()).unwrap()));
+    }
+
+    /// The U-Net's export: every parameter once (the affine layers split into their scale and
+    /// shift halves, which together hold the [E, 2C] weights), in order, ending in `F`.
+    #[test]
+    fn unet_export_holds_every_weight_and_is_topologically_ordered() {
+        let device = Device::flex();
+        let cfg = UNetConfig { height: 7, width: 10, widths: vec![8, 16, 32], embed_dim: 8, ..Default::default() };
+        let net = cfg.init(&device).unwrap();
+        let raws = check_export(&export_unet(&net, &cfg, "test").unwrap(), &["x", "c_noise"], "F", net.num_params());
+        assert_eq!(raws["encoder.1.conv0.weight"], le_bytes(f32s("w", net.encoder[1].conv0.weight.val()).unwrap()));
+        // Row r of the [E, 2C] affine weights is [scale half | shift half].
+        let w = f32s("w", net.decoder[0].affine.weight.val()).unwrap();
+        let c = 8;
+        let scale: Vec<f32> = w.chunks(2 * c).flat_map(|row| row[..c].to_vec()).collect();
+        let shift: Vec<f32> = w.chunks(2 * c).flat_map(|row| row[c..].to_vec()).collect();
+        assert_eq!(raws["decoder.0.affine.scale.weight"], le_bytes(scale));
+        assert_eq!(raws["decoder.0.affine.shift.weight"], le_bytes(shift));
     }
 }

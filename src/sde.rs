@@ -147,6 +147,35 @@ impl Sde {
         }
     }
 
+    /// The noise level σ̂(t) = σ(t)/m(t) of the scaled state x(t)/m(t) = x(0) + σ̂(t)·z (Karras et
+    /// al. 2022, §4: σ(t)/s(t)). It grows with t for every SDE here; VE: σ̂ = σ.
+    pub fn noise_level(&self, t: f64) -> f64 {
+        let (m, s) = self.marginal(t);
+        s / m
+    }
+
+    /// The time t with [`Sde::noise_level`](t) = σ̂: closed form for VE (t may fall outside
+    /// [0, 1] for σ̂ outside [σ_min, σ_max]), bisection for VP and sub-VP.
+    pub fn time_of_noise_level(&self, sigma_hat: f64) -> f64 {
+        match *self {
+            Sde::Ve { sigma_min, sigma_max } => (sigma_hat / sigma_min).ln() / (sigma_max / sigma_min).ln(),
+            Sde::Vp { .. } | Sde::SubVp { .. } => {
+                let (mut lo, mut hi) = (0.0, T_END);
+                while self.noise_level(hi) < sigma_hat && hi < 64.0 {
+                    hi *= 2.0;
+                }
+                for _ in 0..200 {
+                    let mid = 0.5 * (lo + hi);
+                    if self.noise_level(mid) < sigma_hat { lo = mid } else { hi = mid }
+                    if hi - lo <= f64::EPSILON * hi {
+                        break;
+                    }
+                }
+                0.5 * (lo + hi)
+            }
+        }
+    }
+
     /// Standard deviation of the prior p_T the reverse process starts from.
     pub fn prior_std(&self) -> f64 {
         match *self {
@@ -257,6 +286,17 @@ mod tests {
             assert!((m - m1 / m0).abs() < 1e-9, "{sde:?}");
             let want = s1 * s1 - (m1 / m0).powi(2) * s0 * s0;
             assert!((v - want).abs() < 1e-9 * want.max(1.0), "{sde:?}: {v} vs {want}");
+        }
+    }
+
+    /// t(σ̂(t)) = t for every SDE, across [ε, 1].
+    #[test]
+    fn time_of_noise_level_inverts_noise_level() {
+        for sde in all() {
+            for &t in &[sde.eps(), 0.01, 0.3, 0.77, 1.0] {
+                let back = sde.time_of_noise_level(sde.noise_level(t));
+                assert!((back - t).abs() < 1e-9, "{sde:?}: t = {t} came back as {back}");
+            }
         }
     }
 

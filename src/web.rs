@@ -61,6 +61,8 @@ struct RunOptions {
     ald_eps: f64,
     rtol: f64,
     atol: f64,
+    rho: f64,
+    churn: f64,
     denoise: bool,
     /// Send a preview every this many steps (0: about 25 previews per run).
     preview_every: f64,
@@ -92,6 +94,8 @@ impl Default for RunOptions {
             ald_eps: d.ald_eps,
             rtol: d.rtol,
             atol: d.atol,
+            rho: d.rho,
+            churn: d.churn,
             denoise: true,
             preview_every: 0.0,
             preview_of: PreviewOf::Mean,
@@ -160,6 +164,8 @@ impl RunOptions {
             ald_eps: self.ald_eps,
             rtol: self.rtol,
             atol: self.atol,
+            rho: self.rho,
+            churn: self.churn,
             denoise: self.denoise,
             seed: self.seed as u64,
         };
@@ -569,7 +575,7 @@ impl WebModel {
 }
 
 /// The option names `generate`/`inpaint` accept (besides `image` and `mask`).
-const RUN_OPTIONS: [&str; 13] = ["sampler", "steps", "batch", "seed", "snr", "correctorSteps", "aldEps", "rtol", "atol", "denoise", "previewEvery", "previewOf", "runId"];
+const RUN_OPTIONS: [&str; 15] = ["sampler", "steps", "batch", "seed", "snr", "correctorSteps", "aldEps", "rtol", "atol", "rho", "churn", "denoise", "previewEvery", "previewOf", "runId"];
 
 /// serde-wasm-bindgen reads only the fields a struct declares, so `deny_unknown_fields` never sees
 /// a misspelt option: check the object's own keys here.

@@ -14,11 +14,16 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ConfigError, WeightsError};
-use crate::model::{ScoreModel, ScoreNetConfig};
+use crate::model::{Architecture, Network, ScoreModel};
+use crate::precond::Parameterisation;
 use crate::sde::Sde;
 
 pub const CARD_FORMAT: &str = "scorefield-model-card";
-pub const CARD_VERSION: u32 = 1;
+/// Version 2 (the EDM U-Net) tags the architecture with `type` and adds `parameterisation`;
+/// version-1 cards (the first network, net/σ) are read as `ncsn` + `noise`.
+pub const CARD_VERSION: u32 = 2;
+/// The oldest card version this build reads.
+pub const CARD_VERSION_OLDEST: u32 = 1;
 /// A model card larger than this is not a model card.
 pub const MAX_CARD_BYTES: usize = 1 << 20;
 /// Weights larger than this are refused (the shipped model is ~4 MB).
@@ -42,12 +47,26 @@ pub struct ImageSpec {
 #[serde(default, deny_unknown_fields)]
 pub struct TrainingRecord {
     pub command: Option<String>,
+    /// Optimiser steps, over all sessions of the run.
     pub steps: Option<u64>,
+    /// Training images seen (steps × batch size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub images_seen: Option<u64>,
     pub batch_size: Option<usize>,
     pub learning_rate: Option<f64>,
+    /// Fixed EMA decay per step (version-1 runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ema_rate: Option<f64>,
+    /// EMA half-life in images (EDM's schedule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ema_halflife_images: Option<f64>,
+    /// Training wall time over all sessions.
     pub wall_time_s: Option<f64>,
+    /// The machine of the latest session.
     pub hardware: Option<String>,
+    /// Every session of the run: hardware, steps, wall time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<serde_json::Value>,
     pub final_loss: Option<f64>,
     pub seed: Option<u64>,
 }
@@ -61,7 +80,9 @@ pub struct ModelCard {
     pub name: String,
     /// The safetensors file, relative to the card.
     pub weights: String,
-    pub architecture: ScoreNetConfig,
+    pub architecture: Architecture,
+    /// How the network's output becomes a denoiser and a score.
+    pub parameterisation: Parameterisation,
     pub sde: Sde,
     pub image: ImageSpec,
     #[serde(default)]
@@ -75,14 +96,16 @@ pub struct ModelCard {
 
 impl ModelCard {
     /// A card for an untrained network of the given architecture.
-    pub fn new(name: &str, architecture: ScoreNetConfig, sde: Sde) -> Self {
-        let image = ImageSpec { channels: architecture.channels, height: architecture.height, width: architecture.width, range: [0.0, 1.0] };
+    pub fn new(name: &str, architecture: Architecture, parameterisation: Parameterisation, sde: Sde) -> Self {
+        let [channels, height, width] = architecture.image_shape();
+        let image = ImageSpec { channels, height, width, range: [0.0, 1.0] };
         Self {
             format: CARD_FORMAT.into(),
             version: CARD_VERSION,
             name: name.into(),
             weights: format!("{name}.safetensors"),
             architecture,
+            parameterisation,
             sde,
             image,
             dataset: None,
@@ -96,7 +119,22 @@ impl ModelCard {
         if text.len() > MAX_CARD_BYTES {
             return Err(ConfigError::Json(format!("card is {} bytes; the limit is {MAX_CARD_BYTES}", text.len())));
         }
-        let card: ModelCard = serde_json::from_str(text).map_err(|e| ConfigError::Json(e.to_string()))?;
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| ConfigError::Json(e.to_string()))?;
+        let version = value.get("version").and_then(|v| v.as_u64());
+        if let Some(v) = version.filter(|&v| v < CARD_VERSION_OLDEST as u64 || v > CARD_VERSION as u64) {
+            return Err(ConfigError::invalid("version", format!("is {v}; this build reads versions {CARD_VERSION_OLDEST} to {CARD_VERSION}")));
+        }
+        if version == Some(1) {
+            // Version 1: the first network, untagged, with the net/σ parameterisation.
+            if let Some(arch) = value.get_mut("architecture").and_then(|a| a.as_object_mut()) {
+                arch.insert("type".into(), "ncsn".into());
+            }
+            if let Some(card) = value.as_object_mut() {
+                card.insert("parameterisation".into(), serde_json::json!({"type": "noise"}));
+                card.insert("version".into(), CARD_VERSION.into());
+            }
+        }
+        let card: ModelCard = serde_json::from_value(value).map_err(|e| ConfigError::Json(e.to_string()))?;
         card.validate()?;
         Ok(card)
     }
@@ -117,9 +155,11 @@ impl ModelCard {
             return Err(ConfigError::invalid("weights", format!("must be a relative path beside the card, got `{}`", self.weights)));
         }
         self.architecture.validate()?;
+        self.parameterisation.validate()?;
         self.sde.validate()?;
-        let (a, i) = (&self.architecture, &self.image);
-        for (field, card, arch) in [("image.channels", i.channels, a.channels), ("image.height", i.height, a.height), ("image.width", i.width, a.width)] {
+        let i = &self.image;
+        let [channels, height, width] = self.architecture.image_shape();
+        for (field, card, arch) in [("image.channels", i.channels, channels), ("image.height", i.height, height), ("image.width", i.width, width)] {
             if card != arch {
                 return Err(ConfigError::invalid(field, format!("is {card} but the architecture is built for {arch}")));
             }
@@ -285,8 +325,12 @@ fn first_non_finite(entry: &TensorEntry, data: &[u8]) -> Option<(usize, f32)> {
 }
 
 /// Names and shapes of the tensors a network of this architecture has.
-fn expected_tensors(net: &crate::model::ScoreNet) -> BTreeMap<String, Vec<usize>> {
-    net.collect(None, None, false).into_iter().map(|t| (t.name.clone(), t.shape.to_vec())).collect()
+fn expected_tensors(net: &Network) -> BTreeMap<String, Vec<usize>> {
+    let snapshots = match net {
+        Network::Ncsn(n) => n.collect(None, None, false),
+        Network::Unet(n) => n.collect(None, None, false),
+    };
+    snapshots.into_iter().map(|t| (t.name.clone(), t.shape.to_vec())).collect()
 }
 
 /// Builds the network a card describes and fills it with the given safetensors bytes.
@@ -313,24 +357,32 @@ pub fn load(card: &ModelCard, weights: &[u8], device: &Device) -> Result<ScoreMo
     // Half-precision files (half the download) are widened here: the network computes in f32.
     let weights = if entries.iter().any(|e| e.dtype != "F32") { convert_safetensors(weights, Dtype::F32)? } else { weights.to_vec() };
     let mut store = SafetensorsStore::from_bytes(Some(weights)).allow_partial(false).validate(true);
-    let result = net.load_from(&mut store).map_err(|e| WeightsError::Apply(e.to_string()))?;
+    let result = match &mut net {
+        Network::Ncsn(n) => n.load_from(&mut store),
+        Network::Unet(n) => n.load_from(&mut store),
+    }
+    .map_err(|e| WeightsError::Apply(e.to_string()))?;
     if !result.errors.is_empty() || !result.missing.is_empty() {
         return Err(WeightsError::Apply(format!("{result:?}")));
     }
-    Ok(ScoreModel { net, sde: card.sde })
+    Ok(ScoreModel { net, param: card.parameterisation, sde: card.sde })
 }
 
 /// Serialises the network's tensors as safetensors bytes through Burn's store.
 pub fn save(model: &ScoreModel) -> Result<Vec<u8>, WeightsError> {
     let mut store = SafetensorsStore::from_bytes(None).metadata("producer", "scorefield");
-    model.net.save_into(&mut store).map_err(|e| WeightsError::Save(e.to_string()))?;
+    match &model.net {
+        Network::Ncsn(n) => n.save_into(&mut store),
+        Network::Unet(n) => n.save_into(&mut store),
+    }
+    .map_err(|e| WeightsError::Save(e.to_string()))?;
     store.get_bytes().map_err(|e| WeightsError::Save(e.to_string()))
 }
 
 /// A freshly initialised model for a card (the `scorefield init` command).
 pub fn init(card: &ModelCard, device: &Device) -> Result<ScoreModel, WeightsError> {
     card.validate()?;
-    Ok(ScoreModel { net: card.architecture.init(device)?, sde: card.sde })
+    Ok(ScoreModel { net: card.architecture.init(device)?, param: card.parameterisation, sde: card.sde })
 }
 
 /// Native file helpers: the card at `card_path`, its weights resolved beside it.
@@ -378,8 +430,8 @@ mod tests {
     use super::*;
 
     fn small_card() -> ModelCard {
-        let arch = ScoreNetConfig { height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, ..Default::default() };
-        ModelCard::new("tiny", arch, Sde::ve(10.0))
+        let arch = crate::model::ScoreNetConfig { height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, ..Default::default() };
+        ModelCard::new("tiny", Architecture::Ncsn(arch), Parameterisation::Noise, Sde::ve(10.0))
     }
 
     /// F32 → F16 rounds each value to within 2⁻¹¹ relative (F16 has 11 significant bits), F16 →
@@ -499,7 +551,8 @@ mod tests {
 
         // A card whose architecture disagrees with the file: wider first level.
         let mut wider = card.clone();
-        wider.architecture.widths = vec![12, 16];
+        let Architecture::Ncsn(arch) = &mut wider.architecture else { unreachable!() };
+        arch.widths = vec![12, 16];
         match load(&wider, &bytes, &device).unwrap_err() {
             WeightsError::ShapeMismatch { name, expected, found } => {
                 assert!(name.starts_with("down.0") || name.starts_with("up.") || name.starts_with("out"), "{name}");

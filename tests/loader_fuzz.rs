@@ -7,7 +7,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use scorefield::weights::{self, ModelCard};
-use scorefield::{Device, ScoreNetConfig, Sde};
+use scorefield::{Architecture, Device, Parameterisation, Sde, UNetConfig};
 
 /// SplitMix64, so the corpus is the same on every run.
 struct Rng(u64);
@@ -97,7 +97,10 @@ fn mutate_weights(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
 /// One mutation of the model card's JSON.
 fn mutate_card(card: &ModelCard, rng: &mut Rng) -> String {
     let mut value = serde_json::to_value(card).unwrap();
-    let paths: [&[&str]; 10] = [
+    let paths: [&[&str]; 13] = [
+        &["architecture", "type"],
+        &["architecture", "dropout"],
+        &["parameterisation", "sigma_data"],
         &["architecture", "height"],
         &["architecture", "width"],
         &["architecture", "channels"],
@@ -128,8 +131,8 @@ fn mutate_card(card: &ModelCard, rng: &mut Rng) -> String {
 #[test]
 fn thousands_of_mutated_model_files_fail_cleanly_and_never_panic() {
     let device = Device::flex();
-    let arch = ScoreNetConfig { height: 8, width: 8, widths: vec![4, 8], embed_dim: 8, ..Default::default() };
-    let card = ModelCard::new("fuzz", arch, Sde::ve(10.0));
+    let arch = UNetConfig { height: 8, width: 8, widths: vec![4, 8], embed_dim: 8, ..Default::default() };
+    let card = ModelCard::new("fuzz", Architecture::Unet(arch), Parameterisation::Edm { sigma_data: 0.3 }, Sde::ve(10.0));
     device.seed(1);
     let model = weights::init(&card, &device).unwrap();
     let bytes = weights::save(&model).unwrap();
@@ -160,7 +163,7 @@ fn thousands_of_mutated_model_files_fail_cleanly_and_never_panic() {
 /// A header that claims a 100 GB tensor is refused from the header alone, before any allocation.
 #[test]
 fn a_header_claiming_a_huge_tensor_is_refused_before_allocating() {
-    let header = r#"{"down.0.conv.weight":{"dtype":"F32","shape":[100000,100000,10],"data_offsets":[0,400000000000]}}"#;
+    let header = r#"{"conv_in.weight":{"dtype":"F32","shape":[100000,100000,10],"data_offsets":[0,400000000000]}}"#;
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
     bytes.extend_from_slice(header.as_bytes());
     bytes.extend_from_slice(&[0u8; 64]);

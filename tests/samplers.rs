@@ -25,6 +25,9 @@ fn options(sampler: Sampler) -> SampleOptions {
         Sampler::PredictorCorrector => 200,
         Sampler::AnnealedLangevin => 100,
         Sampler::OdeHeun => 100,
+        // The σ-grid samplers are the few-evaluation ones: 49 and 40 evaluations.
+        Sampler::EdmHeun => 25,
+        Sampler::DpmSolver2M => 40,
         _ => 400,
     };
     let corrector_steps = if sampler == Sampler::AnnealedLangevin { Some(20) } else { None };
@@ -86,6 +89,64 @@ sampler_tests! {
     ode_euler_matches_gaussian_and_mixture: Sampler::OdeEuler, [Sde::ve(20.0), Sde::vp()];
     ode_heun_matches_gaussian_and_mixture: Sampler::OdeHeun, [Sde::ve(20.0), Sde::vp(), Sde::sub_vp()];
     ode_rk45_matches_gaussian_and_mixture: Sampler::OdeRk45, [Sde::ve(20.0), Sde::vp()];
+    edm_heun_matches_gaussian_and_mixture: Sampler::EdmHeun, [Sde::ve(20.0), Sde::vp(), Sde::sub_vp()];
+    dpmpp_2m_matches_gaussian_and_mixture: Sampler::DpmSolver2M, [Sde::ve(20.0), Sde::vp(), Sde::sub_vp()];
+}
+
+/// Heun with churn (S_churn = 40) still samples the target: the churn adds noise and the next
+/// steps remove it (Karras et al. 2022, alg. 2).
+#[test]
+fn edm_heun_with_churn_matches_gaussian() {
+    let sde = Sde::ve(20.0);
+    let target = gaussian(sde);
+    let opts = SampleOptions { sampler: Sampler::EdmHeun, steps: 40, churn: 40.0, seed: 5, ..Default::default() };
+    let (mean, cov) = mean_cov(&draw(&target, &sde, 2, &opts), 2);
+    let (dm, dc) = (max_abs_diff(&mean, &target.mean), max_abs_diff(&cov, &target.cov));
+    println!("edm-heun churn 40: errors {dm:.3}, {dc:.3}");
+    assert!(dm < MEAN_TOL && dc < COV_TOL, "mean {mean:?} cov {cov:?}");
+}
+
+/// Each sampler's evaluation count is what `Sampler::evals` promises: N + 1 for the
+/// Euler-type predictors (the +1 is the final denoising step), N(1 + M) + 1 for PC, 2N + 1 for
+/// ODE Heun, 2N − 1 for EDM Heun (no second evaluation at σ = 0), N for DPM-Solver++(2M).
+#[test]
+fn evaluation_counts_are_as_stated() {
+    let sde = Sde::ve(20.0);
+    let target = gaussian(sde);
+    let device = Device::flex();
+    for sampler in Sampler::ALL {
+        if sampler == Sampler::OdeRk45 {
+            continue;
+        }
+        let opts = SampleOptions { sampler, steps: 7, corrector_steps: Some(2), ..Default::default() };
+        let out = block_on(sampling::sample(&target, &sde, [4, 1, 1, 2], &opts, &device, &mut no_observer())).unwrap();
+        assert_eq!(Some(out.evals), sampler.evals(7, Some(2), true), "{}", sampler.name());
+    }
+    assert_eq!(Sampler::EdmHeun.evals(10, None, true), Some(19));
+    assert_eq!(Sampler::DpmSolver2M.evals(20, None, true), Some(20));
+}
+
+/// Few evaluations, VE SDE: at 10 score evaluations DPM-Solver++(2M) is far closer to the
+/// target than Euler steps of the probability-flow ODE on the t grid (9 steps + denoising), and
+/// within the tolerance of the 400-step runs; at 19 evaluations, so is Heun on the σ grid (10
+/// steps) against Euler at 19.
+#[test]
+fn few_evaluation_samplers_beat_euler_at_equal_evaluations() {
+    let sde = Sde::ve(20.0);
+    let target = gaussian(sde);
+    let device = Device::flex();
+    let err = |sampler, steps, evals| {
+        let opts = SampleOptions { sampler, steps, seed: 3, ..Default::default() };
+        let out = block_on(sampling::sample(&target, &sde, [N, 1, 1, 2], &opts, &device, &mut no_observer())).unwrap();
+        assert_eq!(out.evals, evals, "{}", sampler.name());
+        let (mean, cov) = mean_cov(&rows(out.x).0, 2);
+        max_abs_diff(&cov, &target.cov).max(max_abs_diff(&mean, &target.mean))
+    };
+    let (euler10, dpm10) = (err(Sampler::OdeEuler, 9, 10), err(Sampler::DpmSolver2M, 10, 10));
+    let (euler19, heun19, heun9) = (err(Sampler::OdeEuler, 18, 19), err(Sampler::EdmHeun, 10, 19), err(Sampler::EdmHeun, 5, 9));
+    println!("10 evaluations: ode-euler {euler10:.3}, dpmpp-2m {dpm10:.3}; 19: ode-euler {euler19:.3}, edm-heun {heun19:.3}; edm-heun at 9: {heun9:.3}");
+    assert!(dpm10 < 0.5 * euler10 && dpm10 < COV_TOL, "10 evaluations: ode-euler {euler10}, dpmpp-2m {dpm10}");
+    assert!(heun19 < 0.5 * euler19, "19 evaluations: ode-euler {euler19}, edm-heun {heun19}");
 }
 
 /// Predictor–corrector against predictors alone at equal predictor steps, VE SDE, 20,000 samples
@@ -176,6 +237,8 @@ fn cancel_stops_within_one_step_and_bad_options_are_named() {
     assert_eq!(bad(SampleOptions { snr: f64::NAN, ..Default::default() }, [1, 1, 1, 2]), "snr");
     assert_eq!(bad(SampleOptions { rtol: -1.0, ..Default::default() }, [1, 1, 1, 2]), "rtol");
     assert_eq!(bad(SampleOptions::default(), [0, 1, 1, 2]), "batch");
+    assert_eq!(bad(SampleOptions { rho: 0.0, ..Default::default() }, [1, 1, 1, 2]), "rho");
+    assert_eq!(bad(SampleOptions { churn: -1.0, ..Default::default() }, [1, 1, 1, 2]), "churn");
     let vp = Sde::vp();
     let ald = SampleOptions { sampler: Sampler::AnnealedLangevin, steps: 10, ..Default::default() };
     let err = block_on(sampling::sample(&gaussian(vp), &vp, [1, 1, 1, 2], &ald, &device, &mut no_observer())).err().unwrap();

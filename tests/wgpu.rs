@@ -2,13 +2,15 @@
 //! software Vulkan device such as Mesa's lavapipe). Skipped, with the reason printed, where this
 //! build has no wgpu or the machine has no adapter.
 
+mod common;
+
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_and_cpu_agree_on_a_tiny_model() {
     use burn::prelude::*;
     use pollster::block_on;
     use scorefield::sampling::{self, SampleOptions, Sampler, no_observer};
-    use scorefield::{ModelCard, ScoreFn, ScoreNetConfig, Sde, weights};
+    use scorefield::{ScoreFn, weights};
 
     let gpu = match scorefield::backend::wgpu_native() {
         Ok(b) => b,
@@ -19,9 +21,8 @@ fn wgpu_and_cpu_agree_on_a_tiny_model() {
     };
     println!("wgpu adapter: {}", gpu.adapter);
     let cpu = Device::flex();
-    let arch = ScoreNetConfig { height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, ..Default::default() };
-    let card = ModelCard::new("tiny", arch, Sde::ve(10.0));
-    let bytes = weights::save(&weights::init(&card, &cpu).unwrap()).unwrap();
+    // The EDM U-Net with non-zero weights everywhere (attention and GroupNorm included).
+    let (card, bytes) = common::tiny_unet(&cpu);
     let on_cpu = weights::load(&card, &bytes, &cpu).unwrap();
     let on_gpu = weights::load(&card, &bytes, &gpu.device).unwrap();
 

@@ -59,6 +59,7 @@ function options() {
   };
   if (sampler === 'pc' || sampler === 'ald') opts.correctorSteps = Number($('corrector').value);
   if (sampler === 'pc') opts.snr = Number($('snr').value);
+  if (sampler === 'edm-heun') opts.churn = Number($('churn').value);
   return opts;
 }
 

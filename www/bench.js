@@ -17,6 +17,9 @@ const warmup = Number(params.get('warmup') ?? 3);
 const runs = params.get('runs') !== '0';
 const ortCompare = params.get('ort') === '1';
 const firstSample = params.get('first') !== '0';
+// The model card and its ONNX export (relative to the page).
+const modelUrl = params.get('model') ?? 'models/mnist.json';
+const onnxUrl = params.get('onnx') ?? 'models/mnist.onnx';
 const MAX_ABS_DIFF = 1e-3;
 const $ = (id) => document.getElementById(id);
 
@@ -27,7 +30,7 @@ const median = (v) => {
 
 async function main() {
   const out = { backend, userAgent: navigator.userAgent, repeats, warmup };
-  const model = new RemoteModel(new URL('models/mnist.json', location.href).href, backend);
+  const model = new RemoteModel(new URL(modelUrl, location.href).href, backend);
   const info = await model.load();
   out.loadedMs = performance.now();
   out.adapter = info.adapter;
@@ -82,16 +85,19 @@ async function compareWithOrt(model, info, ours) {
   ort.env.wasm.numThreads = 1;
   const provider = info.backend === 'webgpu' ? 'webgpu' : 'wasm';
   $('status').textContent = `ONNX Runtime Web (${provider}): loading…`;
-  const session = await ort.InferenceSession.create(new URL('models/mnist.onnx', location.href).href, { executionProviders: [provider], graphOptimizationLevel: 'all' });
+  const session = await ort.InferenceSession.create(new URL(onnxUrl, location.href).href, { executionProviders: [provider], graphOptimizationLevel: 'all' });
   const { channels: c, height: h, width: w } = info.card.architecture;
-  const feeds = (x, t) => ({ x: new ort.Tensor('float32', x, [t.length, c, h, w]), t: new ort.Tensor('float32', t, [t.length]) });
+  // Inputs: the image and the noise label (`t` for the first network, `c_noise` for the U-Net).
+  const [imageInput, labelInput] = session.inputNames;
+  const outputName = session.outputNames[0];
+  const feeds = (x, t) => ({ [imageInput]: new ort.Tensor('float32', x, [t.length, c, h, w]), [labelInput]: new ort.Tensor('float32', t, [t.length]) });
 
-  // Same output first: 4 images at times spread over [0.01, 1].
+  // Same output first: 4 images at labels spread over [0.01, 1].
   const check = 4;
   const x = normals(check * c * h * w, 7);
   const t = Float32Array.from({ length: check }, (_, i) => 0.01 + (0.99 * i) / (check - 1));
   const mine = await model.network(x, t);
-  const theirs = (await session.run(feeds(x, t))).net.data;
+  const theirs = (await session.run(feeds(x, t)))[outputName].data;
   let maxAbsDiff = 0;
   let maxAbs = 0;
   for (let i = 0; i < mine.length; i++) {

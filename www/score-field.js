@@ -26,6 +26,8 @@ const SAMPLERS = {
   'ode-euler': 'Probability-flow ODE (Euler)',
   'ode-rk45': 'Probability-flow ODE (RK45)',
   ald: 'Annealed Langevin',
+  'edm-heun': 'Heun on the EDM σ grid',
+  'dpmpp-2m': 'DPM-Solver++(2M)',
 };
 const CONTROLS = ['run', 'sampler', 'steps', 'seed', 'batch'];
 const DEFAULTS = { mode: 'generate', sampler: 'pc', steps: 200, seed: 1, controls: 'run,sampler,steps,seed', width: 320, backend: 'auto' };

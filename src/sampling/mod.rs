@@ -7,6 +7,7 @@
 //! inside the loop except where the caller's [`Observer`] asks for it and the RK45 error norm.
 
 pub mod inpaint;
+pub mod karras;
 pub mod ode;
 pub mod pc;
 
@@ -99,10 +100,17 @@ pub enum Sampler {
     /// Probability-flow ODE, adaptive Dormand–Prince RK45 (score_sde's default ODE solver).
     #[serde(rename = "ode-rk45")]
     OdeRk45,
+    /// Heun's method on the Karras ρ = 7 noise-level grid, with optional churn (Karras et al.
+    /// 2022, alg. 2).
+    #[serde(rename = "edm-heun")]
+    EdmHeun,
+    /// DPM-Solver++(2M) on the Karras grid (Lu et al. 2022, alg. 2).
+    #[serde(rename = "dpmpp-2m")]
+    DpmSolver2M,
 }
 
 impl Sampler {
-    pub const ALL: [Sampler; 7] = [
+    pub const ALL: [Sampler; 9] = [
         Sampler::EulerMaruyama,
         Sampler::ReverseDiffusion,
         Sampler::PredictorCorrector,
@@ -110,6 +118,8 @@ impl Sampler {
         Sampler::OdeEuler,
         Sampler::OdeHeun,
         Sampler::OdeRk45,
+        Sampler::EdmHeun,
+        Sampler::DpmSolver2M,
     ];
 
     pub fn name(self) -> &'static str {
@@ -121,7 +131,26 @@ impl Sampler {
             Sampler::OdeEuler => "ode-euler",
             Sampler::OdeHeun => "ode-heun",
             Sampler::OdeRk45 => "ode-rk45",
+            Sampler::EdmHeun => "edm-heun",
+            Sampler::DpmSolver2M => "dpmpp-2m",
         }
+    }
+
+    /// Score evaluations of a run with `steps` steps and `corrector_steps` corrector iterations
+    /// (M for PC, T per level for ALD; `None`: the default), the final denoising step included
+    /// where the sampler takes one; `None` for the adaptive RK45.
+    pub fn evals(self, steps: usize, corrector_steps: Option<usize>, denoise: bool) -> Option<usize> {
+        let d = usize::from(denoise);
+        Some(match self {
+            Sampler::EulerMaruyama | Sampler::ReverseDiffusion | Sampler::OdeEuler => steps + d,
+            Sampler::PredictorCorrector => steps * (1 + corrector_steps.unwrap_or(1)) + d,
+            Sampler::OdeHeun => 2 * steps + d,
+            Sampler::AnnealedLangevin => steps.max(2) * corrector_steps.unwrap_or(DEFAULT_ALD_STEPS_PER_LEVEL) + d,
+            Sampler::OdeRk45 => return None,
+            // The σ grid ends at 0: the last step already denoises.
+            Sampler::EdmHeun => 2 * steps - 1,
+            Sampler::DpmSolver2M => steps,
+        })
     }
 }
 
@@ -170,6 +199,10 @@ pub struct SampleOptions {
     /// RK45 tolerances.
     pub rtol: f64,
     pub atol: f64,
+    /// ρ of the Karras noise-level grid (`edm-heun`, `dpmpp-2m`).
+    pub rho: f64,
+    /// S_churn of `edm-heun` (0: deterministic).
+    pub churn: f64,
     /// Final Tweedie denoising step E[x₀|x_ε] = (x + σ² s(x, ε)) / m(ε) (Efron 2011; Song et al.
     /// 2021 appendix G "denoising").
     pub denoise: bool,
@@ -186,6 +219,8 @@ impl Default for SampleOptions {
             ald_eps: DEFAULT_ALD_EPS,
             rtol: DEFAULT_ODE_TOL,
             atol: DEFAULT_ODE_TOL,
+            rho: karras::DEFAULT_RHO,
+            churn: karras::DEFAULT_CHURN,
             denoise: true,
             seed: 0,
         }
@@ -214,6 +249,12 @@ impl SampleOptions {
             if !(tol.is_finite() && tol >= 1e-10 && tol <= 1.0) {
                 return Err(SampleError::invalid(field, format!("must be in [1e-10, 1], got {tol}")));
             }
+        }
+        if !(self.rho.is_finite() && (1.0..=100.0).contains(&self.rho)) {
+            return Err(SampleError::invalid("rho", format!("must be in [1, 100], got {}", self.rho)));
+        }
+        if !(self.churn.is_finite() && (0.0..=1000.0).contains(&self.churn)) {
+            return Err(SampleError::invalid("churn", format!("must be in [0, 1000], got {}", self.churn)));
         }
         if self.sampler == Sampler::AnnealedLangevin && !matches!(sde, Sde::Ve { .. }) {
             return Err(SampleError::invalid(
@@ -280,6 +321,17 @@ pub(crate) async fn run<S: ScoreFn, O: Observer>(
 ) -> Result<Samples, SampleError> {
     let counted = Counted::new(score);
     let eps = sde.eps();
+    if matches!(options.sampler, Sampler::EdmHeun | Sampler::DpmSolver2M) {
+        if known.is_some() {
+            return Err(SampleError::invalid("sampler", "inpainting supports em, rd, pc, ald, ode-euler and ode-heun, not edm-heun or dpmpp-2m"));
+        }
+        let sigmas = karras::sde_sigmas(sde, options.steps, options.rho);
+        let x = match options.sampler {
+            Sampler::EdmHeun => karras::edm_heun(&counted, sde, x, &sigmas, options.churn, noise, observer).await?,
+            _ => karras::dpmpp_2m(&counted, sde, x, &sigmas, observer).await?,
+        };
+        return Ok(Samples { x, evals: counted.evals.get() });
+    }
     let x = match options.sampler {
         Sampler::OdeRk45 => {
             if known.is_some() {
@@ -359,6 +411,12 @@ impl Noise {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         device.seed(z ^ (z >> 31));
         self.draws += 1;
+    }
+
+    /// Seeds the device generator from this stream (one draw), for random ops that draw from the
+    /// device themselves (dropout inside a training forward pass).
+    pub fn seed_device(&mut self, device: &Device) {
+        self.reseed(device);
     }
 
     /// N(0, std²) noise of the given shape.

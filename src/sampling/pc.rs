@@ -147,7 +147,8 @@ pub fn plan(sampler: Sampler, sde: &Sde, options: &SampleOptions) -> (Predictor,
         Sampler::ReverseDiffusion => (Predictor::ReverseDiffusion, Corrector::None, grid(n + 1)),
         Sampler::PredictorCorrector => (Predictor::ReverseDiffusion, langevin, grid(n + 1)),
         Sampler::OdeEuler => (Predictor::OdeEuler, Corrector::None, grid(n + 1)),
-        Sampler::OdeHeun | Sampler::OdeRk45 => (Predictor::OdeHeun, Corrector::None, grid(n + 1)),
+        // RK45 and the σ-grid samplers have their own loops; their plan is Heun's on the t grid.
+        Sampler::OdeHeun | Sampler::OdeRk45 | Sampler::EdmHeun | Sampler::DpmSolver2M => (Predictor::OdeHeun, Corrector::None, grid(n + 1)),
         Sampler::AnnealedLangevin => {
             let corrector = Corrector::Annealed {
                 eps: options.ald_eps,

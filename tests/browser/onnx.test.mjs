@@ -20,9 +20,16 @@ after(async () => {
   site?.close();
 });
 
-for (const backend of ['cpu', 'webgpu']) {
-  test(`ONNX Runtime Web (${backend === 'cpu' ? 'wasm' : 'webgpu'}) computes what scorefield computes on ${backend}`, async () => {
-    const page = await openPage(browser, `${site.url}bench.html?backend=${backend}&batches=1&repeats=2&warmup=1&runs=0&first=0&ort=1`);
+// The shipped network, and the EDM U-Net of the run in checkpoints/mnist (its EMA weights, written
+// to www/models/next.* by ./build.sh browser-test).
+const MODELS = [
+  ['the shipped network', 'models/mnist.json', 'models/mnist.onnx'],
+  ['the EDM U-Net', 'models/next.json', 'models/next.onnx'],
+];
+for (const [label, model, onnx] of MODELS) for (const backend of ['cpu', 'webgpu']) {
+  test(`ONNX Runtime Web (${backend === 'cpu' ? 'wasm' : 'webgpu'}) computes what scorefield computes on ${backend}: ${label}`, async () => {
+    assert.ok(existsSync(path.join(ROOT, 'www', onnx)), `www/${onnx} is missing: run ./build.sh browser-test`);
+    const page = await openPage(browser, `${site.url}bench.html?backend=${backend}&batches=1&repeats=2&warmup=1&runs=0&first=0&ort=1&model=${model}&onnx=${onnx}`);
     await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 600_000 });
     const results = await page.evaluate(() => window.benchResults);
     await page.close();

@@ -205,3 +205,24 @@ pub fn mean_cov(data: &[f64], d: usize) -> (Vec<f64>, Vec<f64>) {
 pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
+
+/// A tiny EDM U-Net (1×8×8, widths 8/16, VE σ 0.002..10) and its weights with every float tensor
+/// refilled with small deterministic non-zero values: an untrained U-Net's zero-initialised
+/// output layers would make every comparison of its outputs trivially pass.
+#[allow(dead_code)]
+pub fn tiny_unet(device: &Device) -> (scorefield::ModelCard, Vec<u8>) {
+    use scorefield::{Architecture, Parameterisation, UNetConfig, weights};
+    let arch = UNetConfig { height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, ..Default::default() };
+    let sde = scorefield::Sde::Ve { sigma_min: 0.002, sigma_max: 10.0 };
+    let card = scorefield::ModelCard::new("tiny", Architecture::Unet(arch), Parameterisation::Edm { sigma_data: 0.3 }, sde);
+    let mut bytes = weights::save(&weights::init(&card, device).unwrap()).unwrap();
+    let (entries, _) = weights::parse_safetensors(&bytes).unwrap();
+    for (k, e) in entries.iter().enumerate() {
+        assert_eq!(e.dtype, "F32");
+        for (i, chunk) in bytes[e.start..e.end].chunks_exact_mut(4).enumerate() {
+            let v = 0.15 * ((i * 7 + k * 13) as f32 * 0.37).sin();
+            chunk.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    (card, bytes)
+}

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use scorefield::data::{self, Digits, SIDE};
-use scorefield::evaluate::{self, Classifier, ClassifierConfig, Predictions, Quality};
+use scorefield::evaluate::{self, Classifier, ClassifierConfig, Memorisation, Predictions, Quality};
 use scorefield::io::{self, Batch};
 use scorefield::likelihood::{self, LikelihoodOptions};
 use scorefield::sampling::{self, SampleOptions, Sampler};
@@ -60,6 +60,9 @@ struct RunResult {
     seconds: f64,
     quality: Quality,
     grid: String,
+    /// Nearest-training-digit distances of the samples against those of the held-out digits.
+    #[serde(default)]
+    memorisation: Option<Memorisation>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -82,6 +85,10 @@ struct SeedBpd {
     evals: usize,
     seconds: f64,
 }
+
+/// A sample is a near-copy when it is nearer to a training digit than 95 % of the held-out digits
+/// are to theirs: held-out digits are near-copies 5 % of the time by construction.
+const NEAR_COPY_QUANTILE: f64 = 0.05;
 
 /// `em:1000`, `pc:200`, `ode-rk45:1e-5`, `ald:10x100`, or any sampler name with a step count.
 fn parse_run(spec: &str, seed: u64) -> Result<SampleOptions, String> {
@@ -177,6 +184,10 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
     }
     results.reference = Some(reference);
     save(&results)?;
+    // The memorisation check's reference: each held-out digit's distance to its nearest training
+    // digit.
+    let train_pixels = train.floats(&all_indices(&train));
+    let held_nearest = evaluate::nearest_distances(&held.floats(&all_indices(&held)), &train_pixels, SIDE * SIDE, &device);
 
     for spec in a.runs.iter().filter(|s| !s.trim().is_empty()) {
         let options = parse_run(spec, a.seed)?;
@@ -200,17 +211,21 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
         let seconds = start.elapsed().as_secs_f64();
         let predictions: Predictions = evaluate::predict(&classifier, &pixels, 500, &device);
         let quality = evaluate::quality(&predictions, &held_pred);
+        let nearest = evaluate::nearest_distances(&pixels, &train_pixels, SIDE * SIDE, &device);
+        let memorisation = evaluate::memorisation(&nearest, &held_nearest, NEAR_COPY_QUANTILE);
         let grid = format!("{}.png", spec.replace(':', "-"));
         let first = Batch { shape: [100, 1, SIDE, SIDE], data: pixels[..100 * SIDE * SIDE].to_vec() };
         io::write_grid_png(&a.out.join(&grid), &first, [0.0, 1.0], 2).map_err(|e| e.to_string())?;
         eprintln!(
-            "{spec}: confident {:.1}%, class entropy {:.3}, Fréchet {:.2}, {:.0} evals/sample, {seconds:.0}s",
+            "{spec}: confident {:.1}%, class entropy {:.3}, Fréchet {:.2}, near-copies {:.1}% (held-out {:.0}%), {:.0} evals/sample, {seconds:.0}s",
             100.0 * quality.confident,
             quality.class_entropy,
             quality.frechet,
+            100.0 * memorisation.sample_near_copies,
+            100.0 * NEAR_COPY_QUANTILE,
             evals as f64 / a.samples as f64
         );
-        let result = RunResult { run: spec.clone(), options, samples: a.samples, evals_per_sample: evals as f64 / a.samples as f64, seconds, quality, grid };
+        let result = RunResult { run: spec.clone(), options, samples: a.samples, evals_per_sample: evals as f64 / a.samples as f64, seconds, quality, grid, memorisation: Some(memorisation) };
         results.runs.retain(|r| !(r.run == result.run && r.samples == result.samples));
         results.runs.push(result);
         save(&results)?;
@@ -324,13 +339,17 @@ fn report(r: &Results) -> String {
         out += "\n";
     }
     if !r.runs.is_empty() {
-        out += "| run | samples | evals/sample | confident > 0.9 | class entropy (nats) | Fréchet | × floor | seconds |\n";
-        out += "|---|---:|---:|---:|---:|---:|---:|---:|\n";
+        out += &format!("| run | samples | evals/sample | confident > 0.9 | class entropy (nats) | Fréchet | × floor | near-copies (held-out: {:.0}%) | nearest-train median (held-out) | seconds |\n", 100.0 * NEAR_COPY_QUANTILE);
+        out += "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
         for run in &r.runs {
             let floor = r.reference.as_ref().and_then(|f| f.floor.get(&run.samples)).copied();
             let ratio = floor.map(|f| format!("{:.1}", run.quality.frechet / f)).unwrap_or_else(|| "–".into());
+            let (copies, median) = match &run.memorisation {
+                Some(m) => (format!("{:.1}%", 100.0 * m.sample_near_copies), format!("{:.2} ({:.2})", m.sample_median, m.held_out_median)),
+                None => ("–".into(), "–".into()),
+            };
             out += &format!(
-                "| `{}` | {} | {:.0} | {:.1}% | {:.3} | {:.2} | {ratio} | {:.0} |\n",
+                "| `{}` | {} | {:.0} | {:.1}% | {:.3} | {:.2} | {ratio} | {copies} | {median} | {:.0} |\n",
                 run.run,
                 run.samples,
                 run.evals_per_sample,

@@ -14,7 +14,7 @@ use scorefield::io::{self, Batch, NpyData};
 use scorefield::likelihood::{self, LikelihoodOptions};
 use scorefield::sampling::{self, Flow, Known, SampleOptions, Sampler, Step};
 use scorefield::weights::{self, ModelCard, files};
-use scorefield::{ScoreModel, ScoreNetConfig, Sde};
+use scorefield::{Architecture, Parameterisation, ScoreModel, ScoreNetConfig, Sde, UNetConfig};
 
 #[derive(Parser)]
 #[command(name = "scorefield", version, about = "Score-based generative modeling through SDEs (Song et al. 2021) on Burn")]
@@ -139,39 +139,54 @@ struct TrainArgs {
     /// Model card to write with the EMA weights (at every checkpoint and at the end).
     #[arg(long, default_value = "www/models/mnist.json")]
     out: PathBuf,
-    /// Checkpoint folder (default <cache>/checkpoints/mnist).
-    #[arg(long)]
-    checkpoint: Option<PathBuf>,
+    /// Checkpoint folder (the repository keeps the run's latest in checkpoints/mnist).
+    #[arg(long, default_value = "checkpoints/mnist")]
+    checkpoint: PathBuf,
+    /// Folder for the EMA snapshots of the learning curve (f16 model files); `none` for none.
+    #[arg(long, default_value = "checkpoints/snapshots")]
+    snapshots: PathBuf,
     /// Continue from the checkpoint (its settings win; --steps may extend the run).
     #[arg(long)]
     resume: bool,
-    #[arg(long, default_value_t = 20_000)]
+    /// Total steps of the run (a session may stop earlier with --until or Ctrl-C: the last
+    /// checkpoint resumes it).
+    #[arg(long, default_value_t = 1_000_000)]
     steps: u64,
+    /// Stop this session at this step (default: --steps).
+    #[arg(long)]
+    until: Option<u64>,
+    /// Stop this session after this many seconds (at the next checkpoint).
+    #[arg(long)]
+    for_seconds: Option<f64>,
     #[arg(long, default_value_t = 32)]
     batch_size: usize,
-    #[arg(long, default_value_t = 2e-4)]
+    #[arg(long, default_value_t = 5e-4)]
     lr: f64,
     #[arg(long, default_value_t = 1000)]
     warmup: u64,
-    #[arg(long, default_value_t = 0.999)]
-    ema: f64,
-    #[arg(long, default_value_t = 1000)]
+    /// EMA half-life in images (EDM: 500,000), ramped up to 5 % of the images seen.
+    #[arg(long, default_value_t = 500_000.0)]
+    ema_halflife: f64,
+    #[arg(long, default_value_t = 500)]
     checkpoint_every: u64,
+    /// Images between EMA snapshots for the learning curve.
+    #[arg(long, default_value_t = 160_000)]
+    snapshot_every: u64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    #[arg(long, value_enum, default_value = "ve")]
-    sde: SdeChoice,
-    /// σ_max of the VE SDE.
-    #[arg(long, default_value_t = 25.0)]
+    /// σ_max of the VE SDE the model samples with.
+    #[arg(long, default_value_t = scorefield::precond::EDM_MNIST_SIGMA_MAX)]
     sigma_max: f64,
-    /// σ_min of the VE SDE (bits/dim of 8-bit data with an exact score are at least
-    /// 8 + log2(σ_min·√(2π)): 2.68 at the default 0.01; see docs/EVALUATION.md).
-    #[arg(long, default_value_t = scorefield::sde::VE_SIGMA_MIN)]
+    /// σ_min of the VE SDE (EDM: 0.002; bits/dim of 8-bit data with an exact score are at least
+    /// 8 + log2(σ_min·√(2π)), see docs/EVALUATION.md).
+    #[arg(long, default_value_t = scorefield::precond::EDM_SIGMA_MIN)]
     sigma_min: f64,
-    #[arg(long, value_delimiter = ',', default_values_t = vec![32, 64, 128, 256])]
+    #[arg(long, value_delimiter = ',', default_values_t = UNetConfig::default().widths)]
     widths: Vec<usize>,
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = UNetConfig::default().embed_dim)]
     embed_dim: usize,
+    #[arg(long, default_value_t = UNetConfig::default().dropout)]
+    dropout: f64,
     /// Cache folder of the data (default $SCOREFIELD_CACHE or ~/.cache/scorefield).
     #[arg(long)]
     cache: Option<PathBuf>,
@@ -212,30 +227,43 @@ struct DeviceArg {
     device: DeviceChoice,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum ArchChoice {
+    /// The residual U-Net with EDM preconditioning.
+    Unet,
+    /// The first score network (net/σ), as in version-1 model cards.
+    Ncsn,
+}
+
 #[derive(Args)]
 struct InitArgs {
     /// Path of the model card to write (NAME.json); the weights go beside it as NAME.safetensors.
     #[arg(long)]
     out: PathBuf,
+    #[arg(long, value_enum, default_value = "unet")]
+    arch: ArchChoice,
     #[arg(long, value_enum, default_value = "ve")]
     sde: SdeChoice,
     /// σ_max of the VE SDE.
-    #[arg(long, default_value_t = scorefield::sde::VE_SIGMA_MAX)]
+    #[arg(long, default_value_t = scorefield::precond::EDM_MNIST_SIGMA_MAX)]
     sigma_max: f64,
     /// σ_min of the VE SDE.
-    #[arg(long, default_value_t = scorefield::sde::VE_SIGMA_MIN)]
+    #[arg(long, default_value_t = scorefield::precond::EDM_SIGMA_MIN)]
     sigma_min: f64,
+    /// σ_data of the EDM preconditioning (`unet` only).
+    #[arg(long, default_value_t = 0.5)]
+    sigma_data: f64,
     #[arg(long, default_value_t = 1)]
     channels: usize,
     #[arg(long, default_value_t = 28)]
     height: usize,
     #[arg(long, default_value_t = 28)]
     width: usize,
-    /// Feature widths per U-Net level, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = vec![32, 64, 128, 256])]
-    widths: Vec<usize>,
-    #[arg(long, default_value_t = 256)]
-    embed_dim: usize,
+    /// Feature widths per U-Net level, comma-separated (default: the architecture's).
+    #[arg(long, value_delimiter = ',')]
+    widths: Option<Vec<usize>>,
+    #[arg(long)]
+    embed_dim: Option<usize>,
     /// Seed of the random initial weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -248,7 +276,7 @@ struct SamplerArgs {
     /// Model card (NAME.json).
     #[arg(long)]
     model: PathBuf,
-    /// em | rd | pc | ald | ode-euler | ode-heun | ode-rk45
+    /// em | rd | pc | ald | ode-euler | ode-heun | ode-rk45 | edm-heun | dpmpp-2m
     #[arg(long, default_value = "em")]
     sampler: String,
     /// Time steps N (noise levels for ald).
@@ -269,6 +297,12 @@ struct SamplerArgs {
     /// RK45 absolute tolerance.
     #[arg(long, default_value_t = sampling::DEFAULT_ODE_TOL)]
     atol: f64,
+    /// ρ of the Karras noise-level grid (edm-heun, dpmpp-2m).
+    #[arg(long, default_value_t = sampling::karras::DEFAULT_RHO)]
+    rho: f64,
+    /// S_churn of edm-heun (0: deterministic).
+    #[arg(long, default_value_t = sampling::karras::DEFAULT_CHURN)]
+    churn: f64,
     /// Skip the final Tweedie denoising step.
     #[arg(long)]
     no_denoise: bool,
@@ -288,6 +322,8 @@ impl SamplerArgs {
             ald_eps: self.ald_eps,
             rtol: self.rtol,
             atol: self.atol,
+            rho: self.rho,
+            churn: self.churn,
             denoise: !self.no_denoise,
             seed: self.seed,
         })
@@ -388,7 +424,11 @@ fn run(cli: Cli) -> Result<(), String> {
 
 fn export_onnx(a: ExportOnnxArgs) -> Result<(), String> {
     let (card, model) = load(&a.model, &Device::flex())?;
-    let bytes = scorefield::onnx::export(&model.net, &card.architecture, env!("CARGO_PKG_VERSION")).map_err(|e| e.to_string())?;
+    let bytes = match (&model.net, &card.architecture) {
+        (scorefield::Network::Ncsn(net), Architecture::Ncsn(config)) => scorefield::onnx::export(net, config, env!("CARGO_PKG_VERSION")).map_err(|e| e.to_string())?,
+        (scorefield::Network::Unet(net), Architecture::Unet(config)) => scorefield::onnx::export_unet(net, config, env!("CARGO_PKG_VERSION")).map_err(|e| e.to_string())?,
+        _ => return Err(format!("{}: the card's architecture and the loaded network disagree", a.model.display())),
+    };
     std::fs::write(&a.out, &bytes).map_err(|e| format!("{}: {e}", a.out.display()))?;
     println!("{}: {} bytes, ONNX IR {} opset {}, {} parameters", a.out.display(), bytes.len(), scorefield::onnx::IR_VERSION, scorefield::onnx::OPSET, model.net.num_params());
     Ok(())
@@ -436,63 +476,91 @@ fn hardware(device: &Device) -> String {
 }
 
 fn train(a: TrainArgs) -> Result<(), String> {
-    use scorefield::train::{TrainConfig, Trainer};
+    use scorefield::train::{TrainConfig, Trainer, sigma_data};
     let device = device(a.device.device)?;
     let cache = a.cache.clone().unwrap_or_else(scorefield::data::cache_dir);
-    let checkpoint = a.checkpoint.clone().unwrap_or_else(|| cache.join("checkpoints").join("mnist"));
     let digits = scorefield::data::load_or_fetch(&cache).map_err(|e| e.to_string())?;
     let (train_set, _) = scorefield::data::split(&digits);
     let mut trainer = if a.resume {
-        let t = Trainer::load_checkpoint(&checkpoint, &device, Some(a.steps)).map_err(|e| e.to_string())?;
-        eprintln!("resuming {} at step {}", checkpoint.display(), t.step);
+        let t = Trainer::load_checkpoint(&a.checkpoint, &device, Some(a.steps)).map_err(|e| e.to_string())?;
+        eprintln!("resuming {} at step {} ({} images)", a.checkpoint.display(), t.step, t.images_seen());
         t
     } else {
-        let sde = a.sde.with(a.sigma_min, a.sigma_max);
-        let arch = ScoreNetConfig { widths: a.widths.clone(), embed_dim: a.embed_dim, ..Default::default() };
+        if a.checkpoint.join("state.json").exists() {
+            return Err(format!("{} already holds a checkpoint: pass --resume to continue it, or another --checkpoint", a.checkpoint.display()));
+        }
+        let sde = Sde::Ve { sigma_min: a.sigma_min, sigma_max: a.sigma_max };
+        let arch = UNetConfig { widths: a.widths.clone(), embed_dim: a.embed_dim, dropout: a.dropout, ..Default::default() };
         let config = TrainConfig {
             steps: a.steps,
             batch_size: a.batch_size,
             learning_rate: a.lr,
             warmup: a.warmup,
-            grad_clip: 1.0,
-            ema: a.ema,
+            ema_halflife_images: a.ema_halflife,
             seed: a.seed,
             checkpoint_every: a.checkpoint_every.max(1),
+            snapshot_every_images: a.snapshot_every,
+            ..Default::default()
         };
-        Trainer::new(arch, sde, config, &device).map_err(|e| e.to_string())?
+        let sigma_data = sigma_data(&train_set);
+        eprintln!("σ_data of the training digits: {sigma_data:.4}");
+        Trainer::new(arch, sde, sigma_data, config, &device).map_err(|e| e.to_string())?
     };
-    eprintln!("training on {} digits, {} parameters, {}", train_set.len(), trainer.net.num_params(), hardware(&device));
+    trainer.begin_session(hardware(&device));
+    eprintln!(
+        "training on {} digits, {} parameters, {:.1} MFLOPs per image, {}",
+        train_set.len(),
+        trainer.net.num_params(),
+        trainer.arch.flops_per_image() as f64 / 1e6,
+        hardware(&device)
+    );
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let write_card = |trainer: &Trainer| -> Result<(), String> {
         let name = a.out.file_stem().and_then(|s| s.to_str()).unwrap_or("mnist");
-        let mut card = if a.out.exists() { files::read_card(&a.out).unwrap_or_else(|_| ModelCard::new(name, trainer.arch.clone(), trainer.sde)) } else { ModelCard::new(name, trainer.arch.clone(), trainer.sde) };
-        card.architecture = trainer.arch.clone();
-        card.sde = trainer.sde;
+        let mut card = trainer.card(name);
+        // Keep the measured metrics of the previous card only if it describes the same run.
+        if let Ok(old) = files::read_card(&a.out) {
+            if old.architecture == card.architecture && old.parameterisation == card.parameterisation {
+                card.metrics = old.metrics;
+            }
+        }
         card.dataset = Some(format!("{} (MIT, Juan Cazala): 9,000 training digits of 28×28 in [0, 1]", scorefield::data::PACKAGE));
         card.training = weights::TrainingRecord {
             command: Some(command.clone()),
             steps: Some(trainer.step),
+            images_seen: Some(trainer.images_seen()),
             batch_size: Some(trainer.config.batch_size),
             learning_rate: Some(trainer.config.learning_rate),
-            ema_rate: Some(trainer.config.ema),
+            ema_halflife_images: Some(trainer.config.ema_halflife_images),
             wall_time_s: Some((trainer.wall_time() * 10.0).round() / 10.0),
             hardware: Some(hardware(&device)),
+            sessions: trainer.sessions.iter().map(|s| serde_json::to_value(s).expect("serialises")).collect(),
             final_loss: Some(trainer.last_loss),
             seed: Some(trainer.config.seed),
+            ..Default::default()
         };
         if let Some(dir) = a.out.parent() {
             std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         }
         files::save(&a.out, &card, &trainer.ema_model()).map_err(|e| e.to_string())
     };
-    // Train in checkpoint-sized chunks and refresh the shipped card after each.
-    let total = trainer.config.steps;
-    while trainer.step < total {
-        let chunk_end = (trainer.step / trainer.config.checkpoint_every + 1) * trainer.config.checkpoint_every;
-        trainer.run(&train_set, &checkpoint, chunk_end).map_err(|e| e.to_string())?;
+    // Train in checkpoint-sized chunks and refresh the card after each.
+    let until = a.until.unwrap_or(trainer.config.steps).min(trainer.config.steps);
+    let started = std::time::Instant::now();
+    let snapshots = (a.snapshots.as_os_str() != "none").then_some(a.snapshots.as_path());
+    while trainer.step < until {
+        if a.for_seconds.is_some_and(|limit| started.elapsed().as_secs_f64() >= limit) {
+            eprintln!("stopping after {:.0} s (--for-seconds)", started.elapsed().as_secs_f64());
+            break;
+        }
+        let chunk_end = ((trainer.step / trainer.config.checkpoint_every + 1) * trainer.config.checkpoint_every).min(until);
+        trainer.run(&train_set, &a.checkpoint, snapshots, chunk_end).map_err(|e| e.to_string())?;
         write_card(&trainer)?;
     }
-    println!("trained {} steps in {:.0}s; final loss {:.4}; wrote {}", trainer.step, trainer.wall_time(), trainer.last_loss, a.out.display());
+    // Also when nothing was left to train (`--until` at or below the checkpoint's step): the card
+    // then holds the checkpoint's EMA weights as they are.
+    write_card(&trainer)?;
+    println!("trained to step {} ({} images) in {:.0}s; loss {:.4}; wrote {}", trainer.step, trainer.images_seen(), trainer.wall_time(), trainer.last_loss, a.out.display());
     Ok(())
 }
 
@@ -517,9 +585,20 @@ fn load(model: &Path, device: &Device) -> Result<(ModelCard, ScoreModel), String
 fn init(a: InitArgs) -> Result<(), String> {
     let device = device(a.device.device)?;
     let sde = a.sde.with(a.sigma_min, a.sigma_max);
-    let arch = ScoreNetConfig { channels: a.channels, height: a.height, width: a.width, widths: a.widths, embed_dim: a.embed_dim, ..Default::default() };
+    let (arch, param) = match a.arch {
+        ArchChoice::Unet => {
+            let d = UNetConfig::default();
+            let arch = UNetConfig { channels: a.channels, height: a.height, width: a.width, widths: a.widths.unwrap_or(d.widths), embed_dim: a.embed_dim.unwrap_or(d.embed_dim), ..d };
+            (Architecture::Unet(arch), Parameterisation::Edm { sigma_data: a.sigma_data })
+        }
+        ArchChoice::Ncsn => {
+            let d = ScoreNetConfig::default();
+            let arch = ScoreNetConfig { channels: a.channels, height: a.height, width: a.width, widths: a.widths.unwrap_or(d.widths), embed_dim: a.embed_dim.unwrap_or(d.embed_dim), ..d };
+            (Architecture::Ncsn(arch), Parameterisation::Noise)
+        }
+    };
     let name = a.out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name like model.json")?;
-    let card = ModelCard::new(name, arch, sde);
+    let card = ModelCard::new(name, arch, param, sde);
     device.seed(a.seed);
     let model = weights::init(&card, &device).map_err(|e| e.to_string())?;
     files::save(&a.out, &card, &model).map_err(|e| e.to_string())?;
