@@ -312,12 +312,24 @@ impl Trainer {
             curve.push('\n');
         }
         std::fs::write(tmp.join("curve.tsv"), curve).map_err(|e| ckpt_err(&tmp, e))?;
-        std::fs::remove_dir_all(dir).ok();
-        std::fs::rename(&tmp, dir).map_err(|e| ckpt_err(dir, e))
+        // Swap by renames, so that at every moment one complete checkpoint is on disk: `dir`, or
+        // `dir.old` if the process dies between the two renames.
+        let old = dir.with_extension("old");
+        std::fs::remove_dir_all(&old).ok();
+        if dir.exists() {
+            std::fs::rename(dir, &old).map_err(|e| ckpt_err(dir, e))?;
+        }
+        std::fs::rename(&tmp, dir).map_err(|e| ckpt_err(dir, e))?;
+        std::fs::remove_dir_all(&old).ok();
+        Ok(())
     }
 
     /// Restores a trainer from a checkpoint folder. `steps` may extend the run.
     pub fn load_checkpoint(dir: &Path, device: &Device, steps: Option<u64>) -> Result<Self, TrainError> {
+        let old = dir.with_extension("old");
+        if !dir.join("state.json").exists() && old.join("state.json").exists() {
+            return Err(ckpt_err(dir, format!("missing, but {} holds the previous checkpoint (a write was interrupted): rename it to {} to resume", old.display(), dir.display())));
+        }
         let text = std::fs::read_to_string(dir.join("state.json")).map_err(|e| ckpt_err(dir, e))?;
         let state: CheckpointState = serde_json::from_str(&text).map_err(|e| ckpt_err(dir, e))?;
         let mut trainer = Trainer::new(state.arch.clone(), state.sde, state.sigma_data, state.config.clone(), device)?;

@@ -50,3 +50,18 @@ fn resume_from_checkpoint_is_bit_identical() {
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_dir_all(&start).ok();
 }
+
+/// A checkpoint write interrupted between its two renames leaves the previous checkpoint in
+/// `DIR.old`: loading `DIR` then says so, naming both folders, instead of "not found".
+#[test]
+fn an_interrupted_checkpoint_write_names_the_previous_checkpoint() {
+    let device = Device::flex();
+    let arch = UNetConfig { widths: vec![4], embed_dim: 4, ..Default::default() };
+    let dir = std::env::temp_dir().join(format!("scorefield-interrupted-{}", std::process::id()));
+    Trainer::new(arch, Sde::ve(25.0), 0.3, TrainConfig::default(), &device).unwrap().save_checkpoint(&dir).unwrap();
+    let old = dir.with_extension("old");
+    std::fs::rename(&dir, &old).unwrap();
+    let err = Trainer::load_checkpoint(&dir, &device, None).err().expect("no checkpoint at dir").to_string();
+    assert!(err.contains(&old.display().to_string()) && err.contains("interrupted"), "{err}");
+    std::fs::remove_dir_all(&old).ok();
+}
