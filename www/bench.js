@@ -17,6 +17,10 @@ const warmup = Number(params.get('warmup') ?? 3);
 const runs = params.get('runs') !== '0';
 const ortCompare = params.get('ort') === '1';
 const firstSample = params.get('first') !== '0';
+// The first sample's run as SAMPLER:STEPS (default em:50), and how many more such runs to time
+// from the call to the samples being back on the page (`clicks`, median reported).
+const [firstSampler, firstSteps] = (params.get('first') && params.get('first') !== '0' ? params.get('first') : 'em:50').split(':');
+const clicks = Number(params.get('clicks') ?? 0);
 // The model card and its ONNX export (relative to the page).
 const modelUrl = params.get('model') ?? 'models/mnist.json';
 const onnxUrl = params.get('onnx') ?? 'models/mnist.onnx';
@@ -38,9 +42,19 @@ async function main() {
   const flops = info.card.architecture; // (tools/bench.mjs adds transfer sizes from the files)
   $('status').textContent = `loaded on ${info.backend} (${info.adapter}); first sample…`;
   if (firstSample) {
-    const first = await model.generate({ sampler: 'em', steps: 50, batch: 16, seed: 1 });
+    const run = { sampler: firstSampler, steps: Number(firstSteps), batch: 16, seed: 1 };
+    const first = await model.generate(run);
     out.firstSampleMs = performance.now();
     out.firstSampleRunSeconds = first.seconds;
+    out.firstSample = `${firstSampler}:${firstSteps}`;
+    const ms = [];
+    for (let i = 0; i < clicks; i++) {
+      $('status').textContent = `click ${i + 1} of ${clicks}…`;
+      const start = performance.now();
+      await model.generate({ ...run, seed: 2 + i });
+      ms.push(performance.now() - start);
+    }
+    if (clicks > 0) out.clickToSamples = { run: out.firstSample, batch: 16, ms, medianMs: median(ms) };
   }
   out.evals = [];
   for (const batch of batches) {

@@ -256,6 +256,10 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
         save(&results)?;
     }
 
+    if !results.runs.is_empty() {
+        let plot = a.out.join("quality-vs-evals.svg");
+        std::fs::write(&plot, quality_plot(&results)).map_err(|e| format!("{}: {e}", plot.display()))?;
+    }
     if a.card {
         write_card_metrics(&a.model, &results)?;
     }
@@ -311,6 +315,55 @@ fn write_card_metrics(path: &Path, results: &Results) -> Result<(), String> {
 fn round(v: f64, digits: i32) -> f64 {
     let s = 10f64.powi(digits);
     (v * s).round() / s
+}
+
+/// Confident share against score evaluations per sample (log scale), one line per sampler, with
+/// the held-out digits' share dashed, as an SVG: the quality-per-evaluation plot of docs/EVALUATION.md.
+fn quality_plot(r: &Results) -> String {
+    let (w, h, left, right, top, bottom) = (640.0, 300.0, 60.0, 170.0, 20.0, 40.0);
+    let (pw, ph) = (w - left - right, h - top - bottom);
+    let evals: Vec<f64> = r.runs.iter().map(|run| run.evals_per_sample.max(1.0)).collect();
+    let lo = evals.iter().cloned().fold(f64::INFINITY, f64::min).log10().floor();
+    let hi = evals.iter().cloned().fold(0.0, f64::max).log10().ceil().max(lo + 1.0);
+    let x = |e: f64| left + pw * (e.max(1.0).log10() - lo) / (hi - lo);
+    let y = |share: f64| top + ph * (1.0 - share);
+    let mut svg = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"11\">\n");
+    svg += &format!("<rect x=\"{left}\" y=\"{top}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#888\"/>\n");
+    for k in 0..=10 {
+        let v = k as f64 / 10.0;
+        svg += &format!("<text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}%</text>\n", left - 4.0, y(v) + 4.0, k * 10);
+    }
+    let mut decade = lo;
+    while decade <= hi {
+        let px = x(10f64.powf(decade));
+        svg += &format!("<text x=\"{px:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", h - bottom + 14.0, 10f64.powf(decade));
+        decade += 1.0;
+    }
+    svg += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">score evaluations per sample (log scale)</text>\n", left + pw / 2.0, h - 6.0);
+    svg += &format!("<text x=\"12\" y=\"{}\" transform=\"rotate(-90 12 {})\" text-anchor=\"middle\">confident &gt; 0.9</text>\n", top + ph / 2.0, top + ph / 2.0);
+    let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"];
+    let mut samplers: Vec<&str> = r.runs.iter().map(|run| run.options.sampler.name()).collect();
+    samplers.dedup();
+    samplers.sort();
+    samplers.dedup();
+    for (i, name) in samplers.iter().enumerate() {
+        let colour = colours[i % colours.len()];
+        let mut points: Vec<(f64, f64)> = r.runs.iter().filter(|run| run.options.sampler.name() == *name).map(|run| (run.evals_per_sample, run.quality.confident)).collect();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let path: Vec<String> = points.iter().map(|&(e, c)| format!("{:.1},{:.1}", x(e), y(c))).collect();
+        svg += &format!("<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\n", path.join(" "));
+        for &(e, c) in &points {
+            svg += &format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>\n", x(e), y(c));
+        }
+        svg += &format!("<text x=\"{}\" y=\"{}\" fill=\"{colour}\">{name}</text>\n", w - right + 10.0, top + 14.0 * (i as f64 + 1.0));
+    }
+    if let Some(held) = r.reference.as_ref().and_then(|f| f.held_out.as_ref()) {
+        let (x2, hy) = (left + pw, y(held.confident));
+        svg += &format!("<line x1=\"{left}\" x2=\"{x2}\" y1=\"{hy:.1}\" y2=\"{hy:.1}\" stroke=\"#888\" stroke-dasharray=\"4 3\"/>\n");
+        // In the legend, below the samplers.
+        svg += &format!("<text x=\"{}\" y=\"{}\" fill=\"#666\">- - held-out digits</text>\n", w - right + 10.0, top + 14.0 * (samplers.len() as f64 + 1.0));
+    }
+    svg + "</svg>\n"
 }
 
 /// The results as Markdown tables.
@@ -395,5 +448,34 @@ mod tests {
         assert!(parse_run("em", 0).unwrap_err().contains("SAMPLER:ARG"));
         assert!(parse_run("ald:10", 0).unwrap_err().contains("LEVELSxSTEPS"));
         assert!(parse_run("magic:10", 0).is_err());
+    }
+
+    /// One line per sampler through its runs in order of evaluations, a dot per run, and the
+    /// held-out reference: 3 runs of 2 samplers give 2 polylines and 3 dots; 67 % confident at
+    /// 10 evaluations sits at y = top + (1 − 0.67)·height.
+    #[test]
+    fn quality_plot_draws_a_line_per_sampler() {
+        let quality = |confident: f64| Quality { count: 1000, confident, class_entropy: 2.3, frechet: 60.0, histogram: vec![0.1; 10] };
+        let run = |spec: &str, evals: f64, confident: f64| RunResult {
+            run: spec.into(),
+            options: parse_run(spec, 0).unwrap(),
+            samples: 1000,
+            evals_per_sample: evals,
+            seconds: 1.0,
+            quality: quality(confident),
+            grid: String::new(),
+            memorisation: None,
+        };
+        let results = Results {
+            runs: vec![run("dpmpp-2m:20", 20.0, 0.7), run("dpmpp-2m:10", 10.0, 0.67), run("edm-heun:18", 35.0, 0.72)],
+            reference: Some(Reference { held_out: Some(quality(0.95)), ..Default::default() }),
+            ..Default::default()
+        };
+        let svg = quality_plot(&results);
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert_eq!(svg.matches("<circle").count(), 3);
+        assert!(svg.contains("held-out digits") && svg.contains(">dpmpp-2m<") && svg.contains(">edm-heun<"));
+        // x: log10(10) is the left edge of the 10..100 decade; y: 20 + 240·0.33 = 99.2.
+        assert!(svg.contains("cx=\"60.0\" cy=\"99.2\""), "{svg}");
     }
 }
