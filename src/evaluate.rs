@@ -574,7 +574,9 @@ mod tests {
 
     /// The classifier learns a fixture it can separate: class k is a bright horizontal bar at row
     /// 2k + 3 (plus faint noise); after training, held-back copies are classified correctly and
-    /// confidently.
+    /// confidently. (Whatever the initial weights: tests running beside this one draw from the
+    /// same device generator, so the seeded initialisation is not guaranteed; with 8 epochs one
+    /// full run here fell short of the confidence bar, 16 leave more margin.)
     #[test]
     fn classifier_learns_separable_fixture() {
         let device = Device::flex();
@@ -589,7 +591,7 @@ mod tests {
             }
             digits
         };
-        let config = ClassifierConfig { channels: [4, 8, 8], features: 16, epochs: 8, batch_size: 20, learning_rate: 3e-3, max_shift: 0, seed: 1 };
+        let config = ClassifierConfig { channels: [4, 8, 8], features: 16, epochs: 16, batch_size: 20, learning_rate: 3e-3, max_shift: 0, seed: 1 };
         let (classifier, loss) = train_classifier(&make(20, 1), &config, &device);
         let test = make(5, 2);
         let all: Vec<usize> = (0..test.len()).collect();

@@ -506,8 +506,9 @@ impl WebModel {
         Ok(out.into())
     }
 
-    /// The raw network output net(x, t) (the score times σ(t)) for `x` (B·C·H·W values) and `t`
-    /// (B times): what `scorefield export-onnx` writes as ONNX, so that the benchmark page can
+    /// The raw network output for `x` (B·C·H·W values) and `t` (B noise labels: the time t for
+    /// the first network, whose output is score × σ(t); c_noise = ¼ ln σ for the EDM U-Net, whose
+    /// output is F): what `scorefield export-onnx` writes as ONNX, so that the benchmark page can
     /// check another runtime against this one. Resolves to a Float32Array of B·C·H·W values.
     pub async fn network(&self, x: Vec<f32>, t: Vec<f32>) -> Result<Float32Array, JsError> {
         let [c, h, w] = self.card.image_shape();
