@@ -77,6 +77,23 @@ pub(crate) fn validate_shape(channels: usize, height: usize, width: usize, width
     Ok(())
 }
 
+/// [height, width] at each of `levels` levels: level 0 is the image, each later one ⌈size / 2⌉
+/// (what a 3×3 stride-2 convolution with padding 1 makes).
+pub(crate) fn level_sizes(height: usize, width: usize, levels: usize) -> Vec<[usize; 2]> {
+    let mut sizes = vec![[height, width]];
+    for _ in 1..levels {
+        let [h, w] = *sizes.last().unwrap();
+        sizes.push([h.div_ceil(2), w.div_ceil(2)]);
+    }
+    sizes
+}
+
+/// The largest batch whose biggest tensor (`per_image` f32 values per image) fits in
+/// `max_tensor_bytes`: a device's maxStorageBufferBindingSize, for instance.
+pub(crate) fn max_batch_for(per_image: usize, max_tensor_bytes: u64) -> usize {
+    usize::try_from(max_tensor_bytes / (4 * per_image as u64).max(1)).unwrap_or(usize::MAX)
+}
+
 /// Upper bounds that keep a model card from asking for absurd allocations.
 pub const MAX_IMAGE_SIDE: usize = 1024;
 pub const MAX_CHANNELS: usize = 16;
@@ -91,12 +108,7 @@ impl ScoreNetConfig {
 
     /// Spatial size at each level: level 0 is the image, each later level ceil(size / 2).
     fn level_sizes(&self) -> Vec<[usize; 2]> {
-        let mut sizes = vec![[self.height, self.width]];
-        for _ in 1..self.widths.len() {
-            let [h, w] = *sizes.last().unwrap();
-            sizes.push([h.div_ceil(2), w.div_ceil(2)]);
-        }
-        sizes
+        level_sizes(self.height, self.width, self.widths.len())
     }
 
     /// Multiply–adds × 2 of one forward pass for one image: convolutions, transposed
@@ -146,8 +158,7 @@ impl ScoreNetConfig {
     /// The largest batch whose biggest tensor ([`Self::largest_tensor_per_image`], f32) fits in
     /// `max_tensor_bytes`: a device's maxStorageBufferBindingSize, for instance.
     pub fn max_batch_for(&self, max_tensor_bytes: u64) -> usize {
-        let per_image = 4 * self.largest_tensor_per_image() as u64;
-        usize::try_from(max_tensor_bytes / per_image.max(1)).unwrap_or(usize::MAX)
+        max_batch_for(self.largest_tensor_per_image(), max_tensor_bytes)
     }
 
     /// Creates a network with freshly initialised weights.
@@ -334,10 +345,7 @@ impl Architecture {
     }
 
     pub fn max_batch_for(&self, max_tensor_bytes: u64) -> usize {
-        match self {
-            Architecture::Ncsn(c) => c.max_batch_for(max_tensor_bytes),
-            Architecture::Unet(c) => c.max_batch_for(max_tensor_bytes),
-        }
+        max_batch_for(self.largest_tensor_per_image(), max_tensor_bytes)
     }
 
     pub fn init(&self, device: &Device) -> Result<Network, ConfigError> {

@@ -61,14 +61,7 @@ pub fn export(net: &ScoreNet, config: &ScoreNetConfig, producer_version: &str) -
     let emb = g.silu(&dense);
 
     // Encoder.
-    let sizes = {
-        let mut s = vec![[h, w]];
-        for _ in 1..config.widths.len() {
-            let [a, b] = *s.last().unwrap();
-            s.push([(a + 1) / 2, (b + 1) / 2]);
-        }
-        s
-    };
+    let sizes: Vec<[i64; 2]> = crate::model::level_sizes(config.height, config.width, config.widths.len()).into_iter().map(|[a, b]| [a as i64, b as i64]).collect();
     let mut skips = Vec::new();
     let mut x = "x".to_string();
     for (i, block) in net.down.iter().enumerate() {

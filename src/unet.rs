@@ -84,12 +84,7 @@ impl UNetConfig {
 
     /// [height, width] at each level: level 0 is the image, each later one ⌈size / 2⌉.
     pub fn level_sizes(&self) -> Vec<[usize; 2]> {
-        let mut sizes = vec![[self.height, self.width]];
-        for _ in 1..self.widths.len() {
-            let [h, w] = *sizes.last().unwrap();
-            sizes.push([h.div_ceil(2), w.div_ceil(2)]);
-        }
-        sizes
+        crate::model::level_sizes(self.height, self.width, self.widths.len())
     }
 
     /// Channels into the decoder block of level i: the decoder state (from the level below, or
@@ -152,11 +147,6 @@ impl UNetConfig {
         largest.max(heads(self.widths[last]) * area(last) * area(last)).max(3 * self.widths[last] * area(last))
     }
 
-    /// The largest batch whose biggest tensor (f32) fits in `max_tensor_bytes`.
-    pub fn max_batch_for(&self, max_tensor_bytes: u64) -> usize {
-        let per_image = 4 * self.largest_tensor_per_image() as u64;
-        usize::try_from(max_tensor_bytes / per_image.max(1)).unwrap_or(usize::MAX)
-    }
 
     /// Creates a network with freshly initialised weights (the output convolution and the last
     /// conv of every residual branch start at zero, so the untrained net is the identity on each

@@ -546,6 +546,7 @@ fn train(a: TrainArgs) -> Result<(), String> {
     };
     // Train in checkpoint-sized chunks and refresh the card after each.
     let until = a.until.unwrap_or(trainer.config.steps).min(trainer.config.steps);
+    let first_step = trainer.step;
     let started = std::time::Instant::now();
     let snapshots = (a.snapshots.as_os_str() != "none").then_some(a.snapshots.as_path());
     while trainer.step < until {
@@ -557,9 +558,11 @@ fn train(a: TrainArgs) -> Result<(), String> {
         trainer.run(&train_set, &a.checkpoint, snapshots, chunk_end).map_err(|e| e.to_string())?;
         write_card(&trainer)?;
     }
-    // Also when nothing was left to train (`--until` at or below the checkpoint's step): the card
-    // then holds the checkpoint's EMA weights as they are.
-    write_card(&trainer)?;
+    // When nothing was left to train (`--until` at or below the checkpoint's step), the card still
+    // gets written: it then holds the checkpoint's EMA weights as they are.
+    if trainer.step == first_step {
+        write_card(&trainer)?;
+    }
     println!("trained to step {} ({} images) in {:.0}s; loss {:.4}; wrote {}", trainer.step, trainer.images_seen(), trainer.wall_time(), trainer.last_loss, a.out.display());
     Ok(())
 }
