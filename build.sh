@@ -104,19 +104,18 @@ cmd_dist() {
   mkdir -p dist/pkg dist/models
   for f in $WIDGET_FILES; do cp "www/$f" dist/; done
   cp -r pkg/. dist/pkg/
-  cp www/models/*.json www/models/*.safetensors dist/models/
+  cp www/models/mnist.json www/models/mnist.safetensors dist/models/
   log "dist/ ($(du -sh dist | cut -f1)): open dist/example-post.html through any static server"
 }
 
-# The shipped network as ONNX, for ONNX Runtime Web in the benchmark page, and the EMA weights of
-# the EDM run in checkpoints/mnist as www/models/next.* with their ONNX export (none committed).
+# The shipped network (the EDM U-Net) and the first network (mnist-ncsn) as ONNX, for ONNX Runtime
+# Web in the benchmark page (not committed: written from the model files).
 export_onnx() {
-  log "exporting www/models/mnist.onnx and www/models/next.{json,safetensors,onnx}"
+  log "exporting www/models/mnist.onnx and www/models/mnist-ncsn.onnx"
   cargo build --release --features "$NATIVE_FEATURES" --bin scorefield
   local bin="$CARGO_TARGET_DIR/release/scorefield"
   "$bin" export-onnx --model www/models/mnist.json --out www/models/mnist.onnx
-  "$bin" train --resume --checkpoint checkpoints/mnist --until 0 --snapshots none --out www/models/next.json >/dev/null
-  "$bin" export-onnx --model www/models/next.json --out www/models/next.onnx
+  "$bin" export-onnx --model www/models/mnist-ncsn.json --out www/models/mnist-ncsn.onnx
 }
 
 cmd_bench() {

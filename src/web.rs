@@ -4,7 +4,7 @@
 //!
 //! ```js
 //! const model = await ScoreModel.load(new URL('models/mnist.json', location.href).href, { backend: 'auto' });
-//! const { data, shape } = await model.generate({ sampler: 'pc', steps: 500, batch: 16, seed: 1 },
+//! const { data, shape } = await model.generate({ sampler: 'dpmpp-2m', steps: 10, batch: 16, seed: 1 },
 //!                                              (p) => console.log(p.step, p.total, p.preview));
 //! ```
 
@@ -18,7 +18,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::backend::{self, Backend};
-use crate::sampling::{self, Flow, Known, Observer, SampleOptions, Sampler, Step};
+use crate::sampling::{self, Flow, Known, Observer, SampleOptions, Sampler, Step, catalog};
 use crate::weights::{self, ModelCard};
 
 #[wasm_bindgen(start)]
@@ -58,7 +58,7 @@ struct RunOptions {
     seed: f64,
     snr: f64,
     corrector_steps: Option<f64>,
-    ald_eps: f64,
+    ald_eps: Option<f64>,
     rtol: f64,
     atol: f64,
     rho: f64,
@@ -84,9 +84,10 @@ enum PreviewOf {
 impl Default for RunOptions {
     fn default() -> Self {
         let d = SampleOptions::default();
+        let start = catalog::DEFAULT_SAMPLER.info();
         Self {
-            sampler: "em".into(),
-            steps: 500.0,
+            sampler: start.name.into(),
+            steps: start.default_steps as f64,
             batch: 16.0,
             seed: 0.0,
             snr: d.snr,
@@ -457,6 +458,14 @@ impl WebModel {
     #[wasm_bindgen(getter, js_name = fallbackReason)]
     pub fn fallback_reason(&self) -> Option<String> {
         self.fallback_reason.clone()
+    }
+
+    /// The samplers this model runs, as the page and the widget describe them, the default
+    /// first: `[{name, label, paper, step, options, takesSteps, defaultSteps, minSteps,
+    /// minStepsWhy, defaultCorrectorSteps, defaultSnr}]` (`src/sampling/catalog.rs`).
+    #[wasm_bindgen(getter)]
+    pub fn samplers(&self) -> JsValue {
+        serde_wasm_bindgen::to_value(&catalog::samplers_for(&self.model.sde)).unwrap_or(JsValue::NULL)
     }
 
     /// The model card as a plain object.

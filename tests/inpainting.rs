@@ -18,8 +18,9 @@ const N: usize = 4000;
 /// corrector sample p_t(x₁ | x₀(t)), and the generated pixel has mean 0.8 ± 0.04 and variance
 /// 0.36 ± 0.05 (4,000 samples: standard errors 0.009 and 0.008). Predictor-only samplers with
 /// replacement (score_sde's method) are biased towards the prior when pixels are this strongly
-/// correlated: the mean lands near 0.5 (EM) and 0.33 (ODE); checked here as "between the prior
-/// mean 0 and the conditional mean", and documented in the README.
+/// correlated: the mean lands near 0.5 (EM) and 0.33 (ODE; the Karras-grid samplers, which
+/// integrate the same ODE, likewise); checked here as "between the prior mean 0 and the
+/// conditional mean", and documented in the README.
 #[test]
 fn inpainting_keeps_known_pixels_and_samples_the_conditional() {
     let device = Device::flex();
@@ -29,7 +30,13 @@ fn inpainting_keeps_known_pixels_and_samples_the_conditional() {
         // Image values: the known pixel is 1.0; the unknown one is filled with junk on purpose.
         let images: Vec<f32> = (0..N).flat_map(|_| [1.0f32, -7.0]).collect();
         let known = Known::from_host(&images, &[1.0, 0.0], [N, 1, 1, 2], [-10.0, 10.0], &device).unwrap();
-        let mut runs = vec![(Sampler::PredictorCorrector, 200, true), (Sampler::EulerMaruyama, 500, false), (Sampler::OdeHeun, 100, false)];
+        let mut runs = vec![
+            (Sampler::PredictorCorrector, 200, true),
+            (Sampler::EulerMaruyama, 500, false),
+            (Sampler::OdeHeun, 100, false),
+            (Sampler::DpmSolver2M, 20, false),
+            (Sampler::EdmHeun, 20, false),
+        ];
         if matches!(sde, Sde::Ve { .. }) {
             runs.push((Sampler::AnnealedLangevin, 100, true));
         }

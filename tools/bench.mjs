@@ -4,7 +4,7 @@
 // On a software WebGPU adapter (SwiftShader, isFallbackAdapter) one evaluation at batch 64 takes
 // tens of seconds: there the WebGPU run uses batches 1,16, 5 repeats and no whole runs. Each run
 // also times ONNX Runtime Web on the same network (www/models/mnist.onnx; see www/bench.js).
-import { mkdirSync, readFileSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { ROOT, launch, serve } from '../tests/browser/harness.mjs';
@@ -15,8 +15,9 @@ const backends = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 
 
 function transferSizes() {
   const files = ['pkg/scorefield_bg.wasm', 'pkg/scorefield.js', 'www/worker.js', 'www/client.js', 'www/score-field.js', 'www/render.js', 'www/painter.js', 'www/app.js', 'www/index.html', 'www/style.css'];
-  // The page's model files (not mnist.onnx: that is for the ONNX Runtime comparison only).
-  for (const f of readdirSync(path.join(ROOT, 'www/models'))) if (/\.(json|safetensors)$/.test(f)) files.push(`www/models/${f}`);
+  // The page's model (not the ONNX files, for the ONNX Runtime comparison only, nor the first
+  // network, which the page loads only when asked with ?model=).
+  files.push('www/models/mnist.json', 'www/models/mnist.safetensors');
   return files.map((file) => {
     const bytes = readFileSync(path.join(ROOT, file));
     return { file, bytes: bytes.length, gzip: zlib.gzipSync(bytes, { level: 9 }).length };
@@ -28,7 +29,8 @@ const browser = await launch({ webgpu: true });
 try {
   for (const backend of backends) {
     const software = backend === 'webgpu' && process.env.SCOREFIELD_BENCH_FULL !== '1';
-    const query = `${software ? 'batches=1,16&repeats=5&warmup=1&runs=0' : 'batches=1,16,64&repeats=20&warmup=3&runs=1'}&ort=1`;
+    // On the CPU, also five timed clicks at the page's default setting (click → 16 samples back).
+    const query = `${software ? 'batches=1,16&repeats=5&warmup=1&runs=0' : 'batches=1,16,64&repeats=20&warmup=3&runs=1&clicks=5'}&ort=1`;
     const page = await browser.newPage();
     await page.goto(`${server.url}bench.html?backend=${backend}&${query}`);
     await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 3_600_000 });
@@ -38,7 +40,8 @@ try {
     results.query = query;
     results.transfer = transferSizes();
     writeFileSync(path.join(OUT, `browser-${backend}.json`), JSON.stringify(results, null, 2));
-    console.log(`\n${backend} on ${results.adapter}: loaded after ${(results.loadedMs / 1000).toFixed(2)} s, first sample (EM 50, batch 16) after ${(results.firstSampleMs / 1000).toFixed(2)} s`);
+    console.log(`\n${backend} on ${results.adapter}: loaded after ${(results.loadedMs / 1000).toFixed(2)} s, first sample (${results.firstSample}, batch 16) after ${(results.firstSampleMs / 1000).toFixed(2)} s`);
+    if (results.clickToSamples) console.log(`click → 16 samples (${results.clickToSamples.run}): median ${(results.clickToSamples.medianMs / 1000).toFixed(2)} s of ${results.clickToSamples.ms.map((m) => (m / 1000).toFixed(2)).join(', ')}`);
     console.log('| batch | median ms / evaluation | min | max | repeats |\n|---:|---:|---:|---:|---:|');
     for (const e of results.evals) console.log(`| ${e.batch} | ${e.medianMs.toFixed(1)} | ${e.minMs.toFixed(1)} | ${e.maxMs.toFixed(1)} | ${e.repeats} |`);
     const ort = results.onnxRuntime;

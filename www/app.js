@@ -49,23 +49,51 @@ function formatSeconds(s) {
   return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
+/** The loaded model's samplers by name (src/sampling/catalog.rs, via the worker). */
+let samplers = new Map();
+
 function options() {
   const sampler = $('sampler').value;
+  const info = samplers.get(sampler);
   const opts = {
     sampler,
     steps: Number($('steps').value),
     batch: Number($('batch').value),
     seed: Number($('seed').value),
   };
-  if (sampler === 'pc' || sampler === 'ald') opts.correctorSteps = Number($('corrector').value);
-  if (sampler === 'pc') opts.snr = Number($('snr').value);
-  if (sampler === 'edm-heun') opts.churn = Number($('churn').value);
+  if (info.options.includes('correctorSteps')) opts.correctorSteps = Number($('corrector').value);
+  if (info.options.includes('snr')) opts.snr = Number($('snr').value);
+  if (info.options.includes('churn')) opts.churn = Number($('churn').value);
   return opts;
 }
 
-function updateSamplerFields() {
-  const sampler = $('sampler').value;
-  for (const label of document.querySelectorAll('label[data-for]')) label.hidden = !label.dataset.for.split(' ').includes(sampler);
+/** Builds the sampler list from the model's description of its samplers. */
+function fillSamplers(list) {
+  samplers = new Map(list.map((s) => [s.name, s]));
+  $('sampler').replaceChildren(...list.map((s) => {
+    const option = document.createElement('option');
+    option.value = s.name;
+    option.textContent = s.label;
+    option.title = s.paper;
+    return option;
+  }));
+  $('sampler').value = list[0].name;
+  selectSampler();
+}
+
+/** Shows the chosen sampler's fields at its own defaults, and why its step count has a floor. */
+function selectSampler() {
+  const info = samplers.get($('sampler').value);
+  if (!info) return;
+  for (const label of document.querySelectorAll('label[data-option]')) label.hidden = !info.options.includes(label.dataset.option);
+  $('steps-label').hidden = !info.takesSteps;
+  $('steps').min = String(info.minSteps);
+  $('steps').value = String(info.defaultSteps);
+  if (info.defaultCorrectorSteps) $('corrector').value = String(info.defaultCorrectorSteps);
+  if (info.defaultSnr) $('snr').value = String(info.defaultSnr);
+  $('steps-hint').textContent = info.takesSteps
+    ? `${info.paper}. One step is ${info.step}. At least ${info.minSteps} steps: ${info.minStepsWhy}.`
+    : `${info.paper}. It ${info.step}.`;
 }
 
 /** What a finished run leaves behind, by type. */
@@ -147,11 +175,11 @@ function updateMaskInfo() {
 }
 
 async function main() {
-  updateSamplerFields();
-  $('sampler').addEventListener('change', updateSamplerFields);
+  $('sampler').addEventListener('change', selectSampler);
   try {
     const info = await model.load();
     card = info.card;
+    fillSamplers(info.samplers);
     showBackend(info);
     const [c, h, w] = [card.image.channels, card.image.height, card.image.width];
     painter = new Painter($('source'), { channels: c, height: h, width: w, range: card.image.range });
@@ -201,6 +229,8 @@ async function main() {
   });
   $('inpaint').addEventListener('click', async () => {
     if (busy) return;
+    // The Inpaint button is not the form's submit: check the controls (the steps floor) here.
+    if (!$('controls').reportValidity()) return;
     if (!painter.paintedCount()) {
       showError('Paint the part of the image to regenerate first.');
       return;

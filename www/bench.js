@@ -1,5 +1,5 @@
 // The browser benchmark (www/bench.html): a cold page loads the model, draws its first sample
-// (EM, 50 steps, batch 16), then times score evaluations at each batch size (median of `repeats`
+// (batch 16, at the page's default sampler and steps unless `first` says otherwise), then times score evaluations at each batch size (median of `repeats`
 // after `warmup`) and, with runs=1, whole EM-1000 and RK45 runs at batch 16. Results go to the
 // page and to window.benchResults (tools/bench.mjs reads them).
 //
@@ -17,9 +17,10 @@ const warmup = Number(params.get('warmup') ?? 3);
 const runs = params.get('runs') !== '0';
 const ortCompare = params.get('ort') === '1';
 const firstSample = params.get('first') !== '0';
-// The first sample's run as SAMPLER:STEPS (default em:50), and how many more such runs to time
-// from the call to the samples being back on the page (`clicks`, median reported).
-const [firstSampler, firstSteps] = (params.get('first') && params.get('first') !== '0' ? params.get('first') : 'em:50').split(':');
+// The first sample's run as SAMPLER:STEPS (default: the model's first sampler at its default
+// steps, what the page starts with), and how many more such runs to time from the call to the
+// samples being back on the page (`clicks`, median reported).
+const firstSpec = params.get('first') && params.get('first') !== '0' ? params.get('first') : null;
 const clicks = Number(params.get('clicks') ?? 0);
 // The model card and its ONNX export (relative to the page).
 const modelUrl = params.get('model') ?? 'models/mnist.json';
@@ -42,6 +43,7 @@ async function main() {
   const flops = info.card.architecture; // (tools/bench.mjs adds transfer sizes from the files)
   $('status').textContent = `loaded on ${info.backend} (${info.adapter}); first sample…`;
   if (firstSample) {
+    const [firstSampler, firstSteps] = firstSpec ? firstSpec.split(':') : [info.samplers[0].name, info.samplers[0].defaultSteps];
     const run = { sampler: firstSampler, steps: Number(firstSteps), batch: 16, seed: 1 };
     const first = await model.generate(run);
     out.firstSampleMs = performance.now();

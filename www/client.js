@@ -89,7 +89,8 @@ export class RemoteModel {
     this.current = null;
   }
 
-  /** Loads the model; resolves to {backend, adapter, card, fallbackReason, warmupSeconds, maxBatch}. */
+  /** Loads the model; resolves to {backend, adapter, card, samplers, fallbackReason, warmupSeconds,
+   * maxBatch}; `samplers` describes the samplers it runs, the default first (src/sampling/catalog.rs). */
   load() {
     return request({ type: 'load', url: this.url, backend: this.backend }).promise;
   }

@@ -4,7 +4,8 @@
 //   <score-field mode="trajectory" sampler="pc" steps="200"></score-field>
 //
 // Attributes: model (card URL, relative to the page; default the shipped MNIST model next to this
-// module), mode (generate | inpaint | trajectory), sampler, steps, batch, seed, autoplay,
+// module), mode (generate | inpaint | trajectory), sampler and steps (default: the model's fastest
+// good setting; a sampler's step count has a floor, below which it shows noise), batch, seed, autoplay,
 // controls (comma-separated: run, sampler, steps, seed, batch; or "none"), width (CSS pixels),
 // backend (auto | webgpu | cpu).
 //
@@ -18,19 +19,10 @@ import { Painter } from './painter.js';
 
 const DEFAULT_MODEL = new URL('./models/mnist.json', import.meta.url).href;
 const MODES = ['generate', 'inpaint', 'trajectory'];
-const SAMPLERS = {
-  pc: 'Predictor–corrector',
-  em: 'Euler–Maruyama',
-  rd: 'Reverse diffusion',
-  'ode-heun': 'Probability-flow ODE (Heun)',
-  'ode-euler': 'Probability-flow ODE (Euler)',
-  'ode-rk45': 'Probability-flow ODE (RK45)',
-  ald: 'Annealed Langevin',
-  'edm-heun': 'Heun on the EDM σ grid',
-  'dpmpp-2m': 'DPM-Solver++(2M)',
-};
 const CONTROLS = ['run', 'sampler', 'steps', 'seed', 'batch'];
-const DEFAULTS = { mode: 'generate', sampler: 'pc', steps: 200, seed: 1, controls: 'run,sampler,steps,seed', width: 320, backend: 'auto' };
+// The sampler and its step count default to what the model's sampler table says
+// (src/sampling/catalog.rs, sent by the worker when the model loads).
+const DEFAULTS = { mode: 'generate', seed: 1, controls: 'run,sampler,steps,seed', width: 320, backend: 'auto' };
 const BATCH = { generate: 16, inpaint: 4, trajectory: 1 };
 // Native pixel size of the widget's canvases (CSS scales them to the widget's width).
 const CANVAS = 280;
@@ -59,6 +51,7 @@ button:disabled { opacity: .5; cursor: default; }
 .scrub output { font-variant-numeric: tabular-nums; font-size: 12px; min-width: 12em; }
 progress { width: 100%; height: 4px; margin-top: 6px; display: block; }
 .status { font-size: 12px; color: #566072; margin-top: 4px; min-height: 1.4em; }
+.notice { margin-top: 6px; padding: 6px 8px; border-radius: 4px; background: #fff7e0; color: #6b4e00; font-size: 12px; white-space: pre-wrap; }
 .error { margin-top: 6px; padding: 6px 8px; border-radius: 4px; background: #fdecea; color: #8a1c12; font-size: 13px; white-space: pre-wrap; }
 [hidden] { display: none !important; }
 `;
@@ -85,7 +78,8 @@ export class ScoreField extends HTMLElement {
   #shadow;
   #ui = null;
   #model = null;
-  #info = null; // {backend, adapter, card}
+  #info = null; // {backend, adapter, card, samplers}
+  #samplers = new Map(); // name -> the model's description of it
   #loading = null;
   #running = false;
   #visible = null; // IntersectionObserver
@@ -98,15 +92,13 @@ export class ScoreField extends HTMLElement {
     this.#shadow = this.attachShadow({ mode: 'open' });
   }
 
-  /** The current settings, from the attributes (bad values fall back to the defaults). */
+  /** The current settings, from the attributes (bad values fall back to the defaults). `sampler`
+   * and `steps` are checked against the model's samplers once it has loaded (`#choice`). */
   get settings() {
     const mode = MODES.includes(this.getAttribute('mode')) ? this.getAttribute('mode') : DEFAULTS.mode;
-    const sampler = this.getAttribute('sampler') in SAMPLERS ? this.getAttribute('sampler') : DEFAULTS.sampler;
     const controls = (this.getAttribute('controls') ?? DEFAULTS.controls).split(',').map((s) => s.trim()).filter((c) => CONTROLS.includes(c));
     return {
       mode,
-      sampler,
-      steps: wholeNumber(this.getAttribute('steps'), DEFAULTS.steps, 1, 100000),
       batch: wholeNumber(this.getAttribute('batch'), BATCH[mode], 1, 256),
       seed: wholeNumber(this.getAttribute('seed'), DEFAULTS.seed, 0, 2 ** 53 - 1),
       controls,
@@ -192,11 +184,15 @@ export class ScoreField extends HTMLElement {
     ui.status = el('div', { class: 'status', 'aria-live': 'polite', text: 'waiting to scroll into view' });
     ui.error = el('div', { class: 'error', role: 'alert' });
     ui.error.hidden = true;
+    // What was wrong with the post's attributes (the widget runs with the defaults meanwhile).
+    ui.notice = el('div', { class: 'notice', part: 'notice' });
+    ui.notice.hidden = true;
 
     // Controls.
     ui.controls = el('form', { class: 'controls' });
-    ui.sampler = el('select', { name: 'sampler' }, ...Object.entries(SAMPLERS).map(([k, v]) => el('option', { value: k, text: v })));
+    ui.sampler = el('select', { name: 'sampler' });
     ui.steps = el('input', { name: 'steps', type: 'number', min: 1, max: 100000 });
+    ui.sampler.addEventListener('change', () => this.#showSampler(this.#samplers.get(ui.sampler.value), null));
     ui.seed = el('input', { name: 'seed', type: 'number', min: 0, step: 1 });
     ui.batch = el('input', { name: 'batch', type: 'number', min: 1, max: 256 });
     ui.labels = {
@@ -223,7 +219,7 @@ export class ScoreField extends HTMLElement {
     });
     ui.cancel.addEventListener('click', () => this.#model?.cancel());
     for (const input of [ui.sampler, ui.steps, ui.seed, ui.batch]) input.addEventListener('change', () => this.#setState(this.#info ? 'ready' : this.state));
-    ui.root.append(ui.controls, ui.progress, ui.status, ui.error);
+    ui.root.append(ui.controls, ui.progress, ui.status, ui.notice, ui.error);
 
     this.#ui = ui;
     this.#painter = null;
@@ -233,14 +229,53 @@ export class ScoreField extends HTMLElement {
     this.#setBusy(true);
   }
 
+  /** The sampler and step count the attributes ask for, checked against the model's samplers:
+   * {sampler, steps, problems}; a bad value gives its default and a sentence in `problems`. */
+  #choice() {
+    const list = this.#info.samplers;
+    const problems = [];
+    const asked = this.getAttribute('sampler');
+    let sampler = this.#samplers.get(asked ?? list[0].name);
+    if (!sampler) {
+      sampler = list[0];
+      problems.push(`sampler="${asked}" is not a sampler of this model (${list.map((x) => x.name).join(', ')}); using ${sampler.name}`);
+    }
+    let steps = sampler.defaultSteps;
+    const raw = this.getAttribute('steps');
+    if (raw !== null && sampler.takesSteps) {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isInteger(n) || n > 100000) problems.push(`steps="${raw}" is not a whole number up to 100000; using ${steps}`);
+      else if (n < sampler.minSteps) problems.push(`steps="${raw}" is below ${sampler.name}'s minimum of ${sampler.minSteps} (${sampler.minStepsWhy}); using ${steps}`);
+      else steps = n;
+    }
+    return { sampler, steps, problems };
+  }
+
+  /** Sets the steps control for `sampler`: its floor, and `steps` or its default. */
+  #showSampler(sampler, steps) {
+    if (!sampler) return;
+    const ui = this.#ui;
+    ui.steps.min = sampler.minSteps;
+    ui.steps.value = steps ?? sampler.defaultSteps;
+    ui.steps.title = sampler.takesSteps ? `one step: ${sampler.step}; at least ${sampler.minSteps}: ${sampler.minStepsWhy}` : sampler.step;
+    ui.steps.disabled = !sampler.takesSteps;
+    ui.sampler.title = sampler.paper;
+  }
+
   /** Copies the attributes into the controls (and shows only the listed controls). */
   #syncControls(all = false) {
     const s = this.settings;
     const ui = this.#ui;
     ui.root.style.width = `${s.width}px`;
+    if ((all || !this.#running) && this.#info) {
+      const { sampler, steps, problems } = this.#choice();
+      ui.sampler.value = sampler.name;
+      this.#showSampler(sampler, steps);
+      ui.notice.textContent = problems.join('\n');
+      ui.notice.hidden = problems.length === 0;
+      for (const p of problems) console.warn(`<score-field>: ${p}`);
+    }
     if (all || !this.#running) {
-      ui.sampler.value = s.sampler;
-      ui.steps.value = s.steps;
       ui.seed.value = s.seed;
       ui.batch.value = s.batch;
     }
@@ -295,6 +330,9 @@ export class ScoreField extends HTMLElement {
     this.#loading = this.#model.load().then(
       async (info) => {
         this.#info = info;
+        this.#samplers = new Map(info.samplers.map((x) => [x.name, x]));
+        ui.sampler.replaceChildren(...info.samplers.map((x) => el('option', { value: x.name, text: x.label })));
+        this.#syncControls(true);
         const where = info.backend === 'webgpu' ? `WebGPU (${info.adapter})` : `CPU${info.fallbackReason ? ` (${info.fallbackReason})` : ''}`;
         ui.status.textContent = `${info.card.name} on ${where}`;
         this.#setBusy(false);
@@ -320,15 +358,31 @@ export class ScoreField extends HTMLElement {
   /** The sampler options from the controls. */
   #options() {
     const ui = this.#ui;
-    const opts = { sampler: ui.sampler.value, steps: Number(ui.steps.value), seed: Number(ui.seed.value), batch: Number(ui.batch.value) };
-    if (opts.sampler === 'ald') opts.correctorSteps = Math.max(1, Math.round(1000 / opts.steps) || 1);
+    const info = this.#samplers.get(ui.sampler.value);
+    const opts = { sampler: info.name, steps: Number(ui.steps.value), seed: Number(ui.seed.value), batch: Number(ui.batch.value) };
+    if (info.defaultCorrectorSteps) opts.correctorSteps = info.defaultCorrectorSteps;
     return opts;
+  }
+
+  /** Why the steps control cannot run as it is, or null. */
+  #stepsProblem() {
+    const info = this.#samplers.get(this.#ui.sampler.value);
+    const steps = Number(this.#ui.steps.value);
+    if (!info.takesSteps) return null;
+    if (!Number.isInteger(steps) || steps > 100000) return `steps must be a whole number up to 100000, not ${this.#ui.steps.value}`;
+    if (steps < info.minSteps) return `${info.label} needs at least ${info.minSteps} steps: ${info.minStepsWhy}`;
+    return null;
   }
 
   /** Runs the widget's mode once (what the button does). Resolves to the result, or null. */
   async run() {
     await this.#start();
     if (!this.#info || this.#running) return null;
+    const problem = this.#stepsProblem();
+    if (problem) {
+      this.#showError(problem);
+      return null;
+    }
     const mode = this.settings.mode;
     if (mode === 'inpaint') return this.#inpaint();
     if (mode === 'trajectory') return this.#trajectory();

@@ -26,7 +26,7 @@ async function chooseBackend(requested) {
 }
 
 function describe(model, reason) {
-  return { backend: model.backend, adapter: model.adapter, card: model.card, fallbackReason: reason ?? model.fallbackReason ?? null, warmupSeconds: model.warmupSeconds, maxBatch: model.maxBatch };
+  return { backend: model.backend, adapter: model.adapter, card: model.card, samplers: model.samplers, fallbackReason: reason ?? model.fallbackReason ?? null, warmupSeconds: model.warmupSeconds, maxBatch: model.maxBatch };
 }
 
 // Every error about a lost GPU device starts with this (src/web.rs DEVICE_LOST).

@@ -1,7 +1,9 @@
 //! Inpainting: sampling x(0) given the pixels where mask = 1 (Song et al. 2021, appendix I.2;
 //! score_sde `controllable_generation.get_pc_inpainter`). The sampler's own update is wrapped: after
 //! each predictor and corrector update, the known pixels are replaced by the data diffused to the
-//! current time, m(t) x_known + σ(t) z, and at the end by the data itself.
+//! current time, m(t) x_known + σ(t) z, and at the end by the data itself. The deterministic
+//! samplers (the ODE ones, `edm-heun`, `dpmpp-2m`) use one draw of z for the whole run, so the
+//! known pixels follow a smooth path instead of jumping at every step.
 
 use burn::prelude::*;
 use burn::tensor::Bool;
@@ -70,7 +72,15 @@ impl Known {
         (x.mask_where(self.keep.clone(), data_t), x_mean.mask_where(self.keep.clone(), data_mean))
     }
 
-    /// The final output: exactly the data where mask = 1.
+    /// On the σ̂ grid of the Karras samplers (x̂ = x/m): replaces the known pixels of x̂ by
+    /// data + σ̂·z with the run's one noise draw z, the same path that [`Known::constrain`] gives
+    /// the ODE samplers, ending at the data itself when σ̂ = 0.
+    pub(crate) fn constrain_scaled(&self, x_hat: Tensor<4>, sigma_hat: f64) -> Tensor<4> {
+        let z = self.fixed_noise.clone().expect("the Karras samplers' inpainting draws its noise once, in `inpaint`");
+        x_hat.mask_where(self.keep.clone(), self.data.clone() + z * sigma_hat)
+    }
+
+    /// The final output (and the Karras samplers' previews): exactly the data where mask = 1.
     pub(crate) fn paste(&self, x: Tensor<4>) -> Tensor<4> {
         x.mask_where(self.keep.clone(), self.data.clone())
     }
@@ -90,7 +100,7 @@ pub async fn inpaint<S: ScoreFn, O: Observer>(
     let mut noise = Noise::new(options.seed);
     let x = prior_sample(sde, known.shape(), &device, &mut noise);
     let mut known = known.clone();
-    if matches!(options.sampler, Sampler::OdeEuler | Sampler::OdeHeun) {
+    if matches!(options.sampler, Sampler::OdeEuler | Sampler::OdeHeun | Sampler::EdmHeun | Sampler::DpmSolver2M) {
         known.fixed_noise = Some(noise.normal_like(&x));
     }
     let (x, _) = known.constrain(sde, x.clone(), x, crate::sde::T_END, &mut noise);

@@ -13,7 +13,7 @@
 
 use burn::prelude::*;
 
-use super::{Flow, Noise, Observer, SampleError, ScoreFn, Step};
+use super::{Flow, Known, Noise, Observer, SampleError, ScoreFn, Step};
 use crate::sde::{Sde, T_END};
 
 /// ρ of the noise-level grid (Karras et al. 2022, eq. 5: ρ = 7).
@@ -76,8 +76,9 @@ async fn report<O: Observer>(observer: &mut O, sde: &Sde, name: &'static str, st
 /// if σ_{i+1} ≠ 0: d′ = (x_{i+1} − D(x_{i+1}; σ_{i+1}))/σ_{i+1},  x_{i+1} = x̂ + (σ_{i+1} − σ̂)(d + d′)/2.
 ///
 /// 2N − 1 score evaluations for N steps (the last step, to σ = 0, is an Euler step).
-/// `x` is x(T) in the SDE's space.
-pub async fn edm_heun<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4>, sigmas: &[f64], churn: f64, noise: &mut Noise, observer: &mut O) -> Result<Tensor<4>, SampleError> {
+/// `x` is x(T) in the SDE's space. With `known`, the known pixels are re-imposed after every
+/// step ([`Known::constrain_scaled`]).
+pub async fn edm_heun<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4>, sigmas: &[f64], churn: f64, known: Option<&Known>, noise: &mut Noise, observer: &mut O) -> Result<Tensor<4>, SampleError> {
     let n = sigmas.len() - 1;
     let mut x = x / sde.marginal(T_END).0; // x̂ at σ̂(T)
     for i in 0..n {
@@ -95,6 +96,10 @@ pub async fn edm_heun<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4
             x = x_hat + (d + d_next) * (0.5 * (sigma_next - sigma_hat));
             preview = denoised_next;
         }
+        if let Some(known) = known {
+            x = known.constrain_scaled(x, sigma_next);
+            preview = known.paste(preview);
+        }
         report(observer, sde, "edm-heun", i + 1, n, sigma_next, &x, &preview).await?;
     }
     Ok(x)
@@ -107,8 +112,9 @@ pub async fn edm_heun<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4
 /// later ones: r = h_{i−1}/h_i, D̃ = (1 + 1/(2r))·D_i − (1/(2r))·D_{i−1}, and D̃ in place of D_i;
 /// the last step, to σ = 0, returns D_i.
 ///
-/// N score evaluations for N steps.
-pub async fn dpmpp_2m<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4>, sigmas: &[f64], observer: &mut O) -> Result<Tensor<4>, SampleError> {
+/// N score evaluations for N steps. With `known`, the known pixels are re-imposed after every
+/// step ([`Known::constrain_scaled`]).
+pub async fn dpmpp_2m<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4>, sigmas: &[f64], known: Option<&Known>, observer: &mut O) -> Result<Tensor<4>, SampleError> {
     let n = sigmas.len() - 1;
     let mut x = x / sde.marginal(T_END).0;
     let mut previous: Option<(Tensor<4>, f64)> = None; // (D_{i−1}, h_{i−1})
@@ -130,7 +136,12 @@ pub async fn dpmpp_2m<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4
             x = x * (sigma_next / sigma) + target * (-(-h).exp_m1());
             previous = Some((denoised.clone(), h));
         }
-        report(observer, sde, "dpmpp-2m", i + 1, n, sigma_next, &x, &denoised).await?;
+        let mut preview = denoised;
+        if let Some(known) = known {
+            x = known.constrain_scaled(x, sigma_next);
+            preview = known.paste(preview);
+        }
+        report(observer, sde, "dpmpp-2m", i + 1, n, sigma_next, &x, &preview).await?;
     }
     Ok(x)
 }

@@ -6,6 +6,7 @@
 //! generator, seeded once per run with the caller's seed; nothing is read back from the device
 //! inside the loop except where the caller's [`Observer`] asks for it and the RK45 error norm.
 
+pub mod catalog;
 pub mod inpaint;
 pub mod karras;
 pub mod ode;
@@ -110,7 +111,12 @@ pub enum Sampler {
 }
 
 impl Sampler {
+    /// Every sampler, in the order a reader sees them ([`catalog::samplers_for`]): the page's
+    /// default ([`catalog::DEFAULT_SAMPLER`]) first, then the other few-step sampler, the
+    /// reverse-SDE samplers, the probability-flow ODE solvers.
     pub const ALL: [Sampler; 9] = [
+        Sampler::DpmSolver2M,
+        Sampler::EdmHeun,
         Sampler::EulerMaruyama,
         Sampler::ReverseDiffusion,
         Sampler::PredictorCorrector,
@@ -118,8 +124,6 @@ impl Sampler {
         Sampler::OdeEuler,
         Sampler::OdeHeun,
         Sampler::OdeRk45,
-        Sampler::EdmHeun,
-        Sampler::DpmSolver2M,
     ];
 
     pub fn name(self) -> &'static str {
@@ -167,8 +171,12 @@ impl FromStr for Sampler {
 /// Default signal-to-noise ratio of the Langevin corrector (Song et al. 2021, appendix G: 0.16
 /// for VE on CIFAR-10, the value score_sde uses by default).
 pub const DEFAULT_SNR: f64 = 0.16;
-/// Default step-size constant ε of annealed Langevin dynamics (Song & Ermon 2019, §4.3: 2e-5).
-pub const DEFAULT_ALD_EPS: f64 = 2e-5;
+/// Annealed Langevin's step at the last noise level, as a fraction of σ_L²: Song & Ermon 2019
+/// (§4.3) take ε = 2·10⁻⁵ at σ_L = 0.01, i.e. 0.2·σ_L². The default ε is this fraction of the
+/// model's own σ_L², so that every level's step α_i = ε σ_i²/σ_L² stays 0.2 σ_i² — small
+/// against the data's scale at that level — whatever σ_min the model was trained with (a
+/// fixed 2·10⁻⁵ is 5 σ_L² at EDM's σ_min = 0.002, and Langevin overshoots at every level).
+pub const DEFAULT_ALD_STEP_FRACTION: f64 = 0.2;
 /// Default Langevin steps per noise level of annealed Langevin dynamics (Song & Ermon 2019: T=100).
 pub const DEFAULT_ALD_STEPS_PER_LEVEL: usize = 100;
 /// Default tolerances of the RK45 solver (score_sde `sampling.rtol/atol` = 1e-5).
@@ -194,8 +202,8 @@ pub struct SampleOptions {
     pub corrector_steps: Option<usize>,
     /// Langevin corrector signal-to-noise ratio r.
     pub snr: f64,
-    /// ALD step-size constant ε (α_i = ε σ_i² / σ_L²).
-    pub ald_eps: f64,
+    /// ALD step-size constant ε (α_i = ε σ_i² / σ_L²); `None`: [`DEFAULT_ALD_STEP_FRACTION`] · σ_L².
+    pub ald_eps: Option<f64>,
     /// RK45 tolerances.
     pub rtol: f64,
     pub atol: f64,
@@ -216,7 +224,7 @@ impl Default for SampleOptions {
             steps: 1000,
             corrector_steps: None,
             snr: DEFAULT_SNR,
-            ald_eps: DEFAULT_ALD_EPS,
+            ald_eps: None,
             rtol: DEFAULT_ODE_TOL,
             atol: DEFAULT_ODE_TOL,
             rho: karras::DEFAULT_RHO,
@@ -242,8 +250,10 @@ impl SampleOptions {
         if !(self.snr.is_finite() && self.snr > 0.0 && self.snr <= 10.0) {
             return Err(SampleError::invalid("snr", format!("must be in (0, 10], got {}", self.snr)));
         }
-        if !(self.ald_eps.is_finite() && self.ald_eps > 0.0 && self.ald_eps <= 1.0) {
-            return Err(SampleError::invalid("ald_eps", format!("must be in (0, 1], got {}", self.ald_eps)));
+        if let Some(eps) = self.ald_eps {
+            if !(eps.is_finite() && eps > 0.0 && eps <= 1.0) {
+                return Err(SampleError::invalid("ald_eps", format!("must be in (0, 1], got {eps}")));
+            }
         }
         for (field, tol) in [("rtol", self.rtol), ("atol", self.atol)] {
             if !(tol.is_finite() && tol >= 1e-10 && tol <= 1.0) {
@@ -322,20 +332,22 @@ pub(crate) async fn run<S: ScoreFn, O: Observer>(
     let counted = Counted::new(score);
     let eps = sde.eps();
     if matches!(options.sampler, Sampler::EdmHeun | Sampler::DpmSolver2M) {
-        if known.is_some() {
-            return Err(SampleError::invalid("sampler", "inpainting supports em, rd, pc, ald, ode-euler and ode-heun, not edm-heun or dpmpp-2m"));
-        }
         let sigmas = karras::sde_sigmas(sde, options.steps, options.rho);
         let x = match options.sampler {
-            Sampler::EdmHeun => karras::edm_heun(&counted, sde, x, &sigmas, options.churn, noise, observer).await?,
-            _ => karras::dpmpp_2m(&counted, sde, x, &sigmas, observer).await?,
+            Sampler::EdmHeun => karras::edm_heun(&counted, sde, x, &sigmas, options.churn, known, noise, observer).await?,
+            _ => karras::dpmpp_2m(&counted, sde, x, &sigmas, known, observer).await?,
+        };
+        // The grid ends at σ = 0, where the known pixels were set to the data already.
+        let x = match known {
+            Some(known) => known.paste(x),
+            None => x,
         };
         return Ok(Samples { x, evals: counted.evals.get() });
     }
     let x = match options.sampler {
         Sampler::OdeRk45 => {
             if known.is_some() {
-                return Err(SampleError::invalid("sampler", "inpainting supports em, rd, pc, ald, ode-euler and ode-heun, not the adaptive ode-rk45"));
+                return Err(SampleError::invalid("sampler", "inpainting supports every sampler but the adaptive ode-rk45"));
             }
             ode::sample_rk45(&counted, sde, x, options.rtol, options.atol, observer).await.map_err(|e| e.for_sampler(options.sampler))?
         }

@@ -6,7 +6,7 @@
 use burn::prelude::*;
 
 use super::{Flow, Known, Noise, Observer, SampleError, SampleOptions, Sampler, ScoreFn, Step, batch_norm};
-use super::{DEFAULT_ALD_STEPS_PER_LEVEL};
+use super::{DEFAULT_ALD_STEP_FRACTION, DEFAULT_ALD_STEPS_PER_LEVEL};
 use crate::sde::{Sde, T_END};
 
 /// Moves x from t to t_next < t. Every variant returns (x, x_mean), x_mean being the update
@@ -150,10 +150,11 @@ pub fn plan(sampler: Sampler, sde: &Sde, options: &SampleOptions) -> (Predictor,
         // RK45 and the σ-grid samplers have their own loops; their plan is Heun's on the t grid.
         Sampler::OdeHeun | Sampler::OdeRk45 | Sampler::EdmHeun | Sampler::DpmSolver2M => (Predictor::OdeHeun, Corrector::None, grid(n + 1)),
         Sampler::AnnealedLangevin => {
+            let sigma_last = sde.sigma(eps);
             let corrector = Corrector::Annealed {
-                eps: options.ald_eps,
+                eps: options.ald_eps.unwrap_or(DEFAULT_ALD_STEP_FRACTION * sigma_last * sigma_last),
                 steps: options.corrector_steps.unwrap_or(DEFAULT_ALD_STEPS_PER_LEVEL),
-                sigma_last: sde.sigma(eps),
+                sigma_last,
             };
             (Predictor::None, corrector, grid(n.max(2)))
         }
@@ -213,4 +214,30 @@ pub async fn run<S: ScoreFn, O: Observer>(
         }
     }
     Ok(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default ALD step at the last level is α_L = 0.2 σ_L²: Song & Ermon 2019's ε = 2·10⁻⁵
+    /// on their σ_L = 0.01, and the same fraction (not the same ε) at EDM's σ_min = 0.002, where
+    /// a fixed 2·10⁻⁵ would be 5 σ_L². A given ε is used as it is.
+    #[test]
+    fn default_ald_step_is_a_fixed_fraction_of_the_last_level() {
+        let options = SampleOptions { sampler: Sampler::AnnealedLangevin, steps: 10, ..Default::default() };
+        let sigma_last = |sde: &Sde| sde.sigma(sde.eps());
+        let eps_of = |sde: &Sde, options: &SampleOptions| match plan(Sampler::AnnealedLangevin, sde, options).1 {
+            Corrector::Annealed { eps, .. } => eps,
+            other => panic!("{other:?}"),
+        };
+        let song = Sde::Ve { sigma_min: 0.01, sigma_max: 50.0 };
+        let edm = Sde::Ve { sigma_min: 0.002, sigma_max: 40.0 };
+        for sde in [song, edm] {
+            let eps = eps_of(&sde, &options);
+            assert!((eps / sigma_last(&sde).powi(2) - 0.2).abs() < 1e-12, "{eps}");
+        }
+        assert!((eps_of(&song, &options) - 2e-5).abs() < 1e-7);
+        assert_eq!(eps_of(&edm, &SampleOptions { ald_eps: Some(3e-6), ..options }), 3e-6);
+    }
 }

@@ -67,7 +67,7 @@ before(async () => {
   write('wrong-shape', { architecture: { ...card.architecture, widths: [16, 32, 64, 128] } }, weights);
   write('huge-header', {}, Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 0, 0, 0x7f]), Buffer.alloc(64)]));
   // Finite weights whose output layer is 1e38 times too large: its sums overflow to ±∞.
-  write('explodes', {}, scaled(weights, 'out.weight', 1e38));
+  write('explodes', {}, scaled(weights, card.architecture.type === 'unet' ? 'out_conv.weight' : 'out.weight', 1e38));
   files = await serve(['Access-Control-Allow-Origin: *'], dir);
   site = await serve();
   browser = await launch({ webgpu: true });
@@ -246,7 +246,7 @@ test('a lost GPU device (GPUDevice.destroy()) is reported, Retry starts a new on
     const r = await model.generate({ sampler: 'em', steps: 2, batch: 1, seed: 3 });
     painter.setImage(Array.from(r.data, (v) => Math.min(1, Math.max(0, v))));
     painter.maskRegion('bottom');
-    document.getElementById('steps').value = '2';
+    document.getElementById('steps').value = '5';
     document.getElementById('batch').value = '1';
     await model.destroyDevice();
     return { image: Array.from(painter.image), keep: Array.from(painter.keepMask()) };

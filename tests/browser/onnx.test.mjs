@@ -20,11 +20,11 @@ after(async () => {
   site?.close();
 });
 
-// The shipped network, and the EDM U-Net of the run in checkpoints/mnist (its EMA weights, written
-// to www/models/next.* by ./build.sh browser-test).
+// The shipped network (the EDM U-Net) and the first network (ncsn); ./build.sh browser-test
+// writes both ONNX files.
 const MODELS = [
-  ['the shipped network', 'models/mnist.json', 'models/mnist.onnx'],
-  ['the EDM U-Net', 'models/next.json', 'models/next.onnx'],
+  ['the shipped EDM U-Net', 'models/mnist.json', 'models/mnist.onnx'],
+  ['the first network (ncsn)', 'models/mnist-ncsn.json', 'models/mnist-ncsn.onnx'],
 ];
 for (const [label, model, onnx] of MODELS) for (const backend of ['cpu', 'webgpu']) {
   test(`ONNX Runtime Web (${backend === 'cpu' ? 'wasm' : 'webgpu'}) computes what scorefield computes on ${backend}: ${label}`, async () => {

@@ -29,6 +29,9 @@ async function setControls(page, { sampler, steps, batch, seed, corrector }) {
 }
 
 async function generate(page) {
+  // A control out of range (a step count below the sampler's floor) would block the submit.
+  const invalid = await page.$$eval('#controls input', (inputs) => inputs.filter((i) => !i.checkValidity()).map((i) => `${i.id}=${i.value}: ${i.validationMessage}`));
+  assert.deepEqual(invalid, [], 'the controls are invalid');
   await page.click('#generate');
   await page.waitForFunction(() => /^done|cancelled/.test(document.getElementById('status').textContent) || !document.getElementById('error').hidden, null, { timeout: 300_000 });
   const error = await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
@@ -40,7 +43,12 @@ test('the page loads on WebGPU and Generate gives a non-blank, NaN-free, reprodu
   const page = await openPage(gpu, `${server.url}?backend=webgpu`);
   await waitLoaded(page);
   assert.equal(await page.$eval('#badge', (b) => b.dataset.backend), 'webgpu', await page.$eval('#badge', (b) => b.textContent));
-  await setControls(page, { sampler: 'em', steps: 3, batch: 4, seed: 7 });
+  // The controls start at the library's default sampler, listed first, at its default steps.
+  const start = await page.evaluate(() => ({ sampler: document.getElementById('sampler').value, first: document.querySelector('#sampler option').value, steps: document.getElementById('steps').value }));
+  assert.equal(start.sampler, 'dpmpp-2m');
+  assert.equal(start.first, 'dpmpp-2m');
+  assert.ok(Number(start.steps) >= 5, JSON.stringify(start));
+  await setControls(page, { sampler: 'dpmpp-2m', steps: 5, batch: 4, seed: 7 });
   const first = await generate(page);
   assert.deepEqual(first.shape, [4, 1, 28, 28]);
   assert.ok(first.data.every(Number.isFinite), 'the samples contain NaN or ±∞');
@@ -60,7 +68,7 @@ test('the page loads on WebGPU and Generate gives a non-blank, NaN-free, reprodu
 test('painting a mask and inpainting changes only the masked pixels', async () => {
   const page = await openPage(gpu, `${server.url}?backend=webgpu`);
   await waitLoaded(page);
-  await setControls(page, { sampler: 'em', steps: 3, batch: 2, seed: 3 });
+  await setControls(page, { sampler: 'dpmpp-2m', steps: 5, batch: 2, seed: 3 });
   await generate(page);
   // Pick the first sample, mask its right half with the brush tool and a stroke, and inpaint.
   const grid = await page.$('#grid');
@@ -72,7 +80,8 @@ test('painting a mask and inpainting changes only the masked pixels', async () =
   await page.mouse.down();
   await page.mouse.move(src.x + src.width * 0.3, src.y + src.height * 0.95, { steps: 5 });
   await page.mouse.up();
-  await page.selectOption('#sampler', 'pc');
+  await page.selectOption('#sampler', 'edm-heun');
+  await page.fill('#steps', '5');
   await page.click('#inpaint');
   await page.waitForFunction(() => window.scorefield.lastInpaint || !document.getElementById('error').hidden, null, { timeout: 300_000 });
   const error = await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
@@ -95,6 +104,34 @@ test('painting a mask and inpainting changes only the masked pixels', async () =
   assert.ok(out.keep.filter((k) => k === 0).length >= 28 * 14, 'the mask covers the right half');
   assert.ok(changed > 50, `only ${changed} masked pixels changed`);
   await page.screenshot({ path: path.join(ARTIFACTS, 'page-after-inpaint.png'), fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('the steps control has each sampler\'s floor and says why; fewer steps do not run', async () => {
+  const page = await openPage(gpu, `${server.url}?backend=cpu`);
+  await waitLoaded(page);
+  // Each sampler shows the option fields it reads, and no others.
+  const shown = async (sampler) => {
+    await page.selectOption('#sampler', sampler);
+    return page.$$eval('label[data-option]', (ls) => ls.filter((l) => l.checkVisibility()).map((l) => l.dataset.option));
+  };
+  assert.deepEqual(await shown('pc'), ['correctorSteps', 'snr']);
+  assert.deepEqual(await shown('edm-heun'), ['churn']);
+  assert.deepEqual(await shown('dpmpp-2m'), []);
+  await page.selectOption('#sampler', 'em');
+  const em = await page.evaluate(() => ({ min: Number(document.getElementById('steps').min), value: Number(document.getElementById('steps').value), hint: document.getElementById('steps-hint').textContent }));
+  assert.ok(em.min > 3 && em.value >= em.min, JSON.stringify(em));
+  assert.match(em.hint, new RegExp(`At least ${em.min} steps: .+`), em.hint);
+  await page.fill('#steps', '3');
+  await page.click('#generate');
+  await page.waitForTimeout(500);
+  assert.equal(await page.$eval('#steps', (i) => i.validity.rangeUnderflow), true);
+  assert.equal(await page.$eval('#status', (s) => s.textContent), '', 'a run started below the floor');
+  assert.equal(await page.evaluate(() => window.scorefield.lastResult), null);
+  // The adaptive solver chooses its own steps: no steps control.
+  await page.selectOption('#sampler', 'ode-rk45');
+  assert.equal(await page.$eval('#steps-label', (l) => l.hidden), true);
   assert.deepEqual(page.errors, []);
   await page.close();
 });
@@ -123,7 +160,7 @@ test('without WebGPU the page falls back to the CPU and still generates', async 
     const page = await openPage(browser, server.url);
     await waitLoaded(page);
     assert.equal(await page.$eval('#badge', (b) => b.dataset.backend), 'cpu');
-    await setControls(page, { sampler: 'ode-heun', steps: 2, batch: 2, seed: 5 });
+    await setControls(page, { sampler: 'ode-heun', steps: 25, batch: 2, seed: 5 });
     const out = await generate(page);
     assert.deepEqual(out.shape, [2, 1, 28, 28]);
     assert.ok(out.data.every(Number.isFinite));

@@ -76,7 +76,7 @@ test('the example post renders its three widgets under a strict CSP, with no vio
     const std = await canvasStd(page, `score-field[mode=${mode}]`);
     assert.ok(std > 5, `${mode} widget shows a blank canvas (pixel std ${std})`);
   }
-  // Trajectory: the slider scrubs x(t) from noise (t near 1, σ = 25) to the sample.
+  // Trajectory: the slider scrubs x(t) from noise (t near 1, σ near σ_max = 40) to the sample.
   const scrub = await page.$eval('score-field[mode=trajectory]', (w) => {
     const r = w.shadowRoot.querySelector('input[type=range]');
     const show = (i) => {
@@ -88,7 +88,7 @@ test('the example post renders its three widgets under a strict CSP, with no vio
     return { frames: Number(r.max) + 1, first: show(0), last: show(Number(r.max)) };
   });
   assert.ok(scrub.frames >= 20, `${scrub.frames} frames`);
-  assert.match(scrub.first.label, /σ\(t\) = 2\d\.\d/, scrub.first.label);
+  assert.match(scrub.first.label, /σ\(t\) = 3\d\.\d/, scrub.first.label);
   assert.match(scrub.last.label, /x\(0\)/);
   const changed = scrub.first.pixels.filter((v, i) => v !== scrub.last.pixels[i]).length / scrub.first.pixels.length;
   assert.ok(changed > 0.2, `noise and sample frames look alike (${changed})`);
@@ -130,7 +130,7 @@ test('two widgets sample at once; cancelling one leaves the other running; a bro
   const both = await page.evaluate(async () => {
     const out = await Promise.all(['a', 'b'].map((id) => {
       const w = document.getElementById(id);
-      w.setAttribute('steps', '20');
+      w.setAttribute('steps', '60');
       return w.run();
     }));
     return out.map((r) => Array.from(r.data));
@@ -143,9 +143,46 @@ test('two widgets sample at once; cancelling one leaves the other running; a bro
   await page.close();
 });
 
+test('a post asking for too few steps, or a sampler the model lacks, is told so and runs at the defaults', async () => {
+  const page = await hostPage(
+    widgetPage(`
+      <score-field id="few" sampler="em" steps="3" batch="1" controls="run,sampler,steps"></score-field>
+      <score-field id="typo" sampler="ode_heun" batch="1"></score-field>
+      <score-field id="plain" batch="1"></score-field>`),
+    `${server.url}attributes.html`,
+  );
+  const warnings = [];
+  page.on('console', (m) => m.type() === 'warning' && warnings.push(m.text()));
+  await waitStates(page, 'score-field', ['ready']);
+  const shown = await page.$$eval('score-field', (ws) => ws.map((w) => {
+    const q = (s) => w.shadowRoot.querySelector(s);
+    return { notice: q('.notice').hidden ? '' : q('.notice').textContent, sampler: q('select').value, steps: Number(q('input[name=steps]').value), min: Number(q('input[name=steps]').min), first: q('select option').value };
+  }));
+  const [few, typo, plain] = shown;
+  // The floor and the defaults are the library's (src/sampling/catalog.rs), not the widget's.
+  assert.match(few.notice, /steps="3" is below em's minimum of \d+ \(.+\); using \d+/, few.notice);
+  assert.equal(few.sampler, 'em');
+  assert.ok(few.steps >= few.min && few.min > 3, JSON.stringify(few));
+  assert.match(typo.notice, /sampler="ode_heun" is not a sampler of this model \(.*ode-heun.*\); using /, typo.notice);
+  assert.equal(plain.notice, '');
+  assert.equal(plain.sampler, plain.first, 'no sampler attribute: the model\'s default sampler, listed first');
+  assert.equal(typo.sampler, plain.sampler);
+  assert.equal(warnings.length, 2, warnings.join('\n'));
+  // A reader typing fewer steps than the floor is told why instead of getting noise.
+  const refused = await page.$eval('#few', async (w) => {
+    w.shadowRoot.querySelector('input[name=steps]').value = '2';
+    const result = await w.run();
+    return { result, error: w.shadowRoot.querySelector('.error').textContent };
+  });
+  assert.equal(refused.result, null);
+  assert.match(refused.error, /needs at least \d+ steps: /, refused.error);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test("the host page's CSS does not reach inside the widget", async () => {
   const hostile = '<style>* { box-sizing: content-box; font: 40px serif; } button { display: none; } canvas { width: 5px !important; } .root, .error { display: none; }</style>';
-  const page = await hostPage(widgetPage('<p>Some text.</p><score-field width="300" sampler="em" steps="4" batch="4"></score-field>', hostile), `${server.url}hostile.html`);
+  const page = await hostPage(widgetPage('<p>Some text.</p><score-field width="300" sampler="dpmpp-2m" steps="5" batch="4"></score-field>', hostile), `${server.url}hostile.html`);
   await waitStates(page, 'score-field', ['ready']);
   const layout = await page.$eval('score-field', (w) => {
     const root = w.shadowRoot.querySelector('.root');
@@ -176,7 +213,7 @@ test("the host page's CSS does not reach inside the widget", async () => {
 });
 
 test('a widget loads only when scrolled into view', async () => {
-  const page = await hostPage(widgetPage('<div style="height: 6000px"></div><score-field sampler="em" steps="3" batch="1"></score-field>'), `${server.url}lazy.html`);
+  const page = await hostPage(widgetPage('<div style="height: 6000px"></div><score-field sampler="dpmpp-2m" steps="5" batch="1"></score-field>'), `${server.url}lazy.html`);
   await page.waitForTimeout(1500);
   assert.equal(await page.$eval('score-field', (w) => w.state), 'idle');
   await page.$eval('score-field', (w) => w.scrollIntoView());
@@ -189,7 +226,7 @@ test('the widget works on a page of another origin (module, worker, wasm and mod
   // A second server on another port is another origin: the post lives there, the widget here.
   const dir = mkdtempSync(path.join(os.tmpdir(), 'scorefield-host-'));
   const widgetUrl = `${server.url}score-field.js`;
-  writeFileSync(path.join(dir, 'post.html'), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="${widgetUrl}"></script><score-field sampler="em" steps="5" batch="2" autoplay></score-field>`);
+  writeFileSync(path.join(dir, 'post.html'), `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="${widgetUrl}"></script><score-field sampler="dpmpp-2m" steps="5" batch="2" autoplay></score-field>`);
   const host = await serve([], dir);
   try {
     const page = await openPage(browser, `${host.url}post.html`);
@@ -216,7 +253,7 @@ test('the widget fetches only its own folder and the model its attributes name, 
   const host = mkdtempSync(path.join(os.tmpdir(), 'scorefield-host-'));
   writeFileSync(
     path.join(host, 'post.html'),
-    `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="${server.url}score-field.js"></script><score-field model="${modelHost.url}hostile.json" sampler="em" steps="3" batch="1" autoplay></score-field>`,
+    `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="${server.url}score-field.js"></script><score-field model="${modelHost.url}hostile.json" sampler="dpmpp-2m" steps="5" batch="1" autoplay></score-field>`,
   );
   const site = await serve([], host);
   try {
@@ -253,7 +290,7 @@ test('the widget fetches only its own folder and the model its attributes name, 
 test('after a GPU device loss the widget offers Retry, which starts a new device and keeps the painted digit', async () => {
   // Inpaint mode on WebGPU: a source digit with its bottom half masked; then the device under the
   // (shared) worker is destroyed, as a driver reset would.
-  const page = await hostPage(widgetPage('<score-field mode="inpaint" backend="webgpu" sampler="em" steps="2" batch="1" seed="4"></score-field>'), `${server.url}lost.html`);
+  const page = await hostPage(widgetPage('<score-field mode="inpaint" backend="webgpu" sampler="dpmpp-2m" steps="5" batch="1" seed="4"></score-field>'), `${server.url}lost.html`);
   await waitStates(page, 'score-field', ['ready']);
   const before = await page.evaluate(async () => {
     const { RemoteModel } = await import('/client.js');

@@ -90,9 +90,13 @@ struct SeedBpd {
 /// are to theirs: held-out digits are near-copies 5 % of the time by construction.
 const NEAR_COPY_QUANTILE: f64 = 0.05;
 
-/// `em:1000`, `pc:200`, `ode-rk45:1e-5`, `ald:10x100`, or any sampler name with a step count.
+/// `em:1000`, `pc:200`, `ode-rk45:1e-5`, `ald:10x100`, or any sampler name with a step count;
+/// then optionally `:churn=S` (`edm-heun`), `:snr=R` (`pc`) or `:rho=P` (the Karras grid).
 fn parse_run(spec: &str, seed: u64) -> Result<SampleOptions, String> {
     let (name, arg) = spec.split_once(':').ok_or_else(|| format!("run `{spec}`: expected SAMPLER:ARG, e.g. em:1000"))?;
+    let mut parts = arg.split(':');
+    let arg = parts.next().unwrap_or_default();
+    let extras: Vec<&str> = parts.collect();
     let sampler: Sampler = name.parse().map_err(|e: scorefield::SampleError| e.to_string())?;
     let mut options = SampleOptions { sampler, seed, ..Default::default() };
     let bad = |what: &str| format!("run `{spec}`: {what}");
@@ -114,6 +118,17 @@ fn parse_run(spec: &str, seed: u64) -> Result<SampleOptions, String> {
             }
         }
     }
+    for extra in extras {
+        let (key, value) = extra.split_once('=').ok_or_else(|| bad("options after the steps are KEY=VALUE, e.g. edm-heun:18:churn=40"))?;
+        let value: f64 = value.parse().map_err(|_| bad(&format!("`{key}` must be a number")))?;
+        match key {
+            "churn" => options.churn = value,
+            "snr" => options.snr = value,
+            "rho" => options.rho = value,
+            _ => return Err(bad(&format!("unknown option `{key}`; expected churn, snr or rho"))),
+        }
+    }
+    options.validate(&scorefield::Sde::ve(1.0)).map_err(|e| bad(&e.to_string()))?;
     Ok(options)
 }
 
@@ -239,7 +254,9 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
             let start = Instant::now();
             let mut bpd = Vec::new();
             let mut evals = 0;
-            for chunk in (0..n).collect::<Vec<_>>().chunks(100) {
+            // Evenly spread over the held-out set (it is ordered by class): every class whatever n.
+            let indices: Vec<usize> = (0..n).map(|k| k * held.len() / n).collect();
+            for chunk in indices.chunks(100) {
                 let pixels: Vec<u8> = chunk.iter().flat_map(|&i| held.image(i).iter().copied()).collect();
                 let values = likelihood::dequantize(&pixels, card.image.range, seed.wrapping_mul(1_000_003).wrapping_add(chunk[0] as u64));
                 let x = Tensor::<4>::from_data(TensorData::new(values, [chunk.len(), 1, SIDE, SIDE]), &device);
@@ -448,6 +465,11 @@ mod tests {
         assert!(parse_run("em", 0).unwrap_err().contains("SAMPLER:ARG"));
         assert!(parse_run("ald:10", 0).unwrap_err().contains("LEVELSxSTEPS"));
         assert!(parse_run("magic:10", 0).is_err());
+        let churned = parse_run("edm-heun:18:churn=40", 0).unwrap();
+        assert_eq!((churned.sampler, churned.steps, churned.churn), (Sampler::EdmHeun, 18, 40.0));
+        assert!(parse_run("edm-heun:18:churn", 0).unwrap_err().contains("KEY=VALUE"));
+        assert!(parse_run("edm-heun:18:warp=2", 0).unwrap_err().contains("unknown option `warp`"));
+        assert!(parse_run("edm-heun:18:churn=-1", 0).unwrap_err().contains("churn"));
     }
 
     /// One line per sampler through its runs in order of evaluations, a dot per run, and the

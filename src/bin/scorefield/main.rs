@@ -288,9 +288,9 @@ struct SamplerArgs {
     /// Langevin corrector signal-to-noise ratio.
     #[arg(long, default_value_t = sampling::DEFAULT_SNR)]
     snr: f64,
-    /// Step-size constant ε of annealed Langevin.
-    #[arg(long, default_value_t = sampling::DEFAULT_ALD_EPS)]
-    ald_eps: f64,
+    /// Step-size constant ε of annealed Langevin (default: 0.2 σ_min², Song & Ermon 2019's ratio).
+    #[arg(long)]
+    ald_eps: Option<f64>,
     /// RK45 relative tolerance.
     #[arg(long, default_value_t = sampling::DEFAULT_ODE_TOL)]
     rtol: f64,
@@ -472,7 +472,9 @@ fn hardware(device: &Device) -> String {
         .and_then(|t| t.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    format!("{device:?} on {cores} × {cpu}")
+    // Burn's CPU backend computes on rayon's pool; RAYON_NUM_THREADS narrows it.
+    let threads = std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0).unwrap_or(cores);
+    format!("{device:?} on {cores} × {cpu}, {threads} thread{}", if threads == 1 { "" } else { "s" })
 }
 
 fn train(a: TrainArgs) -> Result<(), String> {
@@ -506,7 +508,11 @@ fn train(a: TrainArgs) -> Result<(), String> {
         eprintln!("σ_data of the training digits: {sigma_data:.4}");
         Trainer::new(arch, sde, sigma_data, config, &device).map_err(|e| e.to_string())?
     };
-    trainer.begin_session(hardware(&device));
+    let until = a.until.unwrap_or(trainer.config.steps).min(trainer.config.steps);
+    // An export (`--until` at or below the checkpoint's step) trains nothing and adds no session.
+    if trainer.step < until {
+        trainer.begin_session(hardware(&device));
+    }
     eprintln!(
         "training on {} digits, {} parameters, {:.1} MFLOPs per image, {}",
         train_set.len(),
@@ -545,7 +551,6 @@ fn train(a: TrainArgs) -> Result<(), String> {
         files::save(&a.out, &card, &trainer.ema_model()).map_err(|e| e.to_string())
     };
     // Train in checkpoint-sized chunks and refresh the card after each.
-    let until = a.until.unwrap_or(trainer.config.steps).min(trainer.config.steps);
     let first_step = trainer.step;
     let started = std::time::Instant::now();
     let snapshots = (a.snapshots.as_os_str() != "none").then_some(a.snapshots.as_path());

@@ -1,0 +1,182 @@
+//! What a reader is told about each sampler: its label, its paper, the options it reads, the step
+//! count it starts at and the fewest steps that give digits. One table; the wasm API hands it to
+//! the page and the widget (`ScoreModel.samplers`), which build their controls from it.
+//!
+//! The step counts are measurements of the shipped MNIST model (`scorefield evaluate`, 250
+//! samples per run, 100 for `ald`; docs/EVALUATION.md, "Step counts the page allows"):
+//! `min_steps` is the fewest measured steps whose samples come within 2× the real-data Fréchet
+//! floor at that sample count (at the next step count down they are noise, blobs or haze, and
+//! `min_steps_why` says which), `default_steps` a measured count at which the sampler is near its
+//! best. Other models get the same table (their SDE only removes samplers it cannot run); the
+//! wasm API itself is limited only by [`super::MAX_STEPS`].
+
+use serde::Serialize;
+
+use super::{DEFAULT_SNR, Sampler};
+use crate::sde::Sde;
+
+/// The setting the page and the widget start with: the fastest one that meets the quality
+/// targets of docs/EVALUATION.md.
+pub const DEFAULT_SAMPLER: Sampler = Sampler::DpmSolver2M;
+
+/// One sampler, as the page and the widget describe it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SamplerInfo {
+    /// The name the CLI, the wasm API and the widget's `sampler` attribute use.
+    pub name: &'static str,
+    pub label: &'static str,
+    /// Where it comes from.
+    pub paper: &'static str,
+    /// What one step costs, for the step control's hint.
+    pub step: &'static str,
+    /// The wasm API options it reads besides `steps`, `batch` and `seed`.
+    pub options: &'static [&'static str],
+    /// Whether `steps` means anything (the adaptive RK45 picks its own steps).
+    pub takes_steps: bool,
+    pub default_steps: usize,
+    /// The fewest steps the page and the widget allow, and why.
+    pub min_steps: usize,
+    pub min_steps_why: &'static str,
+    /// Corrector steps the page starts with (M for `pc`, T per level for `ald`), if it has any.
+    pub default_corrector_steps: Option<usize>,
+    pub default_snr: Option<f64>,
+}
+
+impl Sampler {
+    /// How the page and the widget describe this sampler.
+    pub fn info(self) -> SamplerInfo {
+        let base = SamplerInfo {
+            name: self.name(),
+            label: "",
+            paper: "",
+            step: "one score evaluation",
+            options: &[],
+            takes_steps: true,
+            default_steps: 0,
+            min_steps: 1,
+            min_steps_why: "",
+            default_corrector_steps: None,
+            default_snr: None,
+        };
+        match self {
+            Sampler::EulerMaruyama => SamplerInfo {
+                label: "Euler–Maruyama (reverse SDE)",
+                paper: "Song et al. 2021, eq. 6",
+                default_steps: 100,
+                min_steps: 50,
+                min_steps_why: "at 20 steps its first-order steps leave speckled, malformed strokes",
+                ..base
+            },
+            Sampler::ReverseDiffusion => SamplerInfo {
+                label: "Reverse diffusion",
+                paper: "Song et al. 2021, eq. 47",
+                default_steps: 100,
+                min_steps: 50,
+                min_steps_why: "at 20 steps its coarse steps leave speckled, malformed strokes",
+                ..base
+            },
+            Sampler::PredictorCorrector => SamplerInfo {
+                label: "Predictor–corrector (reverse diffusion + Langevin)",
+                paper: "Song et al. 2021, alg. 1–5",
+                step: "1 + corrector steps score evaluations",
+                options: &["correctorSteps", "snr"],
+                default_steps: 100,
+                min_steps: 50,
+                min_steps_why: "at 25 steps a third of its digits are malformed, at 10 most are noise",
+                default_corrector_steps: Some(1),
+                default_snr: Some(DEFAULT_SNR),
+                ..base
+            },
+            Sampler::AnnealedLangevin => SamplerInfo {
+                label: "Annealed Langevin dynamics",
+                paper: "Song & Ermon 2019, alg. 1",
+                step: "one noise level: corrector-steps score evaluations",
+                options: &["correctorSteps", "aldEps"],
+                default_steps: 100,
+                min_steps: 50,
+                min_steps_why: "with 5 Langevin steps per level, 20 levels do not leave the initial noise",
+                default_corrector_steps: Some(5),
+                ..base
+            },
+            Sampler::OdeEuler => SamplerInfo {
+                label: "Probability-flow ODE (Euler)",
+                paper: "Song et al. 2021, eq. 13",
+                default_steps: 100,
+                min_steps: 100,
+                min_steps_why: "at 50 steps Euler's first-order error blurs the digits into a few smooth shapes",
+                ..base
+            },
+            Sampler::OdeHeun => SamplerInfo {
+                label: "Probability-flow ODE (Heun)",
+                paper: "Karras et al. 2022, alg. 1",
+                step: "two score evaluations",
+                default_steps: 50,
+                min_steps: 25,
+                min_steps_why: "on the SDE's uniform time grid, 10 steps end in noise: the steps at small σ are too coarse",
+                ..base
+            },
+            Sampler::OdeRk45 => SamplerInfo {
+                label: "Probability-flow ODE (adaptive RK45)",
+                paper: "Dormand & Prince 1980; Song et al. 2021, §4.3",
+                step: "picks its own steps (tolerance 10⁻⁵)",
+                options: &["rtol", "atol"],
+                takes_steps: false,
+                default_steps: 1,
+                min_steps: 1,
+                min_steps_why: "the step count is chosen by the solver",
+                ..base
+            },
+            Sampler::EdmHeun => SamplerInfo {
+                label: "Heun on the EDM σ grid (Karras et al. 2022)",
+                paper: "Karras et al. 2022, alg. 2",
+                step: "two score evaluations (the last step one)",
+                options: &["rho", "churn"],
+                default_steps: 18,
+                min_steps: 5,
+                min_steps_why: "at 3 steps the σ grid is too coarse: faint, broken digits",
+                ..base
+            },
+            Sampler::DpmSolver2M => SamplerInfo {
+                label: "DPM-Solver++(2M) (Lu et al. 2022)",
+                paper: "Lu et al. 2022, alg. 2",
+                options: &["rho"],
+                default_steps: 10,
+                min_steps: 5,
+                min_steps_why: "at 3 steps the digits are blurred into a grey haze",
+                ..base
+            },
+        }
+    }
+
+    /// Whether this sampler runs on a model with this SDE (annealed Langevin needs VE).
+    pub fn runs_on(self, sde: &Sde) -> bool {
+        self != Sampler::AnnealedLangevin || matches!(sde, Sde::Ve { .. })
+    }
+}
+
+/// The samplers a model with this SDE offers, in the order of [`Sampler::ALL`] (default first).
+pub fn samplers_for(sde: &Sde) -> Vec<SamplerInfo> {
+    Sampler::ALL.into_iter().filter(|s| s.runs_on(sde)).map(Sampler::info).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every sampler is described, under its own name, with a label, a paper, and a default
+    /// step count within the limits it states.
+    #[test]
+    fn every_sampler_is_described_consistently() {
+        for sampler in Sampler::ALL {
+            let info = sampler.info();
+            assert_eq!(info.name, sampler.name());
+            assert!(!info.label.is_empty() && !info.paper.is_empty() && !info.min_steps_why.is_empty(), "{}", info.name);
+            assert!((info.min_steps..=super::super::MAX_STEPS).contains(&info.default_steps), "{}", info.name);
+            assert_eq!(info.default_corrector_steps.is_some(), info.options.contains(&"correctorSteps"), "{}", info.name);
+        }
+        assert_eq!(samplers_for(&Sde::ve(40.0))[0].name, DEFAULT_SAMPLER.name(), "the default comes first");
+        assert_eq!(samplers_for(&Sde::ve(40.0)).len(), Sampler::ALL.len());
+        assert!(samplers_for(&Sde::vp()).iter().all(|s| s.name != "ald"));
+    }
+}
