@@ -43,6 +43,7 @@ canvas { display: block; width: 100%; height: auto; image-rendering: pixelated; 
 .controls label { display: flex; flex-direction: column; font-size: 12px; color: #566072; }
 .controls input, .controls select { font-size: 13px; padding: 2px 4px; border: 1px solid #b9c0cc; border-radius: 4px; background: #fff; color: #1d2330; }
 .controls input[type=number] { width: 5.5em; }
+.controls label, .controls select { max-width: 100%; }
 button { font-size: 13px; padding: 4px 12px; border-radius: 4px; border: 1px solid #3d5afe; background: #3d5afe; color: #fff; cursor: pointer; }
 button.secondary { background: #fff; color: #3d5afe; }
 button:disabled { opacity: .5; cursor: default; }
