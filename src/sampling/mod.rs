@@ -266,7 +266,7 @@ impl SampleOptions {
         if !(self.churn.is_finite() && (0.0..=1000.0).contains(&self.churn)) {
             return Err(SampleError::invalid("churn", format!("must be in [0, 1000], got {}", self.churn)));
         }
-        if self.sampler == Sampler::AnnealedLangevin && !matches!(sde, Sde::Ve { .. }) {
+        if !self.sampler.runs_on(sde) {
             return Err(SampleError::invalid(
                 "sampler",
                 format!("`ald` (annealed Langevin) needs a VE model (noise-conditional score); this model's SDE is {}", sde.name()),

@@ -360,7 +360,6 @@ fn quality_plot(r: &Results) -> String {
     svg += &format!("<text x=\"12\" y=\"{}\" transform=\"rotate(-90 12 {})\" text-anchor=\"middle\">confident &gt; 0.9</text>\n", top + ph / 2.0, top + ph / 2.0);
     let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"];
     let mut samplers: Vec<&str> = r.runs.iter().map(|run| run.options.sampler.name()).collect();
-    samplers.dedup();
     samplers.sort();
     samplers.dedup();
     for (i, name) in samplers.iter().enumerate() {
