@@ -11,6 +11,9 @@
 //! - [`evaluate`]: a digit classifier's view of samples (confident share, class entropy,
 //!   Fréchet distance of its features).
 //! - [`onnx`]: the score network written as an ONNX model, for other runtimes.
+//! - [`mixture`]: Gaussian mixtures whose perturbed density and score are exact.
+//! - [`field`]: the 2-D explainer: preset distributions, the field over them, particles moved by
+//!   the samplers.
 //! - [`likelihood`]: exact log-likelihood and bits/dim through the probability-flow ODE.
 
 pub mod backend;
@@ -19,10 +22,12 @@ pub mod data;
 pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod evaluate;
+pub mod field;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod io;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod likelihood;
+pub mod mixture;
 pub mod model;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod onnx;

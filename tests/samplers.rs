@@ -4,9 +4,10 @@
 mod common;
 
 use burn::prelude::*;
-use common::{Gaussian, Mixture, max_abs_diff, mean_cov, rows};
+use common::{Gaussian, max_abs_diff, mean_cov, rows};
 use pollster::block_on;
 use scorefield::sampling::{self, Flow, SampleOptions, Sampler, ScoreFn, Step, no_observer};
+use scorefield::mixture::Mixture;
 use scorefield::{SampleError, Sde};
 
 const N: usize = 4000;
@@ -16,8 +17,8 @@ fn gaussian(sde: Sde) -> Gaussian {
     Gaussian { sde, mean: vec![1.0, -0.5], cov: vec![1.0, 0.6, 0.6, 0.5] }
 }
 
-fn mixture(sde: Sde) -> Mixture {
-    Mixture { sde, weights: vec![0.3, 0.7], means: vec![vec![-2.0, 1.0], vec![2.0, -1.0]], stds: vec![0.5, 0.5] }
+fn mixture() -> Mixture {
+    Mixture::new(vec![0.3, 0.7], vec![vec![-2.0, 1.0], vec![2.0, -1.0]], vec![0.5, 0.5]).unwrap()
 }
 
 fn options(sampler: Sampler) -> SampleOptions {
@@ -59,8 +60,8 @@ fn check_gaussian(sampler: Sampler, sde: Sde) {
 /// The mixture: overall mean and covariance as above, and the share of samples nearer the first
 /// mode (x₀ < 0) equals its weight 0.3 within 0.04 (≥ 5 standard errors of a proportion).
 fn check_mixture(sampler: Sampler, sde: Sde) {
-    let target = mixture(sde);
-    let x = draw(&target, &sde, 2, &options(sampler));
+    let target = mixture();
+    let x = draw(&target.score_fn(&sde), &sde, 2, &options(sampler));
     let (mean, cov) = mean_cov(&x, 2);
     let share = x.chunks(2).filter(|r| r[0] < 0.0).count() as f64 / N as f64;
     let (dm, dc) = (max_abs_diff(&mean, &target.mean()), max_abs_diff(&cov, &target.cov()));

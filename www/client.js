@@ -136,3 +136,31 @@ export class RemoteModel {
     if (this.current !== null) getWorker().postMessage({ type: 'cancel', target: this.current, id: 0 });
   }
 }
+
+/** The 2-D explainer's distribution in the worker (src/web/field.rs): `spec` is
+ * {distribution, sde} or {points: [x0, y0, …], sde}. */
+export class RemoteField {
+  constructor(spec) {
+    this.spec = spec;
+  }
+
+  /** Presets, dynamics, defaults and limits, as the library describes them. */
+  static describe() {
+    return request({ type: 'field', op: 'describe' }).promise;
+  }
+
+  /** {weights, means, modes, sigmas}: `sigmas` are the noise levels of `times`. */
+  info(times = []) {
+    return request({ type: 'field', op: 'info', spec: this.spec, times }).promise;
+  }
+
+  /** p_t and its score on an n × n grid for each t: [{t, sigma, n, density, score}]. */
+  grids(times, n) {
+    return request({ type: 'field', op: 'grids', spec: this.spec, times, n }).promise;
+  }
+
+  /** A particle run: {count, frames, times, sigmas, updates, shares}. */
+  particles(options) {
+    return request({ type: 'field', op: 'particles', spec: this.spec, options }).promise;
+  }
+}

@@ -4,26 +4,32 @@
 //   <score-field mode="trajectory" sampler="pc" steps="200"></score-field>
 //
 // Attributes: model (card URL, relative to the page; default the shipped MNIST model next to this
-// module), mode (generate | inpaint | trajectory), sampler and steps (default: the model's fastest
+// module), mode (generate | inpaint | trajectory | field), sampler and steps (default: the model's fastest
 // good setting; a sampler's step count has a floor, below which it shows noise), batch, seed, autoplay,
 // controls (comma-separated: run, sampler, steps, seed, batch; or "none"), width (CSS pixels),
 // backend (auto | webgpu | cpu).
+//
+// mode="field" is the 2-D explainer (field-view.js, loaded only then): distribution (two-modes |
+// ring | moons | spiral | draw), sampler (langevin, ald, em, pc, rd, ode-heun, ode-euler), sde (ve |
+// vp), sigma (the noise level shown, and Langevin's), particles, steps, seed, autoplay, controls
+// (run, distribution, sampler, sigma, particles, seed). The lists come from the library
+// (Field2D.describe()).
 //
 // Everything lives in a Shadow DOM; nothing is added to the page's globals or styles. All widgets
 // on a page share one worker, hence one wasm instance, one GPU device and one copy of each model
 // (client.js + worker.js). A widget loads only when it scrolls into view, and its errors stay in
 // its own box.
-import { RemoteModel } from './client.js';
+import { RemoteField, RemoteModel } from './client.js';
 import { drawGrid, fitScale } from './render.js';
 import { Painter } from './painter.js';
 
 const DEFAULT_MODEL = new URL('./models/mnist.json', import.meta.url).href;
-const MODES = ['generate', 'inpaint', 'trajectory'];
+const MODES = ['generate', 'inpaint', 'trajectory', 'field'];
 const CONTROLS = ['run', 'sampler', 'steps', 'seed', 'batch'];
 // The sampler and its step count default to what the model's sampler table says
 // (src/sampling/catalog.rs, sent by the worker when the model loads).
 const DEFAULTS = { mode: 'generate', seed: 1, controls: 'run,sampler,steps,seed', width: 320, backend: 'auto' };
-const BATCH = { generate: 16, inpaint: 4, trajectory: 1 };
+const BATCH = { generate: 16, inpaint: 4, trajectory: 1, field: 1 };
 // Native pixel size of the widget's canvases (CSS scales them to the widget's width).
 const CANVAS = 280;
 // Frames kept by the trajectory view.
@@ -74,7 +80,7 @@ function wholeNumber(value, fallback, lo, hi) {
 }
 
 export class ScoreField extends HTMLElement {
-  static observedAttributes = ['model', 'mode', 'sampler', 'steps', 'batch', 'seed', 'controls', 'width', 'backend'];
+  static observedAttributes = ['model', 'mode', 'sampler', 'steps', 'batch', 'seed', 'controls', 'width', 'backend', 'distribution', 'sde', 'sigma', 'particles'];
 
   #shadow;
   #ui = null;
@@ -87,6 +93,7 @@ export class ScoreField extends HTMLElement {
   #frames = []; // trajectory: [{t, sigma, data, shape}]
   #painter = null;
   #digits = 0; // source digits drawn so far (inpaint mode)
+  #field = null; // the 2-D explainer (field mode): a FieldView
 
   constructor() {
     super();
@@ -108,6 +115,11 @@ export class ScoreField extends HTMLElement {
       model: this.getAttribute('model') || DEFAULT_MODEL,
       autoplay: this.hasAttribute('autoplay'),
     };
+  }
+
+  /** Field mode: the last played run's frame rate (frames drawn per second), or null. */
+  get fps() {
+    return this.#field?.fps ?? null;
   }
 
   /** 'idle' | 'loading' | 'ready' | 'running' | 'done' | 'error' (also as the `state` attribute). */
@@ -140,12 +152,13 @@ export class ScoreField extends HTMLElement {
 
   attributeChangedCallback(name, old, value) {
     if (!this.#ui || old === value) return;
-    if (name === 'model' || name === 'backend' || name === 'mode') {
+    if (name === 'model' || name === 'backend' || name === 'mode' || (this.#field && ['distribution', 'sde'].includes(name))) {
       // A different model or layout: rebuild, and load again if we had started.
       const started = this.#loading !== null;
       if (this.#running) this.#model?.cancel();
       this.#model = null;
       this.#info = null;
+      this.#field = null;
       this.#loading = null;
       this.#build();
       if (started) this.#start();
@@ -164,7 +177,9 @@ export class ScoreField extends HTMLElement {
     ui.root = el('div', { class: 'root', part: 'root' });
     ui.root.style.width = `${s.width}px`;
     ui.views = el('div', { class: 'views' });
-    ui.canvas = el('canvas', { class: 'output', width: CANVAS, height: CANVAS, role: 'img', 'aria-label': 'samples' });
+    // The field's arrows and particles are drawn at twice the CSS size, for sharp lines.
+    const side = s.mode === 'field' ? 2 * CANVAS : CANVAS;
+    ui.canvas = el('canvas', { class: 'output', width: side, height: side, role: 'img', 'aria-label': 'samples' });
     const output = el('div', { class: 'view' }, ui.canvas);
     if (s.mode === 'inpaint') {
       ui.source = el('canvas', { class: 'source', width: CANVAS, height: CANVAS, role: 'img', 'aria-label': 'the digit to complete; paint over the part to regenerate' });
@@ -268,6 +283,10 @@ export class ScoreField extends HTMLElement {
     const s = this.settings;
     const ui = this.#ui;
     ui.root.style.width = `${s.width}px`;
+    if (s.mode === 'field') {
+      if (this.#field && !this.#running) this.#field.sync();
+      return;
+    }
     if ((all || !this.#running) && this.#info) {
       const { sampler, steps, problems } = this.#choice();
       ui.sampler.value = sampler.name;
@@ -320,10 +339,35 @@ export class ScoreField extends HTMLElement {
     return this.run();
   }
 
+  /** Field mode: loads the explainer's code and the library's description of it. */
+  #startField() {
+    const s = this.settings;
+    const ui = this.#ui;
+    this.#setState('loading');
+    ui.status.textContent = 'loading…';
+    const hooks = { setState: (state) => this.#setState(state), showError: (message) => this.#showError(message) };
+    this.#loading = Promise.all([import('./field-view.js'), RemoteField.describe()]).then(
+      async ([{ FieldView }, about]) => {
+        this.#info = about;
+        this.#field = new FieldView(this, el, ui, about, hooks);
+        this.#setBusy(false);
+        await this.#field.sync();
+      },
+      (error) => {
+        this.#setState('error');
+        ui.status.textContent = '';
+        this.#showError(`could not start the field: ${error.message}`);
+      },
+    );
+    if (s.autoplay) this.#loading.then(() => this.#field && this.run());
+    return this.#loading;
+  }
+
   /** Starts loading the model (once); then runs if `autoplay`. */
   #start() {
     if (this.#loading) return this.#loading;
     const s = this.settings;
+    if (s.mode === 'field') return this.#startField();
     this.#setState('loading');
     this.#ui.status.textContent = 'loading the model…';
     this.#model = new RemoteModel(s.model, s.backend);
@@ -379,6 +423,16 @@ export class ScoreField extends HTMLElement {
   async run() {
     await this.#start();
     if (!this.#info || this.#running) return null;
+    if (this.#field) {
+      this.#running = true;
+      try {
+        this.result = await this.#field.start();
+      } finally {
+        this.#running = false;
+      }
+      if (this.result) this.dispatchEvent(new CustomEvent('done', { detail: this.result }));
+      return this.result;
+    }
     const problem = this.#stepsProblem();
     if (problem) {
       this.#showError(problem);

@@ -2,11 +2,43 @@
 // works in workers). One worker can hold several models; every message carries an id, and every
 // answer is {id, status: 'progress' | 'result' | 'error', ...}.
 // pkg/ sits next to this module (tools/serve.py maps /pkg/ there; dist/ copies it there).
-import init, { ScoreModel } from './pkg/scorefield.js';
+import init, { Field2D, ScoreModel } from './pkg/scorefield.js';
 
 const ready = init({ module_or_path: new URL('./pkg/scorefield_bg.wasm', import.meta.url) });
 const models = new Map(); // card URL + backend -> Promise<ScoreModel>
 const running = new Map(); // request id -> ScoreModel
+const fields = new Map(); // JSON of a field's spec -> Field2D (the 2-D explainer; src/web/field.rs)
+
+function field(spec) {
+  const key = JSON.stringify(spec ?? {});
+  if (!fields.has(key)) {
+    if (fields.size >= 16) {
+      const [oldest, f] = fields.entries().next().value;
+      fields.delete(oldest);
+      f.free();
+    }
+    fields.set(key, new Field2D(spec ?? {}));
+  }
+  return fields.get(key);
+}
+
+// The 2-D explainer's requests: {op: 'describe' | 'info' | 'grids' | 'particles', spec, ...}.
+async function fieldRequest(id, data) {
+  await ready;
+  if (data.op === 'describe') return { result: Field2D.describe(), transfer: [] };
+  const f = field(data.spec);
+  if (data.op === 'info') return { result: { weights: f.weights, means: f.means, modes: f.modes, sigmas: data.times?.map((t) => f.noiseLevel(t)) ?? [] }, transfer: [] };
+  if (data.op === 'grids') {
+    const grids = data.times.map((t) => ({ t, sigma: f.noiseLevel(t), ...f.grid(t, data.n) }));
+    return { result: grids, transfer: grids.flatMap((g) => [g.density.buffer, g.score.buffer]) };
+  }
+  if (data.op === 'particles') {
+    const out = await f.particles(data.options);
+    out.sigmas = Array.from(out.times, (t) => f.noiseLevel(t));
+    return { result: out, transfer: [out.frames.buffer] };
+  }
+  throw new Error(`unknown field request ${data.op}`);
+}
 
 // 'auto' takes WebGPU unless the browser only offers a software fallback adapter, on which the
 // CPU build is faster (measured: see docs/PERFORMANCE.md).
@@ -74,6 +106,11 @@ self.onmessage = async (event) => {
         model?.free();
       }
       self.postMessage({ id, status: 'result', result: null });
+      return;
+    }
+    if (type === 'field') {
+      const { result, transfer } = await fieldRequest(id, event.data);
+      self.postMessage({ id, status: 'result', result }, transfer);
       return;
     }
     if (type === 'load') {

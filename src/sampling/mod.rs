@@ -442,6 +442,12 @@ impl Noise {
         self.normal(x.dims(), 1.0, &x.device())
     }
 
+    /// Uniform noise on [lo, hi) of the given shape.
+    pub fn uniform(&mut self, shape: [usize; 4], lo: f64, hi: f64, device: &Device) -> Tensor<4> {
+        self.reseed(device);
+        Tensor::random(shape, Distribution::Uniform(lo, hi), device)
+    }
+
     /// Rademacher (±1) noise of the given shape.
     pub fn rademacher(&mut self, shape: [usize; 4], device: &Device) -> Tensor<4> {
         self.reseed(device);

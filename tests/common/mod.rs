@@ -2,11 +2,10 @@
 //!
 //! For data x(0) ~ N(μ, Σ) and a linear SDE with marginal x(t) = m(t) x(0) + σ(t) z, the
 //! perturbed density is p_t = N(m μ, m² Σ + σ² I), so ∇ log p_t(x) = −(m² Σ + σ² I)⁻¹ (x − m μ).
-//! A mixture Σ_k w_k N(μ_k, s_k² I) stays a mixture with components N(m μ_k, (m² s_k² + σ²) I).
+//! Mixtures are the library's own ([`scorefield::mixture`]).
 #![allow(dead_code)]
 
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 use scorefield::{ScoreFn, Sde};
 
 /// Gaussian data N(mean, cov) laid out as [B, C, H, W] with C·H·W = D.
@@ -64,67 +63,6 @@ impl ScoreFn for Gaussian {
         let mean_t = Tensor::<2>::from_data(TensorData::new(mean_t.iter().map(|&v| v as f32).collect(), [1, d]), &device);
         let x = x.reshape([shape[0], d]);
         (mean_t - x).matmul(prec).reshape(shape)
-    }
-}
-
-/// Mixture Σ_k w_k N(μ_k, s_k² I) in D dimensions.
-pub struct Mixture {
-    pub sde: Sde,
-    pub weights: Vec<f64>,
-    pub means: Vec<Vec<f64>>,
-    pub stds: Vec<f64>,
-}
-
-impl Mixture {
-    pub fn mean(&self) -> Vec<f64> {
-        let d = self.means[0].len();
-        (0..d).map(|i| self.weights.iter().zip(&self.means).map(|(w, m)| w * m[i]).sum()).collect()
-    }
-
-    pub fn cov(&self) -> Vec<f64> {
-        let d = self.means[0].len();
-        let mu = self.mean();
-        let mut cov = vec![0.0; d * d];
-        for ((w, m), s) in self.weights.iter().zip(&self.means).zip(&self.stds) {
-            for i in 0..d {
-                for j in 0..d {
-                    cov[i * d + j] += w * (if i == j { s * s } else { 0.0 } + m[i] * m[j]);
-                }
-            }
-        }
-        for i in 0..d {
-            for j in 0..d {
-                cov[i * d + j] -= mu[i] * mu[j];
-            }
-        }
-        cov
-    }
-}
-
-impl ScoreFn for Mixture {
-    fn score(&self, x: Tensor<4>, t: f64) -> Tensor<4> {
-        let shape = x.dims();
-        let b = shape[0];
-        let d = self.means[0].len();
-        let device = x.device();
-        let (m, s) = self.sde.marginal(t);
-        let x = x.reshape([b, d]);
-        let mut logits = Vec::new();
-        let mut scores = Vec::new();
-        for ((w, mu), sk) in self.weights.iter().zip(&self.means).zip(&self.stds) {
-            let var = m * m * sk * sk + s * s;
-            let mu = Tensor::<2>::from_data(TensorData::new(mu.iter().map(|v| (m * v) as f32).collect(), [1, d]), &device);
-            let diff = x.clone() - mu; // [B, D]
-            let log_w = w.ln() - 0.5 * d as f64 * var.ln();
-            logits.push(diff.clone().powi_scalar(2).sum_dim(1) * (-0.5 / var) + log_w); // [B, 1]
-            scores.push(diff * (-1.0 / var)); // [B, D]
-        }
-        let resp = softmax(Tensor::cat(logits, 1), 1); // [B, K]
-        let mut score = Tensor::<2>::zeros([b, d], &device);
-        for (k, sk) in scores.into_iter().enumerate() {
-            score = score + sk * resp.clone().slice([0..b, k..k + 1]);
-        }
-        score.reshape(shape)
     }
 }
 

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+mod field;
+
 use crate::backend::{self, Backend};
 use crate::sampling::{self, Flow, Known, Observer, SampleOptions, Sampler, Step, catalog};
 use crate::weights::{self, ModelCard};

@@ -1,0 +1,526 @@
+//! The score field in 2-D: the explainer's distributions, the field drawn over them, and particles
+//! moved by the project's own samplers (a batch of points is a batch of [N, 2, 1, 1] tensors).
+//!
+//! The pictures are those of Song & Ermon 2019 (§3, figures 2–3) and Song et al. 2021 (figure 1):
+//! the score of a mixture as arrows over its density, Langevin dynamics at one noise level getting
+//! the mixture's weights wrong, annealed Langevin getting them right, the reverse SDE and the
+//! probability-flow ODE carrying the prior back to the data. The scores are exact
+//! ([`crate::mixture`]), so every picture shows what the method does, not what a network learned.
+
+use std::str::FromStr;
+
+use burn::prelude::*;
+use serde::Serialize;
+
+use crate::error::{ConfigError, SampleError};
+use crate::mixture::Mixture;
+use crate::sampling::pc::{self, Corrector, Predictor};
+use crate::sampling::{Noise, SampleOptions, Sampler};
+use crate::sde::Sde;
+
+/// The square the pictures show, [−8, 8]²: every preset lies inside it.
+pub const VIEW_HALF_WIDTH: f64 = 8.0;
+/// σ_max of the explainer's VE SDE, the library's default (Song et al. 2021's CIFAR-10 value):
+/// well above the largest distance between a preset's points (14 for the two modes; Song & Ermon
+/// 2020, "technique 1"). The prior N(0, σ_max² I) still misses the data's mean (3, 3) by 0.085
+/// σ_max along the diagonal, and the deterministic ODE carries that error to the weights (0.78
+/// instead of 0.8; at σ_max = 20 it is 0.74): the reverse SDE forgets it.
+pub const FIELD_SIGMA_MAX: f64 = 50.0;
+/// How much a drawn point is smoothed: its component is N(point, s² I) with this s.
+pub const DRAWN_POINT_STD: f64 = 0.35;
+/// Particles a run starts with.
+pub const DEFAULT_PARTICLES: usize = 1000;
+/// Frames a run records unless asked otherwise.
+pub const DEFAULT_FRAMES: usize = 200;
+/// The most particles one run moves.
+pub const MAX_PARTICLES: usize = 20_000;
+/// The most point updates (particles × updates) one run makes: about a second of the CPU build.
+pub const MAX_POINT_UPDATES: usize = 20_000_000;
+/// The most frames a run records.
+pub const MAX_FRAMES: usize = 1_000;
+
+/// The SDE the explainer diffuses its data with, by name (`ve` or `vp`).
+pub fn sde(name: &str) -> Result<Sde, ConfigError> {
+    match name {
+        "ve" => Ok(Sde::ve(FIELD_SIGMA_MAX)),
+        "vp" => Ok(Sde::vp()),
+        other => Err(ConfigError::invalid("sde", format!("is `{other}`; expected ve or vp"))),
+    }
+}
+
+/// The distributions a reader can pick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    /// (1/5) N((−5, −5), I) + (4/5) N((5, 5), I): Song & Ermon 2019's example of Langevin
+    /// dynamics getting the weights wrong (§3.2.2, figure 3).
+    TwoModes,
+    /// Eight modes on a circle of radius 5, std 0.5, with weights alternating 2 : 1.
+    Ring,
+    /// Two interleaving half circles (256 points, smoothed).
+    Moons,
+    /// A two-turn spiral (256 points, smoothed).
+    Spiral,
+}
+
+/// A preset as the page and the widget describe it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PresetInfo {
+    pub name: &'static str,
+    pub label: &'static str,
+    /// Whether the preset has a few modes whose shares the readout compares with their weights.
+    pub modes: bool,
+}
+
+impl Preset {
+    pub const ALL: [Preset; 4] = [Preset::TwoModes, Preset::Ring, Preset::Moons, Preset::Spiral];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::TwoModes => "two-modes",
+            Preset::Ring => "ring",
+            Preset::Moons => "moons",
+            Preset::Spiral => "spiral",
+        }
+    }
+
+    pub fn info(self) -> PresetInfo {
+        let label = match self {
+            Preset::TwoModes => "Two modes, weights 1/5 and 4/5",
+            Preset::Ring => "A ring of eight modes",
+            Preset::Moons => "Two moons",
+            Preset::Spiral => "A spiral",
+        };
+        PresetInfo { name: self.name(), label, modes: matches!(self, Preset::TwoModes | Preset::Ring) }
+    }
+
+    pub fn mixture(self) -> Mixture {
+        let built = match self {
+            Preset::TwoModes => Mixture::new(vec![0.2, 0.8], vec![vec![-5.0, -5.0], vec![5.0, 5.0]], vec![1.0, 1.0]),
+            Preset::Ring => {
+                let angle = |k: usize| std::f64::consts::TAU * k as f64 / 8.0;
+                let means = (0..8).map(|k| vec![5.0 * angle(k).cos(), 5.0 * angle(k).sin()]).collect();
+                let weights = (0..8).map(|k| if k % 2 == 0 { 2.0 } else { 1.0 }).collect();
+                Mixture::new(weights, means, vec![0.5; 8])
+            }
+            Preset::Moons => {
+                let n = 128;
+                let theta = |i: usize| std::f64::consts::PI * i as f64 / (n - 1) as f64;
+                // The unit moons (cos θ, sin θ) and (1 − cos θ, ½ − sin θ), centred and scaled by 3.5.
+                let upper = (0..n).map(|i| vec![3.5 * (theta(i).cos() - 0.5), 3.5 * (theta(i).sin() - 0.25)]);
+                let lower = (0..n).map(|i| vec![3.5 * (0.5 - theta(i).cos()), 3.5 * (0.25 - theta(i).sin())]);
+                Mixture::from_points(upper.chain(lower).collect(), 0.25)
+            }
+            Preset::Spiral => {
+                let n = 256;
+                // r = 7 θ / θ_max over two turns, starting half a turn out.
+                let points = (0..n)
+                    .map(|i| {
+                        let theta = std::f64::consts::PI * (1.0 + 4.0 * i as f64 / (n - 1) as f64);
+                        let r = 7.0 * theta / (5.0 * std::f64::consts::PI);
+                        vec![r * theta.cos(), r * theta.sin()]
+                    })
+                    .collect();
+                Mixture::from_points(points, 0.25)
+            }
+        };
+        built.expect("the presets are valid mixtures")
+    }
+}
+
+impl FromStr for Preset {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        Preset::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
+            let names: Vec<_> = Preset::ALL.iter().map(|p| p.name()).collect();
+            ConfigError::invalid("distribution", format!("is `{s}`; expected one of {}", names.join(", ")))
+        })
+    }
+}
+
+/// A distribution with its SDE: what the field shows and the particles sample.
+#[derive(Clone, Debug)]
+pub struct Field {
+    pub mixture: Mixture,
+    pub sde: Sde,
+    /// Whether shares of particles per component mean something (a few modes, not a point set).
+    pub modes: bool,
+}
+
+impl Field {
+    pub fn preset(preset: Preset, sde: Sde) -> Self {
+        Field { mixture: preset.mixture(), sde, modes: preset.info().modes }
+    }
+
+    /// A reader's drawing: each point smoothed by N(0, [`DRAWN_POINT_STD`]² I).
+    pub fn drawn(points: Vec<[f64; 2]>, sde: Sde) -> Result<Self, ConfigError> {
+        if points.is_empty() {
+            return Err(ConfigError::invalid("points", "are empty: draw at least one point"));
+        }
+        let mixture = Mixture::from_points(points.into_iter().map(|p| p.to_vec()).collect(), DRAWN_POINT_STD)?;
+        Ok(Field { mixture, sde, modes: false })
+    }
+
+    /// p_t and ∇ log p_t on an n × n grid over the view square, rows from the top (y = +8) down,
+    /// x from left to right: `density` [n²] and `score` [n², 2].
+    pub fn grid(&self, t: f64, n: usize) -> Result<Grid, ConfigError> {
+        if !(2..=512).contains(&n) {
+            return Err(ConfigError::invalid("grid", format!("must be in 2..=512 cells a side, got {n}")));
+        }
+        if !(t.is_finite() && (0.0..=crate::sde::T_END).contains(&t)) {
+            return Err(ConfigError::invalid("t", format!("must be in [0, {}], got {t}", crate::sde::T_END)));
+        }
+        let p = self.mixture.perturbed(&self.sde, t);
+        let coord = |i: usize| -VIEW_HALF_WIDTH + 2.0 * VIEW_HALF_WIDTH * (i as f64 + 0.5) / n as f64;
+        let mut density = Vec::with_capacity(n * n);
+        let mut score = Vec::with_capacity(2 * n * n);
+        for row in 0..n {
+            for col in 0..n {
+                let x = [coord(col), -coord(row)];
+                density.push(p.log_density(&x).exp() as f32);
+                score.extend(p.score_at(&x).into_iter().map(|v| v as f32));
+            }
+        }
+        Ok(Grid { n, density, score })
+    }
+
+    /// The share of `points` ([N, 2] row-major) assigned to each component of the data mixture.
+    pub fn shares(&self, points: &[f32]) -> Vec<f64> {
+        let mut counts = vec![0usize; self.mixture.components()];
+        for p in points.chunks_exact(2) {
+            counts[self.mixture.assign(&[p[0] as f64, p[1] as f64])] += 1;
+        }
+        let n = (points.len() / 2).max(1) as f64;
+        counts.into_iter().map(|c| c as f64 / n).collect()
+    }
+
+    /// Moves particles with `options.dynamics` and records their positions.
+    pub async fn particles(&self, options: &ParticleOptions, device: &Device) -> Result<Particles, SampleError> {
+        options.validate(&self.sde)?;
+        let score = self.mixture.score_fn(&self.sde);
+        let n = options.particles;
+        let mut noise = Noise::new(options.seed);
+        let plan = options.plan(&self.sde, &self.mixture);
+        let start = if plan.from_prior {
+            noise.normal([n, 2, 1, 1], self.sde.prior_std(), device)
+        } else {
+            noise.uniform([n, 2, 1, 1], -VIEW_HALF_WIDTH, VIEW_HALF_WIDTH, device)
+        };
+        let updates = plan.updates();
+        let stride = updates.div_ceil(options.frames.max(2) - 1).max(1);
+        let mut recorder = Recorder { n, frames: Vec::new(), times: Vec::new() };
+        recorder.record(&start, plan.times[0]).await?;
+        let mut x = start;
+        let mut done = 0;
+        let levels = if plan.predictor == Predictor::None { plan.times.len() } else { plan.times.len() - 1 };
+        for i in 0..levels {
+            let t = plan.times[i];
+            let t_next = plan.times.get(i + 1).copied().unwrap_or(t);
+            for _ in 0..plan.corrector.steps() {
+                x = plan.corrector.update(&score, &self.sde, x, t, t_next, &mut noise).0;
+                done += 1;
+                if done % stride == 0 || done == updates {
+                    recorder.record(&x, t).await?;
+                }
+            }
+            if plan.predictor != Predictor::None {
+                x = plan.predictor.update(&score, &self.sde, x, t, t_next, &mut noise).0;
+                done += 1;
+                if done % stride == 0 || done == updates {
+                    recorder.record(&x, t_next).await?;
+                }
+            }
+        }
+        let last = &recorder.frames[recorder.frames.len() - 2 * n..];
+        if last.iter().any(|v| !v.is_finite()) {
+            return Err(SampleError::NonFinite { sampler: options.dynamics.name(), step: done, t: plan.times[plan.times.len() - 1] });
+        }
+        let shares = self.modes.then(|| self.shares(last));
+        Ok(Particles { count: n, frames: recorder.frames, times: recorder.times, updates, shares })
+    }
+}
+
+/// p_t and its score on a grid ([`Field::grid`]).
+pub struct Grid {
+    pub n: usize,
+    pub density: Vec<f32>,
+    pub score: Vec<f32>,
+}
+
+/// What moves the particles: Langevin dynamics at one noise level, or one of the samplers that run
+/// on a time grid (the predictor–corrector family: the others are the same ODE with other steps).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dynamics {
+    /// x ← x + (α/2) ∇ log p_σ(x) + √α z at a fixed σ (Song & Ermon 2019, eq. 4), from uniform
+    /// noise over the view.
+    Langevin,
+    /// One of [`Dynamics::SAMPLERS`]; annealed Langevin starts from uniform noise as in Song &
+    /// Ermon 2019, the others from the SDE's prior.
+    Sampler(Sampler),
+}
+
+/// A dynamics as the page and the widget describe it.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DynamicsInfo {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub paper: &'static str,
+    pub default_steps: usize,
+    pub default_corrector_steps: Option<usize>,
+    /// Whether the particles start from the SDE's prior (else uniformly over the view).
+    pub from_prior: bool,
+    /// Whether it runs at one noise level (`sigma`, `stepSize`).
+    pub fixed_sigma: bool,
+}
+
+impl Dynamics {
+    /// What the explainer runs first: the method whose picture fixes Langevin's failure.
+    pub const DEFAULT: Dynamics = Dynamics::Sampler(Sampler::AnnealedLangevin);
+
+    /// Every dynamics, in the order of the story: Langevin, its annealed fix, the reverse SDE,
+    /// the probability-flow ODE.
+    pub const ALL: [Dynamics; 7] = [
+        Dynamics::Langevin,
+        Dynamics::Sampler(Sampler::AnnealedLangevin),
+        Dynamics::Sampler(Sampler::EulerMaruyama),
+        Dynamics::Sampler(Sampler::PredictorCorrector),
+        Dynamics::Sampler(Sampler::ReverseDiffusion),
+        Dynamics::Sampler(Sampler::OdeHeun),
+        Dynamics::Sampler(Sampler::OdeEuler),
+    ];
+
+    pub fn info(self) -> DynamicsInfo {
+        let (label, paper, default_corrector_steps) = match self {
+            Dynamics::Langevin => ("Langevin dynamics at one noise level", "Song & Ermon 2019, eq. 4", None),
+            Dynamics::Sampler(s) => {
+                let info = s.info();
+                let corrector = match s {
+                    Sampler::AnnealedLangevin => Some(crate::sampling::DEFAULT_ALD_STEPS_PER_LEVEL),
+                    Sampler::PredictorCorrector => Some(1),
+                    _ => None,
+                };
+                (info.label, info.paper, corrector)
+            }
+        };
+        DynamicsInfo {
+            name: self.name(),
+            label,
+            paper,
+            default_steps: self.default_steps(),
+            default_corrector_steps,
+            from_prior: self.from_prior(),
+            fixed_sigma: self == Dynamics::Langevin,
+        }
+    }
+
+    /// The samplers the explainer runs.
+    pub const SAMPLERS: [Sampler; 6] = [
+        Sampler::AnnealedLangevin,
+        Sampler::EulerMaruyama,
+        Sampler::PredictorCorrector,
+        Sampler::ReverseDiffusion,
+        Sampler::OdeHeun,
+        Sampler::OdeEuler,
+    ];
+
+    /// Whether the particles start from the prior (else uniformly over the view, as Song &
+    /// Ermon 2019 start Langevin dynamics).
+    pub fn from_prior(self) -> bool {
+        !matches!(self, Dynamics::Langevin | Dynamics::Sampler(Sampler::AnnealedLangevin))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Dynamics::Langevin => "langevin",
+            Dynamics::Sampler(s) => s.name(),
+        }
+    }
+
+    /// Steps a run starts with: Song & Ermon 2019's toy runs take 1,000 Langevin steps, and 10
+    /// levels of 100 steps from σ = 20 down to 1; the field's levels run from 50 to 0.01, so 20
+    /// levels keep as many in the band where the modes part (10 give the heavy mode 0.76 instead
+    /// of 0.8). The reverse SDE and the ODE run on fine grids: points are cheap.
+    pub fn default_steps(self) -> usize {
+        match self {
+            Dynamics::Langevin => 1000,
+            Dynamics::Sampler(Sampler::AnnealedLangevin) => 20,
+            Dynamics::Sampler(Sampler::OdeHeun) => 100,
+            Dynamics::Sampler(_) => 500,
+        }
+    }
+}
+
+impl FromStr for Dynamics {
+    type Err = SampleError;
+    fn from_str(s: &str) -> Result<Self, SampleError> {
+        if s == "langevin" {
+            return Ok(Dynamics::Langevin);
+        }
+        match Dynamics::SAMPLERS.into_iter().find(|m| m.name() == s) {
+            Some(m) => Ok(Dynamics::Sampler(m)),
+            None => {
+                let names: Vec<_> = std::iter::once("langevin").chain(Dynamics::SAMPLERS.iter().map(|m| m.name())).collect();
+                Err(SampleError::invalid("sampler", format!("is `{s}`; the field runs {}", names.join(", "))))
+            }
+        }
+    }
+}
+
+/// A particle run's options; `None` fields take the dynamics' defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParticleOptions {
+    pub dynamics: Dynamics,
+    pub particles: usize,
+    /// Langevin steps, predictor steps, or annealed Langevin's noise levels.
+    pub steps: Option<usize>,
+    /// Corrector steps: T per level for annealed Langevin (default 100), M for `pc` (default 1).
+    pub corrector_steps: Option<usize>,
+    /// Langevin's noise level σ̂ ([`Sde::noise_level`]; default: the SDE's smallest, σ̂(ε)).
+    pub sigma: Option<f64>,
+    /// Langevin's step α (default: a tenth of the narrowest perturbed component's variance).
+    pub step_size: Option<f64>,
+    pub seed: u64,
+    /// Positions recorded, the start included (at most [`MAX_FRAMES`]).
+    pub frames: usize,
+}
+
+impl Default for ParticleOptions {
+    fn default() -> Self {
+        Self { dynamics: Dynamics::DEFAULT, particles: DEFAULT_PARTICLES, steps: None, corrector_steps: None, sigma: None, step_size: None, seed: 0, frames: DEFAULT_FRAMES }
+    }
+}
+
+/// The update loop a run makes: a corrector at each time, then a predictor to the next one.
+struct Plan {
+    predictor: Predictor,
+    corrector: Corrector,
+    times: Vec<f64>,
+    from_prior: bool,
+}
+
+impl Plan {
+    fn updates(&self) -> usize {
+        let levels = if self.predictor == Predictor::None { self.times.len() } else { self.times.len() - 1 };
+        levels * (self.corrector.steps() + usize::from(self.predictor != Predictor::None))
+    }
+}
+
+impl ParticleOptions {
+    fn sample_options(&self) -> SampleOptions {
+        let sampler = match self.dynamics {
+            Dynamics::Langevin => Sampler::AnnealedLangevin,
+            Dynamics::Sampler(s) => s,
+        };
+        SampleOptions { sampler, steps: self.steps.unwrap_or(self.dynamics.default_steps()), corrector_steps: self.corrector_steps, ..Default::default() }
+    }
+
+    /// Checks every option, naming the first bad one.
+    pub fn validate(&self, sde: &Sde) -> Result<(), SampleError> {
+        if !(1..=MAX_PARTICLES).contains(&self.particles) {
+            return Err(SampleError::invalid("particles", format!("must be in 1..={MAX_PARTICLES}, got {}", self.particles)));
+        }
+        if !(2..=MAX_FRAMES).contains(&self.frames) {
+            return Err(SampleError::invalid("frames", format!("must be in 2..={MAX_FRAMES}, got {}", self.frames)));
+        }
+        self.sample_options().validate(sde)?;
+        let (lo, hi) = (sde.noise_level(sde.eps()), sde.noise_level(crate::sde::T_END));
+        if let Some(sigma) = self.sigma {
+            if !(sigma.is_finite() && sigma >= lo * (1.0 - 1e-9) && sigma <= hi * (1.0 + 1e-9)) {
+                return Err(SampleError::invalid("sigma", format!("must be in [{lo}, {hi}] (the SDE's noise levels), got {sigma}")));
+            }
+        }
+        if let Some(alpha) = self.step_size {
+            if !(alpha.is_finite() && alpha > 0.0 && alpha <= 100.0) {
+                return Err(SampleError::invalid("step_size", format!("must be in (0, 100], got {alpha}")));
+            }
+        }
+        let steps = self.steps.unwrap_or(self.dynamics.default_steps());
+        let per_step = match self.dynamics {
+            Dynamics::Langevin => 1,
+            Dynamics::Sampler(s) => s.evals(steps, self.corrector_steps, false).unwrap_or(1) / steps.max(1),
+        };
+        let work = self.particles.saturating_mul(steps).saturating_mul(per_step.max(1));
+        if work > MAX_POINT_UPDATES {
+            return Err(SampleError::invalid("particles", format!("× updates is {work}; at most {MAX_POINT_UPDATES} per run (fewer particles or steps)")));
+        }
+        Ok(())
+    }
+
+    fn plan(&self, sde: &Sde, mixture: &Mixture) -> Plan {
+        match self.dynamics {
+            Dynamics::Langevin => {
+                let sigma = self.sigma.unwrap_or(sde.noise_level(sde.eps()));
+                let t = sde.time_of_noise_level(sigma).clamp(sde.eps(), crate::sde::T_END);
+                let (m, s) = sde.marginal(t);
+                let narrowest = mixture.stds.iter().map(|sk| m * m * sk * sk + s * s).fold(f64::INFINITY, f64::min);
+                let alpha = self.step_size.unwrap_or(0.1 * narrowest);
+                let steps = self.steps.unwrap_or(self.dynamics.default_steps());
+                // One annealed-Langevin level with σ_L = σ(t) takes steps of exactly ε = α.
+                let corrector = Corrector::Annealed { eps: alpha, steps: 1, sigma_last: sde.sigma(t) };
+                Plan { predictor: Predictor::None, corrector, times: vec![t; steps], from_prior: self.dynamics.from_prior() }
+            }
+            Dynamics::Sampler(sampler) => {
+                let (predictor, corrector, times) = pc::plan(sampler, sde, &self.sample_options());
+                Plan { predictor, corrector, times, from_prior: self.dynamics.from_prior() }
+            }
+        }
+    }
+}
+
+/// A run's recording: `frames` [F, N, 2] row-major, the time of each frame, and the shares of the
+/// final particles per mode (presets with modes).
+pub struct Particles {
+    pub count: usize,
+    pub frames: Vec<f32>,
+    pub times: Vec<f64>,
+    pub updates: usize,
+    pub shares: Option<Vec<f64>>,
+}
+
+struct Recorder {
+    n: usize,
+    frames: Vec<f32>,
+    times: Vec<f64>,
+}
+
+impl Recorder {
+    async fn record(&mut self, x: &Tensor<4>, t: f64) -> Result<(), SampleError> {
+        let data = x.clone().into_data_async().await.map_err(|e| SampleError::Readback(format!("{e:?}")))?;
+        let values = data.try_to_vec::<f32>().map_err(|e| SampleError::Readback(format!("{e:?}")))?;
+        debug_assert_eq!(values.len(), 2 * self.n);
+        self.frames.extend(values);
+        self.times.push(t);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_lie_inside_the_view_and_parse_by_name() {
+        for preset in Preset::ALL {
+            assert_eq!(preset.name().parse::<Preset>().unwrap(), preset);
+            let m = preset.mixture();
+            for mu in &m.means {
+                assert!(mu.iter().all(|v| v.abs() + 2.0 * m.stds[0] < VIEW_HALF_WIDTH), "{}: {mu:?}", preset.name());
+            }
+        }
+        assert!("nonsense".parse::<Preset>().unwrap_err().to_string().contains("two-modes"));
+    }
+
+    /// p_0 of the two-mode preset on a 64² grid sums (times the cell area) to ≈ 1, and its arrows
+    /// point from the origin's cell towards the heavier mode at (5, 5).
+    #[test]
+    fn grid_density_integrates_to_one() {
+        let field = Field::preset(Preset::TwoModes, sde("ve").unwrap());
+        let n = 64;
+        let g = field.grid(0.0, n).unwrap();
+        let cell = (2.0 * VIEW_HALF_WIDTH / n as f64).powi(2);
+        let mass: f64 = g.density.iter().map(|&p| p as f64 * cell).sum();
+        assert!((mass - 1.0).abs() < 0.01, "{mass}");
+        let centre = (n / 2) * n + n / 2; // the cell just right of and below the origin
+        assert!(g.score[2 * centre] > 0.0 && g.score[2 * centre + 1] > 0.0, "{:?}", &g.score[2 * centre..2 * centre + 2]);
+    }
+}

@@ -1,0 +1,212 @@
+//! The 2-D explainer's browser API: a distribution with its SDE, the field over it, and particle
+//! runs recorded frame by frame ([`crate::field`]). Everything runs on the CPU device: a run is a
+//! few thousand points, which a GPU round trip per recorded frame would only slow down.
+//!
+//! ```js
+//! const about = Field2D.describe();            // presets, dynamics, limits and defaults
+//! const field = new Field2D({ distribution: 'two-modes', sde: 've' });
+//! const { n, density, score } = field.grid(0.5, 64);
+//! const run = await field.particles({ sampler: 'ald', particles: 1000, seed: 1 });
+//! // run.frames: Float32Array [F, N, 2]; run.times: t of each frame; run.shares vs field.weights
+//! ```
+
+use burn::prelude::*;
+use js_sys::{Float32Array, Float64Array, Reflect};
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+use super::{count, js_err, refuse_unknown_keys, take_numbers};
+use crate::field::{self, Dynamics, DynamicsInfo, Field, ParticleOptions, Preset, PresetInfo};
+use crate::sde::T_END;
+
+/// What the page and the widget build their controls from.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Description {
+    presets: Vec<PresetInfo>,
+    dynamics: Vec<DynamicsInfo>,
+    sdes: [&'static str; 2],
+    default_distribution: &'static str,
+    default_sampler: &'static str,
+    default_sde: &'static str,
+    default_particles: usize,
+    default_frames: usize,
+    max_particles: usize,
+    max_frames: usize,
+    max_point_updates: usize,
+    view_half_width: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Spec {
+    distribution: Option<String>,
+    sde: String,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec { distribution: None, sde: "ve".into() }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct RunOptions {
+    sampler: String,
+    particles: f64,
+    steps: Option<f64>,
+    corrector_steps: Option<f64>,
+    sigma: Option<f64>,
+    step_size: Option<f64>,
+    seed: f64,
+    frames: f64,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        let d = ParticleOptions::default();
+        RunOptions { sampler: d.dynamics.name().into(), particles: d.particles as f64, steps: None, corrector_steps: None, sigma: None, step_size: None, seed: 0.0, frames: d.frames as f64 }
+    }
+}
+
+const RUN_OPTIONS: [&str; 8] = ["sampler", "particles", "steps", "correctorSteps", "sigma", "stepSize", "seed", "frames"];
+
+impl RunOptions {
+    fn to_particle_options(&self) -> Result<ParticleOptions, JsError> {
+        let dynamics: Dynamics = self.sampler.parse().map_err(js_err)?;
+        let seed = count("seed", self.seed, 0, u32::MAX as usize)? as u64;
+        Ok(ParticleOptions {
+            dynamics,
+            particles: count("particles", self.particles, 1, field::MAX_PARTICLES)?,
+            steps: self.steps.map(|v| count("steps", v, 1, crate::sampling::MAX_STEPS)).transpose()?,
+            corrector_steps: self.corrector_steps.map(|v| count("correctorSteps", v, 1, crate::sampling::MAX_CORRECTOR_STEPS)).transpose()?,
+            sigma: self.sigma,
+            step_size: self.step_size,
+            seed,
+            frames: count("frames", self.frames, 2, field::MAX_FRAMES)?,
+        })
+    }
+}
+
+#[wasm_bindgen(js_name = Field2D)]
+pub struct WebField {
+    field: Field,
+    device: Device,
+}
+
+#[wasm_bindgen(js_class = Field2D)]
+impl WebField {
+    /// Presets, dynamics (the default first in the story's order), SDEs, defaults and limits.
+    pub fn describe() -> JsValue {
+        let defaults = ParticleOptions::default();
+        let d = Description {
+            presets: Preset::ALL.iter().map(|p| p.info()).collect(),
+            dynamics: Dynamics::ALL.iter().map(|d| d.info()).collect(),
+            sdes: ["ve", "vp"],
+            default_distribution: Preset::TwoModes.name(),
+            default_sampler: defaults.dynamics.name(),
+            default_sde: "ve",
+            default_particles: defaults.particles,
+            default_frames: defaults.frames,
+            max_particles: field::MAX_PARTICLES,
+            max_frames: field::MAX_FRAMES,
+            max_point_updates: field::MAX_POINT_UPDATES,
+            view_half_width: field::VIEW_HALF_WIDTH,
+        };
+        serde_wasm_bindgen::to_value(&d).unwrap_or(JsValue::NULL)
+    }
+
+    /// `{distribution: 'two-modes' | 'ring' | 'moons' | 'spiral', sde: 've' | 'vp'}`, or
+    /// `{points: [x0, y0, x1, y1, …], sde}` for a drawing (each point smoothed into a component).
+    #[wasm_bindgen(constructor)]
+    pub fn new(spec: JsValue) -> Result<WebField, JsError> {
+        let spec = if spec.is_undefined() || spec.is_null() { js_sys::Object::new().into() } else { spec };
+        refuse_unknown_keys(&spec, &["distribution", "points", "sde"], "field")?;
+        let (rest, points) = take_numbers(&spec, "points")?;
+        let spec: Spec = serde_wasm_bindgen::from_value(rest).map_err(|e| js_err(format!("field: {e}")))?;
+        let sde = field::sde(&spec.sde).map_err(js_err)?;
+        let field = match (points, spec.distribution) {
+            (Some(_), Some(_)) => return Err(js_err("give `distribution` or `points`, not both")),
+            (Some(p), None) => {
+                if p.len() % 2 != 0 {
+                    return Err(js_err(format!("`points` must hold x, y pairs; got {} numbers", p.len())));
+                }
+                if let Some(v) = p.iter().find(|v| !v.is_finite()) {
+                    return Err(js_err(format!("`points` must be finite, got {v}")));
+                }
+                let pairs = p.chunks_exact(2).map(|c| [c[0] as f64, c[1] as f64]).collect();
+                Field::drawn(pairs, sde).map_err(js_err)?
+            }
+            (None, name) => {
+                let preset: Preset = name.as_deref().unwrap_or(Preset::TwoModes.name()).parse().map_err(js_err)?;
+                Field::preset(preset, sde)
+            }
+        };
+        Ok(WebField { field, device: crate::backend::cpu().device })
+    }
+
+    /// The mixture's weights, one per component.
+    #[wasm_bindgen(getter)]
+    pub fn weights(&self) -> Float64Array {
+        Float64Array::from(self.field.mixture.weights.as_slice())
+    }
+
+    /// The components' means, [K, 2] flattened.
+    #[wasm_bindgen(getter)]
+    pub fn means(&self) -> Float64Array {
+        let flat: Vec<f64> = self.field.mixture.means.iter().flatten().copied().collect();
+        Float64Array::from(flat.as_slice())
+    }
+
+    /// Whether particle shares per component mean something (a few modes, not a point set).
+    #[wasm_bindgen(getter)]
+    pub fn modes(&self) -> bool {
+        self.field.modes
+    }
+
+    /// The noise level σ̂(t) of the SDE (VE: σ(t); VP: σ(t)/m(t)).
+    #[wasm_bindgen(js_name = noiseLevel)]
+    pub fn noise_level(&self, t: f64) -> f64 {
+        self.field.sde.noise_level(t)
+    }
+
+    /// The time whose noise level is `sigma`, clamped to [ε, T].
+    #[wasm_bindgen(js_name = timeOfNoiseLevel)]
+    pub fn time_of_noise_level(&self, sigma: f64) -> f64 {
+        self.field.sde.time_of_noise_level(sigma).clamp(self.field.sde.eps(), T_END)
+    }
+
+    /// p_t and its score on an n × n grid over the view, rows from the top: `{n, density, score}`
+    /// (`density` [n²], `score` [n², 2]).
+    pub fn grid(&self, t: f64, n: f64) -> Result<JsValue, JsError> {
+        let n = count("n", n, 2, 512)?;
+        let g = self.field.grid(t, n).map_err(js_err)?;
+        let out = js_sys::Object::new();
+        Reflect::set(&out, &"n".into(), &(g.n as f64).into()).ok();
+        Reflect::set(&out, &"density".into(), &Float32Array::from(g.density.as_slice())).ok();
+        Reflect::set(&out, &"score".into(), &Float32Array::from(g.score.as_slice())).ok();
+        Ok(out.into())
+    }
+
+    /// Moves particles and records them: `{count, frames: Float32Array [F, N, 2], times:
+    /// Float64Array [F], updates, shares: Float64Array | null}`.
+    pub async fn particles(&self, options: JsValue) -> Result<JsValue, JsError> {
+        let run: RunOptions = if options.is_undefined() || options.is_null() {
+            RunOptions::default()
+        } else {
+            refuse_unknown_keys(&options, &RUN_OPTIONS, "particle option")?;
+            serde_wasm_bindgen::from_value(options).map_err(|e| js_err(format!("particle options: {e}")))?
+        };
+        let options = run.to_particle_options()?;
+        let out = self.field.particles(&options, &self.device).await.map_err(js_err)?;
+        let result = js_sys::Object::new();
+        Reflect::set(&result, &"count".into(), &(out.count as f64).into()).ok();
+        Reflect::set(&result, &"frames".into(), &Float32Array::from(out.frames.as_slice())).ok();
+        Reflect::set(&result, &"times".into(), &Float64Array::from(out.times.as_slice())).ok();
+        Reflect::set(&result, &"updates".into(), &(out.updates as f64).into()).ok();
+        let shares = out.shares.map(|s| Float64Array::from(s.as_slice()).into()).unwrap_or(JsValue::NULL);
+        Reflect::set(&result, &"shares".into(), &shares).ok();
+        Ok(result.into())
+    }
+}

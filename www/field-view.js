@@ -1,0 +1,497 @@
+// <score-field mode="field">: the score of a 2-D distribution as a live figure. The density p_σ as
+// a heat map, its score ∇ log p_σ as arrows, and particles moved by the library's samplers with the
+// exact score (src/field.rs through the worker). A run is computed first and then played: the
+// slider under the figure scrubs through it, and the heat map follows the particles' noise level.
+//
+// Loaded by score-field.js only when a widget asks for this mode.
+import { RemoteField } from './client.js';
+
+// Cells a side of the density and score grids, and noise levels precomputed (t = ε … 1).
+const GRID = 64;
+const LEVELS = 25;
+// Arrows a side, and how long a played run takes.
+const ARROWS = 16;
+const PLAY_SECONDS = 4;
+// Frames of trail behind each particle.
+const TRAIL = 6;
+// A drawn point is added once the pointer moved this far (in data units).
+const DRAW_SPACING = 0.25;
+const DRAW = 'draw';
+
+const CSS = `
+.field-canvas { aspect-ratio: 1; cursor: default; image-rendering: auto; }
+.field-canvas.drawing { cursor: crosshair; }
+.readout { font-size: 12px; margin-top: 4px; font-variant-numeric: tabular-nums; min-height: 1.4em; }
+.readout b { font-weight: 600; }
+.row { display: flex; gap: 8px; align-items: center; margin-top: 6px; }
+.row input[type=range] { flex: 1; }
+.row output { font-variant-numeric: tabular-nums; font-size: 12px; min-width: 11em; }
+`;
+
+// Five stops from dark blue through teal to pale yellow (density, low to high).
+const STOPS = [[20, 24, 48], [40, 70, 130], [30, 140, 140], [120, 200, 110], [250, 240, 170]];
+function colour(v) {
+  const x = Math.min(1, Math.max(0, v)) * (STOPS.length - 1);
+  const i = Math.min(STOPS.length - 2, Math.floor(x));
+  const f = x - i;
+  return STOPS[i].map((c, k) => c + f * (STOPS[i + 1][k] - c));
+}
+
+function percent(v) {
+  return `${(100 * v).toFixed(0)}%`;
+}
+
+export class FieldView {
+  /** `host` is the <score-field> element; `el` its element factory; `ui` the widget's shared
+   * parts (root, status, notice, error, progress); `about` is Field2D.describe(); `hooks` are the
+   * element's {setState, showError}. */
+  constructor(host, el, ui, about, hooks) {
+    this.host = host;
+    this.hooks = hooks;
+    this.el = el;
+    this.ui = ui;
+    this.about = about;
+    this.dynamics = new Map(about.dynamics.map((d) => [d.name, d]));
+    this.presets = new Map(about.presets.map((p) => [p.name, p]));
+    this.points = []; // a drawing, in data units
+    this.field = null;
+    this.info = null; // {weights, means, modes}
+    this.grids = []; // [{t, sigma, n, density, score, image}]
+    this.level = 0; // index into grids shown when no run is playing
+    this.run = null; // the last run
+    this.frame = 0;
+    this.playing = null; // {start, ticks}
+    this.fps = null;
+    this.build();
+  }
+
+  /** The attributes, checked against the library's description: {values, problems}. */
+  read() {
+    const a = this.about;
+    const h = this.host;
+    const problems = [];
+    const pick = (name, allowed, fallback) => {
+      const v = h.getAttribute(name);
+      if (v === null) return fallback;
+      if (allowed.includes(v)) return v;
+      problems.push(`${name}="${v}" is not one of ${allowed.join(', ')}; using ${fallback}`);
+      return fallback;
+    };
+    const whole = (name, lo, hi, fallback) => {
+      const v = h.getAttribute(name);
+      if (v === null) return fallback;
+      const n = Number(v);
+      if (v.trim() !== '' && Number.isInteger(n) && n >= lo && n <= hi) return n;
+      problems.push(`${name}="${v}" is not a whole number in ${lo}..${hi}; using ${fallback}`);
+      return fallback;
+    };
+    const values = {
+      distribution: pick('distribution', [...this.presets.keys(), DRAW], a.defaultDistribution),
+      sampler: pick('sampler', [...this.dynamics.keys()], a.defaultSampler),
+      sde: pick('sde', a.sdes, a.defaultSde),
+      particles: whole('particles', 1, a.maxParticles, a.defaultParticles),
+      seed: whole('seed', 0, 2 ** 32 - 1, 1),
+      steps: h.hasAttribute('steps') ? whole('steps', 1, 100000, null) : null,
+      sigma: null,
+    };
+    const sigma = h.getAttribute('sigma');
+    if (sigma !== null) {
+      const s = Number(sigma);
+      if (sigma.trim() !== '' && Number.isFinite(s) && s > 0) values.sigma = s;
+      else problems.push(`sigma="${sigma}" is not a positive number; using the smallest noise level`);
+    }
+    return { values, problems };
+  }
+
+  build() {
+    const { el, ui } = this;
+    ui.root.prepend(el('style', { text: CSS }));
+    ui.canvas.classList.add('field-canvas');
+    ui.canvas.setAttribute('aria-label', 'the density of the distribution as a heat map, its score as arrows, and the particles');
+    ui.canvas.tabIndex = 0;
+    ui.sigma = el('input', { type: 'range', min: 0, max: LEVELS - 1, value: 0, step: 1, 'aria-label': 'noise level σ' });
+    ui.sigmaOut = el('output', { text: '' });
+    ui.scrub = el('input', { type: 'range', min: 0, max: 0, value: 0, step: 1, 'aria-label': 'frame of the run' });
+    ui.scrub.disabled = true;
+    ui.play = el('button', { type: 'button', class: 'secondary', text: 'Play' });
+    ui.play.disabled = true;
+    ui.frameOut = el('output', { text: 'no run yet' });
+    ui.readout = el('div', { class: 'readout', 'aria-live': 'polite' });
+    ui.views.after(
+      el('div', { class: 'row' }, el('span', { class: 'caption', text: 'σ' }), ui.sigma, ui.sigmaOut),
+      el('div', { class: 'row' }, ui.play, ui.scrub, ui.frameOut),
+      ui.readout,
+    );
+    ui.distribution = el('select', { name: 'distribution' },
+      ...this.about.presets.map((p) => el('option', { value: p.name, text: p.label })),
+      el('option', { value: DRAW, text: 'Draw your own' }));
+    ui.fieldSampler = el('select', { name: 'sampler' }, ...this.about.dynamics.map((d) => el('option', { value: d.name, text: d.label })));
+    ui.particles = el('input', { name: 'particles', type: 'number', min: 1, max: this.about.maxParticles });
+    ui.clear = el('button', { type: 'button', class: 'secondary', text: 'Clear drawing' });
+    ui.labels.distribution = el('label', {}, 'distribution', ui.distribution);
+    ui.labels.sampler.replaceChildren('sampler', ui.fieldSampler);
+    ui.labels.particles = el('label', {}, 'particles', ui.particles);
+    ui.labels.steps.hidden = true;
+    ui.labels.batch.hidden = true;
+    ui.controls.prepend(ui.labels.distribution);
+    ui.labels.sampler.after(ui.labels.particles);
+    ui.run.textContent = 'Run';
+    ui.run.after(ui.clear);
+
+    ui.sigma.addEventListener('input', () => {
+      this.level = Number(ui.sigma.value);
+      this.stop();
+      this.draw();
+    });
+    ui.scrub.addEventListener('input', () => {
+      this.stop();
+      this.frame = Number(ui.scrub.value);
+      this.draw();
+    });
+    ui.play.addEventListener('click', () => (this.playing ? this.stop() : this.play()));
+    ui.distribution.addEventListener('change', () => this.setDistribution(ui.distribution.value));
+    ui.clear.addEventListener('click', () => {
+      this.points = [];
+      this.setDistribution(DRAW);
+    });
+    ui.canvas.addEventListener('keydown', (e) => {
+      if (!this.run) return;
+      if (e.key === ' ') this.playing ? this.stop() : this.play();
+      else if (e.key === 'ArrowRight' || e.key === 'ArrowLeft') {
+        this.stop();
+        this.frame = Math.min(this.run.frameCount - 1, Math.max(0, this.frame + (e.key === 'ArrowRight' ? 1 : -1)));
+        this.draw();
+      } else return;
+      e.preventDefault();
+    });
+    this.#drawing();
+  }
+
+  /** Pointer drawing (mouse, pen or touch) when the distribution is "draw your own". */
+  #drawing() {
+    const c = this.ui.canvas;
+    let down = false;
+    const toData = (e) => {
+      const r = c.getBoundingClientRect();
+      const w = this.about.viewHalfWidth;
+      return [((e.clientX - r.left) / r.width) * 2 * w - w, w - ((e.clientY - r.top) / r.height) * 2 * w];
+    };
+    const add = (e) => {
+      const p = toData(e);
+      const last = this.points[this.points.length - 1];
+      if (!last || Math.hypot(p[0] - last[0], p[1] - last[1]) >= DRAW_SPACING) {
+        this.points.push(p);
+        this.draw();
+      }
+    };
+    c.addEventListener('pointerdown', (e) => {
+      if (this.ui.distribution.value !== DRAW || this.host.state === 'running') return;
+      down = true;
+      c.setPointerCapture(e.pointerId);
+      this.stop();
+      this.run = null;
+      add(e);
+    });
+    c.addEventListener('pointermove', (e) => down && add(e));
+    const up = () => {
+      if (!down) return;
+      down = false;
+      this.setDistribution(DRAW);
+    };
+    c.addEventListener('pointerup', up);
+    c.addEventListener('pointercancel', up);
+  }
+
+  /** Applies the attributes to the controls and loads the distribution. */
+  async sync() {
+    const { values, problems } = this.read();
+    const ui = this.ui;
+    ui.distribution.value = values.distribution;
+    ui.fieldSampler.value = values.sampler;
+    ui.particles.value = values.particles;
+    ui.seed.value = values.seed;
+    this.values = values;
+    ui.notice.textContent = problems.join('\n');
+    ui.notice.hidden = problems.length === 0;
+    for (const p of problems) console.warn(`<score-field>: ${p}`);
+    const controls = (this.host.getAttribute('controls') ?? 'run,distribution,sampler,sigma,seed').split(',').map((s) => s.trim());
+    for (const [name, node] of Object.entries(ui.labels)) node.hidden = !controls.includes(name);
+    ui.run.hidden = !controls.includes('run');
+    ui.sigma.parentElement.hidden = !controls.includes('sigma');
+    await this.setDistribution(values.distribution);
+    if (values.sigma !== null) this.level = this.nearestLevel(values.sigma);
+    ui.sigma.value = this.level;
+    this.draw();
+  }
+
+  nearestLevel(sigma) {
+    let best = 0;
+    this.grids.forEach((g, i) => {
+      if (Math.abs(Math.log(g.sigma / sigma)) < Math.abs(Math.log(this.grids[best].sigma / sigma))) best = i;
+    });
+    return best;
+  }
+
+  /** Loads a preset or the drawing into the worker and computes its grids. */
+  async setDistribution(name) {
+    const ui = this.ui;
+    this.stop();
+    this.run = null;
+    ui.scrub.disabled = true;
+    ui.play.disabled = true;
+    ui.readout.textContent = '';
+    ui.frameOut.textContent = 'no run yet';
+    ui.clear.hidden = name !== DRAW;
+    ui.canvas.classList.toggle('drawing', name === DRAW);
+    this.hooks.showError('');
+    const sde = this.values?.sde ?? this.about.defaultSde;
+    if (name === DRAW) {
+      if (this.points.length === 0) {
+        this.field = null;
+        this.grids = [];
+        ui.status.textContent = 'draw points on the canvas: each becomes a small Gaussian';
+        this.hooks.setState('ready');
+        this.draw();
+        return;
+      }
+      this.field = new RemoteField({ points: this.points.flat(), sde });
+    } else {
+      this.field = new RemoteField({ distribution: name, sde });
+    }
+    const field = this.field;
+    ui.status.textContent = 'computing the field…';
+    const eps = sde === 've' ? 1e-5 : 1e-3;
+    const times = Array.from({ length: LEVELS }, (_, i) => eps + ((1 - eps) * i) / (LEVELS - 1));
+    try {
+      const [info, grids] = await Promise.all([field.info(), field.grids(times, GRID)]);
+      if (field !== this.field) return; // another distribution was picked meanwhile
+      this.info = info;
+      this.grids = grids.map((g) => ({ ...g, image: this.heatMap(g) }));
+      this.level = Math.min(this.level, LEVELS - 1);
+      ui.status.textContent = `${name === DRAW ? `your drawing (${this.points.length} points)` : this.presets.get(name).label} · ${sde.toUpperCase()} SDE`;
+      this.hooks.setState('ready');
+    } catch (error) {
+      this.hooks.showError(error.message);
+      this.hooks.setState('error');
+    }
+    this.draw();
+  }
+
+  /** The density as an image (its square root, so that light modes stay visible). */
+  heatMap(g) {
+    const img = new ImageData(g.n, g.n);
+    let top = 0;
+    for (const v of g.density) top = Math.max(top, v);
+    for (let i = 0; i < g.n * g.n; i++) {
+      const [r, gg, b] = colour(Math.sqrt(g.density[i] / (top || 1)));
+      img.data.set([r, gg, b, 255], 4 * i);
+    }
+    const canvas = new OffscreenCanvas(g.n, g.n);
+    canvas.getContext('2d').putImageData(img, 0, 0);
+    return canvas;
+  }
+
+  /** The options of the next run, from the controls: {options} or {problem}. */
+  options() {
+    const ui = this.ui;
+    const d = this.dynamics.get(ui.fieldSampler.value);
+    const particles = Number(ui.particles.value);
+    if (!Number.isInteger(particles) || particles < 1 || particles > this.about.maxParticles) {
+      return { problem: `particles must be a whole number in 1..${this.about.maxParticles}, not ${ui.particles.value}` };
+    }
+    const options = { sampler: d.name, particles, seed: Number(ui.seed.value), frames: this.about.defaultFrames };
+    if (this.values?.steps && d.name === this.values.sampler) options.steps = this.values.steps;
+    if (d.fixedSigma) options.sigma = this.grids[this.level]?.sigma;
+    return { options };
+  }
+
+  async start() {
+    const ui = this.ui;
+    if (!this.field) {
+      this.hooks.showError('the drawing is empty: draw at least one point on the canvas first');
+      return null;
+    }
+    const { options, problem } = this.options();
+    if (problem) {
+      this.hooks.showError(problem);
+      return null;
+    }
+    this.stop();
+    this.hooks.showError('');
+    this.hooks.setState('running');
+    ui.run.disabled = true;
+    ui.status.textContent = `running ${this.dynamics.get(options.sampler).label}…`;
+    const started = performance.now();
+    try {
+      const run = await this.field.particles(options);
+      run.frameCount = run.times.length;
+      run.seconds = (performance.now() - started) / 1000;
+      run.sampler = options.sampler;
+      run.fixedSigma = this.dynamics.get(options.sampler).fixedSigma;
+      this.run = run;
+      ui.scrub.max = run.frameCount - 1;
+      ui.scrub.disabled = false;
+      ui.play.disabled = false;
+      ui.status.textContent = `${run.count} particles, ${run.updates} updates in ${run.seconds.toFixed(2)} s`;
+      this.showShares();
+      this.hooks.setState('done');
+      const reduced = matchMedia('(prefers-reduced-motion: reduce)').matches;
+      if (reduced) {
+        this.frame = run.frameCount - 1;
+        this.draw();
+      } else {
+        this.play();
+      }
+      return { shares: run.shares ? Array.from(run.shares) : null, weights: run.shares ? Array.from(this.info.weights) : null, count: run.count, updates: run.updates, frames: run.frameCount, seconds: run.seconds };
+    } catch (error) {
+      this.hooks.showError(error.message);
+      this.hooks.setState('error');
+      ui.status.textContent = '';
+      return null;
+    } finally {
+      ui.run.disabled = false;
+    }
+  }
+
+  showShares() {
+    const ui = this.ui;
+    const run = this.run;
+    if (!run?.shares || !this.info.modes) {
+      ui.readout.textContent = '';
+      return;
+    }
+    const w = this.info.weights;
+    const s = run.shares;
+    if (s.length <= 4) {
+      ui.readout.replaceChildren('particles per mode: ', ...Array.from(s, (v, k) => this.el('span', {}, k ? ' · ' : '', this.el('b', { text: percent(v) }), ` (weight ${percent(w[k])})`)));
+    } else {
+      let worst = 0;
+      s.forEach((v, k) => (worst = Math.max(worst, Math.abs(v - w[k]))));
+      ui.readout.replaceChildren('particles per mode against the weights: largest gap ', this.el('b', { text: `${(100 * worst).toFixed(1)} points` }));
+    }
+  }
+
+  play() {
+    if (!this.run) return;
+    if (this.frame >= this.run.frameCount - 1) this.frame = 0;
+    const from = this.frame;
+    this.playing = { start: performance.now(), ticks: 0, from };
+    this.ui.play.textContent = 'Pause';
+    const tick = (now) => {
+      const p = this.playing;
+      if (!p) return;
+      p.ticks += 1;
+      const total = this.run.frameCount - 1;
+      // (A frame's timestamp may precede the call that started the playback.)
+      const elapsed = Math.max(0, now - p.start) / 1000;
+      this.frame = Math.min(total, from + Math.floor((elapsed / PLAY_SECONDS) * total));
+      this.draw();
+      if (this.frame < total) {
+        requestAnimationFrame(tick);
+      } else {
+        this.fps = p.ticks / Math.max(elapsed, 1e-3);
+        this.stop();
+      }
+    };
+    requestAnimationFrame(tick);
+  }
+
+  stop() {
+    this.playing = null;
+    this.ui.play.textContent = 'Play';
+  }
+
+  /** Grid shown: the one nearest the current frame's noise level during a run, else the slider's. */
+  currentGrid() {
+    if (!this.grids.length) return null;
+    if (this.run && !this.run.fixedSigma) return this.grids[this.nearestLevel(this.run.sigmas[this.frame])];
+    if (this.run?.fixedSigma) return this.grids[this.nearestLevel(this.run.sigmas[0])];
+    return this.grids[this.level];
+  }
+
+  draw() {
+    const ui = this.ui;
+    const c = ui.canvas;
+    const ctx = c.getContext('2d');
+    const size = c.width;
+    const w = this.about.viewHalfWidth;
+    const px = (x) => ((x + w) / (2 * w)) * size;
+    const py = (y) => ((w - y) / (2 * w)) * size;
+    ctx.fillStyle = '#141830';
+    ctx.fillRect(0, 0, size, size);
+    const g = this.currentGrid();
+    if (g) {
+      ctx.imageSmoothingEnabled = true;
+      ctx.drawImage(g.image, 0, 0, size, size);
+      this.arrows(ctx, g, size);
+      ui.sigmaOut.textContent = `σ = ${g.sigma.toPrecision(3)} (t = ${g.t.toFixed(2)})`;
+      if (!this.run) ui.sigma.value = this.level;
+    }
+    if (this.ui.distribution.value === DRAW) {
+      ctx.fillStyle = '#ffffff';
+      for (const [x, y] of this.points) ctx.fillRect(px(x) - 1.5, py(y) - 1.5, 3, 3);
+    }
+    const run = this.run;
+    if (!run) return;
+    const n = run.count;
+    const f = run.frames;
+    const at = (k, i) => 2 * (k * n + i);
+    // Trails: a segment per particle between consecutive recent frames, older ones fainter.
+    ctx.lineWidth = 1;
+    for (let back = TRAIL; back >= 1; back--) {
+      const k = this.frame - back;
+      if (k < 0) continue;
+      ctx.strokeStyle = `rgba(255, 170, 60, ${(0.5 * (TRAIL - back + 1)) / TRAIL})`;
+      ctx.beginPath();
+      for (let i = 0; i < n; i++) {
+        ctx.moveTo(px(f[at(k, i)]), py(f[at(k, i) + 1]));
+        ctx.lineTo(px(f[at(k + 1, i)]), py(f[at(k + 1, i) + 1]));
+      }
+      ctx.stroke();
+    }
+    ctx.fillStyle = '#ffb040';
+    for (let i = 0; i < n; i++) ctx.fillRect(px(f[at(this.frame, i)]) - 1, py(f[at(this.frame, i) + 1]) - 1, 2, 2);
+    ui.scrub.value = this.frame;
+    const t = run.times[this.frame];
+    ui.frameOut.textContent = `frame ${this.frame + 1}/${run.frameCount} · t = ${t.toFixed(3)} · σ = ${run.sigmas[this.frame].toPrecision(3)}`;
+  }
+
+  /** The score as arrows on a coarser grid: direction of ∇ log p, length growing with its size
+   * (square root, relative to the largest), so that both steep and flat regions read. */
+  arrows(ctx, g, size) {
+    const step = g.n / ARROWS;
+    const cell = size / ARROWS;
+    let top = 0;
+    const picks = [];
+    for (let r = 0; r < ARROWS; r++) {
+      for (let c = 0; c < ARROWS; c++) {
+        const i = Math.floor((r + 0.5) * step) * g.n + Math.floor((c + 0.5) * step);
+        const sx = g.score[2 * i];
+        const sy = g.score[2 * i + 1];
+        const m = Math.hypot(sx, sy);
+        top = Math.max(top, m);
+        picks.push([r, c, sx, sy, m]);
+      }
+    }
+    ctx.strokeStyle = 'rgba(255, 255, 255, 0.75)';
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    for (const [r, c, sx, sy, m] of picks) {
+      if (m === 0) continue;
+      const len = 0.45 * cell * Math.sqrt(m / top);
+      const [dx, dy] = [(sx / m) * len, (-sy / m) * len];
+      const [x0, y0] = [(c + 0.5) * cell - dx / 2, (r + 0.5) * cell - dy / 2];
+      const [x1, y1] = [x0 + dx, y0 + dy];
+      ctx.moveTo(x0, y0);
+      ctx.lineTo(x1, y1);
+      // Arrow head.
+      const a = Math.atan2(dy, dx);
+      const head = Math.min(4, len * 0.4);
+      ctx.moveTo(x1, y1);
+      ctx.lineTo(x1 - head * Math.cos(a - 0.5), y1 - head * Math.sin(a - 0.5));
+      ctx.moveTo(x1, y1);
+      ctx.lineTo(x1 - head * Math.cos(a + 0.5), y1 - head * Math.sin(a + 0.5));
+    }
+    ctx.stroke();
+  }
+}
