@@ -277,13 +277,14 @@ export class FieldView {
     this.draw();
   }
 
-  /** The density as an image (its square root, so that light modes stay visible). */
+  /** The density as an image, on one logarithmic scale for every noise level: p times the view's
+   * area (1 = uniform over the view) from 10⁻¹ to 10², so that a density spreading out with σ
+   * also dims, as it does. */
   heatMap(g) {
     const img = new ImageData(g.n, g.n);
-    let top = 0;
-    for (const v of g.density) top = Math.max(top, v);
+    const area = (2 * this.about.viewHalfWidth) ** 2;
     for (let i = 0; i < g.n * g.n; i++) {
-      const [r, gg, b] = colour(Math.sqrt(g.density[i] / (top || 1)));
+      const [r, gg, b] = colour((Math.log10(Math.max(g.density[i] * area, 1e-6)) + 1) / 3);
       img.data.set([r, gg, b, 255], 4 * i);
     }
     const canvas = new OffscreenCanvas(g.n, g.n);
@@ -342,7 +343,8 @@ export class FieldView {
       } else {
         this.play();
       }
-      return { shares: run.shares ? Array.from(run.shares) : null, weights: run.shares ? Array.from(this.info.weights) : null, count: run.count, updates: run.updates, frames: run.frameCount, seconds: run.seconds };
+      const positions = Array.from(run.frames.subarray(2 * run.count * (run.frameCount - 1)));
+      return { shares: run.shares ? Array.from(run.shares) : null, weights: run.shares ? Array.from(this.info.weights) : null, positions, count: run.count, updates: run.updates, frames: run.frameCount, seconds: run.seconds };
     } catch (error) {
       this.hooks.showError(error.message);
       this.hooks.setState('error');

@@ -154,6 +154,54 @@ test('Cancel stops a run within a step', async () => {
   await page.close();
 });
 
+test('the 2-D field section runs beside the model on a WebGPU page: controls from the library, particles on the moons', async () => {
+  const page = await openPage(gpu, `${server.url}?backend=webgpu`);
+  await waitLoaded(page);
+  await page.locator('#field').scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => ['ready', 'error'].includes(document.getElementById('field').getAttribute('state')), null, { timeout: 120_000 });
+  // The selects list what Field2D.describe() says, the default first.
+  const lists = await page.$eval('#field', (w) => ({
+    distributions: [...w.shadowRoot.querySelectorAll('select[name=distribution] option')].map((o) => o.value),
+    samplers: [...w.shadowRoot.querySelectorAll('select[name=sampler] option')].map((o) => o.value),
+    sampler: w.shadowRoot.querySelector('select[name=sampler]').value,
+  }));
+  assert.deepEqual(lists.distributions, ['two-modes', 'ring', 'moons', 'spiral', 'draw']);
+  assert.deepEqual(lists.samplers, ['langevin', 'ald', 'em', 'pc', 'rd', 'ode-heun', 'ode-euler']);
+  assert.equal(lists.sampler, 'ald');
+  await page.$eval('#field', (w) => {
+    const pick = (name, value) => {
+      const select = w.shadowRoot.querySelector(`select[name=${name}]`);
+      select.value = value;
+      select.dispatchEvent(new Event('change'));
+    };
+    pick('distribution', 'moons');
+    pick('sampler', 'ode-heun');
+  });
+  await page.waitForFunction(() => document.getElementById('field').shadowRoot.querySelector('.status').textContent.startsWith('Two moons'));
+  const run = await page.$eval('#field', (w) => w.run());
+  assert.equal(run.count, 1000);
+  // Every particle ends within 1 of a moon's 256 points (the components' std is 0.25).
+  const far = await page.evaluate(async (positions) => {
+    const { RemoteField } = await import('./client.js');
+    const { means } = await new RemoteField({ distribution: 'moons', sde: 've' }).info();
+    let out = 0;
+    for (let i = 0; i < positions.length; i += 2) {
+      let best = Infinity;
+      for (let k = 0; k < means.length; k += 2) best = Math.min(best, Math.hypot(positions[i] - means[k], positions[i + 1] - means[k + 1]));
+      if (best > 1) out++;
+    }
+    return out;
+  }, run.positions);
+  assert.ok(far <= 10, `${far} of 1000 particles are off the moons`);
+  // The model beside it still generates on the same worker and device.
+  await setControls(page, { sampler: 'dpmpp-2m', steps: 5, batch: 1, seed: 2 });
+  assert.deepEqual((await generate(page)).shape, [1, 1, 28, 28]);
+  await page.locator('#field').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: path.join(ARTIFACTS, 'page-field.png') });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test('without WebGPU the page falls back to the CPU and still generates', async () => {
   const browser = await launch({ webgpu: false });
   try {

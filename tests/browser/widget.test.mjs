@@ -315,3 +315,69 @@ test('after a GPU device loss the widget offers Retry, which starts a new device
   assert.deepEqual(await page.$eval('score-field', (w) => w.result.shape), [1, 1, 28, 28]);
   await page.close();
 });
+
+test('field mode: annealed Langevin recovers the two modes\' weights, Langevin at one σ does not; a drawing becomes a distribution; bad attributes are named', async () => {
+  const page = await hostPage(
+    widgetPage(`
+      <score-field id="ald" mode="field" sampler="ald" particles="2000" seed="3" width="360"></score-field>
+      <score-field id="langevin" mode="field" sampler="langevin" particles="2000" seed="3"></score-field>
+      <score-field id="bad" mode="field" distribution="nonsense" sampler="edm-heun" sde="xx" particles="99999999" sigma="-1" seed="x"></score-field>
+      <score-field id="draw" mode="field" distribution="draw" sampler="em" particles="300" seed="2"></score-field>`),
+    `${server.url}field.html`,
+  );
+  for (const w of await page.$$('score-field')) await w.scrollIntoViewIfNeeded();
+  const states = await waitStates(page, 'score-field', ['ready']);
+  assert.deepEqual(states, Array(4).fill({ state: 'ready', error: '' }), JSON.stringify(states));
+
+  // Song & Ermon 2019, figure 3: true weights 1/5 and 4/5. Annealed Langevin lands within 0.05
+  // of them; Langevin at σ = 0.01 keeps the near half/half split of its uniform start.
+  const ald = await page.$eval('#ald', (w) => w.run());
+  const langevin = await page.$eval('#langevin', (w) => w.run());
+  assert.deepEqual(ald.weights, [0.2, 0.8]);
+  assert.ok(Math.abs(ald.shares[1] - 0.8) < 0.05, `annealed Langevin: ${ald.shares}`);
+  assert.ok(Math.abs(langevin.shares[1] - 0.8) > 0.15, `Langevin at one σ: ${langevin.shares}`);
+  assert.equal(ald.count, 2000);
+  const readout = await page.$eval('#ald', (w) => w.shadowRoot.querySelector('.readout').textContent);
+  assert.match(readout, /particles per mode: \d+% \(weight 20%\) · \d+% \(weight 80%\)/);
+  // The figure is drawn: the heat map, arrows and particles vary across the canvas.
+  assert.ok((await canvasStd(page, '#ald')) > 20);
+
+  // Every bad attribute is named in the box, and the widget runs at the defaults.
+  const notice = await page.$eval('#bad', (w) => w.shadowRoot.querySelector('.notice').textContent);
+  for (const part of ['distribution="nonsense"', 'sampler="edm-heun"', 'sde="xx"', 'particles="99999999"', 'sigma="-1"', 'seed="x"']) {
+    assert.ok(notice.includes(part), `the notice does not name ${part}: ${notice}`);
+  }
+  const fallback = await page.$eval('#bad', (w) => w.run());
+  assert.equal(fallback.count, 1000);
+
+  // An empty drawing is refused with a message; a stroke across the canvas at y = +4 becomes the
+  // distribution, and the reverse SDE's particles end on it.
+  assert.equal(await page.$eval('#draw', (w) => w.run()), null);
+  assert.match(await page.$eval('#draw', (w) => w.shadowRoot.querySelector('.error').textContent), /drawing is empty/);
+  await page.locator('#draw canvas').scrollIntoViewIfNeeded();
+  const box = await page.locator('#draw canvas').boundingBox();
+  const at = (x, y) => [box.x + ((x + 8) / 16) * box.width, box.y + ((8 - y) / 16) * box.height];
+  await page.mouse.move(...at(-6, 4));
+  await page.mouse.down();
+  for (let x = -6; x <= 6; x += 0.5) await page.mouse.move(...at(x, 4));
+  await page.mouse.up();
+  await page.waitForFunction(() => document.querySelector('#draw').shadowRoot.querySelector('.status').textContent.includes('your drawing'));
+  const drawn = await page.$eval('#draw', async (w) => {
+    const result = await w.run();
+    return { result, error: w.shadowRoot.querySelector('.error').textContent };
+  });
+  assert.equal(drawn.error, '');
+  assert.equal(drawn.result.count, 300);
+  assert.equal(drawn.result.shares, null, 'a drawing has no modes to count');
+  // The particles' last positions lie along the stroke: mean y ≈ 4, x spread over [−6, 6].
+  const xs = drawn.result.positions.filter((_, i) => i % 2 === 0);
+  const ys = drawn.result.positions.filter((_, i) => i % 2 === 1);
+  const mean = (v) => v.reduce((a, b) => a + b, 0) / v.length;
+  assert.ok(Math.abs(mean(ys) - 4) < 0.3, `mean y ${mean(ys)}`);
+  assert.ok(Math.abs(mean(xs)) < 1 && Math.min(...xs) < -4 && Math.max(...xs) > 4, `x from ${Math.min(...xs)} to ${Math.max(...xs)}`);
+  // The screenshot once the drawing's run has played to its end.
+  await page.waitForFunction(() => document.querySelector('#draw').shadowRoot.querySelector('.row button').textContent === 'Play');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'widget-field.png'), fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
