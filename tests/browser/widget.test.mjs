@@ -63,19 +63,25 @@ function canvasStd(page, selector) {
 
 const widgetPage = (body, head = '') => `<!doctype html><html><head><meta charset="utf-8">${head}<script type="module" src="/score-field.js"></script></head><body>${body}</body></html>`;
 
-test('the example post renders its three widgets under a strict CSP, with no violations', async () => {
+test('the example post renders its six widgets under a strict CSP, with no violations', async () => {
   const page = await openPage(browser, `${server.url}example-post.html`);
   await watchCsp(page);
   await page.reload();
   // Scroll down so that the lazy widgets come into view.
   for (const w of await page.$$('score-field')) await w.scrollIntoViewIfNeeded();
   const states = await waitStates(page, 'score-field', ['done', 'ready']);
-  assert.deepEqual(states.map((s) => s.error), ['', '', ''], JSON.stringify(states));
-  assert.deepEqual(states.map((s) => s.state), ['done', 'done', 'ready']);
-  for (const mode of ['generate', 'trajectory', 'inpaint']) {
+  assert.deepEqual(states.map((s) => s.error), Array(6).fill(''), JSON.stringify(states));
+  // The autoplaying ones ran; the moons and the inpaint widget wait for the reader.
+  const modes = await page.$$eval('score-field', (ws) => ws.map((w) => `${w.getAttribute('mode')}:${w.getAttribute('sampler')}`));
+  assert.deepEqual(modes, ['field:langevin', 'field:ald', 'field:em', 'generate:null', 'trajectory:em', 'inpaint:pc']);
+  assert.deepEqual(states.map((s) => s.state), ['done', 'done', 'ready', 'done', 'done', 'ready']);
+  for (const mode of ['generate', 'trajectory', 'inpaint', 'field']) {
     const std = await canvasStd(page, `score-field[mode=${mode}]`);
     assert.ok(std > 5, `${mode} widget shows a blank canvas (pixel std ${std})`);
   }
+  // The post's story: Langevin at one σ misses the 1/5 : 4/5 split, annealed Langevin finds it.
+  const [langevin, ald] = await page.$$eval('score-field[mode=field][state=done]', (ws) => ws.map((w) => w.result.shares[1]));
+  assert.ok(Math.abs(langevin - 0.8) > 0.15 && Math.abs(ald - 0.8) < 0.05, `heavy-mode shares ${langevin}, ${ald}`);
   // Trajectory: the slider scrubs x(t) from noise (t near 1, σ near σ_max = 40) to the sample.
   const scrub = await page.$eval('score-field[mode=trajectory]', (w) => {
     const r = w.shadowRoot.querySelector('input[type=range]');
