@@ -144,11 +144,15 @@ pub struct Field {
     pub sde: Sde,
     /// Whether shares of particles per component mean something (a few modes, not a point set).
     pub modes: bool,
+    /// The unit vector u of the time picture ([`Field::slice`]): it shows u·x(t).
+    pub direction: [f64; 2],
 }
 
 impl Field {
     pub fn preset(preset: Preset, sde: Sde) -> Self {
-        Field { mixture: preset.mixture(), sde, modes: preset.info().modes }
+        // The two modes lie on the diagonal; the others spread along x.
+        let direction = if preset == Preset::TwoModes { [std::f64::consts::FRAC_1_SQRT_2; 2] } else { [1.0, 0.0] };
+        Field { mixture: preset.mixture(), sde, modes: preset.info().modes, direction }
     }
 
     /// A reader's drawing: each point smoothed by N(0, [`DRAWN_POINT_STD`]² I).
@@ -157,7 +161,7 @@ impl Field {
             return Err(ConfigError::invalid("points", "are empty: draw at least one point"));
         }
         let mixture = Mixture::from_points(points.into_iter().map(|p| p.to_vec()).collect(), DRAWN_POINT_STD)?;
-        Ok(Field { mixture, sde, modes: false })
+        Ok(Field { mixture, sde, modes: false, direction: [1.0, 0.0] })
     }
 
     /// p_t and ∇ log p_t on an n × n grid over the view square, rows from the top (y = +8) down,
@@ -183,6 +187,34 @@ impl Field {
         Ok(Grid { n, density, score })
     }
 
+    /// The time picture: the density of the projection u·x(t) ([`Field::direction`]), a 1-D mixture
+    /// Σ_k w_k N(m u·μ_k, m² s_k² + σ²), for `nt` times from 0 to T (columns, left to right) at
+    /// `nx` positions from +8 down to −8 (rows): [nx, nt] row-major.
+    pub fn slice(&self, nt: usize, nx: usize) -> Result<Vec<f32>, ConfigError> {
+        for (name, n) in [("slice times", nt), ("slice positions", nx)] {
+            if !(2..=1024).contains(&n) {
+                return Err(ConfigError::invalid(name, format!("must be in 2..=1024, got {n}")));
+            }
+        }
+        let u = self.direction;
+        let projected: Vec<f64> = self.mixture.means.iter().map(|mu| u[0] * mu[0] + u[1] * mu[1]).collect();
+        let mut out = vec![0.0f32; nx * nt];
+        for col in 0..nt {
+            let t = crate::sde::T_END * col as f64 / (nt - 1) as f64;
+            let (m, sigma) = self.sde.marginal(t);
+            let line = Mixture {
+                weights: self.mixture.weights.clone(),
+                means: projected.iter().map(|p| vec![m * p]).collect(),
+                stds: self.mixture.stds.iter().map(|sk| (m * m * sk * sk + sigma * sigma).sqrt()).collect(),
+            };
+            for row in 0..nx {
+                let p = VIEW_HALF_WIDTH - 2.0 * VIEW_HALF_WIDTH * (row as f64 + 0.5) / nx as f64;
+                out[row * nt + col] = line.log_density(&[p]).exp() as f32;
+            }
+        }
+        Ok(out)
+    }
+
     /// The share of `points` ([N, 2] row-major) assigned to each component of the data mixture.
     pub fn shares(&self, points: &[f32]) -> Vec<f64> {
         let mut counts = vec![0usize; self.mixture.components()];
@@ -200,10 +232,10 @@ impl Field {
         let n = options.particles;
         let mut noise = Noise::new(options.seed);
         let plan = options.plan(&self.sde, &self.mixture);
-        let start = if plan.from_prior {
-            noise.normal([n, 2, 1, 1], self.sde.prior_std(), device)
-        } else {
-            noise.uniform([n, 2, 1, 1], -VIEW_HALF_WIDTH, VIEW_HALF_WIDTH, device)
+        let start = match plan.start {
+            Start::Prior => noise.normal([n, 2, 1, 1], self.sde.prior_std(), device),
+            Start::Uniform => noise.uniform([n, 2, 1, 1], -VIEW_HALF_WIDTH, VIEW_HALF_WIDTH, device),
+            Start::Data => self.sample_data(n, &mut noise, device).await?,
         };
         let updates = plan.updates();
         let stride = updates.div_ceil(options.frames.max(2) - 1).max(1);
@@ -211,7 +243,21 @@ impl Field {
         recorder.record(&start, plan.times[0]).await?;
         let mut x = start;
         let mut done = 0;
-        let levels = if plan.predictor == Predictor::None { plan.times.len() } else { plan.times.len() - 1 };
+        if plan.start == Start::Data {
+            // The forward SDE, t increasing: data to noise.
+            for w in plan.times.windows(2) {
+                x = forward_step(&self.sde, x, w[0], w[1], &mut noise);
+                done += 1;
+                if done % stride == 0 || done == updates {
+                    recorder.record(&x, w[1]).await?;
+                }
+            }
+        }
+        let levels = match (plan.start, plan.predictor) {
+            (Start::Data, _) => 0,
+            (_, Predictor::None) => plan.times.len(),
+            _ => plan.times.len() - 1,
+        };
         for i in 0..levels {
             let t = plan.times[i];
             let t_next = plan.times.get(i + 1).copied().unwrap_or(t);
@@ -234,9 +280,37 @@ impl Field {
         if last.iter().any(|v| !v.is_finite()) {
             return Err(SampleError::NonFinite { sampler: options.dynamics.name(), step: done, t: plan.times[plan.times.len() - 1] });
         }
-        let shares = self.modes.then(|| self.shares(last));
+        let shares = (self.modes && plan.start != Start::Data).then(|| self.shares(last));
         Ok(Particles { count: n, frames: recorder.frames, times: recorder.times, updates, shares })
     }
+}
+
+impl Field {
+    /// n exact draws from the data mixture: a component by its weight, then N(μ_k, s_k² I).
+    async fn sample_data(&self, n: usize, noise: &mut Noise, device: &Device) -> Result<Tensor<4>, SampleError> {
+        let u = noise.uniform([n, 1, 1, 1], 0.0, 1.0, device).into_data_async().await.map_err(|e| SampleError::Readback(format!("{e:?}")))?;
+        let u = u.try_to_vec::<f32>().map_err(|e| SampleError::Readback(format!("{e:?}")))?;
+        let m = &self.mixture;
+        let cumulative: Vec<f64> = m.weights.iter().scan(0.0, |acc, w| { *acc += w; Some(*acc) }).collect();
+        let mut means = Vec::with_capacity(2 * n);
+        let mut stds = Vec::with_capacity(n);
+        for &v in &u {
+            let k = cumulative.iter().position(|&c| (v as f64) < c).unwrap_or(m.components() - 1);
+            means.extend(m.means[k].iter().map(|&c| c as f32));
+            stds.push(m.stds[k] as f32);
+        }
+        let means = Tensor::<4>::from_data(TensorData::new(means, [n, 2, 1, 1]), device);
+        let stds = Tensor::<4>::from_data(TensorData::new(stds, [n, 1, 1, 1]), device);
+        Ok(means + noise.normal([n, 2, 1, 1], 1.0, device) * stds)
+    }
+}
+
+/// Euler–Maruyama on the forward SDE dx = f(x, t) dt + g(t) dw (Song et al. 2021, eq. 5), with
+/// dt = t_next − t > 0: x + f(x, t) dt + g(t) √dt z.
+fn forward_step(sde: &Sde, x: Tensor<4>, t: f64, t_next: f64, noise: &mut Noise) -> Tensor<4> {
+    let dt = t_next - t;
+    let z = noise.normal_like(&x);
+    x.clone() + x * (sde.drift_coef(t) * dt) + z * (sde.diffusion(t) * dt.sqrt())
 }
 
 /// p_t and its score on a grid ([`Field::grid`]).
@@ -250,6 +324,8 @@ pub struct Grid {
 /// on a time grid (the predictor–corrector family: the others are the same ODE with other steps).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dynamics {
+    /// The forward SDE from data samples, t from 0 to T: what the samplers undo.
+    Forward,
     /// x ← x + (α/2) ∇ log p_σ(x) + √α z at a fixed σ (Song & Ermon 2019, eq. 4), from uniform
     /// noise over the view.
     Langevin,
@@ -267,8 +343,8 @@ pub struct DynamicsInfo {
     pub paper: &'static str,
     pub default_steps: usize,
     pub default_corrector_steps: Option<usize>,
-    /// Whether the particles start from the SDE's prior (else uniformly over the view).
-    pub from_prior: bool,
+    /// Where the particles start: `prior` (the SDE's p_T), `uniform` (over the view) or `data`.
+    pub start: &'static str,
     /// Whether it runs at one noise level (`sigma`, `stepSize`).
     pub fixed_sigma: bool,
 }
@@ -277,9 +353,10 @@ impl Dynamics {
     /// What the explainer runs first: the method whose picture fixes Langevin's failure.
     pub const DEFAULT: Dynamics = Dynamics::Sampler(Sampler::AnnealedLangevin);
 
-    /// Every dynamics, in the order of the story: Langevin, its annealed fix, the reverse SDE,
-    /// the probability-flow ODE.
-    pub const ALL: [Dynamics; 7] = [
+    /// Every dynamics, in the order of the story: noising the data, Langevin, its annealed fix,
+    /// the reverse SDE, the probability-flow ODE.
+    pub const ALL: [Dynamics; 8] = [
+        Dynamics::Forward,
         Dynamics::Langevin,
         Dynamics::Sampler(Sampler::AnnealedLangevin),
         Dynamics::Sampler(Sampler::EulerMaruyama),
@@ -291,6 +368,7 @@ impl Dynamics {
 
     pub fn info(self) -> DynamicsInfo {
         let (label, paper, default_corrector_steps) = match self {
+            Dynamics::Forward => ("Forward SDE: data to noise", "Song et al. 2021, eq. 5", None),
             Dynamics::Langevin => ("Langevin dynamics at one noise level", "Song & Ermon 2019, eq. 4", None),
             Dynamics::Sampler(s) => {
                 let info = s.info();
@@ -308,7 +386,11 @@ impl Dynamics {
             paper,
             default_steps: self.default_steps(),
             default_corrector_steps,
-            from_prior: self.from_prior(),
+            start: match self {
+                Dynamics::Forward => "data",
+                _ if self.from_prior() => "prior",
+                _ => "uniform",
+            },
             fixed_sigma: self == Dynamics::Langevin,
         }
     }
@@ -326,11 +408,12 @@ impl Dynamics {
     /// Whether the particles start from the prior (else uniformly over the view, as Song &
     /// Ermon 2019 start Langevin dynamics).
     pub fn from_prior(self) -> bool {
-        !matches!(self, Dynamics::Langevin | Dynamics::Sampler(Sampler::AnnealedLangevin))
+        !matches!(self, Dynamics::Forward | Dynamics::Langevin | Dynamics::Sampler(Sampler::AnnealedLangevin))
     }
 
     pub fn name(self) -> &'static str {
         match self {
+            Dynamics::Forward => "forward",
             Dynamics::Langevin => "langevin",
             Dynamics::Sampler(s) => s.name(),
         }
@@ -343,6 +426,7 @@ impl Dynamics {
     pub fn default_steps(self) -> usize {
         match self {
             Dynamics::Langevin => 1000,
+            Dynamics::Forward => 500,
             Dynamics::Sampler(Sampler::AnnealedLangevin) => 20,
             Dynamics::Sampler(Sampler::OdeHeun) => 100,
             Dynamics::Sampler(_) => 500,
@@ -353,13 +437,15 @@ impl Dynamics {
 impl FromStr for Dynamics {
     type Err = SampleError;
     fn from_str(s: &str) -> Result<Self, SampleError> {
-        if s == "langevin" {
-            return Ok(Dynamics::Langevin);
+        match s {
+            "langevin" => return Ok(Dynamics::Langevin),
+            "forward" => return Ok(Dynamics::Forward),
+            _ => {}
         }
         match Dynamics::SAMPLERS.into_iter().find(|m| m.name() == s) {
             Some(m) => Ok(Dynamics::Sampler(m)),
             None => {
-                let names: Vec<_> = std::iter::once("langevin").chain(Dynamics::SAMPLERS.iter().map(|m| m.name())).collect();
+                let names: Vec<_> = Dynamics::ALL.iter().map(|d| d.name()).collect();
                 Err(SampleError::invalid("sampler", format!("is `{s}`; the field runs {}", names.join(", "))))
             }
         }
@@ -390,16 +476,31 @@ impl Default for ParticleOptions {
     }
 }
 
-/// The update loop a run makes: a corrector at each time, then a predictor to the next one.
+/// Where a run's particles start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// The SDE's prior p_T.
+    Prior,
+    /// Uniformly over the view (Song & Ermon 2019's Langevin runs).
+    Uniform,
+    /// Exact draws from the data (the forward SDE).
+    Data,
+}
+
+/// The update loop a run makes: a corrector at each time, then a predictor to the next one; or
+/// forward steps up the time grid.
 struct Plan {
     predictor: Predictor,
     corrector: Corrector,
     times: Vec<f64>,
-    from_prior: bool,
+    start: Start,
 }
 
 impl Plan {
     fn updates(&self) -> usize {
+        if self.start == Start::Data {
+            return self.times.len() - 1;
+        }
         let levels = if self.predictor == Predictor::None { self.times.len() } else { self.times.len() - 1 };
         levels * (self.corrector.steps() + usize::from(self.predictor != Predictor::None))
     }
@@ -409,6 +510,7 @@ impl ParticleOptions {
     fn sample_options(&self) -> SampleOptions {
         let sampler = match self.dynamics {
             Dynamics::Langevin => Sampler::AnnealedLangevin,
+            Dynamics::Forward => Sampler::EulerMaruyama,
             Dynamics::Sampler(s) => s,
         };
         SampleOptions { sampler, steps: self.steps.unwrap_or(self.dynamics.default_steps()), corrector_steps: self.corrector_steps, ..Default::default() }
@@ -436,7 +538,7 @@ impl ParticleOptions {
         }
         let steps = self.steps.unwrap_or(self.dynamics.default_steps());
         let per_step = match self.dynamics {
-            Dynamics::Langevin => 1,
+            Dynamics::Langevin | Dynamics::Forward => 1,
             Dynamics::Sampler(s) => s.evals(steps, self.corrector_steps, false).unwrap_or(1) / steps.max(1),
         };
         let work = self.particles.saturating_mul(steps).saturating_mul(per_step.max(1));
@@ -457,11 +559,17 @@ impl ParticleOptions {
                 let steps = self.steps.unwrap_or(self.dynamics.default_steps());
                 // One annealed-Langevin level with σ_L = σ(t) takes steps of exactly ε = α.
                 let corrector = Corrector::Annealed { eps: alpha, steps: 1, sigma_last: sde.sigma(t) };
-                Plan { predictor: Predictor::None, corrector, times: vec![t; steps], from_prior: self.dynamics.from_prior() }
+                Plan { predictor: Predictor::None, corrector, times: vec![t; steps], start: Start::Uniform }
+            }
+            Dynamics::Forward => {
+                let n = self.steps.unwrap_or(self.dynamics.default_steps());
+                let times = (0..=n).map(|i| crate::sde::T_END * i as f64 / n as f64).collect();
+                Plan { predictor: Predictor::None, corrector: Corrector::None, times, start: Start::Data }
             }
             Dynamics::Sampler(sampler) => {
                 let (predictor, corrector, times) = pc::plan(sampler, sde, &self.sample_options());
-                Plan { predictor, corrector, times, from_prior: self.dynamics.from_prior() }
+                let start = if self.dynamics.from_prior() { Start::Prior } else { Start::Uniform };
+                Plan { predictor, corrector, times, start }
             }
         }
     }

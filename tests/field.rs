@@ -94,3 +94,49 @@ fn bad_field_options_are_refused_by_name() {
     assert!(Field::drawn(vec![], field.sde).unwrap_err().to_string().contains("empty"));
     assert!(field.grid(f64::NAN, 16).is_err() && field.grid(0.5, 1).is_err());
 }
+
+/// The forward SDE from exact data draws: the first frame has the mixture's mean (3, 3) and
+/// covariance [[17, 16], [16, 17]]; under VE the frame nearest t = 0.7 has the same mean and
+/// covariance + σ(0.7)² I (σ ≈ 3.9); under VP the last frame is ≈ N(0, I) (m(1) ≈ 0.0066).
+/// Tolerances: 5 standard errors at 4,000 particles, plus the Euler–Maruyama error of 500 steps.
+#[test]
+fn forward_particles_follow_the_perturbed_marginals() {
+    let options = |seed| ParticleOptions { dynamics: Dynamics::Forward, particles: N, seed, frames: 101, ..Default::default() };
+    let ve = Field::preset(Preset::TwoModes, field::sde("ve").unwrap());
+    let out = block_on(ve.particles(&options(4), &Device::flex())).unwrap();
+    assert!(out.shares.is_none(), "noised data has no meaningful mode shares");
+    let frame = |k: usize| -> Vec<f64> { out.frames[2 * N * k..2 * N * (k + 1)].iter().map(|&v| v as f64).collect() };
+    let (mean, cov) = mean_cov(&frame(0), 2);
+    assert!(max_abs_diff(&mean, &ve.mixture.mean()) < 0.35 && max_abs_diff(&cov, &ve.mixture.cov()) < 2.0, "data: {mean:?} {cov:?}");
+    let k = (0..out.times.len()).min_by(|&a, &b| (out.times[a] - 0.7).abs().total_cmp(&(out.times[b] - 0.7).abs())).unwrap();
+    let exact = ve.mixture.perturbed(&ve.sde, out.times[k]);
+    let (mean, cov) = mean_cov(&frame(k), 2);
+    let scale = exact.cov()[0];
+    println!("VE at t = {:.3}: mean {mean:.2?} cov {cov:.2?} (exact cov {:.2?})", out.times[k], exact.cov());
+    assert!(max_abs_diff(&mean, &exact.mean()) < 5.0 * (scale / N as f64).sqrt(), "{mean:?}");
+    assert!(max_abs_diff(&cov, &exact.cov()) < 5.0 * scale * (2.0 / N as f64).sqrt(), "{cov:?}");
+
+    let vp = Field::preset(Preset::TwoModes, field::sde("vp").unwrap());
+    let out = block_on(vp.particles(&options(5), &Device::flex())).unwrap();
+    assert_eq!(*out.times.last().unwrap(), 1.0);
+    let last: Vec<f64> = out.frames[out.frames.len() - 2 * N..].iter().map(|&v| v as f64).collect();
+    let (mean, cov) = mean_cov(&last, 2);
+    let exact = vp.mixture.perturbed(&vp.sde, 1.0);
+    println!("VP at t = 1: mean {mean:.3?} cov {cov:.3?}");
+    assert!(max_abs_diff(&mean, &exact.mean()) < 0.1 && max_abs_diff(&cov, &exact.cov()) < 0.15, "{mean:?} {cov:?}");
+}
+
+/// The time picture's columns are densities of u·x(t): at t = 0 the ring's projection on x lies
+/// inside [−8, 8] and its column sums (times the cell) to 1; at t = 1 (σ = 50) little of it is left
+/// in view.
+#[test]
+fn the_time_picture_holds_the_projected_density() {
+    let field = Field::preset(Preset::Ring, field::sde("ve").unwrap());
+    let (nt, nx) = (64, 200);
+    let slice = field.slice(nt, nx).unwrap();
+    let cell = 16.0 / nx as f64;
+    let column = |c: usize| (0..nx).map(|r| slice[r * nt + c] as f64 * cell).sum::<f64>();
+    assert!((column(0) - 1.0).abs() < 0.01, "{}", column(0));
+    assert!(column(nt - 1) < 0.3, "{}", column(nt - 1));
+    assert!(field.slice(1, 10).is_err());
+}

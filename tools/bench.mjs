@@ -1,6 +1,8 @@
 // Runs www/bench.html in headless Debian Chromium, once per backend, and writes
 // docs/performance/browser-<backend>.json plus the transfer sizes of what the page downloads.
-// Usage: node tools/bench.mjs [cpu|webgpu ...]   (default: cpu webgpu)
+// Usage: node tools/bench.mjs [cpu|webgpu|field ...]   (default: cpu webgpu field)
+// `field` times the 2-D explainer's widget (1,000 particles: run time, playback frames per second,
+// milliseconds per drawn frame) on the CPU build, into docs/performance/browser-field.json.
 // On a software WebGPU adapter (SwiftShader, isFallbackAdapter) one evaluation at batch 64 takes
 // tens of seconds: there the WebGPU run uses batches 1,16, 5 repeats and no whole runs. Each run
 // also times ONNX Runtime Web on the same network (www/models/mnist.onnx; see www/bench.js).
@@ -11,10 +13,10 @@ import { ROOT, launch, serve } from '../tests/browser/harness.mjs';
 
 const OUT = path.join(ROOT, 'docs', 'performance');
 mkdirSync(OUT, { recursive: true });
-const backends = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 'webgpu'];
+const backends = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 'webgpu', 'field'];
 
 function transferSizes() {
-  const files = ['pkg/scorefield_bg.wasm', 'pkg/scorefield.js', 'www/worker.js', 'www/client.js', 'www/score-field.js', 'www/render.js', 'www/painter.js', 'www/app.js', 'www/index.html', 'www/style.css'];
+  const files = ['pkg/scorefield_bg.wasm', 'pkg/scorefield.js', 'www/worker.js', 'www/client.js', 'www/score-field.js', 'www/field-view.js', 'www/render.js', 'www/painter.js', 'www/app.js', 'www/index.html', 'www/style.css'];
   // The page's model (not the ONNX files, for the ONNX Runtime comparison only, nor the first
   // network, which the page loads only when asked with ?model=).
   files.push('www/models/mnist.json', 'www/models/mnist.safetensors');
@@ -28,9 +30,21 @@ const server = await serve();
 const browser = await launch({ webgpu: true });
 try {
   for (const backend of backends) {
+    if (backend === 'field') {
+      const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
+      await page.goto(`${server.url}bench.html?backend=cpu&first=0&batches=1&repeats=1&warmup=0&runs=0&field=1`);
+      await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 600_000 });
+      const results = await page.evaluate(() => window.benchResults);
+      await page.close();
+      if (results.error) throw new Error(`field: ${results.error}`);
+      writeFileSync(path.join(OUT, 'browser-field.json'), JSON.stringify({ userAgent: results.userAgent, field: results.field }, null, 2));
+      console.log('\n2-D field widget, CPU build\n| distribution | sampler | particles | updates | run s | playback fps | ms / frame drawn |\n|---|---|---:|---:|---:|---:|---:|');
+      for (const f of results.field) console.log(`| ${f.distribution} | ${f.sampler} | ${f.particles} | ${f.updates} | ${f.runSeconds.toFixed(2)} | ${f.fps.toFixed(1)} | ${f.drawMs.toFixed(2)} |`);
+      continue;
+    }
     const software = backend === 'webgpu' && process.env.SCOREFIELD_BENCH_FULL !== '1';
     // On the CPU, also five timed clicks at the page's default setting (click → 16 samples back).
-    const query = `${software ? 'batches=1,16&repeats=5&warmup=1&runs=0' : 'batches=1,16,64&repeats=20&warmup=3&runs=1&clicks=5'}&ort=1`;
+    const query = `${software ? 'batches=1,16&repeats=5&warmup=1&runs=0' : 'batches=1,16,64&repeats=20&warmup=3&runs=1&clicks=5'}&ort=1&field=0`;
     const page = await browser.newPage();
     await page.goto(`${server.url}bench.html?backend=${backend}&${query}`);
     await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 3_600_000 });

@@ -17,6 +17,8 @@ const warmup = Number(params.get('warmup') ?? 3);
 const runs = params.get('runs') !== '0';
 const ortCompare = params.get('ort') === '1';
 const firstSample = params.get('first') !== '0';
+// The 2-D explainer (field=0 skips it): run time and playback frame rate of the field widget.
+const fieldBench = params.get('field') !== '0';
 // The first sample's run as SAMPLER:STEPS (default: the model's first sampler at its default
 // steps, what the page starts with), and how many more such runs to time from the call to the
 // samples being back on the page (`clicks`, median reported).
@@ -74,10 +76,31 @@ async function main() {
     }
   }
   out.architecture = flops;
+  if (fieldBench) out.field = await benchField();
   window.benchResults = out;
   $('results').textContent = JSON.stringify(out, null, 2);
   $('status').textContent = 'done';
   document.body.dataset.done = '1';
+}
+
+// The field widget as a post embeds it (1,000 particles): the run (computed in the worker), then
+// the recorded frames played with the heat map, arrows, trails and particles drawn every frame.
+async function benchField() {
+  await import('./score-field.js');
+  const out = [];
+  for (const [distribution, sampler] of [['two-modes', 'ald'], ['moons', 'em'], ['spiral', 'ode-heun']]) {
+    $('status').textContent = `field: ${distribution}, ${sampler}…`;
+    const w = document.createElement('score-field');
+    for (const [k, v] of Object.entries({ mode: 'field', distribution, sampler, particles: 1000, seed: 1 })) w.setAttribute(k, v);
+    document.body.append(w);
+    w.scrollIntoView();
+    await w.run();
+    // The run plays for a few seconds; wait for its frame rate.
+    while (!w.playback) await new Promise((resolve) => setTimeout(resolve, 200));
+    out.push({ distribution, sampler, particles: w.result.count, updates: w.result.updates, frames: w.result.frames, runSeconds: w.result.seconds, fps: w.playback.fps, drawMs: w.playback.drawMs });
+    w.remove();
+  }
+  return out;
 }
 
 // Seeded standard normals (mulberry32 + Box–Muller), the same on every run.

@@ -149,9 +149,14 @@ export class RemoteField {
     return request({ type: 'field', op: 'describe' }).promise;
   }
 
-  /** {weights, means, modes, sigmas}: `sigmas` are the noise levels of `times`. */
-  info(times = []) {
-    return request({ type: 'field', op: 'info', spec: this.spec, times }).promise;
+  /** {weights, means, modes, direction}: `direction` is the time picture's axis u. */
+  info() {
+    return request({ type: 'field', op: 'info', spec: this.spec }).promise;
+  }
+
+  /** The time picture: {nt, nx, density [nx, nt]} of u·x(t), t from 0 to 1 left to right. */
+  slice(nt, nx) {
+    return request({ type: 'field', op: 'slice', spec: this.spec, nt, nx }).promise;
   }
 
   /** p_t and its score on an n × n grid for each t: [{t, sigma, n, density, score}]. */

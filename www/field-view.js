@@ -14,12 +14,17 @@ const ARROWS = 16;
 const PLAY_SECONDS = 4;
 // Frames of trail behind each particle.
 const TRAIL = 6;
+// The time picture: columns (t from 0 to 1) by rows (u·x from +8 to −8), and paths drawn on it.
+const SLICE_T = 140;
+const SLICE_X = 100;
+const PATHS = 24;
 // A drawn point is added once the pointer moved this far (in data units).
 const DRAW_SPACING = 0.25;
 const DRAW = 'draw';
 
 const CSS = `
 .field-canvas { aspect-ratio: 1; cursor: default; image-rendering: auto; }
+.time-canvas { aspect-ratio: 14 / 5; image-rendering: auto; margin-top: 6px; }
 .field-canvas.drawing { cursor: crosshair; }
 .readout { font-size: 12px; margin-top: 4px; font-variant-numeric: tabular-nums; min-height: 1.4em; }
 .readout b { font-weight: 600; }
@@ -35,6 +40,19 @@ function colour(v) {
   const i = Math.min(STOPS.length - 2, Math.floor(x));
   const f = x - i;
   return STOPS[i].map((c, k) => c + f * (STOPS[i + 1][k] - c));
+}
+
+/** A density as an image on a log scale: `density` × `size` (1 = uniform over the view) from
+ * 10⁻¹ to 10². */
+function logImage(density, width, height, size) {
+  const img = new ImageData(width, height);
+  for (let i = 0; i < width * height; i++) {
+    const [r, g, b] = colour((Math.log10(Math.max(density[i] * size, 1e-6)) + 1) / 3);
+    img.data.set([r, g, b, 255], 4 * i);
+  }
+  const canvas = new OffscreenCanvas(width, height);
+  canvas.getContext('2d').putImageData(img, 0, 0);
+  return canvas;
 }
 
 function percent(v) {
@@ -57,11 +75,13 @@ export class FieldView {
     this.field = null;
     this.info = null; // {weights, means, modes}
     this.grids = []; // [{t, sigma, n, density, score, image}]
+    this.slice = null; // the time picture's image
     this.level = 0; // index into grids shown when no run is playing
     this.run = null; // the last run
     this.frame = 0;
-    this.playing = null; // {start, ticks}
-    this.fps = null;
+    this.playing = null; // {start, ticks, drawMs}
+    this.fps = null; // frames drawn per second during the last complete playback
+    this.drawMs = null; // median time to draw one of its frames
     this.build();
   }
 
@@ -109,6 +129,9 @@ export class FieldView {
     ui.canvas.classList.add('field-canvas');
     ui.canvas.setAttribute('aria-label', 'the density of the distribution as a heat map, its score as arrows, and the particles');
     ui.canvas.tabIndex = 0;
+    ui.timeCanvas = el('canvas', { class: 'time-canvas', width: 2 * 280, height: 200, role: 'img', 'aria-label': 'the density of the projection u·x(t) through time, with particle paths' });
+    ui.timeCaption = el('div', { class: 'caption', text: '' });
+    ui.canvas.after(ui.timeCanvas, ui.timeCaption);
     ui.sigma = el('input', { type: 'range', min: 0, max: LEVELS - 1, value: 0, step: 1, 'aria-label': 'noise level σ' });
     ui.sigmaOut = el('output', { text: '' });
     ui.scrub = el('input', { type: 'range', min: 0, max: 0, value: 0, step: 1, 'aria-label': 'frame of the run' });
@@ -139,8 +162,11 @@ export class FieldView {
     ui.run.after(ui.clear);
 
     ui.sigma.addEventListener('input', () => {
+      // A new noise level: the field there, without the last run's particles (for Langevin, the
+      // next run's σ).
       this.level = Number(ui.sigma.value);
       this.stop();
+      this.clearRun();
       this.draw();
     });
     ui.scrub.addEventListener('input', () => {
@@ -224,6 +250,11 @@ export class FieldView {
     this.draw();
   }
 
+  /** The noise level's name: σ(t) for VE; σ(t)/m(t), the noise of x(t)/m(t), for VP. */
+  sigmaName() {
+    return (this.values?.sde ?? this.about.defaultSde) === 've' ? 'σ' : 'σ/m';
+  }
+
   nearestLevel(sigma) {
     let best = 0;
     this.grids.forEach((g, i) => {
@@ -232,15 +263,20 @@ export class FieldView {
     return best;
   }
 
-  /** Loads a preset or the drawing into the worker and computes its grids. */
-  async setDistribution(name) {
+  clearRun() {
     const ui = this.ui;
-    this.stop();
     this.run = null;
     ui.scrub.disabled = true;
     ui.play.disabled = true;
     ui.readout.textContent = '';
     ui.frameOut.textContent = 'no run yet';
+  }
+
+  /** Loads a preset or the drawing into the worker and computes its grids. */
+  async setDistribution(name) {
+    const ui = this.ui;
+    this.stop();
+    this.clearRun();
     ui.clear.hidden = name !== DRAW;
     ui.canvas.classList.toggle('drawing', name === DRAW);
     this.hooks.showError('');
@@ -249,6 +285,7 @@ export class FieldView {
       if (this.points.length === 0) {
         this.field = null;
         this.grids = [];
+        this.slice = null;
         ui.status.textContent = 'draw points on the canvas: each becomes a small Gaussian';
         this.hooks.setState('ready');
         this.draw();
@@ -263,10 +300,14 @@ export class FieldView {
     const eps = sde === 've' ? 1e-5 : 1e-3;
     const times = Array.from({ length: LEVELS }, (_, i) => eps + ((1 - eps) * i) / (LEVELS - 1));
     try {
-      const [info, grids] = await Promise.all([field.info(), field.grids(times, GRID)]);
+      const [info, grids, slice] = await Promise.all([field.info(), field.grids(times, GRID), field.slice(SLICE_T, SLICE_X)]);
       if (field !== this.field) return; // another distribution was picked meanwhile
       this.info = info;
       this.grids = grids.map((g) => ({ ...g, image: this.heatMap(g) }));
+      this.slice = this.sliceImage(slice);
+      const [ux, uy] = info.direction;
+      const axis = ux === 1 && uy === 0 ? 'x' : `(${ux.toFixed(2)}, ${uy.toFixed(2)})·x`;
+      ui.timeCaption.textContent = `the density of ${axis} through time: data at t = 0 (left), the prior at t = 1 (right); lines: particle paths`;
       this.level = Math.min(this.level, LEVELS - 1);
       ui.status.textContent = `${name === DRAW ? `your drawing (${this.points.length} points)` : this.presets.get(name).label} · ${sde.toUpperCase()} SDE`;
       this.hooks.setState('ready');
@@ -281,15 +322,12 @@ export class FieldView {
    * area (1 = uniform over the view) from 10⁻¹ to 10², so that a density spreading out with σ
    * also dims, as it does. */
   heatMap(g) {
-    const img = new ImageData(g.n, g.n);
-    const area = (2 * this.about.viewHalfWidth) ** 2;
-    for (let i = 0; i < g.n * g.n; i++) {
-      const [r, gg, b] = colour((Math.log10(Math.max(g.density[i] * area, 1e-6)) + 1) / 3);
-      img.data.set([r, gg, b, 255], 4 * i);
-    }
-    const canvas = new OffscreenCanvas(g.n, g.n);
-    canvas.getContext('2d').putImageData(img, 0, 0);
-    return canvas;
+    return logImage(g.density, g.n, g.n, (2 * this.about.viewHalfWidth) ** 2);
+  }
+
+  /** The time picture as an image, on the same scale (times the view's width: 1-D). */
+  sliceImage(slice) {
+    return logImage(slice.density, slice.nt, slice.nx, 2 * this.about.viewHalfWidth);
   }
 
   /** The options of the next run, from the controls: {options} or {problem}. */
@@ -377,7 +415,7 @@ export class FieldView {
     if (!this.run) return;
     if (this.frame >= this.run.frameCount - 1) this.frame = 0;
     const from = this.frame;
-    this.playing = { start: performance.now(), ticks: 0, from };
+    this.playing = { start: performance.now(), ticks: 0, from, drawMs: [] };
     this.ui.play.textContent = 'Pause';
     const tick = (now) => {
       const p = this.playing;
@@ -387,11 +425,14 @@ export class FieldView {
       // (A frame's timestamp may precede the call that started the playback.)
       const elapsed = Math.max(0, now - p.start) / 1000;
       this.frame = Math.min(total, from + Math.floor((elapsed / PLAY_SECONDS) * total));
+      const drawStart = performance.now();
       this.draw();
+      p.drawMs.push(performance.now() - drawStart);
       if (this.frame < total) {
         requestAnimationFrame(tick);
       } else {
         this.fps = p.ticks / Math.max(elapsed, 1e-3);
+        this.drawMs = [...p.drawMs].sort((a, b) => a - b)[Math.floor((p.drawMs.length - 1) / 2)];
         this.stop();
       }
     };
@@ -426,13 +467,14 @@ export class FieldView {
       ctx.imageSmoothingEnabled = true;
       ctx.drawImage(g.image, 0, 0, size, size);
       this.arrows(ctx, g, size);
-      ui.sigmaOut.textContent = `σ = ${g.sigma.toPrecision(3)} (t = ${g.t.toFixed(2)})`;
-      if (!this.run) ui.sigma.value = this.level;
+      ui.sigmaOut.textContent = `${this.sigmaName()} = ${g.sigma.toPrecision(3)} (t = ${g.t.toFixed(2)})`;
+      ui.sigma.value = this.grids.indexOf(g);
     }
     if (this.ui.distribution.value === DRAW) {
       ctx.fillStyle = '#ffffff';
       for (const [x, y] of this.points) ctx.fillRect(px(x) - 1.5, py(y) - 1.5, 3, 3);
     }
+    this.drawTime();
     const run = this.run;
     if (!run) return;
     const n = run.count;
@@ -455,7 +497,44 @@ export class FieldView {
     for (let i = 0; i < n; i++) ctx.fillRect(px(f[at(this.frame, i)]) - 1, py(f[at(this.frame, i) + 1]) - 1, 2, 2);
     ui.scrub.value = this.frame;
     const t = run.times[this.frame];
-    ui.frameOut.textContent = `frame ${this.frame + 1}/${run.frameCount} · t = ${t.toFixed(3)} · σ = ${run.sigmas[this.frame].toPrecision(3)}`;
+    ui.frameOut.textContent = `frame ${this.frame + 1}/${run.frameCount} · t = ${t.toFixed(3)} · ${this.sigmaName()} = ${run.sigmas[this.frame].toPrecision(3)}`;
+  }
+
+  /** The time picture: the density of u·x(t) with t across, the first particles' paths up to the
+   * current frame, and a line at the current frame's t. */
+  drawTime() {
+    const c = this.ui.timeCanvas;
+    const ctx = c.getContext('2d');
+    const [width, height] = [c.width, c.height];
+    const w = this.about.viewHalfWidth;
+    ctx.fillStyle = '#141830';
+    ctx.fillRect(0, 0, width, height);
+    if (!this.slice) return;
+    ctx.imageSmoothingEnabled = true;
+    ctx.drawImage(this.slice, 0, 0, width, height);
+    const run = this.run;
+    if (!run) return;
+    const [ux, uy] = this.info.direction;
+    const n = run.count;
+    const f = run.frames;
+    const tx = (t) => t * width;
+    const py = (k, i) => ((w - (ux * f[2 * (k * n + i)] + uy * f[2 * (k * n + i) + 1])) / (2 * w)) * height;
+    if (!run.fixedSigma) {
+      ctx.strokeStyle = 'rgba(255, 176, 64, 0.8)';
+      ctx.lineWidth = 1.5;
+      ctx.beginPath();
+      for (let i = 0; i < Math.min(PATHS, n); i++) {
+        ctx.moveTo(tx(run.times[0]), py(0, i));
+        for (let k = 1; k <= this.frame; k++) ctx.lineTo(tx(run.times[k]), py(k, i));
+      }
+      ctx.stroke();
+    }
+    ctx.strokeStyle = 'rgba(255, 255, 255, 0.8)';
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(tx(run.times[this.frame]), 0);
+    ctx.lineTo(tx(run.times[this.frame]), height);
+    ctx.stroke();
   }
 
   /** The score as arrows on a coarser grid: direction of ∇ log p, length growing with its size

@@ -10,7 +10,7 @@
 // backend (auto | webgpu | cpu).
 //
 // mode="field" is the 2-D explainer (field-view.js, loaded only then): distribution (two-modes |
-// ring | moons | spiral | draw), sampler (langevin, ald, em, pc, rd, ode-heun, ode-euler), sde (ve |
+// ring | moons | spiral | draw), sampler (forward, langevin, ald, em, pc, rd, ode-heun, ode-euler), sde (ve |
 // vp), sigma (the noise level shown, and Langevin's), particles, steps, seed, autoplay, controls
 // (run, distribution, sampler, sigma, particles, seed). The lists come from the library
 // (Field2D.describe()).
@@ -117,9 +117,10 @@ export class ScoreField extends HTMLElement {
     };
   }
 
-  /** Field mode: the last played run's frame rate (frames drawn per second), or null. */
-  get fps() {
-    return this.#field?.fps ?? null;
+  /** Field mode: the last complete playback's frame rate (frames drawn per second) and median
+   * milliseconds to draw a frame, or null before one. */
+  get playback() {
+    return this.#field?.fps ? { fps: this.#field.fps, drawMs: this.#field.drawMs } : null;
   }
 
   /** 'idle' | 'loading' | 'ready' | 'running' | 'done' | 'error' (also as the `state` attribute). */

@@ -22,12 +22,16 @@ function field(spec) {
   return fields.get(key);
 }
 
-// The 2-D explainer's requests: {op: 'describe' | 'info' | 'grids' | 'particles', spec, ...}.
+// The 2-D explainer's requests: {op: 'describe' | 'info' | 'grids' | 'slice' | 'particles', spec, ...}.
 async function fieldRequest(id, data) {
   await ready;
   if (data.op === 'describe') return { result: Field2D.describe(), transfer: [] };
   const f = field(data.spec);
-  if (data.op === 'info') return { result: { weights: f.weights, means: f.means, modes: f.modes, sigmas: data.times?.map((t) => f.noiseLevel(t)) ?? [] }, transfer: [] };
+  if (data.op === 'info') return { result: { weights: f.weights, means: f.means, modes: f.modes, direction: f.direction }, transfer: [] };
+  if (data.op === 'slice') {
+    const density = f.slice(data.nt, data.nx);
+    return { result: { nt: data.nt, nx: data.nx, density }, transfer: [density.buffer] };
+  }
   if (data.op === 'grids') {
     const grids = data.times.map((t) => ({ t, sigma: f.noiseLevel(t), ...f.grid(t, data.n) }));
     return { result: grids, transfer: grids.flatMap((g) => [g.density.buffer, g.score.buffer]) };

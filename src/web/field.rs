@@ -189,6 +189,19 @@ impl WebField {
         Ok(out.into())
     }
 
+    /// The unit vector u whose projection u·x(t) the time picture shows.
+    #[wasm_bindgen(getter)]
+    pub fn direction(&self) -> Float64Array {
+        Float64Array::from(self.field.direction.as_slice())
+    }
+
+    /// The time picture: the density of u·x(t), `nt` times from 0 to T (columns) by `nx`
+    /// positions from +8 down to −8 (rows), as a Float32Array [nx, nt].
+    pub fn slice(&self, nt: f64, nx: f64) -> Result<Float32Array, JsError> {
+        let (nt, nx) = (count("nt", nt, 2, 1024)?, count("nx", nx, 2, 1024)?);
+        Ok(Float32Array::from(self.field.slice(nt, nx).map_err(js_err)?.as_slice()))
+    }
+
     /// Moves particles and records them: `{count, frames: Float32Array [F, N, 2], times:
     /// Float64Array [F], updates, shares: Float64Array | null}`.
     pub async fn particles(&self, options: JsValue) -> Result<JsValue, JsError> {

@@ -166,7 +166,7 @@ test('the 2-D field section runs beside the model on a WebGPU page: controls fro
     sampler: w.shadowRoot.querySelector('select[name=sampler]').value,
   }));
   assert.deepEqual(lists.distributions, ['two-modes', 'ring', 'moons', 'spiral', 'draw']);
-  assert.deepEqual(lists.samplers, ['langevin', 'ald', 'em', 'pc', 'rd', 'ode-heun', 'ode-euler']);
+  assert.deepEqual(lists.samplers, ['forward', 'langevin', 'ald', 'em', 'pc', 'rd', 'ode-heun', 'ode-euler']);
   assert.equal(lists.sampler, 'ald');
   await page.$eval('#field', (w) => {
     const pick = (name, value) => {

@@ -345,8 +345,26 @@ test('field mode: annealed Langevin recovers the two modes\' weights, Langevin a
   assert.equal(ald.count, 2000);
   const readout = await page.$eval('#ald', (w) => w.shadowRoot.querySelector('.readout').textContent);
   assert.match(readout, /particles per mode: \d+% \(weight 20%\) · \d+% \(weight 80%\)/);
-  // The figure is drawn: the heat map, arrows and particles vary across the canvas.
+  // The figure is drawn: the heat map, arrows and particles vary across the canvas, and so does
+  // the time picture under it.
   assert.ok((await canvasStd(page, '#ald')) > 20);
+  const timeStd = await page.$eval('#ald', (w) => {
+    const c = w.shadowRoot.querySelector('canvas.time-canvas');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let s = 0, s2 = 0, n = 0;
+    for (let i = 0; i < d.length; i += 4) { s += d[i + 1]; s2 += d[i + 1] ** 2; n++; }
+    return Math.sqrt(s2 / n - (s / n) ** 2);
+  });
+  assert.ok(timeStd > 20, `the time picture is flat (std ${timeStd})`);
+  // The forward SDE takes the same widget's data to the VE prior N(0, 50² I).
+  const forward = await page.$eval('#langevin', (w) => {
+    const select = w.shadowRoot.querySelector('select[name=sampler]');
+    select.value = 'forward';
+    return w.run();
+  });
+  assert.equal(forward.shares, null);
+  const spread = Math.sqrt(forward.positions.reduce((a, v) => a + v * v, 0) / forward.positions.length);
+  assert.ok(spread > 40 && spread < 60, `forward particles at t = 1 have rms ${spread}, not ≈ 50`);
 
   // Every bad attribute is named in the box, and the widget runs at the defaults.
   const notice = await page.$eval('#bad', (w) => w.shadowRoot.querySelector('.notice').textContent);
@@ -360,8 +378,8 @@ test('field mode: annealed Langevin recovers the two modes\' weights, Langevin a
   // distribution, and the reverse SDE's particles end on it.
   assert.equal(await page.$eval('#draw', (w) => w.run()), null);
   assert.match(await page.$eval('#draw', (w) => w.shadowRoot.querySelector('.error').textContent), /drawing is empty/);
-  await page.locator('#draw canvas').scrollIntoViewIfNeeded();
-  const box = await page.locator('#draw canvas').boundingBox();
+  await page.locator('#draw canvas.output').scrollIntoViewIfNeeded();
+  const box = await page.locator('#draw canvas.output').boundingBox();
   const at = (x, y) => [box.x + ((x + 8) / 16) * box.width, box.y + ((8 - y) / 16) * box.height];
   await page.mouse.move(...at(-6, 4));
   await page.mouse.down();
