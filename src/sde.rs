@@ -147,6 +147,24 @@ impl Sde {
         }
     }
 
+    /// [`Sde::marginal`] for a batch of times t [B, 1] at once (training draws a time per sample).
+    pub fn marginal_batch(&self, t: burn::prelude::Tensor<2>) -> (burn::prelude::Tensor<2>, burn::prelude::Tensor<2>) {
+        match *self {
+            Sde::Ve { sigma_min, sigma_max } => {
+                let std = (t.clone() * (sigma_max / sigma_min).ln() + sigma_min.ln()).exp();
+                (t.zeros_like() + 1.0, std)
+            }
+            Sde::Vp { beta_min, beta_max } | Sde::SubVp { beta_min, beta_max } => {
+                // ∫β = β_min t + ½ t² (β_max − β_min); m = e^{−½∫β}.
+                let integral = t.clone() * beta_min + t.powi_scalar(2) * (0.5 * (beta_max - beta_min));
+                let mean = (integral.clone() * -0.5).exp();
+                let var = -((integral * -1.0).exp()) + 1.0;
+                let std = if matches!(self, Sde::Vp { .. }) { var.clamp_min(1e-12).sqrt() } else { var };
+                (mean, std)
+            }
+        }
+    }
+
     /// The noise level σ̂(t) = σ(t)/m(t) of the scaled state x(t)/m(t) = x(0) + σ̂(t)·z (Karras et
     /// al. 2022, §4: σ(t)/s(t)). It grows with t for every SDE here; VE: σ̂ = σ.
     pub fn noise_level(&self, t: f64) -> f64 {

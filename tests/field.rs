@@ -140,3 +140,26 @@ fn the_time_picture_holds_the_projected_density() {
     assert!(column(nt - 1) < 0.3, "{}", column(nt - 1));
     assert!(field.slice(1, 10).is_err());
 }
+
+/// The score learned by denoising score matching from 256 samples of the two modes (an MLP,
+/// Adam, the whole set every step) at σ = 0.5: after 1,500 steps its mean error where p_σ is at
+/// least a tenth of its peak is under 35 % of the exact score's mean size there (measured 29 %;
+/// 256 samples are not the density, and the loss's noise keeps the weights moving), and where
+/// p_σ is under a thousandth of its peak, where there are no samples, the mean error is more than
+/// 4 times larger (measured 6 ×: 2.1 against 0.34) (Song & Ermon 2019, §3.1).
+#[test]
+fn the_learned_score_is_right_where_the_data_are_and_wrong_where_they_are_not() {
+    use scorefield::field::learned::Learner;
+    let device = Device::flex();
+    let field = Field::preset(Preset::TwoModes, field::sde("ve").unwrap());
+    let mut learner = block_on(Learner::new(&field, 11, &device)).unwrap();
+    let t = field.sde.time_of_noise_level(0.5);
+    for chunk in 0..6 {
+        let losses = learner.train(250).unwrap().to_vec();
+        let c = block_on(field.compare(&learner.score(), t, 48, &device)).unwrap();
+        println!("step {}: loss {:.3}, relative error dense {:.3}, sparse {:.3}; mean error dense {:.3}, sparse {:.3}", (chunk + 1) * 250, losses.iter().sum::<f32>() / 250.0, c.dense_error, c.sparse_error, c.dense_abs_error, c.sparse_abs_error);
+    }
+    let c = block_on(field.compare(&learner.score(), t, 48, &device)).unwrap();
+    assert!(c.dense_error < 0.35, "{}", c.dense_error);
+    assert!(c.sparse_abs_error > 4.0 * c.dense_abs_error, "{} vs {}", c.sparse_abs_error, c.dense_abs_error);
+}

@@ -164,6 +164,25 @@ export class RemoteField {
     return request({ type: 'field', op: 'grids', spec: this.spec, times, n }).promise;
   }
 
+  /** A fresh score network and its training set: {points}. */
+  learn(seed) {
+    return request({ type: 'field', op: 'learn', spec: this.spec, seed }).promise;
+  }
+
+  /** `steps` steps of denoising score matching: {losses, step}. */
+  train(steps) {
+    return request({ type: 'field', op: 'train', spec: this.spec, steps }).promise;
+  }
+
+  /** The learned score on an n × n grid at t against the exact one (src/web/field.rs). */
+  learnedGrid(t, n) {
+    return request({ type: 'field', op: 'learned-grid', spec: this.spec, t, n }).promise;
+  }
+
+  forget() {
+    return request({ type: 'field', op: 'forget', spec: this.spec }).promise;
+  }
+
   /** A particle run: {count, frames, times, sigmas, updates, shares}. */
   particles(options) {
     return request({ type: 'field', op: 'particles', spec: this.spec, options }).promise;

@@ -21,6 +21,11 @@ const PATHS = 24;
 // A drawn point is added once the pointer moved this far (in data units).
 const DRAW_SPACING = 0.25;
 const DRAW = 'draw';
+// Learning: steps per call to the worker, and a fresh comparison with the exact score every this
+// many steps (on a grid this many cells a side).
+const TRAIN_CHUNK = 25;
+const COMPARE_EVERY = 100;
+const COMPARE_GRID = 32;
 
 const CSS = `
 .field-canvas { aspect-ratio: 1; cursor: default; image-rendering: auto; }
@@ -31,6 +36,9 @@ const CSS = `
 .row { display: flex; gap: 8px; align-items: center; margin-top: 6px; }
 .row input[type=range] { flex: 1; }
 .row output { font-variant-numeric: tabular-nums; font-size: 12px; min-width: 11em; }
+.learn { margin-top: 8px; padding-top: 6px; border-top: 1px solid #d5d9e0; }
+.learn .row { flex-wrap: wrap; }
+.loss-canvas { width: 100%; height: 48px; background: #fff; border: 1px solid #d5d9e0; border-radius: 4px; image-rendering: auto; }
 `;
 
 // Five stops from dark blue through teal to pale yellow (density, low to high).
@@ -76,6 +84,8 @@ export class FieldView {
     this.info = null; // {weights, means, modes}
     this.grids = []; // [{t, sigma, n, density, score, image}]
     this.slice = null; // the time picture's image
+    this.learning = null; // {points, losses, step, compare: learnedGrid result, level} once learn() ran
+    this.training = false;
     this.level = 0; // index into grids shown when no run is playing
     this.run = null; // the last run
     this.frame = 0;
@@ -140,11 +150,29 @@ export class FieldView {
     ui.play.disabled = true;
     ui.frameOut = el('output', { text: 'no run yet' });
     ui.readout = el('div', { class: 'readout', 'aria-live': 'polite' });
+    ui.train = el('button', { type: 'button', class: 'secondary', text: 'Learn the score' });
+    ui.resetLearning = el('button', { type: 'button', class: 'secondary', text: 'Reset' });
+    ui.resetLearning.disabled = true;
+    ui.show = el('select', { name: 'show', 'aria-label': 'arrows and colours show' },
+      el('option', { value: 'exact', text: 'exact score' }),
+      el('option', { value: 'learned', text: 'learned score' }),
+      el('option', { value: 'error', text: 'error of the learned score' }));
+    ui.useLearned = el('input', { type: 'checkbox', name: 'use-learned' });
+    ui.useLearned.disabled = true;
+    ui.loss = el('canvas', { class: 'loss-canvas', width: 560, height: 96, role: 'img', 'aria-label': 'training loss' });
+    ui.learnOut = el('div', { class: 'caption', 'aria-live': 'polite', text: 'a small network learns this score from 256 samples by denoising score matching' });
+    ui.learn = el('div', { class: 'learn' },
+      el('div', { class: 'row' }, ui.train, ui.resetLearning, ui.show, el('label', { class: 'caption' }, ui.useLearned, ' sample with it')),
+      ui.loss, ui.learnOut);
     ui.views.after(
       el('div', { class: 'row' }, el('span', { class: 'caption', text: 'σ' }), ui.sigma, ui.sigmaOut),
       el('div', { class: 'row' }, ui.play, ui.scrub, ui.frameOut),
       ui.readout,
+      ui.learn,
     );
+    ui.train.addEventListener('click', () => (this.training ? this.pauseTraining() : this.startTraining()));
+    ui.resetLearning.addEventListener('click', () => this.resetLearning());
+    ui.show.addEventListener('change', () => this.draw());
     ui.distribution = el('select', { name: 'distribution' },
       ...this.about.presets.map((p) => el('option', { value: p.name, text: p.label })),
       el('option', { value: DRAW, text: 'Draw your own' }));
@@ -168,6 +196,7 @@ export class FieldView {
       this.stop();
       this.clearRun();
       this.draw();
+      if (this.learning && !this.training) this.compare();
     });
     ui.scrub.addEventListener('input', () => {
       this.stop();
@@ -240,7 +269,8 @@ export class FieldView {
     ui.notice.textContent = problems.join('\n');
     ui.notice.hidden = problems.length === 0;
     for (const p of problems) console.warn(`<score-field>: ${p}`);
-    const controls = (this.host.getAttribute('controls') ?? 'run,distribution,sampler,sigma,seed').split(',').map((s) => s.trim());
+    const controls = (this.host.getAttribute('controls') ?? 'run,distribution,sampler,sigma,seed,learn').split(',').map((s) => s.trim());
+    ui.learn.hidden = !controls.includes('learn');
     for (const [name, node] of Object.entries(ui.labels)) node.hidden = !controls.includes(name);
     ui.run.hidden = !controls.includes('run');
     ui.sigma.parentElement.hidden = !controls.includes('sigma');
@@ -277,6 +307,7 @@ export class FieldView {
     const ui = this.ui;
     this.stop();
     this.clearRun();
+    this.dropLearning();
     ui.clear.hidden = name !== DRAW;
     ui.canvas.classList.toggle('drawing', name === DRAW);
     this.hooks.showError('');
@@ -341,6 +372,7 @@ export class FieldView {
     const options = { sampler: d.name, particles, seed: Number(ui.seed.value), frames: this.about.defaultFrames };
     if (this.values?.steps && d.name === this.values.sampler) options.steps = this.values.steps;
     if (d.fixedSigma) options.sigma = this.grids[this.level]?.sigma;
+    if (ui.useLearned.checked && this.learning) options.score = 'learned';
     return { options };
   }
 
@@ -411,6 +443,104 @@ export class FieldView {
     }
   }
 
+  /** Trains in chunks until paused, drawing the loss and, every few chunks, the learned field. */
+  async startTraining() {
+    const ui = this.ui;
+    if (!this.field) {
+      this.hooks.showError('the drawing is empty: draw at least one point on the canvas first');
+      return;
+    }
+    const field = this.field;
+    this.training = true;
+    ui.train.textContent = 'Pause';
+    ui.resetLearning.disabled = false;
+    try {
+      if (!this.learning) {
+        const { points } = await field.learn(Number(ui.seed.value));
+        this.learning = { points, losses: [], step: 0, compare: null };
+        if (ui.show.value === 'exact') ui.show.value = 'learned';
+        ui.useLearned.disabled = false;
+      }
+      while (this.training && field === this.field) {
+        const { losses, step } = await field.train(TRAIN_CHUNK);
+        if (field !== this.field || !this.learning) return;
+        this.learning.losses.push(...losses);
+        this.learning.step = step;
+        if (step % COMPARE_EVERY < TRAIN_CHUNK) await this.compare();
+        this.drawLoss();
+      }
+    } catch (error) {
+      this.hooks.showError(error.message);
+      this.pauseTraining();
+    }
+  }
+
+  pauseTraining() {
+    this.training = false;
+    this.ui.train.textContent = this.learning ? 'Resume' : 'Learn the score';
+  }
+
+  /** Drops the network (a new distribution, or Reset). */
+  dropLearning() {
+    this.training = false;
+    if (this.learning) this.field?.forget();
+    this.learning = null;
+    const ui = this.ui;
+    ui.train.textContent = 'Learn the score';
+    ui.resetLearning.disabled = true;
+    ui.useLearned.checked = false;
+    ui.useLearned.disabled = true;
+    ui.show.value = 'exact';
+    ui.learnOut.textContent = 'a small network learns this score from 256 samples by denoising score matching';
+    ui.loss.getContext('2d').clearRect(0, 0, ui.loss.width, ui.loss.height);
+  }
+
+  resetLearning() {
+    this.dropLearning();
+    this.draw();
+  }
+
+  /** The learned score against the exact one at the noise level shown. */
+  async compare() {
+    const g = this.currentGrid();
+    if (!g || !this.learning) return;
+    const learning = this.learning;
+    const c = await this.field.learnedGrid(g.t, COMPARE_GRID);
+    if (learning !== this.learning) return;
+    learning.compare = { ...c, t: g.t, sigma: g.sigma, image: logImage(c.error, c.n, c.n, 1) };
+    this.ui.learnOut.textContent = `step ${learning.step} at ${this.sigmaName()} = ${g.sigma.toPrecision(2)}: error ${percent(c.denseError)} of the score where the density is high, ${(c.sparseAbsError / c.denseAbsError).toFixed(1)}× larger where it is under 0.1 % of its peak`;
+    this.draw();
+  }
+
+  drawLoss() {
+    const c = this.ui.loss;
+    const ctx = c.getContext('2d');
+    const losses = this.learning?.losses ?? [];
+    ctx.clearRect(0, 0, c.width, c.height);
+    if (losses.length < 2) return;
+    // A running mean over 25 steps, on a log scale.
+    const smooth = [];
+    let sum = 0;
+    losses.forEach((v, i) => {
+      sum += v - (i >= 25 ? losses[i - 25] : 0);
+      smooth.push(sum / Math.min(i + 1, 25));
+    });
+    const lo = Math.log(Math.min(...smooth));
+    const hi = Math.log(Math.max(...smooth));
+    ctx.strokeStyle = '#3d5afe';
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    smooth.forEach((v, i) => {
+      const x = (i / (smooth.length - 1)) * c.width;
+      const y = c.height - 4 - ((Math.log(v) - lo) / Math.max(hi - lo, 1e-6)) * (c.height - 8);
+      i ? ctx.lineTo(x, y) : ctx.moveTo(x, y);
+    });
+    ctx.stroke();
+    ctx.fillStyle = '#566072';
+    ctx.font = '20px system-ui, sans-serif';
+    ctx.fillText(`loss ${smooth[smooth.length - 1].toFixed(3)} · step ${losses.length}`, 8, 22);
+  }
+
   play() {
     if (!this.run) return;
     if (this.frame >= this.run.frameCount - 1) this.frame = 0;
@@ -465,8 +595,17 @@ export class FieldView {
     const g = this.currentGrid();
     if (g) {
       ctx.imageSmoothingEnabled = true;
-      ctx.drawImage(g.image, 0, 0, size, size);
-      this.arrows(ctx, g, size);
+      // With a network: its arrows, or its error as the heat map, where it was last compared.
+      const c = this.learning?.compare;
+      const show = this.ui.show.value;
+      if (c && show === 'error') ctx.drawImage(c.image, 0, 0, size, size);
+      else ctx.drawImage(g.image, 0, 0, size, size);
+      this.arrows(ctx, c && show === 'learned' ? c : g, size);
+      if (this.learning) {
+        ctx.fillStyle = 'rgba(255, 255, 255, 0.9)';
+        const p = this.learning.points;
+        for (let i = 0; i < p.length; i += 2) ctx.fillRect(px(p[i]) - 1.5, py(p[i + 1]) - 1.5, 3, 3);
+      }
       ui.sigmaOut.textContent = `${this.sigmaName()} = ${g.sigma.toPrecision(3)} (t = ${g.t.toFixed(2)})`;
       ui.sigma.value = this.grids.indexOf(g);
     }

@@ -123,6 +123,15 @@ export class ScoreField extends HTMLElement {
     return this.#field?.fps ? { fps: this.#field.fps, drawMs: this.#field.drawMs } : null;
   }
 
+  /** Field mode, once a network is learning: {step, training, denseError, sparseAbsError,
+   * denseAbsError, sigma} of its last comparison with the exact score, or null. */
+  get learning() {
+    const l = this.#field?.learning;
+    if (!l) return null;
+    const c = l.compare;
+    return { step: l.step, training: this.#field.training, sigma: c?.sigma ?? null, denseError: c?.denseError ?? null, denseAbsError: c?.denseAbsError ?? null, sparseAbsError: c?.sparseAbsError ?? null };
+  }
+
   /** 'idle' | 'loading' | 'ready' | 'running' | 'done' | 'error' (also as the `state` attribute). */
   get state() {
     return this.getAttribute('state') ?? 'idle';

@@ -22,7 +22,8 @@ function field(spec) {
   return fields.get(key);
 }
 
-// The 2-D explainer's requests: {op: 'describe' | 'info' | 'grids' | 'slice' | 'particles', spec, ...}.
+// The 2-D explainer's requests: {op: 'describe' | 'info' | 'grids' | 'slice' | 'particles' | 'learn' |
+// 'train' | 'learned-grid' | 'forget', spec, ...}.
 async function fieldRequest(id, data) {
   await ready;
   if (data.op === 'describe') return { result: Field2D.describe(), transfer: [] };
@@ -35,6 +36,22 @@ async function fieldRequest(id, data) {
   if (data.op === 'grids') {
     const grids = data.times.map((t) => ({ t, sigma: f.noiseLevel(t), ...f.grid(t, data.n) }));
     return { result: grids, transfer: grids.flatMap((g) => [g.density.buffer, g.score.buffer]) };
+  }
+  if (data.op === 'learn') {
+    const out = await f.learn(data.seed);
+    return { result: out, transfer: [out.points.buffer] };
+  }
+  if (data.op === 'train') {
+    const losses = f.train(data.steps);
+    return { result: { losses, step: f.trainedSteps }, transfer: [losses.buffer] };
+  }
+  if (data.op === 'learned-grid') {
+    const out = await f.learnedGrid(data.t, data.n);
+    return { result: out, transfer: [out.score.buffer, out.error.buffer] };
+  }
+  if (data.op === 'forget') {
+    f.forget();
+    return { result: null, transfer: [] };
   }
   if (data.op === 'particles') {
     const out = await f.particles(data.options);

@@ -8,6 +8,10 @@
 //! const { n, density, score } = field.grid(0.5, 64);
 //! const run = await field.particles({ sampler: 'ald', particles: 1000, seed: 1 });
 //! // run.frames: Float32Array [F, N, 2]; run.times: t of each frame; run.shares vs field.weights
+//! const { points } = await field.learn(1);     // a network and its 256 training samples
+//! const losses = field.train(50);              // 50 Adam steps of denoising score matching
+//! const cmp = await field.learnedGrid(t, 48);  // {score, error, denseError, sparseError, …}
+//! await field.particles({ sampler: 'ald', score: 'learned' });
 //! ```
 
 use burn::prelude::*;
@@ -16,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use super::{count, js_err, refuse_unknown_keys, take_numbers};
+use std::cell::RefCell;
+
+use crate::field::learned::{self, Learner};
 use crate::field::{self, Dynamics, DynamicsInfo, Field, ParticleOptions, Preset, PresetInfo};
 use crate::sde::T_END;
 
@@ -54,6 +61,8 @@ impl Default for Spec {
 #[serde(default, rename_all = "camelCase")]
 struct RunOptions {
     sampler: String,
+    /// `exact` or `learned`.
+    score: String,
     particles: f64,
     steps: Option<f64>,
     corrector_steps: Option<f64>,
@@ -66,11 +75,11 @@ struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         let d = ParticleOptions::default();
-        RunOptions { sampler: d.dynamics.name().into(), particles: d.particles as f64, steps: None, corrector_steps: None, sigma: None, step_size: None, seed: 0.0, frames: d.frames as f64 }
+        RunOptions { sampler: d.dynamics.name().into(), score: "exact".into(), particles: d.particles as f64, steps: None, corrector_steps: None, sigma: None, step_size: None, seed: 0.0, frames: d.frames as f64 }
     }
 }
 
-const RUN_OPTIONS: [&str; 8] = ["sampler", "particles", "steps", "correctorSteps", "sigma", "stepSize", "seed", "frames"];
+const RUN_OPTIONS: [&str; 9] = ["sampler", "score", "particles", "steps", "correctorSteps", "sigma", "stepSize", "seed", "frames"];
 
 impl RunOptions {
     fn to_particle_options(&self) -> Result<ParticleOptions, JsError> {
@@ -93,6 +102,7 @@ impl RunOptions {
 pub struct WebField {
     field: Field,
     device: Device,
+    learner: RefCell<Option<Learner>>,
 }
 
 #[wasm_bindgen(js_class = Field2D)]
@@ -143,7 +153,7 @@ impl WebField {
                 Field::preset(preset, sde)
             }
         };
-        Ok(WebField { field, device: crate::backend::cpu().device })
+        Ok(WebField { field, device: crate::backend::cpu().device, learner: RefCell::new(None) })
     }
 
     /// The mixture's weights, one per component.
@@ -212,7 +222,15 @@ impl WebField {
             serde_wasm_bindgen::from_value(options).map_err(|e| js_err(format!("particle options: {e}")))?
         };
         let options = run.to_particle_options()?;
-        let out = self.field.particles(&options, &self.device).await.map_err(js_err)?;
+        let out = match run.score.as_str() {
+            "exact" => self.field.particles(&options, &self.device).await,
+            "learned" => {
+                let score = self.learner.borrow().as_ref().map(Learner::score).ok_or_else(|| js_err("`score: 'learned'` needs a trained network: call learn() and train() first"))?;
+                self.field.particles_with(&score, &options, &self.device).await
+            }
+            other => return Err(js_err(format!("`score` is `{other}`; expected exact or learned"))),
+        }
+        .map_err(js_err)?;
         let result = js_sys::Object::new();
         Reflect::set(&result, &"count".into(), &(out.count as f64).into()).ok();
         Reflect::set(&result, &"frames".into(), &Float32Array::from(out.frames.as_slice())).ok();
@@ -221,5 +239,53 @@ impl WebField {
         let shares = out.shares.map(|s| Float64Array::from(s.as_slice()).into()).unwrap_or(JsValue::NULL);
         Reflect::set(&result, &"shares".into(), &shares).ok();
         Ok(result.into())
+    }
+
+    /// Starts learning the score: a fresh network and [`learned::TRAINING_POINTS`] samples of
+    /// the distribution, from `seed`. Resolves to `{points}`, the training set [N, 2].
+    pub async fn learn(&self, seed: f64) -> Result<JsValue, JsError> {
+        let seed = count("seed", seed, 0, u32::MAX as usize)? as u64;
+        let learner = Learner::new(&self.field, seed, &self.device).await.map_err(js_err)?;
+        let points = learner.points().await.map_err(js_err)?;
+        *self.learner.borrow_mut() = Some(learner);
+        let out = js_sys::Object::new();
+        Reflect::set(&out, &"points".into(), &Float32Array::from(points.as_slice())).ok();
+        Ok(out.into())
+    }
+
+    /// `steps` training steps (at most 10,000 per call): their losses.
+    pub fn train(&self, steps: f64) -> Result<Float32Array, JsError> {
+        let steps = count("steps", steps, 1, learned::MAX_STEPS_PER_CALL)?;
+        let mut learner = self.learner.borrow_mut();
+        let learner = learner.as_mut().ok_or_else(|| js_err("no network to train: call learn() first"))?;
+        Ok(Float32Array::from(learner.train(steps).map_err(js_err)?))
+    }
+
+    /// Training steps taken so far (0 before learn()).
+    #[wasm_bindgen(getter, js_name = trainedSteps)]
+    pub fn trained_steps(&self) -> usize {
+        self.learner.borrow().as_ref().map_or(0, |l| l.step)
+    }
+
+    /// Drops the network (reset).
+    pub fn forget(&self) {
+        *self.learner.borrow_mut() = None;
+    }
+
+    /// The learned score at t on an n × n grid against the exact one: `{n, score, error,
+    /// denseError, sparseError, denseAbsError, sparseAbsError}` (src/field/learned.rs).
+    #[wasm_bindgen(js_name = learnedGrid)]
+    pub async fn learned_grid(&self, t: f64, n: f64) -> Result<JsValue, JsError> {
+        let n = count("n", n, 2, 512)?;
+        let score = self.learner.borrow().as_ref().map(Learner::score).ok_or_else(|| js_err("no network yet: call learn() first"))?;
+        let c = self.field.compare(&score, t, n, &self.device).await.map_err(js_err)?;
+        let out = js_sys::Object::new();
+        Reflect::set(&out, &"n".into(), &(c.n as f64).into()).ok();
+        Reflect::set(&out, &"score".into(), &Float32Array::from(c.score.as_slice())).ok();
+        Reflect::set(&out, &"error".into(), &Float32Array::from(c.error.as_slice())).ok();
+        for (key, v) in [("denseError", c.dense_error), ("sparseError", c.sparse_error), ("denseAbsError", c.dense_abs_error), ("sparseAbsError", c.sparse_abs_error)] {
+            Reflect::set(&out, &key.into(), &v.into()).ok();
+        }
+        Ok(out.into())
     }
 }

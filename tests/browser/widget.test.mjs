@@ -405,3 +405,41 @@ test('field mode: annealed Langevin recovers the two modes\' weights, Langevin a
   assert.deepEqual(page.errors, []);
   await page.close();
 });
+
+test('field mode: a score network trained in the page is right near its samples and wrong far from them; pause, reset, and sampling with it', async () => {
+  const page = await hostPage(widgetPage('<score-field id="learn" mode="field" sigma="0.5" seed="1"></score-field>'), `${server.url}learn.html`);
+  await waitStates(page, 'score-field', ['ready']);
+  const click = (label) => page.$eval('#learn', (w, text) => [...w.shadowRoot.querySelectorAll('.learn button')].find((b) => b.textContent === text).click(), label);
+  await click('Learn the score');
+  // The same bounds as tests/field.rs at σ = 0.5, 1,500 steps of denoising score matching on 256
+  // samples: under 35 % error where p_σ ≥ 10 % of its peak, over 4 × that where p_σ < 0.1 %.
+  await page.waitForFunction(() => (document.querySelector('#learn').learning?.step ?? 0) >= 1500 && document.querySelector('#learn').learning.denseError !== null, null, { timeout: 300_000 });
+  await click('Pause');
+  const learned = await page.$eval('#learn', (w) => w.learning);
+  assert.ok(Math.abs(learned.sigma - 0.5) < 0.05, `compared at σ = ${learned.sigma}`);
+  assert.ok(learned.denseError < 0.35, `error near the data ${learned.denseError}`);
+  assert.ok(learned.sparseAbsError > 4 * learned.denseAbsError, `error far from the data ${learned.sparseAbsError} vs ${learned.denseAbsError}`);
+  // Paused: no more steps.
+  const paused = learned.step;
+  await page.waitForTimeout(1000);
+  const after = await page.$eval('#learn', (w) => w.learning);
+  assert.ok(!after.training && after.step <= paused + 25, `${paused} → ${after.step}`);
+  // The error map and the loss curve are drawn.
+  await page.$eval('#learn', (w) => {
+    const s = w.shadowRoot.querySelector('select[name=show]');
+    s.value = 'error';
+    s.dispatchEvent(new Event('change'));
+  });
+  assert.ok((await canvasStd(page, '#learn')) > 20);
+  // Annealed Langevin with the learned score lands near the true weights too.
+  const run = await page.$eval('#learn', (w) => {
+    w.shadowRoot.querySelector('input[name=use-learned]').checked = true;
+    return w.run();
+  });
+  assert.ok(Math.abs(run.shares[1] - 0.8) < 0.1, `learned-score ALD shares ${run.shares}`);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'widget-field-learned.png'), fullPage: true });
+  await click('Reset');
+  assert.equal(await page.$eval('#learn', (w) => w.learning), null);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});

@@ -7,6 +7,8 @@
 //! probability-flow ODE carrying the prior back to the data. The scores are exact
 //! ([`crate::mixture`]), so every picture shows what the method does, not what a network learned.
 
+pub mod learned;
+
 use std::str::FromStr;
 
 use burn::prelude::*;
@@ -15,7 +17,7 @@ use serde::Serialize;
 use crate::error::{ConfigError, SampleError};
 use crate::mixture::Mixture;
 use crate::sampling::pc::{self, Corrector, Predictor};
-use crate::sampling::{Noise, SampleOptions, Sampler};
+use crate::sampling::{Noise, SampleOptions, Sampler, ScoreFn};
 use crate::sde::Sde;
 
 /// The square the pictures show, [−8, 8]²: every preset lies inside it.
@@ -225,10 +227,14 @@ impl Field {
         counts.into_iter().map(|c| c as f64 / n).collect()
     }
 
-    /// Moves particles with `options.dynamics` and records their positions.
+    /// Moves particles with `options.dynamics` along the exact score and records their positions.
     pub async fn particles(&self, options: &ParticleOptions, device: &Device) -> Result<Particles, SampleError> {
+        self.particles_with(&self.mixture.score_fn(&self.sde), options, device).await
+    }
+
+    /// The same along another score of this field's SDE (a learned one, [`learned`]).
+    pub async fn particles_with<S: ScoreFn>(&self, score: &S, options: &ParticleOptions, device: &Device) -> Result<Particles, SampleError> {
         options.validate(&self.sde)?;
-        let score = self.mixture.score_fn(&self.sde);
         let n = options.particles;
         let mut noise = Noise::new(options.seed);
         let plan = options.plan(&self.sde, &self.mixture);
@@ -262,14 +268,14 @@ impl Field {
             let t = plan.times[i];
             let t_next = plan.times.get(i + 1).copied().unwrap_or(t);
             for _ in 0..plan.corrector.steps() {
-                x = plan.corrector.update(&score, &self.sde, x, t, t_next, &mut noise).0;
+                x = plan.corrector.update(score, &self.sde, x, t, t_next, &mut noise).0;
                 done += 1;
                 if done % stride == 0 || done == updates {
                     recorder.record(&x, t).await?;
                 }
             }
             if plan.predictor != Predictor::None {
-                x = plan.predictor.update(&score, &self.sde, x, t, t_next, &mut noise).0;
+                x = plan.predictor.update(score, &self.sde, x, t, t_next, &mut noise).0;
                 done += 1;
                 if done % stride == 0 || done == updates {
                     recorder.record(&x, t_next).await?;
