@@ -56,6 +56,8 @@ pub enum SampleError {
     Readback(String),
     #[error("ODE solver did not reach the end time: {0}")]
     Solver(String),
+    #[error("training diverged at step {step}: the loss is not finite; reset the network")]
+    Diverged { step: usize },
 }
 
 impl SampleError {

@@ -12,8 +12,8 @@
 //!   Fréchet distance of its features).
 //! - [`onnx`]: the score network written as an ONNX model, for other runtimes.
 //! - [`mixture`]: Gaussian mixtures whose perturbed density and score are exact.
-//! - [`field`]: the 2-D explainer: preset distributions, the field over them, particles moved by
-//!   the samplers.
+//! - [`field`]: the 2-D explainer: preset distributions, the field over them and through time,
+//!   particles moved by the samplers, a score network learned in the page.
 //! - [`likelihood`]: exact log-likelihood and bits/dim through the probability-flow ODE.
 
 pub mod backend;

@@ -155,7 +155,7 @@ fn the_learned_score_is_right_where_the_data_are_and_wrong_where_they_are_not() 
     let mut learner = block_on(Learner::new(&field, 11, &device)).unwrap();
     let t = field.sde.time_of_noise_level(0.5);
     for chunk in 0..6 {
-        let losses = learner.train(250).unwrap().to_vec();
+        let losses = block_on(learner.train(250)).unwrap();
         let c = block_on(field.compare(&learner.score(), t, 48, &device)).unwrap();
         println!("step {}: loss {:.3}, relative error dense {:.3}, sparse {:.3}; mean error dense {:.3}, sparse {:.3}", (chunk + 1) * 250, losses.iter().sum::<f32>() / 250.0, c.dense_error, c.sparse_error, c.dense_abs_error, c.sparse_abs_error);
     }

@@ -7,6 +7,8 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 // ?backend=webgpu|cpu|auto and ?model=URL let tests and researchers pick.
 const model = new RemoteModel(params.get('model') ?? 'models/mnist.json', params.get('backend') ?? 'auto');
+// The 2-D field section computes on the CPU unless the page is asked for WebGPU.
+if (params.get('backend') === 'webgpu') document.getElementById('field')?.setAttribute('backend', 'webgpu');
 let card = null;
 let lastResult = null;
 let painter = null;

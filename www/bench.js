@@ -100,7 +100,20 @@ async function benchField() {
     out.push({ distribution, sampler, particles: w.result.count, updates: w.result.updates, frames: w.result.frames, runSeconds: w.result.seconds, fps: w.playback.fps, drawMs: w.playback.drawMs });
     w.remove();
   }
-  return out;
+  // Learning the score (src/field/learned.rs): 200 steps on the two modes, in chunks of 25 as
+  // the widget trains, after 25 untimed.
+  $('status').textContent = 'field: training…';
+  const { RemoteField } = await import('./client.js');
+  const field = new RemoteField({ distribution: 'two-modes', sde: 've' });
+  await field.learn(1);
+  await field.train(25);
+  const start = performance.now();
+  for (let i = 0; i < 8; i++) await field.train(25);
+  const seconds = (performance.now() - start) / 1000;
+  const compareStart = performance.now();
+  await field.learnedGrid(0.46, 32);
+  await field.forget();
+  return { runs: out, training: { steps: 200, seconds, stepsPerSecond: 200 / seconds, compareMs: performance.now() - compareStart } };
 }
 
 // Seeded standard normals (mulberry32 + Box–Muller), the same on every run.

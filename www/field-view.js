@@ -280,6 +280,12 @@ export class FieldView {
     this.draw();
   }
 
+  /** The field computes on the CPU unless the widget's `backend` asks for WebGPU (a run is a few
+   * thousand points: on most devices the CPU is as fast, without a GPU round trip per frame). */
+  backend() {
+    return this.host.getAttribute('backend') === 'webgpu' ? 'webgpu' : 'cpu';
+  }
+
   /** The noise level's name: σ(t) for VE; σ(t)/m(t), the noise of x(t)/m(t), for VP. */
   sigmaName() {
     return (this.values?.sde ?? this.about.defaultSde) === 've' ? 'σ' : 'σ/m';
@@ -322,9 +328,9 @@ export class FieldView {
         this.draw();
         return;
       }
-      this.field = new RemoteField({ points: this.points.flat(), sde });
+      this.field = new RemoteField({ points: this.points.flat(), sde, backend: this.backend() });
     } else {
-      this.field = new RemoteField({ distribution: name, sde });
+      this.field = new RemoteField({ distribution: name, sde, backend: this.backend() });
     }
     const field = this.field;
     ui.status.textContent = 'computing the field…';
@@ -340,7 +346,7 @@ export class FieldView {
       const axis = ux === 1 && uy === 0 ? 'x' : `(${ux.toFixed(2)}, ${uy.toFixed(2)})·x`;
       ui.timeCaption.textContent = `the density of ${axis} through time: data at t = 0 (left), the prior at t = 1 (right); lines: particle paths`;
       this.level = Math.min(this.level, LEVELS - 1);
-      ui.status.textContent = `${name === DRAW ? `your drawing (${this.points.length} points)` : this.presets.get(name).label} · ${sde.toUpperCase()} SDE`;
+      ui.status.textContent = `${name === DRAW ? `your drawing (${this.points.length} points)` : this.presets.get(name).label} · ${sde.toUpperCase()} SDE · ${info.backend === 'webgpu' ? 'WebGPU' : 'CPU'}`;
       this.hooks.setState('ready');
     } catch (error) {
       this.hooks.showError(error.message);

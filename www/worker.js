@@ -7,17 +7,20 @@ import init, { Field2D, ScoreModel } from './pkg/scorefield.js';
 const ready = init({ module_or_path: new URL('./pkg/scorefield_bg.wasm', import.meta.url) });
 const models = new Map(); // card URL + backend -> Promise<ScoreModel>
 const running = new Map(); // request id -> ScoreModel
-const fields = new Map(); // JSON of a field's spec -> Field2D (the 2-D explainer; src/web/field.rs)
+const fields = new Map(); // JSON of a field's spec -> Promise<Field2D> (the 2-D explainer; src/web/field.rs)
 
+// A field per spec (distribution or points, SDE, backend), kept while at most 16 are in use.
 function field(spec) {
   const key = JSON.stringify(spec ?? {});
   if (!fields.has(key)) {
     if (fields.size >= 16) {
       const [oldest, f] = fields.entries().next().value;
       fields.delete(oldest);
-      f.free();
+      f.then((x) => x.free(), () => {});
     }
-    fields.set(key, new Field2D(spec ?? {}));
+    const creating = Field2D.create(spec ?? {});
+    creating.catch(() => fields.delete(key)); // a failed one may be retried
+    fields.set(key, creating);
   }
   return fields.get(key);
 }
@@ -27,8 +30,8 @@ function field(spec) {
 async function fieldRequest(id, data) {
   await ready;
   if (data.op === 'describe') return { result: Field2D.describe(), transfer: [] };
-  const f = field(data.spec);
-  if (data.op === 'info') return { result: { weights: f.weights, means: f.means, modes: f.modes, direction: f.direction }, transfer: [] };
+  const f = await field(data.spec);
+  if (data.op === 'info') return { result: { weights: f.weights, means: f.means, modes: f.modes, direction: f.direction, backend: f.backend }, transfer: [] };
   if (data.op === 'slice') {
     const density = f.slice(data.nt, data.nx);
     return { result: { nt: data.nt, nx: data.nx, density }, transfer: [density.buffer] };
@@ -42,7 +45,7 @@ async function fieldRequest(id, data) {
     return { result: out, transfer: [out.points.buffer] };
   }
   if (data.op === 'train') {
-    const losses = f.train(data.steps);
+    const losses = await f.train(data.steps);
     return { result: { losses, step: f.trainedSteps }, transfer: [losses.buffer] };
   }
   if (data.op === 'learned-grid') {

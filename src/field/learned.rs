@@ -115,14 +115,15 @@ impl Learner {
     }
 
     /// `steps` Adam steps on the whole training set, a fresh t ~ U(ε, 1) and z for every point at
-    /// every step; returns their losses.
-    pub fn train(&mut self, steps: usize) -> Result<&[f32], SampleError> {
+    /// every step; returns their losses. The losses stay on the device until the last step (one
+    /// readback per call, which a GPU in a browser can only do asynchronously).
+    pub async fn train(&mut self, steps: usize) -> Result<Vec<f32>, SampleError> {
         if !(1..=MAX_STEPS_PER_CALL).contains(&steps) {
             return Err(SampleError::invalid("steps", format!("must be in 1..={MAX_STEPS_PER_CALL}, got {steps}")));
         }
         let ad = self.device.clone().autodiff();
         let n = TRAINING_POINTS;
-        let first = self.losses.len();
+        let mut losses = Vec::with_capacity(steps);
         for _ in 0..steps {
             let t = self.noise.uniform([n, 1, 1, 1], self.sde.eps(), T_END, &ad).reshape([n, 1]);
             let z = self.noise.normal([n, 2, 1, 1], 1.0, &ad).reshape([n, 2]);
@@ -131,16 +132,18 @@ impl Learner {
             let (x_in, c_noise) = precondition(x, mean, std, self.sigma_data);
             let loss = (self.net.forward(x_in, c_noise) - z).powi_scalar(2).mean();
             let grads = GradientsParams::from_grads(loss.backward(), &self.net);
-            let value = loss.into_scalar::<f32>();
-            if !value.is_finite() {
-                return Err(SampleError::NonFinite { sampler: "training", step: self.step + 1, t: f64::NAN });
-            }
+            losses.push(loss.without_autodiff().reshape([1]));
             let lr = LEARNING_RATE / ((self.step as f64 / DECAY_AFTER as f64).max(1.0)).sqrt();
             self.net = self.optim.step(lr, self.net.clone(), grads);
-            self.losses.push(value);
             self.step += 1;
         }
-        Ok(&self.losses[first..])
+        let values = Tensor::cat(losses, 0).into_data_async().await.map_err(|e| SampleError::Readback(format!("{e:?}")))?;
+        let values = values.try_to_vec::<f32>().map_err(|e| SampleError::Readback(format!("{e:?}")))?;
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(SampleError::Diverged { step: self.step - steps + i + 1 });
+        }
+        self.losses.extend_from_slice(&values);
+        Ok(values)
     }
 
     /// The learned score −ε_θ/σ(t), for the samplers and the grid.

@@ -245,18 +245,14 @@ impl Field {
         };
         let updates = plan.updates();
         let stride = updates.div_ceil(options.frames.max(2) - 1).max(1);
-        let mut recorder = Recorder { n, frames: Vec::new(), times: Vec::new() };
+        let mut recorder = Recorder { n, stride, updates, done: 0, frames: Vec::new(), times: Vec::new() };
         recorder.record(&start, plan.times[0]).await?;
         let mut x = start;
-        let mut done = 0;
         if plan.start == Start::Data {
             // The forward SDE, t increasing: data to noise.
             for w in plan.times.windows(2) {
                 x = forward_step(&self.sde, x, w[0], w[1], &mut noise);
-                done += 1;
-                if done % stride == 0 || done == updates {
-                    recorder.record(&x, w[1]).await?;
-                }
+                recorder.updated(&x, w[1]).await?;
             }
         }
         let levels = match (plan.start, plan.predictor) {
@@ -269,22 +265,16 @@ impl Field {
             let t_next = plan.times.get(i + 1).copied().unwrap_or(t);
             for _ in 0..plan.corrector.steps() {
                 x = plan.corrector.update(score, &self.sde, x, t, t_next, &mut noise).0;
-                done += 1;
-                if done % stride == 0 || done == updates {
-                    recorder.record(&x, t).await?;
-                }
+                recorder.updated(&x, t).await?;
             }
             if plan.predictor != Predictor::None {
                 x = plan.predictor.update(score, &self.sde, x, t, t_next, &mut noise).0;
-                done += 1;
-                if done % stride == 0 || done == updates {
-                    recorder.record(&x, t_next).await?;
-                }
+                recorder.updated(&x, t_next).await?;
             }
         }
         let last = &recorder.frames[recorder.frames.len() - 2 * n..];
         if last.iter().any(|v| !v.is_finite()) {
-            return Err(SampleError::NonFinite { sampler: options.dynamics.name(), step: done, t: plan.times[plan.times.len() - 1] });
+            return Err(SampleError::NonFinite { sampler: options.dynamics.name(), step: updates, t: plan.times[plan.times.len() - 1] });
         }
         let shares = (self.modes && plan.start != Start::Data).then(|| self.shares(last));
         Ok(Particles { count: n, frames: recorder.frames, times: recorder.times, updates, shares })
@@ -591,13 +581,26 @@ pub struct Particles {
     pub shares: Option<Vec<f64>>,
 }
 
+/// Keeps the start, every `stride`-th update and the last one.
 struct Recorder {
     n: usize,
+    stride: usize,
+    updates: usize,
+    done: usize,
     frames: Vec<f32>,
     times: Vec<f64>,
 }
 
 impl Recorder {
+    /// Counts one update of the particles, now at time t, and records it when due.
+    async fn updated(&mut self, x: &Tensor<4>, t: f64) -> Result<(), SampleError> {
+        self.done += 1;
+        if self.done % self.stride == 0 || self.done == self.updates {
+            self.record(x, t).await?;
+        }
+        Ok(())
+    }
+
     async fn record(&mut self, x: &Tensor<4>, t: f64) -> Result<(), SampleError> {
         let data = x.clone().into_data_async().await.map_err(|e| SampleError::Readback(format!("{e:?}")))?;
         let values = data.try_to_vec::<f32>().map_err(|e| SampleError::Readback(format!("{e:?}")))?;

@@ -1,20 +1,20 @@
 //! The 2-D explainer's browser API: a distribution with its SDE, the field over it, and particle
-//! runs recorded frame by frame ([`crate::field`]). Everything runs on the CPU device: a run is a
-//! few thousand points, which a GPU round trip per recorded frame would only slow down.
+//! runs recorded frame by frame ([`crate::field`]), and a score network learned in the page. It
+//! runs on the CPU device unless asked for the page's WebGPU device: a run is a few thousand
+//! points, for which a GPU round trip per recorded frame costs more than it saves.
 //!
 //! ```js
 //! const about = Field2D.describe();            // presets, dynamics, limits and defaults
-//! const field = new Field2D({ distribution: 'two-modes', sde: 've' });
+//! const field = await Field2D.create({ distribution: 'two-modes', sde: 've', backend: 'cpu' });
 //! const { n, density, score } = field.grid(0.5, 64);
 //! const run = await field.particles({ sampler: 'ald', particles: 1000, seed: 1 });
 //! // run.frames: Float32Array [F, N, 2]; run.times: t of each frame; run.shares vs field.weights
 //! const { points } = await field.learn(1);     // a network and its 256 training samples
-//! const losses = field.train(50);              // 50 Adam steps of denoising score matching
+//! const losses = await field.train(50);        // 50 Adam steps of denoising score matching
 //! const cmp = await field.learnedGrid(t, 48);  // {score, error, denseError, sparseError, …}
 //! await field.particles({ sampler: 'ald', score: 'learned' });
 //! ```
 
-use burn::prelude::*;
 use js_sys::{Float32Array, Float64Array, Reflect};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -24,6 +24,7 @@ use std::cell::RefCell;
 
 use crate::field::learned::{self, Learner};
 use crate::field::{self, Dynamics, DynamicsInfo, Field, ParticleOptions, Preset, PresetInfo};
+use crate::backend::{self, Backend};
 use crate::sde::T_END;
 
 /// What the page and the widget build their controls from.
@@ -49,11 +50,13 @@ struct Description {
 struct Spec {
     distribution: Option<String>,
     sde: String,
+    /// `cpu` (the default: a run is a few thousand points) or `webgpu` (the page's GPU device).
+    backend: String,
 }
 
 impl Default for Spec {
     fn default() -> Self {
-        Spec { distribution: None, sde: "ve".into() }
+        Spec { distribution: None, sde: "ve".into(), backend: "cpu".into() }
     }
 }
 
@@ -101,7 +104,7 @@ impl RunOptions {
 #[wasm_bindgen(js_name = Field2D)]
 pub struct WebField {
     field: Field,
-    device: Device,
+    backend: Backend,
     learner: RefCell<Option<Learner>>,
 }
 
@@ -127,12 +130,12 @@ impl WebField {
         serde_wasm_bindgen::to_value(&d).unwrap_or(JsValue::NULL)
     }
 
-    /// `{distribution: 'two-modes' | 'ring' | 'moons' | 'spiral', sde: 've' | 'vp'}`, or
-    /// `{points: [x0, y0, x1, y1, …], sde}` for a drawing (each point smoothed into a component).
-    #[wasm_bindgen(constructor)]
-    pub fn new(spec: JsValue) -> Result<WebField, JsError> {
+    /// `{distribution: 'two-modes' | 'ring' | 'moons' | 'spiral', sde: 've' | 'vp', backend:
+    /// 'cpu' | 'webgpu'}`, or `{points: [x0, y0, x1, y1, …], sde, backend}` for a drawing (each
+    /// point smoothed into a component). On `webgpu` it shares the worker's one GPU device.
+    pub async fn create(spec: JsValue) -> Result<WebField, JsError> {
         let spec = if spec.is_undefined() || spec.is_null() { js_sys::Object::new().into() } else { spec };
-        refuse_unknown_keys(&spec, &["distribution", "points", "sde"], "field")?;
+        refuse_unknown_keys(&spec, &["distribution", "points", "sde", "backend"], "field")?;
         let (rest, points) = take_numbers(&spec, "points")?;
         let spec: Spec = serde_wasm_bindgen::from_value(rest).map_err(|e| js_err(format!("field: {e}")))?;
         let sde = field::sde(&spec.sde).map_err(js_err)?;
@@ -153,7 +156,18 @@ impl WebField {
                 Field::preset(preset, sde)
             }
         };
-        Ok(WebField { field, device: crate::backend::cpu().device, learner: RefCell::new(None) })
+        let backend = match spec.backend.as_str() {
+            "cpu" => backend::cpu(),
+            "webgpu" => backend::webgpu().await.map_err(js_err)?,
+            other => return Err(js_err(format!("`backend` is `{other}`; expected cpu or webgpu"))),
+        };
+        Ok(WebField { field, backend, learner: RefCell::new(None) })
+    }
+
+    /// `cpu` or `webgpu`.
+    #[wasm_bindgen(getter)]
+    pub fn backend(&self) -> String {
+        self.backend.kind.to_string()
     }
 
     /// The mixture's weights, one per component.
@@ -223,10 +237,10 @@ impl WebField {
         };
         let options = run.to_particle_options()?;
         let out = match run.score.as_str() {
-            "exact" => self.field.particles(&options, &self.device).await,
+            "exact" => self.field.particles(&options, &self.backend.device).await,
             "learned" => {
                 let score = self.learner.borrow().as_ref().map(Learner::score).ok_or_else(|| js_err("`score: 'learned'` needs a trained network: call learn() and train() first"))?;
-                self.field.particles_with(&score, &options, &self.device).await
+                self.field.particles_with(&score, &options, &self.backend.device).await
             }
             other => return Err(js_err(format!("`score` is `{other}`; expected exact or learned"))),
         }
@@ -245,7 +259,7 @@ impl WebField {
     /// the distribution, from `seed`. Resolves to `{points}`, the training set [N, 2].
     pub async fn learn(&self, seed: f64) -> Result<JsValue, JsError> {
         let seed = count("seed", seed, 0, u32::MAX as usize)? as u64;
-        let learner = Learner::new(&self.field, seed, &self.device).await.map_err(js_err)?;
+        let learner = Learner::new(&self.field, seed, &self.backend.device).await.map_err(js_err)?;
         let points = learner.points().await.map_err(js_err)?;
         *self.learner.borrow_mut() = Some(learner);
         let out = js_sys::Object::new();
@@ -253,12 +267,14 @@ impl WebField {
         Ok(out.into())
     }
 
-    /// `steps` training steps (at most 10,000 per call): their losses.
-    pub fn train(&self, steps: f64) -> Result<Float32Array, JsError> {
+    /// `steps` training steps (at most 10,000 per call): their losses. One call at a time.
+    pub async fn train(&self, steps: f64) -> Result<Float32Array, JsError> {
         let steps = count("steps", steps, 1, learned::MAX_STEPS_PER_CALL)?;
-        let mut learner = self.learner.borrow_mut();
-        let learner = learner.as_mut().ok_or_else(|| js_err("no network to train: call learn() first"))?;
-        Ok(Float32Array::from(learner.train(steps).map_err(js_err)?))
+        // The network is taken out while it trains (the await may let other calls in).
+        let mut learner = self.learner.borrow_mut().take().ok_or_else(|| js_err("no network to train: call learn() first (or another train() call is running)"))?;
+        let losses = learner.train(steps).await;
+        *self.learner.borrow_mut() = Some(learner);
+        Ok(Float32Array::from(losses.map_err(js_err)?.as_slice()))
     }
 
     /// Training steps taken so far (0 before learn()).
@@ -278,7 +294,7 @@ impl WebField {
     pub async fn learned_grid(&self, t: f64, n: f64) -> Result<JsValue, JsError> {
         let n = count("n", n, 2, 512)?;
         let score = self.learner.borrow().as_ref().map(Learner::score).ok_or_else(|| js_err("no network yet: call learn() first"))?;
-        let c = self.field.compare(&score, t, n, &self.device).await.map_err(js_err)?;
+        let c = self.field.compare(&score, t, n, &self.backend.device).await.map_err(js_err)?;
         let out = js_sys::Object::new();
         Reflect::set(&out, &"n".into(), &(c.n as f64).into()).ok();
         Reflect::set(&out, &"score".into(), &Float32Array::from(c.score.as_slice())).ok();

@@ -154,33 +154,31 @@ test('Cancel stops a run within a step', async () => {
   await page.close();
 });
 
-test('the 2-D field section runs beside the model on a WebGPU page: controls from the library, particles on the moons', async () => {
+test('the 2-D field section runs on the WebGPU device beside the model: controls from the library, particles on the moons, a network trained', async () => {
   const page = await openPage(gpu, `${server.url}?backend=webgpu`);
   await waitLoaded(page);
+  // SwiftShader runs each small kernel slowly: 200 particles, 25 Heun steps.
+  await page.$eval('#field', (w) => {
+    for (const [k, v] of Object.entries({ distribution: 'moons', sampler: 'ode-heun', steps: 25, particles: 200 })) w.setAttribute(k, v);
+  });
   await page.locator('#field').scrollIntoViewIfNeeded();
-  await page.waitForFunction(() => ['ready', 'error'].includes(document.getElementById('field').getAttribute('state')), null, { timeout: 120_000 });
-  // The selects list what Field2D.describe() says, the default first.
+  await page.waitForFunction(() => ['ready', 'error'].includes(document.getElementById('field').getAttribute('state')) && document.getElementById('field').shadowRoot.querySelector('.status').textContent.startsWith('Two moons'), null, { timeout: 120_000 });
+  // The selects list what Field2D.describe() says; the attributes chose from them.
   const lists = await page.$eval('#field', (w) => ({
     distributions: [...w.shadowRoot.querySelectorAll('select[name=distribution] option')].map((o) => o.value),
     samplers: [...w.shadowRoot.querySelectorAll('select[name=sampler] option')].map((o) => o.value),
     sampler: w.shadowRoot.querySelector('select[name=sampler]').value,
+    status: w.shadowRoot.querySelector('.status').textContent,
   }));
   assert.deepEqual(lists.distributions, ['two-modes', 'ring', 'moons', 'spiral', 'draw']);
   assert.deepEqual(lists.samplers, ['forward', 'langevin', 'ald', 'em', 'pc', 'rd', 'ode-heun', 'ode-euler']);
-  assert.equal(lists.sampler, 'ald');
-  await page.$eval('#field', (w) => {
-    const pick = (name, value) => {
-      const select = w.shadowRoot.querySelector(`select[name=${name}]`);
-      select.value = value;
-      select.dispatchEvent(new Event('change'));
-    };
-    pick('distribution', 'moons');
-    pick('sampler', 'ode-heun');
-  });
-  await page.waitForFunction(() => document.getElementById('field').shadowRoot.querySelector('.status').textContent.startsWith('Two moons'));
+  assert.equal(lists.sampler, 'ode-heun');
+  // On a ?backend=webgpu page the field computes on the WebGPU device too.
+  assert.match(lists.status, /· WebGPU$/);
   const run = await page.$eval('#field', (w) => w.run());
-  assert.equal(run.count, 1000);
-  // Every particle ends within 1 of a moon's 256 points (the components' std is 0.25).
+  assert.equal(run.count, 200);
+  assert.equal(run.updates, 25);
+  // Nearly every particle ends within 1 of a moon's 256 points (the components' std is 0.25).
   const far = await page.evaluate(async (positions) => {
     const { RemoteField } = await import('./client.js');
     const { means } = await new RemoteField({ distribution: 'moons', sde: 've' }).info();
@@ -192,7 +190,19 @@ test('the 2-D field section runs beside the model on a WebGPU page: controls fro
     }
     return out;
   }, run.positions);
-  assert.ok(far <= 10, `${far} of 1000 particles are off the moons`);
+  assert.ok(far <= 10, `${far} of 200 particles are off the moons`);
+  // A score network trains on the GPU device too: three steps, finite losses, a finite field.
+  const trained = await page.evaluate(async () => {
+    const { RemoteField } = await import('./client.js');
+    const f = new RemoteField({ distribution: 'two-modes', sde: 've', backend: 'webgpu' });
+    await f.learn(1);
+    const { losses, step } = await f.train(3);
+    const c = await f.learnedGrid(0.5, 8);
+    return { losses: Array.from(losses), step, finite: Array.from(c.score).every(Number.isFinite) };
+  });
+  assert.equal(trained.step, 3);
+  assert.ok(trained.losses.length === 3 && trained.losses.every((v) => Number.isFinite(v) && v > 0), JSON.stringify(trained));
+  assert.ok(trained.finite);
   // The model beside it still generates on the same worker and device.
   await setControls(page, { sampler: 'dpmpp-2m', steps: 5, batch: 1, seed: 2 });
   assert.deepEqual((await generate(page)).shape, [1, 1, 28, 28]);
