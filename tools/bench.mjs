@@ -37,9 +37,11 @@ try {
       const results = await page.evaluate(() => window.benchResults);
       await page.close();
       if (results.error) throw new Error(`field: ${results.error}`);
-      writeFileSync(path.join(OUT, 'browser-field.json'), JSON.stringify({ userAgent: results.userAgent, field: results.field }, null, 2));
+      writeFileSync(path.join(OUT, 'browser-field.json'), JSON.stringify({ userAgent: results.userAgent, field: results.field, transfer: transferSizes() }, null, 2));
       console.log('\n2-D field widget, CPU build\n| distribution | sampler | particles | updates | run s | playback fps | ms / frame drawn |\n|---|---|---:|---:|---:|---:|---:|');
-      for (const f of results.field) console.log(`| ${f.distribution} | ${f.sampler} | ${f.particles} | ${f.updates} | ${f.runSeconds.toFixed(2)} | ${f.fps.toFixed(1)} | ${f.drawMs.toFixed(2)} |`);
+      for (const f of results.field.runs) console.log(`| ${f.distribution} | ${f.sampler} | ${f.particles} | ${f.updates} | ${f.runSeconds.toFixed(2)} | ${f.fps.toFixed(1)} | ${f.drawMs.toFixed(2)} |`);
+      const t = results.field.training;
+      console.log(`learning the score: ${t.stepsPerSecond.toFixed(1)} steps/s (${t.steps} steps in ${t.seconds.toFixed(2)} s); a 32 × 32 comparison with the exact score ${t.compareMs.toFixed(0)} ms`);
       continue;
     }
     const software = backend === 'webgpu' && process.env.SCOREFIELD_BENCH_FULL !== '1';
