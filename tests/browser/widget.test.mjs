@@ -63,18 +63,21 @@ function canvasStd(page, selector) {
 
 const widgetPage = (body, head = '') => `<!doctype html><html><head><meta charset="utf-8">${head}<script type="module" src="/score-field.js"></script></head><body>${body}</body></html>`;
 
-test('the example post renders its six widgets under a strict CSP, with no violations', async () => {
+test('the example post renders its seven widgets under a strict CSP, with no violations', async () => {
   const page = await openPage(browser, `${server.url}example-post.html`);
   await watchCsp(page);
   await page.reload();
   // Scroll down so that the lazy widgets come into view.
   for (const w of await page.$$('score-field')) await w.scrollIntoViewIfNeeded();
   const states = await waitStates(page, 'score-field', ['done', 'ready']);
-  assert.deepEqual(states.map((s) => s.error), Array(6).fill(''), JSON.stringify(states));
-  // The autoplaying ones ran; the moons and the inpaint widget wait for the reader.
+  assert.deepEqual(states.map((s) => s.error), Array(7).fill(''), JSON.stringify(states));
+  // The autoplaying ones ran; the learned score, the moons and the inpaint widget wait for the reader.
   const modes = await page.$$eval('score-field', (ws) => ws.map((w) => `${w.getAttribute('mode')}:${w.getAttribute('sampler')}`));
-  assert.deepEqual(modes, ['field:langevin', 'field:ald', 'field:em', 'generate:null', 'trajectory:em', 'inpaint:pc']);
-  assert.deepEqual(states.map((s) => s.state), ['done', 'done', 'ready', 'done', 'done', 'ready']);
+  assert.deepEqual(modes, ['field:langevin', 'field:null', 'field:ald', 'field:em', 'generate:null', 'trajectory:em', 'inpaint:pc']);
+  assert.deepEqual(states.map((s) => s.state), ['done', 'ready', 'done', 'ready', 'done', 'done', 'ready']);
+  // The learned-score widget shows only its Learn controls and the σ slider.
+  const learnOnly = await page.$eval('score-field[controls="learn,sigma"]', (w) => ({ learn: !w.shadowRoot.querySelector('.learn').hidden, run: !w.shadowRoot.querySelector('button[type=submit]').hidden }));
+  assert.deepEqual(learnOnly, { learn: true, run: false });
   for (const mode of ['generate', 'trajectory', 'inpaint', 'field']) {
     const std = await canvasStd(page, `score-field[mode=${mode}]`);
     assert.ok(std > 5, `${mode} widget shows a blank canvas (pixel std ${std})`);
