@@ -1,6 +1,6 @@
 // <score-field mode="field">: the score of a 2-D distribution as a live figure. The density p_σ as
 // a heat map, its score ∇ log p_σ as arrows, and particles moved by the library's samplers with the
-// exact score (src/field.rs through the worker). A run is computed first and then played: the
+// exact score (src/field/ through the worker). A run is computed first and then played: the
 // slider under the figure scrubs through it, and the heat map follows the particles' noise level.
 //
 // Loaded by score-field.js only when a widget asks for this mode.
@@ -84,8 +84,10 @@ export class FieldView {
     this.info = null; // {weights, means, modes}
     this.grids = []; // [{t, sigma, n, density, score, image}]
     this.slice = null; // the time picture's image
-    this.learning = null; // {points, losses, step, compare: learnedGrid result, level} once learn() ran
+    this.learning = null; // {points, losses, step, compare: learnedGrid result + step, t, sigma} once learn() ran
     this.training = false;
+    this.trainRun = null; // the token of the training loop that may go on
+    this.trainLoop = null; // its promise
     this.level = 0; // index into grids shown when no run is playing
     this.run = null; // the last run
     this.frame = 0;
@@ -120,8 +122,8 @@ export class FieldView {
       sampler: pick('sampler', [...this.dynamics.keys()], a.defaultSampler),
       sde: pick('sde', a.sdes, a.defaultSde),
       particles: whole('particles', 1, a.maxParticles, a.defaultParticles),
-      seed: whole('seed', 0, 2 ** 32 - 1, 1),
-      steps: h.hasAttribute('steps') ? whole('steps', 1, 100000, null) : null,
+      seed: whole('seed', 0, a.maxSeed, 1),
+      steps: h.hasAttribute('steps') ? whole('steps', 1, a.maxSteps, null) : null,
       sigma: null,
     };
     const sigma = h.getAttribute('sigma');
@@ -160,7 +162,7 @@ export class FieldView {
     ui.useLearned = el('input', { type: 'checkbox', name: 'use-learned' });
     ui.useLearned.disabled = true;
     ui.loss = el('canvas', { class: 'loss-canvas', width: 560, height: 96, role: 'img', 'aria-label': 'training loss' });
-    ui.learnOut = el('div', { class: 'caption', 'aria-live': 'polite', text: 'a small network learns this score from 256 samples by denoising score matching' });
+    ui.learnOut = el('div', { class: 'caption', 'aria-live': 'polite', text: this.learnHint() });
     ui.learn = el('div', { class: 'learn' },
       el('div', { class: 'row' }, ui.train, ui.resetLearning, ui.show, el('label', { class: 'caption' }, ui.useLearned, ' sample with it')),
       ui.loss, ui.learnOut);
@@ -196,7 +198,7 @@ export class FieldView {
       this.stop();
       this.clearRun();
       this.draw();
-      if (this.learning && !this.training) this.compare();
+      if (this.learning && !this.training) this.compare().catch((e) => this.hooks.showError(e.message));
     });
     ui.scrub.addEventListener('input', () => {
       this.stop();
@@ -334,7 +336,7 @@ export class FieldView {
     }
     const field = this.field;
     ui.status.textContent = 'computing the field…';
-    const eps = sde === 've' ? 1e-5 : 1e-3;
+    const eps = this.about.sdeEps[sde];
     const times = Array.from({ length: LEVELS }, (_, i) => eps + ((1 - eps) * i) / (LEVELS - 1));
     try {
       const [info, grids, slice] = await Promise.all([field.info(), field.grids(times, GRID), field.slice(SLICE_T, SLICE_X)]);
@@ -349,6 +351,7 @@ export class FieldView {
       ui.status.textContent = `${name === DRAW ? `your drawing (${this.points.length} points)` : this.presets.get(name).label} · ${sde.toUpperCase()} SDE · ${info.backend === 'webgpu' ? 'WebGPU' : 'CPU'}`;
       this.hooks.setState('ready');
     } catch (error) {
+      if (field !== this.field) return;
       this.hooks.showError(error.message);
       this.hooks.setState('error');
     }
@@ -399,8 +402,14 @@ export class FieldView {
     ui.run.disabled = true;
     ui.status.textContent = `running ${this.dynamics.get(options.sampler).label}…`;
     const started = performance.now();
+    const field = this.field;
     try {
-      const run = await this.field.particles(options);
+      const run = await field.particles(options);
+      if (field !== this.field) {
+        // Another distribution was picked while this one ran: its particles belong to no figure.
+        this.hooks.setState('ready');
+        return null;
+      }
       run.frameCount = run.times.length;
       run.seconds = (performance.now() - started) / 1000;
       run.sampler = options.sampler;
@@ -422,6 +431,7 @@ export class FieldView {
       const positions = Array.from(run.frames.subarray(2 * run.count * (run.frameCount - 1)));
       return { shares: run.shares ? Array.from(run.shares) : null, weights: run.shares ? Array.from(this.info.weights) : null, positions, count: run.count, updates: run.updates, frames: run.frameCount, seconds: run.seconds };
     } catch (error) {
+      if (field !== this.field) return null;
       this.hooks.showError(error.message);
       this.hooks.setState('error');
       ui.status.textContent = '';
@@ -449,33 +459,53 @@ export class FieldView {
     }
   }
 
-  /** Trains in chunks until paused, drawing the loss and, every few chunks, the learned field. */
+  learnHint() {
+    return `a small network learns this score from ${this.about.trainingPoints} samples by denoising score matching`;
+  }
+
+  /** Trains in chunks until paused, drawing the loss and, every few chunks, the learned field. A
+   * Resume waits for the paused loop's last chunk, so that one loop trains at a time. */
   async startTraining() {
     const ui = this.ui;
     if (!this.field) {
       this.hooks.showError('the drawing is empty: draw at least one point on the canvas first');
       return;
     }
-    const field = this.field;
+    const run = {};
+    this.trainRun = run;
     this.training = true;
     ui.train.textContent = 'Pause';
     ui.resetLearning.disabled = false;
+    const previous = this.trainLoop;
+    this.trainLoop = (async () => {
+      await previous?.catch(() => {});
+      await this.#train(run, this.field);
+    })();
+    return this.trainLoop;
+  }
+
+  async #train(run, field) {
+    const ui = this.ui;
+    const current = () => run === this.trainRun && field === this.field;
     try {
       if (!this.learning) {
         const { points } = await field.learn(Number(ui.seed.value));
+        if (!current()) return;
         this.learning = { points, losses: [], step: 0, compare: null };
         if (ui.show.value === 'exact') ui.show.value = 'learned';
         ui.useLearned.disabled = false;
       }
-      while (this.training && field === this.field) {
+      while (current()) {
         const { losses, step } = await field.train(TRAIN_CHUNK);
-        if (field !== this.field || !this.learning) return;
+        if (!current() || !this.learning) return;
         this.learning.losses.push(...losses);
         this.learning.step = step;
         if (step % COMPARE_EVERY < TRAIN_CHUNK) await this.compare();
         this.drawLoss();
       }
     } catch (error) {
+      // A Reset or a new distribution while a request was in flight is not an error.
+      if (!current()) return;
       this.hooks.showError(error.message);
       this.pauseTraining();
     }
@@ -483,13 +513,21 @@ export class FieldView {
 
   pauseTraining() {
     this.training = false;
+    this.trainRun = null;
     this.ui.train.textContent = this.learning ? 'Resume' : 'Learn the score';
+  }
+
+  /** Stops everything this view does in the background (the element is rebuilt or removed). */
+  dispose() {
+    this.stop();
+    this.dropLearning();
   }
 
   /** Drops the network (a new distribution, or Reset). */
   dropLearning() {
     this.training = false;
-    if (this.learning) this.field?.forget();
+    this.trainRun = null;
+    if (this.learning) this.field?.forget().catch(() => {}); // the field may be gone already
     this.learning = null;
     const ui = this.ui;
     ui.train.textContent = 'Learn the score';
@@ -497,7 +535,7 @@ export class FieldView {
     ui.useLearned.checked = false;
     ui.useLearned.disabled = true;
     ui.show.value = 'exact';
-    ui.learnOut.textContent = 'a small network learns this score from 256 samples by denoising score matching';
+    ui.learnOut.textContent = this.learnHint();
     ui.loss.getContext('2d').clearRect(0, 0, ui.loss.width, ui.loss.height);
   }
 
@@ -511,10 +549,12 @@ export class FieldView {
     const g = this.currentGrid();
     if (!g || !this.learning) return;
     const learning = this.learning;
+    const step = learning.step;
     const c = await this.field.learnedGrid(g.t, COMPARE_GRID);
     if (learning !== this.learning) return;
-    learning.compare = { ...c, t: g.t, sigma: g.sigma, image: logImage(c.error, c.n, c.n, 1) };
-    this.ui.learnOut.textContent = `step ${learning.step} at ${this.sigmaName()} = ${g.sigma.toPrecision(2)}: error ${percent(c.denseError)} of the score where the density is high, ${(c.sparseAbsError / c.denseAbsError).toFixed(1)}× larger where it is under 0.1 % of its peak`;
+    learning.compare = { ...c, step, t: g.t, sigma: g.sigma, image: logImage(c.error, c.n, c.n, 1) };
+    const far = c.sparseAbsError > 0 ? `${(c.sparseAbsError / c.denseAbsError).toFixed(1)}× larger where it is under 0.1 % of its peak` : 'the density is nowhere under 0.1 % of its peak at this σ';
+    this.ui.learnOut.textContent = `step ${step} at ${this.sigmaName()} = ${g.sigma.toPrecision(2)}: error ${percent(c.denseError)} of the score where the density is high, ${far}`;
     this.draw();
   }
 
@@ -531,8 +571,8 @@ export class FieldView {
       sum += v - (i >= 25 ? losses[i - 25] : 0);
       smooth.push(sum / Math.min(i + 1, 25));
     });
-    const lo = Math.log(Math.min(...smooth));
-    const hi = Math.log(Math.max(...smooth));
+    let [lo, hi] = [Infinity, -Infinity];
+    for (const v of smooth) [lo, hi] = [Math.min(lo, Math.log(v)), Math.max(hi, Math.log(v))];
     ctx.strokeStyle = '#3d5afe';
     ctx.lineWidth = 2;
     ctx.beginPath();

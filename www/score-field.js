@@ -123,13 +123,14 @@ export class ScoreField extends HTMLElement {
     return this.#field?.fps ? { fps: this.#field.fps, drawMs: this.#field.drawMs } : null;
   }
 
-  /** Field mode, once a network is learning: {step, training, denseError, sparseAbsError,
-   * denseAbsError, sigma} of its last comparison with the exact score, or null. */
+  /** Field mode, once a network is learning: {step, training, comparedAt, sigma, denseError,
+   * denseAbsError, sparseAbsError}: the step it reached and its last comparison with the exact
+   * score (made after `comparedAt` steps, at noise level `sigma`), or null. */
   get learning() {
     const l = this.#field?.learning;
     if (!l) return null;
     const c = l.compare;
-    return { step: l.step, training: this.#field.training, sigma: c?.sigma ?? null, denseError: c?.denseError ?? null, denseAbsError: c?.denseAbsError ?? null, sparseAbsError: c?.sparseAbsError ?? null };
+    return { step: l.step, training: this.#field.training, comparedAt: c?.step ?? null, sigma: c?.sigma ?? null, denseError: c?.denseError ?? null, denseAbsError: c?.denseAbsError ?? null, sparseAbsError: c?.sparseAbsError ?? null };
   }
 
   /** 'idle' | 'loading' | 'ready' | 'running' | 'done' | 'error' (also as the `state` attribute). */
@@ -158,6 +159,9 @@ export class ScoreField extends HTMLElement {
     this.#visible?.disconnect();
     this.#visible = null;
     if (this.#running) this.#model?.cancel();
+    // A field view's training loop and playback stop with the element (a moved element starts
+    // them again by hand).
+    this.#field?.dispose();
   }
 
   attributeChangedCallback(name, old, value) {
@@ -166,6 +170,7 @@ export class ScoreField extends HTMLElement {
       // A different model or layout: rebuild, and load again if we had started.
       const started = this.#loading !== null;
       if (this.#running) this.#model?.cancel();
+      this.#field?.dispose();
       this.#model = null;
       this.#info = null;
       this.#field = null;

@@ -9,20 +9,24 @@ const models = new Map(); // card URL + backend -> Promise<ScoreModel>
 const running = new Map(); // request id -> ScoreModel
 const fields = new Map(); // JSON of a field's spec -> Promise<Field2D> (the 2-D explainer; src/web/field.rs)
 
-// A field per spec (distribution or points, SDE, backend), kept while at most 16 are in use.
+// A field per spec (distribution or points, SDE, backend). The 32 most recently used are kept (a
+// drawing makes a new spec per stroke); a field with a network in training is used every chunk.
 function field(spec) {
   const key = JSON.stringify(spec ?? {});
-  if (!fields.has(key)) {
-    if (fields.size >= 16) {
-      const [oldest, f] = fields.entries().next().value;
-      fields.delete(oldest);
-      f.then((x) => x.free(), () => {});
-    }
-    const creating = Field2D.create(spec ?? {});
-    creating.catch(() => fields.delete(key)); // a failed one may be retried
-    fields.set(key, creating);
+  let f = fields.get(key);
+  if (f) {
+    fields.delete(key); // most recently used last
+  } else {
+    f = Field2D.create(spec ?? {});
+    f.catch(() => fields.delete(key)); // a failed one may be retried
   }
-  return fields.get(key);
+  fields.set(key, f);
+  if (fields.size > 32) {
+    const [oldest, old] = fields.entries().next().value;
+    fields.delete(oldest);
+    old.then((x) => x.free(), () => {});
+  }
+  return f;
 }
 
 // The 2-D explainer's requests: {op: 'describe' | 'info' | 'grids' | 'slice' | 'particles' | 'learn' |

@@ -27,7 +27,7 @@ pub const VIEW_HALF_WIDTH: f64 = 8.0;
 /// 2020, "technique 1"). The prior N(0, σ_max² I) still misses the data's mean (3, 3) by 0.085
 /// σ_max along the diagonal, and the deterministic ODE carries that error to the weights (0.78
 /// instead of 0.8; at σ_max = 20 it is 0.74): the reverse SDE forgets it.
-pub const FIELD_SIGMA_MAX: f64 = 50.0;
+pub const FIELD_SIGMA_MAX: f64 = crate::sde::VE_SIGMA_MAX;
 /// How much a drawn point is smoothed: its component is N(point, s² I) with this s.
 pub const DRAWN_POINT_STD: f64 = 0.35;
 /// Particles a run starts with.
@@ -38,15 +38,24 @@ pub const DEFAULT_FRAMES: usize = 200;
 pub const MAX_PARTICLES: usize = 20_000;
 /// The most point updates (particles × updates) one run makes: about a second of the CPU build.
 pub const MAX_POINT_UPDATES: usize = 20_000_000;
-/// The most frames a run records.
+/// The most cells a side of a grid, and of the time picture.
+pub const MAX_GRID: usize = 512;
+pub const MAX_SLICE: usize = 1024;
+/// The most frames a run records, and the most positions (frames × particles, 8 bytes each).
 pub const MAX_FRAMES: usize = 1_000;
+pub const MAX_RECORDED_POINTS: usize = 4_000_000;
 
-/// The SDE the explainer diffuses its data with, by name (`ve` or `vp`).
+/// The SDEs the explainer diffuses its data with, the default first.
+pub const SDES: [&str; 2] = ["ve", "vp"];
+/// The distribution it starts with: the one whose picture shows Langevin's failure.
+pub const DEFAULT_PRESET: Preset = Preset::TwoModes;
+
+/// The SDE of that name ([`SDES`]).
 pub fn sde(name: &str) -> Result<Sde, ConfigError> {
     match name {
         "ve" => Ok(Sde::ve(FIELD_SIGMA_MAX)),
         "vp" => Ok(Sde::vp()),
-        other => Err(ConfigError::invalid("sde", format!("is `{other}`; expected ve or vp"))),
+        other => Err(ConfigError::invalid("sde", format!("is `{other}`; expected one of {}", SDES.join(", ")))),
     }
 }
 
@@ -169,8 +178,8 @@ impl Field {
     /// p_t and ∇ log p_t on an n × n grid over the view square, rows from the top (y = +8) down,
     /// x from left to right: `density` [n²] and `score` [n², 2].
     pub fn grid(&self, t: f64, n: usize) -> Result<Grid, ConfigError> {
-        if !(2..=512).contains(&n) {
-            return Err(ConfigError::invalid("grid", format!("must be in 2..=512 cells a side, got {n}")));
+        if !(2..=MAX_GRID).contains(&n) {
+            return Err(ConfigError::invalid("grid", format!("must be in 2..={MAX_GRID} cells a side, got {n}")));
         }
         if !(t.is_finite() && (0.0..=crate::sde::T_END).contains(&t)) {
             return Err(ConfigError::invalid("t", format!("must be in [0, {}], got {t}", crate::sde::T_END)));
@@ -194,8 +203,8 @@ impl Field {
     /// `nx` positions from +8 down to −8 (rows): [nx, nt] row-major.
     pub fn slice(&self, nt: usize, nx: usize) -> Result<Vec<f32>, ConfigError> {
         for (name, n) in [("slice times", nt), ("slice positions", nx)] {
-            if !(2..=1024).contains(&n) {
-                return Err(ConfigError::invalid(name, format!("must be in 2..=1024, got {n}")));
+            if !(2..=MAX_SLICE).contains(&n) {
+                return Err(ConfigError::invalid(name, format!("must be in 2..={MAX_SLICE}, got {n}")));
             }
         }
         let u = self.direction;
@@ -455,14 +464,16 @@ pub struct ParticleOptions {
     pub particles: usize,
     /// Langevin steps, predictor steps, or annealed Langevin's noise levels.
     pub steps: Option<usize>,
-    /// Corrector steps: T per level for annealed Langevin (default 100), M for `pc` (default 1).
+    /// Corrector steps: T per level for annealed Langevin, M for `pc` (their defaults:
+    /// [`crate::sampling::DEFAULT_ALD_STEPS_PER_LEVEL`], 1).
     pub corrector_steps: Option<usize>,
     /// Langevin's noise level σ̂ ([`Sde::noise_level`]; default: the SDE's smallest, σ̂(ε)).
     pub sigma: Option<f64>,
     /// Langevin's step α (default: a tenth of the narrowest perturbed component's variance).
     pub step_size: Option<f64>,
     pub seed: u64,
-    /// Positions recorded, the start included (at most [`MAX_FRAMES`]).
+    /// Positions recorded, at most: the start, every ⌈updates / (frames − 1)⌉-th update and the
+    /// last one (so up to `frames`; [`MAX_FRAMES`] and [`MAX_RECORDED_POINTS`] bound it).
     pub frames: usize,
 }
 
@@ -520,7 +531,15 @@ impl ParticleOptions {
         if !(2..=MAX_FRAMES).contains(&self.frames) {
             return Err(SampleError::invalid("frames", format!("must be in 2..={MAX_FRAMES}, got {}", self.frames)));
         }
-        self.sample_options().validate(sde)?;
+        match self.sample_options().validate(sde) {
+            // The library refuses annealed Langevin on VP because a VP *network* is not
+            // conditioned on a noise level it could anneal over; the exact score is, on any SDE.
+            Err(SampleError::InvalidOption { field: "sampler", .. }) => {}
+            other => other?,
+        }
+        if self.particles.saturating_mul(self.frames) > MAX_RECORDED_POINTS {
+            return Err(SampleError::invalid("frames", format!("× particles is {}; at most {MAX_RECORDED_POINTS} positions are recorded per run", self.particles * self.frames)));
+        }
         let (lo, hi) = (sde.noise_level(sde.eps()), sde.noise_level(crate::sde::T_END));
         if let Some(sigma) = self.sigma {
             if !(sigma.is_finite() && sigma >= lo * (1.0 - 1e-9) && sigma <= hi * (1.0 + 1e-9)) {

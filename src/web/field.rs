@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use super::{count, js_err, refuse_unknown_keys, take_numbers};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use crate::field::learned::{self, Learner};
 use crate::field::{self, Dynamics, DynamicsInfo, Field, ParticleOptions, Preset, PresetInfo};
@@ -42,6 +42,14 @@ struct Description {
     max_particles: usize,
     max_frames: usize,
     max_point_updates: usize,
+    max_recorded_points: usize,
+    max_steps: usize,
+    max_seed: u32,
+    /// ε of each SDE: the grids of noise levels run from t = ε to 1.
+    sde_eps: std::collections::BTreeMap<&'static str, f64>,
+    /// The learned score's training set size and the most steps one train() call takes.
+    training_points: usize,
+    max_train_steps_per_call: usize,
     view_half_width: f64,
 }
 
@@ -56,7 +64,7 @@ struct Spec {
 
 impl Default for Spec {
     fn default() -> Self {
-        Spec { distribution: None, sde: "ve".into(), backend: "cpu".into() }
+        Spec { distribution: None, sde: field::SDES[0].into(), backend: "cpu".into() }
     }
 }
 
@@ -106,6 +114,8 @@ pub struct WebField {
     field: Field,
     backend: Backend,
     learner: RefCell<Option<Learner>>,
+    /// Bumped by learn() and forget(): a train() that awaited across one drops its network.
+    generation: Cell<u64>,
 }
 
 #[wasm_bindgen(js_class = Field2D)]
@@ -116,18 +126,25 @@ impl WebField {
         let d = Description {
             presets: Preset::ALL.iter().map(|p| p.info()).collect(),
             dynamics: Dynamics::ALL.iter().map(|d| d.info()).collect(),
-            sdes: ["ve", "vp"],
-            default_distribution: Preset::TwoModes.name(),
+            sdes: field::SDES,
+            default_distribution: field::DEFAULT_PRESET.name(),
             default_sampler: defaults.dynamics.name(),
-            default_sde: "ve",
+            default_sde: field::SDES[0],
             default_particles: defaults.particles,
             default_frames: defaults.frames,
             max_particles: field::MAX_PARTICLES,
             max_frames: field::MAX_FRAMES,
             max_point_updates: field::MAX_POINT_UPDATES,
+            max_recorded_points: field::MAX_RECORDED_POINTS,
+            max_steps: crate::sampling::MAX_STEPS,
+            max_seed: u32::MAX,
+            sde_eps: field::SDES.iter().map(|&name| (name, field::sde(name).expect("a listed SDE").eps())).collect(),
+            training_points: learned::TRAINING_POINTS,
+            max_train_steps_per_call: learned::MAX_STEPS_PER_CALL,
             view_half_width: field::VIEW_HALF_WIDTH,
         };
-        serde_wasm_bindgen::to_value(&d).unwrap_or(JsValue::NULL)
+        // `sdeEps` as a plain object, not a JS Map.
+        d.serialize(&serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true)).unwrap_or(JsValue::NULL)
     }
 
     /// `{distribution: 'two-modes' | 'ring' | 'moons' | 'spiral', sde: 've' | 'vp', backend:
@@ -152,7 +169,7 @@ impl WebField {
                 Field::drawn(pairs, sde).map_err(js_err)?
             }
             (None, name) => {
-                let preset: Preset = name.as_deref().unwrap_or(Preset::TwoModes.name()).parse().map_err(js_err)?;
+                let preset: Preset = name.as_deref().unwrap_or(field::DEFAULT_PRESET.name()).parse().map_err(js_err)?;
                 Field::preset(preset, sde)
             }
         };
@@ -161,7 +178,7 @@ impl WebField {
             "webgpu" => backend::webgpu().await.map_err(js_err)?,
             other => return Err(js_err(format!("`backend` is `{other}`; expected cpu or webgpu"))),
         };
-        Ok(WebField { field, backend, learner: RefCell::new(None) })
+        Ok(WebField { field, backend, learner: RefCell::new(None), generation: Cell::new(0) })
     }
 
     /// `cpu` or `webgpu`.
@@ -204,7 +221,7 @@ impl WebField {
     /// p_t and its score on an n × n grid over the view, rows from the top: `{n, density, score}`
     /// (`density` [n²], `score` [n², 2]).
     pub fn grid(&self, t: f64, n: f64) -> Result<JsValue, JsError> {
-        let n = count("n", n, 2, 512)?;
+        let n = count("n", n, 2, field::MAX_GRID)?;
         let g = self.field.grid(t, n).map_err(js_err)?;
         let out = js_sys::Object::new();
         Reflect::set(&out, &"n".into(), &(g.n as f64).into()).ok();
@@ -222,7 +239,7 @@ impl WebField {
     /// The time picture: the density of u·x(t), `nt` times from 0 to T (columns) by `nx`
     /// positions from +8 down to −8 (rows), as a Float32Array [nx, nt].
     pub fn slice(&self, nt: f64, nx: f64) -> Result<Float32Array, JsError> {
-        let (nt, nx) = (count("nt", nt, 2, 1024)?, count("nx", nx, 2, 1024)?);
+        let (nt, nx) = (count("nt", nt, 2, field::MAX_SLICE)?, count("nx", nx, 2, field::MAX_SLICE)?);
         Ok(Float32Array::from(self.field.slice(nt, nx).map_err(js_err)?.as_slice()))
     }
 
@@ -259,20 +276,31 @@ impl WebField {
     /// the distribution, from `seed`. Resolves to `{points}`, the training set [N, 2].
     pub async fn learn(&self, seed: f64) -> Result<JsValue, JsError> {
         let seed = count("seed", seed, 0, u32::MAX as usize)? as u64;
+        self.generation.set(self.generation.get() + 1);
+        let generation = self.generation.get();
         let learner = Learner::new(&self.field, seed, &self.backend.device).await.map_err(js_err)?;
         let points = learner.points().await.map_err(js_err)?;
+        if generation != self.generation.get() {
+            return Err(js_err("this network was replaced or dropped while it was being made"));
+        }
         *self.learner.borrow_mut() = Some(learner);
         let out = js_sys::Object::new();
         Reflect::set(&out, &"points".into(), &Float32Array::from(points.as_slice())).ok();
         Ok(out.into())
     }
 
-    /// `steps` training steps (at most 10,000 per call): their losses. One call at a time.
+    /// `steps` training steps (at most [`learned::MAX_STEPS_PER_CALL`] per call): their losses.
+    /// One call at a time.
     pub async fn train(&self, steps: f64) -> Result<Float32Array, JsError> {
         let steps = count("steps", steps, 1, learned::MAX_STEPS_PER_CALL)?;
-        // The network is taken out while it trains (the await may let other calls in).
+        // The network is taken out while it trains (the await may let other calls in); a learn()
+        // or forget() meanwhile wins, and this one's network is dropped.
+        let generation = self.generation.get();
         let mut learner = self.learner.borrow_mut().take().ok_or_else(|| js_err("no network to train: call learn() first (or another train() call is running)"))?;
         let losses = learner.train(steps).await;
+        if generation != self.generation.get() {
+            return Err(js_err("the network was reset while it trained"));
+        }
         *self.learner.borrow_mut() = Some(learner);
         Ok(Float32Array::from(losses.map_err(js_err)?.as_slice()))
     }
@@ -285,6 +313,7 @@ impl WebField {
 
     /// Drops the network (reset).
     pub fn forget(&self) {
+        self.generation.set(self.generation.get() + 1);
         *self.learner.borrow_mut() = None;
     }
 
@@ -292,7 +321,7 @@ impl WebField {
     /// denseError, sparseError, denseAbsError, sparseAbsError}` (src/field/learned.rs).
     #[wasm_bindgen(js_name = learnedGrid)]
     pub async fn learned_grid(&self, t: f64, n: f64) -> Result<JsValue, JsError> {
-        let n = count("n", n, 2, 512)?;
+        let n = count("n", n, 2, field::MAX_GRID)?;
         let score = self.learner.borrow().as_ref().map(Learner::score).ok_or_else(|| js_err("no network yet: call learn() first"))?;
         let c = self.field.compare(&score, t, n, &self.backend.device).await.map_err(js_err)?;
         let out = js_sys::Object::new();
