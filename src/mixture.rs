@@ -120,32 +120,41 @@ impl Mixture {
             .collect()
     }
 
-    /// log p(x), by log-sum-exp over the components.
-    pub fn log_density(&self, x: &[f64]) -> f64 {
-        let l = self.log_joint(x);
-        let top = l.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        top + l.iter().map(|v| (v - top).exp()).sum::<f64>().ln()
-    }
-
-    /// r_k(x) = P(component k | x).
-    pub fn responsibilities(&self, x: &[f64]) -> Vec<f64> {
+    /// log p(x) and the responsibilities r_k(x) = P(component k | x), from one log-sum-exp over
+    /// the components.
+    fn posterior(&self, x: &[f64]) -> (f64, Vec<f64>) {
         let l = self.log_joint(x);
         let top = l.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let e: Vec<f64> = l.iter().map(|v| (v - top).exp()).collect();
         let total: f64 = e.iter().sum();
-        e.into_iter().map(|v| v / total).collect()
+        (top + total.ln(), e.into_iter().map(|v| v / total).collect())
+    }
+
+    /// log p(x).
+    pub fn log_density(&self, x: &[f64]) -> f64 {
+        self.posterior(x).0
+    }
+
+    /// r_k(x) = P(component k | x).
+    pub fn responsibilities(&self, x: &[f64]) -> Vec<f64> {
+        self.posterior(x).1
     }
 
     /// ∇ₓ log p(x) = Σ_k r_k(x) (μ_k − x) / s_k², on the host (the field's arrows).
     pub fn score_at(&self, x: &[f64]) -> Vec<f64> {
-        let r = self.responsibilities(x);
-        let mut out = vec![0.0; x.len()];
+        self.log_density_and_score(x).1
+    }
+
+    /// log p(x) and ∇ₓ log p(x) together (the field's grid needs both at every cell).
+    pub fn log_density_and_score(&self, x: &[f64]) -> (f64, Vec<f64>) {
+        let (log_p, r) = self.posterior(x);
+        let mut score = vec![0.0; x.len()];
         for ((rk, mu), s) in r.iter().zip(&self.means).zip(&self.stds) {
             for i in 0..x.len() {
-                out[i] += rk * (mu[i] - x[i]) / (s * s);
+                score[i] += rk * (mu[i] - x[i]) / (s * s);
             }
         }
-        out
+        (log_p, score)
     }
 
     /// The component each point most probably came from: the argmax of r_k (ties to the first).

@@ -191,8 +191,9 @@ impl Field {
         for row in 0..n {
             for col in 0..n {
                 let x = [coord(col), -coord(row)];
-                density.push(p.log_density(&x).exp() as f32);
-                score.extend(p.score_at(&x).into_iter().map(|v| v as f32));
+                let (log_p, s) = p.log_density_and_score(&x);
+                density.push(log_p.exp() as f32);
+                score.extend(s.into_iter().map(|v| v as f32));
             }
         }
         Ok(Grid { n, density, score })
@@ -391,11 +392,7 @@ impl Dynamics {
             paper,
             default_steps: self.default_steps(),
             default_corrector_steps,
-            start: match self {
-                Dynamics::Forward => "data",
-                _ if self.from_prior() => "prior",
-                _ => "uniform",
-            },
+            start: self.start().name(),
             fixed_sigma: self == Dynamics::Langevin,
         }
     }
@@ -410,10 +407,14 @@ impl Dynamics {
         Sampler::OdeEuler,
     ];
 
-    /// Whether the particles start from the prior (else uniformly over the view, as Song &
-    /// Ermon 2019 start Langevin dynamics).
-    pub fn from_prior(self) -> bool {
-        !matches!(self, Dynamics::Forward | Dynamics::Langevin | Dynamics::Sampler(Sampler::AnnealedLangevin))
+    /// Where its particles start: the data for the forward SDE, uniformly over the view for
+    /// Langevin and annealed Langevin (as Song & Ermon 2019 start them), else the prior.
+    fn start(self) -> Start {
+        match self {
+            Dynamics::Forward => Start::Data,
+            Dynamics::Langevin | Dynamics::Sampler(Sampler::AnnealedLangevin) => Start::Uniform,
+            Dynamics::Sampler(_) => Start::Prior,
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -492,6 +493,16 @@ enum Start {
     Uniform,
     /// Exact draws from the data (the forward SDE).
     Data,
+}
+
+impl Start {
+    fn name(self) -> &'static str {
+        match self {
+            Start::Prior => "prior",
+            Start::Uniform => "uniform",
+            Start::Data => "data",
+        }
+    }
 }
 
 /// The update loop a run makes: a corrector at each time, then a predictor to the next one; or
@@ -574,17 +585,16 @@ impl ParticleOptions {
                 let steps = self.steps.unwrap_or(self.dynamics.default_steps());
                 // One annealed-Langevin level with σ_L = σ(t) takes steps of exactly ε = α.
                 let corrector = Corrector::Annealed { eps: alpha, steps: 1, sigma_last: sde.sigma(t) };
-                Plan { predictor: Predictor::None, corrector, times: vec![t; steps], start: Start::Uniform }
+                Plan { predictor: Predictor::None, corrector, times: vec![t; steps], start: self.dynamics.start() }
             }
             Dynamics::Forward => {
                 let n = self.steps.unwrap_or(self.dynamics.default_steps());
                 let times = (0..=n).map(|i| crate::sde::T_END * i as f64 / n as f64).collect();
-                Plan { predictor: Predictor::None, corrector: Corrector::None, times, start: Start::Data }
+                Plan { predictor: Predictor::None, corrector: Corrector::None, times, start: self.dynamics.start() }
             }
             Dynamics::Sampler(sampler) => {
                 let (predictor, corrector, times) = pc::plan(sampler, sde, &self.sample_options());
-                let start = if self.dynamics.from_prior() { Start::Prior } else { Start::Uniform };
-                Plan { predictor, corrector, times, start }
+                Plan { predictor, corrector, times, start: self.dynamics.start() }
             }
         }
     }
