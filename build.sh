@@ -75,8 +75,13 @@ sizes() {
 }
 
 cmd_test() {
-  # Mesa's lavapipe gives native wgpu a CPU Vulkan device, so the wgpu tests run, not skip.
-  apt_install mesa-vulkan-drivers libvulkan1 || log "no lavapipe: the native wgpu tests will skip"
+  # Mesa's lavapipe gives native wgpu a CPU Vulkan device, so the wgpu tests run, not skip: once
+  # it is installed, a missing device fails them.
+  if apt_install mesa-vulkan-drivers libvulkan1; then
+    export SCOREFIELD_REQUIRE_WGPU=1
+  else
+    log "no lavapipe: the native wgpu tests will skip"
+  fi
   log "cargo test (features: $NATIVE_FEATURES)"
   cargo test --release --features "$NATIVE_FEATURES"
   cmd_browser_test
@@ -96,7 +101,7 @@ cmd_browser_test() {
 }
 
 # Everything a static host needs for the widget, flat: the modules, pkg/ beside them, the models.
-WIDGET_FILES="score-field.js field-view.js client.js worker.js render.js painter.js example-post.html"
+WIDGET_FILES="score-field.js field-view.js client.js protocol.js worker.js render.js painter.js example-post.html"
 cmd_dist() {
   build_wasm
   log "writing dist/"

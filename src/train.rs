@@ -26,7 +26,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::data::{Digits, SplitMix};
+use crate::data::Digits;
+use crate::rng::SplitMix;
 use crate::model::{Architecture, Network, ScoreModel};
 use crate::precond::{EDM_P_MEAN, EDM_P_STD, Parameterisation, edm_coefficients};
 use crate::sampling::Noise;
@@ -117,7 +118,9 @@ pub struct Trainer {
     optim: ModuleOptimizer,
     pub step: u64,
     noise: Noise,
-    batches: SplitMix,
+    /// The host generator: the batch indices and the training noise levels (ln σ ~ N(P_mean,
+    /// P_std²)) come from it.
+    host_rng: SplitMix,
     device: Device,
     /// Loss of the most recent step.
     pub last_loss: f64,
@@ -148,7 +151,9 @@ struct CheckpointState {
     sigma_data: f64,
     step: u64,
     noise_draws: u64,
-    batches: SplitMix,
+    /// Stored under its old name, `batches`, as in every checkpoint so far.
+    #[serde(rename = "batches")]
+    host_rng: SplitMix,
     /// None before the first step (JSON has no NaN).
     last_loss: Option<f64>,
     wall_time_s: f64,
@@ -169,7 +174,7 @@ impl Trainer {
         Ok(Self {
             optim: optimizer(&config),
             noise: Noise::new(config.seed ^ 0x5eed),
-            batches: SplitMix::new(config.seed ^ 0xba7c),
+            host_rng: SplitMix::new(config.seed ^ 0xba7c),
             config,
             arch,
             sde,
@@ -207,15 +212,14 @@ impl Trainer {
     /// Draws the next batch of training images ([B, 1, 28, 28] in [0, 1]).
     pub fn next_batch(&mut self, data: &Digits) -> Tensor<4> {
         let b = self.config.batch_size;
-        let idx: Vec<usize> = (0..b).map(|_| self.batches.below(data.len())).collect();
+        let idx: Vec<usize> = (0..b).map(|_| self.host_rng.below(data.len())).collect();
         let side = crate::data::SIDE;
         Tensor::from_data(TensorData::new(data.floats(&idx), [b, 1, side, side]), &self.device.clone().autodiff())
     }
 
-    /// A standard normal number from the host generator (Box–Muller).
+    /// A standard normal number from the host generator.
     fn host_normal(&mut self) -> f64 {
-        let (u1, u2) = (1.0 - self.batches.uniform(), self.batches.uniform());
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+        self.host_rng.normal()
     }
 
     /// EDM's loss for a batch y: ‖F(c_in·x, c_noise) − (y − c_skip·x)/c_out‖², x = y + σn, averaged
@@ -300,7 +304,7 @@ impl Trainer {
             sigma_data: self.sigma_data,
             step: self.step,
             noise_draws: self.noise.draws(),
-            batches: self.batches,
+            host_rng: self.host_rng,
             last_loss: self.last_loss.is_finite().then_some(self.last_loss),
             wall_time_s: wall,
             sessions: self.sessions.clone(),
@@ -338,7 +342,7 @@ impl Trainer {
         trainer.optim = optimizer(&state.config).load(dir.join("optim.bpk")).map_err(|e| ckpt_err(dir, e))?;
         trainer.step = state.step;
         trainer.noise = Noise::resume(state.config.seed ^ 0x5eed, state.noise_draws);
-        trainer.batches = state.batches;
+        trainer.host_rng = state.host_rng;
         trainer.last_loss = state.last_loss.unwrap_or(f64::NAN);
         trainer.wall_time_before = state.wall_time_s;
         trainer.sessions = state.sessions;
@@ -490,13 +494,13 @@ mod tests {
         let batch = trainer.next_batch(&digits);
         let eval = |trainer: &mut Trainer| {
             trainer.noise = Noise::new(123);
-            trainer.batches = SplitMix::new(7);
+            trainer.host_rng = SplitMix::new(7);
             trainer.loss(batch.clone()).into_scalar::<f32>()
         };
         let before = eval(&mut trainer);
         for _ in 0..10 {
             trainer.noise = Noise::new(123);
-            trainer.batches = SplitMix::new(7);
+            trainer.host_rng = SplitMix::new(7);
             trainer.train_step(batch.clone()).unwrap();
         }
         let after = eval(&mut trainer);

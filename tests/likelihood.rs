@@ -33,18 +33,14 @@ fn bits_per_dim_of_gaussian_data_match_the_analytic_value() {
     }
 }
 
-/// Exact samples via a Cholesky factor and a seeded Box–Muller on the host.
+/// Exact samples via a Cholesky factor and the project's seeded host generator.
 fn sample(target: &Gaussian, n: usize, seed: u64) -> Vec<f32> {
     let d = target.dim();
     let l = target.cholesky();
-    let mut state = seed;
-    let mut uniform = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
+    let mut rng = scorefield::rng::SplitMix::new(seed);
     let mut out = Vec::with_capacity(n * d);
     for _ in 0..n {
-        let z: Vec<f64> = (0..d).map(|_| (-2.0 * uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * uniform()).cos()).collect();
+        let z: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
         for i in 0..d {
             out.push((target.mean[i] + (0..=i).map(|k| l[i * d + k] * z[k]).sum::<f64>()) as f32);
         }

@@ -9,22 +9,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use scorefield::weights::{self, ModelCard};
 use scorefield::{Architecture, Device, Parameterisation, Sde, UNetConfig};
 
-/// SplitMix64, so the corpus is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+/// The project's SplitMix64, so the corpus is the same on every run.
+type Rng = scorefield::rng::SplitMix;
 
 /// Numbers a hostile header would use.
 const NASTY: [&str; 9] = ["0", "-1", "18446744073709551615", "100000000000", "1e308", "null", "\"x\"", "[]", "4294967296"];
@@ -57,7 +43,7 @@ fn mutate_weights(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
         // Claim another header length (including absurd ones).
         3 => {
             let claim = match rng.below(3) {
-                0 => rng.next(),
+                0 => rng.next_u64(),
                 1 => n as u64 + rng.below(64) as u64 - 32,
                 _ => u64::MAX - rng.below(8) as u64,
             };
@@ -87,7 +73,7 @@ fn mutate_weights(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
         // Insert random bytes.
         _ => {
             let at = rng.below(out.len());
-            let junk: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next() as u8).collect();
+            let junk: Vec<u8> = (0..1 + rng.below(16)).map(|_| rng.next_u64() as u8).collect();
             out.splice(at..at, junk);
         }
     }
@@ -138,7 +124,7 @@ fn thousands_of_mutated_model_files_fail_cleanly_and_never_panic() {
     let bytes = weights::save(&model).unwrap();
     assert!(weights::load(&card, &bytes, &device).is_ok(), "the unmutated file loads");
 
-    let mut rng = Rng(2026);
+    let mut rng = Rng::new(2026);
     let (mut loaded, mut refused) = (0, 0);
     let executions = 20_000;
     for i in 0..executions {

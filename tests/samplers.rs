@@ -85,11 +85,11 @@ macro_rules! sampler_tests {
 sampler_tests! {
     euler_maruyama_matches_gaussian_and_mixture: Sampler::EulerMaruyama, [Sde::ve(20.0), Sde::vp(), Sde::sub_vp()];
     reverse_diffusion_matches_gaussian_and_mixture: Sampler::ReverseDiffusion, [Sde::ve(20.0), Sde::vp(), Sde::sub_vp()];
-    predictor_corrector_matches_gaussian_and_mixture: Sampler::PredictorCorrector, [Sde::ve(20.0), Sde::vp()];
+    predictor_corrector_matches_gaussian_and_mixture: Sampler::PredictorCorrector, [Sde::ve(20.0), Sde::vp(), Sde::sub_vp()];
     annealed_langevin_matches_gaussian_and_mixture: Sampler::AnnealedLangevin, [Sde::ve(20.0)];
-    ode_euler_matches_gaussian_and_mixture: Sampler::OdeEuler, [Sde::ve(20.0), Sde::vp()];
+    ode_euler_matches_gaussian_and_mixture: Sampler::OdeEuler, [Sde::ve(20.0), Sde::vp(), Sde::sub_vp()];
     ode_heun_matches_gaussian_and_mixture: Sampler::OdeHeun, [Sde::ve(20.0), Sde::vp(), Sde::sub_vp()];
-    ode_rk45_matches_gaussian_and_mixture: Sampler::OdeRk45, [Sde::ve(20.0), Sde::vp()];
+    ode_rk45_matches_gaussian_and_mixture: Sampler::OdeRk45, [Sde::ve(20.0), Sde::vp(), Sde::sub_vp()];
     edm_heun_matches_gaussian_and_mixture: Sampler::EdmHeun, [Sde::ve(20.0), Sde::vp(), Sde::sub_vp()];
     dpmpp_2m_matches_gaussian_and_mixture: Sampler::DpmSolver2M, [Sde::ve(20.0), Sde::vp(), Sde::sub_vp()];
 }
@@ -263,8 +263,9 @@ fn non_finite_values_stop_the_run_naming_sampler_and_step() {
     for (sampler, name, expected) in [(Sampler::EulerMaruyama, "em", 7), (Sampler::PredictorCorrector, "pc", 7), (Sampler::OdeHeun, "ode-heun", 6), (Sampler::OdeRk45, "ode-rk45", 0)] {
         let opts = SampleOptions { sampler, steps: 10, corrector_steps: Some(1), ..Default::default() };
         match block_on(sampling::sample(&broken, &sde, [2, 1, 1, 2], &opts, &device, &mut check)) {
-            Err(SampleError::NonFinite { sampler: s, step, t }) => {
+            Err(SampleError::NonFinite { sampler: s, step, t, advice }) => {
                 assert_eq!(s, name);
+                assert_eq!(advice, sampler.if_non_finite());
                 if sampler != Sampler::OdeRk45 {
                     assert!(t < 0.5, "{name}: stopped at t = {t}");
                     assert_eq!(step, expected, "{name}");
@@ -273,8 +274,11 @@ fn non_finite_values_stop_the_run_naming_sampler_and_step() {
                     // t < 0.5, reporting the step's start time.
                     assert!(t < 0.75, "{name}: stopped at t = {t}");
                 }
-                let message = SampleError::NonFinite { sampler: s, step, t }.to_string();
+                let message = SampleError::NonFinite { sampler: s, step, t, advice }.to_string();
                 assert!(message.contains(name) && message.contains(&format!("step {step}")), "{message}");
+                // The advice fits the sampler: only pc has an snr, only RK45 a tolerance.
+                assert_eq!(message.contains("snr"), sampler == Sampler::PredictorCorrector, "{message}");
+                assert_eq!(message.contains("rtol"), sampler == Sampler::OdeRk45, "{message}");
             }
             Err(other) => panic!("{name}: {other}"),
             Ok(_) => panic!("{name}: a NaN score gave samples"),

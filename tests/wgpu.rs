@@ -1,6 +1,14 @@
 //! Native wgpu against the CPU backend, on a tiny model (the first kernels compile slowly on a
 //! software Vulkan device such as Mesa's lavapipe). Skipped, with the reason printed, where this
-//! build has no wgpu or the machine has no adapter.
+//! build has no wgpu or the machine has no adapter, unless `SCOREFIELD_REQUIRE_WGPU=1` says the
+//! device must be there (`./build.sh test` sets it once it has installed lavapipe): then a
+//! missing adapter or feature fails the test.
+
+/// Whether this run must have a wgpu device.
+#[allow(dead_code)]
+fn required() -> bool {
+    std::env::var("SCOREFIELD_REQUIRE_WGPU").is_ok_and(|v| v == "1")
+}
 
 mod common;
 
@@ -15,6 +23,7 @@ fn wgpu_and_cpu_agree_on_a_tiny_model() {
     let gpu = match scorefield::backend::wgpu_native() {
         Ok(b) => b,
         Err(reason) => {
+            assert!(!required(), "SCOREFIELD_REQUIRE_WGPU=1 but no wgpu device: {reason}");
             println!("skipped: {reason} (install mesa-vulkan-drivers for a CPU Vulkan device)");
             return;
         }
@@ -47,5 +56,6 @@ fn wgpu_and_cpu_agree_on_a_tiny_model() {
 #[cfg(not(feature = "wgpu"))]
 #[test]
 fn wgpu_and_cpu_agree_on_a_tiny_model() {
+    assert!(!required(), "SCOREFIELD_REQUIRE_WGPU=1 but this build has no wgpu feature");
     println!("skipped: this build has no wgpu feature (./build.sh test builds with it)");
 }

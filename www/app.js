@@ -132,7 +132,7 @@ async function run(type, opts, canvas) {
     return result;
   } catch (e) {
     $('status').textContent = '';
-    if (e.deviceLost) {
+    if (e.name === 'DeviceLostError') {
       // The painted mask, the source image and the last samples stay as they are; Retry loads the
       // model on a new device (a fresh worker) and runs the same request again.
       showError(e.message, async () => {
@@ -148,9 +148,9 @@ async function run(type, opts, canvas) {
         await run(type, opts, canvas);
       });
     } else {
-      showError(e.message.startsWith('cancelled') ? '' : e.message);
+      showError(e.name === 'CancelledError' ? '' : e.message);
     }
-    if (e.message.startsWith('cancelled')) $('status').textContent = e.message;
+    if (e.name === 'CancelledError') $('status').textContent = e.message;
     return null;
   } finally {
     setBusy(false);

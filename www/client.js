@@ -1,4 +1,7 @@
-// Talks to the model worker with promises. One worker per page, shared by everything on it.
+// Talks to the model worker with promises. One worker per page, shared by everything on it; the
+// messages are protocol.js's table.
+import { FIELD_OPS, REQUESTS } from './protocol.js';
+
 let worker = null;
 let nextId = 1;
 const pending = new Map();
@@ -13,10 +16,12 @@ function createWorker() {
   return new Worker(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })), { type: 'module' });
 }
 
-/** An Error flagged `deviceLost`: the caller may offer a retry (which gets a fresh worker). */
-function deviceLostError(message) {
+/** An Error with the name the library gave it (src/web/error.rs): callers branch on `name` —
+ * `CancelledError`, `DeviceLostError` (a retry gets a fresh worker), `InvalidOptionError`,
+ * `ModelFileError`, `NonFiniteError`, … — never on the wording of the message. */
+function namedError(name, message) {
   const error = new Error(message);
-  error.deviceLost = true;
+  error.name = name;
   return error;
 }
 
@@ -26,7 +31,7 @@ function deviceLostError(message) {
 function restartWorker() {
   worker?.terminate();
   worker = null;
-  for (const request of pending.values()) request.reject(deviceLostError('the GPU device was lost and the model worker restarted; run again'));
+  for (const request of pending.values()) request.reject(namedError('DeviceLostError', 'the GPU device was lost and the model worker restarted; run again'));
   pending.clear();
 }
 
@@ -43,11 +48,11 @@ function getWorker() {
       pending.delete(id);
       if (status === 'result') {
         request.resolve(event.data.result);
-      } else if (event.data.deviceLost) {
-        request.reject(deviceLostError(event.data.error));
-        restartWorker();
       } else {
-        request.reject(new Error(event.data.error));
+        const error = namedError(event.data.name, event.data.error);
+        request.reject(error);
+        // This wasm instance cannot start a second device: the next request gets a new worker.
+        if (error.name === 'DeviceLostError') restartWorker();
       }
     }
   };
@@ -60,6 +65,7 @@ function getWorker() {
 }
 
 function request(message, onProgress) {
+  if (!Object.values(REQUESTS).includes(message.type)) throw new Error(`the worker has no request ${message.type}`);
   const id = nextId++;
   let fail = null;
   const promise = new Promise((resolve, reject) => {
@@ -78,7 +84,7 @@ function request(message, onProgress) {
 /** The worker's wasm memory, GPU allocator figures and model count:
  * {wasmMemoryBytes, gpuMemory: {allocations, bytesInUse, bytesReserved} | null, models, running}. */
 export function workerStats() {
-  return request({ type: 'stats' }).promise;
+  return request({ type: REQUESTS.stats }).promise;
 }
 
 /** A model in the worker. `url` is resolved against the page. */
@@ -92,7 +98,7 @@ export class RemoteModel {
   /** Loads the model; resolves to {backend, adapter, card, samplers, fallbackReason, warmupSeconds,
    * maxBatch}; `samplers` describes the samplers it runs, the default first (src/sampling/catalog.rs). */
   load() {
-    return request({ type: 'load', url: this.url, backend: this.backend }).promise;
+    return request({ type: REQUESTS.load, url: this.url, backend: this.backend }).promise;
   }
 
   /** Runs generate or inpaint; onProgress gets {step, total, t, progress, preview?}. */
@@ -105,35 +111,35 @@ export class RemoteModel {
   }
 
   generate(options, onProgress) {
-    return this.run('generate', options, onProgress);
+    return this.run(REQUESTS.generate, options, onProgress);
   }
 
   inpaint(options, onProgress) {
-    return this.run('inpaint', options, onProgress);
+    return this.run(REQUESTS.inpaint, options, onProgress);
   }
 
   /** Times score evaluations: resolves to {batch, ms: [...]} (see www/bench.html). */
   benchmark(batch, repeats, warmup) {
-    return request({ type: 'benchmark', url: this.url, backend: this.backend, batch, repeats, warmup }).promise;
+    return request({ type: REQUESTS.benchmark, url: this.url, backend: this.backend, batch, repeats, warmup }).promise;
   }
 
   /** The raw network output net(x, t) as a Float32Array (x: B·C·H·W values, t: B times). */
   network(x, t) {
-    return request({ type: 'network', url: this.url, backend: this.backend, x, t }).promise;
+    return request({ type: REQUESTS.network, url: this.url, backend: this.backend, x, t }).promise;
   }
 
   /** Destroys the GPU device under this model, as a driver reset would (for tests). */
   destroyDevice() {
-    return request({ type: 'destroy-device', url: this.url, backend: this.backend }).promise;
+    return request({ type: REQUESTS.destroyDevice, url: this.url, backend: this.backend }).promise;
   }
 
   /** Frees the model in the worker (a later call loads it again). */
   unload() {
-    return request({ type: 'unload', url: this.url }).promise;
+    return request({ type: REQUESTS.unload, url: this.url }).promise;
   }
 
   cancel() {
-    if (this.current !== null) getWorker().postMessage({ type: 'cancel', target: this.current, id: 0 });
+    if (this.current !== null) getWorker().postMessage({ type: REQUESTS.cancel, target: this.current, id: 0 });
   }
 }
 
@@ -146,45 +152,45 @@ export class RemoteField {
 
   /** Presets, dynamics, defaults and limits, as the library describes them. */
   static describe() {
-    return request({ type: 'field', op: 'describe' }).promise;
+    return request({ type: REQUESTS.field, op: FIELD_OPS.describe }).promise;
   }
 
   /** {weights, means, modes, direction}: `direction` is the time picture's axis u. */
   info() {
-    return request({ type: 'field', op: 'info', spec: this.spec }).promise;
+    return request({ type: REQUESTS.field, op: FIELD_OPS.info, spec: this.spec }).promise;
   }
 
   /** The time picture: {nt, nx, density [nx, nt]} of u·x(t), t from 0 to 1 left to right. */
   slice(nt, nx) {
-    return request({ type: 'field', op: 'slice', spec: this.spec, nt, nx }).promise;
+    return request({ type: REQUESTS.field, op: FIELD_OPS.slice, spec: this.spec, nt, nx }).promise;
   }
 
   /** p_t and its score on an n × n grid for each t: [{t, sigma, n, density, score}]. */
   grids(times, n) {
-    return request({ type: 'field', op: 'grids', spec: this.spec, times, n }).promise;
+    return request({ type: REQUESTS.field, op: FIELD_OPS.grids, spec: this.spec, times, n }).promise;
   }
 
   /** A fresh score network and its training set: {points}. */
   learn(seed) {
-    return request({ type: 'field', op: 'learn', spec: this.spec, seed }).promise;
+    return request({ type: REQUESTS.field, op: FIELD_OPS.learn, spec: this.spec, seed }).promise;
   }
 
   /** `steps` steps of denoising score matching: {losses, step}. */
   train(steps) {
-    return request({ type: 'field', op: 'train', spec: this.spec, steps }).promise;
+    return request({ type: REQUESTS.field, op: FIELD_OPS.train, spec: this.spec, steps }).promise;
   }
 
   /** The learned score on an n × n grid at t against the exact one (src/web/field.rs). */
   learnedGrid(t, n) {
-    return request({ type: 'field', op: 'learned-grid', spec: this.spec, t, n }).promise;
+    return request({ type: REQUESTS.field, op: FIELD_OPS.learnedGrid, spec: this.spec, t, n }).promise;
   }
 
   forget() {
-    return request({ type: 'field', op: 'forget', spec: this.spec }).promise;
+    return request({ type: REQUESTS.field, op: FIELD_OPS.forget, spec: this.spec }).promise;
   }
 
   /** A particle run: {count, frames, times, sigmas, updates, shares}. */
   particles(options) {
-    return request({ type: 'field', op: 'particles', spec: this.spec, options }).promise;
+    return request({ type: REQUESTS.field, op: FIELD_OPS.particles, spec: this.spec, options }).promise;
   }
 }

@@ -26,6 +26,11 @@ const DRAW = 'draw';
 const TRAIN_CHUNK = 25;
 const COMPARE_EVERY = 100;
 const COMPARE_GRID = 32;
+// The controls a field widget can show (its `controls` attribute), and those it shows by default.
+const CONTROLS = ['run', 'distribution', 'sampler', 'sigma', 'particles', 'seed', 'learn'];
+const DEFAULT_CONTROLS = ['run', 'distribution', 'sampler', 'sigma', 'seed', 'learn'];
+// Pixels a side of the learned-score and error figures.
+const SIDE = 280;
 
 const CSS = `
 .field-canvas { aspect-ratio: 1; cursor: default; image-rendering: auto; }
@@ -38,6 +43,10 @@ const CSS = `
 .row output { font-variant-numeric: tabular-nums; font-size: 12px; min-width: 11em; }
 .learn { margin-top: 8px; padding-top: 6px; border-top: 1px solid #d5d9e0; }
 .learn .row { flex-wrap: wrap; }
+.beside { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; margin-top: 6px; }
+.beside figure { margin: 0; }
+.beside figcaption { font-size: 12px; color: #566072; margin-top: 2px; }
+.side-canvas { aspect-ratio: 1; image-rendering: auto; }
 .loss-canvas { width: 100%; height: 48px; background: #fff; border: 1px solid #d5d9e0; border-radius: 4px; image-rendering: auto; }
 `;
 
@@ -70,7 +79,7 @@ function percent(v) {
 export class FieldView {
   /** `host` is the <score-field> element; `el` its element factory; `ui` the widget's shared
    * parts (root, status, notice, error, progress); `about` is Field2D.describe(); `hooks` are the
-   * element's {setState, showError}. */
+   * element's {setState, showError, attributes} (attributes(): the element's attribute reader). */
   constructor(host, el, ui, about, hooks) {
     this.host = host;
     this.hooks = hooks;
@@ -101,22 +110,7 @@ export class FieldView {
   read() {
     const a = this.about;
     const h = this.host;
-    const problems = [];
-    const pick = (name, allowed, fallback) => {
-      const v = h.getAttribute(name);
-      if (v === null) return fallback;
-      if (allowed.includes(v)) return v;
-      problems.push(`${name}="${v}" is not one of ${allowed.join(', ')}; using ${fallback}`);
-      return fallback;
-    };
-    const whole = (name, lo, hi, fallback) => {
-      const v = h.getAttribute(name);
-      if (v === null) return fallback;
-      const n = Number(v);
-      if (v.trim() !== '' && Number.isInteger(n) && n >= lo && n <= hi) return n;
-      problems.push(`${name}="${v}" is not a whole number in ${lo}..${hi}; using ${fallback}`);
-      return fallback;
-    };
+    const { problems, pick, whole, list } = this.hooks.attributes();
     const values = {
       distribution: pick('distribution', [...this.presets.keys(), DRAW], a.defaultDistribution),
       sampler: pick('sampler', [...this.dynamics.keys()], a.defaultSampler),
@@ -125,6 +119,7 @@ export class FieldView {
       seed: whole('seed', 0, a.maxSeed, 1),
       steps: h.hasAttribute('steps') ? whole('steps', 1, a.maxSteps, null) : null,
       sigma: null,
+      controls: list('controls', CONTROLS, DEFAULT_CONTROLS),
     };
     const sigma = h.getAttribute('sigma');
     if (sigma !== null) {
@@ -155,17 +150,23 @@ export class FieldView {
     ui.train = el('button', { type: 'button', class: 'secondary', text: 'Learn the score' });
     ui.resetLearning = el('button', { type: 'button', class: 'secondary', text: 'Reset' });
     ui.resetLearning.disabled = true;
-    ui.show = el('select', { name: 'show', 'aria-label': 'arrows and colours show' },
-      el('option', { value: 'exact', text: 'exact score' }),
-      el('option', { value: 'learned', text: 'learned score' }),
-      el('option', { value: 'error', text: 'error of the learned score' }));
+    // The learned field beside the true one (the figure above), and its error, at the noise level
+    // of the last comparison.
+    ui.learnedCanvas = el('canvas', { class: 'side-canvas learned-canvas', width: SIDE, height: SIDE, role: 'img', 'aria-label': 'the learned score as arrows over the true density, with the samples it learned from' });
+    ui.errorCanvas = el('canvas', { class: 'side-canvas error-canvas', width: SIDE, height: SIDE, role: 'img', 'aria-label': 'the error of the learned score, |learned − true|, with the samples it learned from' });
+    ui.learnedCaption = el('figcaption', { text: '' });
+    ui.errorCaption = el('figcaption', { text: '' });
+    ui.beside = el('div', { class: 'beside' },
+      el('figure', {}, ui.learnedCanvas, ui.learnedCaption),
+      el('figure', {}, ui.errorCanvas, ui.errorCaption));
+    ui.beside.hidden = true;
     ui.useLearned = el('input', { type: 'checkbox', name: 'use-learned' });
     ui.useLearned.disabled = true;
     ui.loss = el('canvas', { class: 'loss-canvas', width: 560, height: 96, role: 'img', 'aria-label': 'training loss' });
     ui.learnOut = el('div', { class: 'caption', 'aria-live': 'polite', text: this.learnHint() });
     ui.learn = el('div', { class: 'learn' },
-      el('div', { class: 'row' }, ui.train, ui.resetLearning, ui.show, el('label', { class: 'caption' }, ui.useLearned, ' sample with it')),
-      ui.loss, ui.learnOut);
+      el('div', { class: 'row' }, ui.train, ui.resetLearning, el('label', { class: 'caption' }, ui.useLearned, ' sample with it')),
+      ui.beside, ui.loss, ui.learnOut);
     ui.views.after(
       el('div', { class: 'row' }, el('span', { class: 'caption', text: 'σ' }), ui.sigma, ui.sigmaOut),
       el('div', { class: 'row' }, ui.play, ui.scrub, ui.frameOut),
@@ -174,7 +175,6 @@ export class FieldView {
     );
     ui.train.addEventListener('click', () => (this.training ? this.pauseTraining() : this.startTraining()));
     ui.resetLearning.addEventListener('click', () => this.resetLearning());
-    ui.show.addEventListener('change', () => this.draw());
     ui.distribution = el('select', { name: 'distribution' },
       ...this.about.presets.map((p) => el('option', { value: p.name, text: p.label })),
       el('option', { value: DRAW, text: 'Draw your own' }));
@@ -259,9 +259,12 @@ export class FieldView {
     c.addEventListener('pointercancel', up);
   }
 
-  /** Applies the attributes to the controls and loads the distribution. */
-  async sync() {
-    const { values, problems } = this.read();
+  /** Applies the attributes to the controls and loads the distribution; `more` are the problems
+   * the element found with its own attributes (mode, width, backend). */
+  async sync(more = []) {
+    const read = this.read();
+    const values = read.values;
+    const problems = [...more, ...read.problems];
     const ui = this.ui;
     ui.distribution.value = values.distribution;
     ui.fieldSampler.value = values.sampler;
@@ -271,7 +274,7 @@ export class FieldView {
     ui.notice.textContent = problems.join('\n');
     ui.notice.hidden = problems.length === 0;
     for (const p of problems) console.warn(`<score-field>: ${p}`);
-    const controls = (this.host.getAttribute('controls') ?? 'run,distribution,sampler,sigma,seed,learn').split(',').map((s) => s.trim());
+    const controls = values.controls;
     ui.learn.hidden = !controls.includes('learn');
     for (const [name, node] of Object.entries(ui.labels)) node.hidden = !controls.includes(name);
     ui.run.hidden = !controls.includes('run');
@@ -492,7 +495,6 @@ export class FieldView {
         const { points } = await field.learn(Number(ui.seed.value));
         if (!current()) return;
         this.learning = { points, losses: [], step: 0, compare: null };
-        if (ui.show.value === 'exact') ui.show.value = 'learned';
         ui.useLearned.disabled = false;
       }
       while (current()) {
@@ -534,7 +536,7 @@ export class FieldView {
     ui.resetLearning.disabled = true;
     ui.useLearned.checked = false;
     ui.useLearned.disabled = true;
-    ui.show.value = 'exact';
+    ui.beside.hidden = true;
     ui.learnOut.textContent = this.learnHint();
     ui.loss.getContext('2d').clearRect(0, 0, ui.loss.width, ui.loss.height);
   }
@@ -555,7 +557,41 @@ export class FieldView {
     learning.compare = { ...c, step, t: g.t, sigma: g.sigma, image: logImage(c.error, c.n, c.n, 1) };
     const far = c.sparseAbsError > 0 ? `${(c.sparseAbsError / c.denseAbsError).toFixed(1)}× larger where it is under 0.1 % of its peak` : 'the density is nowhere under 0.1 % of its peak at this σ';
     this.ui.learnOut.textContent = `step ${step} at ${this.sigmaName()} = ${g.sigma.toPrecision(2)}: error ${percent(c.denseError)} of the score where the density is high, ${far}`;
-    this.draw();
+    this.drawBeside();
+  }
+
+  /** The learned score beside the true one: its arrows over the true density, and its error
+   * |learned − true| on the heat map's log scale, both with the samples it learned from (the
+   * error grows where they are few). Drawn when a comparison arrives, not every frame. */
+  drawBeside() {
+    const ui = this.ui;
+    const c = this.learning?.compare;
+    ui.beside.hidden = !c;
+    if (!c) return;
+    const g = this.grids.find((x) => x.t === c.t) ?? this.currentGrid();
+    const panels = [[ui.learnedCanvas, g.image, c], [ui.errorCanvas, c.image, null]];
+    for (const [canvas, image, arrows] of panels) {
+      const ctx = canvas.getContext('2d');
+      const size = canvas.width;
+      ctx.fillStyle = '#141830';
+      ctx.fillRect(0, 0, size, size);
+      ctx.imageSmoothingEnabled = true;
+      ctx.drawImage(image, 0, 0, size, size);
+      if (arrows) this.arrows(ctx, arrows, size);
+      this.samples(ctx, size);
+    }
+    const at = `${this.sigmaName()} = ${c.sigma.toPrecision(2)}`;
+    ui.learnedCaption.textContent = `learned score after ${c.step} steps (${at}); the true one is above`;
+    ui.errorCanvas.dataset.step = c.step;
+    ui.errorCaption.textContent = `its error |learned − true| (${at}), 0.1 to 100 on a log scale`;
+  }
+
+  /** The samples the network learns from, as white dots. */
+  samples(ctx, size) {
+    const w = this.about.viewHalfWidth;
+    const p = this.learning.points;
+    ctx.fillStyle = 'rgba(255, 255, 255, 0.9)';
+    for (let i = 0; i < p.length; i += 2) ctx.fillRect(((p[i] + w) / (2 * w)) * size - 1, ((w - p[i + 1]) / (2 * w)) * size - 1, 2, 2);
   }
 
   drawLoss() {
@@ -641,17 +677,8 @@ export class FieldView {
     const g = this.currentGrid();
     if (g) {
       ctx.imageSmoothingEnabled = true;
-      // With a network: its arrows, or its error as the heat map, where it was last compared.
-      const c = this.learning?.compare;
-      const show = this.ui.show.value;
-      if (c && show === 'error') ctx.drawImage(c.image, 0, 0, size, size);
-      else ctx.drawImage(g.image, 0, 0, size, size);
-      this.arrows(ctx, c && show === 'learned' ? c : g, size);
-      if (this.learning) {
-        ctx.fillStyle = 'rgba(255, 255, 255, 0.9)';
-        const p = this.learning.points;
-        for (let i = 0; i < p.length; i += 2) ctx.fillRect(px(p[i]) - 1.5, py(p[i + 1]) - 1.5, 3, 3);
-      }
+      ctx.drawImage(g.image, 0, 0, size, size);
+      this.arrows(ctx, g, size);
       ui.sigmaOut.textContent = `${this.sigmaName()} = ${g.sigma.toPrecision(3)} (t = ${g.t.toFixed(2)})`;
       ui.sigma.value = this.grids.indexOf(g);
     }

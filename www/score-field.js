@@ -26,9 +26,12 @@ import { Painter } from './painter.js';
 const DEFAULT_MODEL = new URL('./models/mnist.json', import.meta.url).href;
 const MODES = ['generate', 'inpaint', 'trajectory', 'field'];
 const CONTROLS = ['run', 'sampler', 'steps', 'seed', 'batch'];
+const BACKENDS = ['auto', 'webgpu', 'cpu'];
+// The most images a widget draws at once (the model's own limit may be lower: it is checked too).
+const MAX_BATCH = 256;
 // The sampler and its step count default to what the model's sampler table says
 // (src/sampling/catalog.rs, sent by the worker when the model loads).
-const DEFAULTS = { mode: 'generate', seed: 1, controls: 'run,sampler,steps,seed', width: 320, backend: 'auto' };
+const DEFAULTS = { mode: 'generate', seed: 1, controls: ['run', 'sampler', 'steps', 'seed'], width: 320, backend: 'auto' };
 const BATCH = { generate: 16, inpaint: 4, trajectory: 1, field: 1 };
 // Native pixel size of the widget's canvases (CSS scales them to the widget's width).
 const CANVAS = 280;
@@ -74,9 +77,39 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-function wholeNumber(value, fallback, lo, hi) {
-  const n = Number(value);
-  return Number.isInteger(n) && n >= lo && n <= hi ? n : fallback;
+
+/** Reads an element's attributes against what is allowed: a bad value gives way to its default
+ * and leaves a sentence naming it in `problems` (shown in the widget's box). Field mode reads its
+ * own attributes with it too (field-view.js). */
+function attributes(host) {
+  const problems = [];
+  return {
+    problems,
+    pick(name, allowed, fallback) {
+      const v = host.getAttribute(name);
+      if (v === null) return fallback;
+      if (allowed.includes(v)) return v;
+      problems.push(`${name}="${v}" is not one of ${allowed.join(', ')}; using ${fallback}`);
+      return fallback;
+    },
+    whole(name, lo, hi, fallback) {
+      const v = host.getAttribute(name);
+      if (v === null) return fallback;
+      const n = Number(v);
+      if (v.trim() !== '' && Number.isInteger(n) && n >= lo && n <= hi) return n;
+      problems.push(`${name}="${v}" is not a whole number in ${lo}..${hi}; using ${fallback}`);
+      return fallback;
+    },
+    /** A comma-separated list of names from `allowed`; unknown ones are left out. */
+    list(name, allowed, fallback) {
+      const v = host.getAttribute(name);
+      if (v === null) return fallback;
+      const names = v.split(',').map((c) => c.trim()).filter(Boolean);
+      const unknown = names.filter((c) => !allowed.includes(c));
+      if (unknown.length) problems.push(`${name}="${v}" names ${unknown.join(', ')}, not among ${allowed.join(', ')}; leaving ${unknown.length > 1 ? 'them' : 'it'} out`);
+      return names.filter((c) => allowed.includes(c));
+    },
+  };
 }
 
 export class ScoreField extends HTMLElement {
@@ -94,27 +127,35 @@ export class ScoreField extends HTMLElement {
   #painter = null;
   #digits = 0; // source digits drawn so far (inpaint mode)
   #field = null; // the 2-D explainer (field mode): a FieldView
+  #warned = new Set(); // problems with the attributes already warned about
 
   constructor() {
     super();
     this.#shadow = this.attachShadow({ mode: 'open' });
   }
 
-  /** The current settings, from the attributes (bad values fall back to the defaults). `sampler`
-   * and `steps` are checked against the model's samplers once it has loaded (`#choice`). */
+  /** The current settings, from the attributes, with `problems`: a sentence for each bad value,
+   * which falls back to its default. `sampler` and `steps` are checked against the model's
+   * samplers once it has loaded (`#choice`); field mode checks its own attributes (FieldView). */
   get settings() {
-    const mode = MODES.includes(this.getAttribute('mode')) ? this.getAttribute('mode') : DEFAULTS.mode;
-    const controls = (this.getAttribute('controls') ?? DEFAULTS.controls).split(',').map((s) => s.trim()).filter((c) => CONTROLS.includes(c));
-    return {
+    const { problems, pick, whole, list } = attributes(this);
+    const mode = pick('mode', MODES, DEFAULTS.mode);
+    const settings = {
       mode,
-      batch: wholeNumber(this.getAttribute('batch'), BATCH[mode], 1, 256),
-      seed: wholeNumber(this.getAttribute('seed'), DEFAULTS.seed, 0, 2 ** 53 - 1),
-      controls,
-      width: wholeNumber(this.getAttribute('width'), DEFAULTS.width, 64, 4096),
-      backend: ['auto', 'webgpu', 'cpu'].includes(this.getAttribute('backend')) ? this.getAttribute('backend') : DEFAULTS.backend,
+      width: whole('width', 64, 4096, DEFAULTS.width),
+      backend: pick('backend', BACKENDS, DEFAULTS.backend),
       model: this.getAttribute('model') || DEFAULT_MODEL,
       autoplay: this.hasAttribute('autoplay'),
+      batch: BATCH[mode],
+      seed: DEFAULTS.seed,
+      controls: [],
+      problems,
     };
+    if (mode === 'field') return settings;
+    settings.batch = whole('batch', 1, MAX_BATCH, BATCH[mode]);
+    settings.seed = whole('seed', 0, 2 ** 53 - 1, DEFAULTS.seed);
+    settings.controls = list('controls', CONTROLS, DEFAULTS.controls);
+    return settings;
   }
 
   /** Field mode: the last complete playback's frame rate (frames drawn per second) and median
@@ -299,16 +340,20 @@ export class ScoreField extends HTMLElement {
     const ui = this.#ui;
     ui.root.style.width = `${s.width}px`;
     if (s.mode === 'field') {
-      if (this.#field && !this.#running) this.#field.sync();
+      if (this.#field && !this.#running) this.#field.sync(s.problems);
       return;
     }
-    if ((all || !this.#running) && this.#info) {
-      const { sampler, steps, problems } = this.#choice();
-      ui.sampler.value = sampler.name;
-      this.#showSampler(sampler, steps);
+    if (all || !this.#running) {
+      const problems = [...s.problems];
+      if (this.#info) {
+        const choice = this.#choice();
+        ui.sampler.value = choice.sampler.name;
+        this.#showSampler(choice.sampler, choice.steps);
+        problems.push(...choice.problems);
+      }
       ui.notice.textContent = problems.join('\n');
       ui.notice.hidden = problems.length === 0;
-      for (const p of problems) console.warn(`<score-field>: ${p}`);
+      this.#warn(problems);
     }
     if (all || !this.#running) {
       ui.seed.value = s.seed;
@@ -317,6 +362,15 @@ export class ScoreField extends HTMLElement {
     for (const [name, node] of Object.entries(ui.labels)) node.hidden = !s.controls.includes(name);
     ui.run.hidden = !s.controls.includes('run');
     ui.controls.hidden = s.controls.length === 0 && s.mode !== 'inpaint';
+  }
+
+  /** A console warning per problem with the attributes, once each. */
+  #warn(problems) {
+    for (const p of problems) {
+      if (this.#warned.has(p)) continue;
+      this.#warned.add(p);
+      console.warn(`<score-field>: ${p}`);
+    }
   }
 
   #setBusy(busy) {
@@ -360,13 +414,13 @@ export class ScoreField extends HTMLElement {
     const ui = this.#ui;
     this.#setState('loading');
     ui.status.textContent = 'loading…';
-    const hooks = { setState: (state) => this.#setState(state), showError: (message) => this.#showError(message) };
+    const hooks = { setState: (state) => this.#setState(state), showError: (message) => this.#showError(message), attributes: () => attributes(this) };
     this.#loading = Promise.all([import('./field-view.js'), RemoteField.describe()]).then(
       async ([{ FieldView }, about]) => {
         this.#info = about;
         this.#field = new FieldView(this, el, ui, about, hooks);
         this.#setBusy(false);
-        await this.#field.sync();
+        await this.#field.sync(s.problems);
       },
       (error) => {
         this.#setState('error');
@@ -487,9 +541,9 @@ export class ScoreField extends HTMLElement {
       this.dispatchEvent(new CustomEvent('done', { detail: result }));
       return result;
     } catch (error) {
-      const cancelled = /cancel/i.test(error.message);
+      const cancelled = error.name === 'CancelledError';
       ui.status.textContent = cancelled ? 'cancelled' : '';
-      if (!cancelled) this.#showError(error.message, error.deviceLost ? () => this.#retry() : null);
+      if (!cancelled) this.#showError(error.message, error.name === 'DeviceLostError' ? () => this.#retry() : null);
       this.#setState(cancelled ? 'ready' : 'error');
       return null;
     } finally {

@@ -247,7 +247,7 @@ impl Field {
         options.validate(&self.sde)?;
         let n = options.particles;
         let mut noise = Noise::new(options.seed);
-        let plan = options.plan(&self.sde, &self.mixture);
+        let plan = options.plan(&self.sde, &self.mixture)?;
         let start = match plan.start {
             Start::Prior => noise.normal([n, 2, 1, 1], self.sde.prior_std(), device),
             Start::Uniform => noise.uniform([n, 2, 1, 1], -VIEW_HALF_WIDTH, VIEW_HALF_WIDTH, device),
@@ -284,7 +284,7 @@ impl Field {
         }
         let last = &recorder.frames[recorder.frames.len() - 2 * n..];
         if last.iter().any(|v| !v.is_finite()) {
-            return Err(SampleError::NonFinite { sampler: options.dynamics.name(), step: updates, t: plan.times[plan.times.len() - 1] });
+            return Err(SampleError::NonFinite { sampler: options.dynamics.name(), step: updates, t: plan.times[plan.times.len() - 1], advice: options.dynamics.if_non_finite() });
         }
         let shares = (self.modes && plan.start != Start::Data).then(|| self.shares(last));
         Ok(Particles { count: n, frames: recorder.frames, times: recorder.times, updates, shares })
@@ -414,6 +414,15 @@ impl Dynamics {
             Dynamics::Forward => Start::Data,
             Dynamics::Langevin | Dynamics::Sampler(Sampler::AnnealedLangevin) => Start::Uniform,
             Dynamics::Sampler(_) => Start::Prior,
+        }
+    }
+
+    /// What to change when a run produced NaN or ±∞.
+    pub fn if_non_finite(self) -> &'static str {
+        match self {
+            Dynamics::Forward => "try more steps",
+            Dynamics::Langevin => "try a smaller stepSize",
+            Dynamics::Sampler(s) => s.if_non_finite(),
         }
     }
 
@@ -574,8 +583,8 @@ impl ParticleOptions {
         Ok(())
     }
 
-    fn plan(&self, sde: &Sde, mixture: &Mixture) -> Plan {
-        match self.dynamics {
+    fn plan(&self, sde: &Sde, mixture: &Mixture) -> Result<Plan, SampleError> {
+        Ok(match self.dynamics {
             Dynamics::Langevin => {
                 let sigma = self.sigma.unwrap_or(sde.noise_level(sde.eps()));
                 let t = sde.time_of_noise_level(sigma).clamp(sde.eps(), crate::sde::T_END);
@@ -593,10 +602,10 @@ impl ParticleOptions {
                 Plan { predictor: Predictor::None, corrector: Corrector::None, times, start: self.dynamics.start() }
             }
             Dynamics::Sampler(sampler) => {
-                let (predictor, corrector, times) = pc::plan(sampler, sde, &self.sample_options());
+                let (predictor, corrector, times) = pc::plan(sampler, sde, &self.sample_options())?;
                 Plan { predictor, corrector, times, start: self.dynamics.start() }
             }
-        }
+        })
     }
 }
 

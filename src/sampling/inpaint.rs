@@ -51,11 +51,6 @@ impl Known {
         Ok(Self { data, keep, fixed_noise: None })
     }
 
-    /// Builds the constraint from device tensors: `data` [B, C, H, W], `keep` of the same shape.
-    pub fn new(data: Tensor<4>, keep: Tensor<4, Bool>) -> Self {
-        Self { data, keep, fixed_noise: None }
-    }
-
     pub fn shape(&self) -> [usize; 4] {
         self.data.dims()
     }

@@ -13,7 +13,7 @@
 
 use burn::prelude::*;
 
-use super::{Flow, Known, Noise, Observer, SampleError, ScoreFn, Step};
+use super::{Flow, Known, Noise, Observer, SampleError, Sampler, ScoreFn, Step};
 use crate::sde::{Sde, T_END};
 
 /// ρ of the noise-level grid (Karras et al. 2022, eq. 5: ρ = 7).
@@ -55,7 +55,7 @@ fn denoise<S: ScoreFn>(score: &S, sde: &Sde, x_hat: Tensor<4>, sigma_hat: f64) -
 
 /// Reports a finished step to the observer, with x in the SDE's space and the current denoised
 /// estimate as the preview.
-async fn report<O: Observer>(observer: &mut O, sde: &Sde, name: &'static str, step: usize, total: usize, sigma_next: f64, x_hat: &Tensor<4>, denoised: &Tensor<4>) -> Result<(), SampleError> {
+async fn report<O: Observer>(observer: &mut O, sde: &Sde, sampler: Sampler, step: usize, total: usize, sigma_next: f64, x_hat: &Tensor<4>, denoised: &Tensor<4>) -> Result<(), SampleError> {
     let eps = sde.eps();
     let t = if sigma_next > 0.0 { sde.time_of_noise_level(sigma_next).clamp(eps, T_END) } else { eps };
     let m = sde.marginal(t).0;
@@ -64,7 +64,7 @@ async fn report<O: Observer>(observer: &mut O, sde: &Sde, name: &'static str, st
     match observer.observe(Step { step, total: Some(total), t, progress, x: &x, x_mean: denoised }).await {
         Flow::Continue => Ok(()),
         Flow::Cancel => Err(SampleError::Cancelled { step }),
-        Flow::NonFinite => Err(SampleError::NonFinite { sampler: name, step, t }),
+        Flow::NonFinite => Err(SampleError::non_finite(sampler, step, t)),
     }
 }
 
@@ -100,7 +100,7 @@ pub async fn edm_heun<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4
             x = known.constrain_scaled(x, sigma_next);
             preview = known.paste(preview);
         }
-        report(observer, sde, "edm-heun", i + 1, n, sigma_next, &x, &preview).await?;
+        report(observer, sde, Sampler::EdmHeun, i + 1, n, sigma_next, &x, &preview).await?;
     }
     Ok(x)
 }
@@ -141,7 +141,7 @@ pub async fn dpmpp_2m<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4
             x = known.constrain_scaled(x, sigma_next);
             preview = known.paste(preview);
         }
-        report(observer, sde, "dpmpp-2m", i + 1, n, sigma_next, &x, &preview).await?;
+        report(observer, sde, Sampler::DpmSolver2M, i + 1, n, sigma_next, &x, &preview).await?;
     }
     Ok(x)
 }

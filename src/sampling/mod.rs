@@ -140,6 +140,16 @@ impl Sampler {
         }
     }
 
+    /// What to change when a run of this sampler produced NaN or ±∞ (the end of its error message).
+    pub fn if_non_finite(self) -> &'static str {
+        match self {
+            Sampler::PredictorCorrector => "try more steps or a smaller snr",
+            Sampler::AnnealedLangevin => "try more noise levels or a smaller aldEps",
+            Sampler::OdeRk45 => "try a smaller rtol and atol",
+            Sampler::EulerMaruyama | Sampler::ReverseDiffusion | Sampler::OdeEuler | Sampler::OdeHeun | Sampler::EdmHeun | Sampler::DpmSolver2M => "try more steps",
+        }
+    }
+
     /// Score evaluations of a run with `steps` steps and `corrector_steps` corrector iterations
     /// (M for PC, T per level for ALD; `None`: the default), the final denoising step included
     /// where the sampler takes one; `None` for the adaptive RK45.
@@ -217,11 +227,13 @@ pub struct SampleOptions {
     pub seed: u64,
 }
 
+/// The default run is the one the page and the widget start with (`catalog::DEFAULT_SAMPLER` at its
+/// default step count); the CLI's defaults are these too.
 impl Default for SampleOptions {
     fn default() -> Self {
         Self {
-            sampler: Sampler::EulerMaruyama,
-            steps: 1000,
+            sampler: catalog::DEFAULT_SAMPLER,
+            steps: catalog::DEFAULT_SAMPLER.info().default_steps,
             corrector_steps: None,
             snr: DEFAULT_SNR,
             ald_eps: None,
@@ -349,11 +361,11 @@ pub(crate) async fn run<S: ScoreFn, O: Observer>(
             if known.is_some() {
                 return Err(SampleError::invalid("sampler", "inpainting supports every sampler but the adaptive ode-rk45"));
             }
-            ode::sample_rk45(&counted, sde, x, options.rtol, options.atol, observer).await.map_err(|e| e.for_sampler(options.sampler))?
+            ode::sample_rk45(&counted, sde, x, options.rtol, options.atol, observer).await?
         }
         sampler => {
-            let (predictor, corrector, times) = pc::plan(sampler, sde, options);
-            pc::run(&counted, sde, x, &times, predictor, corrector, known, noise, observer).await.map_err(|e| e.for_sampler(options.sampler))?
+            let (predictor, corrector, times) = pc::plan(sampler, sde, options)?;
+            pc::run(sampler, &counted, sde, x, &times, predictor, corrector, known, noise, observer).await?
         }
     };
     // Every sampler ends at t = ε (ALD's last noise level is σ(ε)).
@@ -417,11 +429,8 @@ impl Noise {
     }
 
     fn reseed(&mut self, device: &Device) {
-        // SplitMix64 finaliser of (seed, draw): distinct, well-mixed seeds per draw.
-        let mut z = self.seed ^ self.draws.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        device.seed(z ^ (z >> 31));
+        // SplitMix64's output function of (seed, draw): distinct, well-mixed seeds per draw.
+        device.seed(crate::rng::mix(self.seed ^ self.draws.wrapping_mul(crate::rng::GOLDEN_GAMMA)));
         self.draws += 1;
     }
 
@@ -455,7 +464,7 @@ impl Noise {
     }
 }
 
-/// Per-sample Euclidean norm of a batch, shaped [B, 1, 1, 1] for broadcasting.
-pub(crate) fn batch_norm(x: Tensor<4>) -> Tensor<4> {
+/// Per-sample Euclidean norm ‖x_b‖ of a batch, shaped [B, 1, 1, 1] for broadcasting.
+pub(crate) fn per_sample_norm(x: Tensor<4>) -> Tensor<4> {
     x.powi_scalar(2).sum_dims(&[1, 2, 3]).sqrt()
 }

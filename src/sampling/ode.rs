@@ -8,7 +8,7 @@
 use burn::prelude::*;
 
 use super::pc::ode_drift;
-use super::{Flow, Observer, SampleError, ScoreFn, Step, MAX_ODE_EVALS};
+use super::{Flow, Observer, SampleError, Sampler, ScoreFn, Step, MAX_ODE_EVALS};
 use crate::sde::{Sde, T_END};
 
 // Dormand–Prince coefficients: c (nodes), a (stages), b (5th-order weights = last stage, FSAL),
@@ -92,7 +92,7 @@ where
         let norm_t = (err / scale).powi_scalar(2).mean().sqrt();
         let norm = norm_t.into_scalar_async::<f32>().await.map_err(|e| SampleError::Readback(format!("{e:?}")))? as f64;
         if !norm.is_finite() {
-            return Err(SampleError::NonFinite { sampler: "ode-rk45", step: accepted + 1, t });
+            return Err(SampleError::non_finite(Sampler::OdeRk45, accepted + 1, t));
         }
         if norm <= 1.0 {
             t += h;
@@ -107,7 +107,7 @@ where
             match on_step(accepted, t, &y).await {
                 Flow::Continue => {}
                 Flow::Cancel => return Err(SampleError::Cancelled { step: accepted }),
-                Flow::NonFinite => return Err(SampleError::NonFinite { sampler: "ode-rk45", step: accepted, t }),
+                Flow::NonFinite => return Err(SampleError::non_finite(Sampler::OdeRk45, accepted, t)),
             }
         } else {
             rejected += 1;

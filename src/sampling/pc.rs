@@ -5,7 +5,7 @@
 
 use burn::prelude::*;
 
-use super::{Flow, Known, Noise, Observer, SampleError, SampleOptions, Sampler, ScoreFn, Step, batch_norm};
+use super::{Flow, Known, Noise, Observer, SampleError, SampleOptions, Sampler, ScoreFn, Step, per_sample_norm};
 use super::{DEFAULT_ALD_STEP_FRACTION, DEFAULT_ALD_STEPS_PER_LEVEL};
 use crate::sde::{Sde, T_END};
 
@@ -114,8 +114,8 @@ fn langevin<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, t: f64, t_next: f64,
     let alpha = sde.langevin_alpha(t, t_next);
     let grad = score.score(x.clone(), t);
     let z = noise.normal_like(&x);
-    let grad_norm = batch_norm(grad.clone()).mean().clamp_min(1e-12); // [1]
-    let noise_norm = batch_norm(z.clone()).mean(); // [1]
+    let grad_norm = per_sample_norm(grad.clone()).mean().clamp_min(1e-12); // [1]
+    let noise_norm = per_sample_norm(z.clone()).mean(); // [1]
     let step_size = ((noise_norm / grad_norm).powi_scalar(2) * (2.0 * alpha * snr * snr)).reshape([1, 1, 1, 1]);
     let x_mean = x + grad * step_size.clone();
     (x_mean.clone() + z * (step_size * 2.0).sqrt(), x_mean)
@@ -134,21 +134,24 @@ fn annealed_langevin<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, t: f64, eps
 ///
 /// Predictor samplers: N + 1 times from T down to ε, N predictor steps, the corrector run at each
 /// of the first N times before the predictor (score_sde's order). ALD: N noise levels σ(t_i) with
-/// t_i from T down to ε (geometric in σ for VE), T_ALD Langevin steps at each.
-pub fn plan(sampler: Sampler, sde: &Sde, options: &SampleOptions) -> (Predictor, Corrector, Vec<f64>) {
+/// t_i from T down to ε (geometric in σ for VE), T_ALD Langevin steps at each. RK45 and the
+/// σ-grid samplers (edm-heun, dpmpp-2m) have loops of their own and no plan here.
+pub fn plan(sampler: Sampler, sde: &Sde, options: &SampleOptions) -> Result<(Predictor, Corrector, Vec<f64>), SampleError> {
     let eps = sde.eps();
     let n = options.steps;
     let grid = |points: usize| -> Vec<f64> {
         (0..points).map(|i| T_END - (T_END - eps) * i as f64 / (points - 1) as f64).collect()
     };
     let langevin = Corrector::Langevin { snr: options.snr, steps: options.corrector_steps.unwrap_or(1) };
-    match sampler {
+    Ok(match sampler {
         Sampler::EulerMaruyama => (Predictor::EulerMaruyama, Corrector::None, grid(n + 1)),
         Sampler::ReverseDiffusion => (Predictor::ReverseDiffusion, Corrector::None, grid(n + 1)),
         Sampler::PredictorCorrector => (Predictor::ReverseDiffusion, langevin, grid(n + 1)),
         Sampler::OdeEuler => (Predictor::OdeEuler, Corrector::None, grid(n + 1)),
-        // RK45 and the σ-grid samplers have their own loops; their plan is Heun's on the t grid.
-        Sampler::OdeHeun | Sampler::OdeRk45 | Sampler::EdmHeun | Sampler::DpmSolver2M => (Predictor::OdeHeun, Corrector::None, grid(n + 1)),
+        Sampler::OdeHeun => (Predictor::OdeHeun, Corrector::None, grid(n + 1)),
+        Sampler::OdeRk45 | Sampler::EdmHeun | Sampler::DpmSolver2M => {
+            return Err(SampleError::invalid("sampler", format!("{} runs a loop of its own, not predictor and corrector steps on the t grid", sampler.name())));
+        }
         Sampler::AnnealedLangevin => {
             let sigma_last = sde.sigma(eps);
             let corrector = Corrector::Annealed {
@@ -158,7 +161,7 @@ pub fn plan(sampler: Sampler, sde: &Sde, options: &SampleOptions) -> (Predictor,
             };
             (Predictor::None, corrector, grid(n.max(2)))
         }
-    }
+    })
 }
 
 /// The predictor–corrector loop over `times` (decreasing). With `known`, the known pixels are
@@ -166,6 +169,7 @@ pub fn plan(sampler: Sampler, sde: &Sde, options: &SampleOptions) -> (Predictor,
 /// update (score_sde `controllable_generation.get_pc_inpainter`).
 #[allow(clippy::too_many_arguments)]
 pub async fn run<S: ScoreFn, O: Observer>(
+    sampler: Sampler,
     score: &S,
     sde: &Sde,
     mut x: Tensor<4>,
@@ -210,7 +214,7 @@ pub async fn run<S: ScoreFn, O: Observer>(
         match observer.observe(step).await {
             Flow::Continue => {}
             Flow::Cancel => return Err(SampleError::Cancelled { step: i + 1 }),
-            Flow::NonFinite => return Err(SampleError::NonFinite { sampler: "pc", step: i + 1, t: t_reached }),
+            Flow::NonFinite => return Err(SampleError::non_finite(sampler, i + 1, t_reached)),
         }
     }
     Ok(x)
@@ -227,7 +231,7 @@ mod tests {
     fn default_ald_step_is_a_fixed_fraction_of_the_last_level() {
         let options = SampleOptions { sampler: Sampler::AnnealedLangevin, steps: 10, ..Default::default() };
         let sigma_last = |sde: &Sde| sde.sigma(sde.eps());
-        let eps_of = |sde: &Sde, options: &SampleOptions| match plan(Sampler::AnnealedLangevin, sde, options).1 {
+        let eps_of = |sde: &Sde, options: &SampleOptions| match plan(Sampler::AnnealedLangevin, sde, options).unwrap().1 {
             Corrector::Annealed { eps, .. } => eps,
             other => panic!("{other:?}"),
         };

@@ -19,7 +19,7 @@ use js_sys::{Float32Array, Float64Array, Reflect};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
-use super::{count, js_err, refuse_unknown_keys, take_numbers};
+use super::{ErrorName, WebError, count, refuse_unknown_keys, take_numbers};
 use std::cell::{Cell, RefCell};
 
 use crate::field::learned::{self, Learner};
@@ -93,8 +93,8 @@ impl Default for RunOptions {
 const RUN_OPTIONS: [&str; 9] = ["sampler", "score", "particles", "steps", "correctorSteps", "sigma", "stepSize", "seed", "frames"];
 
 impl RunOptions {
-    fn to_particle_options(&self) -> Result<ParticleOptions, JsError> {
-        let dynamics: Dynamics = self.sampler.parse().map_err(js_err)?;
+    fn to_particle_options(&self) -> Result<ParticleOptions, WebError> {
+        let dynamics: Dynamics = self.sampler.parse()?;
         let seed = count("seed", self.seed, 0, u32::MAX as usize)? as u64;
         Ok(ParticleOptions {
             dynamics,
@@ -150,33 +150,33 @@ impl WebField {
     /// `{distribution: 'two-modes' | 'ring' | 'moons' | 'spiral', sde: 've' | 'vp', backend:
     /// 'cpu' | 'webgpu'}`, or `{points: [x0, y0, x1, y1, …], sde, backend}` for a drawing (each
     /// point smoothed into a component). On `webgpu` it shares the worker's one GPU device.
-    pub async fn create(spec: JsValue) -> Result<WebField, JsError> {
+    pub async fn create(spec: JsValue) -> Result<WebField, WebError> {
         let spec = if spec.is_undefined() || spec.is_null() { js_sys::Object::new().into() } else { spec };
         refuse_unknown_keys(&spec, &["distribution", "points", "sde", "backend"], "field")?;
         let (rest, points) = take_numbers(&spec, "points")?;
-        let spec: Spec = serde_wasm_bindgen::from_value(rest).map_err(|e| js_err(format!("field: {e}")))?;
-        let sde = field::sde(&spec.sde).map_err(js_err)?;
+        let spec: Spec = serde_wasm_bindgen::from_value(rest).map_err(|e| WebError::invalid(format!("field: {e}")))?;
+        let sde = field::sde(&spec.sde)?;
         let field = match (points, spec.distribution) {
-            (Some(_), Some(_)) => return Err(js_err("give `distribution` or `points`, not both")),
+            (Some(_), Some(_)) => return Err(WebError::invalid("give `distribution` or `points`, not both")),
             (Some(p), None) => {
                 if p.len() % 2 != 0 {
-                    return Err(js_err(format!("`points` must hold x, y pairs; got {} numbers", p.len())));
+                    return Err(WebError::invalid(format!("`points` must hold x, y pairs; got {} numbers", p.len())));
                 }
                 if let Some(v) = p.iter().find(|v| !v.is_finite()) {
-                    return Err(js_err(format!("`points` must be finite, got {v}")));
+                    return Err(WebError::invalid(format!("`points` must be finite, got {v}")));
                 }
                 let pairs = p.chunks_exact(2).map(|c| [c[0] as f64, c[1] as f64]).collect();
-                Field::drawn(pairs, sde).map_err(js_err)?
+                Field::drawn(pairs, sde)?
             }
             (None, name) => {
-                let preset: Preset = name.as_deref().unwrap_or(field::DEFAULT_PRESET.name()).parse().map_err(js_err)?;
+                let preset: Preset = name.as_deref().unwrap_or(field::DEFAULT_PRESET.name()).parse()?;
                 Field::preset(preset, sde)
             }
         };
         let backend = match spec.backend.as_str() {
             "cpu" => backend::cpu(),
-            "webgpu" => backend::webgpu().await.map_err(js_err)?,
-            other => return Err(js_err(format!("`backend` is `{other}`; expected cpu or webgpu"))),
+            "webgpu" => super::start_webgpu().await?,
+            other => return Err(WebError::invalid(format!("`backend` is `{other}`; expected cpu or webgpu"))),
         };
         Ok(WebField { field, backend, learner: RefCell::new(None), generation: Cell::new(0) })
     }
@@ -220,9 +220,9 @@ impl WebField {
 
     /// p_t and its score on an n × n grid over the view, rows from the top: `{n, density, score}`
     /// (`density` [n²], `score` [n², 2]).
-    pub fn grid(&self, t: f64, n: f64) -> Result<JsValue, JsError> {
+    pub fn grid(&self, t: f64, n: f64) -> Result<JsValue, WebError> {
         let n = count("n", n, 2, field::MAX_GRID)?;
-        let g = self.field.grid(t, n).map_err(js_err)?;
+        let g = self.field.grid(t, n)?;
         let out = js_sys::Object::new();
         Reflect::set(&out, &"n".into(), &(g.n as f64).into()).ok();
         Reflect::set(&out, &"density".into(), &Float32Array::from(g.density.as_slice())).ok();
@@ -238,30 +238,29 @@ impl WebField {
 
     /// The time picture: the density of u·x(t), `nt` times from 0 to T (columns) by `nx`
     /// positions from +8 down to −8 (rows), as a Float32Array [nx, nt].
-    pub fn slice(&self, nt: f64, nx: f64) -> Result<Float32Array, JsError> {
+    pub fn slice(&self, nt: f64, nx: f64) -> Result<Float32Array, WebError> {
         let (nt, nx) = (count("nt", nt, 2, field::MAX_SLICE)?, count("nx", nx, 2, field::MAX_SLICE)?);
-        Ok(Float32Array::from(self.field.slice(nt, nx).map_err(js_err)?.as_slice()))
+        Ok(Float32Array::from(self.field.slice(nt, nx)?.as_slice()))
     }
 
     /// Moves particles and records them: `{count, frames: Float32Array [F, N, 2], times:
     /// Float64Array [F], updates, shares: Float64Array | null}`.
-    pub async fn particles(&self, options: JsValue) -> Result<JsValue, JsError> {
+    pub async fn particles(&self, options: JsValue) -> Result<JsValue, WebError> {
         let run: RunOptions = if options.is_undefined() || options.is_null() {
             RunOptions::default()
         } else {
             refuse_unknown_keys(&options, &RUN_OPTIONS, "particle option")?;
-            serde_wasm_bindgen::from_value(options).map_err(|e| js_err(format!("particle options: {e}")))?
+            serde_wasm_bindgen::from_value(options).map_err(|e| WebError::invalid(format!("particle options: {e}")))?
         };
         let options = run.to_particle_options()?;
         let out = match run.score.as_str() {
             "exact" => self.field.particles(&options, &self.backend.device).await,
             "learned" => {
-                let score = self.learner.borrow().as_ref().map(Learner::score).ok_or_else(|| js_err("`score: 'learned'` needs a trained network: call learn() and train() first"))?;
+                let score = self.learner.borrow().as_ref().map(Learner::score).ok_or_else(|| WebError::invalid("`score: 'learned'` needs a trained network: call learn() and train() first"))?;
                 self.field.particles_with(&score, &options, &self.backend.device).await
             }
-            other => return Err(js_err(format!("`score` is `{other}`; expected exact or learned"))),
-        }
-        .map_err(js_err)?;
+            other => return Err(WebError::invalid(format!("`score` is `{other}`; expected exact or learned"))),
+        }?;
         let result = js_sys::Object::new();
         Reflect::set(&result, &"count".into(), &(out.count as f64).into()).ok();
         Reflect::set(&result, &"frames".into(), &Float32Array::from(out.frames.as_slice())).ok();
@@ -274,14 +273,14 @@ impl WebField {
 
     /// Starts learning the score: a fresh network and [`learned::TRAINING_POINTS`] samples of
     /// the distribution, from `seed`. Resolves to `{points}`, the training set [N, 2].
-    pub async fn learn(&self, seed: f64) -> Result<JsValue, JsError> {
+    pub async fn learn(&self, seed: f64) -> Result<JsValue, WebError> {
         let seed = count("seed", seed, 0, u32::MAX as usize)? as u64;
         self.generation.set(self.generation.get() + 1);
         let generation = self.generation.get();
-        let learner = Learner::new(&self.field, seed, &self.backend.device).await.map_err(js_err)?;
-        let points = learner.points().await.map_err(js_err)?;
+        let learner = Learner::new(&self.field, seed, &self.backend.device).await?;
+        let points = learner.points().await?;
         if generation != self.generation.get() {
-            return Err(js_err("this network was replaced or dropped while it was being made"));
+            return Err(WebError::new(ErrorName::Cancelled, "this network was replaced or dropped while it was being made"));
         }
         *self.learner.borrow_mut() = Some(learner);
         let out = js_sys::Object::new();
@@ -291,18 +290,18 @@ impl WebField {
 
     /// `steps` training steps (at most [`learned::MAX_STEPS_PER_CALL`] per call): their losses.
     /// One call at a time.
-    pub async fn train(&self, steps: f64) -> Result<Float32Array, JsError> {
+    pub async fn train(&self, steps: f64) -> Result<Float32Array, WebError> {
         let steps = count("steps", steps, 1, learned::MAX_STEPS_PER_CALL)?;
         // The network is taken out while it trains (the await may let other calls in); a learn()
         // or forget() meanwhile wins, and this one's network is dropped.
         let generation = self.generation.get();
-        let mut learner = self.learner.borrow_mut().take().ok_or_else(|| js_err("no network to train: call learn() first (or another train() call is running)"))?;
+        let mut learner = self.learner.borrow_mut().take().ok_or_else(|| WebError::invalid("no network to train: call learn() first (or another train() call is running)"))?;
         let losses = learner.train(steps).await;
         if generation != self.generation.get() {
-            return Err(js_err("the network was reset while it trained"));
+            return Err(WebError::new(ErrorName::Cancelled, "the network was reset while it trained"));
         }
         *self.learner.borrow_mut() = Some(learner);
-        Ok(Float32Array::from(losses.map_err(js_err)?.as_slice()))
+        Ok(Float32Array::from(losses?.as_slice()))
     }
 
     /// Training steps taken so far (0 before learn()).
@@ -320,10 +319,10 @@ impl WebField {
     /// The learned score at t on an n × n grid against the exact one: `{n, score, error,
     /// denseError, sparseError, denseAbsError, sparseAbsError}` (src/field/learned.rs).
     #[wasm_bindgen(js_name = learnedGrid)]
-    pub async fn learned_grid(&self, t: f64, n: f64) -> Result<JsValue, JsError> {
+    pub async fn learned_grid(&self, t: f64, n: f64) -> Result<JsValue, WebError> {
         let n = count("n", n, 2, field::MAX_GRID)?;
-        let score = self.learner.borrow().as_ref().map(Learner::score).ok_or_else(|| js_err("no network yet: call learn() first"))?;
-        let c = self.field.compare(&score, t, n, &self.backend.device).await.map_err(js_err)?;
+        let score = self.learner.borrow().as_ref().map(Learner::score).ok_or_else(|| WebError::invalid("no network yet: call learn() first"))?;
+        let c = self.field.compare(&score, t, n, &self.backend.device).await?;
         let out = js_sys::Object::new();
         Reflect::set(&out, &"n".into(), &(c.n as f64).into()).ok();
         Reflect::set(&out, &"score".into(), &Float32Array::from(c.score.as_slice())).ok();

@@ -1,6 +1,7 @@
 //! The browser API (wasm-bindgen). Async at the edge, pure in the middle: this file fetches, starts
 //! the device, checks what JavaScript sent, reads tensors back asynchronously and turns every
-//! error into a JS `Error` with a message; the sampling math does not know it is in a browser.
+//! error into a JS `Error` with a message and a `name` (`error.rs`); the sampling math does not
+//! know it is in a browser.
 //!
 //! ```js
 //! const model = await ScoreModel.load(new URL('models/mnist.json', location.href).href, { backend: 'auto' });
@@ -17,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+mod error;
 mod field;
+
+pub use error::{ErrorName, WebError};
 
 use crate::backend::{self, Backend};
 use crate::sampling::{self, Flow, Known, Observer, SampleOptions, Sampler, Step, catalog};
@@ -29,12 +33,9 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
-fn js_err(message: impl std::fmt::Display) -> JsError {
-    JsError::new(&message.to_string())
-}
-
-/// Which backend to run on: `auto` takes WebGPU when it starts (and the caller did not find it to
-/// be a software fallback adapter), else the CPU.
+/// Which backend to run on: `auto` takes WebGPU when the browser has a hardware adapter and it
+/// starts ([`webgpu_adapter`]), else the CPU; the one definition of `auto` (the page, the widget and
+/// the worker pass it through).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum BackendChoice {
@@ -108,7 +109,7 @@ impl Default for RunOptions {
 }
 
 /// Takes `key` out of a copy of `options` as numbers (a typed array or an array of numbers).
-fn take_numbers(options: &JsValue, key: &str) -> Result<(JsValue, Option<Vec<f32>>), JsError> {
+fn take_numbers(options: &JsValue, key: &str) -> Result<(JsValue, Option<Vec<f32>>), WebError> {
     if !options.is_object() {
         return Ok((options.clone(), None));
     }
@@ -124,35 +125,35 @@ fn take_numbers(options: &JsValue, key: &str) -> Result<(JsValue, Option<Vec<f32
         let array = js_sys::Array::from(&value);
         let mut out = Vec::with_capacity(array.length() as usize);
         for (i, v) in array.iter().enumerate() {
-            out.push(v.as_f64().ok_or_else(|| js_err(format!("`{key}`[{i}] is not a number")))? as f32);
+            out.push(v.as_f64().ok_or_else(|| WebError::invalid(format!("`{key}`[{i}] is not a number")))? as f32);
         }
         out
     } else {
-        return Err(js_err(format!("`{key}` must be a Float32Array or an array of numbers")));
+        return Err(WebError::invalid(format!("`{key}` must be a Float32Array or an array of numbers")));
     };
     Ok((copy.into(), Some(numbers)))
 }
 
 /// A whole number in range, from a JS number.
-fn count(field: &'static str, v: f64, lo: usize, hi: usize) -> Result<usize, JsError> {
+fn count(field: &'static str, v: f64, lo: usize, hi: usize) -> Result<usize, WebError> {
     if !v.is_finite() || v.fract() != 0.0 || v < lo as f64 || v > hi as f64 {
-        return Err(js_err(format!("`{field}` must be a whole number in {lo}..={hi}, got {v}")));
+        return Err(WebError::invalid(format!("`{field}` must be a whole number in {lo}..={hi}, got {v}")));
     }
     Ok(v as usize)
 }
 
 impl RunOptions {
     /// The run id, checked: a whole number in 0..2³².
-    fn run_id(&self) -> Result<Option<u32>, JsError> {
+    fn run_id(&self) -> Result<Option<u32>, WebError> {
         self.run_id.map(|v| count("runId", v, 0, u32::MAX as usize).map(|v| v as u32)).transpose()
     }
 
-    fn to_sample_options(&self) -> Result<(SampleOptions, usize, usize), JsError> {
-        let sampler: Sampler = self.sampler.parse().map_err(js_err)?;
+    fn to_sample_options(&self) -> Result<(SampleOptions, usize, usize), WebError> {
+        let sampler: Sampler = self.sampler.parse()?;
         let steps = count("steps", self.steps, 1, sampling::MAX_STEPS)?;
         let batch = count("batch", self.batch, 1, sampling::MAX_BATCH)?;
         if !(self.seed.is_finite() && self.seed >= 0.0 && self.seed.fract() == 0.0 && self.seed <= 9_007_199_254_740_991.0) {
-            return Err(js_err(format!("`seed` must be a non-negative whole number, got {}", self.seed)));
+            return Err(WebError::invalid(format!("`seed` must be a non-negative whole number, got {}", self.seed)));
         }
         let corrector_steps = match self.corrector_steps {
             Some(m) => Some(count("correctorSteps", m, 1, sampling::MAX_CORRECTOR_STEPS)?),
@@ -290,18 +291,47 @@ async fn tensor_to_js(x: Tensor<4>) -> Result<(JsValue, Option<usize>), String> 
     Ok((out.into(), first_bad))
 }
 
-async fn fetch_bytes(url: &str, what: &str) -> Result<Vec<u8>, JsError> {
+async fn fetch_bytes(url: &str, what: &str) -> Result<Vec<u8>, WebError> {
     let global = js_sys::global();
-    let fetch: Function = Reflect::get(&global, &"fetch".into()).ok().and_then(|f| f.dyn_into().ok()).ok_or_else(|| js_err("this context has no fetch()"))?;
-    let failed = |e: JsValue| js_err(format!("could not fetch the {what} at {url}: {}", e.as_string().or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string())).unwrap_or_default()));
+    let fetch: Function = Reflect::get(&global, &"fetch".into()).ok().and_then(|f| f.dyn_into().ok()).ok_or_else(|| WebError::new(ErrorName::Fetch, "this context has no fetch()"))?;
+    let failed = |e: JsValue| WebError::new(ErrorName::Fetch, format!("could not fetch the {what} at {url}: {}", e.as_string().or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string())).unwrap_or_default()));
     let response = fetch.call1(&global, &url.into()).map_err(failed)?;
-    let response = JsFuture::from(Promise::from(response)).await.map_err(|e| js_err(format!("could not fetch the {what} at {url}: {}", error_text(&e))))?;
-    let response: web_sys::Response = response.dyn_into().map_err(|_| js_err("fetch did not return a Response"))?;
+    let response = JsFuture::from(Promise::from(response)).await.map_err(|e| WebError::new(ErrorName::Fetch, format!("could not fetch the {what} at {url}: {}", error_text(&e))))?;
+    let response: web_sys::Response = response.dyn_into().map_err(|_| WebError::new(ErrorName::Fetch, "fetch did not return a Response"))?;
     if !response.ok() {
-        return Err(js_err(format!("could not fetch the {what} at {url}: HTTP {} {}", response.status(), response.status_text())));
+        return Err(WebError::new(ErrorName::Fetch, format!("could not fetch the {what} at {url}: HTTP {} {}", response.status(), response.status_text())));
     }
-    let buffer = JsFuture::from(response.array_buffer().map_err(|e| js_err(error_text(&e)))?).await.map_err(|e| js_err(error_text(&e)))?;
+    let buffer = JsFuture::from(response.array_buffer().map_err(|e| WebError::new(ErrorName::Fetch, error_text(&e)))?).await.map_err(|e| WebError::new(ErrorName::Fetch, error_text(&e)))?;
     Ok(Uint8Array::new(&buffer).to_vec())
+}
+
+/// The page's WebGPU device, when asked for by name (any adapter, a fallback one too).
+async fn start_webgpu() -> Result<Backend, WebError> {
+    webgpu_adapter().await.map_err(|e| WebError::new(ErrorName::NoWebGpu, e))?;
+    backend::webgpu().await.map_err(|e| WebError::new(ErrorName::NoWebGpu, e))
+}
+
+/// The browser's WebGPU adapter, asked of `navigator.gpu` before a device is made (a wasm instance
+/// can start only one): `Ok(whether it is a software fallback adapter)`, on which the CPU build is
+/// faster (docs/PERFORMANCE.md: SwiftShader's WebGPU is about 30 × slower), or why there is none.
+async fn webgpu_adapter() -> Result<bool, String> {
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
+    let gpu = Reflect::get(&navigator, &"gpu".into()).unwrap_or(JsValue::UNDEFINED);
+    if gpu.is_undefined() || gpu.is_null() {
+        return Err("this browser has no WebGPU".into());
+    }
+    let request: Function = Reflect::get(&gpu, &"requestAdapter".into()).ok().and_then(|f| f.dyn_into().ok()).ok_or("this browser has no WebGPU")?;
+    let options = js_sys::Object::new();
+    Reflect::set(&options, &"powerPreference".into(), &"high-performance".into()).ok();
+    let promise = request.call1(&gpu, &options).map_err(|e| format!("WebGPU adapter request failed: {}", error_text(&e)))?;
+    let adapter = JsFuture::from(Promise::from(promise)).await.map_err(|e| format!("WebGPU adapter request failed: {}", error_text(&e)))?;
+    if adapter.is_undefined() || adapter.is_null() {
+        return Err("no WebGPU adapter".into());
+    }
+    // `GPUAdapter.info.isFallbackAdapter` (older browsers: `GPUAdapter.isFallbackAdapter`).
+    let info = Reflect::get(&adapter, &"info".into()).unwrap_or(JsValue::UNDEFINED);
+    let flag = |v: &JsValue| Reflect::get(v, &"isFallbackAdapter".into()).ok().and_then(|f| f.as_bool());
+    Ok(if info.is_object() { flag(&info) } else { None }.or_else(|| flag(&adapter)).unwrap_or(false))
 }
 
 fn error_text(e: &JsValue) -> String {
@@ -311,8 +341,8 @@ fn error_text(e: &JsValue) -> String {
     e.as_string().unwrap_or_else(|| format!("{e:?}"))
 }
 
-fn device_lost(reason: &str) -> JsError {
-    js_err(format!("{DEVICE_LOST} ({reason}); load the model again to start a new device"))
+fn device_lost(reason: &str) -> WebError {
+    WebError::new(ErrorName::DeviceLost, format!("the GPU device was lost ({reason}); load the model again to start a new device"))
 }
 
 /// A score model loaded in the page.
@@ -349,11 +379,11 @@ impl Drop for RunGuard {
 impl WebModel {
     /// Fetches the model card at `card_url` (absolute URL) and the weights it names (relative to
     /// the card), starts the backend and loads the weights.
-    pub async fn load(card_url: String, options: JsValue) -> Result<WebModel, JsError> {
+    pub async fn load(card_url: String, options: JsValue) -> Result<WebModel, WebError> {
         let card_bytes = fetch_bytes(&card_url, "model card").await?;
-        let card_text = String::from_utf8(card_bytes).map_err(|_| js_err(format!("the model card at {card_url} is not UTF-8 text")))?;
-        let card = ModelCard::from_json(&card_text).map_err(|e| js_err(format!("model card {card_url}: {e}")))?;
-        let weights_url = web_sys::Url::new_with_base(&card.weights, &card_url).map_err(|_| js_err(format!("cannot resolve `{}` against {card_url}", card.weights)))?.href();
+        let card_text = String::from_utf8(card_bytes).map_err(|_| WebError::model_file(format!("the model card at {card_url} is not UTF-8 text")))?;
+        let card = ModelCard::from_json(&card_text).map_err(|e| WebError::model_file(format!("model card {card_url}: {e}")))?;
+        let weights_url = web_sys::Url::new_with_base(&card.weights, &card_url).map_err(|_| WebError::model_file(format!("cannot resolve `{}` against {card_url}", card.weights)))?.href();
         let weights = fetch_bytes(&weights_url, "weights").await?;
         Self::start(card, &weights, options).await
     }
@@ -361,27 +391,31 @@ impl WebModel {
     /// Loads a model from a card's JSON text and the safetensors bytes (for files a reader
     /// chose, or tests).
     #[wasm_bindgen(js_name = fromBytes)]
-    pub async fn from_bytes(card_json: String, weights: Vec<u8>, options: JsValue) -> Result<WebModel, JsError> {
-        let card = ModelCard::from_json(&card_json).map_err(|e| js_err(format!("model card: {e}")))?;
+    pub async fn from_bytes(card_json: String, weights: Vec<u8>, options: JsValue) -> Result<WebModel, WebError> {
+        let card = ModelCard::from_json(&card_json).map_err(|e| WebError::model_file(format!("model card: {e}")))?;
         Self::start(card, &weights, options).await
     }
 
-    async fn start(card: ModelCard, weights: &[u8], options: JsValue) -> Result<WebModel, JsError> {
+    async fn start(card: ModelCard, weights: &[u8], options: JsValue) -> Result<WebModel, WebError> {
         let options: LoadOptions = if options.is_undefined() || options.is_null() {
             LoadOptions::default()
         } else {
             refuse_unknown_keys(&options, &["backend"], "load option")?;
-            serde_wasm_bindgen::from_value(options).map_err(|e| js_err(format!("load options: {e}")))?
+            serde_wasm_bindgen::from_value(options).map_err(|e| WebError::invalid(format!("load options: {e}")))?
         };
         let (backend, fallback_reason) = match options.backend {
             BackendChoice::Cpu => (backend::cpu(), None),
-            BackendChoice::Webgpu => (backend::webgpu().await.map_err(js_err)?, None),
-            BackendChoice::Auto => match backend::webgpu().await {
-                Ok(b) => (b, None),
+            BackendChoice::Webgpu => (start_webgpu().await?, None),
+            BackendChoice::Auto => match webgpu_adapter().await {
+                Ok(false) => match backend::webgpu().await {
+                    Ok(b) => (b, None),
+                    Err(reason) => (backend::cpu(), Some(reason)),
+                },
+                Ok(true) => (backend::cpu(), Some("the WebGPU adapter is a software fallback; the CPU is faster".into())),
                 Err(reason) => (backend::cpu(), Some(reason)),
             },
         };
-        let model = weights::load(&card, weights, &backend.device).map_err(js_err)?;
+        let model = weights::load(&card, weights, &backend.device)?;
         // Pre-warm: on WebGPU the first forward pass compiles (and autotunes) its kernels; do it
         // while the model loads rather than in the reader's first Generate (measured on the
         // software adapter: the first batch-4 Generate took 2.3 s longer than the second).
@@ -389,7 +423,7 @@ impl WebModel {
         if backend.kind == "webgpu" {
             let [c, h, w] = card.image_shape();
             let x = Tensor::<4>::zeros([1, c, h, w], &backend.device);
-            evaluate_once(&model, x).await.map_err(|e| js_err(format!("the first forward pass on the GPU failed: {e}")))?;
+            evaluate_once(&model, x).await.map_err(|e| WebError::run(format!("the first forward pass on the GPU failed: {e}")))?;
         }
         let warmup_seconds = (now_ms() - start) / 1000.0;
         Ok(WebModel { card, model, backend, fallback_reason, runs: Rc::new(RefCell::new(Vec::new())), warmup_seconds })
@@ -489,18 +523,18 @@ impl WebModel {
     /// Times score evaluations of `batch` random images: `warmup` untimed, then `repeats` timed,
     /// each ending with one number read back so that the device has finished. Resolves to
     /// `{batch, ms: number[]}` (for the benchmark page).
-    pub async fn benchmark(&self, batch: f64, repeats: f64, warmup: f64) -> Result<JsValue, JsError> {
+    pub async fn benchmark(&self, batch: f64, repeats: f64, warmup: f64) -> Result<JsValue, WebError> {
         let batch = count("batch", batch, 1, sampling::MAX_BATCH)?;
         let repeats = count("repeats", repeats, 1, 10_000)?;
         let warmup = count("warmup", warmup, 0, 10_000)?;
         let [c, h, w] = self.card.image_shape();
         self.check_batch(batch)?;
         let x = sampling::Noise::new(0).normal([batch, c, h, w], 1.0, &self.backend.device);
-        let eval = async || -> Result<f64, JsError> {
+        let eval = async || -> Result<f64, WebError> {
             let start = now_ms();
-            let value = evaluate_once(&self.model, x.clone()).await.map_err(|e| self.fail(e))?;
+            let value = evaluate_once(&self.model, x.clone()).await.map_err(|e| self.fail(WebError::run(e)))?;
             if !value.is_finite() {
-                return Err(js_err("the score is not finite"));
+                return Err(WebError::new(ErrorName::NonFinite, "the score is not finite"));
             }
             Ok(now_ms() - start)
         };
@@ -521,34 +555,34 @@ impl WebModel {
     /// the first network, whose output is score × σ(t); c_noise = ¼ ln σ for the EDM U-Net, whose
     /// output is F): what `scorefield export-onnx` writes as ONNX, so that the benchmark page can
     /// check another runtime against this one. Resolves to a Float32Array of B·C·H·W values.
-    pub async fn network(&self, x: Vec<f32>, t: Vec<f32>) -> Result<Float32Array, JsError> {
+    pub async fn network(&self, x: Vec<f32>, t: Vec<f32>) -> Result<Float32Array, WebError> {
         let [c, h, w] = self.card.image_shape();
         let batch = t.len();
         if batch == 0 || batch > sampling::MAX_BATCH {
-            return Err(js_err(format!("`t` has {batch} values; give one time per image, 1..={}", sampling::MAX_BATCH)));
+            return Err(WebError::invalid(format!("`t` has {batch} values; give one time per image, 1..={}", sampling::MAX_BATCH)));
         }
         if x.len() != batch * c * h * w {
-            return Err(js_err(format!("`x` has {} values; {batch} images of {c}×{h}×{w} need {}", x.len(), batch * c * h * w)));
+            return Err(WebError::invalid(format!("`x` has {} values; {batch} images of {c}×{h}×{w} need {}", x.len(), batch * c * h * w)));
         }
         self.check_batch(batch)?;
         for (name, values) in [("x", &x), ("t", &t)] {
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                return Err(js_err(format!("`{name}` holds {} at index {i}", values[i])));
+                return Err(WebError::invalid(format!("`{name}` holds {} at index {i}", values[i])));
             }
         }
         let device = &self.backend.device;
         let x = Tensor::<4>::from_data(TensorData::new(x, [batch, c, h, w]), device);
         let t = Tensor::<1>::from_data(TensorData::new(t, [batch]), device);
-        let out = self.model.net.forward(x, t).into_data_async().await.map_err(|e| self.fail(format!("reading the output back failed: {e:?}")))?;
-        let values = out.try_to_vec::<f32>().map_err(|e| js_err(format!("{e:?}")))?;
+        let out = self.model.net.forward(x, t).into_data_async().await.map_err(|e| self.fail(WebError::run(format!("reading the output back failed: {e:?}"))))?;
+        let values = out.try_to_vec::<f32>().map_err(|e| WebError::run(format!("{e:?}")))?;
         Ok(Float32Array::from(values.as_slice()))
     }
 
     /// Draws `batch` samples. Resolves to `{data: Float32Array, shape, evals, seconds}`.
-    pub async fn generate(&self, options: JsValue, on_progress: Option<Function>) -> Result<JsValue, JsError> {
+    pub async fn generate(&self, options: JsValue, on_progress: Option<Function>) -> Result<JsValue, WebError> {
         for key in ["image", "mask"] {
             if options.is_object() && Reflect::has(&options, &key.into()).unwrap_or(false) {
-                return Err(js_err(format!("`{key}` belongs to inpaint(), not generate()")));
+                return Err(WebError::invalid(format!("`{key}` belongs to inpaint(), not generate()")));
             }
         }
         let options: RunOptions = parse_options(options)?;
@@ -564,21 +598,21 @@ impl WebModel {
     /// Fills in where `mask` is 0. `image`: C·H·W values in the card's range (one image, repeated
     /// `batch` times); `mask`: C·H·W values, 1 = keep, 0 = generate. Resolves like `generate`;
     /// pixels where mask = 1 equal the image exactly.
-    pub async fn inpaint(&self, options: JsValue, on_progress: Option<Function>) -> Result<JsValue, JsError> {
+    pub async fn inpaint(&self, options: JsValue, on_progress: Option<Function>) -> Result<JsValue, WebError> {
         let (options, image) = take_numbers(&options, "image")?;
         let (options, mask) = take_numbers(&options, "mask")?;
         let options: RunOptions = parse_options(options)?;
         let (sample_options, batch, preview_every) = options.to_sample_options()?;
         let [c, h, w] = self.card.image_shape();
         self.check_batch(batch)?;
-        let image = image.ok_or_else(|| js_err("`image` is missing"))?;
-        let mask = mask.ok_or_else(|| js_err("`mask` is missing"))?;
+        let image = image.ok_or_else(|| WebError::invalid("`image` is missing"))?;
+        let mask = mask.ok_or_else(|| WebError::invalid("`mask` is missing"))?;
         let per_image = c * h * w;
         if image.len() != per_image {
-            return Err(js_err(format!("`image` has {} values; this model's images have {per_image} ({c}×{h}×{w})", image.len())));
+            return Err(WebError::invalid(format!("`image` has {} values; this model's images have {per_image} ({c}×{h}×{w})", image.len())));
         }
         let images: Vec<f32> = image.iter().copied().cycle().take(batch * per_image).collect();
-        let known = Known::from_host(&images, &mask, [batch, c, h, w], self.card.image.range, &self.backend.device).map_err(js_err)?;
+        let known = Known::from_host(&images, &mask, [batch, c, h, w], self.card.image.range, &self.backend.device)?;
         let (mut observer, _guard) = self.observer(on_progress, preview_every, &options, &sample_options)?;
         let start = js_sys::Date::now();
         let out = sampling::inpaint::inpaint(&self.model, &self.model.sde, &known, &sample_options, &mut observer).await.map_err(|e| self.fail(e))?;
@@ -591,44 +625,41 @@ const RUN_OPTIONS: [&str; 15] = ["sampler", "steps", "batch", "seed", "snr", "co
 
 /// serde-wasm-bindgen reads only the fields a struct declares, so `deny_unknown_fields` never sees
 /// a misspelt option: check the object's own keys here.
-fn refuse_unknown_keys(options: &JsValue, known: &[&str], what: &str) -> Result<(), JsError> {
+fn refuse_unknown_keys(options: &JsValue, known: &[&str], what: &str) -> Result<(), WebError> {
     if !options.is_object() {
-        return Err(js_err(format!("{what} must be an object")));
+        return Err(WebError::invalid(format!("{what} must be an object")));
     }
     let object: &js_sys::Object = options.unchecked_ref();
     for key in js_sys::Object::keys(object).iter().filter_map(|k| k.as_string()) {
         if !known.contains(&key.as_str()) {
-            return Err(js_err(format!("unknown {what} field `{key}`; expected one of {}", known.join(", "))));
+            return Err(WebError::invalid(format!("unknown {what} field `{key}`; expected one of {}", known.join(", "))));
         }
     }
     Ok(())
 }
 
-fn parse_options(options: JsValue) -> Result<RunOptions, JsError> {
+fn parse_options(options: JsValue) -> Result<RunOptions, WebError> {
     if options.is_undefined() || options.is_null() {
         return Ok(RunOptions::default());
     }
     refuse_unknown_keys(&options, &RUN_OPTIONS, "option")?;
-    serde_wasm_bindgen::from_value(options).map_err(|e| js_err(format!("options: {e}")))
+    serde_wasm_bindgen::from_value(options).map_err(|e| WebError::invalid(format!("options: {e}")))
 }
-
-/// How every error message about a lost GPU device begins (www/client.js looks for it).
-pub const DEVICE_LOST: &str = "GPU device lost";
 
 impl WebModel {
     /// Refuses to start on a lost device, and a batch that does not fit this device.
-    fn check_batch(&self, batch: usize) -> Result<(), JsError> {
+    fn check_batch(&self, batch: usize) -> Result<(), WebError> {
         if let Some(reason) = self.backend.lost() {
             return Err(device_lost(&reason));
         }
         let [c, h, w] = self.card.image_shape();
-        sampling::validate_batch([batch, c, h, w]).map_err(js_err)?;
+        sampling::validate_batch([batch, c, h, w])?;
         let max = self.max_batch();
         if batch > max {
             let per_image = 4 * self.card.architecture.largest_tensor_per_image();
             let limit = self.backend.max_tensor_bytes.unwrap_or(0);
             let what = if self.backend.kind == "cpu" { "the CPU backend's limit per tensor in wasm" } else { "this GPU's largest buffer binding" };
-            return Err(js_err(format!(
+            return Err(WebError::invalid(format!(
                 "`batch` {batch} is too large for this device: at most {max} images fit ({:.2} MiB per image in the network's largest tensor; {what} is {} MiB)",
                 per_image as f64 / (1u64 << 20) as f64,
                 limit >> 20
@@ -638,15 +669,15 @@ impl WebModel {
     }
 
     /// The error of a failed run: the device's loss if that is what happened.
-    fn fail(&self, e: impl std::fmt::Display) -> JsError {
+    fn fail(&self, e: impl Into<WebError>) -> WebError {
         match self.backend.lost() {
             Some(reason) => device_lost(&reason),
-            None => js_err(e),
+            None => e.into(),
         }
     }
 
     /// The observer of a new run, and the guard that unregisters its cancel flag at the end.
-    fn observer(&self, on_progress: Option<Function>, preview_every: usize, run: &RunOptions, options: &SampleOptions) -> Result<(JsObserver, RunGuard), JsError> {
+    fn observer(&self, on_progress: Option<Function>, preview_every: usize, run: &RunOptions, options: &SampleOptions) -> Result<(JsObserver, RunGuard), WebError> {
         let flag = Rc::new(Cell::new(false));
         self.runs.borrow_mut().push((run.run_id()?, flag.clone()));
         let guard = RunGuard { runs: self.runs.clone(), flag: flag.clone() };
@@ -655,10 +686,10 @@ impl WebModel {
         Ok((observer, guard))
     }
 
-    async fn finish(&self, out: sampling::Samples, start: f64, sampler: Sampler, observer_ms: f64) -> Result<JsValue, JsError> {
-        let (result, first_bad) = tensor_to_js(out.x).await.map_err(|e| self.fail(e))?;
+    async fn finish(&self, out: sampling::Samples, start: f64, sampler: Sampler, observer_ms: f64) -> Result<JsValue, WebError> {
+        let (result, first_bad) = tensor_to_js(out.x).await.map_err(|e| self.fail(WebError::run(e)))?;
         if let Some(i) = first_bad {
-            return Err(js_err(format!("{} produced a non-finite value (at index {i}); try more steps or a smaller snr", sampler.name())));
+            return Err(WebError::new(ErrorName::NonFinite, format!("{} produced a non-finite value (at index {i}); {}", sampler.name(), sampler.if_non_finite())));
         }
         Reflect::set(&result, &"evals".into(), &(out.evals as f64).into()).ok();
         Reflect::set(&result, &"seconds".into(), &((js_sys::Date::now() - start) / 1000.0).into()).ok();

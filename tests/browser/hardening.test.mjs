@@ -84,21 +84,28 @@ async function loadError(model) {
   await page.waitForFunction(() => !document.getElementById('error').hidden || document.getElementById('badge').dataset.backend, null, { timeout: 60_000 });
   const message = await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
   const generateDisabled = await page.$eval('#generate', (b) => b.disabled);
+  // The kind of failure, as a caller of the module sees it (error.name, src/web/error.rs).
+  const name = await page.evaluate(async (url) => {
+    const { RemoteModel } = await import('/client.js');
+    return new RemoteModel(url, 'cpu').load().then(() => 'loaded', (e) => e.name);
+  }, `${files.url}${model}.json`);
   await page.close();
-  return { message, generateDisabled };
+  return { message, generateDisabled, name };
 }
 
 test('broken model files supplied by URL are refused with a message naming the problem', async () => {
   const cases = [
-    ['truncated', /lies outside the \d+ data bytes \(file truncated\?\)|header claims/],
-    ['garbage-card', /model card .*garbage-card\.json/],
-    ['wrong-shape', /shape/],
-    ['huge-header', /header claims \d+ bytes/],
+    ['truncated', /lies outside the \d+ data bytes \(file truncated\?\)|header claims/, 'ModelFileError'],
+    ['garbage-card', /model card .*garbage-card\.json/, 'ModelFileError'],
+    ['wrong-shape', /shape/, 'ModelFileError'],
+    ['huge-header', /header claims \d+ bytes/, 'ModelFileError'],
+    ['missing', /could not fetch the model card at .*missing\.json: HTTP 404/, 'FetchError'],
   ];
-  for (const [name, pattern] of cases) {
-    const { message, generateDisabled } = await loadError(name);
-    assert.match(message, pattern, `${name}: ${message}`);
-    assert.equal(generateDisabled, true, `${name}: Generate stays disabled without a model`);
+  for (const [file, pattern, errorName] of cases) {
+    const { message, generateDisabled, name } = await loadError(file);
+    assert.match(message, pattern, `${file}: ${message}`);
+    assert.equal(generateDisabled, true, `${file}: Generate stays disabled without a model`);
+    assert.equal(name, errorName, `${file}: error.name`);
   }
 });
 
@@ -122,7 +129,7 @@ test('absurd options are refused before any work, naming the field', async () =>
         await model.generate(t);
         out.push({ ok: true });
       } catch (e) {
-        out.push({ message: e.message, ms: performance.now() - start });
+        out.push({ message: e.message, name: e.name, ms: performance.now() - start });
       }
     }
     return out;
@@ -130,10 +137,30 @@ test('absurd options are refused before any work, naming the field', async () =>
   const fields = ['batch', 'steps', 'steps', 'sampler', 'snr', 'colour'];
   errors.forEach((e, i) => {
     assert.ok(e.message, `try ${i} was accepted`);
-    assert.match(e.message, new RegExp(fields[i]), e.message);
+    // The field in backticks, as the library names it: "snr" alone would also match the advice
+    // of a run that went non-finite.
+    assert.ok(e.message.includes(`\`${fields[i]}\``), e.message);
+    assert.equal(e.name, 'InvalidOptionError', e.message);
     assert.ok(e.ms < 2000, `try ${i} took ${e.ms} ms to be refused`);
   });
   await page.close();
+});
+
+test('the error names the page, the widget and the worker branch on are the ones the library gives', async () => {
+  const page = await openPage(browser, `${site.url}?backend=cpu`);
+  const names = await page.evaluate(async () => {
+    const { default: init, errorNames } = await import('/pkg/scorefield.js');
+    await init({ module_or_path: '/pkg/scorefield_bg.wasm' });
+    return errorNames();
+  });
+  await page.close();
+  const used = new Set();
+  for (const file of ['app.js', 'client.js', 'score-field.js', 'field-view.js', 'worker.js']) {
+    const source = readFileSync(path.join(ROOT, 'www', file), 'utf8');
+    for (const [, name] of source.matchAll(/'([A-Za-z]+Error)'/g)) used.add(name);
+  }
+  assert.ok(used.has('CancelledError') && used.has('DeviceLostError'), `names used: ${[...used]}`);
+  for (const name of used) assert.ok(names.includes(name), `${name} is not one of the library's error names (${names})`);
 });
 
 test('cancel during the first step stops the run and the page samples again afterwards', async () => {
@@ -142,13 +169,13 @@ test('cancel during the first step stops the run and the page samples again afte
   await page.waitForFunction(() => document.getElementById('badge').dataset.backend, null, { timeout: 120_000 });
   const outcome = await page.evaluate(async () => {
     const model = window.scorefield.model;
-    const run = model.generate({ sampler: 'em', steps: 1000, batch: 16, seed: 1 }).then(() => 'finished', (e) => e.message);
+    const run = model.generate({ sampler: 'em', steps: 1000, batch: 16, seed: 1 }).then(() => 'finished', (e) => `${e.name}: ${e.message}`);
     model.cancel();
     const first = await run;
     const again = await model.generate({ sampler: 'em', steps: 2, batch: 1, seed: 1 });
     return { first, again: again.shape };
   });
-  assert.match(outcome.first, /cancelled at step 1\b/);
+  assert.match(outcome.first, /^CancelledError: cancelled at step 1\b/);
   assert.deepEqual(outcome.again, [1, 1, 28, 28]);
   await page.close();
 });
@@ -157,10 +184,10 @@ test('weights that overflow mid-run stop it with the sampler and step, not a bla
   const page = await openPage(browser, `${site.url}?backend=cpu&model=${encodeURIComponent(`${files.url}explodes.json`)}`);
   await page.waitForFunction(() => document.getElementById('badge').dataset.backend || !document.getElementById('error').hidden, null, { timeout: 60_000 });
   const message = await page.evaluate(() =>
-    window.scorefield.model.generate({ sampler: 'em', steps: 50, batch: 2, seed: 1, previewEvery: 1 }).then(() => 'no error', (e) => e.message),
+    window.scorefield.model.generate({ sampler: 'em', steps: 50, batch: 2, seed: 1, previewEvery: 1 }).then(() => 'no error', (e) => `${e.name}: ${e.message}`),
   );
   console.log(`overflowing weights: ${message}`);
-  assert.match(message, /^em produced non-finite values by step \d+ \(t = [\d.]+\)/, message);
+  assert.match(message, /^NonFiniteError: em produced non-finite values by step \d+ \(t = [\d.]+\); try more steps$/, message);
   await page.close();
 });
 
@@ -255,7 +282,7 @@ test('a lost GPU device (GPUDevice.destroy()) is reported, Retry starts a new on
   await page.waitForSelector('#error:not([hidden]) #retry', { timeout: 120_000 });
   const message = await page.$eval('#error', (e) => e.textContent);
   console.log(`device loss: ${message}`);
-  assert.match(message, /GPU device lost/);
+  assert.match(message, /GPU device was lost/);
   const kept = await page.evaluate(() => ({ image: Array.from(window.scorefield.painter.image), keep: Array.from(window.scorefield.painter.keepMask()) }));
   assert.deepEqual(kept, before, 'the source image and the mask are untouched');
 

@@ -212,12 +212,19 @@ test('the 2-D field section runs on the WebGPU device beside the model: controls
   await page.close();
 });
 
-test('without WebGPU the page falls back to the CPU and still generates', async () => {
+test('without WebGPU the page falls back to the CPU and still generates; asking for WebGPU is a NoWebGPUError', async () => {
   const browser = await launch({ webgpu: false });
   try {
     const page = await openPage(browser, server.url);
     await waitLoaded(page);
     assert.equal(await page.$eval('#badge', (b) => b.dataset.backend), 'cpu');
+    // `auto` says why it took the CPU (the rule is in Rust: src/web/mod.rs, ScoreModel.load).
+    assert.match(await page.$eval('#badge', (b) => b.textContent), /\(this browser has no WebGPU\)/);
+    const refused = await page.evaluate(async () => {
+      const { RemoteModel } = await import('/client.js');
+      return new RemoteModel(new URL('models/mnist.json', location.href).href, 'webgpu').load().then(() => 'loaded', (e) => `${e.name}: ${e.message}`);
+    });
+    assert.match(refused, /^NoWebGPUError: this browser has no WebGPU/, refused);
     await setControls(page, { sampler: 'ode-heun', steps: 25, batch: 2, seed: 5 });
     const out = await generate(page);
     assert.deepEqual(out.shape, [2, 1, 28, 28]);

@@ -152,6 +152,25 @@ test('two widgets sample at once; cancelling one leaves the other running; a bro
   await page.close();
 });
 
+test('a careless post: each bad attribute of an image widget is named in its box once, and the widget runs with the defaults', async () => {
+  const page = await hostPage(
+    widgetPage('<score-field id="careless" mode="nonsense" batch="1000000000" seed="abc" width="10" backend="gpu" controls="run,fly" steps="-5" sampler="ode_heun"></score-field>'),
+    `${server.url}careless.html`,
+  );
+  await waitStates(page, 'score-field', ['ready']);
+  const notice = await page.$eval('#careless', (w) => w.shadowRoot.querySelector('.notice').textContent);
+  const named = ['mode="nonsense"', 'batch="1000000000"', 'seed="abc"', 'width="10"', 'backend="gpu"', 'controls="run,fly"', 'steps="-5"', 'sampler="ode_heun"'];
+  for (const part of named) assert.equal(notice.split(part).length - 1, 1, `the notice does not name ${part} once: ${notice}`);
+  assert.equal(notice.split('\n').length, named.length, notice);
+  // Generate mode, the model's default sampler and steps, batch 16, the Generate button only.
+  const result = await page.$eval('#careless', (w) => w.run());
+  assert.deepEqual(result.shape, [16, 1, 28, 28]);
+  const shown = await page.$eval('#careless', (w) => [...w.shadowRoot.querySelectorAll('.controls > label, .controls > button')].filter((n) => !n.hidden).map((n) => n.textContent.trim()));
+  assert.deepEqual(shown, ['Generate'], JSON.stringify(shown));
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test('a post asking for too few steps, or a sampler the model lacks, is told so and runs at the defaults', async () => {
   const page = await hostPage(
     widgetPage(`
@@ -314,7 +333,7 @@ test('after a GPU device loss the widget offers Retry, which starts a new device
     retry: Boolean(w.shadowRoot.querySelector('.error button')),
   }));
   assert.equal(failed.state, 'error');
-  assert.match(failed.error, /GPU device lost/);
+  assert.match(failed.error, /GPU device was lost/);
   assert.ok(failed.retry, 'no Retry button');
   const kept = await page.$eval('score-field', (w) => w.shadowRoot.querySelector('canvas.source').toDataURL());
   assert.equal(kept, before.source, 'the source digit and its mask are untouched');
@@ -330,7 +349,7 @@ test('field mode: annealed Langevin recovers the two modes\' weights, Langevin a
     widgetPage(`
       <score-field id="ald" mode="field" sampler="ald" particles="2000" seed="3" width="360"></score-field>
       <score-field id="langevin" mode="field" sampler="langevin" particles="2000" seed="3"></score-field>
-      <score-field id="bad" mode="field" distribution="nonsense" sampler="edm-heun" sde="xx" particles="99999999" sigma="-1" seed="x"></score-field>
+      <score-field id="bad" mode="field" distribution="nonsense" sampler="edm-heun" sde="xx" particles="99999999" sigma="-1" seed="x" width="10" backend="gpu" controls="run,fly"></score-field>
       <score-field id="draw" mode="field" distribution="draw" sampler="em" particles="300" seed="2"></score-field>`),
     `${server.url}field.html`,
   );
@@ -371,7 +390,7 @@ test('field mode: annealed Langevin recovers the two modes\' weights, Langevin a
 
   // Every bad attribute is named in the box, and the widget runs at the defaults.
   const notice = await page.$eval('#bad', (w) => w.shadowRoot.querySelector('.notice').textContent);
-  for (const part of ['distribution="nonsense"', 'sampler="edm-heun"', 'sde="xx"', 'particles="99999999"', 'sigma="-1"', 'seed="x"']) {
+  for (const part of ['distribution="nonsense"', 'sampler="edm-heun"', 'sde="xx"', 'particles="99999999"', 'sigma="-1"', 'seed="x"', 'width="10"', 'backend="gpu"', 'controls="run,fly"']) {
     assert.ok(notice.includes(part), `the notice does not name ${part}: ${notice}`);
   }
   const fallback = await page.$eval('#bad', (w) => w.run());
@@ -434,13 +453,25 @@ test('field mode: a score network trained in the page is right near its samples 
   await page.waitForFunction((from) => document.querySelector('#learn').learning.step >= from + 100, after.step, { timeout: 120_000 });
   await click('Pause');
   assert.equal(await page.$eval('#learn', (w) => w.shadowRoot.querySelector('.error').textContent), '');
-  // The error map and the loss curve are drawn.
-  await page.$eval('#learn', (w) => {
-    const s = w.shadowRoot.querySelector('select[name=show]');
-    s.value = 'error';
-    s.dispatchEvent(new Event('change'));
+  // The learned field and its error map are drawn beside the true one, and so is the loss curve.
+  const figures = await page.$eval('#learn', (w) => {
+    const std = (c) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let s = 0, s2 = 0, n = 0;
+      for (let i = 0; i < d.length; i += 4) { s += d[i]; s2 += d[i] * d[i]; n++; }
+      return Math.sqrt(s2 / n - (s / n) ** 2);
+    };
+    const r = w.shadowRoot;
+    return {
+      shown: !r.querySelector('.beside').hidden,
+      learned: std(r.querySelector('canvas.learned-canvas')),
+      error: std(r.querySelector('canvas.error-canvas')),
+      loss: std(r.querySelector('canvas.loss-canvas')),
+      caption: r.querySelector('.beside figcaption').textContent,
+    };
   });
-  assert.ok((await canvasStd(page, '#learn')) > 20);
+  assert.ok(figures.shown && figures.learned > 10 && figures.error > 10 && figures.loss > 5, JSON.stringify(figures));
+  assert.match(figures.caption, /learned score after \d+ steps \(σ = 0\.5/);
   // Annealed Langevin with the learned score: a different run from the exact score's with the
   // same seed, whose particles still end in the modes, both populated, the heavy one heavier. (Its
   // split depends on how far training got, which depends on the clock: 256 samples put about 51
@@ -461,6 +492,7 @@ test('field mode: a score network trained in the page is right near its samples 
   await page.screenshot({ path: path.join(ARTIFACTS, 'widget-field-learned.png'), fullPage: true });
   await click('Reset');
   assert.equal(await page.$eval('#learn', (w) => w.learning), null);
+  assert.equal(await page.$eval('#learn', (w) => w.shadowRoot.querySelector('.beside').hidden), true, 'Reset hides the learned figures');
   assert.deepEqual(page.errors, []);
   await page.close();
 });

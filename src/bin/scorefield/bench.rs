@@ -1,14 +1,39 @@
 //! `scorefield bench`: time per score-network evaluation at several batch sizes (median of N after
 //! warm-up), the network's FLOPs, and whole sampler runs, printed as a table and as JSON.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::prelude::*;
+use clap::Args;
 use serde::Serialize;
 
 use scorefield::sampling::{self, SampleOptions, Sampler, ScoreFn};
 
-use super::BenchArgs;
+use super::{DeviceArg, hardware};
+
+#[derive(Args)]
+pub(crate) struct BenchArgs {
+    #[arg(long, default_value = "www/models/mnist.json")]
+    model: PathBuf,
+    /// Batch sizes to time one score evaluation at.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 16, 64])]
+    batches: Vec<usize>,
+    /// Timed evaluations per batch size (the median is reported).
+    #[arg(long, default_value_t = 20)]
+    repeats: usize,
+    /// Untimed evaluations first (kernel compilation, autotune, allocator pools).
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Batch of the whole-run timings (EM 1000 steps, RK45 at 1e-5); 0 skips them.
+    #[arg(long, default_value_t = 16)]
+    run_batch: usize,
+    /// Write the results as JSON here (else print them).
+    #[arg(long)]
+    json: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
+}
 
 #[derive(Serialize)]
 struct EvalTiming {
@@ -53,7 +78,7 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
     let (card, model) = super::load(&a.model, &device)?;
     let [c, h, w] = card.image_shape();
     let flops = card.architecture.flops_per_image();
-    let mut report = Report { device: format!("{device:?} ({})", super::hardware(&device)), model: a.model.display().to_string(), flops_per_image: flops, evals: Vec::new(), runs: Vec::new() };
+    let mut report = Report { device: format!("{device:?} ({})", hardware(&device)), model: a.model.display().to_string(), flops_per_image: flops, evals: Vec::new(), runs: Vec::new() };
     for &batch in &a.batches {
         sampling::validate_batch([batch, c, h, w]).map_err(|e| e.to_string())?;
         let x = sampling::Noise::new(0).normal([batch, c, h, w], 1.0, &device);

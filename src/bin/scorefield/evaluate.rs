@@ -3,10 +3,11 @@
 //! Markdown report.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::prelude::*;
+use clap::Args;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -17,7 +18,43 @@ use scorefield::likelihood::{self, LikelihoodOptions};
 use scorefield::sampling::{self, SampleOptions, Sampler};
 use scorefield::weights::files;
 
-use super::EvaluateArgs;
+use super::DeviceArg;
+use super::sample::{progress, read_tensor};
+
+#[derive(Args)]
+pub(crate) struct EvaluateArgs {
+    /// Model card (NAME.json).
+    #[arg(long, default_value = "www/models/mnist.json")]
+    model: PathBuf,
+    /// Sampler runs, comma-separated: `em:1000` (N steps), `pc:200` (N steps, one corrector
+    /// step each), `ode-rk45:1e-5` (tolerance), `ald:10x100` (levels × steps per level).
+    #[arg(long, value_delimiter = ',', default_values_t = vec!["em:50".to_string(), "em:200".into(), "em:1000".into(), "pc:50".into(), "pc:200".into(), "ode-rk45:1e-3".into(), "ode-rk45:1e-5".into(), "ald:10x5".into(), "ald:10x20".into(), "ald:10x100".into()])]
+    runs: Vec<String>,
+    /// Samples per run.
+    #[arg(long, default_value_t = 1000)]
+    samples: usize,
+    /// Samples per sampler call.
+    #[arg(long, default_value_t = 250)]
+    batch: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Held-out digits whose bits/dim to measure (0: skip the likelihood).
+    #[arg(long, default_value_t = 1000)]
+    likelihood_images: usize,
+    /// Probe/dequantisation seeds of the likelihood (its spread is over these).
+    #[arg(long, default_value_t = 3)]
+    likelihood_seeds: u64,
+    /// Folder for results.json (merged with earlier results) and the 10×10 grids.
+    #[arg(long, default_value = "docs/evaluation")]
+    out: PathBuf,
+    /// Also write the headline numbers into the model card's `metrics`.
+    #[arg(long)]
+    card: bool,
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
+}
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Results {
@@ -215,10 +252,10 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
             let n = a.batch.min(a.samples - done);
             // Each batch its own seed, so batches are independent draws.
             let batch_options = SampleOptions { seed: options.seed.wrapping_add(done as u64 * 7919), ..options.clone() };
-            let mut observer = super::progress("sampling");
+            let mut observer = progress("sampling");
             let out = pollster::block_on(sampling::sample(&model, &model.sde, [n, 1, SIDE, SIDE], &batch_options, &device, &mut observer)).map_err(|e| format!("run `{spec}`: {e}"))?;
             evals += out.evals * n;
-            let batch = pollster::block_on(super::read_tensor(out.x)).map_err(|e| format!("run `{spec}`: {e}"))?;
+            let batch = pollster::block_on(read_tensor(out.x)).map_err(|e| format!("run `{spec}`: {e}"))?;
             pixels.extend(batch.data.iter().map(|v| (v - lo) / (hi - lo)));
             done += n;
             eprintln!("\r{spec}: {done}/{} samples, {:.0}s", a.samples, start.elapsed().as_secs_f64());

@@ -1,0 +1,42 @@
+//! `scorefield convert`: a model's weights in another float format (f16 halves the download; the
+//! network still computes in f32).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use scorefield::Device;
+use scorefield::weights::{self, files};
+
+#[derive(Args)]
+pub(crate) struct ConvertArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// f16 or f32.
+    #[arg(long)]
+    dtype: String,
+    /// The new card (its weights file is named after it).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub(crate) fn run(a: ConvertArgs) -> Result<(), String> {
+    let dtype = match a.dtype.to_ascii_lowercase().as_str() {
+        "f16" => weights::Dtype::F16,
+        "f32" => weights::Dtype::F32,
+        other => return Err(format!("--dtype {other}: expected f16 or f32")),
+    };
+    let mut card = files::read_card(&a.model).map_err(|e| e.to_string())?;
+    let source = files::weights_path(&a.model, &card);
+    let bytes = std::fs::read(&source).map_err(|e| format!("{}: {e}", source.display()))?;
+    // Loads before and after: the converted file must be a valid model for the same card.
+    weights::load(&card, &bytes, &Device::flex()).map_err(|e| e.to_string())?;
+    let converted = weights::convert_safetensors(&bytes, dtype).map_err(|e| e.to_string())?;
+    weights::load(&card, &converted, &Device::flex()).map_err(|e| e.to_string())?;
+    let stem = a.out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name like model.json")?;
+    card.weights = format!("{stem}.safetensors");
+    let target = files::weights_path(&a.out, &card);
+    std::fs::write(&target, &converted).map_err(|e| format!("{}: {e}", target.display()))?;
+    std::fs::write(&a.out, card.to_json() + "\n").map_err(|e| format!("{}: {e}", a.out.display()))?;
+    println!("{} ({} bytes) -> {} ({} bytes, {:?})", source.display(), bytes.len(), target.display(), converted.len(), dtype);
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! `scorefield export-onnx`: the model's score network as ONNX, for other runtimes (the benchmark
+//! page checks ONNX Runtime Web against this one).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use scorefield::{Architecture, Device};
+
+use super::load;
+
+#[derive(Args)]
+pub(crate) struct ExportOnnxArgs {
+    #[arg(long, default_value = "www/models/mnist.json")]
+    model: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub(crate) fn run(a: ExportOnnxArgs) -> Result<(), String> {
+    let (card, model) = load(&a.model, &Device::flex())?;
+    let bytes = match (&model.net, &card.architecture) {
+        (scorefield::Network::Ncsn(net), Architecture::Ncsn(config)) => scorefield::onnx::export(net, config, env!("CARGO_PKG_VERSION")).map_err(|e| e.to_string())?,
+        (scorefield::Network::Unet(net), Architecture::Unet(config)) => scorefield::onnx::export_unet(net, config, env!("CARGO_PKG_VERSION")).map_err(|e| e.to_string())?,
+        _ => return Err(format!("{}: the card's architecture and the loaded network disagree", a.model.display())),
+    };
+    std::fs::write(&a.out, &bytes).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    println!("{}: {} bytes, ONNX IR {} opset {}, {} parameters", a.out.display(), bytes.len(), scorefield::onnx::IR_VERSION, scorefield::onnx::OPSET, model.net.num_params());
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! `scorefield init`: a randomly initialised model (card + safetensors).
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use scorefield::weights::{self, ModelCard, files};
+use scorefield::{Architecture, Parameterisation, ScoreNetConfig, Sde, UNetConfig};
+
+use super::{DeviceArg, device};
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SdeChoice {
+    Ve,
+    Vp,
+    SubVp,
+}
+
+impl SdeChoice {
+    /// The SDE with the paper's parameters (σ_min and σ_max given for VE).
+    fn with(self, sigma_min: f64, sigma_max: f64) -> Sde {
+        match self {
+            SdeChoice::Ve => Sde::Ve { sigma_min, sigma_max },
+            SdeChoice::Vp => Sde::vp(),
+            SdeChoice::SubVp => Sde::sub_vp(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ArchChoice {
+    /// The residual U-Net with EDM preconditioning.
+    Unet,
+    /// The first score network (net/σ), as in version-1 model cards.
+    Ncsn,
+}
+
+#[derive(Args)]
+pub(crate) struct InitArgs {
+    /// Path of the model card to write (NAME.json); the weights go beside it as NAME.safetensors.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "unet")]
+    arch: ArchChoice,
+    #[arg(long, value_enum, default_value = "ve")]
+    sde: SdeChoice,
+    /// σ_max of the VE SDE.
+    #[arg(long, default_value_t = scorefield::precond::EDM_MNIST_SIGMA_MAX)]
+    sigma_max: f64,
+    /// σ_min of the VE SDE.
+    #[arg(long, default_value_t = scorefield::precond::EDM_SIGMA_MIN)]
+    sigma_min: f64,
+    /// σ_data of the EDM preconditioning (`unet` only).
+    #[arg(long, default_value_t = scorefield::precond::EDM_SIGMA_DATA)]
+    sigma_data: f64,
+    #[arg(long, default_value_t = UNetConfig::default().channels)]
+    channels: usize,
+    #[arg(long, default_value_t = UNetConfig::default().height)]
+    height: usize,
+    #[arg(long, default_value_t = UNetConfig::default().width)]
+    width: usize,
+    /// Feature widths per U-Net level, comma-separated (default: the architecture's).
+    #[arg(long, value_delimiter = ',')]
+    widths: Option<Vec<usize>>,
+    #[arg(long)]
+    embed_dim: Option<usize>,
+    /// Seed of the random initial weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+pub(crate) fn run(a: InitArgs) -> Result<(), String> {
+    let device = device(a.device.device)?;
+    let sde = a.sde.with(a.sigma_min, a.sigma_max);
+    let (arch, param) = match a.arch {
+        ArchChoice::Unet => {
+            let d = UNetConfig::default();
+            let arch = UNetConfig { channels: a.channels, height: a.height, width: a.width, widths: a.widths.unwrap_or(d.widths), embed_dim: a.embed_dim.unwrap_or(d.embed_dim), ..d };
+            (Architecture::Unet(arch), Parameterisation::Edm { sigma_data: a.sigma_data })
+        }
+        ArchChoice::Ncsn => {
+            let d = ScoreNetConfig::default();
+            let arch = ScoreNetConfig { channels: a.channels, height: a.height, width: a.width, widths: a.widths.unwrap_or(d.widths), embed_dim: a.embed_dim.unwrap_or(d.embed_dim), ..d };
+            (Architecture::Ncsn(arch), Parameterisation::Noise)
+        }
+    };
+    let name = a.out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name like model.json")?;
+    let card = ModelCard::new(name, arch, param, sde);
+    device.seed(a.seed);
+    let model = weights::init(&card, &device).map_err(|e| e.to_string())?;
+    files::save(&a.out, &card, &model).map_err(|e| e.to_string())?;
+    println!("wrote {} and {} ({} parameters, untrained)", a.out.display(), files::weights_path(&a.out, &card).display(), model.net.num_params());
+    Ok(())
+}

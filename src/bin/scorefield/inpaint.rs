@@ -1,0 +1,71 @@
+//! `scorefield inpaint`: the masked part of an image filled in, with any sampler.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use scorefield::io::{self, NpyData};
+use scorefield::sampling::{self, Known};
+use scorefield::weights::ModelCard;
+
+use super::sample::{OutputArgs, SamplerArgs, progress, read_tensor, write_outputs};
+use super::{device, load};
+
+#[derive(Args)]
+pub(crate) struct InpaintArgs {
+    #[command(flatten)]
+    sampler: SamplerArgs,
+    /// The image (PNG of the model's height × width, or .npy [1, C, H, W] in the card's range).
+    #[arg(long)]
+    image: PathBuf,
+    /// The mask: PNG of the same size, white (≥ 128) = keep, black = generate; or .npy of 0/1.
+    #[arg(long)]
+    mask: PathBuf,
+    /// Number of completions of the image.
+    #[arg(long, default_value_t = 1)]
+    n: usize,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Reads one image as values in the card's range: PNG (8-bit) or .npy.
+fn read_image(path: &Path, card: &ModelCard, what: &str) -> Result<Vec<f32>, String> {
+    let [c, h, w] = card.image_shape();
+    let [lo, hi] = card.image.range;
+    if path.extension().is_some_and(|e| e == "npy") {
+        let (shape, data) = io::read_npy(path).map_err(|e| e.to_string())?;
+        if shape[1..] != [c, h, w] || shape[0] != 1 {
+            return Err(format!("{}: {what} has shape {shape:?}; the model needs [1, {c}, {h}, {w}]", path.display()));
+        }
+        return Ok(match data {
+            NpyData::F32(v) => v,
+            NpyData::U8(v) => v.into_iter().map(|b| lo + (hi - lo) * b as f32 / 255.0).collect(),
+        });
+    }
+    let (ih, iw, bytes) = io::read_png(path, c).map_err(|e| e.to_string())?;
+    if (ih, iw) != (h, w) {
+        return Err(format!("{}: {what} is {iw}×{ih} pixels; the model needs {w}×{h}", path.display()));
+    }
+    Ok(bytes.into_iter().map(|b| lo + (hi - lo) * b as f32 / 255.0).collect())
+}
+
+pub(crate) fn run(a: InpaintArgs) -> Result<(), String> {
+    let device = device(a.sampler.device.device)?;
+    let (card, model) = load(&a.sampler.model, &device)?;
+    let options = a.sampler.options()?;
+    let [c, h, w] = card.image_shape();
+    let image = read_image(&a.image, &card, "the image")?;
+    let [lo, hi] = card.image.range;
+    let mask: Vec<f32> = read_image(&a.mask, &card, "the mask")?.into_iter().map(|v| if (v - lo) / (hi - lo) >= 0.5 { 1.0 } else { 0.0 }).collect();
+    sampling::validate_batch([a.n, c, h, w]).map_err(|e| e.to_string())?;
+    let images: Vec<f32> = image.iter().copied().cycle().take(a.n * c * h * w).collect();
+    let known = Known::from_host(&images, &mask, [a.n, c, h, w], card.image.range, &device).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let mut observer = progress("inpainting");
+    let out = pollster::block_on(sampling::inpaint::inpaint(&model, &model.sde, &known, &options, &mut observer)).map_err(|e| e.to_string())?;
+    let batch = pollster::block_on(read_tensor(out.x))?;
+    eprintln!();
+    let kept = mask.iter().filter(|&&m| m == 1.0).count();
+    println!("{} completions with {} in {:.2}s; {kept} of {} pixels kept", a.n, options.sampler.name(), start.elapsed().as_secs_f64(), mask.len());
+    write_outputs(&batch, &card, &a.output)
+}

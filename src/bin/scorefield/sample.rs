@@ -1,0 +1,148 @@
+//! `scorefield sample`: samples as a PNG grid (and .npy), with any sampler; the sampler options
+//! `inpaint` and `evaluate` share, their defaults `SampleOptions::default()`'s.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::prelude::*;
+use clap::Args;
+use scorefield::io::{self, Batch};
+use scorefield::sampling::{self, Flow, SampleOptions, Sampler, Step};
+use scorefield::weights::ModelCard;
+
+use super::{DeviceArg, device, load};
+
+#[derive(Args)]
+pub(crate) struct SamplerArgs {
+    /// Model card (NAME.json).
+    #[arg(long)]
+    pub(crate) model: PathBuf,
+    /// em | rd | pc | ald | ode-euler | ode-heun | ode-rk45 | edm-heun | dpmpp-2m
+    #[arg(long, default_value_t = SampleOptions::default().sampler.name().to_string())]
+    pub(crate) sampler: String,
+    /// Time steps N (noise levels for ald).
+    #[arg(long, default_value_t = SampleOptions::default().steps)]
+    pub(crate) steps: usize,
+    /// Corrector steps per time step (pc: default 1; ald: default 100).
+    #[arg(long)]
+    pub(crate) corrector_steps: Option<usize>,
+    /// Langevin corrector signal-to-noise ratio.
+    #[arg(long, default_value_t = sampling::DEFAULT_SNR)]
+    pub(crate) snr: f64,
+    /// Step-size constant ε of annealed Langevin (default: 0.2 σ_min², Song & Ermon 2019's ratio).
+    #[arg(long)]
+    pub(crate) ald_eps: Option<f64>,
+    /// RK45 relative tolerance.
+    #[arg(long, default_value_t = sampling::DEFAULT_ODE_TOL)]
+    pub(crate) rtol: f64,
+    /// RK45 absolute tolerance.
+    #[arg(long, default_value_t = sampling::DEFAULT_ODE_TOL)]
+    pub(crate) atol: f64,
+    /// ρ of the Karras noise-level grid (edm-heun, dpmpp-2m).
+    #[arg(long, default_value_t = sampling::karras::DEFAULT_RHO)]
+    pub(crate) rho: f64,
+    /// S_churn of edm-heun (0: deterministic).
+    #[arg(long, default_value_t = sampling::karras::DEFAULT_CHURN)]
+    pub(crate) churn: f64,
+    /// Skip the final Tweedie denoising step.
+    #[arg(long)]
+    pub(crate) no_denoise: bool,
+    #[arg(long, default_value_t = SampleOptions::default().seed)]
+    pub(crate) seed: u64,
+    #[command(flatten)]
+    pub(crate) device: DeviceArg,
+}
+
+impl SamplerArgs {
+    pub(crate) fn options(&self) -> Result<SampleOptions, String> {
+        Ok(SampleOptions {
+            sampler: self.sampler.parse::<Sampler>().map_err(|e| e.to_string())?,
+            steps: self.steps,
+            corrector_steps: self.corrector_steps,
+            snr: self.snr,
+            ald_eps: self.ald_eps,
+            rtol: self.rtol,
+            atol: self.atol,
+            rho: self.rho,
+            churn: self.churn,
+            denoise: !self.no_denoise,
+            seed: self.seed,
+        })
+    }
+}
+
+#[derive(Args)]
+pub(crate) struct SampleArgs {
+    #[command(flatten)]
+    sampler: SamplerArgs,
+    /// Number of samples.
+    #[arg(long, default_value_t = 16)]
+    n: usize,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Where `sample` and `inpaint` write their images.
+#[derive(Args)]
+pub(crate) struct OutputArgs {
+    /// PNG grid to write.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Also write the images as float32 [N, C, H, W] in the card's value range.
+    #[arg(long)]
+    pub(crate) npy: Option<PathBuf>,
+    /// Pixel upscaling of the grid.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) scale: usize,
+}
+
+/// Prints progress to stderr about twenty times per run, and stops a run that has blown up (the
+/// sum of x, one number read back, is NaN or ±∞ as soon as one value is).
+pub(crate) fn progress(label: &'static str) -> impl FnMut(&Step<'_>) -> Flow {
+    let start = Instant::now();
+    let mut last = -1.0;
+    move |s: &Step<'_>| {
+        if s.progress - last >= 0.05 || s.progress >= 1.0 {
+            if !s.x.clone().sum().into_scalar::<f32>().is_finite() {
+                return Flow::NonFinite;
+            }
+            last = s.progress;
+            let total = s.total.map(|t| format!("/{t}")).unwrap_or_default();
+            eprint!("\r{label}: step {}{total}  t = {:.4}  {:.0}%  {:.1}s   ", s.step, s.t, s.progress * 100.0, start.elapsed().as_secs_f64());
+        }
+        Flow::Continue
+    }
+}
+
+pub(crate) async fn read_tensor(x: Tensor<4>) -> Result<Batch, String> {
+    let shape = x.dims();
+    let data = x.into_data_async().await.map_err(|e| format!("{e:?}"))?.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(format!("the samples contain a non-finite value (sample {}); try more steps", i / (shape[1] * shape[2] * shape[3])));
+    }
+    Ok(Batch { shape, data })
+}
+
+pub(crate) fn write_outputs(batch: &Batch, card: &ModelCard, output: &OutputArgs) -> Result<(), String> {
+    io::write_grid_png(&output.out, batch, card.image.range, output.scale.clamp(1, 32)).map_err(|e| e.to_string())?;
+    println!("wrote {}", output.out.display());
+    if let Some(npy) = &output.npy {
+        io::write_npy(npy, batch).map_err(|e| e.to_string())?;
+        println!("wrote {}", npy.display());
+    }
+    Ok(())
+}
+
+pub(crate) fn run(a: SampleArgs) -> Result<(), String> {
+    let device = device(a.sampler.device.device)?;
+    let (card, model) = load(&a.sampler.model, &device)?;
+    let options = a.sampler.options()?;
+    let [c, h, w] = card.image_shape();
+    let start = Instant::now();
+    let mut observer = progress("sampling");
+    let out = pollster::block_on(sampling::sample(&model, &model.sde, [a.n, c, h, w], &options, &device, &mut observer)).map_err(|e| e.to_string())?;
+    let batch = pollster::block_on(read_tensor(out.x))?;
+    eprintln!();
+    println!("{} samples with {} in {:.2}s ({} score evaluations)", a.n, options.sampler.name(), start.elapsed().as_secs_f64(), out.evals);
+    write_outputs(&batch, &card, &a.output)
+}

@@ -1,0 +1,167 @@
+//! `scorefield train`: the EDM U-Net by denoising score matching on the MNIST digits, resumable
+//! from its checkpoint; every default is `TrainConfig`'s and `UNetConfig`'s.
+
+use std::path::PathBuf;
+
+use burn::prelude::*;
+use clap::Args;
+use scorefield::train::TrainConfig;
+use scorefield::weights::{self, files};
+use scorefield::{Sde, UNetConfig};
+
+use super::{DeviceArg, device, hardware};
+
+#[derive(Args)]
+pub(crate) struct TrainArgs {
+    /// Model card to write with the EMA weights (at every checkpoint and at the end).
+    #[arg(long, default_value = "www/models/mnist.json")]
+    out: PathBuf,
+    /// Checkpoint folder (the repository keeps the run's latest in checkpoints/mnist).
+    #[arg(long, default_value = "checkpoints/mnist")]
+    checkpoint: PathBuf,
+    /// Folder for the EMA snapshots of the learning curve (f16 model files); `none` for none.
+    #[arg(long, default_value = "checkpoints/snapshots")]
+    snapshots: PathBuf,
+    /// Continue from the checkpoint (its settings win; --steps may extend the run).
+    #[arg(long)]
+    resume: bool,
+    /// Total steps of the run (a session may stop earlier with --until or Ctrl-C: the last
+    /// checkpoint resumes it).
+    #[arg(long, default_value_t = TrainConfig::default().steps)]
+    steps: u64,
+    /// Stop this session at this step (default: --steps).
+    #[arg(long)]
+    until: Option<u64>,
+    /// Stop this session after this many seconds (at the next checkpoint).
+    #[arg(long)]
+    for_seconds: Option<f64>,
+    #[arg(long, default_value_t = TrainConfig::default().batch_size)]
+    batch_size: usize,
+    #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
+    lr: f64,
+    #[arg(long, default_value_t = TrainConfig::default().warmup)]
+    warmup: u64,
+    /// EMA half-life in images (EDM: 500,000), ramped up to 5 % of the images seen.
+    #[arg(long, default_value_t = TrainConfig::default().ema_halflife_images)]
+    ema_halflife: f64,
+    #[arg(long, default_value_t = TrainConfig::default().checkpoint_every)]
+    checkpoint_every: u64,
+    /// Images between EMA snapshots for the learning curve.
+    #[arg(long, default_value_t = TrainConfig::default().snapshot_every_images)]
+    snapshot_every: u64,
+    #[arg(long, default_value_t = TrainConfig::default().seed)]
+    seed: u64,
+    /// σ_max of the VE SDE the model samples with.
+    #[arg(long, default_value_t = scorefield::precond::EDM_MNIST_SIGMA_MAX)]
+    sigma_max: f64,
+    /// σ_min of the VE SDE (EDM: 0.002; bits/dim of 8-bit data with an exact score are at least
+    /// 8 + log2(σ_min·√(2π)), see docs/EVALUATION.md).
+    #[arg(long, default_value_t = scorefield::precond::EDM_SIGMA_MIN)]
+    sigma_min: f64,
+    #[arg(long, value_delimiter = ',', default_values_t = UNetConfig::default().widths)]
+    widths: Vec<usize>,
+    #[arg(long, default_value_t = UNetConfig::default().embed_dim)]
+    embed_dim: usize,
+    #[arg(long, default_value_t = UNetConfig::default().dropout)]
+    dropout: f64,
+    /// Cache folder of the data (default $SCOREFIELD_CACHE or ~/.cache/scorefield).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
+    use scorefield::train::{Trainer, sigma_data};
+    let device = device(a.device.device)?;
+    let cache = a.cache.clone().unwrap_or_else(scorefield::data::cache_dir);
+    let digits = scorefield::data::load_or_fetch(&cache).map_err(|e| e.to_string())?;
+    let (train_set, _) = scorefield::data::split(&digits);
+    let mut trainer = if a.resume {
+        let t = Trainer::load_checkpoint(&a.checkpoint, &device, Some(a.steps)).map_err(|e| e.to_string())?;
+        eprintln!("resuming {} at step {} ({} images)", a.checkpoint.display(), t.step, t.images_seen());
+        t
+    } else {
+        if a.checkpoint.join("state.json").exists() {
+            return Err(format!("{} already holds a checkpoint: pass --resume to continue it, or another --checkpoint", a.checkpoint.display()));
+        }
+        let sde = Sde::Ve { sigma_min: a.sigma_min, sigma_max: a.sigma_max };
+        let arch = UNetConfig { widths: a.widths.clone(), embed_dim: a.embed_dim, dropout: a.dropout, ..Default::default() };
+        let config = TrainConfig {
+            steps: a.steps,
+            batch_size: a.batch_size,
+            learning_rate: a.lr,
+            warmup: a.warmup,
+            ema_halflife_images: a.ema_halflife,
+            seed: a.seed,
+            checkpoint_every: a.checkpoint_every.max(1),
+            snapshot_every_images: a.snapshot_every,
+            ..Default::default()
+        };
+        let sigma_data = sigma_data(&train_set);
+        eprintln!("σ_data of the training digits: {sigma_data:.4}");
+        Trainer::new(arch, sde, sigma_data, config, &device).map_err(|e| e.to_string())?
+    };
+    let until = a.until.unwrap_or(trainer.config.steps).min(trainer.config.steps);
+    // An export (`--until` at or below the checkpoint's step) trains nothing and adds no session.
+    if trainer.step < until {
+        trainer.begin_session(hardware(&device));
+    }
+    eprintln!(
+        "training on {} digits, {} parameters, {:.1} MFLOPs per image, {}",
+        train_set.len(),
+        trainer.net.num_params(),
+        trainer.arch.flops_per_image() as f64 / 1e6,
+        hardware(&device)
+    );
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let write_card = |trainer: &Trainer| -> Result<(), String> {
+        let name = a.out.file_stem().and_then(|s| s.to_str()).unwrap_or("mnist");
+        let mut card = trainer.card(name);
+        // Keep the measured metrics of the previous card only if it describes the same run.
+        if let Ok(old) = files::read_card(&a.out) {
+            if old.architecture == card.architecture && old.parameterisation == card.parameterisation {
+                card.metrics = old.metrics;
+            }
+        }
+        card.dataset = Some(format!("{} (MIT, Juan Cazala): 9,000 training digits of 28×28 in [0, 1]", scorefield::data::PACKAGE));
+        card.training = weights::TrainingRecord {
+            command: Some(command.clone()),
+            steps: Some(trainer.step),
+            images_seen: Some(trainer.images_seen()),
+            batch_size: Some(trainer.config.batch_size),
+            learning_rate: Some(trainer.config.learning_rate),
+            ema_halflife_images: Some(trainer.config.ema_halflife_images),
+            wall_time_s: Some((trainer.wall_time() * 10.0).round() / 10.0),
+            hardware: Some(hardware(&device)),
+            sessions: trainer.sessions.iter().map(|s| serde_json::to_value(s).expect("serialises")).collect(),
+            final_loss: Some(trainer.last_loss),
+            seed: Some(trainer.config.seed),
+            ..Default::default()
+        };
+        if let Some(dir) = a.out.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        files::save(&a.out, &card, &trainer.ema_model()).map_err(|e| e.to_string())
+    };
+    // Train in checkpoint-sized chunks and refresh the card after each.
+    let first_step = trainer.step;
+    let started = std::time::Instant::now();
+    let snapshots = (a.snapshots.as_os_str() != "none").then_some(a.snapshots.as_path());
+    while trainer.step < until {
+        if a.for_seconds.is_some_and(|limit| started.elapsed().as_secs_f64() >= limit) {
+            eprintln!("stopping after {:.0} s (--for-seconds)", started.elapsed().as_secs_f64());
+            break;
+        }
+        let chunk_end = ((trainer.step / trainer.config.checkpoint_every + 1) * trainer.config.checkpoint_every).min(until);
+        trainer.run(&train_set, &a.checkpoint, snapshots, chunk_end).map_err(|e| e.to_string())?;
+        write_card(&trainer)?;
+    }
+    // When nothing was left to train (`--until` at or below the checkpoint's step), the card still
+    // gets written: it then holds the checkpoint's EMA weights as they are.
+    if trainer.step == first_step {
+        write_card(&trainer)?;
+    }
+    println!("trained to step {} ({} images) in {:.0}s; loss {:.4}; wrote {}", trainer.step, trainer.images_seen(), trainer.wall_time(), trainer.last_loss, a.out.display());
+    Ok(())
+}
