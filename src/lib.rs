@@ -35,6 +35,7 @@ pub mod precond;
 pub mod rng;
 pub mod sampling;
 pub mod sde;
+pub mod serde_fields;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod train;
 pub mod unet;

@@ -69,11 +69,7 @@ pub fn dequantize(pixels: &[u8], range: [f32; 2], seed: u64) -> Vec<f32> {
 
 /// log p_0(x) for each image of `x` [B, C, H, W] (values in the model's data space).
 pub async fn log_likelihood<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, options: &LikelihoodOptions) -> Result<Likelihood, SampleError> {
-    for (field, tol) in [("rtol", options.rtol), ("atol", options.atol)] {
-        if !(tol.is_finite() && tol >= 1e-10 && tol <= 1.0) {
-            return Err(SampleError::invalid(field, format!("must be in [1e-10, 1], got {tol}")));
-        }
-    }
+    crate::sampling::validate_tolerances(options.rtol, options.atol)?;
     if !(1..=64).contains(&options.probes) {
         return Err(SampleError::invalid("probes", format!("must be in 1..=64, got {}", options.probes)));
     }

@@ -16,7 +16,7 @@ mkdirSync(OUT, { recursive: true });
 const backends = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 'webgpu', 'field'];
 
 function transferSizes() {
-  const files = ['pkg/scorefield_bg.wasm', 'pkg/scorefield.js', 'www/worker.js', 'www/client.js', 'www/score-field.js', 'www/field-view.js', 'www/render.js', 'www/painter.js', 'www/app.js', 'www/index.html', 'www/style.css'];
+  const files = ['pkg/scorefield_bg.wasm', 'pkg/scorefield.js', 'www/worker.js', 'www/client.js', 'www/protocol.js', 'www/score-field.js', 'www/field-view.js', 'www/render.js', 'www/painter.js', 'www/app.js', 'www/index.html', 'www/style.css'];
   // The page's model (not the ONNX files, for the ONNX Runtime comparison only, nor the first
   // network, which the page loads only when asked with ?model=).
   files.push('www/models/mnist.json', 'www/models/mnist.safetensors');

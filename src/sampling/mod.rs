@@ -267,11 +267,7 @@ impl SampleOptions {
                 return Err(SampleError::invalid("ald_eps", format!("must be in (0, 1], got {eps}")));
             }
         }
-        for (field, tol) in [("rtol", self.rtol), ("atol", self.atol)] {
-            if !(tol.is_finite() && tol >= 1e-10 && tol <= 1.0) {
-                return Err(SampleError::invalid(field, format!("must be in [1e-10, 1], got {tol}")));
-            }
-        }
+        validate_tolerances(self.rtol, self.atol)?;
         if !(self.rho.is_finite() && (1.0..=100.0).contains(&self.rho)) {
             return Err(SampleError::invalid("rho", format!("must be in [1, 100], got {}", self.rho)));
         }
@@ -462,6 +458,16 @@ impl Noise {
         self.reseed(device);
         Tensor::<4>::random(shape, Distribution::Bernoulli(0.5), device) * 2.0 - 1.0
     }
+}
+
+/// The RK45 tolerances a run accepts (sampling and the likelihood): each in [10⁻¹⁰, 1].
+pub fn validate_tolerances(rtol: f64, atol: f64) -> Result<(), SampleError> {
+    for (field, tol) in [("rtol", rtol), ("atol", atol)] {
+        if !(tol.is_finite() && (1e-10..=1.0).contains(&tol)) {
+            return Err(SampleError::invalid(field, format!("must be in [1e-10, 1], got {tol}")));
+        }
+    }
+    Ok(())
 }
 
 /// Per-sample Euclidean norm ‖x_b‖ of a batch, shaped [B, 1, 1, 1] for broadcasting.

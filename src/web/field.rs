@@ -90,8 +90,6 @@ impl Default for RunOptions {
     }
 }
 
-const RUN_OPTIONS: [&str; 9] = ["sampler", "score", "particles", "steps", "correctorSteps", "sigma", "stepSize", "seed", "frames"];
-
 impl RunOptions {
     fn to_particle_options(&self) -> Result<ParticleOptions, WebError> {
         let dynamics: Dynamics = self.sampler.parse()?;
@@ -249,7 +247,7 @@ impl WebField {
         let run: RunOptions = if options.is_undefined() || options.is_null() {
             RunOptions::default()
         } else {
-            refuse_unknown_keys(&options, &RUN_OPTIONS, "particle option")?;
+            refuse_unknown_keys(&options, crate::serde_fields::field_names::<RunOptions>(), "particle option")?;
             serde_wasm_bindgen::from_value(options).map_err(|e| WebError::invalid(format!("particle options: {e}")))?
         };
         let options = run.to_particle_options()?;

@@ -1,7 +1,7 @@
-//! The browser API (wasm-bindgen). Async at the edge, pure in the middle: this file fetches, starts
-//! the device, checks what JavaScript sent, reads tensors back asynchronously and turns every
-//! error into a JS `Error` with a message and a `name` (`error.rs`); the sampling math does not
-//! know it is in a browser.
+//! The browser API (wasm-bindgen). Async at the edge, pure in the middle; by concern: the model
+//! and its runs here, what JavaScript sends (`options.rs`), progress and previews
+//! (`observer.rs`), files and the WebGPU device (`device.rs`), errors with a `name` (`error.rs`)
+//! and the 2-D explainer (`field.rs`). The sampling math does not know it is in a browser.
 //!
 //! ```js
 //! const model = await ScoreModel.load(new URL('models/mnist.json', location.href).href, { backend: 'auto' });
@@ -9,23 +9,27 @@
 //!                                              (p) => console.log(p.step, p.total, p.preview));
 //! ```
 
+mod device;
+mod error;
+mod field;
+mod observer;
+mod options;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use burn::prelude::*;
-use js_sys::{Float32Array, Function, Promise, Reflect, Uint8Array};
-use serde::{Deserialize, Serialize};
+use js_sys::{Float32Array, Function, Reflect};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
-
-mod error;
-mod field;
 
 pub use error::{ErrorName, WebError};
 
 use crate::backend::{self, Backend};
-use crate::sampling::{self, Flow, Known, Observer, SampleOptions, Sampler, Step, catalog};
+use crate::sampling::{self, Known, SampleOptions, Sampler, catalog};
 use crate::weights::{self, ModelCard};
+use device::{device_lost, fetch_bytes, start_webgpu, webgpu_adapter};
+use observer::{JsObserver, now_ms, tensor_to_js};
+use options::{BackendChoice, LoadOptions, RunOptions, count, parse_options, refuse_unknown_keys, take_numbers};
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -33,316 +37,11 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// Which backend to run on: `auto` takes WebGPU when the browser has a hardware adapter and it
-/// starts ([`webgpu_adapter`]), else the CPU; the one definition of `auto` (the page, the widget and
-/// the worker pass it through).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum BackendChoice {
-    #[default]
-    Auto,
-    Webgpu,
-    Cpu,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
-struct LoadOptions {
-    backend: BackendChoice,
-}
-
-/// Options of `generate` and `inpaint`, checked field by field.
-#[derive(Deserialize)]
-#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
-struct RunOptions {
-    sampler: String,
-    steps: f64,
-    batch: f64,
-    seed: f64,
-    snr: f64,
-    corrector_steps: Option<f64>,
-    ald_eps: Option<f64>,
-    rtol: f64,
-    atol: f64,
-    rho: f64,
-    churn: f64,
-    denoise: bool,
-    /// Send a preview every this many steps (0: about 25 previews per run).
-    preview_every: f64,
-    /// What the previews show: `mean` (the step's noise-free mean, the default) or `x` (the noisy
-    /// state x(t) itself, as the trajectory view wants).
-    preview_of: PreviewOf,
-    /// A caller's id for this run, so that `cancel(runId)` stops this run and no other.
-    run_id: Option<f64>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum PreviewOf {
-    #[default]
-    Mean,
-    X,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        let d = SampleOptions::default();
-        let start = catalog::DEFAULT_SAMPLER.info();
-        Self {
-            sampler: start.name.into(),
-            steps: start.default_steps as f64,
-            batch: 16.0,
-            seed: 0.0,
-            snr: d.snr,
-            corrector_steps: None,
-            ald_eps: d.ald_eps,
-            rtol: d.rtol,
-            atol: d.atol,
-            rho: d.rho,
-            churn: d.churn,
-            denoise: true,
-            preview_every: 0.0,
-            preview_of: PreviewOf::Mean,
-            run_id: None,
-        }
-    }
-}
-
-/// Takes `key` out of a copy of `options` as numbers (a typed array or an array of numbers).
-fn take_numbers(options: &JsValue, key: &str) -> Result<(JsValue, Option<Vec<f32>>), WebError> {
-    if !options.is_object() {
-        return Ok((options.clone(), None));
-    }
-    let copy = js_sys::Object::assign(&js_sys::Object::new(), options.unchecked_ref());
-    let value = Reflect::get(&copy, &key.into()).unwrap_or(JsValue::UNDEFINED);
-    Reflect::delete_property(&copy, &key.into()).ok();
-    if value.is_undefined() || value.is_null() {
-        return Ok((copy.into(), None));
-    }
-    let numbers: Vec<f32> = if let Some(a) = value.dyn_ref::<Float32Array>() {
-        a.to_vec()
-    } else if js_sys::ArrayBuffer::is_view(&value) || value.is_array() {
-        let array = js_sys::Array::from(&value);
-        let mut out = Vec::with_capacity(array.length() as usize);
-        for (i, v) in array.iter().enumerate() {
-            out.push(v.as_f64().ok_or_else(|| WebError::invalid(format!("`{key}`[{i}] is not a number")))? as f32);
-        }
-        out
-    } else {
-        return Err(WebError::invalid(format!("`{key}` must be a Float32Array or an array of numbers")));
-    };
-    Ok((copy.into(), Some(numbers)))
-}
-
-/// A whole number in range, from a JS number.
-fn count(field: &'static str, v: f64, lo: usize, hi: usize) -> Result<usize, WebError> {
-    if !v.is_finite() || v.fract() != 0.0 || v < lo as f64 || v > hi as f64 {
-        return Err(WebError::invalid(format!("`{field}` must be a whole number in {lo}..={hi}, got {v}")));
-    }
-    Ok(v as usize)
-}
-
-impl RunOptions {
-    /// The run id, checked: a whole number in 0..2³².
-    fn run_id(&self) -> Result<Option<u32>, WebError> {
-        self.run_id.map(|v| count("runId", v, 0, u32::MAX as usize).map(|v| v as u32)).transpose()
-    }
-
-    fn to_sample_options(&self) -> Result<(SampleOptions, usize, usize), WebError> {
-        let sampler: Sampler = self.sampler.parse()?;
-        let steps = count("steps", self.steps, 1, sampling::MAX_STEPS)?;
-        let batch = count("batch", self.batch, 1, sampling::MAX_BATCH)?;
-        if !(self.seed.is_finite() && self.seed >= 0.0 && self.seed.fract() == 0.0 && self.seed <= 9_007_199_254_740_991.0) {
-            return Err(WebError::invalid(format!("`seed` must be a non-negative whole number, got {}", self.seed)));
-        }
-        let corrector_steps = match self.corrector_steps {
-            Some(m) => Some(count("correctorSteps", m, 1, sampling::MAX_CORRECTOR_STEPS)?),
-            None => None,
-        };
-        let preview_every = count("previewEvery", self.preview_every, 0, sampling::MAX_STEPS)?;
-        let options = SampleOptions {
-            sampler,
-            steps,
-            corrector_steps,
-            snr: self.snr,
-            ald_eps: self.ald_eps,
-            rtol: self.rtol,
-            atol: self.atol,
-            rho: self.rho,
-            churn: self.churn,
-            denoise: self.denoise,
-            seed: self.seed as u64,
-        };
-        Ok((options, batch, preview_every))
-    }
-}
-
-/// Progress sent to JavaScript.
-#[derive(Serialize)]
-struct ProgressInfo {
-    step: usize,
-    total: Option<usize>,
-    t: f64,
-    /// Marginal std σ(t) of the model's SDE at t: the noise level of x(t).
-    sigma: f64,
-    progress: f64,
-}
-
-/// Calls `onProgress` after each step with `{step, total, t, progress}` and, every
-/// `preview_every` steps, `preview: {data, shape}` read back asynchronously; yields to the event
-/// loop about every 16 ms so that the page (or worker) can deliver a `cancel()`.
-struct JsObserver {
-    on_progress: Option<Function>,
-    preview_every: usize,
-    preview_of: PreviewOf,
-    sde: crate::Sde,
-    cancel: Rc<Cell<bool>>,
-    /// The device's lost flag: a run on a lost GPU stops at its next step (and reports the loss).
-    lost: std::sync::Arc<std::sync::OnceLock<String>>,
-    last_yield: f64,
-    /// Milliseconds spent in `observe` (previews, progress calls, yields) and when it last
-    /// returned: the rest of the wall time is the sampler's own.
-    observer_ms: Rc<Cell<f64>>,
-}
-
-impl Observer for JsObserver {
-    async fn observe(&mut self, s: Step<'_>) -> Flow {
-        let start = now_ms();
-        let flow = self.observe_inner(s).await;
-        self.observer_ms.set(self.observer_ms.get() + now_ms() - start);
-        flow
-    }
-}
-
-impl JsObserver {
-    async fn observe_inner(&mut self, s: Step<'_>) -> Flow {
-        if self.cancel.get() || self.lost.get().is_some() {
-            return Flow::Cancel;
-        }
-        if let Some(f) = &self.on_progress {
-            let sigma = self.sde.marginal(s.t).1;
-            let info = serde_wasm_bindgen::to_value(&ProgressInfo { step: s.step, total: s.total, t: s.t, sigma, progress: s.progress }).unwrap_or(JsValue::NULL);
-            let last = s.total.is_some_and(|t| s.step == t);
-            if self.preview_every > 0 && (s.step % self.preview_every == 0 || s.step == 1) && !last {
-                let shown = if self.preview_of == PreviewOf::X { s.x } else { s.x_mean };
-                if let Ok((preview, first_bad)) = tensor_to_js(shown.clone()).await {
-                    // The preview was read back anyway: stop at once if the run has blown up.
-                    if first_bad.is_some() {
-                        return Flow::NonFinite;
-                    }
-                    Reflect::set(&info, &"preview".into(), &preview).ok();
-                }
-            }
-            let _ = f.call1(&JsValue::NULL, &info);
-        }
-        let now = js_sys::Date::now();
-        if now - self.last_yield > 16.0 {
-            yield_to_event_loop().await;
-            self.last_yield = js_sys::Date::now();
-        }
-        if self.cancel.get() || self.lost.get().is_some() { Flow::Cancel } else { Flow::Continue }
-    }
-}
-
 /// One score evaluation at t = 0.5, waited for by reading its sum back (the device has finished).
 async fn evaluate_once(model: &crate::ScoreModel, x: Tensor<4>) -> Result<f32, String> {
     use crate::sampling::ScoreFn;
     let total = model.score(x, 0.5).sum().into_data_async().await.map_err(|e| format!("readback failed: {e:?}"))?;
     total.try_to_vec::<f32>().map_err(|e| format!("{e:?}")).map(|v| v[0])
-}
-
-/// `performance.now()` in a page or worker (milliseconds, sub-millisecond resolution).
-fn now_ms() -> f64 {
-    Reflect::get(&js_sys::global(), &"performance".into())
-        .ok()
-        .and_then(|p| Reflect::get(&p, &"now".into()).ok().and_then(|f| f.dyn_into::<Function>().ok()).and_then(|f| f.call0(&p).ok()))
-        .and_then(|v| v.as_f64())
-        .unwrap_or_else(js_sys::Date::now)
-}
-
-/// A macrotask turn (MessageChannel), so that queued messages and events get handled.
-async fn yield_to_event_loop() {
-    let promise = Promise::new(&mut |resolve, _| {
-        if let Ok(channel) = web_sys::MessageChannel::new() {
-            let port = channel.port1();
-            let resolve2 = resolve.clone();
-            let cb = Closure::once_into_js(move || {
-                let _ = resolve2.call0(&JsValue::NULL);
-            });
-            port.set_onmessage(Some(cb.unchecked_ref()));
-            let _ = channel.port2().post_message(&JsValue::NULL);
-        } else {
-            let _ = resolve.call0(&JsValue::NULL);
-        }
-    });
-    let _ = JsFuture::from(promise).await;
-}
-
-/// `{data: Float32Array, shape: [B, C, H, W]}` of a tensor, read back asynchronously, and the
-/// index of its first NaN or ±∞, if any.
-async fn tensor_to_js(x: Tensor<4>) -> Result<(JsValue, Option<usize>), String> {
-    let shape = x.dims();
-    let data = x.into_data_async().await.map_err(|e| format!("reading the samples back from the device failed: {e:?}"))?;
-    let values = data.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
-    let first_bad = values.iter().position(|v| !v.is_finite());
-    let out = js_sys::Object::new();
-    Reflect::set(&out, &"data".into(), &Float32Array::from(values.as_slice()).into()).ok();
-    Reflect::set(&out, &"shape".into(), &serde_wasm_bindgen::to_value(&shape).unwrap_or(JsValue::NULL)).ok();
-    Ok((out.into(), first_bad))
-}
-
-async fn fetch_bytes(url: &str, what: &str) -> Result<Vec<u8>, WebError> {
-    let global = js_sys::global();
-    let fetch: Function = Reflect::get(&global, &"fetch".into()).ok().and_then(|f| f.dyn_into().ok()).ok_or_else(|| WebError::new(ErrorName::Fetch, "this context has no fetch()"))?;
-    let failed = |e: JsValue| WebError::new(ErrorName::Fetch, format!("could not fetch the {what} at {url}: {}", e.as_string().or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string())).unwrap_or_default()));
-    let response = fetch.call1(&global, &url.into()).map_err(failed)?;
-    let response = JsFuture::from(Promise::from(response)).await.map_err(|e| WebError::new(ErrorName::Fetch, format!("could not fetch the {what} at {url}: {}", error_text(&e))))?;
-    let response: web_sys::Response = response.dyn_into().map_err(|_| WebError::new(ErrorName::Fetch, "fetch did not return a Response"))?;
-    if !response.ok() {
-        return Err(WebError::new(ErrorName::Fetch, format!("could not fetch the {what} at {url}: HTTP {} {}", response.status(), response.status_text())));
-    }
-    let buffer = JsFuture::from(response.array_buffer().map_err(|e| WebError::new(ErrorName::Fetch, error_text(&e)))?).await.map_err(|e| WebError::new(ErrorName::Fetch, error_text(&e)))?;
-    Ok(Uint8Array::new(&buffer).to_vec())
-}
-
-/// The page's WebGPU device, when asked for by name (any adapter, a fallback one too).
-async fn start_webgpu() -> Result<Backend, WebError> {
-    webgpu_adapter().await.map_err(|e| WebError::new(ErrorName::NoWebGpu, e))?;
-    backend::webgpu().await.map_err(|e| WebError::new(ErrorName::NoWebGpu, e))
-}
-
-/// The browser's WebGPU adapter, asked of `navigator.gpu` before a device is made (a wasm instance
-/// can start only one): `Ok(whether it is a software fallback adapter)`, on which the CPU build is
-/// faster (docs/PERFORMANCE.md: SwiftShader's WebGPU is about 30 × slower), or why there is none.
-async fn webgpu_adapter() -> Result<bool, String> {
-    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
-    let gpu = Reflect::get(&navigator, &"gpu".into()).unwrap_or(JsValue::UNDEFINED);
-    if gpu.is_undefined() || gpu.is_null() {
-        return Err("this browser has no WebGPU".into());
-    }
-    let request: Function = Reflect::get(&gpu, &"requestAdapter".into()).ok().and_then(|f| f.dyn_into().ok()).ok_or("this browser has no WebGPU")?;
-    let options = js_sys::Object::new();
-    Reflect::set(&options, &"powerPreference".into(), &"high-performance".into()).ok();
-    let promise = request.call1(&gpu, &options).map_err(|e| format!("WebGPU adapter request failed: {}", error_text(&e)))?;
-    let adapter = JsFuture::from(Promise::from(promise)).await.map_err(|e| format!("WebGPU adapter request failed: {}", error_text(&e)))?;
-    if adapter.is_undefined() || adapter.is_null() {
-        return Err("no WebGPU adapter".into());
-    }
-    // `GPUAdapter.info.isFallbackAdapter` (older browsers: `GPUAdapter.isFallbackAdapter`).
-    let info = Reflect::get(&adapter, &"info".into()).unwrap_or(JsValue::UNDEFINED);
-    let flag = |v: &JsValue| Reflect::get(v, &"isFallbackAdapter".into()).ok().and_then(|f| f.as_bool());
-    Ok(if info.is_object() { flag(&info) } else { None }.or_else(|| flag(&adapter)).unwrap_or(false))
-}
-
-fn error_text(e: &JsValue) -> String {
-    if let Some(err) = e.dyn_ref::<js_sys::Error>() {
-        return err.message().into();
-    }
-    e.as_string().unwrap_or_else(|| format!("{e:?}"))
-}
-
-fn device_lost(reason: &str) -> WebError {
-    WebError::new(ErrorName::DeviceLost, format!("the GPU device was lost ({reason}); load the model again to start a new device"))
 }
 
 /// A score model loaded in the page.
@@ -618,32 +317,6 @@ impl WebModel {
         let out = sampling::inpaint::inpaint(&self.model, &self.model.sde, &known, &sample_options, &mut observer).await.map_err(|e| self.fail(e))?;
         self.finish(out, start, sample_options.sampler, observer.observer_ms.get()).await
     }
-}
-
-/// The option names `generate`/`inpaint` accept (besides `image` and `mask`).
-const RUN_OPTIONS: [&str; 15] = ["sampler", "steps", "batch", "seed", "snr", "correctorSteps", "aldEps", "rtol", "atol", "rho", "churn", "denoise", "previewEvery", "previewOf", "runId"];
-
-/// serde-wasm-bindgen reads only the fields a struct declares, so `deny_unknown_fields` never sees
-/// a misspelt option: check the object's own keys here.
-fn refuse_unknown_keys(options: &JsValue, known: &[&str], what: &str) -> Result<(), WebError> {
-    if !options.is_object() {
-        return Err(WebError::invalid(format!("{what} must be an object")));
-    }
-    let object: &js_sys::Object = options.unchecked_ref();
-    for key in js_sys::Object::keys(object).iter().filter_map(|k| k.as_string()) {
-        if !known.contains(&key.as_str()) {
-            return Err(WebError::invalid(format!("unknown {what} field `{key}`; expected one of {}", known.join(", "))));
-        }
-    }
-    Ok(())
-}
-
-fn parse_options(options: JsValue) -> Result<RunOptions, WebError> {
-    if options.is_undefined() || options.is_null() {
-        return Ok(RunOptions::default());
-    }
-    refuse_unknown_keys(&options, &RUN_OPTIONS, "option")?;
-    serde_wasm_bindgen::from_value(options).map_err(|e| WebError::invalid(format!("options: {e}")))
 }
 
 impl WebModel {

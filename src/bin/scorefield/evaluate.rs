@@ -21,14 +21,19 @@ use scorefield::weights::files;
 use super::DeviceArg;
 use super::sample::{progress, read_tensor};
 
+/// The runs of every point of the learning curve in docs/EVALUATION.md: the page's default, the
+/// few-step samplers at 20 and 35 evaluations, Heun with churn and Euler–Maruyama at 100 steps.
+const LEARNING_CURVE_RUNS: [&str; 5] = ["dpmpp-2m:10", "dpmpp-2m:20", "edm-heun:18", "edm-heun:18:churn=40", "em:100"];
+
 #[derive(Args)]
 pub(crate) struct EvaluateArgs {
     /// Model card (NAME.json).
     #[arg(long, default_value = "www/models/mnist.json")]
     model: PathBuf,
     /// Sampler runs, comma-separated: `em:1000` (N steps), `pc:200` (N steps, one corrector
-    /// step each), `ode-rk45:1e-5` (tolerance), `ald:10x100` (levels × steps per level).
-    #[arg(long, value_delimiter = ',', default_values_t = vec!["em:50".to_string(), "em:200".into(), "em:1000".into(), "pc:50".into(), "pc:200".into(), "ode-rk45:1e-3".into(), "ode-rk45:1e-5".into(), "ald:10x5".into(), "ald:10x20".into(), "ald:10x100".into()])]
+    /// step each), `ode-rk45:1e-5` (tolerance), `ald:10x100` (levels × steps per level),
+    /// `edm-heun:18:churn=40`. The default is the learning curve's set (docs/EVALUATION.md).
+    #[arg(long, value_delimiter = ',', default_values_t = LEARNING_CURVE_RUNS.map(String::from))]
     runs: Vec<String>,
     /// Samples per run.
     #[arg(long, default_value_t = 1000)]

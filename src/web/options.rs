@@ -1,0 +1,177 @@
+//! What JavaScript sends, checked: the load and run options (each field by name, unknown keys
+//! refused with the list of known ones), numbers that must be whole, arrays of numbers.
+
+use js_sys::{Float32Array, Reflect};
+use serde::Deserialize;
+use wasm_bindgen::prelude::*;
+
+use super::WebError;
+use crate::sampling::{self, SampleOptions, Sampler, catalog};
+use crate::serde_fields::field_names;
+
+/// Which backend to run on: `auto` takes WebGPU when the browser has a hardware adapter and it
+/// starts ([`webgpu_adapter`]), else the CPU; the one definition of `auto` (the page, the widget and
+/// the worker pass it through).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum BackendChoice {
+    #[default]
+    Auto,
+    Webgpu,
+    Cpu,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct LoadOptions {
+    pub(super) backend: BackendChoice,
+}
+
+/// Options of `generate` and `inpaint`, checked field by field.
+#[derive(Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct RunOptions {
+    pub(super) sampler: String,
+    pub(super) steps: f64,
+    pub(super) batch: f64,
+    pub(super) seed: f64,
+    pub(super) snr: f64,
+    pub(super) corrector_steps: Option<f64>,
+    pub(super) ald_eps: Option<f64>,
+    pub(super) rtol: f64,
+    pub(super) atol: f64,
+    pub(super) rho: f64,
+    pub(super) churn: f64,
+    pub(super) denoise: bool,
+    /// Send a preview every this many steps (0: about 25 previews per run).
+    pub(super) preview_every: f64,
+    /// What the previews show: `mean` (the step's noise-free mean, the default) or `x` (the noisy
+    /// state x(t) itself, as the trajectory view wants).
+    pub(super) preview_of: PreviewOf,
+    /// A caller's id for this run, so that `cancel(runId)` stops this run and no other.
+    pub(super) run_id: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum PreviewOf {
+    #[default]
+    Mean,
+    X,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        let d = SampleOptions::default();
+        let start = catalog::DEFAULT_SAMPLER.info();
+        Self {
+            sampler: start.name.into(),
+            steps: start.default_steps as f64,
+            batch: 16.0,
+            seed: 0.0,
+            snr: d.snr,
+            corrector_steps: None,
+            ald_eps: d.ald_eps,
+            rtol: d.rtol,
+            atol: d.atol,
+            rho: d.rho,
+            churn: d.churn,
+            denoise: true,
+            preview_every: 0.0,
+            preview_of: PreviewOf::Mean,
+            run_id: None,
+        }
+    }
+}
+
+/// Takes `key` out of a copy of `options` as numbers (a typed array or an array of numbers).
+pub(super) fn take_numbers(options: &JsValue, key: &str) -> Result<(JsValue, Option<Vec<f32>>), WebError> {
+    if !options.is_object() {
+        return Ok((options.clone(), None));
+    }
+    let copy = js_sys::Object::assign(&js_sys::Object::new(), options.unchecked_ref());
+    let value = Reflect::get(&copy, &key.into()).unwrap_or(JsValue::UNDEFINED);
+    Reflect::delete_property(&copy, &key.into()).ok();
+    if value.is_undefined() || value.is_null() {
+        return Ok((copy.into(), None));
+    }
+    let numbers: Vec<f32> = if let Some(a) = value.dyn_ref::<Float32Array>() {
+        a.to_vec()
+    } else if js_sys::ArrayBuffer::is_view(&value) || value.is_array() {
+        let array = js_sys::Array::from(&value);
+        let mut out = Vec::with_capacity(array.length() as usize);
+        for (i, v) in array.iter().enumerate() {
+            out.push(v.as_f64().ok_or_else(|| WebError::invalid(format!("`{key}`[{i}] is not a number")))? as f32);
+        }
+        out
+    } else {
+        return Err(WebError::invalid(format!("`{key}` must be a Float32Array or an array of numbers")));
+    };
+    Ok((copy.into(), Some(numbers)))
+}
+
+/// A whole number in range, from a JS number.
+pub(super) fn count(field: &'static str, v: f64, lo: usize, hi: usize) -> Result<usize, WebError> {
+    if !v.is_finite() || v.fract() != 0.0 || v < lo as f64 || v > hi as f64 {
+        return Err(WebError::invalid(format!("`{field}` must be a whole number in {lo}..={hi}, got {v}")));
+    }
+    Ok(v as usize)
+}
+
+impl RunOptions {
+    /// The run id, checked: a whole number in 0..2³².
+    pub(super) fn run_id(&self) -> Result<Option<u32>, WebError> {
+        self.run_id.map(|v| count("runId", v, 0, u32::MAX as usize).map(|v| v as u32)).transpose()
+    }
+
+    pub(super) fn to_sample_options(&self) -> Result<(SampleOptions, usize, usize), WebError> {
+        let sampler: Sampler = self.sampler.parse()?;
+        let steps = count("steps", self.steps, 1, sampling::MAX_STEPS)?;
+        let batch = count("batch", self.batch, 1, sampling::MAX_BATCH)?;
+        if !(self.seed.is_finite() && self.seed >= 0.0 && self.seed.fract() == 0.0 && self.seed <= 9_007_199_254_740_991.0) {
+            return Err(WebError::invalid(format!("`seed` must be a non-negative whole number, got {}", self.seed)));
+        }
+        let corrector_steps = match self.corrector_steps {
+            Some(m) => Some(count("correctorSteps", m, 1, sampling::MAX_CORRECTOR_STEPS)?),
+            None => None,
+        };
+        let preview_every = count("previewEvery", self.preview_every, 0, sampling::MAX_STEPS)?;
+        let options = SampleOptions {
+            sampler,
+            steps,
+            corrector_steps,
+            snr: self.snr,
+            ald_eps: self.ald_eps,
+            rtol: self.rtol,
+            atol: self.atol,
+            rho: self.rho,
+            churn: self.churn,
+            denoise: self.denoise,
+            seed: self.seed as u64,
+        };
+        Ok((options, batch, preview_every))
+    }
+}
+
+/// serde-wasm-bindgen reads only the fields a struct declares, so `deny_unknown_fields` never sees
+/// a misspelt option: check the object's own keys here.
+pub(super) fn refuse_unknown_keys(options: &JsValue, known: &[&str], what: &str) -> Result<(), WebError> {
+    if !options.is_object() {
+        return Err(WebError::invalid(format!("{what} must be an object")));
+    }
+    let object: &js_sys::Object = options.unchecked_ref();
+    for key in js_sys::Object::keys(object).iter().filter_map(|k| k.as_string()) {
+        if !known.contains(&key.as_str()) {
+            return Err(WebError::invalid(format!("unknown {what} field `{key}`; expected one of {}", known.join(", "))));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn parse_options(options: JsValue) -> Result<RunOptions, WebError> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(RunOptions::default());
+    }
+    refuse_unknown_keys(&options, field_names::<RunOptions>(), "option")?;
+    serde_wasm_bindgen::from_value(options).map_err(|e| WebError::invalid(format!("options: {e}")))
+}
