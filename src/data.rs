@@ -20,6 +20,11 @@ pub const PIXELS: usize = SIDE * SIDE;
 pub const CLASSES: usize = 10;
 /// Held-out digits per class.
 pub const HELD_OUT_PER_CLASS: usize = 100;
+
+/// What a model card says of its training data.
+pub fn card_dataset(training_digits: usize) -> String {
+    format!("{PACKAGE} (MIT, Juan Cazala): {training_digits} training digits of {SIDE}×{SIDE} in [0, 1]")
+}
 /// Seed of the split's shuffle: changing it changes which digits are held out.
 const SPLIT_SEED: u64 = 2021;
 const CACHE_MAGIC: &[u8; 8] = b"SFDIGIT1";

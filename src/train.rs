@@ -272,9 +272,30 @@ impl Trainer {
         ScoreModel { net: Network::Unet(self.ema.clone()), param: Parameterisation::Edm { sigma_data: self.sigma_data }, sde: self.sde }
     }
 
-    /// A model card for the EMA weights.
+    /// A model card for the EMA weights as they are now, with the whole training record: steps,
+    /// images, batch, learning rate, EMA half-life, wall time, every session up to this step,
+    /// the last loss and the seed (the CLI adds the command line; snapshots ship as they are).
     pub fn card(&self, name: &str) -> ModelCard {
-        ModelCard::new(name, Architecture::Unet(self.arch.clone()), Parameterisation::Edm { sigma_data: self.sigma_data }, self.sde)
+        let mut card = ModelCard::new(name, Architecture::Unet(self.arch.clone()), Parameterisation::Edm { sigma_data: self.sigma_data }, self.sde);
+        let mut sessions = self.sessions.clone();
+        if let Some(last) = sessions.last_mut() {
+            last.to_step = self.step;
+            last.wall_time_s = self.session_start.elapsed().as_secs_f64();
+        }
+        card.training = crate::weights::TrainingRecord {
+            steps: Some(self.step),
+            images_seen: Some(self.images_seen()),
+            batch_size: Some(self.config.batch_size),
+            learning_rate: Some(self.config.learning_rate),
+            ema_halflife_images: Some(self.config.ema_halflife_images),
+            wall_time_s: Some((self.wall_time() * 10.0).round() / 10.0),
+            hardware: sessions.last().map(|s| s.hardware.clone()),
+            sessions: sessions.iter().map(|s| serde_json::to_value(s).expect("serialises")).collect(),
+            final_loss: self.last_loss.is_finite().then_some(self.last_loss),
+            seed: Some(self.config.seed),
+            ..Default::default()
+        };
+        card
     }
 
     /// Starts a new session record (the CLI calls this once per process).
@@ -352,13 +373,13 @@ impl Trainer {
         Ok(trainer)
     }
 
-    /// Writes the EMA weights as an f16 model file `dir/ema-{images}.json` (+ `.safetensors`).
-    pub fn save_snapshot(&self, dir: &Path) -> Result<PathBuf, TrainError> {
+    /// Writes the EMA weights as an f16 model file `dir/ema-{images}.json` (+ `.safetensors`),
+    /// with the card a shipped model needs (`data`: what it was trained on).
+    pub fn save_snapshot(&self, dir: &Path, data: &Digits) -> Result<PathBuf, TrainError> {
         std::fs::create_dir_all(dir).map_err(|e| ckpt_err(dir, e))?;
         let name = format!("ema-{:09}", self.images_seen());
         let mut card = self.card(&name);
-        card.training.steps = Some(self.step);
-        card.training.wall_time_s = Some((self.wall_time() * 10.0).round() / 10.0);
+        card.dataset = Some(crate::data::card_dataset(data.len()));
         let bytes = crate::weights::save(&self.ema_model())?;
         let half = crate::weights::convert_safetensors(&bytes, crate::weights::Dtype::F16)?;
         let path = dir.join(format!("{name}.json"));
@@ -404,7 +425,7 @@ impl Trainer {
             }
             if let Some(dir) = snapshots {
                 if every > 0 && self.images_seen() / every > before / every {
-                    let path = self.save_snapshot(dir)?;
+                    let path = self.save_snapshot(dir, data)?;
                     eprintln!("snapshot {}", path.display());
                 }
             }
@@ -505,5 +526,24 @@ mod tests {
         }
         let after = eval(&mut trainer);
         assert!(after < 0.9 * before, "loss {before} → {after}");
+    }
+
+    /// A snapshot's card carries the whole training record, so that it can ship as it is.
+    #[test]
+    fn snapshot_cards_record_the_training() {
+        let (arch, config, digits) = tiny();
+        let device = Device::flex();
+        let mut trainer = Trainer::new(arch, Sde::ve(25.0), 0.3, config.clone(), &device).unwrap();
+        trainer.begin_session("test machine".into());
+        let batch = trainer.next_batch(&digits);
+        trainer.train_step(batch).unwrap();
+        let t = trainer.card("snap").training;
+        assert_eq!(t.steps, Some(1));
+        assert_eq!(t.images_seen, Some(config.batch_size as u64));
+        assert_eq!((t.batch_size, t.learning_rate, t.seed), (Some(config.batch_size), Some(config.learning_rate), Some(config.seed)));
+        assert_eq!(t.hardware.as_deref(), Some("test machine"));
+        assert_eq!(t.sessions.len(), 1);
+        assert_eq!(t.sessions[0]["to_step"], 1);
+        assert!(t.final_loss.is_some_and(f64::is_finite));
     }
 }

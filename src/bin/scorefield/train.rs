@@ -124,21 +124,8 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
                 card.metrics = old.metrics;
             }
         }
-        card.dataset = Some(format!("{} (MIT, Juan Cazala): 9,000 training digits of 28×28 in [0, 1]", scorefield::data::PACKAGE));
-        card.training = weights::TrainingRecord {
-            command: Some(command.clone()),
-            steps: Some(trainer.step),
-            images_seen: Some(trainer.images_seen()),
-            batch_size: Some(trainer.config.batch_size),
-            learning_rate: Some(trainer.config.learning_rate),
-            ema_halflife_images: Some(trainer.config.ema_halflife_images),
-            wall_time_s: Some((trainer.wall_time() * 10.0).round() / 10.0),
-            hardware: Some(hardware(&device)),
-            sessions: trainer.sessions.iter().map(|s| serde_json::to_value(s).expect("serialises")).collect(),
-            final_loss: Some(trainer.last_loss),
-            seed: Some(trainer.config.seed),
-            ..Default::default()
-        };
+        card.dataset = Some(scorefield::data::card_dataset(train_set.len()));
+        card.training.command = Some(command.clone());
         if let Some(dir) = a.out.parent() {
             std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         }
