@@ -217,17 +217,12 @@ impl Trainer {
         Tensor::from_data(TensorData::new(data.floats(&idx), [b, 1, side, side]), &self.device.clone().autodiff())
     }
 
-    /// A standard normal number from the host generator.
-    fn host_normal(&mut self) -> f64 {
-        self.host_rng.normal()
-    }
-
     /// EDM's loss for a batch y: ‖F(c_in·x, c_noise) − (y − c_skip·x)/c_out‖², x = y + σn, averaged
     /// over pixels and batch.
     pub fn loss(&mut self, y: Tensor<4>) -> Tensor<1> {
         let [b, ..] = y.dims();
         let device = y.device();
-        let sigmas: Vec<f64> = (0..b).map(|_| (self.config.p_mean + self.config.p_std * self.host_normal()).exp()).collect();
+        let sigmas: Vec<f64> = (0..b).map(|_| (self.config.p_mean + self.config.p_std * self.host_rng.normal()).exp()).collect();
         let coefs: Vec<_> = sigmas.iter().map(|&s| edm_coefficients(s, self.sigma_data)).collect();
         let column = |f: &dyn Fn(usize) -> f64| Tensor::<1>::from_data(TensorData::new((0..b).map(|i| f(i) as f32).collect(), [b]), &device);
         let sigma = column(&|i| sigmas[i]).reshape([b, 1, 1, 1]);

@@ -36,8 +36,18 @@ function showBackend(info) {
   badge.textContent = `${info.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${info.adapter}${info.fallbackReason ? ` (${info.fallbackReason})` : ''}`;
   badge.className = `badge ${info.backend}`;
   badge.dataset.backend = info.backend;
-  // The largest batch this device's buffers hold (src/model.rs max_batch_for).
-  $('batch').max = String(Math.min(Number($('batch').max) || Infinity, info.maxBatch));
+  // The page's largest batch, or fewer: what this device's buffers hold (src/model.rs max_batch_for).
+  $('batch').max = String(Math.min(info.defaults.maxBatch, info.maxBatch));
+}
+
+/** The library's starting values and limits (src/sampling/catalog.rs RUN_DEFAULTS). */
+function applyDefaults(defaults) {
+  $('batch').value = String(defaults.batch.generate);
+  $('seed').value = String(defaults.seed);
+  $('steps').max = String(defaults.maxSteps);
+  $('corrector').max = String(defaults.maxCorrectorSteps);
+  $('snr').max = String(defaults.maxSnr);
+  $('churn').max = String(defaults.maxChurn);
 }
 
 function setBusy(value) {
@@ -93,6 +103,7 @@ function selectSampler() {
   $('steps').value = String(info.defaultSteps);
   if (info.defaultCorrectorSteps) $('corrector').value = String(info.defaultCorrectorSteps);
   if (info.defaultSnr) $('snr').value = String(info.defaultSnr);
+  if (info.defaultChurn != null) $('churn').value = String(info.defaultChurn);
   $('steps-hint').textContent = info.takesSteps
     ? `${info.paper}. One step is ${info.step}. At least ${info.minSteps} steps: ${info.minStepsWhy}.`
     : `${info.paper}. It ${info.step}.`;
@@ -181,6 +192,7 @@ async function main() {
   try {
     const info = await model.load();
     card = info.card;
+    applyDefaults(info.defaults);
     fillSamplers(info.samplers);
     showBackend(info);
     const [c, h, w] = [card.image.channels, card.image.height, card.image.width];

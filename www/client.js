@@ -95,8 +95,9 @@ export class RemoteModel {
     this.current = null;
   }
 
-  /** Loads the model; resolves to {backend, adapter, card, samplers, fallbackReason, warmupSeconds,
-   * maxBatch}; `samplers` describes the samplers it runs, the default first (src/sampling/catalog.rs). */
+  /** Loads the model; resolves to {backend, adapter, card, samplers, defaults, fallbackReason,
+   * warmupSeconds, maxBatch}; `samplers` describes the samplers it runs, the default first, and
+   * `defaults` the runs' starting batch and seed and the options' limits (src/sampling/catalog.rs). */
   load() {
     return request({ type: REQUESTS.load, url: this.url, backend: this.backend }).promise;
   }

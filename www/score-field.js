@@ -27,12 +27,10 @@ const DEFAULT_MODEL = new URL('./models/mnist.json', import.meta.url).href;
 const MODES = ['generate', 'inpaint', 'trajectory', 'field'];
 const CONTROLS = ['run', 'sampler', 'steps', 'seed', 'batch'];
 const BACKENDS = ['auto', 'webgpu', 'cpu'];
-// The most images a widget draws at once (the model's own limit may be lower: it is checked too).
-const MAX_BATCH = 256;
-// The sampler and its step count default to what the model's sampler table says
-// (src/sampling/catalog.rs, sent by the worker when the model loads).
-const DEFAULTS = { mode: 'generate', seed: 1, controls: ['run', 'sampler', 'steps', 'seed'], width: 320, backend: 'auto' };
-const BATCH = { generate: 16, inpaint: 4, trajectory: 1, field: 1 };
+// The sampler and its step count, the batch per mode, the seed and their limits default to what
+// the library says (src/sampling/catalog.rs: the sampler table and RUN_DEFAULTS, sent by the worker
+// when the model loads); these are the widget's own.
+const DEFAULTS = { mode: 'generate', controls: ['run', 'sampler', 'steps', 'seed'], width: 320, backend: 'auto' };
 // Native pixel size of the widget's canvases (CSS scales them to the widget's width).
 const CANVAS = 280;
 // Frames kept by the trajectory view.
@@ -135,8 +133,9 @@ export class ScoreField extends HTMLElement {
   }
 
   /** The current settings, from the attributes, with `problems`: a sentence for each bad value,
-   * which falls back to its default. `sampler` and `steps` are checked against the model's
-   * samplers once it has loaded (`#choice`); field mode checks its own attributes (FieldView). */
+   * which falls back to its default. `batch` and `seed` are null until the model has loaded (their
+   * defaults and limits come with it), and `sampler` and `steps` are checked against its samplers
+   * then (`#choice`); field mode checks its own attributes (FieldView). */
   get settings() {
     const { problems, pick, whole, list } = attributes(this);
     const mode = pick('mode', MODES, DEFAULTS.mode);
@@ -146,14 +145,19 @@ export class ScoreField extends HTMLElement {
       backend: pick('backend', BACKENDS, DEFAULTS.backend),
       model: this.getAttribute('model') || DEFAULT_MODEL,
       autoplay: this.hasAttribute('autoplay'),
-      batch: BATCH[mode],
-      seed: DEFAULTS.seed,
+      batch: null,
+      seed: null,
       controls: [],
       problems,
     };
     if (mode === 'field') return settings;
-    settings.batch = whole('batch', 1, MAX_BATCH, BATCH[mode]);
-    settings.seed = whole('seed', 0, 2 ** 53 - 1, DEFAULTS.seed);
+    const defaults = this.#info?.defaults;
+    if (defaults) {
+      // The page's largest batch, or fewer where this device holds fewer (src/model.rs).
+      const maxBatch = Math.min(defaults.maxBatch, this.#info.maxBatch);
+      settings.batch = whole('batch', 1, maxBatch, Math.min(defaults.batch[mode], maxBatch));
+      settings.seed = whole('seed', 0, Number.MAX_SAFE_INTEGER, defaults.seed);
+    }
     settings.controls = list('controls', CONTROLS, DEFAULTS.controls);
     return settings;
   }
@@ -263,10 +267,10 @@ export class ScoreField extends HTMLElement {
     // Controls.
     ui.controls = el('form', { class: 'controls' });
     ui.sampler = el('select', { name: 'sampler' });
-    ui.steps = el('input', { name: 'steps', type: 'number', min: 1, max: 100000 });
+    ui.steps = el('input', { name: 'steps', type: 'number', min: 1 });
     ui.sampler.addEventListener('change', () => this.#showSampler(this.#samplers.get(ui.sampler.value), null));
     ui.seed = el('input', { name: 'seed', type: 'number', min: 0, step: 1 });
-    ui.batch = el('input', { name: 'batch', type: 'number', min: 1, max: 256 });
+    ui.batch = el('input', { name: 'batch', type: 'number', min: 1 });
     ui.labels = {
       sampler: el('label', {}, 'sampler', ui.sampler),
       steps: el('label', {}, 'steps', ui.steps),
@@ -316,7 +320,8 @@ export class ScoreField extends HTMLElement {
     const raw = this.getAttribute('steps');
     if (raw !== null && sampler.takesSteps) {
       const n = Number(raw);
-      if (raw.trim() === '' || !Number.isInteger(n) || n > 100000) problems.push(`steps="${raw}" is not a whole number up to 100000; using ${steps}`);
+      const max = this.#info.defaults.maxSteps;
+      if (raw.trim() === '' || !Number.isInteger(n) || n > max) problems.push(`steps="${raw}" is not a whole number up to ${max}; using ${steps}`);
       else if (n < sampler.minSteps) problems.push(`steps="${raw}" is below ${sampler.name}'s minimum of ${sampler.minSteps} (${sampler.minStepsWhy}); using ${steps}`);
       else steps = n;
     }
@@ -355,9 +360,11 @@ export class ScoreField extends HTMLElement {
       ui.notice.hidden = problems.length === 0;
       this.#warn(problems);
     }
-    if (all || !this.#running) {
+    if ((all || !this.#running) && this.#info) {
       ui.seed.value = s.seed;
       ui.batch.value = s.batch;
+      ui.batch.max = Math.min(this.#info.defaults.maxBatch, this.#info.maxBatch);
+      ui.steps.max = this.#info.defaults.maxSteps;
     }
     for (const [name, node] of Object.entries(ui.labels)) node.hidden = !s.controls.includes(name);
     ui.run.hidden = !s.controls.includes('run');
@@ -483,7 +490,8 @@ export class ScoreField extends HTMLElement {
     const info = this.#samplers.get(this.#ui.sampler.value);
     const steps = Number(this.#ui.steps.value);
     if (!info.takesSteps) return null;
-    if (!Number.isInteger(steps) || steps > 100000) return `steps must be a whole number up to 100000, not ${this.#ui.steps.value}`;
+    const max = this.#info.defaults.maxSteps;
+    if (!Number.isInteger(steps) || steps > max) return `steps must be a whole number up to ${max}, not ${this.#ui.steps.value}`;
     if (steps < info.minSteps) return `${info.label} needs at least ${info.minSteps} steps: ${info.minStepsWhy}`;
     return null;
   }

@@ -6,7 +6,7 @@ import init, { Field2D, ScoreModel } from './pkg/scorefield.js';
 import { FIELD_OPS, REQUESTS } from './protocol.js';
 
 const ready = init({ module_or_path: new URL('./pkg/scorefield_bg.wasm', import.meta.url) });
-const models = new Map(); // card URL + backend -> Promise<ScoreModel>
+const models = new Map(); // card URL + device (webgpu | cpu) -> Promise<ScoreModel>
 const running = new Map(); // request id -> ScoreModel
 const fields = new Map(); // JSON of a field's spec -> Promise<Field2D> (the 2-D explainer; src/web/field.rs)
 
@@ -65,20 +65,25 @@ const fieldOps = {
   },
 };
 
-function describe(model) {
-  return { backend: model.backend, adapter: model.adapter, card: model.card, samplers: model.samplers, fallbackReason: model.fallbackReason ?? null, warmupSeconds: model.warmupSeconds, maxBatch: model.maxBatch };
+// What the page and the widget are told of a loaded model, with the library's run defaults.
+async function describe(url, backend) {
+  const { model, fallbackReason } = await load(url, backend);
+  return { backend: model.backend, adapter: model.adapter, card: model.card, samplers: model.samplers, defaults: ScoreModel.runDefaults(), fallbackReason, warmupSeconds: model.warmupSeconds, maxBatch: model.maxBatch };
 }
 
-// A model per card URL and requested backend. What `auto` means (WebGPU unless the adapter is a
-// software fallback) is decided in Rust (src/web/mod.rs), once, when the model loads.
-function load(url, backend = 'auto') {
-  const key = `${url} ${backend}`;
+// A model per card URL and device: the backend asked for (`auto`, `webgpu`, `cpu`) is first
+// resolved in Rust (src/web/device.rs, the one definition of `auto`), so `auto` that took the CPU
+// and `cpu` share one copy. Resolves to {model, fallbackReason}.
+async function load(url, backend = 'auto') {
+  await ready;
+  const { backend: device, fallbackReason } = await ScoreModel.resolveBackend({ backend });
+  const key = `${url} ${device}`;
   if (!models.has(key)) {
-    const loading = ready.then(() => ScoreModel.load(url, { backend }));
+    const loading = ScoreModel.load(url, { backend: device });
     models.set(key, loading);
     loading.catch(() => models.delete(key)); // a failed load may be retried
   }
-  return models.get(key);
+  return { model: await models.get(key), fallbackReason };
 }
 
 // One handler per request type (protocol.js REQUESTS): each returns {result, transfer}, or
@@ -118,17 +123,17 @@ const handlers = {
     const f = data.op === FIELD_OPS.describe ? null : await field(data.spec);
     return op(f, data);
   },
-  [REQUESTS.load]: async (data) => ({ result: describe(await load(data.url, data.backend)), transfer: [] }),
+  [REQUESTS.load]: async (data) => ({ result: await describe(data.url, data.backend), transfer: [] }),
   [REQUESTS.benchmark]: async (data) => {
-    const model = await load(data.url, data.backend);
+    const { model } = await load(data.url, data.backend);
     return { result: await model.benchmark(data.batch, data.repeats, data.warmup), transfer: [] };
   },
   [REQUESTS.destroyDevice]: async (data) => {
-    (await load(data.url, data.backend)).destroyDevice();
+    (await load(data.url, data.backend)).model.destroyDevice();
     return { result: null, transfer: [] };
   },
   [REQUESTS.network]: async (data) => {
-    const out = await (await load(data.url, data.backend)).network(data.x, data.t);
+    const out = await (await load(data.url, data.backend)).model.network(data.x, data.t);
     return { result: out, transfer: [out.buffer] };
   },
   [REQUESTS.generate]: (data, id) => sample('generate', data, id),
@@ -143,7 +148,7 @@ for (const op of Object.values(FIELD_OPS)) {
 
 // generate or inpaint, with progress (and its previews' buffers transferred).
 async function sample(type, data, id) {
-  const model = await load(data.url, data.backend);
+  const { model } = await load(data.url, data.backend);
   running.set(id, model);
   const onProgress = (p) => self.postMessage({ id, status: 'progress', progress: p }, p.preview ? [p.preview.data.buffer] : []);
   try {

@@ -19,6 +19,45 @@ use crate::sde::Sde;
 /// targets of docs/EVALUATION.md.
 pub const DEFAULT_SAMPLER: Sampler = Sampler::DpmSolver2M;
 
+/// How many images a run draws, and from which seed, when the caller says nothing (the page's and
+/// the widget's starting values, the CLI's defaults), and the limits the page's controls show.
+/// One definition; the wasm API hands it to the page and the widget (`ScoreModel.runDefaults()`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunDefaults {
+    /// Images per run, by what the run is for.
+    pub batch: BatchDefaults,
+    /// The seed of the first run (the page's first batch is the one the README shows).
+    pub seed: u64,
+    /// The largest batch the page and the widget offer (a 16 × 16 grid); the wasm API itself
+    /// takes up to [`super::MAX_BATCH`], and a device may hold fewer (`ScoreModel.maxBatch`).
+    pub max_batch: usize,
+    /// The options' limits, as [`super::SampleOptions::validate`] enforces them.
+    pub max_steps: usize,
+    pub max_corrector_steps: usize,
+    pub max_snr: f64,
+    pub max_churn: f64,
+}
+
+/// Images per run: a 4 × 4 grid of samples, a 2 × 2 grid of completions of one digit (the
+/// source beside them stays readable), one path drawn through time.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct BatchDefaults {
+    pub generate: usize,
+    pub inpaint: usize,
+    pub trajectory: usize,
+}
+
+pub const RUN_DEFAULTS: RunDefaults = RunDefaults {
+    batch: BatchDefaults { generate: 16, inpaint: 4, trajectory: 1 },
+    seed: 1,
+    max_batch: 256,
+    max_steps: super::MAX_STEPS,
+    max_corrector_steps: super::MAX_CORRECTOR_STEPS,
+    max_snr: super::MAX_SNR,
+    max_churn: super::MAX_CHURN,
+};
+
 /// One sampler, as the page and the widget describe it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -41,6 +80,8 @@ pub struct SamplerInfo {
     /// Corrector steps the page starts with (M for `pc`, T per level for `ald`), if it has any.
     pub default_corrector_steps: Option<usize>,
     pub default_snr: Option<f64>,
+    /// S_churn the page starts with, for the samplers that read it.
+    pub default_churn: Option<f64>,
 }
 
 impl Sampler {
@@ -58,6 +99,7 @@ impl Sampler {
             min_steps_why: "",
             default_corrector_steps: None,
             default_snr: None,
+            default_churn: None,
         };
         match self {
             Sampler::EulerMaruyama => SamplerInfo {
@@ -132,6 +174,7 @@ impl Sampler {
                 paper: "Karras et al. 2022, alg. 2",
                 step: "two score evaluations (the last step one)",
                 options: &["rho", "churn"],
+                default_churn: Some(super::karras::DEFAULT_CHURN),
                 default_steps: 18,
                 min_steps: 5,
                 min_steps_why: "at 3 steps the σ grid is too coarse: faint, broken digits",
@@ -174,9 +217,21 @@ mod tests {
             assert!(!info.label.is_empty() && !info.paper.is_empty() && !info.min_steps_why.is_empty(), "{}", info.name);
             assert!((info.min_steps..=super::super::MAX_STEPS).contains(&info.default_steps), "{}", info.name);
             assert_eq!(info.default_corrector_steps.is_some(), info.options.contains(&"correctorSteps"), "{}", info.name);
+            assert_eq!(info.default_snr.is_some(), info.options.contains(&"snr"), "{}", info.name);
+            assert_eq!(info.default_churn.is_some(), info.options.contains(&"churn"), "{}", info.name);
         }
         assert_eq!(samplers_for(&Sde::ve(40.0))[0].name, DEFAULT_SAMPLER.name(), "the default comes first");
         assert_eq!(samplers_for(&Sde::ve(40.0)).len(), Sampler::ALL.len());
         assert!(samplers_for(&Sde::vp()).iter().all(|s| s.name != "ald"));
+    }
+
+    /// The starting batches fit the page's limit, which fits the API's.
+    #[test]
+    fn run_defaults_are_within_the_limits() {
+        let d = RUN_DEFAULTS;
+        for batch in [d.batch.generate, d.batch.inpaint, d.batch.trajectory] {
+            assert!((1..=d.max_batch).contains(&batch));
+        }
+        assert!(d.max_batch <= super::super::MAX_BATCH);
     }
 }

@@ -195,6 +195,11 @@ pub const DEFAULT_ODE_TOL: f64 = 1e-5;
 /// Limits on options, so that a typo cannot ask for a day of computation.
 pub const MAX_STEPS: usize = 100_000;
 pub const MAX_CORRECTOR_STEPS: usize = 1_000;
+/// The largest Langevin snr r (Song et al. 2021 use 0.01–0.17; 10 already overshoots every level).
+pub const MAX_SNR: f64 = 10.0;
+/// The largest S_churn of `edm-heun` (Karras et al. 2022 tune it in 0–100; at 1000 the per-step γ =
+/// S_churn/N is at its cap √2 − 1 for every step count up to 2,414).
+pub const MAX_CHURN: f64 = 1000.0;
 pub const MAX_BATCH: usize = 65_536;
 /// At most this many values in one batch (256 MiB of f32), whatever the image size.
 pub const MAX_BATCH_VALUES: usize = 1 << 26;
@@ -242,7 +247,7 @@ impl Default for SampleOptions {
             rho: karras::DEFAULT_RHO,
             churn: karras::DEFAULT_CHURN,
             denoise: true,
-            seed: 0,
+            seed: catalog::RUN_DEFAULTS.seed,
         }
     }
 }
@@ -259,8 +264,8 @@ impl SampleOptions {
                 return Err(SampleError::invalid("corrector_steps", format!("must be in 1..={MAX_CORRECTOR_STEPS}, got {m}")));
             }
         }
-        if !(self.snr.is_finite() && self.snr > 0.0 && self.snr <= 10.0) {
-            return Err(SampleError::invalid("snr", format!("must be in (0, 10], got {}", self.snr)));
+        if !(self.snr.is_finite() && self.snr > 0.0 && self.snr <= MAX_SNR) {
+            return Err(SampleError::invalid("snr", format!("must be in (0, {MAX_SNR}], got {}", self.snr)));
         }
         if let Some(eps) = self.ald_eps {
             if !(eps.is_finite() && eps > 0.0 && eps <= 1.0) {
@@ -271,8 +276,8 @@ impl SampleOptions {
         if !(self.rho.is_finite() && (1.0..=100.0).contains(&self.rho)) {
             return Err(SampleError::invalid("rho", format!("must be in [1, 100], got {}", self.rho)));
         }
-        if !(self.churn.is_finite() && (0.0..=1000.0).contains(&self.churn)) {
-            return Err(SampleError::invalid("churn", format!("must be in [0, 1000], got {}", self.churn)));
+        if !(self.churn.is_finite() && (0.0..=MAX_CHURN).contains(&self.churn)) {
+            return Err(SampleError::invalid("churn", format!("must be in [0, {MAX_CHURN}], got {}", self.churn)));
         }
         if !self.sampler.runs_on(sde) {
             return Err(SampleError::invalid(

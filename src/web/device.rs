@@ -5,6 +5,7 @@ use js_sys::{Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+use super::options::BackendChoice;
 use super::{ErrorName, WebError};
 use crate::backend::{self, Backend};
 
@@ -28,10 +29,41 @@ pub(super) async fn start_webgpu() -> Result<Backend, WebError> {
     backend::webgpu().await.map_err(|e| WebError::new(ErrorName::NoWebGpu, e))
 }
 
-/// The browser's WebGPU adapter, asked of `navigator.gpu` before a device is made (a wasm instance
-/// can start only one): `Ok(whether it is a software fallback adapter)`, on which the CPU build is
-/// faster (docs/PERFORMANCE.md: SwiftShader's WebGPU is about 30 × slower), or why there is none.
+/// The backend a choice comes to in this wasm instance, and why `auto` took the CPU if it did: the
+/// one definition of `auto` (WebGPU when the browser has a hardware adapter and its device starts,
+/// else the CPU). The same answer every time (the adapter is asked once, the device started once),
+/// so the worker can key its models by it.
+pub(super) async fn resolve(choice: BackendChoice) -> Result<(Backend, Option<String>), WebError> {
+    Ok(match choice {
+        BackendChoice::Cpu => (backend::cpu(), None),
+        BackendChoice::Webgpu => (start_webgpu().await?, None),
+        BackendChoice::Auto => match webgpu_adapter().await {
+            Ok(false) => match backend::webgpu().await {
+                Ok(b) => (b, None),
+                Err(reason) => (backend::cpu(), Some(reason)),
+            },
+            Ok(true) => (backend::cpu(), Some("the WebGPU adapter is a software fallback; the CPU is faster".into())),
+            Err(reason) => (backend::cpu(), Some(reason)),
+        },
+    })
+}
+
+/// The browser's WebGPU adapter, asked of `navigator.gpu` once per wasm instance, before a device
+/// is made (an instance can start only one): `Ok(whether it is a software fallback adapter)`, on
+/// which the CPU build is faster (docs/PERFORMANCE.md: SwiftShader's WebGPU is about 30 × slower),
+/// or why there is none.
 pub(super) async fn webgpu_adapter() -> Result<bool, String> {
+    thread_local! {
+        static ASKED: std::cell::RefCell<Option<Result<bool, String>>> = const { std::cell::RefCell::new(None) };
+    }
+    if let Some(answer) = ASKED.with(|a| a.borrow().clone()) {
+        return answer;
+    }
+    let answer = ask_for_adapter().await;
+    ASKED.with(|a| a.borrow_mut().get_or_insert(answer).clone())
+}
+
+async fn ask_for_adapter() -> Result<bool, String> {
     let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).unwrap_or(JsValue::UNDEFINED);
     let gpu = Reflect::get(&navigator, &"gpu".into()).unwrap_or(JsValue::UNDEFINED);
     if gpu.is_undefined() || gpu.is_null() {

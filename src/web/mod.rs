@@ -24,12 +24,13 @@ use wasm_bindgen::prelude::*;
 
 pub use error::{ErrorName, WebError};
 
-use crate::backend::{self, Backend};
+use crate::backend::Backend;
 use crate::sampling::{self, Known, SampleOptions, Sampler, catalog};
 use crate::weights::{self, ModelCard};
-use device::{device_lost, fetch_bytes, start_webgpu, webgpu_adapter};
+use device::{device_lost, fetch_bytes, resolve, start_webgpu};
+use crate::serde_fields::field_names;
 use observer::{JsObserver, now_ms, tensor_to_js};
-use options::{BackendChoice, LoadOptions, RunOptions, count, parse_options, refuse_unknown_keys, take_numbers};
+use options::{LoadOptions, RunOptions, count, parse_options, refuse_unknown_keys, take_numbers};
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -42,6 +43,14 @@ async fn evaluate_once(model: &crate::ScoreModel, x: Tensor<4>) -> Result<f32, S
     use crate::sampling::ScoreFn;
     let total = model.score(x, 0.5).sum().into_data_async().await.map_err(|e| format!("readback failed: {e:?}"))?;
     total.try_to_vec::<f32>().map_err(|e| format!("{e:?}")).map(|v| v[0])
+}
+
+fn parse_load_options(options: JsValue) -> Result<LoadOptions, WebError> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(LoadOptions::default());
+    }
+    refuse_unknown_keys(&options, field_names::<LoadOptions>(), "load option")?;
+    serde_wasm_bindgen::from_value(options).map_err(|e| WebError::invalid(format!("load options: {e}")))
 }
 
 /// A score model loaded in the page.
@@ -96,24 +105,8 @@ impl WebModel {
     }
 
     async fn start(card: ModelCard, weights: &[u8], options: JsValue) -> Result<WebModel, WebError> {
-        let options: LoadOptions = if options.is_undefined() || options.is_null() {
-            LoadOptions::default()
-        } else {
-            refuse_unknown_keys(&options, &["backend"], "load option")?;
-            serde_wasm_bindgen::from_value(options).map_err(|e| WebError::invalid(format!("load options: {e}")))?
-        };
-        let (backend, fallback_reason) = match options.backend {
-            BackendChoice::Cpu => (backend::cpu(), None),
-            BackendChoice::Webgpu => (start_webgpu().await?, None),
-            BackendChoice::Auto => match webgpu_adapter().await {
-                Ok(false) => match backend::webgpu().await {
-                    Ok(b) => (b, None),
-                    Err(reason) => (backend::cpu(), Some(reason)),
-                },
-                Ok(true) => (backend::cpu(), Some("the WebGPU adapter is a software fallback; the CPU is faster".into())),
-                Err(reason) => (backend::cpu(), Some(reason)),
-            },
-        };
+        let options = parse_load_options(options)?;
+        let (backend, fallback_reason) = resolve(options.backend).await?;
         let model = weights::load(&card, weights, &backend.device)?;
         // Pre-warm: on WebGPU the first forward pass compiles (and autotunes) its kernels; do it
         // while the model loads rather than in the reader's first Generate (measured on the
@@ -126,6 +119,26 @@ impl WebModel {
         }
         let warmup_seconds = (now_ms() - start) / 1000.0;
         Ok(WebModel { card, model, backend, fallback_reason, runs: Rc::new(RefCell::new(Vec::new())), warmup_seconds })
+    }
+
+    /// What a backend choice (`{backend: "auto" | "webgpu" | "cpu"}`) comes to in this wasm
+    /// instance: `{backend: "webgpu" | "cpu", fallbackReason}`, the same every time, so that a
+    /// worker holds one copy of a model per device rather than per name (`auto` that took the CPU
+    /// and `cpu` share one).
+    #[wasm_bindgen(js_name = resolveBackend)]
+    pub async fn resolve_backend(options: JsValue) -> Result<JsValue, WebError> {
+        let (backend, reason) = resolve(parse_load_options(options)?.backend).await?;
+        let out = js_sys::Object::new();
+        Reflect::set(&out, &"backend".into(), &backend.kind.into()).ok();
+        Reflect::set(&out, &"fallbackReason".into(), &reason.map_or(JsValue::NULL, JsValue::from)).ok();
+        Ok(out.into())
+    }
+
+    /// How many images a run draws, and from which seed, unless told otherwise; the largest batch
+    /// the page offers (`catalog::RUN_DEFAULTS`).
+    #[wasm_bindgen(js_name = runDefaults)]
+    pub fn run_defaults() -> JsValue {
+        serde_wasm_bindgen::to_value(&catalog::RUN_DEFAULTS).unwrap_or(JsValue::NULL)
     }
 
     /// Bytes of this wasm instance's linear memory (it only grows: flat over many runs means no

@@ -10,8 +10,8 @@ use crate::sampling::{self, SampleOptions, Sampler, catalog};
 use crate::serde_fields::field_names;
 
 /// Which backend to run on: `auto` takes WebGPU when the browser has a hardware adapter and it
-/// starts ([`webgpu_adapter`]), else the CPU; the one definition of `auto` (the page, the widget and
-/// the worker pass it through).
+/// starts, else the CPU ([`super::device::resolve`], the one definition of `auto`: the page, the
+/// widget and the worker pass it through).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(super) enum BackendChoice {
@@ -67,8 +67,8 @@ impl Default for RunOptions {
         Self {
             sampler: start.name.into(),
             steps: start.default_steps as f64,
-            batch: 16.0,
-            seed: 0.0,
+            batch: catalog::RUN_DEFAULTS.batch.generate as f64,
+            seed: d.seed as f64,
             snr: d.snr,
             corrector_steps: None,
             ald_eps: d.ald_eps,

@@ -108,9 +108,29 @@ test('painting a mask and inpainting changes only the masked pixels', async () =
   await page.close();
 });
 
-test('the steps control has each sampler\'s floor and says why; fewer steps do not run', async () => {
+test('the controls start at the library\'s values; the steps control has each sampler\'s floor and says why; fewer steps do not run', async () => {
   const page = await openPage(gpu, `${server.url}?backend=cpu`);
   await waitLoaded(page);
+  // Batch, seed, churn and the limits are the library's (catalog.rs RUN_DEFAULTS, the sampler
+  // table), as the worker describes the model; index.html holds none of them.
+  const start = await page.evaluate(async () => {
+    const { RemoteModel } = await import('/client.js');
+    const info = await new RemoteModel(new URL('models/mnist.json', location.href).href, 'cpu').load();
+    const v = (id) => document.getElementById(id);
+    document.getElementById('sampler').value = 'edm-heun';
+    document.getElementById('sampler').dispatchEvent(new Event('change'));
+    return {
+      info: { defaults: info.defaults, maxBatch: info.maxBatch, churn: info.samplers.find((x) => x.name === 'edm-heun').defaultChurn },
+      batch: Number(v('batch').value), seed: Number(v('seed').value), maxBatch: Number(v('batch').max), maxSteps: Number(v('steps').max),
+      maxCorrector: Number(v('corrector').max), maxSnr: Number(v('snr').max), maxChurn: Number(v('churn').max), churn: v('churn').value,
+    };
+  });
+  const d = start.info.defaults;
+  assert.equal(start.batch, d.batch.generate, JSON.stringify(start));
+  assert.equal(start.seed, d.seed);
+  assert.equal(start.maxBatch, Math.min(d.maxBatch, start.info.maxBatch));
+  assert.deepEqual([start.maxSteps, start.maxCorrector, start.maxSnr, start.maxChurn], [d.maxSteps, d.maxCorrectorSteps, d.maxSnr, d.maxChurn]);
+  assert.equal(start.churn, String(start.info.churn));
   // Each sampler shows the option fields it reads, and no others.
   const shown = async (sampler) => {
     await page.selectOption('#sampler', sampler);
@@ -226,6 +246,13 @@ test('without WebGPU the page falls back to the CPU and still generates; asking 
       return new RemoteModel(new URL('models/mnist.json', location.href).href, 'webgpu').load().then(() => 'loaded', (e) => `${e.name}: ${e.message}`);
     });
     assert.match(refused, /^NoWebGPUError: (this browser has no WebGPU|no WebGPU adapter)$/, refused);
+    // `auto` came to the CPU: a `cpu` load is the same copy of the model, not a second one.
+    const copies = await page.evaluate(async () => {
+      const { RemoteModel, workerStats } = await import('/client.js');
+      await new RemoteModel(new URL('models/mnist.json', location.href).href, 'cpu').load();
+      return (await workerStats()).models;
+    });
+    assert.equal(copies, 1, 'auto (on the CPU) and cpu hold two copies of the model');
     await setControls(page, { sampler: 'ode-heun', steps: 25, batch: 2, seed: 5 });
     const out = await generate(page);
     assert.deepEqual(out.shape, [2, 1, 28, 28]);

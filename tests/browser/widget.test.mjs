@@ -162,9 +162,13 @@ test('a careless post: each bad attribute of an image widget is named in its box
   const named = ['mode="nonsense"', 'batch="1000000000"', 'seed="abc"', 'width="10"', 'backend="gpu"', 'controls="run,fly"', 'steps="-5"', 'sampler="ode_heun"'];
   for (const part of named) assert.equal(notice.split(part).length - 1, 1, `the notice does not name ${part} once: ${notice}`);
   assert.equal(notice.split('\n').length, named.length, notice);
-  // Generate mode, the model's default sampler and steps, batch 16, the Generate button only.
+  // Generate mode, the model's default sampler and steps, the library's batch and seed
+  // (catalog.rs RUN_DEFAULTS, as the worker describes the model), the Generate button only.
+  const { defaults } = await page.evaluate(async () => new (await import('/client.js')).RemoteModel('/models/mnist.json').load());
+  const seed = await page.$eval('#careless', (w) => Number(w.shadowRoot.querySelector('input[name=seed]').value));
+  assert.equal(seed, defaults.seed);
   const result = await page.$eval('#careless', (w) => w.run());
-  assert.deepEqual(result.shape, [16, 1, 28, 28]);
+  assert.deepEqual(result.shape, [defaults.batch.generate, 1, 28, 28]);
   const shown = await page.$eval('#careless', (w) => [...w.shadowRoot.querySelectorAll('.controls > label, .controls > button')].filter((n) => !n.hidden).map((n) => n.textContent.trim()));
   assert.deepEqual(shown, ['Generate'], JSON.stringify(shown));
   assert.deepEqual(page.errors, []);

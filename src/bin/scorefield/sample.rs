@@ -7,7 +7,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use clap::Args;
 use scorefield::io::{self, Batch};
-use scorefield::sampling::{self, Flow, SampleOptions, Sampler, Step};
+use scorefield::sampling::{self, Flow, SampleOptions, Sampler, Step, catalog};
 use scorefield::weights::ModelCard;
 
 use super::{DeviceArg, device, load};
@@ -75,8 +75,8 @@ impl SamplerArgs {
 pub(crate) struct SampleArgs {
     #[command(flatten)]
     sampler: SamplerArgs,
-    /// Number of samples.
-    #[arg(long, default_value_t = 16)]
+    /// Number of samples (default: the page's first batch).
+    #[arg(long, default_value_t = catalog::RUN_DEFAULTS.batch.generate)]
     n: usize,
     #[command(flatten)]
     output: OutputArgs,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use burn::prelude::*;
 use clap::Args;
 use scorefield::train::TrainConfig;
-use scorefield::weights::{self, files};
+use scorefield::weights::files;
 use scorefield::{Sde, UNetConfig};
 
 use super::{DeviceArg, device, hardware};
