@@ -17,6 +17,7 @@
 //! - [`likelihood`]: exact log-likelihood and bits/dim through the probability-flow ODE.
 
 pub mod backend;
+pub mod classifier;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod data;
 pub mod error;

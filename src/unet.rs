@@ -63,7 +63,7 @@ impl Default for UNetConfig {
 }
 
 /// GroupNorm groups for c channels: groups of at least 4 channels, at most 32 groups.
-fn groups(c: usize) -> usize {
+pub(crate) fn groups(c: usize) -> usize {
     (c / 4).clamp(1, 32)
 }
 
@@ -224,7 +224,7 @@ pub struct ResBlock {
 }
 
 impl ResBlock {
-    fn new(c_in: usize, c_out: usize, embed_dim: usize, dropout: f64, device: &Device) -> Self {
+    pub(crate) fn new(c_in: usize, c_out: usize, embed_dim: usize, dropout: f64, device: &Device) -> Self {
         let conv = |c_in: usize, c_out: usize, init: Option<Initializer>| {
             let cfg = Conv2dConfig::new([c_in, c_out], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1));
             match init {
@@ -305,6 +305,18 @@ impl Attention {
     }
 }
 
+/// Gaussian Fourier features of c_noise (frequencies `fourier`, fixed) through the two-layer MLP
+/// `map0`, `map1` with SiLU: [B] → [B, E]. The U-Net and the noise-conditional classifier embed
+/// their noise label so.
+pub(crate) fn noise_embedding(c_noise: Tensor<1>, fourier: &Param<Tensor<1>>, map0: &Linear, map1: &Linear) -> Tensor<2> {
+    let b = c_noise.dims()[0];
+    let w = fourier.val();
+    let half = w.dims()[0];
+    let proj = c_noise.reshape([b, 1]) * w.reshape([1, half]) * (2.0 * std::f64::consts::PI); // [B, E/2]
+    let features = Tensor::cat(vec![proj.clone().cos(), proj.sin()], 1); // [B, E]
+    silu(map1.forward(silu(map0.forward(features))))
+}
+
 /// The network. `forward(c_in·x, c_noise)` is EDM's F_θ.
 #[derive(Module, Debug)]
 pub struct UNet {
@@ -335,12 +347,7 @@ impl UNet {
     ///
     /// - `c_noise`: [B] → [B, E]
     pub fn embed(&self, c_noise: Tensor<1>) -> Tensor<2> {
-        let b = c_noise.dims()[0];
-        let w = self.fourier.val();
-        let half = w.dims()[0];
-        let proj = c_noise.reshape([b, 1]) * w.reshape([1, half]) * (2.0 * std::f64::consts::PI); // [B, E/2]
-        let features = Tensor::cat(vec![proj.clone().cos(), proj.sin()], 1); // [B, E]
-        silu(self.map1.forward(silu(self.map0.forward(features))))
+        noise_embedding(c_noise, &self.fourier, &self.map0, &self.map1)
     }
 
     /// F(x, c_noise).

@@ -71,6 +71,22 @@ pub struct TrainingRecord {
     pub seed: Option<u64>,
 }
 
+/// A card's JSON text as a value, at most [`MAX_CARD_BYTES`] (the model's and the classifier's).
+pub fn card_json(text: &str) -> Result<serde_json::Value, ConfigError> {
+    if text.len() > MAX_CARD_BYTES {
+        return Err(ConfigError::Json(format!("card is {} bytes; the limit is {MAX_CARD_BYTES}", text.len())));
+    }
+    serde_json::from_str(text).map_err(|e| ConfigError::Json(e.to_string()))
+}
+
+/// A card's `weights`: a file name beside the card (no `..`, no absolute path, no drive).
+pub fn check_weights_path(weights: &str) -> Result<(), ConfigError> {
+    if weights.is_empty() || weights.contains("..") || weights.starts_with('/') || weights.contains('\\') || weights.contains(':') {
+        return Err(ConfigError::invalid("weights", format!("must be a relative path beside the card, got `{weights}`")));
+    }
+    Ok(())
+}
+
 /// The model card, `NAME.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -92,6 +108,10 @@ pub struct ModelCard {
     /// Measured numbers (bits/dim, sample-quality scores), free-form.
     #[serde(default)]
     pub metrics: BTreeMap<String, serde_json::Value>,
+    /// The card of the noise-conditional classifier that guides this model to a class
+    /// ([`crate::classifier`]), relative to this card; none: the model draws unguided only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<String>,
 }
 
 impl ModelCard {
@@ -111,15 +131,13 @@ impl ModelCard {
             dataset: None,
             training: TrainingRecord::default(),
             metrics: BTreeMap::new(),
+            classifier: None,
         }
     }
 
     /// Parses and checks a card.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        if text.len() > MAX_CARD_BYTES {
-            return Err(ConfigError::Json(format!("card is {} bytes; the limit is {MAX_CARD_BYTES}", text.len())));
-        }
-        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| ConfigError::Json(e.to_string()))?;
+        let mut value = card_json(text)?;
         let version = value.get("version").and_then(|v| v.as_u64());
         if let Some(v) = version.filter(|&v| v < CARD_VERSION_OLDEST as u64 || v > CARD_VERSION as u64) {
             return Err(ConfigError::invalid("version", format!("is {v}; this build reads versions {CARD_VERSION_OLDEST} to {CARD_VERSION}")));
@@ -151,8 +169,9 @@ impl ModelCard {
         if self.version != CARD_VERSION {
             return Err(ConfigError::invalid("version", format!("is {}; this build reads version {CARD_VERSION}", self.version)));
         }
-        if self.weights.is_empty() || self.weights.contains("..") || self.weights.starts_with('/') || self.weights.contains('\\') || self.weights.contains(':') {
-            return Err(ConfigError::invalid("weights", format!("must be a relative path beside the card, got `{}`", self.weights)));
+        check_weights_path(&self.weights)?;
+        if let Some(classifier) = &self.classifier {
+            check_weights_path(classifier).map_err(|_| ConfigError::invalid("classifier", format!("must be a relative path beside the card, got `{classifier}`")))?;
         }
         self.architecture.validate()?;
         self.parameterisation.validate()?;
@@ -324,21 +343,17 @@ fn first_non_finite(entry: &TensorEntry, data: &[u8]) -> Option<(usize, f32)> {
     data.chunks_exact(size).map(decode).enumerate().find(|(_, v)| !v.is_finite())
 }
 
-/// Names and shapes of the tensors a network of this architecture has.
-fn expected_tensors(net: &Network) -> BTreeMap<String, Vec<usize>> {
-    let snapshots = match net {
-        Network::Ncsn(n) => n.collect(None, None, false),
-        Network::Unet(n) => n.collect(None, None, false),
-    };
-    snapshots.into_iter().map(|t| (t.name.clone(), t.shape.to_vec())).collect()
+/// Names and shapes of the tensors a module has.
+fn expected_tensors<M: ModuleSnapshot>(module: &M) -> BTreeMap<String, Vec<usize>> {
+    module.collect(None, None, false).into_iter().map(|t| (t.name.clone(), t.shape.to_vec())).collect()
 }
 
-/// Builds the network a card describes and fills it with the given safetensors bytes.
-pub fn load(card: &ModelCard, weights: &[u8], device: &Device) -> Result<ScoreModel, WeightsError> {
-    card.validate()?;
+/// Fills `module` with the tensors of safetensors bytes, after checking them: every tensor the
+/// module has is there with its shape, no other, none holds NaN or ±∞. The score network and the
+/// classifier of guided sampling load through this.
+pub fn fill<M: ModuleSnapshot>(module: &mut M, weights: &[u8]) -> Result<(), WeightsError> {
     let (entries, _) = parse_safetensors(weights)?;
-    let mut net = card.architecture.init(device)?;
-    let mut expected = expected_tensors(&net);
+    let mut expected = expected_tensors(module);
     for entry in &entries {
         match expected.remove(&entry.name) {
             None => return Err(WeightsError::UnexpectedTensor { name: entry.name.clone() }),
@@ -354,29 +369,40 @@ pub fn load(card: &ModelCard, weights: &[u8], device: &Device) -> Result<ScoreMo
     if let Some(name) = expected.into_keys().next() {
         return Err(WeightsError::MissingTensor { name });
     }
-    // Half-precision files (half the download) are widened here: the network computes in f32.
+    // Half-precision files (half the download) are widened here: the networks compute in f32.
     let weights = if entries.iter().any(|e| e.dtype != "F32") { convert_safetensors(weights, Dtype::F32)? } else { weights.to_vec() };
     let mut store = SafetensorsStore::from_bytes(Some(weights)).allow_partial(false).validate(true);
-    let result = match &mut net {
-        Network::Ncsn(n) => n.load_from(&mut store),
-        Network::Unet(n) => n.load_from(&mut store),
-    }
-    .map_err(|e| WeightsError::Apply(e.to_string()))?;
+    let result = module.load_from(&mut store).map_err(|e| WeightsError::Apply(e.to_string()))?;
     if !result.errors.is_empty() || !result.missing.is_empty() {
         return Err(WeightsError::Apply(format!("{result:?}")));
+    }
+    Ok(())
+}
+
+/// A module's tensors as safetensors bytes, through Burn's store.
+pub fn to_safetensors<M: ModuleSnapshot>(module: &M) -> Result<Vec<u8>, WeightsError> {
+    let mut store = SafetensorsStore::from_bytes(None).metadata("producer", "scorefield");
+    module.save_into(&mut store).map_err(|e| WeightsError::Save(e.to_string()))?;
+    store.get_bytes().map_err(|e| WeightsError::Save(e.to_string()))
+}
+
+/// Builds the network a card describes and fills it with the given safetensors bytes.
+pub fn load(card: &ModelCard, weights: &[u8], device: &Device) -> Result<ScoreModel, WeightsError> {
+    card.validate()?;
+    let mut net = card.architecture.init(device)?;
+    match &mut net {
+        Network::Ncsn(n) => fill(n, weights)?,
+        Network::Unet(n) => fill(n, weights)?,
     }
     Ok(ScoreModel { net, param: card.parameterisation, sde: card.sde })
 }
 
 /// Serialises the network's tensors as safetensors bytes through Burn's store.
 pub fn save(model: &ScoreModel) -> Result<Vec<u8>, WeightsError> {
-    let mut store = SafetensorsStore::from_bytes(None).metadata("producer", "scorefield");
     match &model.net {
-        Network::Ncsn(n) => n.save_into(&mut store),
-        Network::Unet(n) => n.save_into(&mut store),
+        Network::Ncsn(n) => to_safetensors(n),
+        Network::Unet(n) => to_safetensors(n),
     }
-    .map_err(|e| WeightsError::Save(e.to_string()))?;
-    store.get_bytes().map_err(|e| WeightsError::Save(e.to_string()))
 }
 
 /// A freshly initialised model for a card (the `scorefield init` command).

@@ -48,6 +48,25 @@ function applyDefaults(defaults) {
   $('corrector').max = String(defaults.maxCorrectorSteps);
   $('snr').max = String(defaults.maxSnr);
   $('churn').max = String(defaults.maxChurn);
+  $('guidance').max = String(defaults.guidanceSliderMax);
+  $('guidance').value = String(defaults.guidance);
+  $('guidance-value').textContent = $('guidance').value;
+}
+
+/** The digit control, when the model has a classifier: any digit (unguided), one class, or every
+ * class in turn; the guidance slider beside it while a class is chosen. */
+function fillClasses(classes) {
+  $('class-label').hidden = !classes;
+  if (!classes) return;
+  const option = (value, text) => Object.assign(document.createElement('option'), { value, textContent: text });
+  $('class').replaceChildren(option('any', 'any'), ...classes.map((name, i) => option(String(i), name)), option('all', 'each in turn'));
+  const sync = () => {
+    $('guidance-label').hidden = $('class').value === 'any';
+    $('guidance-value').textContent = $('guidance').value;
+  };
+  $('class').addEventListener('change', sync);
+  $('guidance').addEventListener('input', sync);
+  sync();
 }
 
 function setBusy(value) {
@@ -76,6 +95,11 @@ function options() {
   if (info.options.includes('correctorSteps')) opts.correctorSteps = Number($('corrector').value);
   if (info.options.includes('snr')) opts.snr = Number($('snr').value);
   if (info.options.includes('churn')) opts.churn = Number($('churn').value);
+  const digit = $('class').value;
+  if (!$('class-label').hidden && digit !== 'any') {
+    opts.class = digit === 'all' ? 'all' : Number(digit);
+    opts.guidance = Number($('guidance').value);
+  }
   return opts;
 }
 
@@ -194,6 +218,7 @@ async function main() {
     card = info.card;
     applyDefaults(info.defaults);
     fillSamplers(info.samplers);
+    fillClasses(info.classes);
     showBackend(info);
     const [c, h, w] = [card.image.channels, card.image.height, card.image.width];
     painter = new Painter($('source'), { channels: c, height: h, width: w, range: card.image.range });

@@ -95,9 +95,11 @@ export class RemoteModel {
     this.current = null;
   }
 
-  /** Loads the model; resolves to {backend, adapter, card, samplers, defaults, fallbackReason,
-   * warmupSeconds, maxBatch}; `samplers` describes the samplers it runs, the default first, and
-   * `defaults` the runs' starting batch and seed and the options' limits (src/sampling/catalog.rs). */
+  /** Loads the model; resolves to {backend, adapter, card, samplers, defaults, classes,
+   * classifierProblem, fallbackReason, warmupSeconds, maxBatch}; `samplers` describes the samplers
+   * it runs, the default first; `defaults` the runs' starting batch, seed and guidance and the
+   * options' limits (src/sampling/catalog.rs); `classes` the class names a run can be guided to
+   * (option `class`: an index into them, or 'all'), null without a classifier. */
   load() {
     return request({ type: REQUESTS.load, url: this.url, backend: this.backend }).promise;
   }

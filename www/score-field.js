@@ -6,8 +6,10 @@
 // Attributes: model (card URL, relative to the page; default the shipped MNIST model next to this
 // module), mode (generate | inpaint | trajectory | field), sampler and steps (default: the model's fastest
 // good setting; a sampler's step count has a floor, below which it shows noise), batch, seed, autoplay,
-// controls (comma-separated: run, sampler, steps, seed, batch; or "none"), width (CSS pixels),
-// backend (auto | webgpu | cpu).
+// controls (comma-separated: run, sampler, steps, seed, batch, label; or "none"), width (CSS pixels),
+// backend (auto | webgpu | cpu), and for a model with a classifier label (a class name such as
+// "7", "all" for each class in turn, "any" for unguided: classifier guidance; HTML's `class` is
+// taken by CSS) and guidance (the scale w).
 //
 // mode="field" is the 2-D explainer (field-view.js, loaded only then): distribution (two-modes |
 // ring | moons | spiral | draw), sampler (forward, langevin, ald, em, pc, rd, ode-heun, ode-euler), sde (ve |
@@ -25,7 +27,7 @@ import { Painter } from './painter.js';
 
 const DEFAULT_MODEL = new URL('./models/mnist.json', import.meta.url).href;
 const MODES = ['generate', 'inpaint', 'trajectory', 'field'];
-const CONTROLS = ['run', 'sampler', 'steps', 'seed', 'batch'];
+const CONTROLS = ['run', 'sampler', 'steps', 'seed', 'batch', 'label'];
 const BACKENDS = ['auto', 'webgpu', 'cpu'];
 // The sampler and its step count, the batch per mode, the seed and their limits default to what
 // the library says (src/sampling/catalog.rs: the sampler table and RUN_DEFAULTS, sent by the worker
@@ -111,7 +113,7 @@ function attributes(host) {
 }
 
 export class ScoreField extends HTMLElement {
-  static observedAttributes = ['model', 'mode', 'sampler', 'steps', 'batch', 'seed', 'controls', 'width', 'backend', 'distribution', 'sde', 'sigma', 'particles'];
+  static observedAttributes = ['model', 'mode', 'sampler', 'steps', 'batch', 'seed', 'controls', 'width', 'backend', 'distribution', 'sde', 'sigma', 'particles', 'label', 'guidance'];
 
   #shadow;
   #ui = null;
@@ -126,6 +128,7 @@ export class ScoreField extends HTMLElement {
   #digits = 0; // source digits drawn so far (inpaint mode)
   #field = null; // the 2-D explainer (field mode): a FieldView
   #warned = new Set(); // problems with the attributes already warned about
+  #guidance = null; // the guidance scale of guided runs (attribute `guidance`, checked)
 
   constructor() {
     super();
@@ -271,11 +274,14 @@ export class ScoreField extends HTMLElement {
     ui.sampler.addEventListener('change', () => this.#showSampler(this.#samplers.get(ui.sampler.value), null));
     ui.seed = el('input', { name: 'seed', type: 'number', min: 0, step: 1 });
     ui.batch = el('input', { name: 'batch', type: 'number', min: 1 });
+    // Filled with the model's classes once it has loaded (hidden without a classifier).
+    ui.label = el('select', { name: 'label' });
     ui.labels = {
       sampler: el('label', {}, 'sampler', ui.sampler),
       steps: el('label', {}, 'steps', ui.steps),
       seed: el('label', {}, 'seed', ui.seed),
       batch: el('label', {}, 'batch', ui.batch),
+      label: el('label', {}, 'digit', ui.label),
     };
     const label = { generate: 'Generate', inpaint: 'Inpaint', trajectory: 'Sample' }[s.mode];
     ui.run = el('button', { type: 'submit', text: label });
@@ -294,7 +300,7 @@ export class ScoreField extends HTMLElement {
       this.run();
     });
     ui.cancel.addEventListener('click', () => this.#model?.cancel());
-    for (const input of [ui.sampler, ui.steps, ui.seed, ui.batch]) input.addEventListener('change', () => this.#setState(this.#info ? 'ready' : this.state));
+    for (const input of [ui.sampler, ui.steps, ui.seed, ui.batch, ui.label]) input.addEventListener('change', () => this.#setState(this.#info ? 'ready' : this.state));
     ui.root.append(ui.controls, ui.progress, ui.status, ui.notice, ui.error);
 
     this.#ui = ui;
@@ -325,7 +331,31 @@ export class ScoreField extends HTMLElement {
       else if (n < sampler.minSteps) problems.push(`steps="${raw}" is below ${sampler.name}'s minimum of ${sampler.minSteps} (${sampler.minStepsWhy}); using ${steps}`);
       else steps = n;
     }
-    return { sampler, steps, problems };
+    return { sampler, steps, problems, ...this.#guidanceChoice(problems) };
+  }
+
+  /** The class and guidance scale the `label` and `guidance` attributes ask for, checked against
+   * the model's classes and the library's limits: {label: 'any' | 'all' | index, guidance}. */
+  #guidanceChoice(problems) {
+    const { classes, defaults } = this.#info;
+    let label = 'any';
+    const asked = this.getAttribute('label');
+    if (asked !== null && asked !== 'any') {
+      const broken = this.#info.classifierProblem;
+      if (broken) problems.push(`label="${asked}": this model's classifier could not be loaded (${broken}); drawing any digit`);
+      else if (!classes) problems.push(`label="${asked}" needs a model with a classifier, and this one has none; drawing any digit`);
+      else if (asked === 'all') label = 'all';
+      else if (classes.includes(asked)) label = classes.indexOf(asked);
+      else problems.push(`label="${asked}" is not one of this model's classes (${classes.join(', ')}), all or any; drawing any digit`);
+    }
+    let guidance = defaults.guidance;
+    const raw = this.getAttribute('guidance');
+    if (raw !== null) {
+      const w = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(w) || w < 0 || w > defaults.maxGuidance) problems.push(`guidance="${raw}" is not a number in 0..${defaults.maxGuidance}; using ${guidance}`);
+      else guidance = w;
+    }
+    return { label, guidance };
   }
 
   /** Sets the steps control for `sampler`: its floor, and `steps` or its default. */
@@ -354,6 +384,8 @@ export class ScoreField extends HTMLElement {
         const choice = this.#choice();
         ui.sampler.value = choice.sampler.name;
         this.#showSampler(choice.sampler, choice.steps);
+        ui.label.value = String(choice.label);
+        this.#guidance = choice.guidance;
         problems.push(...choice.problems);
       }
       ui.notice.textContent = problems.join('\n');
@@ -366,7 +398,7 @@ export class ScoreField extends HTMLElement {
       ui.batch.max = Math.min(this.#info.defaults.maxBatch, this.#info.maxBatch);
       ui.steps.max = this.#info.defaults.maxSteps;
     }
-    for (const [name, node] of Object.entries(ui.labels)) node.hidden = !s.controls.includes(name);
+    for (const [name, node] of Object.entries(ui.labels)) node.hidden = !s.controls.includes(name) || (name === 'label' && !this.#info?.classes);
     ui.run.hidden = !s.controls.includes('run');
     ui.controls.hidden = s.controls.length === 0 && s.mode !== 'inpaint';
   }
@@ -453,6 +485,8 @@ export class ScoreField extends HTMLElement {
         this.#info = info;
         this.#samplers = new Map(info.samplers.map((x) => [x.name, x]));
         ui.sampler.replaceChildren(...info.samplers.map((x) => el('option', { value: x.name, text: x.label })));
+        const classes = info.classes ?? [];
+        ui.label.replaceChildren(el('option', { value: 'any', text: 'any' }), ...classes.map((name, i) => el('option', { value: String(i), text: name })), el('option', { value: 'all', text: 'each in turn' }));
         this.#syncControls(true);
         const where = info.backend === 'webgpu' ? `WebGPU (${info.adapter})` : `CPU${info.fallbackReason ? ` (${info.fallbackReason})` : ''}`;
         ui.status.textContent = `${info.card.name} on ${where}`;
@@ -482,6 +516,11 @@ export class ScoreField extends HTMLElement {
     const info = this.#samplers.get(ui.sampler.value);
     const opts = { sampler: info.name, steps: Number(ui.steps.value), seed: Number(ui.seed.value), batch: Number(ui.batch.value) };
     if (info.defaultCorrectorSteps) opts.correctorSteps = info.defaultCorrectorSteps;
+    const label = ui.label.value;
+    if (this.#info.classes && label && label !== 'any') {
+      opts.class = label === 'all' ? 'all' : Number(label);
+      opts.guidance = this.#guidance;
+    }
     return opts;
   }
 

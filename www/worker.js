@@ -68,7 +68,11 @@ const fieldOps = {
 // What the page and the widget are told of a loaded model, with the library's run defaults.
 async function describe(url, backend) {
   const { model, fallbackReason } = await load(url, backend);
-  return { backend: model.backend, adapter: model.adapter, card: model.card, samplers: model.samplers, defaults: ScoreModel.runDefaults(), fallbackReason, warmupSeconds: model.warmupSeconds, maxBatch: model.maxBatch };
+  return {
+    backend: model.backend, adapter: model.adapter, card: model.card, samplers: model.samplers, defaults: ScoreModel.runDefaults(),
+    classes: model.classes ?? null, classifierProblem: model.classifierProblem ?? null,
+    fallbackReason, warmupSeconds: model.warmupSeconds, maxBatch: model.maxBatch,
+  };
 }
 
 // A model per card URL and device: the backend asked for (`auto`, `webgpu`, `cpu`) is first

@@ -37,6 +37,11 @@ pub struct RunDefaults {
     pub max_corrector_steps: usize,
     pub max_snr: f64,
     pub max_churn: f64,
+    /// Classifier guidance (models whose card names a classifier): the scale w a guided run
+    /// starts at, the largest the page's slider offers, and the largest the API takes.
+    pub guidance: f64,
+    pub guidance_slider_max: f64,
+    pub max_guidance: f64,
 }
 
 /// Images per run: a 4 × 4 grid of samples, a 2 × 2 grid of completions of one digit (the
@@ -56,7 +61,14 @@ pub const RUN_DEFAULTS: RunDefaults = RunDefaults {
     max_corrector_steps: super::MAX_CORRECTOR_STEPS,
     max_snr: super::MAX_SNR,
     max_churn: super::MAX_CHURN,
+    guidance: super::guidance::DEFAULT_GUIDANCE,
+    guidance_slider_max: GUIDANCE_SLIDER_MAX,
+    max_guidance: super::guidance::MAX_GUIDANCE,
 };
+
+/// The page's guidance slider ends here: beyond it the measured samples lose their shape
+/// (docs/EVALUATION.md, "Guided generation").
+pub const GUIDANCE_SLIDER_MAX: f64 = 10.0;
 
 /// One sampler, as the page and the widget describe it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -233,5 +245,6 @@ mod tests {
             assert!((1..=d.max_batch).contains(&batch));
         }
         assert!(d.max_batch <= super::super::MAX_BATCH);
+        assert!(0.0 < d.guidance && d.guidance <= d.guidance_slider_max && d.guidance_slider_max <= d.max_guidance);
     }
 }

@@ -26,6 +26,8 @@ pub use error::{ErrorName, WebError};
 
 use crate::backend::Backend;
 use crate::sampling::{self, Known, SampleOptions, Sampler, catalog};
+use crate::classifier::{self, ClassifierCard, NoisyClassifier};
+use crate::sampling::guidance::{Guidance, Guided};
 use crate::weights::{self, ModelCard};
 use device::{device_lost, fetch_bytes, resolve, start_webgpu};
 use crate::serde_fields::field_names;
@@ -66,6 +68,20 @@ pub struct WebModel {
     runs: RunFlags,
     /// Seconds the load spent pre-warming the GPU kernels (0 on the CPU).
     warmup_seconds: f64,
+    /// The classifier that guides runs to a class: its card, fetched with the model when the
+    /// model's card names one (or why it could not be), and its weights, fetched at the first
+    /// guided run.
+    classifier: Guide,
+}
+
+/// The classifier of guided runs, as far as it has been loaded.
+enum Guide {
+    /// The model's card names no classifier.
+    None,
+    /// Its card could not be read: guided runs give this error; unguided ones work.
+    Broken(WebError),
+    /// Its card, the URL of its weights, and the network once fetched.
+    Card { card: ClassifierCard, weights_url: Option<String>, net: RefCell<Option<Rc<NoisyClassifier>>> },
 }
 
 /// The cancel flag of each run in progress, with the caller's run id.
@@ -93,7 +109,11 @@ impl WebModel {
         let card = ModelCard::from_json(&card_text).map_err(|e| WebError::model_file(format!("model card {card_url}: {e}")))?;
         let weights_url = web_sys::Url::new_with_base(&card.weights, &card_url).map_err(|_| WebError::model_file(format!("cannot resolve `{}` against {card_url}", card.weights)))?.href();
         let weights = fetch_bytes(&weights_url, "weights").await?;
-        Self::start(card, &weights, options).await
+        let classifier = match &card.classifier {
+            None => Guide::None,
+            Some(name) => fetch_classifier_card(name, &card_url).await.unwrap_or_else(Guide::Broken),
+        };
+        Self::start(card, &weights, options, classifier).await
     }
 
     /// Loads a model from a card's JSON text and the safetensors bytes (for files a reader
@@ -101,10 +121,43 @@ impl WebModel {
     #[wasm_bindgen(js_name = fromBytes)]
     pub async fn from_bytes(card_json: String, weights: Vec<u8>, options: JsValue) -> Result<WebModel, WebError> {
         let card = ModelCard::from_json(&card_json).map_err(|e| WebError::model_file(format!("model card: {e}")))?;
-        Self::start(card, &weights, options).await
+        let classifier = match &card.classifier {
+            None => Guide::None,
+            Some(_) => Guide::Broken(WebError::model_file("a model loaded from bytes has no classifier; give it one with setClassifier(card, weights)")),
+        };
+        Self::start(card, &weights, options, classifier).await
     }
 
-    async fn start(card: ModelCard, weights: &[u8], options: JsValue) -> Result<WebModel, WebError> {
+    /// Gives the model the classifier of guided runs from a classifier card's JSON text and its
+    /// safetensors bytes (a model loaded from bytes, or tests).
+    #[wasm_bindgen(js_name = setClassifier)]
+    pub fn set_classifier(&mut self, card_json: String, weights: Vec<u8>) -> Result<(), WebError> {
+        let card = ClassifierCard::from_json(&card_json).map_err(|e| WebError::model_file(format!("classifier card: {e}")))?;
+        let net = classifier::load(&card, &weights, &self.backend.device).map_err(|e| WebError::model_file(format!("classifier: {e}")))?;
+        self.classifier = Guide::Card { card, weights_url: None, net: RefCell::new(Some(Rc::new(net))) };
+        Ok(())
+    }
+
+    /// The names of the classes a run can be guided to (`class` is an index into them), or
+    /// null when the model has no classifier.
+    #[wasm_bindgen(getter)]
+    pub fn classes(&self) -> JsValue {
+        match &self.classifier {
+            Guide::Card { card, .. } => serde_wasm_bindgen::to_value(&card.architecture.classes).unwrap_or(JsValue::NULL),
+            _ => JsValue::NULL,
+        }
+    }
+
+    /// Why the model's classifier cannot be used, if its card names one that is broken.
+    #[wasm_bindgen(getter, js_name = classifierProblem)]
+    pub fn classifier_problem(&self) -> Option<String> {
+        match &self.classifier {
+            Guide::Broken(e) => Some(e.message.clone()),
+            _ => None,
+        }
+    }
+
+    async fn start(card: ModelCard, weights: &[u8], options: JsValue, classifier: Guide) -> Result<WebModel, WebError> {
         let options = parse_load_options(options)?;
         let (backend, fallback_reason) = resolve(options.backend).await?;
         let model = weights::load(&card, weights, &backend.device)?;
@@ -118,7 +171,7 @@ impl WebModel {
             evaluate_once(&model, x).await.map_err(|e| WebError::run(format!("the first forward pass on the GPU failed: {e}")))?;
         }
         let warmup_seconds = (now_ms() - start) / 1000.0;
-        Ok(WebModel { card, model, backend, fallback_reason, runs: Rc::new(RefCell::new(Vec::new())), warmup_seconds })
+        Ok(WebModel { card, model, backend, fallback_reason, runs: Rc::new(RefCell::new(Vec::new())), warmup_seconds, classifier })
     }
 
     /// What a backend choice (`{backend: "auto" | "webgpu" | "cpu"}`) comes to in this wasm
@@ -302,8 +355,17 @@ impl WebModel {
         let [c, h, w] = self.card.image_shape();
         self.check_batch(batch)?;
         let (mut observer, _guard) = self.observer(on_progress, preview_every, &options, &sample_options)?;
+        let guide = self.guide(&options).await?;
         let start = js_sys::Date::now();
-        let out = sampling::sample(&self.model, &self.model.sde, [batch, c, h, w], &sample_options, &self.backend.device, &mut observer).await.map_err(|e| self.fail(e))?;
+        let shape = [batch, c, h, w];
+        let out = match &guide {
+            Some((net, guidance)) => {
+                let guided = Guided::new(&self.model, &**net, self.model.sde, guidance.clone())?;
+                sampling::sample(&guided, &self.model.sde, shape, &sample_options, &self.backend.device, &mut observer).await
+            }
+            None => sampling::sample(&self.model, &self.model.sde, shape, &sample_options, &self.backend.device, &mut observer).await,
+        }
+        .map_err(|e| self.fail(e))?;
         self.finish(out, start, sample_options.sampler, observer.observer_ms.get()).await
     }
 
@@ -326,13 +388,57 @@ impl WebModel {
         let images: Vec<f32> = image.iter().copied().cycle().take(batch * per_image).collect();
         let known = Known::from_host(&images, &mask, [batch, c, h, w], self.card.image.range, &self.backend.device)?;
         let (mut observer, _guard) = self.observer(on_progress, preview_every, &options, &sample_options)?;
+        let guide = self.guide(&options).await?;
         let start = js_sys::Date::now();
-        let out = sampling::inpaint::inpaint(&self.model, &self.model.sde, &known, &sample_options, &mut observer).await.map_err(|e| self.fail(e))?;
+        let out = match &guide {
+            Some((net, guidance)) => {
+                let guided = Guided::new(&self.model, &**net, self.model.sde, guidance.clone())?;
+                sampling::inpaint::inpaint(&guided, &self.model.sde, &known, &sample_options, &mut observer).await
+            }
+            None => sampling::inpaint::inpaint(&self.model, &self.model.sde, &known, &sample_options, &mut observer).await,
+        }
+        .map_err(|e| self.fail(e))?;
         self.finish(out, start, sample_options.sampler, observer.observer_ms.get()).await
     }
 }
 
+/// Fetches the classifier card `name` (relative to the model card at `card_url`).
+async fn fetch_classifier_card(name: &str, card_url: &str) -> Result<Guide, WebError> {
+    let url = web_sys::Url::new_with_base(name, card_url).map_err(|_| WebError::model_file(format!("cannot resolve the classifier `{name}` against {card_url}")))?.href();
+    let bytes = fetch_bytes(&url, "classifier card").await?;
+    let text = String::from_utf8(bytes).map_err(|_| WebError::model_file(format!("the classifier card at {url} is not UTF-8 text")))?;
+    let card = ClassifierCard::from_json(&text).map_err(|e| WebError::model_file(format!("classifier card {url}: {e}")))?;
+    let weights_url = web_sys::Url::new_with_base(&card.weights, &url).map_err(|_| WebError::model_file(format!("cannot resolve `{}` against {url}", card.weights)))?.href();
+    Ok(Guide::Card { card, weights_url: Some(weights_url), net: RefCell::new(None) })
+}
+
 impl WebModel {
+    /// The classifier and guidance of a run with `class`, its weights fetched the first time;
+    /// `None` for an unguided run.
+    async fn guide(&self, options: &RunOptions) -> Result<Option<(Rc<NoisyClassifier>, Guidance)>, WebError> {
+        if !options.guided() {
+            return Ok(None);
+        }
+        let (card, weights_url, net) = match &self.classifier {
+            Guide::None => return Err(WebError::invalid(format!("`class` needs a classifier, and the model card `{}` names none", self.card.name))),
+            Guide::Broken(e) => return Err(e.clone()),
+            Guide::Card { card, weights_url, net } => (card, weights_url, net),
+        };
+        let loaded = net.borrow().clone();
+        let loaded = match loaded {
+            Some(n) => n,
+            None => {
+                let url = weights_url.as_ref().ok_or_else(|| WebError::model_file("the classifier has no weights"))?;
+                let bytes = fetch_bytes(url, "classifier weights").await?;
+                let n = Rc::new(classifier::load(card, &bytes, &self.backend.device).map_err(|e| WebError::model_file(format!("classifier {url}: {e}")))?);
+                // Two runs may have fetched at once: keep the first.
+                net.borrow_mut().get_or_insert(n).clone()
+            }
+        };
+        let guidance = options.guidance(loaded.classes())?;
+        Ok(Some((loaded, guidance)))
+    }
+
     /// Refuses to start on a lost device, and a batch that does not fit this device.
     fn check_batch(&self, batch: usize) -> Result<(), WebError> {
         if let Some(reason) = self.backend.lost() {

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use super::WebError;
+use crate::sampling::guidance::{self, Guidance};
 use crate::sampling::{self, SampleOptions, Sampler, catalog};
 use crate::serde_fields::field_names;
 
@@ -50,6 +51,23 @@ pub(super) struct RunOptions {
     pub(super) preview_of: PreviewOf,
     /// A caller's id for this run, so that `cancel(runId)` stops this run and no other.
     pub(super) run_id: Option<f64>,
+    /// Draw digits of this class (a whole number, 0 for the first class), or `"all"` for every
+    /// class in turn, by classifier guidance (the model's card must name its classifier).
+    /// Absent: unguided.
+    pub(super) class: Option<ClassChoice>,
+    /// The guidance scale w of `class` (1: Bayes' rule exactly; more: more clearly of the class).
+    pub(super) guidance: f64,
+    /// Guidance acts at noise levels in (guidanceMinSigma, guidanceMaxSigma].
+    pub(super) guidance_min_sigma: f64,
+    pub(super) guidance_max_sigma: f64,
+}
+
+/// `class`: one class by number, or `"all"`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub(super) enum ClassChoice {
+    One(f64),
+    Named(String),
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
@@ -80,6 +98,10 @@ impl Default for RunOptions {
             preview_every: 0.0,
             preview_of: PreviewOf::Mean,
             run_id: None,
+            class: None,
+            guidance: guidance::DEFAULT_GUIDANCE,
+            guidance_min_sigma: guidance::DEFAULT_GUIDANCE_MIN_SIGMA,
+            guidance_max_sigma: guidance::DEFAULT_GUIDANCE_MAX_SIGMA,
         }
     }
 }
@@ -122,6 +144,24 @@ impl RunOptions {
     /// The run id, checked: a whole number in 0..2³².
     pub(super) fn run_id(&self) -> Result<Option<u32>, WebError> {
         self.run_id.map(|v| count("runId", v, 0, u32::MAX as usize).map(|v| v as u32)).transpose()
+    }
+
+    /// Whether `class` asks for guided sampling.
+    pub(super) fn guided(&self) -> bool {
+        self.class.is_some()
+    }
+
+    /// The guidance `class` and `guidance` ask for, for a classifier of `classes` classes.
+    pub(super) fn guidance(&self, classes: usize) -> Result<Guidance, WebError> {
+        let classes = match &self.class {
+            None => return Err(WebError::invalid("no `class` was given")),
+            Some(ClassChoice::One(v)) => vec![count("class", *v, 0, classes - 1)?],
+            Some(ClassChoice::Named(name)) if name == "all" => (0..classes).collect(),
+            Some(ClassChoice::Named(name)) => return Err(WebError::invalid(format!("`class` must be a class number or \"all\", got \"{name}\""))),
+        };
+        let guidance = Guidance { min_sigma: self.guidance_min_sigma, max_sigma: self.guidance_max_sigma, ..Guidance::new(classes, self.guidance) };
+        guidance.validate(usize::MAX)?;
+        Ok(guidance)
     }
 
     pub(super) fn to_sample_options(&self) -> Result<(SampleOptions, usize, usize), WebError> {

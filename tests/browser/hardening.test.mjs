@@ -121,6 +121,11 @@ test('absurd options are refused before any work, naming the field', async () =>
       { batch: 4, steps: 2, sampler: 'magic' },
       { batch: 4, steps: 2, snr: 1e9, sampler: 'pc' },
       { batch: 4, steps: 2, colour: 'red' },
+      // Classifier guidance: a class the classifier lacks, a class by a wrong name, absurd scales.
+      { batch: 2, steps: 2, class: 10 },
+      { batch: 2, steps: 2, class: 'seven' },
+      { batch: 2, steps: 2, class: 3, guidance: Number.NaN },
+      { batch: 2, steps: 2, class: 3, guidance: 1e9 },
     ];
     const out = [];
     for (const t of tries) {
@@ -134,7 +139,7 @@ test('absurd options are refused before any work, naming the field', async () =>
     }
     return out;
   });
-  const fields = ['batch', 'steps', 'steps', 'sampler', 'snr', 'colour'];
+  const fields = ['batch', 'steps', 'steps', 'sampler', 'snr', 'colour', 'class', 'class', 'guidance', 'guidance'];
   errors.forEach((e, i) => {
     assert.ok(e.message, `try ${i} was accepted`);
     // The field in backticks, as the library names it: "snr" alone would also match the advice

@@ -156,6 +156,29 @@ test('the controls start at the library\'s values; the steps control has each sa
   await page.close();
 });
 
+test('the Digit control guides generation to a class, on the CPU build and on WebGPU', async () => {
+  for (const backend of ['cpu', 'webgpu']) {
+    const page = await openPage(gpu, `${server.url}?backend=${backend}`);
+    await waitLoaded(page);
+    assert.equal(await page.$eval('#badge', (b) => b.dataset.backend), backend);
+    // The model's card names a classifier: the control lists its ten classes, any, and each in turn.
+    assert.equal(await page.$eval('#class-label', (l) => l.hidden), false);
+    assert.equal(await page.$$eval('#class option', (o) => o.length), 12);
+    assert.equal(await page.$eval('#guidance-label', (l) => l.hidden), true, 'the guidance slider shows only with a class chosen');
+    await setControls(page, { sampler: 'dpmpp-2m', steps: 5, batch: 2, seed: 5 });
+    const unguided = await generate(page);
+    await page.selectOption('#class', backend === 'cpu' ? '3' : 'all');
+    assert.equal(await page.$eval('#guidance-label', (l) => l.hidden), false);
+    const guided = await generate(page);
+    assert.deepEqual(guided.shape, [2, 1, 28, 28]);
+    assert.ok(guided.data.every(Number.isFinite));
+    const diff = Math.max(...guided.data.map((v, i) => Math.abs(v - unguided.data[i])));
+    assert.ok(diff > 0.05, `guidance changed nothing (max difference ${diff})`);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  }
+});
+
 test('Cancel stops a run within a step', async () => {
   const page = await openPage(gpu, `${server.url}?backend=webgpu`);
   await waitLoaded(page);

@@ -154,12 +154,12 @@ test('two widgets sample at once; cancelling one leaves the other running; a bro
 
 test('a careless post: each bad attribute of an image widget is named in its box once, and the widget runs with the defaults', async () => {
   const page = await hostPage(
-    widgetPage('<score-field id="careless" mode="nonsense" batch="1000000000" seed="abc" width="10" backend="gpu" controls="run,fly" steps="-5" sampler="ode_heun"></score-field>'),
+    widgetPage('<score-field id="careless" mode="nonsense" batch="1000000000" seed="abc" width="10" backend="gpu" controls="run,fly" steps="-5" sampler="ode_heun" label="eleven" guidance="-1"></score-field>'),
     `${server.url}careless.html`,
   );
   await waitStates(page, 'score-field', ['ready']);
   const notice = await page.$eval('#careless', (w) => w.shadowRoot.querySelector('.notice').textContent);
-  const named = ['mode="nonsense"', 'batch="1000000000"', 'seed="abc"', 'width="10"', 'backend="gpu"', 'controls="run,fly"', 'steps="-5"', 'sampler="ode_heun"'];
+  const named = ['mode="nonsense"', 'batch="1000000000"', 'seed="abc"', 'width="10"', 'backend="gpu"', 'controls="run,fly"', 'steps="-5"', 'sampler="ode_heun"', 'label="eleven"', 'guidance="-1"'];
   for (const part of named) assert.equal(notice.split(part).length - 1, 1, `the notice does not name ${part} once: ${notice}`);
   assert.equal(notice.split('\n').length, named.length, notice);
   // Generate mode, the model's default sampler and steps, the library's batch and seed
@@ -208,6 +208,32 @@ test('a post asking for too few steps, or a sampler the model lacks, is told so 
   });
   assert.equal(refused.result, null);
   assert.match(refused.error, /needs at least \d+ steps: /, refused.error);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('a post asking for a digit gets guided samples; its digit control lists the model\'s classes', async () => {
+  const page = await hostPage(
+    widgetPage(`
+      <score-field id="seven" label="7" guidance="3" batch="2" steps="5" seed="4" controls="run,label"></score-field>
+      <score-field id="any" batch="2" steps="5" seed="4"></score-field>`),
+    `${server.url}guided.html`,
+  );
+  await waitStates(page, 'score-field', ['ready']);
+  const control = await page.$eval('#seven', (w) => {
+    const select = w.shadowRoot.querySelector('select[name=label]');
+    return { value: select.value, options: [...select.options].map((o) => o.textContent), hidden: select.closest('label').hidden, notice: w.shadowRoot.querySelector('.notice').textContent };
+  });
+  assert.equal(control.notice, '');
+  assert.equal(control.hidden, false);
+  assert.deepEqual(control.options, ['any', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'each in turn']);
+  assert.equal(control.value, '7');
+  const [guided, plain] = await Promise.all([page.$eval('#seven', (w) => w.run()), page.$eval('#any', (w) => w.run())]);
+  assert.deepEqual(guided.shape, [2, 1, 28, 28]);
+  assert.ok(Array.from(guided.data).every(Number.isFinite));
+  // Same seed, sampler and steps: only the guidance differs.
+  const diff = Math.max(...Array.from(guided.data, (v, i) => Math.abs(v - plain.data[i])));
+  assert.ok(diff > 0.05, `label="7" changed nothing (max difference ${diff})`);
   assert.deepEqual(page.errors, []);
   await page.close();
 });
@@ -281,6 +307,8 @@ test('the widget fetches only its own folder and the model its attributes name, 
   const markup = '<img src=x onerror="window.pwned = 1"><script>window.pwned = 2</script>';
   writeFileSync(path.join(models, 'hostile.json'), JSON.stringify({ ...card, name: markup, weights: 'hostile.safetensors', dataset: markup }));
   writeFileSync(path.join(models, 'hostile.safetensors'), readFileSync(path.join(ROOT, 'www/models/mnist.safetensors')));
+  // The classifier the card names (fetched beside it: its card at load, its weights for a guided run).
+  for (const f of ['mnist-classifier.json', 'mnist-classifier.safetensors']) writeFileSync(path.join(models, f), readFileSync(path.join(ROOT, 'www/models', f)));
   const modelHost = await serve(['Access-Control-Allow-Origin: *'], models);
   const host = mkdtempSync(path.join(os.tmpdir(), 'scorefield-host-'));
   writeFileSync(
@@ -304,7 +332,7 @@ test('the widget fetches only its own folder and the model its attributes name, 
     assert.ok(shown.status.includes('<img src=x'), `the card name is shown as text: ${shown.status}`);
     assert.equal(shown.elements, 0, 'no element was made from card text');
     assert.equal(await page.evaluate(() => window.pwned), undefined);
-    const allowed = [`${site.url}post.html`, `${modelHost.url}hostile.json`, `${modelHost.url}hostile.safetensors`];
+    const allowed = [`${site.url}post.html`, `${modelHost.url}hostile.json`, `${modelHost.url}hostile.safetensors`, `${modelHost.url}${card.classifier}`];
     const strangers = requests.filter((u) => !allowed.includes(u) && !u.startsWith(server.url) && !u.startsWith('blob:') && !u.startsWith('data:'));
     assert.deepEqual(strangers, [], 'requests outside the page, the widget folder and the named model');
     assert.ok(requests.some((u) => u.startsWith(`${server.url}pkg/`)), `the wasm came from the widget's folder: ${requests.join(', ')}`);

@@ -15,6 +15,8 @@ use scorefield::data::{self, Digits, SIDE};
 use scorefield::evaluate::{self, Classifier, ClassifierConfig, Memorisation, Predictions, Quality};
 use scorefield::io::{self, Batch};
 use scorefield::likelihood::{self, LikelihoodOptions};
+use scorefield::classifier::NoisyClassifier;
+use scorefield::sampling::guidance::{self, Guidance, Guided};
 use scorefield::sampling::{self, SampleOptions, Sampler};
 use scorefield::weights::files;
 
@@ -49,6 +51,9 @@ pub(crate) struct EvaluateArgs {
     /// Probe/dequantisation seeds of the likelihood (its spread is over these).
     #[arg(long, default_value_t = 3)]
     likelihood_seeds: u64,
+    /// The classifier card of `guidance=` runs (default: the one the model card names).
+    #[arg(long)]
+    classifier: Option<PathBuf>,
     /// Folder for results.json (merged with earlier results) and the 10×10 grids.
     #[arg(long, default_value = "docs/evaluation")]
     out: PathBuf,
@@ -105,6 +110,16 @@ struct RunResult {
     /// Nearest-training-digit distances of the samples against those of the held-out digits.
     #[serde(default)]
     memorisation: Option<Memorisation>,
+    /// Guided runs: the scale, and the share of samples the evaluation classifier assigns to
+    /// the class they were drawn for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    guidance: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    guidance_min_sigma: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    guidance_max_sigma: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    requested_class: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -133,8 +148,10 @@ struct SeedBpd {
 const NEAR_COPY_QUANTILE: f64 = 0.05;
 
 /// `em:1000`, `pc:200`, `ode-rk45:1e-5`, `ald:10x100`, or any sampler name with a step count;
-/// then optionally `:churn=S` (`edm-heun`), `:snr=R` (`pc`) or `:rho=P` (the Karras grid).
-fn parse_run(spec: &str, seed: u64) -> Result<SampleOptions, String> {
+/// then optionally `:churn=S` (`edm-heun`), `:snr=R` (`pc`), `:rho=P` (the Karras grid) or
+/// `:guidance=W` (classifier guidance at scale W, sample i drawn for class i mod 10) with
+/// `:gmax=S` (guidance only at σ ≤ S; default `guidance::DEFAULT_GUIDANCE_MAX_SIGMA`).
+fn parse_run(spec: &str, seed: u64) -> Result<(SampleOptions, Option<Guidance>), String> {
     let (name, arg) = spec.split_once(':').ok_or_else(|| format!("run `{spec}`: expected SAMPLER:ARG, e.g. em:1000"))?;
     let mut parts = arg.split(':');
     let arg = parts.next().unwrap_or_default();
@@ -142,6 +159,7 @@ fn parse_run(spec: &str, seed: u64) -> Result<SampleOptions, String> {
     let sampler: Sampler = name.parse().map_err(|e: scorefield::SampleError| e.to_string())?;
     let mut options = SampleOptions { sampler, seed, ..Default::default() };
     let bad = |what: &str| format!("run `{spec}`: {what}");
+    let (mut guidance, mut min_sigma, mut max_sigma) = (None, None, None);
     match sampler {
         Sampler::OdeRk45 => {
             let tol: f64 = arg.parse().map_err(|_| bad("expected a tolerance, e.g. ode-rk45:1e-5"))?;
@@ -167,11 +185,33 @@ fn parse_run(spec: &str, seed: u64) -> Result<SampleOptions, String> {
             "churn" => options.churn = value,
             "snr" => options.snr = value,
             "rho" => options.rho = value,
-            _ => return Err(bad(&format!("unknown option `{key}`; expected churn, snr or rho"))),
+            "guidance" => guidance = Some(value),
+            "gmin" => min_sigma = Some(value),
+            "gmax" => max_sigma = Some(value),
+            _ => return Err(bad(&format!("unknown option `{key}`; expected churn, snr, rho, guidance, gmin or gmax"))),
         }
     }
     options.validate(&scorefield::Sde::ve(1.0)).map_err(|e| bad(&e.to_string()))?;
-    Ok(options)
+    let guidance = match guidance {
+        Some(scale) => {
+            let g = Guidance {
+                min_sigma: min_sigma.unwrap_or(guidance::DEFAULT_GUIDANCE_MIN_SIGMA),
+                max_sigma: max_sigma.unwrap_or(guidance::DEFAULT_GUIDANCE_MAX_SIGMA),
+                ..every_class(scale)
+            };
+            g.validate(10).map_err(|e| bad(&e.to_string()))?;
+            Some(g)
+        }
+        None if min_sigma.is_some() || max_sigma.is_some() => return Err(bad("`gmin` and `gmax` bound the guidance: give `guidance` too")),
+        None => None,
+    };
+    Ok((options, guidance))
+}
+
+/// Guidance to each class in turn: sample i of a run is drawn for class i mod 10 (every batch of
+/// the run is a multiple of 10, so the cycle runs on across batches).
+fn every_class(scale: f64) -> Guidance {
+    Guidance::new((0..10).collect(), scale)
 }
 
 fn all_indices(d: &Digits) -> Vec<usize> {
@@ -246,9 +286,17 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
     let train_pixels = train.floats(&all_indices(&train));
     let held_nearest = evaluate::nearest_distances(&held.floats(&all_indices(&held)), &train_pixels, SIDE * SIDE, &device);
 
+    let mut guide: Option<NoisyClassifier> = None;
     for spec in a.runs.iter().filter(|s| !s.trim().is_empty()) {
-        let options = parse_run(spec, a.seed)?;
+        let (options, guidance) = parse_run(spec, a.seed)?;
         options.validate(&model.sde).map_err(|e| format!("run `{spec}`: {e}"))?;
+        if guidance.is_some() && guide.is_none() {
+            if a.batch % 10 != 0 {
+                return Err(format!("run `{spec}`: --batch must be a multiple of 10 for guided runs (sample i is drawn for class i mod 10)"));
+            }
+            let path = super::sample::classifier_path(&a.model, &card, a.classifier.as_deref())?;
+            guide = Some(scorefield::classifier::files::load(&path, &device).map_err(|e| format!("the classifier of `guidance=`: {e}"))?.1);
+        }
         let start = Instant::now();
         let mut pixels = Vec::with_capacity(a.samples * SIDE * SIDE);
         let mut evals = 0;
@@ -258,7 +306,15 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
             // Each batch its own seed, so batches are independent draws.
             let batch_options = SampleOptions { seed: options.seed.wrapping_add(done as u64 * 7919), ..options.clone() };
             let mut observer = progress("sampling");
-            let out = pollster::block_on(sampling::sample(&model, &model.sde, [n, 1, SIDE, SIDE], &batch_options, &device, &mut observer)).map_err(|e| format!("run `{spec}`: {e}"))?;
+            let shape = [n, 1, SIDE, SIDE];
+            let out = match (&guidance, &guide) {
+                (Some(g), Some(classifier)) => {
+                    let guided = Guided::new(&model, classifier, model.sde, g.clone()).map_err(|e| format!("run `{spec}`: {e}"))?;
+                    pollster::block_on(sampling::sample(&guided, &model.sde, shape, &batch_options, &device, &mut observer))
+                }
+                _ => pollster::block_on(sampling::sample(&model, &model.sde, shape, &batch_options, &device, &mut observer)),
+            }
+            .map_err(|e| format!("run `{spec}`: {e}"))?;
             evals += out.evals * n;
             let batch = pollster::block_on(read_tensor(out.x)).map_err(|e| format!("run `{spec}`: {e}"))?;
             pixels.extend(batch.data.iter().map(|v| (v - lo) / (hi - lo)));
@@ -270,6 +326,10 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
         let quality = evaluate::quality(&predictions, &held_pred);
         let nearest = evaluate::nearest_distances(&pixels, &train_pixels, SIDE * SIDE, &device);
         let memorisation = evaluate::memorisation(&nearest, &held_nearest, NEAR_COPY_QUANTILE);
+        let requested_class = guidance.as_ref().map(|_| {
+            let labels = predictions.labels();
+            labels.iter().enumerate().filter(|&(i, &y)| y == i % 10).count() as f64 / labels.len() as f64
+        });
         let grid = format!("{}.png", spec.replace(':', "-"));
         let first = Batch { shape: [100, 1, SIDE, SIDE], data: pixels[..100 * SIDE * SIDE].to_vec() };
         io::write_grid_png(&a.out.join(&grid), &first, [0.0, 1.0], 2).map_err(|e| e.to_string())?;
@@ -282,7 +342,10 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
             100.0 * NEAR_COPY_QUANTILE,
             evals as f64 / a.samples as f64
         );
-        let result = RunResult { run: spec.clone(), options, samples: a.samples, evals_per_sample: evals as f64 / a.samples as f64, seconds, quality, grid, memorisation: Some(memorisation) };
+        if let Some(share) = requested_class {
+            eprintln!("{spec}: {:.1}% of the samples are of the class they were drawn for", 100.0 * share);
+        }
+        let result = RunResult { run: spec.clone(), options, samples: a.samples, evals_per_sample: evals as f64 / a.samples as f64, seconds, quality, grid, memorisation: Some(memorisation), guidance: guidance.as_ref().map(|g| g.scale), guidance_min_sigma: guidance.as_ref().map(|g| g.min_sigma), guidance_max_sigma: guidance.as_ref().map(|g| g.max_sigma), requested_class };
         results.runs.retain(|r| !(r.run == result.run && r.samples == result.samples));
         results.runs.push(result);
         save(&results)?;
@@ -315,7 +378,7 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
         save(&results)?;
     }
 
-    if !results.runs.is_empty() {
+    if results.runs.iter().any(|r| r.guidance.is_none()) {
         let plot = a.out.join("quality-vs-evals.svg");
         std::fs::write(&plot, quality_plot(&results)).map_err(|e| format!("{}: {e}", plot.display()))?;
     }
@@ -401,12 +464,14 @@ fn quality_plot(r: &Results) -> String {
     svg += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">score evaluations per sample (log scale)</text>\n", left + pw / 2.0, h - 6.0);
     svg += &format!("<text x=\"12\" y=\"{}\" transform=\"rotate(-90 12 {})\" text-anchor=\"middle\">confident &gt; 0.9</text>\n", top + ph / 2.0, top + ph / 2.0);
     let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"];
-    let mut samplers: Vec<&str> = r.runs.iter().map(|run| run.options.sampler.name()).collect();
+    // Guided runs are another question (docs/EVALUATION.md, "Guided generation"): not plotted here.
+    let unguided = || r.runs.iter().filter(|run| run.guidance.is_none());
+    let mut samplers: Vec<&str> = unguided().map(|run| run.options.sampler.name()).collect();
     samplers.sort();
     samplers.dedup();
     for (i, name) in samplers.iter().enumerate() {
         let colour = colours[i % colours.len()];
-        let mut points: Vec<(f64, f64)> = r.runs.iter().filter(|run| run.options.sampler.name() == *name).map(|run| (run.evals_per_sample, run.quality.confident)).collect();
+        let mut points: Vec<(f64, f64)> = unguided().filter(|run| run.options.sampler.name() == *name).map(|run| (run.evals_per_sample, run.quality.confident)).collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         let path: Vec<String> = points.iter().map(|&(e, c)| format!("{:.1},{:.1}", x(e), y(c))).collect();
         svg += &format!("<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\n", path.join(" "));
@@ -472,6 +537,24 @@ fn report(r: &Results) -> String {
         }
         out += "\n";
     }
+    let guided: Vec<&RunResult> = r.runs.iter().filter(|run| run.guidance.is_some()).collect();
+    if !guided.is_empty() {
+        out += "Guided runs (sample i drawn for class i mod 10):\n\n| run | guidance w | at σ in | of the requested class | confident > 0.9 | Fréchet | evals/sample | seconds |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
+        for run in guided {
+            out += &format!(
+                "| `{}` | {} | {} | {:.1}% | {:.1}% | {:.2} | {:.0} | {:.0} |\n",
+                run.run,
+                run.guidance.unwrap_or_default(),
+                format!("({}, {}]", run.guidance_min_sigma.unwrap_or(0.0), run.guidance_max_sigma.map_or("∞".into(), |s| s.to_string())),
+                100.0 * run.requested_class.unwrap_or_default(),
+                100.0 * run.quality.confident,
+                run.quality.frechet,
+                run.evals_per_sample,
+                run.seconds
+            );
+        }
+        out += "\n";
+    }
     if let Some(l) = &r.likelihood {
         out += &format!(
             "Held-out bits/dim ({} digits, uniform dequantisation, RK45 rtol = atol = {:.0e}): **{:.4} ± {:.4}** (mean ± std over {} probe/dequantisation seeds).\n\n",
@@ -495,18 +578,26 @@ mod tests {
 
     #[test]
     fn run_specs_parse_into_sampler_options() {
-        let em = parse_run("em:1000", 3).unwrap();
+        let em = parse_run("em:1000", 3).unwrap().0;
         assert_eq!((em.sampler, em.steps, em.seed), (Sampler::EulerMaruyama, 1000, 3));
-        let pc = parse_run("pc:200", 0).unwrap();
+        let pc = parse_run("pc:200", 0).unwrap().0;
         assert_eq!((pc.sampler, pc.steps, pc.corrector_steps), (Sampler::PredictorCorrector, 200, Some(1)));
-        let ode = parse_run("ode-rk45:1e-3", 0).unwrap();
+        let ode = parse_run("ode-rk45:1e-3", 0).unwrap().0;
         assert_eq!((ode.rtol, ode.atol), (1e-3, 1e-3));
-        let ald = parse_run("ald:10x20", 0).unwrap();
+        let ald = parse_run("ald:10x20", 0).unwrap().0;
         assert_eq!((ald.steps, ald.corrector_steps), (10, Some(20)));
         assert!(parse_run("em", 0).unwrap_err().contains("SAMPLER:ARG"));
         assert!(parse_run("ald:10", 0).unwrap_err().contains("LEVELSxSTEPS"));
         assert!(parse_run("magic:10", 0).is_err());
-        let churned = parse_run("edm-heun:18:churn=40", 0).unwrap();
+        let (churned, unguided) = parse_run("edm-heun:18:churn=40", 0).unwrap();
+        assert_eq!(unguided, None);
+        let (_, guided) = parse_run("dpmpp-2m:10:guidance=2.5", 0).unwrap();
+        assert_eq!(guided.map(|g| (g.scale, g.max_sigma)), Some((2.5, guidance::DEFAULT_GUIDANCE_MAX_SIGMA)));
+        let (_, bounded) = parse_run("dpmpp-2m:10:guidance=2:gmax=5", 0).unwrap();
+        assert_eq!(bounded.map(|g| g.max_sigma), Some(5.0));
+        assert!(parse_run("dpmpp-2m:10:gmax=5", 0).unwrap_err().contains("give `guidance`"));
+        assert!(parse_run("dpmpp-2m:10:guidance=1:gmin=5:gmax=2", 0).unwrap_err().contains("guidanceMinSigma"));
+        assert!(parse_run("dpmpp-2m:10:guidance=-1", 0).unwrap_err().contains("guidance"));
         assert_eq!((churned.sampler, churned.steps, churned.churn), (Sampler::EdmHeun, 18, 40.0));
         assert!(parse_run("edm-heun:18:churn", 0).unwrap_err().contains("KEY=VALUE"));
         assert!(parse_run("edm-heun:18:warp=2", 0).unwrap_err().contains("unknown option `warp`"));
@@ -521,16 +612,21 @@ mod tests {
         let quality = |confident: f64| Quality { count: 1000, confident, class_entropy: 2.3, frechet: 60.0, histogram: vec![0.1; 10] };
         let run = |spec: &str, evals: f64, confident: f64| RunResult {
             run: spec.into(),
-            options: parse_run(spec, 0).unwrap(),
+            options: parse_run(spec, 0).unwrap().0,
             samples: 1000,
             evals_per_sample: evals,
             seconds: 1.0,
             quality: quality(confident),
             grid: String::new(),
             memorisation: None,
+            guidance: parse_run(spec, 0).unwrap().1.map(|g| g.scale),
+            guidance_min_sigma: None,
+            guidance_max_sigma: None,
+            requested_class: None,
         };
+        // (A guided run is left out of the plot: still 2 lines and 3 dots.)
         let results = Results {
-            runs: vec![run("dpmpp-2m:20", 20.0, 0.7), run("dpmpp-2m:10", 10.0, 0.67), run("edm-heun:18", 35.0, 0.72)],
+            runs: vec![run("dpmpp-2m:20", 20.0, 0.7), run("dpmpp-2m:10", 10.0, 0.67), run("edm-heun:18", 35.0, 0.72), run("dpmpp-2m:10:guidance=2", 10.0, 0.9)],
             reference: Some(Reference { held_out: Some(quality(0.95)), ..Default::default() }),
             ..Default::default()
         };

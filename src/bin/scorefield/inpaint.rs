@@ -62,7 +62,8 @@ pub(crate) fn run(a: InpaintArgs) -> Result<(), String> {
     let known = Known::from_host(&images, &mask, [a.n, c, h, w], card.image.range, &device).map_err(|e| e.to_string())?;
     let start = Instant::now();
     let mut observer = progress("inpainting");
-    let out = pollster::block_on(sampling::inpaint::inpaint(&model, &model.sde, &known, &options, &mut observer)).map_err(|e| e.to_string())?;
+    let score = a.sampler.score(&card, model, &device)?;
+    let out = pollster::block_on(sampling::inpaint::inpaint(&score, &score.model.sde, &known, &options, &mut observer)).map_err(|e| e.to_string())?;
     let batch = pollster::block_on(read_tensor(out.x))?;
     eprintln!();
     let kept = mask.iter().filter(|&&m| m == 1.0).count();

@@ -11,6 +11,7 @@ mod init;
 mod likelihood;
 mod sample;
 mod train;
+mod train_classifier;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Command {
     Data(data::DataArgs),
     /// Train a score network on the MNIST digits by denoising score matching.
     Train(train::TrainArgs),
+    /// Train the noise-conditional digit classifier that guides sampling to a chosen class.
+    TrainClassifier(train_classifier::TrainClassifierArgs),
     /// Score a model: classifier-based sample quality per sampler, held-out bits/dim.
     Evaluate(evaluate::EvaluateArgs),
     /// Time score evaluations and sampler runs on this machine.
@@ -85,6 +88,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Likelihood(a) => likelihood::run(a),
         Command::Data(a) => data::run(a),
         Command::Train(a) => train::run(a),
+        Command::TrainClassifier(a) => train_classifier::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Bench(a) => bench::run(a),
         Command::ExportOnnx(a) => export_onnx::run(a),

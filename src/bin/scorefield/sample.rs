@@ -7,7 +7,10 @@ use std::time::Instant;
 use burn::prelude::*;
 use clap::Args;
 use scorefield::io::{self, Batch};
-use scorefield::sampling::{self, Flow, SampleOptions, Sampler, Step, catalog};
+use scorefield::ScoreModel;
+use scorefield::classifier::NoisyClassifier;
+use scorefield::sampling::guidance::{self, Guidance};
+use scorefield::sampling::{self, Flow, SampleOptions, Sampler, ScoreFn, Step, catalog};
 use scorefield::weights::ModelCard;
 
 use super::{DeviceArg, device, load};
@@ -49,11 +52,62 @@ pub(crate) struct SamplerArgs {
     pub(crate) no_denoise: bool,
     #[arg(long, default_value_t = SampleOptions::default().seed)]
     pub(crate) seed: u64,
+    /// Draw digits of this class (0–9 for the digits), or `all` for every class in turn, by
+    /// classifier guidance.
+    #[arg(long)]
+    pub(crate) class: Option<String>,
+    /// Guidance scale w of --class (1: Bayes' rule exactly; more: more clearly of the class).
+    #[arg(long, default_value_t = guidance::DEFAULT_GUIDANCE)]
+    pub(crate) guidance: f64,
+    /// Guidance acts only at noise levels above this σ (Kynkäänniemi et al. 2024).
+    #[arg(long, default_value_t = guidance::DEFAULT_GUIDANCE_MIN_SIGMA)]
+    pub(crate) guidance_min_sigma: f64,
+    /// Guidance acts only at noise levels up to this σ (inf: at all).
+    #[arg(long, default_value_t = guidance::DEFAULT_GUIDANCE_MAX_SIGMA)]
+    pub(crate) guidance_max_sigma: f64,
+    /// The classifier card of --class (default: the one the model card names).
+    #[arg(long)]
+    pub(crate) classifier: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) device: DeviceArg,
 }
 
+/// The classifier card for guided runs: `--classifier`, else the one the model card names.
+pub(crate) fn classifier_path(model: &std::path::Path, card: &ModelCard, flag: Option<&std::path::Path>) -> Result<PathBuf, String> {
+    match (flag, &card.classifier) {
+        (Some(path), _) => Ok(path.to_path_buf()),
+        (None, Some(name)) => Ok(model.parent().unwrap_or(std::path::Path::new(".")).join(name)),
+        (None, None) => Err(format!("{}: the model card names no classifier (`classifier`); pass --classifier or train one with `scorefield train-classifier`", model.display())),
+    }
+}
+
+/// A score model, guided to a class when the flags ask for one.
+pub(crate) struct Score {
+    pub(crate) model: ScoreModel,
+    pub(crate) guide: Option<(NoisyClassifier, Guidance)>,
+}
+
+impl ScoreFn for Score {
+    fn score(&self, x: Tensor<4>, t: f64) -> Tensor<4> {
+        match &self.guide {
+            None => self.model.score(x, t),
+            Some((classifier, g)) => guidance::guided_score(&self.model, classifier, &self.model.sde, g, x, t),
+        }
+    }
+}
+
 impl SamplerArgs {
+    /// The model, and the classifier and guidance that --class asks for.
+    pub(crate) fn score(&self, card: &ModelCard, model: ScoreModel, device: &burn::prelude::Device) -> Result<Score, String> {
+        let Some(class) = &self.class else { return Ok(Score { model, guide: None }) };
+        let path = classifier_path(&self.model, card, self.classifier.as_deref())?;
+        let (_, classifier) = scorefield::classifier::files::load(&path, device).map_err(|e| format!("the classifier of --class: {e}"))?;
+        let classes = if class == "all" { (0..classifier.classes()).collect() } else { vec![class.parse::<usize>().map_err(|_| format!("`--class` must be a class number or `all`, got `{class}`"))?] };
+        let guidance = Guidance { min_sigma: self.guidance_min_sigma, max_sigma: self.guidance_max_sigma, ..Guidance::new(classes, self.guidance) };
+        guidance.validate(classifier.classes()).map_err(|e| e.to_string())?;
+        Ok(Score { model, guide: Some((classifier, guidance)) })
+    }
+
     pub(crate) fn options(&self) -> Result<SampleOptions, String> {
         Ok(SampleOptions {
             sampler: self.sampler.parse::<Sampler>().map_err(|e| e.to_string())?,
@@ -137,10 +191,11 @@ pub(crate) fn run(a: SampleArgs) -> Result<(), String> {
     let device = device(a.sampler.device.device)?;
     let (card, model) = load(&a.sampler.model, &device)?;
     let options = a.sampler.options()?;
+    let score = a.sampler.score(&card, model, &device)?;
     let [c, h, w] = card.image_shape();
     let start = Instant::now();
     let mut observer = progress("sampling");
-    let out = pollster::block_on(sampling::sample(&model, &model.sde, [a.n, c, h, w], &options, &device, &mut observer)).map_err(|e| e.to_string())?;
+    let out = pollster::block_on(sampling::sample(&score, &score.model.sde, [a.n, c, h, w], &options, &device, &mut observer)).map_err(|e| e.to_string())?;
     let batch = pollster::block_on(read_tensor(out.x))?;
     eprintln!();
     println!("{} samples with {} in {:.2}s ({} score evaluations)", a.n, options.sampler.name(), start.elapsed().as_secs_f64(), out.evals);

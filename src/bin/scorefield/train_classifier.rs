@@ -1,0 +1,106 @@
+//! `scorefield train-classifier`: the noise-conditional digit classifier of guided sampling, for a
+//! score model's σ range, written beside the model as `NAME-classifier.json` (+ safetensors), its
+//! held-out accuracy against σ in the card.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+use scorefield::classifier::{self, ClassifierArch, ClassifierCard, ClassifierTraining};
+
+use super::{DeviceArg, device, hardware};
+
+/// Noise levels at which the card reports held-out accuracy.
+pub(crate) const ACCURACY_SIGMAS: [f64; 12] = [0.002, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 20.0];
+
+#[derive(Args)]
+pub(crate) struct TrainClassifierArgs {
+    /// The score model whose σ range, σ_data and image shape the classifier is trained for.
+    #[arg(long, default_value = "www/models/mnist.json")]
+    model: PathBuf,
+    /// The classifier card to write (default: NAME-classifier.json beside the model, whose card
+    /// then names it).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    #[arg(long, default_value_t = ClassifierTraining::default().epochs)]
+    epochs: usize,
+    #[arg(long, default_value_t = ClassifierTraining::default().batch_size)]
+    batch_size: usize,
+    #[arg(long, default_value_t = ClassifierTraining::default().learning_rate)]
+    lr: f64,
+    #[arg(long, default_value_t = ClassifierTraining::default().seed)]
+    seed: u64,
+    /// Trunk widths (the U-Net's downsampling half).
+    #[arg(long, value_delimiter = ',', default_values_t = classifier::default_trunk().widths)]
+    widths: Vec<usize>,
+    #[arg(long, default_value_t = classifier::default_trunk().embed_dim)]
+    embed_dim: usize,
+    /// Cache folder of the digits (default $SCOREFIELD_CACHE or ~/.cache/scorefield).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+/// `www/models/mnist.json` → `www/models/mnist-classifier.json`: the classifier's default place.
+fn beside(model: &Path) -> PathBuf {
+    let stem = model.file_stem().and_then(|s| s.to_str()).unwrap_or("model");
+    model.with_file_name(format!("{stem}-classifier.json"))
+}
+
+pub(crate) fn run(a: TrainClassifierArgs) -> Result<(), String> {
+    let device = device(a.device.device)?;
+    let card = scorefield::weights::files::read_card(&a.model).map_err(|e| e.to_string())?;
+    let sigma_data = match card.parameterisation {
+        scorefield::precond::Parameterisation::Edm { sigma_data } => sigma_data,
+        // The first networks have no σ_data of their own: EDM's default scale.
+        scorefield::precond::Parameterisation::Noise => scorefield::precond::EDM_SIGMA_DATA,
+    };
+    let sde = card.sde;
+    let sigma_range = [sde.noise_level(sde.eps()), sde.noise_level(1.0)];
+    let trunk = scorefield::unet::UNetConfig { channels: card.image.channels, height: card.image.height, width: card.image.width, widths: a.widths, embed_dim: a.embed_dim, ..classifier::default_trunk() };
+    let arch = ClassifierArch::digits(trunk, sigma_data);
+    let config = ClassifierTraining { epochs: a.epochs, batch_size: a.batch_size, learning_rate: a.lr, seed: a.seed };
+    let cache = a.cache.unwrap_or_else(scorefield::data::cache_dir);
+    let digits = scorefield::data::load_or_fetch(&cache).map_err(|e| e.to_string())?;
+    let (train, held) = scorefield::data::split(&digits);
+    eprintln!("training a classifier on {} digits noised at σ ∈ [{:.3}, {:.1}] (log-uniform), {} epochs", train.len(), sigma_range[0], sigma_range[1], config.epochs);
+    let start = Instant::now();
+    let (net, loss) = classifier::train(&train, &arch, sigma_range, card.image.range, &config, &device, |epoch, loss| {
+        eprintln!("epoch {epoch}/{}  loss {loss:.4}  {:.0}s", config.epochs, start.elapsed().as_secs_f64());
+    })
+    .map_err(|e| e.to_string())?;
+    let seconds = start.elapsed().as_secs_f64();
+    let accuracy = classifier::accuracy_by_sigma(&net, &held, &ACCURACY_SIGMAS, card.image.range, &device);
+    for [sigma, acc] in &accuracy {
+        println!("σ = {sigma:<6} held-out accuracy {:.1} %", 100.0 * acc);
+    }
+    let out = a.out.unwrap_or_else(|| beside(&a.model));
+    let name = out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name")?.to_string();
+    let mut c = ClassifierCard::new(&name, arch, sigma_range, card.image.clone());
+    c.dataset = Some(scorefield::data::card_dataset(train.len()));
+    c.training = scorefield::weights::TrainingRecord {
+        command: Some(format!("scorefield train-classifier --model {} --epochs {} (for {})", a.model.display(), config.epochs, card.name)),
+        steps: Some((config.epochs * train.len().div_ceil(config.batch_size)) as u64),
+        images_seen: Some((config.epochs * train.len()) as u64),
+        batch_size: Some(config.batch_size),
+        learning_rate: Some(config.learning_rate),
+        wall_time_s: Some(seconds),
+        hardware: Some(hardware(&device)),
+        final_loss: Some(loss),
+        seed: Some(config.seed),
+        ..Default::default()
+    };
+    c.metrics.insert("held_out_accuracy_by_sigma".into(), serde_json::json!(accuracy));
+    c.metrics.insert("held_out_digits".into(), serde_json::json!(held.len()));
+    classifier::files::save(&out, &c, &net).map_err(|e| e.to_string())?;
+    println!("wrote {} ({seconds:.0} s, last epoch's loss {loss:.4})", out.display());
+    // The model card names its classifier when it sits beside it (the page and the CLI find it so).
+    if out.parent() == a.model.parent() {
+        let mut card = card;
+        card.classifier = out.file_name().and_then(|n| n.to_str()).map(String::from);
+        std::fs::write(&a.model, card.to_json() + "\n").map_err(|e| format!("{}: {e}", a.model.display()))?;
+        println!("{} now names it as its classifier", a.model.display());
+    }
+    Ok(())
+}
