@@ -54,15 +54,28 @@ function applyDefaults(defaults) {
 }
 
 /** The digit control, when the model has a classifier: any digit (unguided), one class, or every
- * class in turn; the guidance slider beside it while a class is chosen. */
-function fillClasses(classes) {
+ * class in turn; the guidance slider beside it while a class is chosen. Choosing a class from
+ * "any" switches to the library's sampler for guided runs (RUN_DEFAULTS.guided). */
+function fillClasses(classes, defaults) {
   $('class-label').hidden = !classes;
   if (!classes) return;
   const option = (value, text) => Object.assign(document.createElement('option'), { value, textContent: text });
   $('class').replaceChildren(option('any', 'any'), ...classes.map((name, i) => option(String(i), name)), option('all', 'each in turn'));
+  let guided = false;
   const sync = () => {
-    $('guidance-label').hidden = $('class').value === 'any';
+    const now = $('class').value !== 'any';
+    if (now && !guided && samplers.has(defaults.guided.sampler)) {
+      $('sampler').value = defaults.guided.sampler;
+      selectSampler();
+      $('steps').value = String(defaults.guided.steps);
+      $('churn').value = String(defaults.guided.churn);
+    }
+    guided = now;
+    $('guidance-label').hidden = !now;
     $('guidance-value').textContent = $('guidance').value;
+    $('class-hint').textContent = now
+      ? `Guided by a noise-conditional classifier: the score plus w·∇ log p(digit | x), Bayes' rule for scores (Song et al. 2021, §5). It starts on ${samplers.get(defaults.guided.sampler)?.label ?? defaults.guided.sampler} with churn ${defaults.guided.churn}: its fresh noise lets guidance correct a shape chosen early.`
+      : '';
   };
   $('class').addEventListener('change', sync);
   $('guidance').addEventListener('input', sync);
@@ -218,7 +231,7 @@ async function main() {
     card = info.card;
     applyDefaults(info.defaults);
     fillSamplers(info.samplers);
-    fillClasses(info.classes);
+    fillClasses(info.classes, info.defaults);
     showBackend(info);
     const [c, h, w] = [card.image.channels, card.image.height, card.image.width];
     painter = new Painter($('source'), { channels: c, height: h, width: w, range: card.image.range });

@@ -316,13 +316,16 @@ export class ScoreField extends HTMLElement {
   #choice() {
     const list = this.#info.samplers;
     const problems = [];
+    const guide = this.#guidanceChoice(problems);
+    // A guided run without a sampler attribute starts on the library's guided setting.
+    const guided = guide.label !== 'any' ? this.#info.defaults.guided : null;
     const asked = this.getAttribute('sampler');
-    let sampler = this.#samplers.get(asked ?? list[0].name);
+    let sampler = this.#samplers.get(asked ?? guided?.sampler ?? list[0].name);
     if (!sampler) {
       sampler = list[0];
       problems.push(`sampler="${asked}" is not a sampler of this model (${list.map((x) => x.name).join(', ')}); using ${sampler.name}`);
     }
-    let steps = sampler.defaultSteps;
+    let steps = guided && sampler.name === guided.sampler ? guided.steps : sampler.defaultSteps;
     const raw = this.getAttribute('steps');
     if (raw !== null && sampler.takesSteps) {
       const n = Number(raw);
@@ -331,7 +334,7 @@ export class ScoreField extends HTMLElement {
       else if (n < sampler.minSteps) problems.push(`steps="${raw}" is below ${sampler.name}'s minimum of ${sampler.minSteps} (${sampler.minStepsWhy}); using ${steps}`);
       else steps = n;
     }
-    return { sampler, steps, problems, ...this.#guidanceChoice(problems) };
+    return { sampler, steps, problems, ...guide };
   }
 
   /** The class and guidance scale the `label` and `guidance` attributes ask for, checked against
@@ -520,6 +523,8 @@ export class ScoreField extends HTMLElement {
     if (this.#info.classes && label && label !== 'any') {
       opts.class = label === 'all' ? 'all' : Number(label);
       opts.guidance = this.#guidance;
+      const guided = this.#info.defaults.guided;
+      if (info.name === guided.sampler) opts.churn = guided.churn;
     }
     return opts;
   }

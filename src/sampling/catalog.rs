@@ -42,6 +42,18 @@ pub struct RunDefaults {
     pub guidance: f64,
     pub guidance_slider_max: f64,
     pub max_guidance: f64,
+    /// The sampler a guided run starts with: a stochastic one, whose fresh noise lets guidance
+    /// correct a class chosen early (docs/EVALUATION.md, "Guided generation": 86 % of the digits
+    /// of the requested class with `edm-heun:18:churn=40` against 66 % with `dpmpp-2m:10`).
+    pub guided: GuidedDefaults,
+}
+
+/// The sampler, steps and churn of a guided run.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct GuidedDefaults {
+    pub sampler: &'static str,
+    pub steps: usize,
+    pub churn: f64,
 }
 
 /// Images per run: a 4 × 4 grid of samples, a 2 × 2 grid of completions of one digit (the
@@ -64,6 +76,7 @@ pub const RUN_DEFAULTS: RunDefaults = RunDefaults {
     guidance: super::guidance::DEFAULT_GUIDANCE,
     guidance_slider_max: GUIDANCE_SLIDER_MAX,
     max_guidance: super::guidance::MAX_GUIDANCE,
+    guided: GuidedDefaults { sampler: "edm-heun", steps: 18, churn: 40.0 },
 };
 
 /// The page's guidance slider ends here: beyond it the measured samples lose their shape
@@ -246,5 +259,9 @@ mod tests {
         }
         assert!(d.max_batch <= super::super::MAX_BATCH);
         assert!(0.0 < d.guidance && d.guidance <= d.guidance_slider_max && d.guidance_slider_max <= d.max_guidance);
+        let guided: Sampler = d.guided.sampler.parse().unwrap();
+        let options = super::super::SampleOptions { sampler: guided, steps: d.guided.steps, churn: d.guided.churn, ..Default::default() };
+        options.validate(&Sde::ve(40.0)).unwrap();
+        assert!(d.guided.steps >= guided.info().min_steps);
     }
 }

@@ -169,6 +169,15 @@ test('the Digit control guides generation to a class, on the CPU build and on We
     const unguided = await generate(page);
     await page.selectOption('#class', backend === 'cpu' ? '3' : 'all');
     assert.equal(await page.$eval('#guidance-label', (l) => l.hidden), false);
+    // A class chosen: the sampler switches to the library's setting for guided runs.
+    const switched = await page.evaluate(async () => {
+      const { RemoteModel } = await import('/client.js');
+      const { defaults } = await new RemoteModel(new URL('models/mnist.json', location.href).href, 'cpu').load();
+      return { guided: defaults.guided, sampler: document.getElementById('sampler').value, steps: Number(document.getElementById('steps').value), churn: Number(document.getElementById('churn').value), hint: document.getElementById('class-hint').textContent };
+    });
+    assert.deepEqual([switched.sampler, switched.steps, switched.churn], [switched.guided.sampler, switched.guided.steps, switched.guided.churn], JSON.stringify(switched));
+    assert.match(switched.hint, /Bayes' rule for scores/);
+    await page.fill('#steps', '5'); // few steps: SwiftShader is slow
     const guided = await generate(page);
     assert.deepEqual(guided.shape, [2, 1, 28, 28]);
     assert.ok(guided.data.every(Number.isFinite));

@@ -222,8 +222,11 @@ test('a post asking for a digit gets guided samples; its digit control lists the
   await waitStates(page, 'score-field', ['ready']);
   const control = await page.$eval('#seven', (w) => {
     const select = w.shadowRoot.querySelector('select[name=label]');
-    return { value: select.value, options: [...select.options].map((o) => o.textContent), hidden: select.closest('label').hidden, notice: w.shadowRoot.querySelector('.notice').textContent };
+    return { value: select.value, options: [...select.options].map((o) => o.textContent), hidden: select.closest('label').hidden, notice: w.shadowRoot.querySelector('.notice').textContent, sampler: w.shadowRoot.querySelector('select[name=sampler]').value };
   });
+  const { defaults } = await page.evaluate(async () => new (await import('/client.js')).RemoteModel('/models/mnist.json').load());
+  // No sampler attribute: a guided widget starts on the library's sampler for guided runs.
+  assert.equal(control.sampler, defaults.guided.sampler);
   assert.equal(control.notice, '');
   assert.equal(control.hidden, false);
   assert.deepEqual(control.options, ['any', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'each in turn']);
@@ -231,7 +234,7 @@ test('a post asking for a digit gets guided samples; its digit control lists the
   const [guided, plain] = await Promise.all([page.$eval('#seven', (w) => w.run()), page.$eval('#any', (w) => w.run())]);
   assert.deepEqual(guided.shape, [2, 1, 28, 28]);
   assert.ok(Array.from(guided.data).every(Number.isFinite));
-  // Same seed, sampler and steps: only the guidance differs.
+  // Same seed and steps; the guided one on its own sampler, with guidance.
   const diff = Math.max(...Array.from(guided.data, (v, i) => Math.abs(v - plain.data[i])));
   assert.ok(diff > 0.05, `label="7" changed nothing (max difference ${diff})`);
   assert.deepEqual(page.errors, []);

@@ -545,7 +545,7 @@ fn report(r: &Results) -> String {
                 "| `{}` | {} | {} | {:.1}% | {:.1}% | {:.2} | {:.0} | {:.0} |\n",
                 run.run,
                 run.guidance.unwrap_or_default(),
-                format!("({}, {}]", run.guidance_min_sigma.unwrap_or(0.0), run.guidance_max_sigma.map_or("∞".into(), |s| s.to_string())),
+                format!("({}, {}]", run.guidance_min_sigma.unwrap_or(0.0), run.guidance_max_sigma.filter(|s| s.is_finite()).map_or("∞".into(), |s| s.to_string())),
                 100.0 * run.requested_class.unwrap_or_default(),
                 100.0 * run.quality.confident,
                 run.quality.frechet,

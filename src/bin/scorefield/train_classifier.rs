@@ -93,6 +93,7 @@ pub(crate) fn run(a: TrainClassifierArgs) -> Result<(), String> {
     };
     c.metrics.insert("held_out_accuracy_by_sigma".into(), serde_json::json!(accuracy));
     c.metrics.insert("held_out_digits".into(), serde_json::json!(held.len()));
+    c.metrics.insert("parameters".into(), serde_json::json!(burn::module::Module::num_params(&net)));
     classifier::files::save(&out, &c, &net).map_err(|e| e.to_string())?;
     println!("wrote {} ({seconds:.0} s, last epoch's loss {loss:.4})", out.display());
     // The model card names its classifier when it sits beside it (the page and the CLI find it so).
