@@ -233,6 +233,21 @@ impl ClassifierCard {
     }
 }
 
+impl ClassifierCard {
+    /// Whether this classifier can guide `model`: the same image shape and value range (a
+    /// classifier of other images would compute nonsense, or fail inside the network).
+    pub fn check_for(&self, model: &crate::weights::ModelCard) -> Result<(), ConfigError> {
+        let (i, m) = (&self.image, &model.image);
+        if [i.channels, i.height, i.width] != [m.channels, m.height, m.width] || i.range != m.range {
+            return Err(ConfigError::invalid(
+                "image",
+                format!("the classifier is for {}×{}×{} images in {:?}, the model makes {}×{}×{} in {:?}", i.channels, i.height, i.width, i.range, m.channels, m.height, m.width, m.range),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Builds the classifier a card describes and fills it with safetensors bytes.
 pub fn load(card: &ClassifierCard, weights: &[u8], device: &Device) -> Result<NoisyClassifier, WeightsError> {
     card.validate()?;
@@ -432,5 +447,11 @@ mod tests {
         assert!(matches!(err, WeightsError::MissingTensor { .. } | WeightsError::ShapeMismatch { .. }), "{err}");
         let same = crate::weights::to_safetensors(&tiny().init(&device).unwrap()).unwrap();
         load(&card, &same, &device).unwrap();
+        // It guides only a model of the same images: shape and value range.
+        let model = crate::weights::ModelCard::new("m", crate::model::Architecture::Unet(UNetConfig::default()), crate::precond::Parameterisation::Edm { sigma_data: 0.5 }, crate::sde::Sde::ve(40.0));
+        card.check_for(&model).unwrap();
+        let mut other = model.clone();
+        other.image.range = [-1.0, 1.0];
+        assert!(card.check_for(&other).unwrap_err().to_string().contains("[-1.0, 1.0]"));
     }
 }

@@ -56,9 +56,13 @@ function applyDefaults(defaults) {
 /** The digit control, when the model has a classifier: any digit (unguided), one class, or every
  * class in turn; the guidance slider beside it while a class is chosen. Choosing a class from
  * "any" switches to the library's sampler for guided runs (RUN_DEFAULTS.guided). */
-function fillClasses(classes, defaults) {
+function fillClasses(classes, defaults, problem) {
   $('class-label').hidden = !classes;
-  if (!classes) return;
+  // A model whose card names a classifier that could not be read: say so (unguided runs work).
+  if (!classes) {
+    $('class-hint').textContent = problem ? `Generating a chosen digit is unavailable: ${problem}` : '';
+    return;
+  }
   const option = (value, text) => Object.assign(document.createElement('option'), { value, textContent: text });
   $('class').replaceChildren(option('any', 'any'), ...classes.map((name, i) => option(String(i), name)), option('all', 'each in turn'));
   let guided = false;
@@ -231,7 +235,7 @@ async function main() {
     card = info.card;
     applyDefaults(info.defaults);
     fillSamplers(info.samplers);
-    fillClasses(info.classes, info.defaults);
+    fillClasses(info.classes, info.defaults, info.classifierProblem);
     showBackend(info);
     const [c, h, w] = [card.image.channels, card.image.height, card.image.width];
     painter = new Painter($('source'), { channels: c, height: h, width: w, range: card.image.range });

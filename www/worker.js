@@ -75,12 +75,23 @@ async function describe(url, backend) {
   };
 }
 
+// What a backend choice comes to, asked of Rust once per choice (src/web/device.rs, the one
+// definition of `auto`): widgets loading at the same moment share the answer, and so one start of
+// the WebGPU device. A refusal is forgotten, so that it may be asked again.
+const resolved = new Map(); // 'auto' | 'webgpu' | 'cpu' -> Promise<{backend, fallbackReason}>
+function resolveBackend(choice) {
+  if (!resolved.has(choice)) {
+    const answer = ready.then(() => ScoreModel.resolveBackend({ backend: choice }));
+    resolved.set(choice, answer);
+    answer.catch(() => resolved.delete(choice));
+  }
+  return resolved.get(choice);
+}
+
 // A model per card URL and device: the backend asked for (`auto`, `webgpu`, `cpu`) is first
-// resolved in Rust (src/web/device.rs, the one definition of `auto`), so `auto` that took the CPU
-// and `cpu` share one copy. Resolves to {model, fallbackReason}.
+// resolved, so `auto` that took the CPU and `cpu` share one copy. Resolves to {model, fallbackReason}.
 async function load(url, backend = 'auto') {
-  await ready;
-  const { backend: device, fallbackReason } = await ScoreModel.resolveBackend({ backend });
+  const { backend: device, fallbackReason } = await resolveBackend(backend);
   const key = `${url} ${device}`;
   if (!models.has(key)) {
     const loading = ScoreModel.load(url, { backend: device });

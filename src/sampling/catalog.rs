@@ -56,8 +56,9 @@ pub struct GuidedDefaults {
     pub churn: f64,
 }
 
-/// Images per run: a 4 × 4 grid of samples, a 2 × 2 grid of completions of one digit (the
-/// source beside them stays readable), one path drawn through time.
+/// Images per run: a 4 × 4 grid of samples; a 2 × 2 grid of completions of one digit, the
+/// widget's (the source beside them stays readable; the page inpaints its Batch field's count);
+/// one path drawn through time.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct BatchDefaults {
     pub generate: usize,

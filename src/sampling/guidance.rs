@@ -60,7 +60,7 @@ impl Guidance {
             return Err(SampleError::invalid("class", "names no class"));
         }
         if let Some(&c) = self.classes.iter().find(|&&c| c >= classes) {
-            return Err(SampleError::invalid("class", format!("must be in 0..={}, got {c}", classes - 1)));
+            return Err(SampleError::invalid("class", format!("must be one of the classifier's {classes} classes, 0..{classes}, got {c}")));
         }
         if !(self.scale.is_finite() && (0.0..=MAX_GUIDANCE).contains(&self.scale)) {
             return Err(SampleError::invalid("guidance", format!("must be in [0, {MAX_GUIDANCE}], got {}", self.scale)));

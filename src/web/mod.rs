@@ -111,7 +111,7 @@ impl WebModel {
         let weights = fetch_bytes(&weights_url, "weights").await?;
         let classifier = match &card.classifier {
             None => Guide::None,
-            Some(name) => fetch_classifier_card(name, &card_url).await.unwrap_or_else(Guide::Broken),
+            Some(name) => fetch_classifier_card(name, &card_url, &card).await.unwrap_or_else(Guide::Broken),
         };
         Self::start(card, &weights, options, classifier).await
     }
@@ -133,6 +133,7 @@ impl WebModel {
     #[wasm_bindgen(js_name = setClassifier)]
     pub fn set_classifier(&mut self, card_json: String, weights: Vec<u8>) -> Result<(), WebError> {
         let card = ClassifierCard::from_json(&card_json).map_err(|e| WebError::model_file(format!("classifier card: {e}")))?;
+        card.check_for(&self.card).map_err(|e| WebError::model_file(format!("classifier card: {e}")))?;
         let net = classifier::load(&card, &weights, &self.backend.device).map_err(|e| WebError::model_file(format!("classifier: {e}")))?;
         self.classifier = Guide::Card { card, weights_url: None, net: RefCell::new(Some(Rc::new(net))) };
         Ok(())
@@ -403,11 +404,12 @@ impl WebModel {
 }
 
 /// Fetches the classifier card `name` (relative to the model card at `card_url`).
-async fn fetch_classifier_card(name: &str, card_url: &str) -> Result<Guide, WebError> {
+async fn fetch_classifier_card(name: &str, card_url: &str, model: &ModelCard) -> Result<Guide, WebError> {
     let url = web_sys::Url::new_with_base(name, card_url).map_err(|_| WebError::model_file(format!("cannot resolve the classifier `{name}` against {card_url}")))?.href();
     let bytes = fetch_bytes(&url, "classifier card").await?;
     let text = String::from_utf8(bytes).map_err(|_| WebError::model_file(format!("the classifier card at {url} is not UTF-8 text")))?;
     let card = ClassifierCard::from_json(&text).map_err(|e| WebError::model_file(format!("classifier card {url}: {e}")))?;
+    card.check_for(model).map_err(|e| WebError::model_file(format!("classifier card {url}: {e}")))?;
     let weights_url = web_sys::Url::new_with_base(&card.weights, &url).map_err(|_| WebError::model_file(format!("cannot resolve `{}` against {url}", card.weights)))?.href();
     Ok(Guide::Card { card, weights_url: Some(weights_url), net: RefCell::new(None) })
 }
@@ -416,7 +418,7 @@ impl WebModel {
     /// The classifier and guidance of a run with `class`, its weights fetched the first time;
     /// `None` for an unguided run.
     async fn guide(&self, options: &RunOptions) -> Result<Option<(Rc<NoisyClassifier>, Guidance)>, WebError> {
-        if !options.guided() {
+        if !options.guided()? {
             return Ok(None);
         }
         let (card, weights_url, net) = match &self.classifier {
@@ -424,6 +426,8 @@ impl WebModel {
             Guide::Broken(e) => return Err(e.clone()),
             Guide::Card { card, weights_url, net } => (card, weights_url, net),
         };
+        // The options first, against the card's classes: a bad one costs no download.
+        let guidance = options.guidance(card.architecture.classes.len())?;
         let loaded = net.borrow().clone();
         let loaded = match loaded {
             Some(n) => n,
@@ -435,7 +439,6 @@ impl WebModel {
                 net.borrow_mut().get_or_insert(n).clone()
             }
         };
-        let guidance = options.guidance(loaded.classes())?;
         Ok(Some((loaded, guidance)))
     }
 

@@ -53,21 +53,15 @@ pub(super) struct RunOptions {
     pub(super) run_id: Option<f64>,
     /// Draw digits of this class (a whole number, 0 for the first class), or `"all"` for every
     /// class in turn, by classifier guidance (the model's card must name its classifier).
-    /// Absent: unguided.
-    pub(super) class: Option<ClassChoice>,
-    /// The guidance scale w of `class` (1: Bayes' rule exactly; more: more clearly of the class).
-    pub(super) guidance: f64,
-    /// Guidance acts at noise levels in (guidanceMinSigma, guidanceMaxSigma].
-    pub(super) guidance_min_sigma: f64,
-    pub(super) guidance_max_sigma: f64,
-}
-
-/// `class`: one class by number, or `"all"`.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub(super) enum ClassChoice {
-    One(f64),
-    Named(String),
+    /// Absent: unguided. (Read as any JSON value, so that a wrong type is named here.)
+    pub(super) class: Option<serde_json::Value>,
+    /// The guidance scale w of `class` (1: Bayes' rule exactly; more: more clearly of the class);
+    /// default `guidance::DEFAULT_GUIDANCE`.
+    pub(super) guidance: Option<f64>,
+    /// Guidance acts at noise levels in (guidanceMinSigma, guidanceMaxSigma]; defaults
+    /// `guidance::DEFAULT_GUIDANCE_MIN_SIGMA`, `DEFAULT_GUIDANCE_MAX_SIGMA`.
+    pub(super) guidance_min_sigma: Option<f64>,
+    pub(super) guidance_max_sigma: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
@@ -99,9 +93,9 @@ impl Default for RunOptions {
             preview_of: PreviewOf::Mean,
             run_id: None,
             class: None,
-            guidance: guidance::DEFAULT_GUIDANCE,
-            guidance_min_sigma: guidance::DEFAULT_GUIDANCE_MIN_SIGMA,
-            guidance_max_sigma: guidance::DEFAULT_GUIDANCE_MAX_SIGMA,
+            guidance: None,
+            guidance_min_sigma: None,
+            guidance_max_sigma: None,
         }
     }
 }
@@ -146,21 +140,28 @@ impl RunOptions {
         self.run_id.map(|v| count("runId", v, 0, u32::MAX as usize).map(|v| v as u32)).transpose()
     }
 
-    /// Whether `class` asks for guided sampling.
-    pub(super) fn guided(&self) -> bool {
-        self.class.is_some()
+    /// Whether `class` asks for guided sampling; the guidance options without it are refused
+    /// (they would do nothing).
+    pub(super) fn guided(&self) -> Result<bool, WebError> {
+        if self.class.is_none() {
+            if let Some(field) = [("guidance", self.guidance), ("guidanceMinSigma", self.guidance_min_sigma), ("guidanceMaxSigma", self.guidance_max_sigma)].iter().find(|(_, v)| v.is_some()).map(|(f, _)| f) {
+                return Err(WebError::invalid(format!("`{field}` guides a run to a class: give `class` too")));
+            }
+        }
+        Ok(self.class.is_some())
     }
 
     /// The guidance `class` and `guidance` ask for, for a classifier of `classes` classes.
     pub(super) fn guidance(&self, classes: usize) -> Result<Guidance, WebError> {
-        let classes = match &self.class {
-            None => return Err(WebError::invalid("no `class` was given")),
-            Some(ClassChoice::One(v)) => vec![count("class", *v, 0, classes - 1)?],
-            Some(ClassChoice::Named(name)) if name == "all" => (0..classes).collect(),
-            Some(ClassChoice::Named(name)) => return Err(WebError::invalid(format!("`class` must be a class number or \"all\", got \"{name}\""))),
+        let bad = || WebError::invalid(format!("`class` must be a class number in 0..{classes} or \"all\", got {}", self.class.as_ref().map_or("nothing".into(), |v| v.to_string())));
+        let chosen = match &self.class {
+            Some(serde_json::Value::Number(n)) => vec![count("class", n.as_f64().ok_or_else(bad)?, 0, classes.saturating_sub(1))?],
+            Some(serde_json::Value::String(name)) if name == "all" => (0..classes).collect(),
+            _ => return Err(bad()),
         };
-        let guidance = Guidance { min_sigma: self.guidance_min_sigma, max_sigma: self.guidance_max_sigma, ..Guidance::new(classes, self.guidance) };
-        guidance.validate(usize::MAX)?;
+        let d = Guidance::new(chosen, self.guidance.unwrap_or(guidance::DEFAULT_GUIDANCE));
+        let guidance = Guidance { min_sigma: self.guidance_min_sigma.unwrap_or(d.min_sigma), max_sigma: self.guidance_max_sigma.unwrap_or(d.max_sigma), ..d };
+        guidance.validate(classes)?;
         Ok(guidance)
     }
 

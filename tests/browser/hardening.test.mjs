@@ -126,6 +126,8 @@ test('absurd options are refused before any work, naming the field', async () =>
       { batch: 2, steps: 2, class: 'seven' },
       { batch: 2, steps: 2, class: 3, guidance: Number.NaN },
       { batch: 2, steps: 2, class: 3, guidance: 1e9 },
+      { batch: 2, steps: 2, class: true },
+      { batch: 2, steps: 2, guidance: 4 }, // a scale without a class would do nothing
     ];
     const out = [];
     for (const t of tries) {
@@ -139,7 +141,7 @@ test('absurd options are refused before any work, naming the field', async () =>
     }
     return out;
   });
-  const fields = ['batch', 'steps', 'steps', 'sampler', 'snr', 'colour', 'class', 'class', 'guidance', 'guidance'];
+  const fields = ['batch', 'steps', 'steps', 'sampler', 'snr', 'colour', 'class', 'class', 'guidance', 'guidance', 'class', 'guidance'];
   errors.forEach((e, i) => {
     assert.ok(e.message, `try ${i} was accepted`);
     // The field in backticks, as the library names it: "snr" alone would also match the advice

@@ -150,7 +150,8 @@ const NEAR_COPY_QUANTILE: f64 = 0.05;
 /// `em:1000`, `pc:200`, `ode-rk45:1e-5`, `ald:10x100`, or any sampler name with a step count;
 /// then optionally `:churn=S` (`edm-heun`), `:snr=R` (`pc`), `:rho=P` (the Karras grid) or
 /// `:guidance=W` (classifier guidance at scale W, sample i drawn for class i mod 10) with
-/// `:gmax=S` (guidance only at σ ≤ S; default `guidance::DEFAULT_GUIDANCE_MAX_SIGMA`).
+/// `:gmin=A` and `:gmax=B` (guidance only at A < σ ≤ B; defaults `guidance::DEFAULT_GUIDANCE_MIN_SIGMA`
+/// and `DEFAULT_GUIDANCE_MAX_SIGMA`).
 fn parse_run(spec: &str, seed: u64) -> Result<(SampleOptions, Option<Guidance>), String> {
     let (name, arg) = spec.split_once(':').ok_or_else(|| format!("run `{spec}`: expected SAMPLER:ARG, e.g. em:1000"))?;
     let mut parts = arg.split(':');
@@ -295,7 +296,9 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
                 return Err(format!("run `{spec}`: --batch must be a multiple of 10 for guided runs (sample i is drawn for class i mod 10)"));
             }
             let path = super::sample::classifier_path(&a.model, &card, a.classifier.as_deref())?;
-            guide = Some(scorefield::classifier::files::load(&path, &device).map_err(|e| format!("the classifier of `guidance=`: {e}"))?.1);
+            let (classifier_card, classifier) = scorefield::classifier::files::load(&path, &device).map_err(|e| format!("the classifier of `guidance=`: {e}"))?;
+            classifier_card.check_for(&card).map_err(|e| format!("{}: {e}", path.display()))?;
+            guide = Some(classifier);
         }
         let start = Instant::now();
         let mut pixels = Vec::with_capacity(a.samples * SIDE * SIDE);

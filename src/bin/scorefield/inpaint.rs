@@ -21,7 +21,7 @@ pub(crate) struct InpaintArgs {
     /// The mask: PNG of the same size, white (≥ 128) = keep, black = generate; or .npy of 0/1.
     #[arg(long)]
     mask: PathBuf,
-    /// Number of completions of the image (default: the page's).
+    /// Number of completions of the image (default: the widget's).
     #[arg(long, default_value_t = scorefield::sampling::catalog::RUN_DEFAULTS.batch.inpaint)]
     n: usize,
     #[command(flatten)]

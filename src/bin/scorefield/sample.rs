@@ -101,7 +101,8 @@ impl SamplerArgs {
     pub(crate) fn score(&self, card: &ModelCard, model: ScoreModel, device: &burn::prelude::Device) -> Result<Score, String> {
         let Some(class) = &self.class else { return Ok(Score { model, guide: None }) };
         let path = classifier_path(&self.model, card, self.classifier.as_deref())?;
-        let (_, classifier) = scorefield::classifier::files::load(&path, device).map_err(|e| format!("the classifier of --class: {e}"))?;
+        let (classifier_card, classifier) = scorefield::classifier::files::load(&path, device).map_err(|e| format!("the classifier of --class: {e}"))?;
+        classifier_card.check_for(card).map_err(|e| format!("{}: {e}", path.display()))?;
         let classes = if class == "all" { (0..classifier.classes()).collect() } else { vec![class.parse::<usize>().map_err(|_| format!("`--class` must be a class number or `all`, got `{class}`"))?] };
         let guidance = Guidance { min_sigma: self.guidance_min_sigma, max_sigma: self.guidance_max_sigma, ..Guidance::new(classes, self.guidance) };
         guidance.validate(classifier.classes()).map_err(|e| e.to_string())?;

@@ -118,11 +118,13 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
     let write_card = |trainer: &Trainer| -> Result<(), String> {
         let name = a.out.file_stem().and_then(|s| s.to_str()).unwrap_or("mnist");
         let mut card = trainer.card(name);
-        // Keep the measured metrics of the previous card only if it describes the same run.
+        // Keep the measured metrics of the previous card only if it describes the same run, and
+        // the classifier it names (trained for the same σ range and images) in any case.
         if let Ok(old) = files::read_card(&a.out) {
             if old.architecture == card.architecture && old.parameterisation == card.parameterisation {
                 card.metrics = old.metrics;
             }
+            card.classifier = old.classifier;
         }
         card.dataset = Some(scorefield::data::card_dataset(train_set.len()));
         card.training.command = Some(command.clone());
