@@ -97,40 +97,37 @@ impl ClassGradient for NoisyClassifier {
     }
 }
 
-/// The guided score s(x, t) + w·∇ₓ log p_t(y | x).
+/// The guided score s(x, t) + w·∇ₓ log p_t(y | x), or, without a guide, s itself: the one score
+/// function every caller samples with, guided or not.
 pub struct Guided<'a, S, C = NoisyClassifier> {
     score: &'a S,
-    classifier: &'a C,
     sde: Sde,
-    guidance: Guidance,
+    guide: Option<(&'a C, Guidance)>,
 }
 
 impl<'a, S: ScoreFn, C: ClassGradient> Guided<'a, S, C> {
-    /// Checks `guidance` against the classifier (its number of classes).
-    pub fn new(score: &'a S, classifier: &'a C, sde: Sde, guidance: Guidance) -> Result<Self, SampleError> {
-        guidance.validate(classifier.classes())?;
-        Ok(Self { score, classifier, sde, guidance })
+    /// Checks the guidance against its classifier (its number of classes).
+    pub fn new(score: &'a S, sde: Sde, guide: Option<(&'a C, Guidance)>) -> Result<Self, SampleError> {
+        if let Some((classifier, guidance)) = &guide {
+            guidance.validate(classifier.classes())?;
+        }
+        Ok(Self { score, sde, guide })
     }
 }
 
+/// With x(t) = m·x̂: ∇ₓ log p_t(y | x) = (1/m)·∇ₓ̂ log p_σ̂(y | x̂) at x̂ = x/m, σ̂ = σ(t)/m(t).
 impl<S: ScoreFn, C: ClassGradient> ScoreFn for Guided<'_, S, C> {
     fn score(&self, x: Tensor<4>, t: f64) -> Tensor<4> {
-        guided_score(self.score, self.classifier, &self.sde, &self.guidance, x, t)
+        let base = self.score.score(x.clone(), t);
+        let Some((classifier, guidance)) = &self.guide else { return base };
+        let (m, s) = self.sde.marginal(t);
+        if guidance.scale == 0.0 || s / m > guidance.max_sigma || s / m <= guidance.min_sigma {
+            return base;
+        }
+        let labels = guidance.labels(x.dims()[0]);
+        let grad = classifier.grad_log_prob(x / m, s / m, &labels);
+        base + grad * (guidance.scale / m)
     }
-}
-
-/// s(x, t) + w·∇ₓ log p_t(y | x), with ∇ₓ log p_t(y | x) = (1/m)·∇ₓ̂ log p_σ̂(y | x̂) at x̂ = x/m,
-/// σ̂ = σ(t)/m(t). For callers that hold the score and the classifier themselves ([`Guided`]
-/// borrows them); `guidance` must have passed [`Guidance::validate`].
-pub fn guided_score<S: ScoreFn, C: ClassGradient>(score: &S, classifier: &C, sde: &Sde, guidance: &Guidance, x: Tensor<4>, t: f64) -> Tensor<4> {
-    let base = score.score(x.clone(), t);
-    let (m, s) = sde.marginal(t);
-    if guidance.scale == 0.0 || s / m > guidance.max_sigma || s / m <= guidance.min_sigma {
-        return base;
-    }
-    let labels = guidance.labels(x.dims()[0]);
-    let grad = classifier.grad_log_prob(x / m, s / m, &labels);
-    base + grad * (guidance.scale / m)
 }
 
 #[cfg(test)]
@@ -184,7 +181,7 @@ mod tests {
                 let (m, sigma) = sde.marginal(t);
                 let score = mixture.score_fn(&sde);
                 let guidance = Guidance { classes: vec![1, 0], scale: 1.0, min_sigma: 0.0, max_sigma: f64::INFINITY };
-                let guided: Vec<f32> = Guided::new(&score, &posterior, sde, guidance).unwrap().score(x.clone(), t).into_data().try_to_vec::<f32>().unwrap();
+                let guided: Vec<f32> = Guided::new(&score, sde, Some((&posterior, guidance))).unwrap().score(x.clone(), t).into_data().try_to_vec::<f32>().unwrap();
                 for (b, p) in points.iter().enumerate() {
                     let y = [1, 0][b % 2];
                     let v = m * m * mixture.stds[y].powi(2) + sigma * sigma;

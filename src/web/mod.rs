@@ -357,16 +357,9 @@ impl WebModel {
         self.check_batch(batch)?;
         let (mut observer, _guard) = self.observer(on_progress, preview_every, &options, &sample_options)?;
         let guide = self.guide(&options).await?;
+        let score = Guided::new(&self.model, self.model.sde, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
         let start = js_sys::Date::now();
-        let shape = [batch, c, h, w];
-        let out = match &guide {
-            Some((net, guidance)) => {
-                let guided = Guided::new(&self.model, &**net, self.model.sde, guidance.clone())?;
-                sampling::sample(&guided, &self.model.sde, shape, &sample_options, &self.backend.device, &mut observer).await
-            }
-            None => sampling::sample(&self.model, &self.model.sde, shape, &sample_options, &self.backend.device, &mut observer).await,
-        }
-        .map_err(|e| self.fail(e))?;
+        let out = sampling::sample(&score, &self.model.sde, [batch, c, h, w], &sample_options, &self.backend.device, &mut observer).await.map_err(|e| self.fail(e))?;
         self.finish(out, start, sample_options.sampler, observer.observer_ms.get()).await
     }
 
@@ -390,15 +383,9 @@ impl WebModel {
         let known = Known::from_host(&images, &mask, [batch, c, h, w], self.card.image.range, &self.backend.device)?;
         let (mut observer, _guard) = self.observer(on_progress, preview_every, &options, &sample_options)?;
         let guide = self.guide(&options).await?;
+        let score = Guided::new(&self.model, self.model.sde, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
         let start = js_sys::Date::now();
-        let out = match &guide {
-            Some((net, guidance)) => {
-                let guided = Guided::new(&self.model, &**net, self.model.sde, guidance.clone())?;
-                sampling::inpaint::inpaint(&guided, &self.model.sde, &known, &sample_options, &mut observer).await
-            }
-            None => sampling::inpaint::inpaint(&self.model, &self.model.sde, &known, &sample_options, &mut observer).await,
-        }
-        .map_err(|e| self.fail(e))?;
+        let out = sampling::inpaint::inpaint(&score, &self.model.sde, &known, &sample_options, &mut observer).await.map_err(|e| self.fail(e))?;
         self.finish(out, start, sample_options.sampler, observer.observer_ms.get()).await
     }
 }

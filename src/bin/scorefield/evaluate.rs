@@ -295,10 +295,7 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
             if a.batch % 10 != 0 {
                 return Err(format!("run `{spec}`: --batch must be a multiple of 10 for guided runs (sample i is drawn for class i mod 10)"));
             }
-            let path = super::sample::classifier_path(&a.model, &card, a.classifier.as_deref())?;
-            let (classifier_card, classifier) = scorefield::classifier::files::load(&path, &device).map_err(|e| format!("the classifier of `guidance=`: {e}"))?;
-            classifier_card.check_for(&card).map_err(|e| format!("{}: {e}", path.display()))?;
-            guide = Some(classifier);
+            guide = Some(super::sample::load_classifier(&a.model, &card, a.classifier.as_deref(), &device).map_err(|e| format!("run `{spec}`: {e}"))?);
         }
         let start = Instant::now();
         let mut pixels = Vec::with_capacity(a.samples * SIDE * SIDE);
@@ -310,14 +307,8 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
             let batch_options = SampleOptions { seed: options.seed.wrapping_add(done as u64 * 7919), ..options.clone() };
             let mut observer = progress("sampling");
             let shape = [n, 1, SIDE, SIDE];
-            let out = match (&guidance, &guide) {
-                (Some(g), Some(classifier)) => {
-                    let guided = Guided::new(&model, classifier, model.sde, g.clone()).map_err(|e| format!("run `{spec}`: {e}"))?;
-                    pollster::block_on(sampling::sample(&guided, &model.sde, shape, &batch_options, &device, &mut observer))
-                }
-                _ => pollster::block_on(sampling::sample(&model, &model.sde, shape, &batch_options, &device, &mut observer)),
-            }
-            .map_err(|e| format!("run `{spec}`: {e}"))?;
+            let score = Guided::new(&model, model.sde, guide.as_ref().zip(guidance.clone())).map_err(|e| format!("run `{spec}`: {e}"))?;
+            let out = pollster::block_on(sampling::sample(&score, &model.sde, shape, &batch_options, &device, &mut observer)).map_err(|e| format!("run `{spec}`: {e}"))?;
             evals += out.evals * n;
             let batch = pollster::block_on(read_tensor(out.x)).map_err(|e| format!("run `{spec}`: {e}"))?;
             pixels.extend(batch.data.iter().map(|v| (v - lo) / (hi - lo)));

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use clap::Args;
 use scorefield::io::{self, NpyData};
+use scorefield::sampling::guidance::Guided;
 use scorefield::sampling::{self, Known};
 use scorefield::weights::ModelCard;
 
@@ -62,8 +63,9 @@ pub(crate) fn run(a: InpaintArgs) -> Result<(), String> {
     let known = Known::from_host(&images, &mask, [a.n, c, h, w], card.image.range, &device).map_err(|e| e.to_string())?;
     let start = Instant::now();
     let mut observer = progress("inpainting");
-    let score = a.sampler.score(&card, model, &device)?;
-    let out = pollster::block_on(sampling::inpaint::inpaint(&score, &score.model.sde, &known, &options, &mut observer)).map_err(|e| e.to_string())?;
+    let guide = a.sampler.guide(&card, &device)?;
+    let score = Guided::new(&model, model.sde, guide.as_ref().map(|(c, g)| (c, g.clone()))).map_err(|e| e.to_string())?;
+    let out = pollster::block_on(sampling::inpaint::inpaint(&score, &model.sde, &known, &options, &mut observer)).map_err(|e| e.to_string())?;
     let batch = pollster::block_on(read_tensor(out.x))?;
     eprintln!();
     let kept = mask.iter().filter(|&&m| m == 1.0).count();

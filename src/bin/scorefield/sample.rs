@@ -7,10 +7,9 @@ use std::time::Instant;
 use burn::prelude::*;
 use clap::Args;
 use scorefield::io::{self, Batch};
-use scorefield::ScoreModel;
 use scorefield::classifier::NoisyClassifier;
-use scorefield::sampling::guidance::{self, Guidance};
-use scorefield::sampling::{self, Flow, SampleOptions, Sampler, ScoreFn, Step, catalog};
+use scorefield::sampling::guidance::{self, Guidance, Guided};
+use scorefield::sampling::{self, Flow, SampleOptions, Sampler, Step, catalog};
 use scorefield::weights::ModelCard;
 
 use super::{DeviceArg, device, load};
@@ -81,32 +80,24 @@ pub(crate) fn classifier_path(model: &std::path::Path, card: &ModelCard, flag: O
     }
 }
 
-/// A score model, guided to a class when the flags ask for one.
-pub(crate) struct Score {
-    pub(crate) model: ScoreModel,
-    pub(crate) guide: Option<(NoisyClassifier, Guidance)>,
-}
-
-impl ScoreFn for Score {
-    fn score(&self, x: Tensor<4>, t: f64) -> Tensor<4> {
-        match &self.guide {
-            None => self.model.score(x, t),
-            Some((classifier, g)) => guidance::guided_score(&self.model, classifier, &self.model.sde, g, x, t),
-        }
-    }
+/// The classifier of guided runs: `--classifier`, else the one the model card names, checked
+/// against the model's images.
+pub(crate) fn load_classifier(model: &std::path::Path, card: &ModelCard, flag: Option<&std::path::Path>, device: &burn::prelude::Device) -> Result<NoisyClassifier, String> {
+    let path = classifier_path(model, card, flag)?;
+    let (classifier_card, classifier) = scorefield::classifier::files::load(&path, device).map_err(|e| format!("the classifier: {e}"))?;
+    classifier_card.check_for(card).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(classifier)
 }
 
 impl SamplerArgs {
-    /// The model, and the classifier and guidance that --class asks for.
-    pub(crate) fn score(&self, card: &ModelCard, model: ScoreModel, device: &burn::prelude::Device) -> Result<Score, String> {
-        let Some(class) = &self.class else { return Ok(Score { model, guide: None }) };
-        let path = classifier_path(&self.model, card, self.classifier.as_deref())?;
-        let (classifier_card, classifier) = scorefield::classifier::files::load(&path, device).map_err(|e| format!("the classifier of --class: {e}"))?;
-        classifier_card.check_for(card).map_err(|e| format!("{}: {e}", path.display()))?;
+    /// The classifier and guidance that --class asks for, or `None`.
+    pub(crate) fn guide(&self, card: &ModelCard, device: &burn::prelude::Device) -> Result<Option<(NoisyClassifier, Guidance)>, String> {
+        let Some(class) = &self.class else { return Ok(None) };
+        let classifier = load_classifier(&self.model, card, self.classifier.as_deref(), device)?;
         let classes = if class == "all" { (0..classifier.classes()).collect() } else { vec![class.parse::<usize>().map_err(|_| format!("`--class` must be a class number or `all`, got `{class}`"))?] };
         let guidance = Guidance { min_sigma: self.guidance_min_sigma, max_sigma: self.guidance_max_sigma, ..Guidance::new(classes, self.guidance) };
         guidance.validate(classifier.classes()).map_err(|e| e.to_string())?;
-        Ok(Score { model, guide: Some((classifier, guidance)) })
+        Ok(Some((classifier, guidance)))
     }
 
     pub(crate) fn options(&self) -> Result<SampleOptions, String> {
@@ -192,11 +183,12 @@ pub(crate) fn run(a: SampleArgs) -> Result<(), String> {
     let device = device(a.sampler.device.device)?;
     let (card, model) = load(&a.sampler.model, &device)?;
     let options = a.sampler.options()?;
-    let score = a.sampler.score(&card, model, &device)?;
+    let guide = a.sampler.guide(&card, &device)?;
+    let score = Guided::new(&model, model.sde, guide.as_ref().map(|(c, g)| (c, g.clone()))).map_err(|e| e.to_string())?;
     let [c, h, w] = card.image_shape();
     let start = Instant::now();
     let mut observer = progress("sampling");
-    let out = pollster::block_on(sampling::sample(&score, &score.model.sde, [a.n, c, h, w], &options, &device, &mut observer)).map_err(|e| e.to_string())?;
+    let out = pollster::block_on(sampling::sample(&score, &model.sde, [a.n, c, h, w], &options, &device, &mut observer)).map_err(|e| e.to_string())?;
     let batch = pollster::block_on(read_tensor(out.x))?;
     eprintln!();
     println!("{} samples with {} in {:.2}s ({} score evaluations)", a.n, options.sampler.name(), start.elapsed().as_secs_f64(), out.evals);
