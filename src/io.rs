@@ -13,6 +13,12 @@ pub enum IoError {
     Format { path: String, reason: String },
 }
 
+/// SHA-256 of `bytes` as lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    format!("{:x}", Sha256::digest(bytes))
+}
+
 fn file_err(path: &Path, e: impl std::fmt::Display) -> IoError {
     IoError::File { path: path.display().to_string(), reason: e.to_string() }
 }

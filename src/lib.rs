@@ -26,7 +26,6 @@ pub mod evaluate;
 pub mod field;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod io;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod likelihood;
 pub mod mixture;
 pub mod model;

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::SampleError;
 use crate::sampling::ode::solve_rk45;
 use crate::sampling::pc::ode_drift;
-use crate::sampling::{Flow, Noise, ScoreFn, DEFAULT_ODE_TOL};
+use crate::sampling::{Observer, ScoreFn, Step, DEFAULT_ODE_TOL};
 use crate::sde::{Sde, T_END};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,6 +32,9 @@ pub struct LikelihoodOptions {
     pub probes: usize,
 }
 
+/// score_sde's protocol, used by the evaluation, the CLI and the browser alike: RK45 at
+/// rtol = atol = 10⁻⁵, one probe. On the shipped model one 28×28 digit takes about 200
+/// evaluations (docs/EVALUATION.md, "Likelihood in the browser").
 impl Default for LikelihoodOptions {
     fn default() -> Self {
         Self { rtol: DEFAULT_ODE_TOL, atol: DEFAULT_ODE_TOL, seed: 0, probes: 1 }
@@ -44,6 +47,8 @@ pub struct Likelihood {
     pub logp: Vec<f64>,
     /// Score-network evaluations (each one forward and one backward pass).
     pub evals: usize,
+    /// Accepted RK45 steps.
+    pub steps: usize,
     pub dim: usize,
 }
 
@@ -67,8 +72,23 @@ pub fn dequantize(pixels: &[u8], range: [f32; 2], seed: u64) -> Vec<f32> {
     pixels.iter().map(|&k| (k as f32 + rng.uniform_f32()) / 256.0 * (range[1] - range[0]) + range[0]).collect()
 }
 
+/// The Rademacher probes v ∈ {−1, 1}^D of `rows` ODE states, drawn on the host from `seed`
+/// (SplitMix64's top bit per entry): the same signs on every backend and platform, so that the
+/// browser (CPU or WebGPU) and the CLI estimate the same divergence for the same image and seed.
+pub fn probes(seed: u64, rows: usize, dim: usize) -> Vec<f32> {
+    let mut rng = crate::rng::SplitMix::new(crate::rng::mix(seed ^ PROBE_STREAM));
+    (0..rows * dim).map(|_| if rng.next_u64() >> 63 == 0 { 1.0 } else { -1.0 }).collect()
+}
+
+/// Separates the probes' stream from the dequantisation noise's, which [`dequantize`] draws from
+/// the same seed.
+const PROBE_STREAM: u64 = 0x7072_6f62_6573_0001;
+
 /// log p_0(x) for each image of `x` [B, C, H, W] (values in the model's data space).
-pub async fn log_likelihood<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, options: &LikelihoodOptions) -> Result<Likelihood, SampleError> {
+///
+/// `observer` sees each accepted RK45 step: x(t) on its way from the data (t = ε) to the prior
+/// (t = T), `progress` = (t − ε)/(T − ε); it can cancel the solve.
+pub async fn log_likelihood<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4>, options: &LikelihoodOptions, observer: &mut O) -> Result<Likelihood, SampleError> {
     crate::sampling::validate_tolerances(options.rtol, options.atol)?;
     if !(1..=64).contains(&options.probes) {
         return Err(SampleError::invalid("probes", format!("must be in 1..=64, got {}", options.probes)));
@@ -81,8 +101,7 @@ pub async fn log_likelihood<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, opti
     let b = shape[0];
     let d = c * h * w;
     let device = x.device();
-    // Rademacher probes v ∈ {−1, 1}^D.
-    let probe = Noise::new(options.seed).rademacher(shape, &device);
+    let probe = Tensor::<4>::from_data(TensorData::new(probes(options.seed, b, d), shape), &device);
 
     // Augmented state [x, ∫ div] as [B, D + 1].
     let rhs = |t: f64, y: Tensor<2>| {
@@ -97,7 +116,12 @@ pub async fn log_likelihood<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, opti
         Tensor::cat(vec![drift, divergence], 1) // [B, D + 1]
     };
     let y0 = Tensor::cat(vec![x.reshape([b, d]), Tensor::zeros([b, 1], &device)], 1);
-    let solution = solve_rk45(rhs, y0, sde.eps(), T_END, options.rtol, options.atol, async |_, _, _| Flow::Continue).await?;
+    let eps = sde.eps();
+    let on_step = async |step: usize, t: f64, y: &Tensor<2>| {
+        let x = y.clone().slice([0..b, 0..d]).reshape(shape);
+        observer.observe(Step { step, total: None, t, progress: (t - eps) / (T_END - eps), x: &x, x_mean: &x }).await
+    };
+    let solution = solve_rk45(rhs, y0, eps, T_END, options.rtol, options.atol, on_step).await?;
 
     let y = solution.y.into_data_async().await.map_err(|e| SampleError::Readback(format!("{e:?}")))?;
     let y: Vec<f32> = y.try_to_vec::<f32>().map_err(|e| SampleError::Readback(format!("{e:?}")))?;
@@ -112,5 +136,81 @@ pub async fn log_likelihood<S: ScoreFn>(score: &S, sde: &Sde, x: Tensor<4>, opti
         }
         logp[i % images] += (prior + delta) / k;
     }
-    Ok(Likelihood { logp, evals: solution.evals, dim: d })
+    Ok(Likelihood { logp, evals: solution.evals, steps: solution.accepted, dim: d })
+}
+
+/// The page's reference likelihoods (`scorefield likelihood --references`): a few 8-bit images
+/// with the bits/dim the CLI measured for them with `options`, and the weights they belong to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct References {
+    pub format: String,
+    pub version: u32,
+    /// The model card's name.
+    pub model: String,
+    /// SHA-256 of the weights file the values were measured with.
+    pub weights_sha256: String,
+    pub options: LikelihoodOptions,
+    pub images: Vec<Reference>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Reference {
+    /// What the page calls it in code (`held-out`, `scribble`, `noise`).
+    pub name: String,
+    /// What the page shows.
+    pub label: String,
+    /// C·H·W 8-bit pixels, row-major.
+    pub pixels: Vec<u8>,
+    /// Dequantised bits/dim, dequantisation and probes from `options.seed`.
+    pub bits_per_dim: f64,
+    pub evals: usize,
+}
+
+pub const REFERENCES_FORMAT: &str = "scorefield-likelihood-references";
+pub const REFERENCES_VERSION: u32 = 1;
+
+impl References {
+    pub fn new(model: &str, weights_sha256: String, options: LikelihoodOptions, images: Vec<Reference>) -> Self {
+        Self { format: REFERENCES_FORMAT.into(), version: REFERENCES_VERSION, model: model.into(), weights_sha256, options, images }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("references serialise")
+    }
+}
+
+/// A hand-drawn-looking scribble of `h`×`w` 8-bit pixels: a pen that wanders with a smoothly
+/// turning heading (turns ~ N(0, 0.3²) rad per half pixel), bouncing off a 4-pixel margin, drawn
+/// with a soft round nib about as wide as an MNIST stroke.
+pub fn scribble(h: usize, w: usize, seed: u64) -> Vec<u8> {
+    let mut rng = crate::rng::SplitMix::new(crate::rng::mix(seed ^ 0x7363_7269_6262_6c65));
+    let margin = 4.0;
+    let (lo_x, hi_x, lo_y, hi_y) = (margin, w as f64 - 1.0 - margin, margin, h as f64 - 1.0 - margin);
+    let mut x = lo_x + rng.uniform() * (hi_x - lo_x);
+    let mut y = lo_y + rng.uniform() * (hi_y - lo_y);
+    let mut heading = rng.uniform() * std::f64::consts::TAU;
+    let mut ink = vec![0.0f64; h * w];
+    for _ in 0..120 {
+        heading += 0.3 * rng.normal();
+        let (nx, ny) = (x + 0.5 * heading.cos(), y + 0.5 * heading.sin());
+        if !(lo_x..=hi_x).contains(&nx) {
+            heading = std::f64::consts::PI - heading;
+        }
+        if !(lo_y..=hi_y).contains(&ny) {
+            heading = -heading;
+        }
+        x = (x + 0.5 * heading.cos()).clamp(lo_x, hi_x);
+        y = (y + 0.5 * heading.sin()).clamp(lo_y, hi_y);
+        for (i, v) in ink.iter_mut().enumerate() {
+            let d = (((i % w) as f64 - x).powi(2) + ((i / w) as f64 - y).powi(2)).sqrt();
+            *v = v.max((1.8 - d).clamp(0.0, 1.0));
+        }
+    }
+    ink.iter().map(|v| (v * 255.0).round() as u8).collect()
+}
+
+/// `n` uniformly random 8-bit pixels.
+pub fn uniform_noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut rng = crate::rng::SplitMix::new(crate::rng::mix(seed ^ 0x6e6f_6973_6500_0000));
+    (0..n).map(|_| (rng.next_u64() >> 56) as u8).collect()
 }

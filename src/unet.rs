@@ -260,7 +260,8 @@ impl ResBlock {
 }
 
 /// Zeroes each value with probability p and scales the rest by 1/(1 − p), only on an autodiff
-/// device (training); the draw comes from the device generator, which the trainer seeds per step.
+/// device (training; a loaded model has p = 0, [`UNet::without_dropout`]); the draw comes from
+/// the device generator, which the trainer seeds per step.
 fn dropout(x: Tensor<4>, p: f64) -> Tensor<4> {
     if p == 0.0 || !x.device().is_autodiff() {
         return x;
@@ -335,6 +336,16 @@ pub struct UNet {
 }
 
 impl UNet {
+    /// The network for inference: dropout off. Dropout acts on an autodiff device, which is
+    /// training, but also the likelihood's vᵀ ∂s/∂x and guidance's gradient, so a loaded model
+    /// turns it off instead of relying on the device.
+    pub fn without_dropout(mut self) -> Self {
+        for block in self.encoder.iter_mut().chain(self.decoder.iter_mut()) {
+            block.dropout = 0.0;
+        }
+        self
+    }
+
     /// Keeps the random Fourier frequencies fixed during training (a loaded checkpoint marks
     /// every tensor trainable again).
     pub fn with_frozen_features(mut self) -> Self {

@@ -112,6 +112,12 @@ pub struct ModelCard {
     /// ([`crate::classifier`]), relative to this card; none: the model draws unguided only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classifier: Option<String>,
+    /// Reference likelihoods of these weights (`scorefield likelihood --references`): a few
+    /// 8-bit images with the bits/dim the CLI measured for them, which the page shows beside a
+    /// reader's own; relative to this card. They belong to one set of weights (the file records
+    /// its SHA-256), so a trainer's card does not carry them over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub likelihood_references: Option<String>,
 }
 
 impl ModelCard {
@@ -132,6 +138,7 @@ impl ModelCard {
             training: TrainingRecord::default(),
             metrics: BTreeMap::new(),
             classifier: None,
+            likelihood_references: None,
         }
     }
 
@@ -172,6 +179,9 @@ impl ModelCard {
         check_weights_path(&self.weights)?;
         if let Some(classifier) = &self.classifier {
             check_weights_path(classifier).map_err(|_| ConfigError::invalid("classifier", format!("must be a relative path beside the card, got `{classifier}`")))?;
+        }
+        if let Some(references) = &self.likelihood_references {
+            check_weights_path(references).map_err(|_| ConfigError::invalid("likelihood_references", format!("must be a relative path beside the card, got `{references}`")))?;
         }
         self.architecture.validate()?;
         self.parameterisation.validate()?;
@@ -386,7 +396,8 @@ pub fn to_safetensors<M: ModuleSnapshot>(module: &M) -> Result<Vec<u8>, WeightsE
     store.get_bytes().map_err(|e| WeightsError::Save(e.to_string()))
 }
 
-/// Builds the network a card describes and fills it with the given safetensors bytes.
+/// Builds the network a card describes and fills it with the given safetensors bytes, for
+/// inference (dropout off).
 pub fn load(card: &ModelCard, weights: &[u8], device: &Device) -> Result<ScoreModel, WeightsError> {
     card.validate()?;
     let mut net = card.architecture.init(device)?;
@@ -394,6 +405,11 @@ pub fn load(card: &ModelCard, weights: &[u8], device: &Device) -> Result<ScoreMo
         Network::Ncsn(n) => fill(n, weights)?,
         Network::Unet(n) => fill(n, weights)?,
     }
+    // A loaded model is for inference: no dropout, also where inference differentiates.
+    let net = match net {
+        Network::Unet(n) => Network::Unet(n.without_dropout()),
+        ncsn => ncsn,
+    };
     Ok(ScoreModel { net, param: card.parameterisation, sde: card.sde })
 }
 
@@ -486,6 +502,38 @@ mod tests {
         let from_widened = load(&card, &widened, &device).unwrap().net.forward(x, t);
         let diff: f32 = (from_half - from_widened).abs().max().into_scalar();
         assert!(diff < 1e-5, "{diff}");
+    }
+
+    /// A loaded U-Net has no dropout, also on an autodiff device (where the likelihood takes
+    /// vᵀ ∂s/∂x): its output there equals the plain device's to float rounding, the same twice. The trainer's own
+    /// network (built from the card, not loaded) keeps its dropout and differs.
+    #[test]
+    fn a_loaded_unet_has_no_dropout_where_inference_differentiates() {
+        let device = Device::flex();
+        let arch = crate::unet::UNetConfig { height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, dropout: 0.5, ..Default::default() };
+        let card = ModelCard::new("tiny-unet", Architecture::Unet(arch), Parameterisation::Edm { sigma_data: 0.5 }, Sde::ve(10.0));
+        // Random weights everywhere (a fresh U-Net's last convolutions are zero, which would hide
+        // the dropout before them).
+        let mut bytes = save(&init(&card, &device).unwrap()).unwrap();
+        let (entries, _) = parse_safetensors(&bytes).unwrap();
+        let mut rng = crate::rng::SplitMix::new(5);
+        for e in &entries {
+            for chunk in bytes[e.start..e.end].chunks_mut(4) {
+                chunk.copy_from_slice(&(0.2 * rng.normal() as f32).to_le_bytes());
+            }
+        }
+        let loaded = load(&card, &bytes, &device).unwrap();
+        let mut training = card.architecture.init(&device).unwrap();
+        if let Network::Unet(n) = &mut training {
+            fill(n, &bytes).unwrap();
+        }
+        let x = Tensor::<4>::random([2, 1, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let t = Tensor::<1>::from_floats([0.1, 0.9], &device);
+        let plain = loaded.net.forward(x.clone(), t.clone());
+        let gap = |net: &Network| -> f32 { (net.forward(x.clone().autodiff(), t.clone().autodiff()).without_autodiff() - plain.clone()).abs().max().into_scalar() };
+        let (first, second) = (gap(&loaded.net), gap(&loaded.net));
+        assert!(first < 1e-5 && first == second, "{first}, {second}");
+        assert!(gap(&training) > 1e-3, "the trainer's network keeps its dropout");
     }
 
     #[test]

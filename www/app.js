@@ -1,7 +1,7 @@
 // The demo page: generate, watch the samples emerge, pick one, paint a mask, inpaint.
 import { RemoteModel, workerStats } from './client.js';
 import { drawGrid, fitScale, gridIndexAt } from './render.js';
-import { Painter, imageFromFile } from './painter.js';
+import { Painter, fromPixels, imageFromFile, toPixels } from './painter.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -14,7 +14,7 @@ let lastResult = null;
 let painter = null;
 let busy = false;
 // A handle for the console and the browser tests.
-window.scorefield = { model, workerStats, lastResult: null, lastInpaint: null, get painter() { return painter; } };
+window.scorefield = { model, workerStats, lastResult: null, lastInpaint: null, lastLikelihood: null, references: null, get painter() { return painter; }, get likelihoodPainter() { return likelihood?.painter; } };
 
 /** Shows `message` (or hides the box); with `retry`, a Retry button that calls it. */
 function showError(message, retry) {
@@ -223,6 +223,144 @@ function pickSample(i) {
   $('mask-info').textContent = `sample ${i + 1} is the source; paint the part to regenerate`;
 }
 
+/** The likelihood section: its own painter, the model card's reference likelihoods (measured by
+ * the CLI), Measure with progress and Cancel. Its runs have their own RemoteModel (the same
+ * model in the worker), so each section's Cancel stops its own run. */
+class LikelihoodSection {
+  constructor(info) {
+    this.model = new RemoteModel(model.url, model.backend);
+    this.backend = info.backend;
+    this.range = info.card.image.range;
+    const [c, h, w] = [info.card.image.channels, info.card.image.height, info.card.image.width];
+    this.painter = new Painter($('lik-source'), { channels: c, height: h, width: w, range: this.range });
+    this.painter.tool = 'draw';
+    this.painter.radius = Number($('lik-brush').value);
+    this.painter.onchange = () => (this.origin = 'your drawing');
+    this.origin = 'a blank image';
+    this.references = [];
+    this.measured = [];
+    this.busy = false;
+    for (const radio of document.querySelectorAll('input[name=lik-tool]')) radio.addEventListener('change', () => (this.painter.tool = radio.value));
+    $('lik-brush').addEventListener('input', () => (this.painter.radius = Number($('lik-brush').value)));
+    $('lik-undo').addEventListener('click', () => this.painter.undo());
+    $('lik-clear').addEventListener('click', () => this.setImage(new Float32Array(this.painter.image.length).fill(this.range[0]), 'a blank image'));
+    $('lik-source-copy').addEventListener('click', () => this.setImage(painter.image, 'the inpainting source'));
+    $('lik-file').addEventListener('change', async () => {
+      const file = $('lik-file').files[0];
+      if (!file) return;
+      try {
+        this.setImage(await imageFromFile(file, this.painter.shape, this.range), file.name);
+      } catch (e) {
+        this.error(`Could not read ${file.name}: ${e.message}`);
+      }
+    });
+    $('measure').addEventListener('click', () => this.measure());
+    $('lik-cancel').addEventListener('click', () => this.model.cancel());
+    this.setBusy(false);
+  }
+
+  setImage(values, origin) {
+    this.painter.setImage(values);
+    this.origin = origin;
+  }
+
+  error(message) {
+    $('lik-error').textContent = message;
+    $('lik-error').hidden = !message;
+  }
+
+  setBusy(value) {
+    this.busy = value;
+    $('measure').disabled = value;
+    $('lik-cancel').disabled = !value;
+  }
+
+  /** The card's `likelihood_references` file (src/likelihood.rs References): a button per image
+   * and a row per value. Without one the section works, with nothing to compare to. */
+  async loadReferences(name) {
+    if (!name) return;
+    const url = new URL(name, model.url);
+    try {
+      const response = await fetch(url);
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const file = await response.json();
+      if (file.format !== 'scorefield-likelihood-references' || file.version !== 1) throw new Error(`not a version-1 references file (format ${file.format}, version ${file.version})`);
+      this.references = file.images;
+      window.scorefield.references = file;
+      const o = file.options;
+      $('lik-table').caption.textContent = `Bits per dimension of 8-bit pixels, uniformly dequantised; RK45 at rtol ${o.rtol}, atol ${o.atol}, ${o.probes} Hutchinson probe${o.probes > 1 ? 's' : ''}, seed ${o.seed} (what this page runs)`;
+    } catch (e) {
+      this.error(`The reference likelihoods (${url.pathname}) could not be read: ${e.message}. Measuring works without them.`);
+      return;
+    }
+    $('lik-references').replaceChildren(...this.references.map((r) => {
+      const button = Object.assign(document.createElement('button'), { type: 'button', textContent: r.label });
+      button.dataset.reference = r.name;
+      button.addEventListener('click', () => this.setImage(fromPixels(r.pixels, this.range), r.label));
+      return button;
+    }));
+    this.table();
+  }
+
+  drawPath(frames) {
+    const [, c, h, w] = this.painter.shape;
+    const data = new Float32Array(frames.length * c * h * w);
+    frames.forEach((f, i) => data.set(f.data, i * c * h * w));
+    drawGrid($('lik-path'), data, [frames.length, c, h, w], { range: this.range, scale: 3, columns: PATH_FRAMES });
+    $('lik-path-caption').textContent = `x(t) on its way to the prior, at σ = ${frames.map((f) => f.sigma.toPrecision(2)).join(', ')}`;
+  }
+
+  table() {
+    const row = (label, bits, by) => {
+      const tr = document.createElement('tr');
+      for (const text of [label, bits.toFixed(3), by]) tr.append(Object.assign(document.createElement('td'), { textContent: text }));
+      return tr;
+    };
+    const rows = [
+      ...this.measured.map((m) => row(m.label, m.bitsPerDim, `this page (${m.backend}), ${m.evals} evaluations`)),
+      ...this.references.map((r) => row(r.label, r.bits_per_dim, `the CLI, ${r.evals} evaluations`)),
+    ];
+    $('lik-table').tBodies[0].replaceChildren(...rows);
+    $('lik-table').hidden = rows.length === 0;
+  }
+
+  async measure() {
+    if (this.busy) return;
+    this.error('');
+    this.setBusy(true);
+    const pixels = toPixels(this.painter.image, this.range);
+    const label = this.origin;
+    const start = performance.now();
+    $('lik-bar').value = 0;
+    $('lik-status').textContent = 'starting…';
+    try {
+      // x(t) at evenly spaced progress (for the VE SDE, evenly spaced log σ): the image dissolving.
+      const frames = [];
+      const result = await this.model.likelihood({ pixels }, (p) => {
+        $('lik-bar').value = p.progress;
+        $('lik-status').textContent = `step ${p.step} · σ = ${p.sigma.toPrecision(3)} · ${formatSeconds((performance.now() - start) / 1000)}`;
+        if (p.preview && p.progress >= frames.length / (PATH_FRAMES - 1)) {
+          frames.push({ data: p.preview.data, sigma: p.sigma });
+          this.drawPath(frames);
+        }
+      });
+      $('lik-bar').value = 1;
+      $('lik-status').textContent = `${label}: ${result.bitsPerDim.toFixed(3)} bits/dim (${result.evals} score evaluations, each with its gradient, in ${formatSeconds(result.seconds)})`;
+      this.measured.unshift({ label, backend: this.backend === 'webgpu' ? 'WebGPU' : 'CPU', ...result });
+      this.measured.length = Math.min(this.measured.length, 5);
+      this.table();
+      window.scorefield.lastLikelihood = { ...result, pixels, label };
+    } catch (e) {
+      $('lik-status').textContent = e.name === 'CancelledError' ? e.message : '';
+      if (e.name !== 'CancelledError') this.error(e.name === 'DeviceLostError' ? `${e.message} (press Measure again)` : e.message);
+    } finally {
+      this.setBusy(false);
+    }
+  }
+}
+let likelihood = null;
+const PATH_FRAMES = 7;
+
 function updateMaskInfo() {
   const n = painter.paintedCount();
   $('mask-info').textContent = n ? `${n} pixels will be regenerated` : 'no mask painted yet';
@@ -241,6 +379,8 @@ async function main() {
     painter = new Painter($('source'), { channels: c, height: h, width: w, range: card.image.range });
     painter.onchange = updateMaskInfo;
     updateMaskInfo();
+    likelihood = new LikelihoodSection(info);
+    likelihood.loadReferences(card.likelihood_references);
     setBusy(false);
   } catch (e) {
     $('badge').textContent = 'model not loaded';

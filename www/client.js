@@ -104,7 +104,7 @@ export class RemoteModel {
     return request({ type: REQUESTS.load, url: this.url, backend: this.backend }).promise;
   }
 
-  /** Runs generate or inpaint; onProgress gets {step, total, t, progress, preview?}. */
+  /** Runs generate, inpaint or likelihood; onProgress gets {step, total, t, progress, preview?}. */
   run(type, options, onProgress) {
     const { id, promise } = request({ type, url: this.url, backend: this.backend, options }, onProgress);
     this.current = id;
@@ -119,6 +119,14 @@ export class RemoteModel {
 
   inpaint(options, onProgress) {
     return this.run(REQUESTS.inpaint, options, onProgress);
+  }
+
+  /** Bits/dim of one 8-bit image (options.pixels: C·H·W whole numbers in 0..255) through the
+   * probability-flow ODE; onProgress gets {step, t, sigma, progress, preview?} per accepted step,
+   * the preview being x(t) on its way to the prior. Resolves to {bitsPerDim, nats, evals, steps,
+   * seconds}. */
+  likelihood(options, onProgress) {
+    return this.run(REQUESTS.likelihood, options, onProgress);
   }
 
   /** Times score evaluations: resolves to {batch, ms: [...]} (see www/bench.html). */

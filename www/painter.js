@@ -9,7 +9,7 @@ export class Painter {
     this.range = range;
     this.image = new Float32Array(channels * height * width).fill(range[0]);
     this.painted = new Uint8Array(height * width);
-    this.tool = 'mask'; // 'mask' | 'erase' | 'draw'
+    this.tool = 'mask'; // 'mask' | 'erase' (the mask) | 'draw' | 'rub' (the ink)
     this.radius = 2;
     this.history = [];
     this.onchange = () => {};
@@ -115,6 +115,7 @@ export class Painter {
         if (d > r) continue;
         if (this.tool === 'mask') this.painted[y * w + x] = 1;
         else if (this.tool === 'erase') this.painted[y * w + x] = 0;
+        else if (this.tool === 'rub') for (let ch = 0; ch < c; ch++) this.image[ch * h * w + y * w + x] = this.range[0];
         else {
           // Drawing ink: full strength in the core, soft at the rim, like a pen on MNIST.
           const ink = Math.min(1, (r + 0.5 - d) / 1.0);
@@ -176,4 +177,13 @@ export async function imageFromFile(file, [, c, h, w], range = [0, 1]) {
     }
   }
   return out;
+}
+
+/** C·H·W values in `range` as 8-bit pixels (the nearest of 256 levels), and back. */
+export function toPixels(values, [lo, hi]) {
+  return Uint8Array.from(values, (v) => Math.min(255, Math.max(0, Math.round(((v - lo) / (hi - lo)) * 255))));
+}
+
+export function fromPixels(pixels, [lo, hi]) {
+  return Float32Array.from(pixels, (k) => lo + ((hi - lo) * k) / 255);
 }

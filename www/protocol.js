@@ -6,6 +6,7 @@ export const REQUESTS = Object.freeze({
   load: 'load', // {url, backend} → the model's description
   generate: 'generate', // {url, backend, options} → {data, shape, evals, seconds}, with progress
   inpaint: 'inpaint', // the same, with options.image and options.mask
+  likelihood: 'likelihood', // {url, backend, options: {pixels, seed, …}} → {bitsPerDim, nats, evals, steps, seconds}, with progress
   cancel: 'cancel', // {target}: the request id of the run to stop
   benchmark: 'benchmark', // {url, backend, batch, repeats, warmup} → {batch, ms}
   network: 'network', // {url, backend, x, t} → the raw network output

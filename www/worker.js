@@ -153,6 +153,7 @@ const handlers = {
   },
   [REQUESTS.generate]: (data, id) => sample('generate', data, id),
   [REQUESTS.inpaint]: (data, id) => sample('inpaint', data, id),
+  [REQUESTS.likelihood]: (data, id) => sample('likelihood', data, id),
 };
 for (const type of Object.values(REQUESTS)) {
   if (!handlers[type]) throw new Error(`worker.js has no handler for the request ${type}`);
@@ -161,7 +162,7 @@ for (const op of Object.values(FIELD_OPS)) {
   if (!fieldOps[op]) throw new Error(`worker.js has no handler for the field request ${op}`);
 }
 
-// generate or inpaint, with progress (and its previews' buffers transferred).
+// generate, inpaint or likelihood, with progress (and its previews' buffers transferred).
 async function sample(type, data, id) {
   const { model } = await load(data.url, data.backend);
   running.set(id, model);
@@ -169,7 +170,7 @@ async function sample(type, data, id) {
   try {
     // The request id doubles as the run id, so a cancel stops this run only.
     const out = await model[type]({ ...data.options, runId: id }, onProgress);
-    return { result: out, transfer: [out.data.buffer] };
+    return { result: out, transfer: out.data ? [out.data.buffer] : [] };
   } finally {
     running.delete(id);
   }

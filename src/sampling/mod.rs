@@ -458,12 +458,6 @@ impl Noise {
         self.reseed(device);
         Tensor::random(shape, Distribution::Uniform(lo, hi), device)
     }
-
-    /// Rademacher (±1) noise of the given shape.
-    pub fn rademacher(&mut self, shape: [usize; 4], device: &Device) -> Tensor<4> {
-        self.reseed(device);
-        Tensor::<4>::random(shape, Distribution::Bernoulli(0.5), device) * 2.0 - 1.0
-    }
 }
 
 /// The RK45 tolerances a run accepts (sampling and the likelihood): each in [10⁻¹⁰, 1].

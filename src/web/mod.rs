@@ -28,11 +28,12 @@ use crate::backend::Backend;
 use crate::sampling::{self, Known, SampleOptions, Sampler, catalog};
 use crate::classifier::{self, ClassifierCard, NoisyClassifier};
 use crate::sampling::guidance::{Guidance, Guided};
+use crate::likelihood;
 use crate::weights::{self, ModelCard};
 use device::{device_lost, fetch_bytes, resolve, start_webgpu};
 use crate::serde_fields::field_names;
 use observer::{JsObserver, now_ms, tensor_to_js};
-use options::{LoadOptions, RunOptions, count, parse_options, refuse_unknown_keys, take_numbers};
+use options::{LikelihoodRunOptions, LoadOptions, PreviewOf, RunOptions, count, parse_options, pixels, refuse_unknown_keys, take_numbers};
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -355,7 +356,7 @@ impl WebModel {
         let (sample_options, batch, preview_every) = options.to_sample_options()?;
         let [c, h, w] = self.card.image_shape();
         self.check_batch(batch)?;
-        let (mut observer, _guard) = self.observer(on_progress, preview_every, &options, &sample_options)?;
+        let (mut observer, _guard) = self.observer(on_progress, options.run_id()?, every(preview_every, &sample_options), options.preview_of);
         let guide = self.guide(&options).await?;
         let score = Guided::new(&self.model, self.model.sde, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
         let start = js_sys::Date::now();
@@ -381,13 +382,51 @@ impl WebModel {
         }
         let images: Vec<f32> = image.iter().copied().cycle().take(batch * per_image).collect();
         let known = Known::from_host(&images, &mask, [batch, c, h, w], self.card.image.range, &self.backend.device)?;
-        let (mut observer, _guard) = self.observer(on_progress, preview_every, &options, &sample_options)?;
+        let (mut observer, _guard) = self.observer(on_progress, options.run_id()?, every(preview_every, &sample_options), options.preview_of);
         let guide = self.guide(&options).await?;
         let score = Guided::new(&self.model, self.model.sde, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
         let start = js_sys::Date::now();
         let out = sampling::inpaint::inpaint(&score, &self.model.sde, &known, &sample_options, &mut observer).await.map_err(|e| self.fail(e))?;
         self.finish(out, start, sample_options.sampler, observer.observer_ms.get()).await
     }
+
+    /// Bits/dim of one 8-bit image through the probability-flow ODE, as `scorefield likelihood`
+    /// measures a PNG: the pixels dequantised and the Hutchinson probes drawn from `seed` on the
+    /// host, so the CLI and every backend agree for the same image and seed. Options: `pixels`
+    /// (C·H·W whole numbers in 0..=255), `seed`, `rtol`, `atol`, `probes` (the library's
+    /// defaults), `previewEvery` (accepted steps; default every step), `runId`. Progress comes
+    /// per accepted RK45 step (`total` is null: the solver picks its steps) with x(t) on its way
+    /// to the prior as the preview; `cancel()` stops it. Resolves to
+    /// `{bitsPerDim, nats, evals, steps, seconds}` (`nats`: log p of the dequantised image).
+    pub async fn likelihood(&self, options: JsValue, on_progress: Option<Function>) -> Result<JsValue, WebError> {
+        let (options, values) = take_numbers(&options, "pixels")?;
+        let options = LikelihoodRunOptions::parse(options)?;
+        let (likelihood_options, preview_every) = options.to_options()?;
+        let [c, h, w] = self.card.image_shape();
+        let values = values.ok_or_else(|| WebError::invalid("`pixels` is missing"))?;
+        if values.len() != c * h * w {
+            return Err(WebError::invalid(format!("`pixels` has {} values; this model's images have {} ({c}×{h}×{w})", values.len(), c * h * w)));
+        }
+        let pixels = pixels(&values, "pixels")?;
+        self.check_batch(likelihood_options.probes)?;
+        let range = self.card.image.range;
+        let x = Tensor::<4>::from_data(TensorData::new(likelihood::dequantize(&pixels, range, likelihood_options.seed), [1, c, h, w]), &self.backend.device);
+        let (mut observer, _guard) = self.observer(on_progress, options.run_id()?, preview_every, PreviewOf::X);
+        let start = js_sys::Date::now();
+        let result = likelihood::log_likelihood(&self.model, &self.model.sde, x, &likelihood_options, &mut observer).await.map_err(|e| self.fail(e))?;
+        let out = js_sys::Object::new();
+        Reflect::set(&out, &"bitsPerDim".into(), &result.dequantized_bits_per_dim(range)[0].into()).ok();
+        Reflect::set(&out, &"nats".into(), &result.logp[0].into()).ok();
+        Reflect::set(&out, &"evals".into(), &(result.evals as f64).into()).ok();
+        Reflect::set(&out, &"steps".into(), &(result.steps as f64).into()).ok();
+        Reflect::set(&out, &"seconds".into(), &((js_sys::Date::now() - start) / 1000.0).into()).ok();
+        Ok(out.into())
+    }
+}
+
+/// A sampling run's preview interval: the one asked for, or about 25 previews per run.
+fn every(preview_every: usize, options: &SampleOptions) -> usize {
+    if preview_every > 0 { preview_every } else { (options.steps / 25).max(1) }
 }
 
 /// Fetches the classifier card `name` (relative to the model card at `card_url`).
@@ -458,14 +497,14 @@ impl WebModel {
         }
     }
 
-    /// The observer of a new run, and the guard that unregisters its cancel flag at the end.
-    fn observer(&self, on_progress: Option<Function>, preview_every: usize, run: &RunOptions, options: &SampleOptions) -> Result<(JsObserver, RunGuard), WebError> {
+    /// The observer of a new run (previews every `preview_every` steps), and the guard that
+    /// unregisters its cancel flag at the end.
+    fn observer(&self, on_progress: Option<Function>, run_id: Option<u32>, preview_every: usize, preview_of: PreviewOf) -> (JsObserver, RunGuard) {
         let flag = Rc::new(Cell::new(false));
-        self.runs.borrow_mut().push((run.run_id()?, flag.clone()));
+        self.runs.borrow_mut().push((run_id, flag.clone()));
         let guard = RunGuard { runs: self.runs.clone(), flag: flag.clone() };
-        let every = if preview_every > 0 { preview_every } else { (options.steps / 25).max(1) };
-        let observer = JsObserver { on_progress, preview_every: every, preview_of: run.preview_of, sde: self.model.sde, cancel: flag, lost: self.backend.lost.clone(), last_yield: js_sys::Date::now(), observer_ms: Rc::new(Cell::new(0.0)) };
-        Ok((observer, guard))
+        let observer = JsObserver { on_progress, preview_every, preview_of, sde: self.model.sde, cancel: flag, lost: self.backend.lost.clone(), last_yield: js_sys::Date::now(), observer_ms: Rc::new(Cell::new(0.0)) };
+        (observer, guard)
     }
 
     async fn finish(&self, out: sampling::Samples, start: f64, sampler: Sampler, observer_ms: f64) -> Result<JsValue, WebError> {

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use super::WebError;
+use crate::likelihood::LikelihoodOptions;
 use crate::sampling::guidance::{self, Guidance};
 use crate::sampling::{self, SampleOptions, Sampler, catalog};
 use crate::serde_fields::field_names;
@@ -100,6 +101,75 @@ impl Default for RunOptions {
     }
 }
 
+/// Options of `likelihood` besides `pixels`, checked field by field; the defaults are the
+/// library's ([`LikelihoodOptions::default`]), which the CLI uses too.
+#[derive(Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct LikelihoodRunOptions {
+    /// Seed of the dequantisation noise and of the Hutchinson probes.
+    pub(super) seed: f64,
+    pub(super) rtol: f64,
+    pub(super) atol: f64,
+    /// Hutchinson probes (their estimates are averaged).
+    pub(super) probes: f64,
+    /// Send a preview of x(t) every this many accepted steps (0: every step).
+    pub(super) preview_every: f64,
+    pub(super) run_id: Option<f64>,
+}
+
+impl Default for LikelihoodRunOptions {
+    fn default() -> Self {
+        let d = LikelihoodOptions::default();
+        Self { seed: d.seed as f64, rtol: d.rtol, atol: d.atol, probes: d.probes as f64, preview_every: 0.0, run_id: None }
+    }
+}
+
+impl LikelihoodRunOptions {
+    pub(super) fn parse(options: JsValue) -> Result<Self, WebError> {
+        if options.is_undefined() || options.is_null() {
+            return Ok(Self::default());
+        }
+        refuse_unknown_keys(&options, field_names::<Self>(), "likelihood option")?;
+        serde_wasm_bindgen::from_value(options).map_err(|e| WebError::invalid(format!("likelihood options: {e}")))
+    }
+
+    pub(super) fn run_id(&self) -> Result<Option<u32>, WebError> {
+        self.run_id.map(|v| count("runId", v, 0, u32::MAX as usize).map(|v| v as u32)).transpose()
+    }
+
+    /// The library's options and the preview interval (tolerances and probes are checked by
+    /// the likelihood itself, with the CLI's messages).
+    pub(super) fn to_options(&self) -> Result<(LikelihoodOptions, usize), WebError> {
+        let seed = whole_seed(self.seed)?;
+        let probes = count("probes", self.probes, 1, 64)?;
+        let preview_every = count("previewEvery", self.preview_every, 0, sampling::MAX_STEPS)?;
+        Ok((LikelihoodOptions { rtol: self.rtol, atol: self.atol, seed, probes }, preview_every.max(1)))
+    }
+}
+
+/// 8-bit pixel values: whole numbers in 0..=255.
+pub(super) fn pixels(values: &[f32], field: &str) -> Result<Vec<u8>, WebError> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if v.is_finite() && v.fract() == 0.0 && (0.0..=255.0).contains(&v) {
+                Ok(v as u8)
+            } else {
+                Err(WebError::invalid(format!("`{field}`[{i}] is {v}; 8-bit pixels are whole numbers in 0..=255")))
+            }
+        })
+        .collect()
+}
+
+/// A seed from a JS number: a whole number in 0..=2⁵³ − 1 (what a JS number holds exactly).
+fn whole_seed(v: f64) -> Result<u64, WebError> {
+    if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_991.0) {
+        return Err(WebError::invalid(format!("`seed` must be a non-negative whole number, got {v}")));
+    }
+    Ok(v as u64)
+}
+
 /// Takes `key` out of a copy of `options` as numbers (a typed array or an array of numbers).
 pub(super) fn take_numbers(options: &JsValue, key: &str) -> Result<(JsValue, Option<Vec<f32>>), WebError> {
     if !options.is_object() {
@@ -169,9 +239,7 @@ impl RunOptions {
         let sampler: Sampler = self.sampler.parse()?;
         let steps = count("steps", self.steps, 1, sampling::MAX_STEPS)?;
         let batch = count("batch", self.batch, 1, sampling::MAX_BATCH)?;
-        if !(self.seed.is_finite() && self.seed >= 0.0 && self.seed.fract() == 0.0 && self.seed <= 9_007_199_254_740_991.0) {
-            return Err(WebError::invalid(format!("`seed` must be a non-negative whole number, got {}", self.seed)));
-        }
+        let seed = whole_seed(self.seed)?;
         let corrector_steps = match self.corrector_steps {
             Some(m) => Some(count("correctorSteps", m, 1, sampling::MAX_CORRECTOR_STEPS)?),
             None => None,
@@ -188,7 +256,7 @@ impl RunOptions {
             rho: self.rho,
             churn: self.churn,
             denoise: self.denoise,
-            seed: self.seed as u64,
+            seed,
         };
         Ok((options, batch, preview_every))
     }

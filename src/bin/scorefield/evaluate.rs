@@ -360,7 +360,7 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
                 let values = likelihood::dequantize(&pixels, card.image.range, seed.wrapping_mul(1_000_003).wrapping_add(chunk[0] as u64));
                 let x = Tensor::<4>::from_data(TensorData::new(values, [chunk.len(), 1, SIDE, SIDE]), &device);
                 let opts = LikelihoodOptions { seed: seed.wrapping_mul(1_000_003).wrapping_add(chunk[0] as u64), ..options.clone() };
-                let result = pollster::block_on(likelihood::log_likelihood(&model, &model.sde, x, &opts)).map_err(|e| e.to_string())?;
+                let result = pollster::block_on(likelihood::log_likelihood(&model, &model.sde, x, &opts, &mut scorefield::sampling::no_observer())).map_err(|e| e.to_string())?;
                 evals += result.evals;
                 bpd.extend(result.dequantized_bits_per_dim(card.image.range));
                 eprintln!("bits/dim seed {seed}: {}/{n} images, running mean {:.4}, {:.0}s", bpd.len(), mean(&bpd), start.elapsed().as_secs_f64());

@@ -1,12 +1,14 @@
-//! `scorefield likelihood`: bits/dim of images through the probability-flow ODE.
+//! `scorefield likelihood`: bits/dim of images through the probability-flow ODE, or of the page's
+//! reference images (`--references`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use burn::prelude::*;
 use clap::Args;
 use scorefield::io::{self, NpyData};
-use scorefield::likelihood::{self, LikelihoodOptions};
+use scorefield::likelihood::{self, LikelihoodOptions, References, Reference};
+use scorefield::weights::ModelCard;
 
 use super::{DeviceArg, device, load};
 
@@ -16,8 +18,16 @@ pub(crate) struct LikelihoodArgs {
     model: PathBuf,
     /// Images: .npy float32 in the card's range (continuous bits/dim), .npy uint8 or PNG (8-bit
     /// pixels, uniformly dequantised).
+    #[arg(long, required_unless_present = "references", conflicts_with = "references")]
+    images: Option<PathBuf>,
+    /// Instead of `--images`: measure the page's reference images (a held-out digit, a scribble,
+    /// noise), one solve each with the library's options (which the page sends), and write them
+    /// with their bits/dim to this JSON file (the card's `likelihood_references`).
     #[arg(long)]
-    images: PathBuf,
+    references: Option<PathBuf>,
+    /// The MNIST cache of `--references` (default: `scorefield data`'s).
+    #[arg(long)]
+    cache: Option<PathBuf>,
     #[arg(long, default_value_t = LikelihoodOptions::default().rtol)]
     rtol: f64,
     #[arg(long, default_value_t = LikelihoodOptions::default().atol)]
@@ -38,23 +48,27 @@ pub(crate) struct LikelihoodArgs {
 pub(crate) fn run(a: LikelihoodArgs) -> Result<(), String> {
     let device = device(a.device.device)?;
     let (card, model) = load(&a.model, &device)?;
+    if let Some(out) = &a.references {
+        return write_references(&a, &card, &model, out, &device);
+    }
+    let images = a.images.clone().expect("clap requires --images without --references");
     let [c, h, w] = card.image_shape();
     let range = card.image.range;
     // (values, whether they came from 8-bit pixels)
-    let (shape, values, quantized) = if a.images.extension().is_some_and(|e| e == "npy") {
-        match io::read_npy(&a.images).map_err(|e| e.to_string())? {
+    let (shape, values, quantized) = if images.extension().is_some_and(|e| e == "npy") {
+        match io::read_npy(&images).map_err(|e| e.to_string())? {
             (shape, NpyData::F32(v)) => (shape, v, false),
             (shape, NpyData::U8(v)) => (shape, likelihood::dequantize(&v, range, a.seed), true),
         }
     } else {
-        let (ih, iw, bytes) = io::read_png(&a.images, c).map_err(|e| e.to_string())?;
+        let (ih, iw, bytes) = io::read_png(&images, c).map_err(|e| e.to_string())?;
         ([1, c, ih, iw], likelihood::dequantize(&bytes, range, a.seed), true)
     };
     if shape[1..] != [c, h, w] {
-        return Err(format!("{}: images have shape {:?}; the model needs [N, {c}, {h}, {w}]", a.images.display(), shape));
+        return Err(format!("{}: images have shape {:?}; the model needs [N, {c}, {h}, {w}]", images.display(), shape));
     }
     if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-        return Err(format!("{}: images contain {v}", a.images.display()));
+        return Err(format!("{}: images contain {v}", images.display()));
     }
     let per_image = c * h * w;
     let options = LikelihoodOptions { rtol: a.rtol, atol: a.atol, seed: a.seed, probes: a.probes };
@@ -63,7 +77,7 @@ pub(crate) fn run(a: LikelihoodArgs) -> Result<(), String> {
     for (chunk_index, chunk) in values.chunks(per_image * a.batch.max(1)).enumerate() {
         let n = chunk.len() / per_image;
         let x = Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [n, c, h, w]), &device);
-        let result = pollster::block_on(likelihood::log_likelihood(&model, &model.sde, x, &options)).map_err(|e| e.to_string())?;
+        let result = pollster::block_on(likelihood::log_likelihood(&model, &model.sde, x, &options, &mut scorefield::sampling::no_observer())).map_err(|e| e.to_string())?;
         let bpd = if quantized { result.dequantized_bits_per_dim(range) } else { result.bits_per_dim() };
         for (i, b) in bpd.iter().enumerate() {
             println!("image {}: {b:.4} bits/dim", chunk_index * a.batch.max(1) + i);
@@ -76,3 +90,40 @@ pub(crate) fn run(a: LikelihoodArgs) -> Result<(), String> {
     println!("mean: {mean:.4} bits/dim over {} images ({kind}; {:.1}s)", all.len(), start.elapsed().as_secs_f64());
     Ok(())
 }
+
+/// The page's reference images, measured one solve each with the library's options (the page's), written with the weights' SHA-256 so that a stale file
+/// is noticed.
+fn write_references(a: &LikelihoodArgs, card: &ModelCard, model: &scorefield::ScoreModel, out: &Path, device: &Device) -> Result<(), String> {
+    let [c, h, w] = card.image_shape();
+    if c != 1 || [h, w] != [scorefield::data::SIDE; 2] {
+        return Err(format!("--references needs an MNIST-shaped model (1×28×28); this one is {c}×{h}×{w}"));
+    }
+    let digits = scorefield::data::load_or_fetch(&a.cache.clone().unwrap_or_else(scorefield::data::cache_dir)).map_err(|e| e.to_string())?;
+    let (_, held) = scorefield::data::split(&digits);
+    let options = LikelihoodOptions::default();
+    let range = card.image.range;
+    let digit = HELD_OUT_REFERENCE;
+    let images = [
+        ("held-out", format!("a held-out {} (not trained on)", held.labels[digit]), held.image(digit).to_vec()),
+        ("scribble", "a scribble".to_string(), likelihood::scribble(h, w, options.seed)),
+        ("noise", "uniform noise".to_string(), likelihood::uniform_noise(c * h * w, options.seed)),
+    ];
+    let mut references = Vec::new();
+    for (name, label, pixels) in images {
+        let start = Instant::now();
+        let values = likelihood::dequantize(&pixels, range, options.seed);
+        let x = Tensor::<4>::from_data(TensorData::new(values, [1, c, h, w]), device);
+        let result = pollster::block_on(likelihood::log_likelihood(model, &model.sde, x, &options, &mut scorefield::sampling::no_observer())).map_err(|e| format!("{name}: {e}"))?;
+        let bits_per_dim = result.dequantized_bits_per_dim(range)[0];
+        eprintln!("{name}: {bits_per_dim:.4} bits/dim ({} evaluations, {:.1}s)", result.evals, start.elapsed().as_secs_f64());
+        references.push(Reference { name: name.into(), label, pixels, bits_per_dim, evals: result.evals });
+    }
+    let weights = std::fs::read(a.model.with_file_name(&card.weights)).map_err(|e| format!("{}: {e}", card.weights))?;
+    let file = References::new(&card.name, io::sha256_hex(&weights), options, references);
+    std::fs::write(out, file.to_json()).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("wrote {} (name it in the card's `likelihood_references`)", out.display());
+    Ok(())
+}
+
+/// The held-out digit the page offers (index into the class-ordered held-out set: a 7).
+const HELD_OUT_REFERENCE: usize = 700;
