@@ -1,6 +1,6 @@
 // The demo page: generate, watch the samples emerge, pick one, paint a mask, inpaint.
-import { RemoteModel, workerStats } from './client.js';
-import { drawGrid, fitScale, gridIndexAt } from './render.js';
+import { RemoteModel, likelihoodReferences, workerStats } from './client.js';
+import { drawFrames, drawGrid, fitScale, gridIndexAt } from './render.js';
 import { Painter, fromPixels, imageFromFile, toPixels } from './painter.js';
 
 const $ = (id) => document.getElementById(id);
@@ -277,22 +277,18 @@ class LikelihoodSection {
 
   /** The card's `likelihood_references` file (src/likelihood.rs References): a button per image
    * and a row per value. Without one the section works, with nothing to compare to. */
-  async loadReferences(name) {
-    if (!name) return;
-    const url = new URL(name, model.url);
+  async loadReferences(info) {
+    let file = null;
     try {
-      const response = await fetch(url);
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const file = await response.json();
-      if (file.format !== 'scorefield-likelihood-references' || file.version !== 1) throw new Error(`not a version-1 references file (format ${file.format}, version ${file.version})`);
-      this.references = file.images;
-      window.scorefield.references = file;
-      const o = file.options;
-      $('lik-table').caption.textContent = `Bits per dimension of 8-bit pixels, uniformly dequantised; RK45 at rtol ${o.rtol}, atol ${o.atol}, ${o.probes} Hutchinson probe${o.probes > 1 ? 's' : ''}, seed ${o.seed} (what this page runs)`;
+      file = await likelihoodReferences(model.url, info.card);
     } catch (e) {
-      this.error(`The reference likelihoods (${url.pathname}) could not be read: ${e.message}. Measuring works without them.`);
-      return;
+      this.error(`${e.message}; measuring works without them.`);
     }
+    if (!file) return;
+    this.references = file.images;
+    window.scorefield.references = file;
+    const o = file.options;
+    $('lik-table').caption.textContent = `Bits per dimension of 8-bit pixels, uniformly dequantised; RK45 at rtol ${o.rtol}, atol ${o.atol}, ${o.probes} Hutchinson probe${o.probes > 1 ? 's' : ''}, seed ${o.seed} (what this page runs)`;
     $('lik-references').replaceChildren(...this.references.map((r) => {
       const button = Object.assign(document.createElement('button'), { type: 'button', textContent: r.label });
       button.dataset.reference = r.name;
@@ -303,10 +299,7 @@ class LikelihoodSection {
   }
 
   drawPath(frames) {
-    const [, c, h, w] = this.painter.shape;
-    const data = new Float32Array(frames.length * c * h * w);
-    frames.forEach((f, i) => data.set(f.data, i * c * h * w));
-    drawGrid($('lik-path'), data, [frames.length, c, h, w], { range: this.range, scale: 3, columns: PATH_FRAMES });
+    drawFrames($('lik-path'), frames, this.painter.shape, { range: this.range, scale: 3, columns: PATH_FRAMES });
     $('lik-path-caption').textContent = `x(t) on its way to the prior, at σ = ${frames.map((f) => f.sigma.toPrecision(2)).join(', ')}`;
   }
 
@@ -380,7 +373,7 @@ async function main() {
     painter.onchange = updateMaskInfo;
     updateMaskInfo();
     likelihood = new LikelihoodSection(info);
-    likelihood.loadReferences(card.likelihood_references);
+    likelihood.loadReferences(info);
     setBusy(false);
   } catch (e) {
     $('badge').textContent = 'model not loaded';

@@ -87,6 +87,24 @@ export function workerStats() {
   return request({ type: REQUESTS.stats }).promise;
 }
 
+/** The reference likelihoods a model card names (`likelihood_references`, src/likelihood.rs
+ * References: measured by `scorefield likelihood --references`), resolved against the card's URL:
+ * {options: {rtol, atol, seed, probes}, images: [{name, label, pixels, bits_per_dim, evals}]}, or
+ * null when the card names none. Throws a readable error for a file that is missing or not one. */
+export async function likelihoodReferences(modelUrl, card) {
+  if (!card.likelihood_references) return null;
+  const url = new URL(card.likelihood_references, modelUrl);
+  const response = await fetch(url).catch((e) => {
+    throw new Error(`the reference likelihoods (${url.pathname}) could not be fetched: ${e.message}`);
+  });
+  if (!response.ok) throw new Error(`the reference likelihoods (${url.pathname}) could not be fetched: HTTP ${response.status}`);
+  const file = await response.json().catch(() => null);
+  if (file?.format !== 'scorefield-likelihood-references' || file.version !== 1 || !Array.isArray(file.images)) {
+    throw new Error(`${url.pathname} is not a version-1 reference likelihoods file`);
+  }
+  return file;
+}
+
 /** A model in the worker. `url` is resolved against the page. */
 export class RemoteModel {
   constructor(url, backend = 'auto') {

@@ -63,3 +63,12 @@ export function gridIndexAt(canvas, shape, x, y) {
   const i = row * g.cols + col;
   return col >= 0 && col < g.cols && row >= 0 && i < shape[0] ? i : -1;
 }
+
+/** Draws single images (each `{data}` of C·H·W values) side by side as one grid, e.g. the frames
+ * of x(t) along a path; `shape` is one image's [1, C, H, W]. */
+export function drawFrames(canvas, frames, shape, options) {
+  const [, c, h, w] = shape;
+  const data = new Float32Array(frames.length * c * h * w);
+  frames.forEach((f, i) => data.set(f.data, i * c * h * w));
+  drawGrid(canvas, data, [frames.length, c, h, w], options);
+}

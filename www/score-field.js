@@ -4,12 +4,16 @@
 //   <score-field mode="trajectory" sampler="pc" steps="200"></score-field>
 //
 // Attributes: model (card URL, relative to the page; default the shipped MNIST model next to this
-// module), mode (generate | inpaint | trajectory | field), sampler and steps (default: the model's fastest
+// module), mode (generate | inpaint | trajectory | likelihood | field), sampler and steps (default: the model's fastest
 // good setting; a sampler's step count has a floor, below which it shows noise), batch, seed, autoplay,
 // controls (comma-separated: run, sampler, steps, seed, batch, label; or "none"), width (CSS pixels),
 // backend (auto | webgpu | cpu), and for a model with a classifier label (a class name such as
 // "7", "all" for each class in turn, "any" for unguided: classifier guidance; HTML's `class` is
 // taken by CSS) and guidance (the scale w).
+//
+// mode="likelihood" measures a digit the reader draws (or one of the model's reference images)
+// in bits/dim through the probability-flow ODE, with x(t) on its way to the prior, beside the
+// reference values (the card's likelihood_references); its controls are run only.
 //
 // mode="field" is the 2-D explainer (field-view.js, loaded only then): distribution (two-modes |
 // ring | moons | spiral | draw), sampler (forward, langevin, ald, em, pc, rd, ode-heun, ode-euler), sde (ve |
@@ -21,12 +25,12 @@
 // on a page share one worker, hence one wasm instance, one GPU device and one copy of each model
 // (client.js + worker.js). A widget loads only when it scrolls into view, and its errors stay in
 // its own box.
-import { RemoteField, RemoteModel } from './client.js';
-import { drawGrid, fitScale } from './render.js';
-import { Painter } from './painter.js';
+import { RemoteField, RemoteModel, likelihoodReferences } from './client.js';
+import { drawFrames, drawGrid, fitScale } from './render.js';
+import { Painter, fromPixels, toPixels } from './painter.js';
 
 const DEFAULT_MODEL = new URL('./models/mnist.json', import.meta.url).href;
-const MODES = ['generate', 'inpaint', 'trajectory', 'field'];
+const MODES = ['generate', 'inpaint', 'trajectory', 'likelihood', 'field'];
 const CONTROLS = ['run', 'sampler', 'steps', 'seed', 'batch', 'label'];
 const BACKENDS = ['auto', 'webgpu', 'cpu'];
 // The sampler and its step count, the batch per mode, the seed and their limits default to what
@@ -35,8 +39,9 @@ const BACKENDS = ['auto', 'webgpu', 'cpu'];
 const DEFAULTS = { mode: 'generate', controls: ['run', 'sampler', 'steps', 'seed'], width: 320, backend: 'auto' };
 // Native pixel size of the widget's canvases (CSS scales them to the widget's width).
 const CANVAS = 280;
-// Frames kept by the trajectory view.
+// Frames kept by the trajectory view, and shown of the likelihood's path to the prior.
 const FRAMES = 60;
+const PATH_FRAMES = 9;
 
 const STYLE = `
 :host { display: block; margin: 1.5em 0; }
@@ -123,7 +128,9 @@ export class ScoreField extends HTMLElement {
   #loading = null;
   #running = false;
   #visible = null; // IntersectionObserver
-  #frames = []; // trajectory: [{t, sigma, data, shape}]
+  #frames = []; // trajectory: [{t, sigma, data, shape}]; likelihood: [{sigma, data}]
+  #references = null; // likelihood: the card's reference likelihoods (client.js likelihoodReferences)
+  #origin = ''; // likelihood: what the drawing started from
   #painter = null;
   #digits = 0; // source digits drawn so far (inpaint mode)
   #field = null; // the 2-D explainer (field mode): a FieldView
@@ -158,7 +165,7 @@ export class ScoreField extends HTMLElement {
     if (defaults) {
       // The page's largest batch, or fewer where this device holds fewer (src/model.rs).
       const maxBatch = Math.min(defaults.maxBatch, this.#info.maxBatch);
-      settings.batch = whole('batch', 1, maxBatch, Math.min(defaults.batch[mode], maxBatch));
+      if (mode !== 'likelihood') settings.batch = whole('batch', 1, maxBatch, Math.min(defaults.batch[mode], maxBatch));
       settings.seed = whole('seed', 0, Number.MAX_SAFE_INTEGER, defaults.seed);
     }
     settings.controls = list('controls', CONTROLS, DEFAULTS.controls);
@@ -248,6 +255,10 @@ export class ScoreField extends HTMLElement {
       ui.source = el('canvas', { class: 'source', width: CANVAS, height: CANVAS, role: 'img', 'aria-label': 'the digit to complete; paint over the part to regenerate' });
       ui.views.append(el('div', { class: 'view' }, ui.source, el('div', { class: 'caption', text: 'paint what to regenerate' })), output);
       output.append(el('div', { class: 'caption', text: 'completions' }));
+    } else if (s.mode === 'likelihood') {
+      ui.source = el('canvas', { class: 'source', width: CANVAS, height: CANVAS, role: 'img', 'aria-label': 'the digit to measure; draw on it' });
+      ui.views.append(el('div', { class: 'view' }, ui.source, el('div', { class: 'caption', text: 'draw a digit' })), output);
+      output.append(el('div', { class: 'caption', text: 'x(t) on its way to the prior' }));
     } else {
       ui.views.append(output);
     }
@@ -283,7 +294,7 @@ export class ScoreField extends HTMLElement {
       batch: el('label', {}, 'batch', ui.batch),
       label: el('label', {}, 'digit', ui.label),
     };
-    const label = { generate: 'Generate', inpaint: 'Inpaint', trajectory: 'Sample' }[s.mode];
+    const label = { generate: 'Generate', inpaint: 'Inpaint', trajectory: 'Sample', likelihood: 'Measure' }[s.mode];
     ui.run = el('button', { type: 'submit', text: label });
     ui.cancel = el('button', { type: 'button', class: 'secondary', text: 'Cancel' });
     ui.cancel.hidden = true;
@@ -294,6 +305,13 @@ export class ScoreField extends HTMLElement {
       ui.controls.append(ui.newDigit, ui.clearMask);
       ui.newDigit.addEventListener('click', () => this.#newDigit());
       ui.clearMask.addEventListener('click', () => this.#painter?.clearMask());
+    }
+    if (s.mode === 'likelihood') {
+      // A button per reference image once the model has loaded, and Blank.
+      ui.references = el('span', { class: 'references' });
+      ui.blank = el('button', { type: 'button', class: 'secondary', text: 'Blank' });
+      ui.controls.append(ui.references, ui.blank);
+      ui.blank.addEventListener('click', () => this.#setSource(null, 'a blank image'));
     }
     ui.controls.addEventListener('submit', (e) => {
       e.preventDefault();
@@ -401,9 +419,10 @@ export class ScoreField extends HTMLElement {
       ui.batch.max = Math.min(this.#info.defaults.maxBatch, this.#info.maxBatch);
       ui.steps.max = this.#info.defaults.maxSteps;
     }
-    for (const [name, node] of Object.entries(ui.labels)) node.hidden = !s.controls.includes(name) || (name === 'label' && !this.#info?.classes);
+    // A likelihood has no sampler, steps, batch or class to choose.
+    for (const [name, node] of Object.entries(ui.labels)) node.hidden = !s.controls.includes(name) || (name === 'label' && !this.#info?.classes) || s.mode === 'likelihood';
     ui.run.hidden = !s.controls.includes('run');
-    ui.controls.hidden = s.controls.length === 0 && s.mode !== 'inpaint';
+    ui.controls.hidden = s.controls.length === 0 && !['inpaint', 'likelihood'].includes(s.mode);
   }
 
   /** A console warning per problem with the attributes, once each. */
@@ -417,7 +436,7 @@ export class ScoreField extends HTMLElement {
 
   #setBusy(busy) {
     const ui = this.#ui;
-    for (const b of [ui.run, ui.newDigit, ui.clearMask]) if (b) b.disabled = busy;
+    for (const b of [ui.run, ui.newDigit, ui.clearMask, ui.blank, ...(ui.references?.children ?? [])]) if (b) b.disabled = busy;
     ui.cancel.hidden = !busy || !this.#running;
   }
 
@@ -494,6 +513,7 @@ export class ScoreField extends HTMLElement {
         const where = info.backend === 'webgpu' ? `WebGPU (${info.adapter})` : `CPU${info.fallbackReason ? ` (${info.fallbackReason})` : ''}`;
         ui.status.textContent = `${info.card.name} on ${where}`;
         this.#setBusy(false);
+        if (s.mode === 'likelihood') await this.#startLikelihood();
         if (s.mode === 'inpaint') {
           const [c, h, w] = [info.card.image.channels, info.card.image.height, info.card.image.width];
           this.#painter = new Painter(ui.source, { channels: c, height: h, width: w, range: info.card.image.range });
@@ -554,6 +574,7 @@ export class ScoreField extends HTMLElement {
       if (this.result) this.dispatchEvent(new CustomEvent('done', { detail: this.result }));
       return this.result;
     }
+    if (this.settings.mode === 'likelihood') return this.#measure();
     const problem = this.#stepsProblem();
     if (problem) {
       this.#showError(problem);
@@ -565,16 +586,30 @@ export class ScoreField extends HTMLElement {
     return this.#sample('generate', this.#options(), this.#ui.canvas);
   }
 
-  /** One generate/inpaint call with progress and live previews; errors land in the box. */
-  async #sample(type, opts, canvas, onFrame) {
-    const ui = this.#ui;
-    const range = this.#info.card.image.range;
+  /** A run starts: busy, progress at zero. */
+  #begin() {
     this.#running = true;
     this.#showError('');
     this.#setState('running');
     this.#setBusy(true);
-    ui.progress.value = 0;
-    ui.status.textContent = 'starting…';
+    this.#ui.progress.value = 0;
+    this.#ui.status.textContent = 'starting…';
+  }
+
+  /** A run failed or was cancelled: a cancel is no error; a lost device offers Retry. */
+  #failed(error) {
+    const cancelled = error.name === 'CancelledError';
+    this.#ui.status.textContent = cancelled ? 'cancelled' : '';
+    if (!cancelled) this.#showError(error.message, error.name === 'DeviceLostError' ? () => this.#retry() : null);
+    this.#setState(cancelled ? 'ready' : 'error');
+    return null;
+  }
+
+  /** One generate/inpaint call with progress and live previews; errors land in the box. */
+  async #sample(type, opts, canvas, onFrame) {
+    const ui = this.#ui;
+    const range = this.#info.card.image.range;
+    this.#begin();
     const scale = (shape) => fitScale(shape, CANVAS);
     try {
       const result = await this.#model[type](opts, (p) => {
@@ -593,11 +628,7 @@ export class ScoreField extends HTMLElement {
       this.dispatchEvent(new CustomEvent('done', { detail: result }));
       return result;
     } catch (error) {
-      const cancelled = error.name === 'CancelledError';
-      ui.status.textContent = cancelled ? 'cancelled' : '';
-      if (!cancelled) this.#showError(error.message, error.name === 'DeviceLostError' ? () => this.#retry() : null);
-      this.#setState(cancelled ? 'ready' : 'error');
-      return null;
+      return this.#failed(error);
     } finally {
       this.#running = false;
       this.#setBusy(false);
@@ -630,6 +661,71 @@ export class ScoreField extends HTMLElement {
     if (!frame) return;
     drawGrid(this.#ui.canvas, frame.data, frame.shape, { range: this.#info.card.image.range, scale: fitScale(frame.shape, CANVAS) });
     this.#ui.time.textContent = frame.final ? 'x(0): the sample (after the final denoising step)' : `t = ${frame.t.toFixed(3)}, σ(t) = ${frame.sigma.toPrecision(3)}`;
+  }
+
+  /** Likelihood mode: a drawing canvas, the reference images as buttons, the held-out digit to
+   * start from. Without references (the card names none, or the file is broken) it measures
+   * drawings alone, and says so. */
+  async #startLikelihood() {
+    const ui = this.#ui;
+    const image = this.#info.card.image;
+    this.#painter = new Painter(ui.source, { channels: image.channels, height: image.height, width: image.width, range: image.range });
+    this.#painter.tool = 'draw';
+    this.#painter.radius = 1.5;
+    this.#painter.onchange = () => (this.#origin = 'your drawing');
+    try {
+      this.#references = await likelihoodReferences(this.settings.model, this.#info.card);
+    } catch (error) {
+      ui.notice.textContent = `${error.message}; measuring drawings works without them`;
+      ui.notice.hidden = false;
+    }
+    const references = this.#references?.images ?? [];
+    ui.references.replaceChildren(...references.map((r) => {
+      const button = el('button', { type: 'button', class: 'secondary', text: r.label, 'data-reference': r.name });
+      button.addEventListener('click', () => this.#setSource(r.pixels, r.label));
+      return button;
+    }));
+    if (references.length) this.#setSource(references[0].pixels, references[0].label);
+    ui.status.textContent = 'draw a digit or pick one, then Measure';
+  }
+
+  /** Likelihood mode: the drawing from 8-bit `pixels` (null: blank), and what it is called. */
+  #setSource(pixels, origin) {
+    if (!this.#painter) return;
+    const n = this.#painter.image.length;
+    this.#painter.setImage(fromPixels(pixels ?? new Uint8Array(n), this.#info.card.image.range));
+    this.#origin = origin;
+  }
+
+  /** Likelihood mode: bits/dim of the drawing, with x(t) frames and the references beside it. */
+  async #measure() {
+    const ui = this.#ui;
+    const range = this.#info.card.image.range;
+    const origin = this.#origin;
+    this.#begin();
+    this.#frames = [];
+    try {
+      const result = await this.#model.likelihood({ pixels: toPixels(this.#painter.image, range) }, (p) => {
+        ui.progress.value = p.progress;
+        ui.status.textContent = `step ${p.step} · σ = ${p.sigma.toPrecision(3)}`;
+        if (p.preview && p.progress >= this.#frames.length / (PATH_FRAMES - 1)) {
+          this.#frames.push({ sigma: p.sigma, data: p.preview.data });
+          drawFrames(ui.canvas, this.#frames, this.#painter.shape, { range, scale: fitScale([PATH_FRAMES, ...this.#painter.shape.slice(1)], CANVAS), columns: 3 });
+        }
+      });
+      ui.progress.value = 1;
+      const others = (this.#references?.images ?? []).map((r) => `${r.label} ${r.bits_per_dim.toFixed(2)}`).join(', ');
+      ui.status.textContent = `${origin}: ${result.bitsPerDim.toFixed(3)} bits/dim${others ? ` (the CLI measured ${others})` : ''}`;
+      this.result = { ...result, label: origin };
+      this.#setState('done');
+      this.dispatchEvent(new CustomEvent('done', { detail: this.result }));
+      return this.result;
+    } catch (error) {
+      return this.#failed(error);
+    } finally {
+      this.#running = false;
+      this.#setBusy(false);
+    }
   }
 
   /** Inpaint mode: a new source digit (one sample), with the bottom half masked. */

@@ -63,18 +63,18 @@ function canvasStd(page, selector) {
 
 const widgetPage = (body, head = '') => `<!doctype html><html><head><meta charset="utf-8">${head}<script type="module" src="/score-field.js"></script></head><body>${body}</body></html>`;
 
-test('the example post renders its seven widgets under a strict CSP, with no violations', async () => {
+test('the example post renders its eight widgets under a strict CSP, with no violations', async () => {
   const page = await openPage(browser, `${server.url}example-post.html`);
   await watchCsp(page);
   await page.reload();
   // Scroll down so that the lazy widgets come into view.
   for (const w of await page.$$('score-field')) await w.scrollIntoViewIfNeeded();
   const states = await waitStates(page, 'score-field', ['done', 'ready']);
-  assert.deepEqual(states.map((s) => s.error), Array(7).fill(''), JSON.stringify(states));
-  // The autoplaying ones ran; the learned score, the moons and the inpaint widget wait for the reader.
+  assert.deepEqual(states.map((s) => s.error), Array(8).fill(''), JSON.stringify(states));
+  // The autoplaying ones ran; the learned score, the moons, inpaint and likelihood wait for the reader.
   const modes = await page.$$eval('score-field', (ws) => ws.map((w) => `${w.getAttribute('mode')}:${w.getAttribute('sampler')}`));
-  assert.deepEqual(modes, ['field:langevin', 'field:null', 'field:ald', 'field:em', 'generate:null', 'trajectory:em', 'inpaint:pc']);
-  assert.deepEqual(states.map((s) => s.state), ['done', 'ready', 'done', 'ready', 'done', 'done', 'ready']);
+  assert.deepEqual(modes, ['field:langevin', 'field:null', 'field:ald', 'field:em', 'generate:null', 'trajectory:em', 'inpaint:pc', 'likelihood:null']);
+  assert.deepEqual(states.map((s) => s.state), ['done', 'ready', 'done', 'ready', 'done', 'done', 'ready', 'ready']);
   // The learned-score widget shows only its Learn controls and the σ slider.
   const learnOnly = await page.$eval('score-field[controls="learn,sigma"]', (w) => ({ learn: !w.shadowRoot.querySelector('.learn').hidden, run: !w.shadowRoot.querySelector('button[type=submit]').hidden }));
   assert.deepEqual(learnOnly, { learn: true, run: false });
@@ -107,6 +107,16 @@ test('the example post renders its seven widgets under a strict CSP, with no vio
   assert.equal(inpaint.error, '');
   const shape = await page.$eval('score-field[mode=inpaint]', (w) => w.result.shape);
   assert.deepEqual(shape, [4, 1, 28, 28]);
+  // Likelihood: it starts from the card's held-out reference and measures what the CLI measured;
+  // its buttons are the references; the path to the prior is drawn.
+  const buttons = await page.$eval('score-field[mode=likelihood]', (w) => [...w.shadowRoot.querySelectorAll('button[data-reference]')].map((b) => b.dataset.reference));
+  assert.deepEqual(buttons, ['held-out', 'scribble', 'noise']);
+  const measured = await page.$eval('score-field[mode=likelihood]', (w) => w.run());
+  const references = JSON.parse(readFileSync(path.join(ROOT, 'dist', 'models', 'mnist-likelihood.json'), 'utf8'));
+  assert.equal(measured.label, references.images[0].label);
+  assert.ok(Math.abs(measured.bitsPerDim - references.images[0].bits_per_dim) < 0.01, `widget ${measured.bitsPerDim}, CLI ${references.images[0].bits_per_dim}`);
+  assert.match(await page.$eval('score-field[mode=likelihood]', (w) => w.shadowRoot.querySelector('.status').textContent), /bits\/dim \(the CLI measured .*scribble/);
+  assert.ok((await canvasStd(page, 'score-field[mode=likelihood]')) > 5, 'no path to the prior was drawn');
   assert.deepEqual(await page.evaluate(() => window.cspViolations), []);
   assert.deepEqual(page.errors, []);
   await page.screenshot({ path: path.join(ARTIFACTS, 'widget-example-post.png'), fullPage: true });
