@@ -14,7 +14,7 @@ let lastResult = null;
 let painter = null;
 let busy = false;
 // A handle for the console and the browser tests.
-window.scorefield = { model, workerStats, lastResult: null, lastInpaint: null, lastLikelihood: null, references: null, get painter() { return painter; }, get likelihoodPainter() { return likelihood?.painter; } };
+window.scorefield = { model, workerStats, lastResult: null, lastInpaint: null, lastLikelihood: null, references: null, get painter() { return painter; }, get likelihoodPainter() { return likelihood?.painter; }, get interpolationPainters() { return interpolation?.painters; } };
 
 /** Shows `message` (or hides the box); with `retry`, a Retry button that calls it. */
 function showError(message, retry) {
@@ -351,6 +351,84 @@ class LikelihoodSection {
     }
   }
 }
+/** The interpolation section: two painters (A, B), Two new digits (a generate run of two at the
+ * page's settings), Interpolate with progress and Cancel; the decoded path as one row. */
+class InterpolationSection {
+  constructor(info) {
+    this.model = new RemoteModel(model.url, model.backend);
+    this.range = info.card.image.range;
+    const [c, h, w] = [info.card.image.channels, info.card.image.height, info.card.image.width];
+    this.painters = ['interp-a', 'interp-b'].map((id) => {
+      const p = new Painter($(id), { channels: c, height: h, width: w, range: this.range });
+      p.tool = 'draw';
+      p.radius = 1.5;
+      return p;
+    });
+    $('interp-new').addEventListener('click', () => this.newPair());
+    $('interp-run').addEventListener('click', () => this.interpolate());
+    $('interp-cancel').addEventListener('click', () => this.model.cancel());
+    this.setBusy(false);
+  }
+
+  setBusy(value) {
+    this.busy = value;
+    $('interp-new').disabled = value;
+    $('interp-run').disabled = value;
+    $('interp-cancel').disabled = !value;
+  }
+
+  error(message) {
+    $('interp-error').textContent = message;
+    $('interp-error').hidden = !message;
+  }
+
+  /** Runs `call` with the section busy and its progress bar; errors land in its box. */
+  async task(call) {
+    if (this.busy) return null;
+    this.error('');
+    this.setBusy(true);
+    $('interp-bar').value = 0;
+    $('interp-status').textContent = 'starting…';
+    try {
+      return await call((p) => {
+        $('interp-bar').value = p.progress;
+        $('interp-status').textContent = `${p.total != null ? 'sampling' : p.progress < 0.5 ? 'encoding' : 'decoding'} · step ${p.step} · σ = ${p.sigma.toPrecision(3)}`;
+      });
+    } catch (e) {
+      $('interp-status').textContent = e.name === 'CancelledError' ? e.message : '';
+      if (e.name !== 'CancelledError') this.error(e.message);
+      return null;
+    } finally {
+      this.setBusy(false);
+    }
+  }
+
+  /** Two samples at the Generate section's sampler and settings, batch 2, as A and B. */
+  async newPair() {
+    const out = await this.task(async (onProgress) => {
+      const { class: _, guidance: __, ...opts } = options();
+      return this.model.generate({ ...opts, batch: 2 }, onProgress);
+    });
+    if (!out) return;
+    const n = out.data.length / 2;
+    const [lo, hi] = this.range;
+    this.painters.forEach((p, i) => p.setImage(out.data.slice(i * n, (i + 1) * n).map((v) => Math.min(hi, Math.max(lo, v)))));
+    $('interp-status').textContent = `two digits from ${out.evals} evaluations; press Interpolate`;
+  }
+
+  async interpolate() {
+    const [a, b] = this.painters.map((p) => p.image);
+    const out = await this.task((onProgress) => this.model.interpolate({ a, b }, onProgress));
+    if (!out) return;
+    $('interp-bar').value = 1;
+    drawGrid($('interp-path'), out.data, out.shape, { range: this.range, scale: 3, columns: out.shape[0] });
+    const [ra, rb] = out.reconstructionRms.map((r) => r.toFixed(4));
+    $('interp-status').textContent = `${out.shape[0]} points decoded: ${out.evals} score evaluations in ${formatSeconds(out.seconds)}`;
+    $('interp-caption').textContent = `A, the path through the prior, B. The ends are A and B encoded and decoded again: root-mean-square error ${ra} and ${rb} per pixel (of 1).`;
+    window.scorefield.lastInterpolation = out;
+  }
+}
+let interpolation = null;
 let likelihood = null;
 const PATH_FRAMES = 7;
 
@@ -374,6 +452,7 @@ async function main() {
     updateMaskInfo();
     likelihood = new LikelihoodSection(info);
     likelihood.loadReferences(info);
+    interpolation = new InterpolationSection(info);
     setBusy(false);
   } catch (e) {
     $('badge').textContent = 'model not loaded';

@@ -122,7 +122,7 @@ export class RemoteModel {
     return request({ type: REQUESTS.load, url: this.url, backend: this.backend }).promise;
   }
 
-  /** Runs generate, inpaint or likelihood; onProgress gets {step, total, t, progress, preview?}. */
+  /** Runs generate, inpaint, likelihood or interpolate; onProgress gets {step, total, t, progress, preview?}. */
   run(type, options, onProgress) {
     const { id, promise } = request({ type, url: this.url, backend: this.backend, options }, onProgress);
     this.current = id;
@@ -145,6 +145,14 @@ export class RemoteModel {
    * seconds}. */
   likelihood(options, onProgress) {
     return this.run(REQUESTS.likelihood, options, onProgress);
+  }
+
+  /** From image `options.a` to `options.b` (C·H·W values each) through the prior: both encoded
+   * with the probability-flow ODE, `options.frames` points of the spherical path between their
+   * codes decoded. onProgress gets the encoding as progress 0–½, the decoding as ½–1. Resolves to
+   * {data, shape, reconstructionRms: [a, b], evals, seconds}. */
+  interpolate(options, onProgress) {
+    return this.run(REQUESTS.interpolate, options, onProgress);
   }
 
   /** Times score evaluations: resolves to {batch, ms: [...]} (see www/bench.html). */

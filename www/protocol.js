@@ -6,6 +6,7 @@ export const REQUESTS = Object.freeze({
   load: 'load', // {url, backend} → the model's description
   generate: 'generate', // {url, backend, options} → {data, shape, evals, seconds}, with progress
   inpaint: 'inpaint', // the same, with options.image and options.mask
+  interpolate: 'interpolate', // {url, backend, options: {a, b, frames, …}} → {data, shape, reconstructionRms, evals, seconds}, with progress
   likelihood: 'likelihood', // {url, backend, options: {pixels, seed, …}} → {bitsPerDim, nats, evals, steps, seconds}, with progress
   cancel: 'cancel', // {target}: the request id of the run to stop
   benchmark: 'benchmark', // {url, backend, batch, repeats, warmup} → {batch, ms}

@@ -4,12 +4,16 @@
 //   <score-field mode="trajectory" sampler="pc" steps="200"></score-field>
 //
 // Attributes: model (card URL, relative to the page; default the shipped MNIST model next to this
-// module), mode (generate | inpaint | trajectory | likelihood | field), sampler and steps (default: the model's fastest
+// module), mode (generate | inpaint | trajectory | interpolate | likelihood | field), sampler and steps (default: the model's fastest
 // good setting; a sampler's step count has a floor, below which it shows noise), batch, seed, autoplay,
 // controls (comma-separated: run, sampler, steps, seed, batch, label; or "none"), width (CSS pixels),
 // backend (auto | webgpu | cpu), and for a model with a classifier label (a class name such as
 // "7", "all" for each class in turn, "any" for unguided: classifier guidance; HTML's `class` is
 // taken by CSS) and guidance (the scale w).
+//
+// mode="interpolate" draws two digits (sampler, steps, seed, label as for generate) and morphs one
+// into the other through the prior: both encoded with the probability-flow ODE, the spherical path
+// between their codes decoded.
 //
 // mode="likelihood" measures a digit the reader draws (or one of the model's reference images)
 // in bits/dim through the probability-flow ODE, with x(t) on its way to the prior, beside the
@@ -30,7 +34,7 @@ import { drawFrames, drawGrid, fitScale } from './render.js';
 import { Painter, fromPixels, toPixels } from './painter.js';
 
 const DEFAULT_MODEL = new URL('./models/mnist.json', import.meta.url).href;
-const MODES = ['generate', 'inpaint', 'trajectory', 'likelihood', 'field'];
+const MODES = ['generate', 'inpaint', 'trajectory', 'interpolate', 'likelihood', 'field'];
 const CONTROLS = ['run', 'sampler', 'steps', 'seed', 'batch', 'label'];
 const BACKENDS = ['auto', 'webgpu', 'cpu'];
 // The sampler and its step count, the batch per mode, the seed and their limits default to what
@@ -165,7 +169,7 @@ export class ScoreField extends HTMLElement {
     if (defaults) {
       // The page's largest batch, or fewer where this device holds fewer (src/model.rs).
       const maxBatch = Math.min(defaults.maxBatch, this.#info.maxBatch);
-      if (mode !== 'likelihood') settings.batch = whole('batch', 1, maxBatch, Math.min(defaults.batch[mode], maxBatch));
+      if (mode in defaults.batch) settings.batch = whole('batch', 1, maxBatch, Math.min(defaults.batch[mode], maxBatch));
       settings.seed = whole('seed', 0, Number.MAX_SAFE_INTEGER, defaults.seed);
     }
     settings.controls = list('controls', CONTROLS, DEFAULTS.controls);
@@ -294,7 +298,7 @@ export class ScoreField extends HTMLElement {
       batch: el('label', {}, 'batch', ui.batch),
       label: el('label', {}, 'digit', ui.label),
     };
-    const label = { generate: 'Generate', inpaint: 'Inpaint', trajectory: 'Sample', likelihood: 'Measure' }[s.mode];
+    const label = { generate: 'Generate', inpaint: 'Inpaint', trajectory: 'Sample', interpolate: 'Interpolate', likelihood: 'Measure' }[s.mode];
     ui.run = el('button', { type: 'submit', text: label });
     ui.cancel = el('button', { type: 'button', class: 'secondary', text: 'Cancel' });
     ui.cancel.hidden = true;
@@ -420,7 +424,8 @@ export class ScoreField extends HTMLElement {
       ui.steps.max = this.#info.defaults.maxSteps;
     }
     // A likelihood has no sampler, steps, batch or class to choose.
-    for (const [name, node] of Object.entries(ui.labels)) node.hidden = !s.controls.includes(name) || (name === 'label' && !this.#info?.classes) || s.mode === 'likelihood';
+    // An interpolation's two digits are always two.
+    for (const [name, node] of Object.entries(ui.labels)) node.hidden = !s.controls.includes(name) || (name === 'label' && !this.#info?.classes) || s.mode === 'likelihood' || (s.mode === 'interpolate' && name === 'batch');
     ui.run.hidden = !s.controls.includes('run');
     ui.controls.hidden = s.controls.length === 0 && !['inpaint', 'likelihood'].includes(s.mode);
   }
@@ -583,6 +588,7 @@ export class ScoreField extends HTMLElement {
     const mode = this.settings.mode;
     if (mode === 'inpaint') return this.#inpaint();
     if (mode === 'trajectory') return this.#trajectory();
+    if (mode === 'interpolate') return this.#interpolate();
     return this.#sample('generate', this.#options(), this.#ui.canvas);
   }
 
@@ -720,6 +726,36 @@ export class ScoreField extends HTMLElement {
       this.#setState('done');
       this.dispatchEvent(new CustomEvent('done', { detail: this.result }));
       return this.result;
+    } catch (error) {
+      return this.#failed(error);
+    } finally {
+      this.#running = false;
+      this.#setBusy(false);
+    }
+  }
+
+  /** Interpolate mode: two digits at the widget's settings, then the path between them through
+   * the prior, as a grid read left to right, top to bottom. */
+  async #interpolate() {
+    const pair = await this.#sample('generate', { ...this.#options(), batch: 2 }, this.#ui.canvas);
+    if (!pair) return null;
+    const ui = this.#ui;
+    const n = pair.data.length / 2;
+    const [a, b] = [pair.data.slice(0, n), pair.data.slice(n)];
+    this.#begin();
+    try {
+      const result = await this.#model.interpolate({ a, b }, (p) => {
+        ui.progress.value = p.progress;
+        ui.status.textContent = `${p.progress < 0.5 ? 'encoding' : 'decoding'} · step ${p.step} · σ = ${p.sigma.toPrecision(3)}`;
+      });
+      drawGrid(ui.canvas, result.data, result.shape, { range: this.#info.card.image.range, scale: fitScale(result.shape, CANVAS) });
+      ui.progress.value = 1;
+      const [ra, rb] = result.reconstructionRms.map((r) => r.toFixed(4));
+      ui.status.textContent = `first digit → second through the prior; the ends are the digits encoded and decoded (RMS error ${ra}, ${rb}); ${result.evals} evaluations`;
+      this.result = result;
+      this.#setState('done');
+      this.dispatchEvent(new CustomEvent('done', { detail: result }));
+      return result;
     } catch (error) {
       return this.#failed(error);
     } finally {

@@ -154,6 +154,7 @@ const handlers = {
   [REQUESTS.generate]: (data, id) => sample('generate', data, id),
   [REQUESTS.inpaint]: (data, id) => sample('inpaint', data, id),
   [REQUESTS.likelihood]: (data, id) => sample('likelihood', data, id),
+  [REQUESTS.interpolate]: (data, id) => sample('interpolate', data, id),
 };
 for (const type of Object.values(REQUESTS)) {
   if (!handlers[type]) throw new Error(`worker.js has no handler for the request ${type}`);
@@ -162,7 +163,7 @@ for (const op of Object.values(FIELD_OPS)) {
   if (!fieldOps[op]) throw new Error(`worker.js has no handler for the field request ${op}`);
 }
 
-// generate, inpaint or likelihood, with progress (and its previews' buffers transferred).
+// generate, inpaint, likelihood or interpolate, with progress (and its previews' buffers transferred).
 async function sample(type, data, id) {
   const { model } = await load(data.url, data.backend);
   running.set(id, model);

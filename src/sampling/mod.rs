@@ -9,6 +9,7 @@
 pub mod catalog;
 pub mod guidance;
 pub mod inpaint;
+pub mod interpolate;
 pub mod karras;
 pub mod ode;
 pub mod pc;

@@ -138,3 +138,26 @@ pub async fn sample_rk45<S: ScoreFn, O: Observer>(
     let solution = solve_rk45(drift, x.reshape([b, c * h * w]), T_END, eps, rtol, atol, on_step).await?;
     Ok(solution.y.reshape(shape))
 }
+
+/// Encodes data into the prior: the probability-flow ODE from ε up to T with RK45, the inverse of
+/// [`sample_rk45`] (Song et al. 2021, §4.3: a deterministic, unique code x(T) for each x(0) that
+/// decoding maps back to it, up to the solver's tolerance). `progress` = (t − ε)/(T − ε).
+pub async fn encode_rk45<S: ScoreFn, O: Observer>(
+    score: &S,
+    sde: &Sde,
+    x: Tensor<4>,
+    rtol: f64,
+    atol: f64,
+    observer: &mut O,
+) -> Result<Tensor<4>, SampleError> {
+    let shape = x.dims();
+    let [b, c, h, w] = shape;
+    let eps = sde.eps();
+    let drift = |t: f64, y: Tensor<2>| ode_drift(score, sde, y.reshape(shape), t).reshape([b, c * h * w]);
+    let on_step = async |step: usize, t: f64, y: &Tensor<2>| {
+        let x = y.clone().reshape(shape);
+        observer.observe(Step { step, total: None, t, progress: (t - eps) / (T_END - eps), x: &x, x_mean: &x }).await
+    };
+    let solution = solve_rk45(drift, x.reshape([b, c * h * w]), eps, T_END, rtol, atol, on_step).await?;
+    Ok(solution.y.reshape(shape))
+}

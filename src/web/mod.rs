@@ -33,7 +33,7 @@ use crate::weights::{self, ModelCard};
 use device::{device_lost, fetch_bytes, resolve, start_webgpu};
 use crate::serde_fields::field_names;
 use observer::{JsObserver, now_ms, tensor_to_js};
-use options::{LikelihoodRunOptions, LoadOptions, PreviewOf, RunOptions, count, parse_options, pixels, refuse_unknown_keys, take_numbers};
+use options::{InterpolateRunOptions, LikelihoodRunOptions, LoadOptions, PreviewOf, RunOptions, count, parse_options, pixels, refuse_unknown_keys, take_numbers};
 
 #[wasm_bindgen(start)]
 pub fn start() {
@@ -421,6 +421,46 @@ impl WebModel {
         Reflect::set(&out, &"steps".into(), &(result.steps as f64).into()).ok();
         Reflect::set(&out, &"seconds".into(), &((js_sys::Date::now() - start) / 1000.0).into()).ok();
         Ok(out.into())
+    }
+
+    /// From one image to another through the prior: both encoded with the probability-flow ODE
+    /// (RK45), their codes interpolated spherically, `frames` points decoded with the same ODE.
+    /// Options: `a`, `b` (C·H·W values in the card's range), `frames` (default 9, the ends
+    /// included), `rtol`, `atol` (the library's), `previewEvery`, `runId`. Progress: the encoding
+    /// as the first half, the decoding as the second, x(t) as the preview. Resolves to
+    /// `{data, shape: [frames, C, H, W], reconstructionRms: [a, b], evals, seconds}`: the ends are
+    /// the images' reconstructions, `reconstructionRms` their root-mean-square error.
+    pub async fn interpolate(&self, options: JsValue, on_progress: Option<Function>) -> Result<JsValue, WebError> {
+        let (options, a) = take_numbers(&options, "a")?;
+        let (options, b) = take_numbers(&options, "b")?;
+        let options = InterpolateRunOptions::parse(options)?;
+        let (frames, preview_every) = options.counts()?;
+        let [c, h, w] = self.card.image_shape();
+        let mut images = Vec::with_capacity(2 * c * h * w);
+        for (name, values) in [("a", a), ("b", b)] {
+            let values = values.ok_or_else(|| WebError::invalid(format!("`{name}` is missing: give two images, `a` and `b`")))?;
+            if values.len() != c * h * w {
+                return Err(WebError::invalid(format!("`{name}` has {} values; this model's images have {} ({c}×{h}×{w})", values.len(), c * h * w)));
+            }
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(WebError::invalid(format!("`{name}` holds {} at index {i}", values[i])));
+            }
+            images.extend(values);
+        }
+        self.check_batch(frames)?;
+        let x = Tensor::<4>::from_data(TensorData::new(images, [2, c, h, w]), &self.backend.device);
+        let (mut observer, _guard) = self.observer(on_progress, options.run_id()?, preview_every, PreviewOf::X);
+        let start = js_sys::Date::now();
+        let path = sampling::interpolate::interpolate(&self.model, &self.model.sde, x, frames, options.rtol, options.atol, &mut observer).await.map_err(|e| self.fail(e))?;
+        let (out, first_bad) = tensor_to_js(path.frames).await.map_err(|e| self.fail(WebError::run(e)))?;
+        if let Some(i) = first_bad {
+            return Err(WebError::new(ErrorName::NonFinite, format!("the interpolation produced a non-finite value (at index {i}); try a smaller rtol and atol")));
+        }
+        let rms = js_sys::Array::of2(&path.reconstruction_rms[0].into(), &path.reconstruction_rms[1].into());
+        Reflect::set(&out, &"reconstructionRms".into(), &rms).ok();
+        Reflect::set(&out, &"evals".into(), &(path.evals as f64).into()).ok();
+        Reflect::set(&out, &"seconds".into(), &((js_sys::Date::now() - start) / 1000.0).into()).ok();
+        Ok(out)
     }
 }
 

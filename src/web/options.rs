@@ -8,6 +8,7 @@ use wasm_bindgen::prelude::*;
 use super::WebError;
 use crate::likelihood::LikelihoodOptions;
 use crate::sampling::guidance::{self, Guidance};
+use crate::sampling::interpolate;
 use crate::sampling::{self, SampleOptions, Sampler, catalog};
 use crate::serde_fields::field_names;
 
@@ -144,6 +145,45 @@ impl LikelihoodRunOptions {
         let probes = count("probes", self.probes, 1, 64)?;
         let preview_every = count("previewEvery", self.preview_every, 0, sampling::MAX_STEPS)?;
         Ok((LikelihoodOptions { rtol: self.rtol, atol: self.atol, seed, probes }, preview_every.max(1)))
+    }
+}
+
+/// Options of `interpolate` besides the two images, checked field by field.
+#[derive(Deserialize)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct InterpolateRunOptions {
+    /// Decoded points of the path, the two ends included.
+    pub(super) frames: f64,
+    pub(super) rtol: f64,
+    pub(super) atol: f64,
+    pub(super) preview_every: f64,
+    pub(super) run_id: Option<f64>,
+}
+
+impl Default for InterpolateRunOptions {
+    fn default() -> Self {
+        Self { frames: interpolate::DEFAULT_FRAMES as f64, rtol: sampling::DEFAULT_ODE_TOL, atol: sampling::DEFAULT_ODE_TOL, preview_every: 0.0, run_id: None }
+    }
+}
+
+impl InterpolateRunOptions {
+    pub(super) fn parse(options: JsValue) -> Result<Self, WebError> {
+        if options.is_undefined() || options.is_null() {
+            return Ok(Self::default());
+        }
+        refuse_unknown_keys(&options, field_names::<Self>(), "interpolate option")?;
+        serde_wasm_bindgen::from_value(options).map_err(|e| WebError::invalid(format!("interpolate options: {e}")))
+    }
+
+    pub(super) fn run_id(&self) -> Result<Option<u32>, WebError> {
+        self.run_id.map(|v| count("runId", v, 0, u32::MAX as usize).map(|v| v as u32)).transpose()
+    }
+
+    /// Frames and the preview interval (the tolerances are checked by the interpolation).
+    pub(super) fn counts(&self) -> Result<(usize, usize), WebError> {
+        let frames = count("frames", self.frames, 2, interpolate::MAX_FRAMES)?;
+        let preview_every = count("previewEvery", self.preview_every, 0, sampling::MAX_STEPS)?;
+        Ok((frames, preview_every.max(1)))
     }
 }
 

@@ -251,6 +251,23 @@ test('a post asking for a digit gets guided samples; its digit control lists the
   await page.close();
 });
 
+test('interpolate mode draws two digits and morphs one into the other through the prior; its batch control stays hidden', async () => {
+  const page = await hostPage(widgetPage('<score-field id="morph" mode="interpolate" seed="6" controls="run,seed,batch"></score-field>'), `${server.url}morph.html`);
+  await waitStates(page, 'score-field', ['ready']);
+  assert.equal(await page.$eval('#morph', (w) => w.shadowRoot.querySelector('input[name=batch]').closest('label').hidden), true);
+  const out = await page.$eval('#morph', async (w) => {
+    const r = await w.run();
+    return { shape: r.shape, rms: r.reconstructionRms, status: w.shadowRoot.querySelector('.status').textContent, state: w.state };
+  });
+  assert.deepEqual(out.shape, [9, 1, 28, 28]);
+  assert.equal(out.state, 'done');
+  assert.ok(out.rms.every((r) => r < 0.01), JSON.stringify(out));
+  assert.match(out.status, /encoded and decoded \(RMS error 0\.0\d+, 0\.0\d+\)/);
+  assert.ok((await canvasStd(page, '#morph')) > 5, 'the path is blank');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test("the host page's CSS does not reach inside the widget", async () => {
   const hostile = '<style>* { box-sizing: content-box; font: 40px serif; } button { display: none; } canvas { width: 5px !important; } .root, .error { display: none; }</style>';
   const page = await hostPage(widgetPage('<p>Some text.</p><score-field width="300" sampler="dpmpp-2m" steps="5" batch="4"></score-field>', hostile), `${server.url}hostile.html`);

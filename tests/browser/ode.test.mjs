@@ -1,7 +1,8 @@
-// "How likely is this digit?" in a real browser: the page's section on the CPU build (the CLI's
-// reference values reproduced, progress, x(t) previews, cancel, bad input), and the API on WebGPU
-// forced. The software WebGPU adapter here takes seconds per evaluation with its gradient, so the
-// WebGPU run uses a tiny untrained model whose density is known in closed form.
+// The probability-flow ODE in a real browser: "How likely is this digit?" (the CLI's reference
+// values reproduced, progress, x(t) previews, cancel, bad input) and "From one digit to another"
+// (encoding, spherical interpolation, decoding) on the CPU build, and both on WebGPU forced. The
+// software WebGPU adapter here takes seconds per evaluation, so the WebGPU runs use a tiny
+// untrained model whose density is known in closed form.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -47,19 +48,21 @@ async function openLoaded(backend) {
   return page;
 }
 
-/** The worker's likelihood through the page's client: {bitsPerDim, …} or {error, name}. */
-function likelihood(page, url, backend, options) {
-  return page.evaluate(async ([url, backend, options]) => {
+/** A worker call (`likelihood` or `interpolate`) through the page's client: its result with
+ * `data` as an array and the number of previews seen, or {error, name}. */
+function call(page, type, url, backend, options) {
+  return page.evaluate(async ([type, url, backend, options]) => {
     const { RemoteModel } = await import('/client.js');
     let previews = 0;
     try {
-      const out = await new RemoteModel(url, backend).likelihood(options, (p) => (previews += p.preview ? 1 : 0));
-      return { ...out, previews };
+      const out = await new RemoteModel(url, backend)[type](options, (p) => (previews += p.preview ? 1 : 0));
+      return { ...out, data: out.data ? Array.from(out.data) : undefined, previews };
     } catch (e) {
       return { error: e.message, name: e.name };
     }
-  }, [url, backend, options]);
+  }, [type, url, backend, options]);
 }
+const likelihood = (page, url, backend, options) => call(page, 'likelihood', url, backend, options);
 
 test('the likelihood section measures the held-out reference on the CPU build as the CLI did, to 0.01 bits/dim, with progress and x(t) on its way to the prior', async () => {
   const page = await openLoaded('cpu');
@@ -150,6 +153,67 @@ test('the likelihood runs on WebGPU forced, agreeing with the CPU build for the 
   console.log(`WebGPU ${gpu.bitsPerDim.toFixed(4)}, CPU ${cpu.bitsPerDim.toFixed(4)} bits/dim; ${gpu.evals} evaluations on WebGPU in ${((Date.now() - start) / 1000).toFixed(0)} s`);
   assert.ok(Number.isFinite(gpu.bitsPerDim) && gpu.previews > 0, JSON.stringify(gpu));
   assert.ok(Math.abs(gpu.bitsPerDim - cpu.bitsPerDim) < 0.01, `WebGPU ${gpu.bitsPerDim} against the CPU's ${cpu.bitsPerDim}`);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('the interpolation section morphs two new digits into each other through the prior on the CPU build; its ends are the digits, encoded and decoded; bad images are named', async () => {
+  const page = await openLoaded('cpu');
+  await page.click('#interp-new');
+  await page.waitForFunction(() => /press Interpolate/.test(document.getElementById('interp-status').textContent) || !document.getElementById('interp-error').hidden, null, { timeout: 120_000 });
+  const [a, b] = await page.evaluate(() => window.scorefield.interpolationPainters.map((p) => Array.from(p.image)));
+  await page.click('#interp-run');
+  await page.waitForFunction(() => /points decoded/.test(document.getElementById('interp-status').textContent) || !document.getElementById('interp-error').hidden, null, { timeout: 300_000 });
+  assert.equal(await page.$eval('#interp-error', (e) => (e.hidden ? '' : e.textContent)), '');
+  const out = await page.evaluate(() => ({ ...window.scorefield.lastInterpolation, data: Array.from(window.scorefield.lastInterpolation.data) }));
+  assert.deepEqual(out.shape, [9, 1, 28, 28]);
+  const n = 784;
+  const rms = (x, y) => Math.sqrt(x.reduce((acc, v, i) => acc + (v - y[i]) ** 2, 0) / x.length);
+  const [first, middle, last] = [out.data.slice(0, n), out.data.slice(4 * n, 5 * n), out.data.slice(8 * n)];
+  console.log(`reconstruction RMS ${out.reconstructionRms.map((r) => r.toFixed(5)).join(', ')}; ${out.evals} evaluations in ${out.seconds.toFixed(1)} s`);
+  // Encoding then decoding gives the digits back; the path between them is neither.
+  assert.ok(Math.abs(rms(first, a) - out.reconstructionRms[0]) < 1e-4 && Math.abs(rms(last, b) - out.reconstructionRms[1]) < 1e-4, JSON.stringify(out.reconstructionRms));
+  assert.ok(out.reconstructionRms.every((r) => r < 0.01), `reconstruction RMS ${out.reconstructionRms}`);
+  assert.ok(rms(middle, a) > 0.05 && rms(middle, b) > 0.05, 'the middle of the path is one of its ends');
+  assert.match(await page.$eval('#interp-caption', (c) => c.textContent), /root-mean-square error 0\.0\d+ and 0\.0\d+/);
+
+  const url = `${server.url}models/mnist.json`;
+  const blank = new Array(784).fill(0);
+  const cases = [
+    [{ b: blank }, /`a` is missing: give two images, `a` and `b`/],
+    [{ a: blank, b: [1, 2] }, /`b` has 2 values; this model's images have 784/],
+    [{ a: blank.map((v, i) => (i === 3 ? Number.NaN : v)), b: blank }, /`a` holds NaN at index 3/],
+    [{ a: blank, b: blank, frames: 1 }, /`frames` must be a whole number in 2..=64/],
+    [{ a: blank, b: blank, atol: 0 }, /`atol` must be in/],
+    [{ a: blank, b: blank, steps: 3 }, /unknown interpolate option field `steps`/],
+  ];
+  for (const [options, message] of cases) {
+    const res = await call(page, 'interpolate', url, 'cpu', options);
+    assert.equal(res.name, 'InvalidOptionError', JSON.stringify(res));
+    assert.match(res.error, message);
+  }
+  await page.screenshot({ path: path.join(ARTIFACTS, 'page-interpolation.png'), fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('interpolation runs on WebGPU forced and agrees with the CPU build', async () => {
+  const page = await openLoaded('webgpu');
+  const url = `${tinyServer.url}tiny.json`;
+  const a = Array.from({ length: 784 }, (_, i) => (i % 28 > 10 && i % 28 < 16 ? 0.9 : 0));
+  const b = Array.from({ length: 784 }, (_, i) => (i / 28 > 10 && i / 28 < 16 ? 0.9 : 0));
+  // The loosest tolerance and two frames: few evaluations for the software adapter.
+  const options = { a, b, frames: 2, rtol: 1, atol: 1 };
+  const cpu = await call(page, 'interpolate', url, 'cpu', options);
+  const start = Date.now();
+  const gpu = await call(page, 'interpolate', url, 'webgpu', options);
+  assert.ok(!gpu.error && !cpu.error, JSON.stringify({ gpu: gpu.error, cpu: cpu.error }));
+  console.log(`WebGPU: ${gpu.evals} evaluations in ${((Date.now() - start) / 1000).toFixed(0)} s`);
+  assert.deepEqual(gpu.shape, [2, 1, 28, 28]);
+  assert.ok(gpu.previews > 0, 'no previews');
+  const gap = Math.max(...gpu.data.map((v, i) => Math.abs(v - cpu.data[i])));
+  assert.ok(gap < 1e-3, `WebGPU and the CPU build differ by ${gap}`);
+  assert.equal(gpu.evals, cpu.evals);
   assert.deepEqual(page.errors, []);
   await page.close();
 });
