@@ -26,12 +26,12 @@ fn encoding_is_the_closed_form_map_and_decoding_inverts_it() {
     let code = block_on(encode_rk45(&target, &sde, x, DEFAULT_ODE_TOL, DEFAULT_ODE_TOL, &mut no_observer())).unwrap();
     let (sigma_eps, sigma_t) = (sde.marginal(sde.eps()).1, sde.marginal(1.0).1);
     let scale = ((s2 + sigma_t * sigma_t) / (s2 + sigma_eps * sigma_eps)).sqrt();
-    let got: Vec<f32> = code.clone().into_data().to_vec().unwrap();
+    let got: Vec<f32> = code.clone().into_data().try_to_vec::<f32>().unwrap();
     for (g, v) in got.iter().zip(&values) {
         let expected = 0.5 + (*v as f64 - 0.5) * scale;
         assert!((*g as f64 - expected).abs() < 1e-3 * expected.abs().max(1.0), "code {g}, closed form {expected}");
     }
-    let back: Vec<f32> = block_on(sample_rk45(&target, &sde, code, DEFAULT_ODE_TOL, DEFAULT_ODE_TOL, &mut no_observer())).unwrap().into_data().to_vec().unwrap();
+    let back: Vec<f32> = block_on(sample_rk45(&target, &sde, code, DEFAULT_ODE_TOL, DEFAULT_ODE_TOL, &mut no_observer())).unwrap().into_data().try_to_vec::<f32>().unwrap();
     let worst = back.iter().zip(&values).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
     assert!(worst < 1e-3, "decoding the code is off by {worst}");
 }
@@ -50,7 +50,7 @@ fn the_shipped_model_reconstructs_what_it_encodes() {
     let path = block_on(interpolate(&model, &model.sde, x, 5, DEFAULT_ODE_TOL, DEFAULT_ODE_TOL, &mut no_observer())).unwrap();
     println!("reconstruction RMS: held-out {:.5}, scribble {:.5}; {} evaluations", path.reconstruction_rms[0], path.reconstruction_rms[1], path.evals);
     assert!(path.reconstruction_rms.iter().all(|&r| r < 0.002), "{:?}", path.reconstruction_rms);
-    let frames: Vec<f32> = path.frames.into_data().to_vec().unwrap();
+    let frames: Vec<f32> = path.frames.into_data().try_to_vec::<f32>().unwrap();
     let rms = |a: &[f32], b: &[f32]| (a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum::<f64>() / a.len() as f64).sqrt();
     assert!(rms(&frames[..784], &pixels[..784]) < 0.02 && rms(&frames[4 * 784..], &pixels[784..]) < 0.02);
     let middle = &frames[2 * 784..3 * 784];

@@ -118,46 +118,29 @@ where
 }
 
 /// Samples by integrating the probability-flow ODE from T down to ε with RK45.
-pub async fn sample_rk45<S: ScoreFn, O: Observer>(
-    score: &S,
-    sde: &Sde,
-    x: Tensor<4>,
-    rtol: f64,
-    atol: f64,
-    observer: &mut O,
-) -> Result<Tensor<4>, SampleError> {
-    let shape = x.dims();
-    let [b, c, h, w] = shape;
-    let eps = sde.eps();
-    let drift = |t: f64, y: Tensor<2>| ode_drift(score, sde, y.reshape(shape), t).reshape([b, c * h * w]);
-    let on_step = async |step: usize, t: f64, y: &Tensor<2>| {
-        let x = y.clone().reshape(shape);
-        let progress = (T_END - t) / (T_END - eps);
-        observer.observe(Step { step, total: None, t, progress, x: &x, x_mean: &x }).await
-    };
-    let solution = solve_rk45(drift, x.reshape([b, c * h * w]), T_END, eps, rtol, atol, on_step).await?;
-    Ok(solution.y.reshape(shape))
+pub async fn sample_rk45<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4>, rtol: f64, atol: f64, observer: &mut O) -> Result<Tensor<4>, SampleError> {
+    flow_rk45(score, sde, x, T_END, sde.eps(), rtol, atol, observer).await
 }
 
 /// Encodes data into the prior: the probability-flow ODE from ε up to T with RK45, the inverse of
 /// [`sample_rk45`] (Song et al. 2021, §4.3: a deterministic, unique code x(T) for each x(0) that
-/// decoding maps back to it, up to the solver's tolerance). `progress` = (t − ε)/(T − ε).
-pub async fn encode_rk45<S: ScoreFn, O: Observer>(
-    score: &S,
-    sde: &Sde,
-    x: Tensor<4>,
-    rtol: f64,
-    atol: f64,
-    observer: &mut O,
-) -> Result<Tensor<4>, SampleError> {
+/// decoding maps back to it, up to the solver's tolerance).
+pub async fn encode_rk45<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4>, rtol: f64, atol: f64, observer: &mut O) -> Result<Tensor<4>, SampleError> {
+    flow_rk45(score, sde, x, sde.eps(), T_END, rtol, atol, observer).await
+}
+
+/// The probability-flow ODE for a batch of images from `t0` to `t1` (either direction); the
+/// observer's `progress` is the share of the interval covered.
+#[allow(clippy::too_many_arguments)]
+async fn flow_rk45<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4>, t0: f64, t1: f64, rtol: f64, atol: f64, observer: &mut O) -> Result<Tensor<4>, SampleError> {
     let shape = x.dims();
     let [b, c, h, w] = shape;
-    let eps = sde.eps();
     let drift = |t: f64, y: Tensor<2>| ode_drift(score, sde, y.reshape(shape), t).reshape([b, c * h * w]);
     let on_step = async |step: usize, t: f64, y: &Tensor<2>| {
         let x = y.clone().reshape(shape);
-        observer.observe(Step { step, total: None, t, progress: (t - eps) / (T_END - eps), x: &x, x_mean: &x }).await
+        let progress = (t - t0) / (t1 - t0);
+        observer.observe(Step { step, total: None, t, progress, x: &x, x_mean: &x }).await
     };
-    let solution = solve_rk45(drift, x.reshape([b, c * h * w]), eps, T_END, rtol, atol, on_step).await?;
+    let solution = solve_rk45(drift, x.reshape([b, c * h * w]), t0, t1, rtol, atol, on_step).await?;
     Ok(solution.y.reshape(shape))
 }
