@@ -592,32 +592,43 @@ export class ScoreField extends HTMLElement {
     return this.#sample('generate', this.#options(), this.#ui.canvas);
   }
 
-  /** A run starts: busy, progress at zero. */
-  #begin() {
+  /** One run: busy with the progress bar at zero while `work` resolves to {result, status}; then
+   * the status shown, `result` kept and a `done` event. Resolves to the result, or null: a cancel
+   * is no error, a lost device offers Retry, any other error lands in the box. */
+  async #task(work) {
+    const ui = this.#ui;
     this.#running = true;
     this.#showError('');
     this.#setState('running');
     this.#setBusy(true);
-    this.#ui.progress.value = 0;
-    this.#ui.status.textContent = 'starting…';
-  }
-
-  /** A run failed or was cancelled: a cancel is no error; a lost device offers Retry. */
-  #failed(error) {
-    const cancelled = error.name === 'CancelledError';
-    this.#ui.status.textContent = cancelled ? 'cancelled' : '';
-    if (!cancelled) this.#showError(error.message, error.name === 'DeviceLostError' ? () => this.#retry() : null);
-    this.#setState(cancelled ? 'ready' : 'error');
-    return null;
+    ui.progress.value = 0;
+    ui.status.textContent = 'starting…';
+    try {
+      const { result, status } = await work();
+      ui.progress.value = 1;
+      ui.status.textContent = status;
+      this.result = result;
+      this.#setState('done');
+      this.dispatchEvent(new CustomEvent('done', { detail: result }));
+      return result;
+    } catch (error) {
+      const cancelled = error.name === 'CancelledError';
+      ui.status.textContent = cancelled ? 'cancelled' : '';
+      if (!cancelled) this.#showError(error.message, error.name === 'DeviceLostError' ? () => this.#retry() : null);
+      this.#setState(cancelled ? 'ready' : 'error');
+      return null;
+    } finally {
+      this.#running = false;
+      this.#setBusy(false);
+    }
   }
 
   /** One generate/inpaint call with progress and live previews; errors land in the box. */
   async #sample(type, opts, canvas, onFrame) {
     const ui = this.#ui;
     const range = this.#info.card.image.range;
-    this.#begin();
     const scale = (shape) => fitScale(shape, CANVAS);
-    try {
+    return this.#task(async () => {
       const result = await this.#model[type](opts, (p) => {
         ui.progress.value = p.progress;
         ui.status.textContent = `step ${p.step}${p.total ? ` of ${p.total}` : ''} · t = ${p.t.toFixed(3)} · σ = ${p.sigma.toPrecision(3)}`;
@@ -627,18 +638,8 @@ export class ScoreField extends HTMLElement {
         }
       });
       drawGrid(canvas, result.data, result.shape, { range, scale: scale(result.shape) });
-      ui.progress.value = 1;
-      ui.status.textContent = `${this.#info.card.name}: ${result.evals} score evaluations in ${result.seconds.toFixed(1)} s (${this.#info.backend})`;
-      this.result = result;
-      this.#setState('done');
-      this.dispatchEvent(new CustomEvent('done', { detail: result }));
-      return result;
-    } catch (error) {
-      return this.#failed(error);
-    } finally {
-      this.#running = false;
-      this.#setBusy(false);
-    }
+      return { result, status: `${this.#info.card.name}: ${result.evals} score evaluations in ${result.seconds.toFixed(1)} s (${this.#info.backend})` };
+    });
   }
 
   /** Trajectory: keeps x(t) every few steps, then lets the reader scrub t. */
@@ -708,9 +709,8 @@ export class ScoreField extends HTMLElement {
     const ui = this.#ui;
     const range = this.#info.card.image.range;
     const origin = this.#origin;
-    this.#begin();
     this.#frames = [];
-    try {
+    return this.#task(async () => {
       const result = await this.#model.likelihood({ pixels: toPixels(this.#painter.image, range) }, (p) => {
         ui.progress.value = p.progress;
         ui.status.textContent = `step ${p.step} · σ = ${p.sigma.toPrecision(3)}`;
@@ -719,19 +719,9 @@ export class ScoreField extends HTMLElement {
           drawFrames(ui.canvas, this.#frames, this.#painter.shape, { range, scale: fitScale([PATH_FRAMES, ...this.#painter.shape.slice(1)], CANVAS), columns: 3 });
         }
       });
-      ui.progress.value = 1;
       const others = (this.#references?.images ?? []).map((r) => `${r.label} ${r.bits_per_dim.toFixed(2)}`).join(', ');
-      ui.status.textContent = `${origin}: ${result.bitsPerDim.toFixed(3)} bits/dim${others ? ` (the CLI measured ${others})` : ''}`;
-      this.result = { ...result, label: origin };
-      this.#setState('done');
-      this.dispatchEvent(new CustomEvent('done', { detail: this.result }));
-      return this.result;
-    } catch (error) {
-      return this.#failed(error);
-    } finally {
-      this.#running = false;
-      this.#setBusy(false);
-    }
+      return { result: { ...result, label: origin }, status: `${origin}: ${result.bitsPerDim.toFixed(3)} bits/dim${others ? ` (the CLI measured ${others})` : ''}` };
+    });
   }
 
   /** Interpolate mode: two digits at the widget's settings, then the path between them through
@@ -742,26 +732,15 @@ export class ScoreField extends HTMLElement {
     const ui = this.#ui;
     const n = pair.data.length / 2;
     const [a, b] = [pair.data.slice(0, n), pair.data.slice(n)];
-    this.#begin();
-    try {
+    return this.#task(async () => {
       const result = await this.#model.interpolate({ a, b }, (p) => {
         ui.progress.value = p.progress;
         ui.status.textContent = `${p.progress < 0.5 ? 'encoding' : 'decoding'} · step ${p.step} · σ = ${p.sigma.toPrecision(3)}`;
       });
       drawGrid(ui.canvas, result.data, result.shape, { range: this.#info.card.image.range, scale: fitScale(result.shape, CANVAS) });
-      ui.progress.value = 1;
       const [ra, rb] = result.reconstructionRms.map((r) => r.toFixed(4));
-      ui.status.textContent = `first digit → second through the prior; the ends are the digits encoded and decoded (RMS error ${ra}, ${rb}); ${result.evals} evaluations`;
-      this.result = result;
-      this.#setState('done');
-      this.dispatchEvent(new CustomEvent('done', { detail: result }));
-      return result;
-    } catch (error) {
-      return this.#failed(error);
-    } finally {
-      this.#running = false;
-      this.#setBusy(false);
-    }
+      return { result, status: `first digit → second through the prior; the ends are the digits encoded and decoded (RMS error ${ra}, ${rb}); ${result.evals} evaluations` };
+    });
   }
 
   /** Inpaint mode: a new source digit (one sample), with the bottom half masked. */

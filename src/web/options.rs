@@ -3,6 +3,7 @@
 
 use js_sys::{Float32Array, Reflect};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::*;
 
 use super::WebError;
@@ -127,15 +128,11 @@ impl Default for LikelihoodRunOptions {
 
 impl LikelihoodRunOptions {
     pub(super) fn parse(options: JsValue) -> Result<Self, WebError> {
-        if options.is_undefined() || options.is_null() {
-            return Ok(Self::default());
-        }
-        refuse_unknown_keys(&options, field_names::<Self>(), "likelihood option")?;
-        serde_wasm_bindgen::from_value(options).map_err(|e| WebError::invalid(format!("likelihood options: {e}")))
+        parse_checked(options, "likelihood option")
     }
 
     pub(super) fn run_id(&self) -> Result<Option<u32>, WebError> {
-        self.run_id.map(|v| count("runId", v, 0, u32::MAX as usize).map(|v| v as u32)).transpose()
+        run_id(self.run_id)
     }
 
     /// The library's options and the preview interval (tolerances and probes are checked by
@@ -168,15 +165,11 @@ impl Default for InterpolateRunOptions {
 
 impl InterpolateRunOptions {
     pub(super) fn parse(options: JsValue) -> Result<Self, WebError> {
-        if options.is_undefined() || options.is_null() {
-            return Ok(Self::default());
-        }
-        refuse_unknown_keys(&options, field_names::<Self>(), "interpolate option")?;
-        serde_wasm_bindgen::from_value(options).map_err(|e| WebError::invalid(format!("interpolate options: {e}")))
+        parse_checked(options, "interpolate option")
     }
 
     pub(super) fn run_id(&self) -> Result<Option<u32>, WebError> {
-        self.run_id.map(|v| count("runId", v, 0, u32::MAX as usize).map(|v| v as u32)).transpose()
+        run_id(self.run_id)
     }
 
     /// Frames and the preview interval (the tolerances are checked by the interpolation).
@@ -245,9 +238,8 @@ pub(super) fn count(field: &'static str, v: f64, lo: usize, hi: usize) -> Result
 }
 
 impl RunOptions {
-    /// The run id, checked: a whole number in 0..2³².
     pub(super) fn run_id(&self) -> Result<Option<u32>, WebError> {
-        self.run_id.map(|v| count("runId", v, 0, u32::MAX as usize).map(|v| v as u32)).transpose()
+        run_id(self.run_id)
     }
 
     /// Whether `class` asks for guided sampling; the guidance options without it are refused
@@ -318,9 +310,20 @@ pub(super) fn refuse_unknown_keys(options: &JsValue, known: &[&str], what: &str)
 }
 
 pub(super) fn parse_options(options: JsValue) -> Result<RunOptions, WebError> {
+    parse_checked(options, "option")
+}
+
+/// Options of one call: its defaults when absent, else each key checked against the struct's
+/// fields (`what` names them in the errors) and each value against its type.
+fn parse_checked<T: DeserializeOwned + Default>(options: JsValue, what: &str) -> Result<T, WebError> {
     if options.is_undefined() || options.is_null() {
-        return Ok(RunOptions::default());
+        return Ok(T::default());
     }
-    refuse_unknown_keys(&options, field_names::<RunOptions>(), "option")?;
-    serde_wasm_bindgen::from_value(options).map_err(|e| WebError::invalid(format!("options: {e}")))
+    refuse_unknown_keys(&options, field_names::<T>(), what)?;
+    serde_wasm_bindgen::from_value(options).map_err(|e| WebError::invalid(format!("{what}s: {e}")))
+}
+
+/// A run id, checked: a whole number in 0..2³².
+fn run_id(v: Option<f64>) -> Result<Option<u32>, WebError> {
+    v.map(|v| count("runId", v, 0, u32::MAX as usize).map(|v| v as u32)).transpose()
 }
