@@ -7,7 +7,8 @@
 //! a unit-variance regression target at every σ. Denoising score matching (Vincent 2011) in
 //! EDM's parameterisation: s = (D − x)/σ² is the score of the VE SDE's marginal at σ.
 //!
-//! Adam with linear learning-rate warm-up and gradient-norm clipping; an exponential moving
+//! Adam with linear learning-rate warm-up, an optional cool-down and gradient-norm clipping; an
+//! exponential moving
 //! average of the weights with EDM's half-life schedule (half-life in images, ramped up to a
 //! fixed share of the images seen so far), which is what gets shipped.
 //!
@@ -59,6 +60,13 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     /// Images between EMA snapshots (f16 model files for the learning curve); 0: none.
     pub snapshot_every_images: u64,
+    /// Learning-rate cool-down, warm-up–stable–decay style (Hägele et al. 2024, "Scaling Laws
+    /// and Compute-Optimal Training Beyond Fixed Training Durations", §3: a constant rate, then
+    /// a cool-down of 10–20 % of the run; their best shape is 1 − √progress): from this many
+    /// images seen the rate falls as 1 − √((images − start)/`cooldown_images`) to 0.
+    pub cooldown_start_images: u64,
+    /// Length of the cool-down in images; 0: none (the rate stays constant after warm-up).
+    pub cooldown_images: u64,
 }
 
 impl Default for TrainConfig {
@@ -76,6 +84,8 @@ impl Default for TrainConfig {
             seed: 0,
             checkpoint_every: 500,
             snapshot_every_images: 160_000,
+            cooldown_start_images: 0,
+            cooldown_images: 0,
         }
     }
 }
@@ -191,10 +201,23 @@ impl Trainer {
         })
     }
 
-    /// Learning rate at the current step: linear warm-up, then constant.
+    /// Learning rate of the next step: linear warm-up, constant, then the cool-down if one is set.
     pub fn learning_rate(&self) -> f64 {
         let warm = if self.config.warmup == 0 { 1.0 } else { ((self.step + 1) as f64 / self.config.warmup as f64).min(1.0) };
-        self.config.learning_rate * warm
+        self.config.learning_rate * warm * cooldown_factor(&self.config, self.images_seen())
+    }
+
+    /// The learning-rate schedule in words, for the model card.
+    pub fn schedule_text(&self) -> String {
+        let c = &self.config;
+        let mut text = format!("linear warm-up over {} steps, then {:e}", c.warmup, c.learning_rate);
+        if c.cooldown_images > 0 {
+            text += &format!(
+                "; cool-down 1 − √p from {} images over {} images (Hägele et al. 2024)",
+                c.cooldown_start_images, c.cooldown_images
+            );
+        }
+        text
     }
 
     /// Images seen after `step` steps.
@@ -288,6 +311,7 @@ impl Trainer {
             sessions: sessions.iter().map(|s| serde_json::to_value(s).expect("serialises")).collect(),
             final_loss: self.last_loss.is_finite().then_some(self.last_loss),
             seed: Some(self.config.seed),
+            learning_rate_schedule: Some(self.schedule_text()),
             ..Default::default()
         };
         card
@@ -432,6 +456,16 @@ impl Trainer {
     }
 }
 
+/// The cool-down's factor on the learning rate after `images` images: 1 before
+/// `cooldown_start_images`, then 1 − √p with p the share of the cool-down done, 0 after it.
+pub fn cooldown_factor(config: &TrainConfig, images: u64) -> f64 {
+    if config.cooldown_images == 0 || images < config.cooldown_start_images {
+        return 1.0;
+    }
+    let p = (images - config.cooldown_start_images) as f64 / config.cooldown_images as f64;
+    (1.0 - p.min(1.0).sqrt()).max(0.0)
+}
+
 fn optimizer(config: &TrainConfig) -> ModuleOptimizer {
     AdamConfig::new().with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip))).init()
 }
@@ -521,6 +555,29 @@ mod tests {
         }
         let after = eval(&mut trainer);
         assert!(after < 0.9 * before, "loss {before} → {after}");
+    }
+
+    /// The schedule: warm-up ramps linearly, the cool-down follows 1 − √p (p the share of the
+    /// cool-down done: ½ at p = ¼, 0 at its end and after), and a checkpoint written before the
+    /// cool-down existed (no such fields) resumes with none.
+    #[test]
+    fn the_learning_rate_warms_up_and_cools_down() {
+        let (arch, _, _) = tiny();
+        let config = TrainConfig { batch_size: 10, learning_rate: 1e-3, warmup: 4, cooldown_start_images: 100, cooldown_images: 400, ..Default::default() };
+        let mut trainer = Trainer::new(arch, Sde::ve(25.0), 0.3, config, &Device::flex()).unwrap();
+        let mut at = |step: u64| {
+            trainer.step = step;
+            trainer.learning_rate()
+        };
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(at(0), 0.25e-3) && close(at(1), 0.5e-3) && close(at(3), 1e-3));
+        assert!(close(at(10), 1e-3), "the cool-down starts at 100 images");
+        assert!(close(at(20), 0.5e-3), "a quarter of the way: 1 − √¼ = ½, got {}", at(20));
+        assert!(close(at(50), 0.0) && close(at(70), 0.0));
+        let mut old = serde_json::to_value(TrainConfig::default()).unwrap();
+        old.as_object_mut().unwrap().retain(|k, _| !k.starts_with("cooldown"));
+        let old: TrainConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(cooldown_factor(&old, 10_000_000), 1.0);
     }
 
     /// A snapshot's card carries the whole training record, so that it can ship as it is.

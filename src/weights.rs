@@ -69,6 +69,9 @@ pub struct TrainingRecord {
     pub sessions: Vec<serde_json::Value>,
     pub final_loss: Option<f64>,
     pub seed: Option<u64>,
+    /// Warm-up, rate and cool-down, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learning_rate_schedule: Option<String>,
 }
 
 /// A card's JSON text as a value, at most [`MAX_CARD_BYTES`] (the model's and the classifier's).

@@ -41,6 +41,10 @@ pub(crate) struct TrainArgs {
     lr: f64,
     #[arg(long, default_value_t = TrainConfig::default().warmup)]
     warmup: u64,
+    /// Learning-rate cool-down START,LENGTH in images: from START images the rate falls as
+    /// 1 − √progress to 0 over LENGTH (Hägele et al. 2024). Also sets it on a resumed run.
+    #[arg(long, value_parser = parse_cooldown)]
+    cooldown: Option<(u64, u64)>,
     /// EMA half-life in images (EDM: 500,000), ramped up to 5 % of the images seen.
     #[arg(long, default_value_t = TrainConfig::default().ema_halflife_images)]
     ema_halflife: f64,
@@ -71,6 +75,15 @@ pub(crate) struct TrainArgs {
     device: DeviceArg,
 }
 
+/// `START,LENGTH` in images.
+fn parse_cooldown(text: &str) -> Result<(u64, u64), String> {
+    let numbers: Vec<u64> = text.split(',').map(|n| n.trim().parse::<u64>()).collect::<Result<_, _>>().map_err(|e| format!("{e}"))?;
+    match numbers[..] {
+        [start, length] => Ok((start, length)),
+        _ => Err(format!("expected START,LENGTH in images, got `{text}`")),
+    }
+}
+
 pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
     use scorefield::train::{Trainer, sigma_data};
     let device = device(a.device.device)?;
@@ -78,7 +91,10 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
     let digits = scorefield::data::load_or_fetch(&cache).map_err(|e| e.to_string())?;
     let (train_set, _) = scorefield::data::split(&digits);
     let mut trainer = if a.resume {
-        let t = Trainer::load_checkpoint(&a.checkpoint, &device, Some(a.steps)).map_err(|e| e.to_string())?;
+        let mut t = Trainer::load_checkpoint(&a.checkpoint, &device, Some(a.steps)).map_err(|e| e.to_string())?;
+        if let Some(c) = &a.cooldown {
+            (t.config.cooldown_start_images, t.config.cooldown_images) = *c;
+        }
         eprintln!("resuming {} at step {} ({} images)", a.checkpoint.display(), t.step, t.images_seen());
         t
     } else {
@@ -96,6 +112,8 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
             seed: a.seed,
             checkpoint_every: a.checkpoint_every.max(1),
             snapshot_every_images: a.snapshot_every,
+            cooldown_start_images: a.cooldown.map_or(0, |c| c.0),
+            cooldown_images: a.cooldown.map_or(0, |c| c.1),
             ..Default::default()
         };
         let sigma_data = sigma_data(&train_set);
