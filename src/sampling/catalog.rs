@@ -108,6 +108,12 @@ pub struct SamplerInfo {
     pub default_snr: Option<f64>,
     /// S_churn the page starts with, for the samplers that read it.
     pub default_churn: Option<f64>,
+    /// Whether each sample's path depends on its own noise alone ([`super::Noise::per_sample`]), so
+    /// that a batch split into parts (`first_sample`) gives the same samples: false for the
+    /// samplers whose steps read the whole batch — the Langevin corrector of `pc` (step size
+    /// from batch-averaged norms, as in score_sde) and `ode-rk45` (one adaptive step size for
+    /// the batch). The worker pool runs those whole, in one worker.
+    pub per_sample: bool,
 }
 
 impl Sampler {
@@ -126,6 +132,7 @@ impl Sampler {
             default_corrector_steps: None,
             default_snr: None,
             default_churn: None,
+            per_sample: true,
         };
         match self {
             Sampler::EulerMaruyama => SamplerInfo {
@@ -154,6 +161,7 @@ impl Sampler {
                 min_steps_why: "at 25 steps a third of its digits are malformed, at 10 most are noise",
                 default_corrector_steps: Some(1),
                 default_snr: Some(DEFAULT_SNR),
+                per_sample: false,
                 ..base
             },
             Sampler::AnnealedLangevin => SamplerInfo {
@@ -193,6 +201,7 @@ impl Sampler {
                 default_steps: 1,
                 min_steps: 1,
                 min_steps_why: "the step count is chosen by the solver",
+                per_sample: false,
                 ..base
             },
             Sampler::EdmHeun => SamplerInfo {

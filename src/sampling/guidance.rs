@@ -74,6 +74,16 @@ impl Guidance {
         Ok(())
     }
 
+    /// The same guidance for a run whose image 0 is image `first` of the whole run: the class
+    /// cycle starts where that image's class is.
+    pub fn from_sample(mut self, first: u64) -> Self {
+        if !self.classes.is_empty() {
+            let shift = (first % self.classes.len() as u64) as usize;
+            self.classes.rotate_left(shift);
+        }
+        self
+    }
+
     fn labels(&self, batch: usize) -> Vec<usize> {
         (0..batch).map(|b| self.classes[b % self.classes.len()]).collect()
     }
@@ -136,6 +146,18 @@ mod tests {
 
     use super::*;
     use crate::mixture::Mixture;
+
+    /// A run split at image `first` keeps every image's class: image b of the part is image
+    /// first + b of the whole run, of class classes[(first + b) mod len].
+    #[test]
+    fn a_part_of_a_run_keeps_each_images_class() {
+        let all = Guidance::new((0..10).collect(), 1.0);
+        let whole = all.labels(25);
+        for first in [0usize, 3, 10, 17] {
+            assert_eq!(all.clone().from_sample(first as u64).labels(25 - first), whole[first..], "split at {first}");
+        }
+        assert_eq!(Guidance::new(vec![7], 1.0).from_sample(5).labels(3), [7, 7, 7]);
+    }
 
     /// The exact p_σ̂(k | x̂) of a Gaussian mixture's components, x̂ = x(0) + σ̂·z: components
     /// N(μ_k, (s_k² + σ̂²) I), differentiated by autodiff like the network.

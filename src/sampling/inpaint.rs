@@ -92,7 +92,7 @@ pub async fn inpaint<S: ScoreFn, O: Observer>(
 ) -> Result<Samples, SampleError> {
     options.validate(sde)?;
     let device = known.data.device();
-    let mut noise = Noise::new(options.seed);
+    let mut noise = Noise::per_sample(options.seed, options.first_sample);
     let x = prior_sample(sde, known.shape(), &device, &mut noise);
     let mut known = known.clone();
     if matches!(options.sampler, Sampler::OdeEuler | Sampler::OdeHeun | Sampler::EdmHeun | Sampler::DpmSolver2M) {

@@ -39,6 +39,10 @@ pub(super) struct RunOptions {
     pub(super) steps: f64,
     pub(super) batch: f64,
     pub(super) seed: f64,
+    /// The index of the run's first image in the seed's sequence: image b of this run is image
+    /// `firstSample + b` of a run from 0 (the samplers marked `perSample`), its class too when
+    /// `class` is `"all"`. The worker pool splits a batch across workers with it.
+    pub(super) first_sample: f64,
     pub(super) snr: f64,
     pub(super) corrector_steps: Option<f64>,
     pub(super) ald_eps: Option<f64>,
@@ -84,6 +88,7 @@ impl Default for RunOptions {
             steps: start.default_steps as f64,
             batch: catalog::RUN_DEFAULTS.batch.generate as f64,
             seed: d.seed as f64,
+            first_sample: 0.0,
             snr: d.snr,
             corrector_steps: None,
             ald_eps: d.ald_eps,
@@ -197,8 +202,13 @@ pub(super) fn pixels(values: &[f32], field: &str) -> Result<Vec<u8>, WebError> {
 
 /// A seed from a JS number: a whole number in 0..=2⁵³ − 1 (what a JS number holds exactly).
 fn whole_seed(v: f64) -> Result<u64, WebError> {
+    whole_number("seed", v)
+}
+
+/// A whole number in 0..=2⁵³ − 1 (what a JS number holds exactly).
+fn whole_number(field: &str, v: f64) -> Result<u64, WebError> {
     if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_991.0) {
-        return Err(WebError::invalid(format!("`seed` must be a non-negative whole number, got {v}")));
+        return Err(WebError::invalid(format!("`{field}` must be a non-negative whole number, got {v}")));
     }
     Ok(v as u64)
 }
@@ -261,7 +271,8 @@ impl RunOptions {
             Some(serde_json::Value::String(name)) if name == "all" => (0..classes).collect(),
             _ => return Err(bad()),
         };
-        let d = Guidance::new(chosen, self.guidance.unwrap_or(guidance::DEFAULT_GUIDANCE));
+        let first = whole_number("firstSample", self.first_sample)?;
+        let d = Guidance::new(chosen, self.guidance.unwrap_or(guidance::DEFAULT_GUIDANCE)).from_sample(first);
         let guidance = Guidance { min_sigma: self.guidance_min_sigma.unwrap_or(d.min_sigma), max_sigma: self.guidance_max_sigma.unwrap_or(d.max_sigma), ..d };
         guidance.validate(classes)?;
         Ok(guidance)
@@ -272,6 +283,7 @@ impl RunOptions {
         let steps = count("steps", self.steps, 1, sampling::MAX_STEPS)?;
         let batch = count("batch", self.batch, 1, sampling::MAX_BATCH)?;
         let seed = whole_seed(self.seed)?;
+        let first_sample = whole_number("firstSample", self.first_sample)?;
         let corrector_steps = match self.corrector_steps {
             Some(m) => Some(count("correctorSteps", m, 1, sampling::MAX_CORRECTOR_STEPS)?),
             None => None,
@@ -289,6 +301,7 @@ impl RunOptions {
             churn: self.churn,
             denoise: self.denoise,
             seed,
+            first_sample,
         };
         Ok((options, batch, preview_every))
     }

@@ -303,11 +303,12 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
         let mut done = 0;
         while done < a.samples {
             let n = a.batch.min(a.samples - done);
-            // Each batch its own seed, so batches are independent draws.
-            let batch_options = SampleOptions { seed: options.seed.wrapping_add(done as u64 * 7919), ..options.clone() };
+            // Image i of the run is image i of the seed's sequence (per-sample noise), whatever the
+            // batch size; so is its class when guided to every class in turn.
+            let batch_options = SampleOptions { first_sample: done as u64, ..options.clone() };
             let mut observer = progress("sampling");
             let shape = [n, 1, SIDE, SIDE];
-            let score = Guided::new(&model, model.sde, guide.as_ref().zip(guidance.clone())).map_err(|e| format!("run `{spec}`: {e}"))?;
+            let score = Guided::new(&model, model.sde, guide.as_ref().zip(guidance.clone().map(|g| g.from_sample(done as u64)))).map_err(|e| format!("run `{spec}`: {e}"))?;
             let out = pollster::block_on(sampling::sample(&score, &model.sde, shape, &batch_options, &device, &mut observer)).map_err(|e| format!("run `{spec}`: {e}"))?;
             evals += out.evals * n;
             let batch = pollster::block_on(read_tensor(out.x)).map_err(|e| format!("run `{spec}`: {e}"))?;

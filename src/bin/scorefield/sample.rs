@@ -51,6 +51,11 @@ pub(crate) struct SamplerArgs {
     pub(crate) no_denoise: bool,
     #[arg(long, default_value_t = SampleOptions::default().seed)]
     pub(crate) seed: u64,
+    /// Index of the first image in the seed's sequence: `--first-sample 3 --batch 1` draws image 3
+    /// of `--batch 4` (for the samplers whose images do not depend on their batch; see `pc` and
+    /// `ode-rk45` in the catalog).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) first_sample: u64,
     /// Draw digits of this class (0–9 for the digits), or `all` for every class in turn, by
     /// classifier guidance.
     #[arg(long)]
@@ -95,7 +100,7 @@ impl SamplerArgs {
         let Some(class) = &self.class else { return Ok(None) };
         let classifier = load_classifier(&self.model, card, self.classifier.as_deref(), device)?;
         let classes = if class == "all" { (0..classifier.classes()).collect() } else { vec![class.parse::<usize>().map_err(|_| format!("`--class` must be a class number or `all`, got `{class}`"))?] };
-        let guidance = Guidance { min_sigma: self.guidance_min_sigma, max_sigma: self.guidance_max_sigma, ..Guidance::new(classes, self.guidance) };
+        let guidance = Guidance { min_sigma: self.guidance_min_sigma, max_sigma: self.guidance_max_sigma, ..Guidance::new(classes, self.guidance).from_sample(self.first_sample) };
         guidance.validate(classifier.classes()).map_err(|e| e.to_string())?;
         Ok(Some((classifier, guidance)))
     }
@@ -113,6 +118,7 @@ impl SamplerArgs {
             churn: self.churn,
             denoise: !self.no_denoise,
             seed: self.seed,
+            first_sample: self.first_sample,
         })
     }
 }
