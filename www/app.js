@@ -1,5 +1,5 @@
 // The demo page: generate, watch the samples emerge, pick one, paint a mask, inpaint.
-import { RemoteModel, likelihoodReferences, workerStats } from './client.js';
+import { RemoteModel, likelihoodReferences, setWorkers, startedWorkers, workerStats } from './client.js';
 import { drawFrames, drawGrid, fitScale, gridIndexAt } from './render.js';
 import { Painter, fromPixels, imageFromFile, toPixels } from './painter.js';
 
@@ -7,6 +7,13 @@ const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 // ?backend=webgpu|cpu|auto and ?model=URL let tests and researchers pick.
 const model = new RemoteModel(params.get('model') ?? 'models/mnist.json', params.get('backend') ?? 'auto');
+// ?workers=N pins how many workers a CPU run splits its batch across (default: one per core).
+let workersProblem = null;
+try {
+  setWorkers(params.get('workers'));
+} catch (e) {
+  workersProblem = `?workers: ${e.message}; using one per core`;
+}
 // The 2-D field section computes on the CPU unless the page is asked for WebGPU.
 if (params.get('backend') === 'webgpu') document.getElementById('field')?.setAttribute('backend', 'webgpu');
 let card = null;
@@ -14,7 +21,7 @@ let lastResult = null;
 let painter = null;
 let busy = false;
 // A handle for the console and the browser tests.
-window.scorefield = { model, workerStats, lastResult: null, lastInpaint: null, lastLikelihood: null, references: null, get painter() { return painter; }, get likelihoodPainter() { return likelihood?.painter; }, get interpolationPainters() { return interpolation?.painters; } };
+window.scorefield = { model, workerStats, startedWorkers, lastResult: null, lastInpaint: null, lastLikelihood: null, references: null, get painter() { return painter; }, get likelihoodPainter() { return likelihood?.painter; }, get interpolationPainters() { return interpolation?.painters; } };
 
 /** Shows `message` (or hides the box); with `retry`, a Retry button that calls it. */
 function showError(message, retry) {
@@ -33,7 +40,8 @@ function showError(message, retry) {
 
 function showBackend(info) {
   const badge = $('badge');
-  badge.textContent = `${info.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${info.adapter}${info.fallbackReason ? ` (${info.fallbackReason})` : ''}`;
+  const workers = model.workerCount > 1 ? ` · ${model.workerCount} workers` : '';
+  badge.textContent = `${info.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${info.adapter}${info.fallbackReason ? ` (${info.fallbackReason})` : ''}${workers}`;
   badge.className = `badge ${info.backend}`;
   badge.dataset.backend = info.backend;
   // The page's largest batch, or fewer: what this device's buffers hold (src/model.rs max_batch_for).
@@ -178,7 +186,8 @@ async function run(type, opts, canvas) {
       if (p.preview) drawGrid(canvas, p.preview.data, p.preview.shape, { range: card.image.range, scale: scaleFor(p.preview.shape) });
     });
     $('bar').value = 1;
-    $('status').textContent = `done: ${result.shape[0]} × ${opts.sampler}, ${result.evals} score evaluations in ${formatSeconds(result.seconds)}`;
+    const workers = result.workers > 1 ? ` on ${result.workers} workers` : '';
+    $('status').textContent = `done: ${result.shape[0]} × ${opts.sampler}, ${result.evals} score evaluations in ${formatSeconds(result.seconds)}${workers}`;
     drawGrid(canvas, result.data, result.shape, { range: card.image.range, scale: scaleFor(result.shape) });
     keep[type](result, opts);
     return result;
@@ -454,6 +463,7 @@ async function main() {
     likelihood.loadReferences(info);
     interpolation = new InterpolationSection(info);
     setBusy(false);
+    if (workersProblem) showError(workersProblem);
   } catch (e) {
     $('badge').textContent = 'model not loaded';
     showError(`Could not load the model: ${e.message}`);

@@ -7,9 +7,11 @@
 // export-onnx`) also runs in ONNX Runtime Web (served from node_modules at /vendor/): its WebGPU
 // provider when our backend is WebGPU, its wasm provider when ours is the CPU. Both must give the
 // same output (max abs diff < 1e-3) on a fixed batch before either is timed.
-import { RemoteModel } from './client.js';
+import { RemoteModel, setWorkers, workerStats } from './client.js';
 
 const params = new URLSearchParams(location.search);
+// ?workers=N: how many workers CPU runs split a batch across (default: one per core).
+setWorkers(params.get('workers'));
 const backend = params.get('backend') ?? 'auto';
 const batches = (params.get('batches') ?? '1,16,64').split(',').map(Number);
 const repeats = Number(params.get('repeats') ?? 20);
@@ -42,6 +44,8 @@ async function main() {
   out.loadedMs = performance.now();
   out.adapter = info.adapter;
   out.backend = info.backend;
+  out.workers = model.workerCount;
+  out.hardwareConcurrency = navigator.hardwareConcurrency;
   const flops = info.card.architecture; // (tools/bench.mjs adds transfer sizes from the files)
   $('status').textContent = `loaded on ${info.backend} (${info.adapter}); first sample…`;
   if (firstSample) {
@@ -58,7 +62,9 @@ async function main() {
       await model.generate({ ...run, seed: 2 + i });
       ms.push(performance.now() - start);
     }
-    if (clicks > 0) out.clickToSamples = { run: out.firstSample, batch: 16, ms, medianMs: median(ms) };
+    if (clicks > 0) out.clickToSamples = { run: out.firstSample, batch: 16, workers: first.workers ?? 1, ms, medianMs: median(ms) };
+    // What each worker holds after those runs (its wasm memory: the module, the model, buffers).
+    out.workerMemoryBytes = await Promise.all(Array.from({ length: out.workers }, (_, i) => workerStats(i).then((s) => s.wasmMemoryBytes)));
   }
   out.evals = [];
   for (const batch of batches) {

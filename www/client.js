@@ -2,10 +2,6 @@
 // messages are protocol.js's table.
 import { FIELD_OPS, REQUESTS } from './protocol.js';
 
-let worker = null;
-let nextId = 1;
-const pending = new Map();
-
 // A worker script must have the page's origin. When this module comes from another origin (a
 // widget embedded from a CDN), a same-origin blob worker imports the real one; that needs CORS on
 // the widget's host and `blob:` in a page's worker-src/script-src CSP, if it has one.
@@ -25,66 +21,120 @@ function namedError(name, message) {
   return error;
 }
 
-// A lost GPU device cannot be replaced inside the same wasm instance (Burn registers one runtime
-// per device for good), so the worker goes and the next request starts a fresh one, which loads
-// its models again. Requests still pending in the old worker fail with a retryable error.
-function restartWorker() {
-  worker?.terminate();
-  worker = null;
-  for (const request of pending.values()) request.reject(namedError('DeviceLostError', 'the GPU device was lost and the model worker restarted; run again'));
-  pending.clear();
-}
+let nextId = 1;
 
-function getWorker() {
-  if (worker) return worker;
-  worker = createWorker();
-  worker.onmessage = (event) => {
-    const { id, status } = event.data;
-    const request = pending.get(id);
-    if (!request) return;
-    if (status === 'progress') {
-      request.onProgress?.(event.data.progress);
-    } else {
-      pending.delete(id);
-      if (status === 'result') {
-        request.resolve(event.data.result);
-      } else {
-        const error = namedError(event.data.name, event.data.error);
-        request.reject(error);
-        // This wasm instance cannot start a second device: the next request gets a new worker.
-        if (error.name === 'DeviceLostError') restartWorker();
-      }
-    }
-  };
-  worker.onerror = (event) => {
-    const error = new Error(`the model worker failed: ${event.message || 'could not start (is pkg/ built?)'}`);
-    for (const request of pending.values()) request.reject(error);
-    pending.clear();
-  };
-  return worker;
-}
-
-function request(message, onProgress) {
-  if (!Object.values(REQUESTS).includes(message.type)) throw new Error(`the worker has no request ${message.type}`);
-  const id = nextId++;
-  let fail = null;
-  const promise = new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject, onProgress });
-    fail = reject;
-  });
-  try {
-    getWorker().postMessage({ ...message, id });
-  } catch (e) {
-    pending.delete(id);
-    fail(new Error(`could not start the model worker: ${e.message}`));
+/** One model worker (its own wasm instance) and the requests waiting on it. Worker 0 of the pool
+ * serves every request; the others only take parts of CPU batches. */
+class ModelWorker {
+  constructor() {
+    this.worker = null;
+    this.pending = new Map();
   }
-  return { id, promise };
+
+  // A lost GPU device cannot be replaced inside the same wasm instance (Burn registers one runtime
+  // per device for good), so the worker goes and the next request starts a fresh one, which loads
+  // its models again. Requests still pending in the old worker fail with a retryable error.
+  restart() {
+    this.worker?.terminate();
+    this.worker = null;
+    for (const request of this.pending.values()) request.reject(namedError('DeviceLostError', 'the GPU device was lost and the model worker restarted; run again'));
+    this.pending.clear();
+  }
+
+  get() {
+    if (this.worker) return this.worker;
+    const worker = createWorker();
+    this.worker = worker;
+    worker.onmessage = (event) => {
+      const { id, status } = event.data;
+      const request = this.pending.get(id);
+      if (!request) return;
+      if (status === 'progress') {
+        request.onProgress?.(event.data.progress);
+      } else {
+        this.pending.delete(id);
+        if (status === 'result') {
+          request.resolve(event.data.result);
+        } else {
+          const error = namedError(event.data.name, event.data.error);
+          request.reject(error);
+          // This wasm instance cannot start a second device: the next request gets a new worker.
+          if (error.name === 'DeviceLostError') this.restart();
+        }
+      }
+    };
+    worker.onerror = (event) => {
+      const error = new Error(`the model worker failed: ${event.message || 'could not start (is pkg/ built?)'}`);
+      for (const request of this.pending.values()) request.reject(error);
+      this.pending.clear();
+    };
+    return worker;
+  }
+
+  request(message, onProgress) {
+    if (!Object.values(REQUESTS).includes(message.type)) throw new Error(`the worker has no request ${message.type}`);
+    const id = nextId++;
+    let fail = null;
+    const promise = new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onProgress });
+      fail = reject;
+    });
+    try {
+      this.get().postMessage({ ...message, id });
+    } catch (e) {
+      this.pending.delete(id);
+      fail(new Error(`could not start the model worker: ${e.message}`));
+    }
+    return { id, promise };
+  }
+
+  cancel(target) {
+    this.worker?.postMessage({ type: REQUESTS.cancel, target, id: 0 });
+  }
 }
 
-/** The worker's wasm memory, GPU allocator figures and model count:
+// The pool, shared by everything on the page: started lazily, worker 0 first.
+const pool = [new ModelWorker()];
+function poolWorker(i) {
+  while (pool.length <= i) pool.push(new ModelWorker());
+  return pool[i];
+}
+const request = (message, onProgress) => pool[0].request(message, onProgress);
+
+// How many workers a CPU run may use unless its model says otherwise: `setWorkers` (the page's
+// ?workers=N), else one per core the browser reports, up to the library's cap
+// (RUN_DEFAULTS.maxWorkers, known once a model has loaded).
+let pageWorkers = null;
+let maxWorkers = null;
+
+/** Pins how many workers CPU runs use on this page (a whole number ≥ 1; the library's cap
+ * applies); null: one per core. Throws a RangeError naming the value otherwise. */
+export function setWorkers(n) {
+  pageWorkers = checkedWorkers(n);
+}
+
+function checkedWorkers(n) {
+  if (n === null || n === undefined) return null;
+  const value = Number(n);
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`workers must be a whole number ≥ 1, got ${n}`);
+  return value;
+}
+
+function workerCount(own) {
+  const wanted = own ?? pageWorkers ?? (navigator.hardwareConcurrency || 1);
+  return Math.max(1, Math.min(wanted, maxWorkers ?? 1));
+}
+
+/** Worker `i`'s wasm memory, GPU allocator figures and model count (worker 0 serves every
+ * request; the others take parts of CPU batches):
  * {wasmMemoryBytes, gpuMemory: {allocations, bytesInUse, bytesReserved} | null, models, running}. */
-export function workerStats() {
-  return request({ type: REQUESTS.stats }).promise;
+export function workerStats(i = 0) {
+  return poolWorker(i).request({ type: REQUESTS.stats }).promise;
+}
+
+/** How many workers the pool has started. */
+export function startedWorkers() {
+  return pool.filter((w) => w.worker).length;
 }
 
 /** The reference likelihoods a model card names (`likelihood_references`, src/likelihood.rs
@@ -105,29 +155,109 @@ export async function likelihoodReferences(modelUrl, card) {
   return file;
 }
 
-/** A model in the worker. `url` is resolved against the page. */
+/** A model in the workers. `url` is resolved against the page; `workers` pins how many workers
+ * its CPU runs may use (default: the page's `setWorkers`, else one per core, within the library's
+ * cap).
+ *
+ * On the CPU, a `generate` or `inpaint` batch is split across the pool's workers, each drawing
+ * its share of the images with `firstSample` set to where the share starts: image i of a seed is
+ * the same however many workers drew it (per-sample noise, src/sampling/mod.rs `Noise`). The
+ * samplers whose steps read the whole batch (the catalog's `perSample: false`: `pc`'s corrector,
+ * `ode-rk45`'s shared step size) run whole in worker 0, as do batches beyond the page's largest
+ * and WebGPU runs (one device serves the batch at once). */
 export class RemoteModel {
-  constructor(url, backend = 'auto') {
+  constructor(url, backend = 'auto', workers = null) {
     this.url = new URL(url, document.baseURI).href;
     this.backend = backend;
-    this.current = null;
+    this.workers = checkedWorkers(workers);
+    this.info = null;
+    this.current = null; // [{worker, id}] of the run in progress
   }
 
   /** Loads the model; resolves to {backend, adapter, card, samplers, defaults, classes,
    * classifierProblem, fallbackReason, warmupSeconds, maxBatch}; `samplers` describes the samplers
    * it runs, the default first; `defaults` the runs' starting batch, seed and guidance and the
    * options' limits (src/sampling/catalog.rs); `classes` the class names a run can be guided to
-   * (option `class`: an index into them, or 'all'), null without a classifier. */
-  load() {
-    return request({ type: REQUESTS.load, url: this.url, backend: this.backend }).promise;
+   * (option `class`: an index into them, or 'all'), null without a classifier. On the CPU the
+   * other workers start loading their copies too, so that the first split run need not wait. */
+  async load() {
+    const info = await request({ type: REQUESTS.load, url: this.url, backend: this.backend }).promise;
+    this.info = info;
+    maxWorkers = info.defaults.maxWorkers;
+    if (info.backend === 'cpu') {
+      for (let i = 1; i < this.workerCount; i++) poolWorker(i).request({ type: REQUESTS.load, url: this.url, backend: 'cpu' }).promise.catch(() => {});
+    }
+    return info;
   }
 
-  /** Runs generate, inpaint, likelihood or interpolate; onProgress gets {step, total, t, progress, preview?}. */
+  /** How many workers this model's runs may use: 1 on WebGPU, else the pinned count or one per
+   * core, within the library's cap. */
+  get workerCount() {
+    return this.info?.backend === 'cpu' ? workerCount(this.workers) : 1;
+  }
+
+  /** How `options` of a generate or inpaint run split across workers: [{start, batch}], or null
+   * to run whole in worker 0 (see the class comment; a run whose options the library would refuse
+   * is not split either, so that worker 0 names the problem). */
+  split(type, options) {
+    const info = this.info;
+    if (info?.backend !== 'cpu' || (type !== REQUESTS.generate && type !== REQUESTS.inpaint)) return null;
+    if (options === null || typeof options !== 'object') return null;
+    const count = this.workerCount;
+    const batch = options.batch ?? info.defaults.batch[type];
+    const first = options.firstSample ?? 0;
+    const sampler = info.samplers.find((x) => x.name === (options.sampler ?? info.samplers[0].name));
+    if (count < 2 || !sampler?.perSample || !Number.isInteger(first) || first < 0) return null;
+    if (!Number.isInteger(batch) || batch < 2 || batch > info.defaults.maxBatch) return null;
+    const k = Math.min(count, batch);
+    const parts = [];
+    for (let i = 0, start = 0; i < k; i++) {
+      const n = Math.floor(batch / k) + (i < batch % k ? 1 : 0);
+      parts.push({ start, batch: n });
+      start += n;
+    }
+    return parts;
+  }
+
+  /** Runs generate, inpaint, likelihood or interpolate; onProgress gets {step, total, t, progress,
+   * preview?}. A split run resolves like a whole one, with `workers` (how many drew it) added. */
   run(type, options, onProgress) {
-    const { id, promise } = request({ type, url: this.url, backend: this.backend, options }, onProgress);
-    this.current = id;
+    const parts = this.split(type, options);
+    const requests = parts ? this.#parts(type, options, onProgress, parts) : [{ worker: pool[0], ...request({ type, url: this.url, backend: this.backend, options }, onProgress) }];
+    this.current = requests;
+    let promise = requests[0].promise;
+    if (parts) {
+      const started = performance.now();
+      const all = Promise.all(requests.map((r) => r.promise));
+      // One part failed (or was cancelled): stop the others.
+      all.catch(() => requests.forEach((r) => r.worker.cancel(r.id)));
+      promise = all.then((outs) => joinParts(outs, parts, (performance.now() - started) / 1000));
+    }
     return promise.finally(() => {
-      if (this.current === id) this.current = null;
+      if (this.current === requests) this.current = null;
+    });
+  }
+
+  // Sends each part to its worker; progress reports the slowest part, with a preview of the whole
+  // batch (each part's latest) once every part has sent one.
+  #parts(type, options, onProgress, parts) {
+    const first = options.firstSample ?? 0;
+    const latest = parts.map(() => null);
+    const previews = parts.map(() => null);
+    const report = (i, p) => {
+      latest[i] = p;
+      if (p.preview) previews[i] = p.preview;
+      if (!onProgress) return;
+      const slowest = latest.reduce((a, b) => (b && (!a || b.progress < a.progress) ? b : a), null);
+      const out = { ...slowest };
+      delete out.preview;
+      if (p.preview && previews.every(Boolean)) out.preview = joinParts(previews, parts);
+      onProgress(out);
+    };
+    return parts.map(({ start, batch }, i) => {
+      const worker = poolWorker(i);
+      const part = { ...options, batch, firstSample: first + start };
+      return { worker, ...worker.request({ type, url: this.url, backend: i === 0 ? this.backend : 'cpu', options: part }, (p) => report(i, p)) };
     });
   }
 
@@ -170,14 +300,29 @@ export class RemoteModel {
     return request({ type: REQUESTS.destroyDevice, url: this.url, backend: this.backend }).promise;
   }
 
-  /** Frees the model in the worker (a later call loads it again). */
-  unload() {
-    return request({ type: REQUESTS.unload, url: this.url }).promise;
+  /** Frees the model in every worker (a later call loads it again). */
+  async unload() {
+    await request({ type: REQUESTS.unload, url: this.url }).promise;
+    await Promise.all(pool.slice(1).filter((w) => w.worker).map((w) => w.request({ type: REQUESTS.unload, url: this.url }).promise));
   }
 
   cancel() {
-    if (this.current !== null) getWorker().postMessage({ type: REQUESTS.cancel, target: this.current, id: 0 });
+    for (const { worker, id } of this.current ?? []) worker.cancel(id);
   }
+}
+
+/** The parts' {data, shape} in order as one batch; with `seconds`, the parts' results as one:
+ * the first part's evaluation count (every part took the same steps), the slowest part's
+ * observer time, and how many workers drew it. */
+function joinParts(outs, parts, seconds) {
+  const [, ...rest] = outs[0].shape;
+  const per = rest.reduce((a, b) => a * b, 1);
+  const total = parts.reduce((n, p) => n + p.batch, 0);
+  const data = new Float32Array(total * per);
+  outs.forEach((out, i) => data.set(out.data, parts[i].start * per));
+  const joined = { data, shape: [total, ...rest] };
+  if (seconds === undefined) return joined;
+  return { ...outs[0], ...joined, seconds, observerSeconds: Math.max(...outs.map((o) => o.observerSeconds ?? 0)), workers: parts.length };
 }
 
 /** The 2-D explainer's distribution in the worker (src/web/field.rs): `spec` is

@@ -7,7 +7,8 @@
 // module), mode (generate | inpaint | trajectory | interpolate | likelihood | field), sampler and steps (default: the model's fastest
 // good setting; a sampler's step count has a floor, below which it shows noise), batch, seed, autoplay,
 // controls (comma-separated: run, sampler, steps, seed, batch, label; or "none"), width (CSS pixels),
-// backend (auto | webgpu | cpu), and for a model with a classifier label (a class name such as
+// backend (auto | webgpu | cpu), workers (how many model workers its CPU runs may split a batch
+// across; default one per core, up to the library's cap), and for a model with a classifier label (a class name such as
 // "7", "all" for each class in turn, "any" for unguided: classifier guidance; HTML's `class` is
 // taken by CSS) and guidance (the scale w).
 //
@@ -26,8 +27,9 @@
 // (Field2D.describe()).
 //
 // Everything lives in a Shadow DOM; nothing is added to the page's globals or styles. All widgets
-// on a page share one worker, hence one wasm instance, one GPU device and one copy of each model
-// (client.js + worker.js). A widget loads only when it scrolls into view, and its errors stay in
+// on a page share one pool of workers (client.js + worker.js): worker 0, hence one wasm instance,
+// one GPU device and one copy of each model, serves every request; on the CPU the others draw
+// parts of a batch. A widget loads only when it scrolls into view, and its errors stay in
 // its own box.
 import { RemoteField, RemoteModel, likelihoodReferences } from './client.js';
 import { drawFrames, drawGrid, fitScale } from './render.js';
@@ -101,12 +103,13 @@ function attributes(host) {
       problems.push(`${name}="${v}" is not one of ${allowed.join(', ')}; using ${fallback}`);
       return fallback;
     },
-    whole(name, lo, hi, fallback) {
+    whole(name, lo, hi, fallback, fallbackText = fallback) {
       const v = host.getAttribute(name);
       if (v === null) return fallback;
       const n = Number(v);
       if (v.trim() !== '' && Number.isInteger(n) && n >= lo && n <= hi) return n;
-      problems.push(`${name}="${v}" is not a whole number in ${lo}..${hi}; using ${fallback}`);
+      const range = hi === Number.MAX_SAFE_INTEGER ? `≥ ${lo}` : `in ${lo}..${hi}`;
+      problems.push(`${name}="${v}" is not a whole number ${range}; using ${fallbackText}`);
       return fallback;
     },
     /** A comma-separated list of names from `allowed`; unknown ones are left out. */
@@ -122,7 +125,7 @@ function attributes(host) {
 }
 
 export class ScoreField extends HTMLElement {
-  static observedAttributes = ['model', 'mode', 'sampler', 'steps', 'batch', 'seed', 'controls', 'width', 'backend', 'distribution', 'sde', 'sigma', 'particles', 'label', 'guidance'];
+  static observedAttributes = ['model', 'mode', 'sampler', 'steps', 'batch', 'seed', 'controls', 'width', 'backend', 'workers', 'distribution', 'sde', 'sigma', 'particles', 'label', 'guidance'];
 
   #shadow;
   #ui = null;
@@ -157,6 +160,7 @@ export class ScoreField extends HTMLElement {
       mode,
       width: whole('width', 64, 4096, DEFAULTS.width),
       backend: pick('backend', BACKENDS, DEFAULTS.backend),
+      workers: whole('workers', 1, Number.MAX_SAFE_INTEGER, null, 'one per core'),
       model: this.getAttribute('model') || DEFAULT_MODEL,
       autoplay: this.hasAttribute('autoplay'),
       batch: null,
@@ -237,6 +241,7 @@ export class ScoreField extends HTMLElement {
       this.#build();
       if (started) this.#start();
     } else {
+      if (name === 'workers' && this.#model) this.#model.workers = this.settings.workers;
       this.#syncControls();
     }
   }
@@ -505,7 +510,7 @@ export class ScoreField extends HTMLElement {
     if (s.mode === 'field') return this.#startField();
     this.#setState('loading');
     this.#ui.status.textContent = 'loading the model…';
-    this.#model = new RemoteModel(s.model, s.backend);
+    this.#model = new RemoteModel(s.model, s.backend, s.workers);
     const ui = this.#ui;
     this.#loading = this.#model.load().then(
       async (info) => {
@@ -638,7 +643,8 @@ export class ScoreField extends HTMLElement {
         }
       });
       drawGrid(canvas, result.data, result.shape, { range, scale: scale(result.shape) });
-      return { result, status: `${this.#info.card.name}: ${result.evals} score evaluations in ${result.seconds.toFixed(1)} s (${this.#info.backend})` };
+      const where = result.workers > 1 ? `${this.#info.backend}, ${result.workers} workers` : this.#info.backend;
+      return { result, status: `${this.#info.card.name}: ${result.evals} score evaluations in ${result.seconds.toFixed(1)} s (${where})` };
     });
   }
 

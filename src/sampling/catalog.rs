@@ -42,6 +42,11 @@ pub struct RunDefaults {
     pub guidance: f64,
     pub guidance_slider_max: f64,
     pub max_guidance: f64,
+    /// The most model workers (wasm instances, each with its own copy of the model) a CPU run in
+    /// the page or a widget is split across; fewer when the browser reports fewer cores
+    /// (`navigator.hardwareConcurrency`), or as the page's `?workers=N` and the widget's
+    /// `workers` attribute pin. See www/client.js and docs/PERFORMANCE.md ("Workers").
+    pub max_workers: usize,
     /// The sampler a guided run starts with: a stochastic one, whose fresh noise lets guidance
     /// correct a class chosen early (docs/EVALUATION.md, "Guided generation": 86 % of the digits
     /// of the requested class with `edm-heun:18:churn=40` against 66 % with `dpmpp-2m:10`).
@@ -77,6 +82,7 @@ pub const RUN_DEFAULTS: RunDefaults = RunDefaults {
     guidance: super::guidance::DEFAULT_GUIDANCE,
     guidance_slider_max: GUIDANCE_SLIDER_MAX,
     max_guidance: super::guidance::MAX_GUIDANCE,
+    max_workers: 8,
     guided: GuidedDefaults { sampler: "edm-heun", steps: 18, churn: 40.0 },
 };
 
