@@ -1,6 +1,9 @@
 // Runs www/bench.html in headless Debian Chromium, once per backend, and writes
 // docs/performance/browser-<backend>.json plus the transfer sizes of what the page downloads.
-// Usage: node tools/bench.mjs [cpu|webgpu|field ...]   (default: cpu webgpu field)
+// Usage: node tools/bench.mjs [cpu|webgpu|field|workers ...]   (default: cpu webgpu field)
+// `workers` times the CPU build's worker pool: the same clicks (the page's default setting, batch
+// 16) and whole EM-1000 / RK45 runs with one worker and with one per core, and each worker's wasm
+// memory, into docs/performance/browser-cpu-workers.json.
 // `field` times the 2-D explainer's widget (1,000 particles: run time, playback frames per second,
 // milliseconds per drawn frame) on the CPU build, into docs/performance/browser-field.json.
 // On a software WebGPU adapter (SwiftShader, isFallbackAdapter) one evaluation at batch 64 takes
@@ -42,6 +45,34 @@ try {
       for (const f of results.field.runs) console.log(`| ${f.distribution} | ${f.sampler} | ${f.particles} | ${f.updates} | ${f.runSeconds.toFixed(2)} | ${f.fps.toFixed(1)} | ${f.drawMs.toFixed(2)} |`);
       const t = results.field.training;
       console.log(`learning the score: ${t.stepsPerSecond.toFixed(1)} steps/s (${t.steps} steps in ${t.seconds.toFixed(2)} s); a 32 × 32 comparison with the exact score ${t.compareMs.toFixed(0)} ms`);
+      continue;
+    }
+    if (backend === 'workers') {
+      const runs = [];
+      const cores = await (async () => {
+        const page = await browser.newPage();
+        await page.goto(`${server.url}bench.html?backend=cpu&first=0&batches=1&repeats=1&warmup=0&runs=0&field=0`);
+        await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 600_000 });
+        const n = await page.evaluate(() => navigator.hardwareConcurrency);
+        await page.close();
+        return n;
+      })();
+      for (const workers of [...new Set([1, cores])]) {
+        const query = `backend=cpu&workers=${workers}&clicks=5&batches=16&repeats=10&warmup=2&runs=1&ort=0&field=0`;
+        const page = await browser.newPage();
+        await page.goto(`${server.url}bench.html?${query}`);
+        await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 3_600_000 });
+        const results = await page.evaluate(() => window.benchResults);
+        await page.close();
+        if (results.error) throw new Error(`workers=${workers}: ${results.error}`);
+        runs.push({ query, ...results });
+      }
+      writeFileSync(path.join(OUT, 'browser-cpu-workers.json'), JSON.stringify({ cores, runs }, null, 2));
+      console.log(`\nCPU build, ${cores} cores reported\n| workers | click → 16 samples, median s | em:1000 batch 16 s | ode-rk45 batch 16 s | wasm memory per worker, MB |\n|---:|---:|---:|---:|---|`);
+      for (const r of runs) {
+        const whole = Object.fromEntries(r.runs.map((x) => [x.run, x.seconds]));
+        console.log(`| ${r.workers} | ${(r.clickToSamples.medianMs / 1000).toFixed(2)} | ${whole['em:1000'].toFixed(2)} | ${whole['ode-rk45:1e-5'].toFixed(2)} | ${r.workerMemoryBytes.map((b) => (b / 2 ** 20).toFixed(1)).join(', ')} |`);
+      }
       continue;
     }
     const software = backend === 'webgpu' && process.env.SCOREFIELD_BENCH_FULL !== '1';

@@ -78,7 +78,7 @@ async function main() {
     for (const [name, opts] of [['em:1000', { sampler: 'em', steps: 1000 }], ['ode-rk45:1e-5', { sampler: 'ode-rk45', rtol: 1e-5, atol: 1e-5 }]]) {
       $('status').textContent = `${name}…`;
       const r = await model.generate({ ...opts, batch: 16, seed: 2, previewEvery: 100000 });
-      out.runs.push({ run: name, batch: 16, seconds: r.seconds, evals: r.evals });
+      out.runs.push({ run: name, batch: 16, seconds: r.seconds, evals: r.evals, workers: r.workers ?? 1 });
     }
   }
   out.architecture = flops;

@@ -164,12 +164,12 @@ test('two widgets sample at once; cancelling one leaves the other running; a bro
 
 test('a careless post: each bad attribute of an image widget is named in its box once, and the widget runs with the defaults', async () => {
   const page = await hostPage(
-    widgetPage('<score-field id="careless" mode="nonsense" batch="1000000000" seed="abc" width="10" backend="gpu" controls="run,fly" steps="-5" sampler="ode_heun" label="eleven" guidance="-1"></score-field>'),
+    widgetPage('<score-field id="careless" mode="nonsense" batch="1000000000" seed="abc" width="10" backend="gpu" controls="run,fly" steps="-5" sampler="ode_heun" label="eleven" guidance="-1" workers="0"></score-field>'),
     `${server.url}careless.html`,
   );
   await waitStates(page, 'score-field', ['ready']);
   const notice = await page.$eval('#careless', (w) => w.shadowRoot.querySelector('.notice').textContent);
-  const named = ['mode="nonsense"', 'batch="1000000000"', 'seed="abc"', 'width="10"', 'backend="gpu"', 'controls="run,fly"', 'steps="-5"', 'sampler="ode_heun"', 'label="eleven"', 'guidance="-1"'];
+  const named = ['mode="nonsense"', 'batch="1000000000"', 'seed="abc"', 'width="10"', 'backend="gpu"', 'controls="run,fly"', 'steps="-5"', 'sampler="ode_heun"', 'label="eleven"', 'guidance="-1"', 'workers="0"'];
   for (const part of named) assert.equal(notice.split(part).length - 1, 1, `the notice does not name ${part} once: ${notice}`);
   assert.equal(notice.split('\n').length, named.length, notice);
   // Generate mode, the model's default sampler and steps, the library's batch and seed
@@ -181,6 +181,20 @@ test('a careless post: each bad attribute of an image widget is named in its box
   assert.deepEqual(result.shape, [defaults.batch.generate, 1, 28, 28]);
   const shown = await page.$eval('#careless', (w) => [...w.shadowRoot.querySelectorAll('.controls > label, .controls > button')].filter((n) => !n.hidden).map((n) => n.textContent.trim()));
   assert.deepEqual(shown, ['Generate'], JSON.stringify(shown));
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('a widget on the CPU with workers="2" splits its batch across two workers and says so; the images are those of one worker', async () => {
+  const widget = (id, workers) => `<score-field id="${id}" backend="cpu" sampler="dpmpp-2m" steps="5" batch="4" seed="3" workers="${workers}"></score-field>`;
+  const page = await hostPage(widgetPage(widget('two', 2) + widget('one', 1)), `${server.url}workers.html`);
+  await waitStates(page, 'score-field', ['ready']);
+  const two = await page.$eval('#two', (w) => w.run().then((r) => ({ workers: r.workers, data: Array.from(r.data) })));
+  const one = await page.$eval('#one', (w) => w.run().then((r) => ({ workers: r.workers ?? 1, data: Array.from(r.data) })));
+  assert.equal(two.workers, 2);
+  assert.equal(one.workers, 1);
+  assert.deepEqual(two.data, one.data);
+  assert.match(await page.$eval('#two', (w) => w.shadowRoot.querySelector('.status').textContent), /cpu, 2 workers/);
   assert.deepEqual(page.errors, []);
   await page.close();
 });
