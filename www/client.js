@@ -164,7 +164,7 @@ export async function likelihoodReferences(modelUrl, card) {
  * the same however many workers drew it (per-sample noise, src/sampling/mod.rs `Noise`). The
  * samplers whose steps read the whole batch (the catalog's `perSample: false`: `pc`'s corrector,
  * `ode-rk45`'s shared step size) run whole in worker 0, as do batches beyond the page's largest
- * and WebGPU runs (one device serves the batch at once). */
+ * or the device's (`maxBatch`, which worker 0 then refuses) and WebGPU runs (one device serves the batch at once). */
 export class RemoteModel {
   constructor(url, backend = 'auto', workers = null) {
     this.url = new URL(url, document.baseURI).href;
@@ -208,7 +208,8 @@ export class RemoteModel {
     const first = options.firstSample ?? 0;
     const sampler = info.samplers.find((x) => x.name === (options.sampler ?? info.samplers[0].name));
     if (count < 2 || !sampler?.perSample || !Number.isInteger(first) || first < 0) return null;
-    if (!Number.isInteger(batch) || batch < 2 || batch > info.defaults.maxBatch) return null;
+    // Beyond the page's largest batch, or what this device holds, worker 0 runs it (or refuses it).
+    if (!Number.isInteger(batch) || batch < 2 || batch > Math.min(info.defaults.maxBatch, info.maxBatch)) return null;
     const k = Math.min(count, batch);
     const parts = [];
     for (let i = 0, start = 0; i < k; i++) {
