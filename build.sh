@@ -56,11 +56,15 @@ build_wasm() {
   # Function names are 6.9 MB of the module and only serve stack traces.
   "$TOOLS/bin/wasm-bindgen" --target web --no-typescript --remove-name-section --remove-producers-section \
     --out-dir pkg "$CARGO_TARGET_DIR/wasm32-unknown-unknown/web/scorefield.wasm"
-  # Debian's wasm-opt (binaryen) currently breaks the module: init fails with "WebAssembly.Table.set():
-  # Argument 1 is invalid for table", with or without --enable-reference-types. Opt in to retry it.
-  if [ "${SCOREFIELD_WASM_OPT:-0}" = 1 ] && command -v wasm-opt >/dev/null; then
-    log "shrinking with wasm-opt"
-    wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+  # Binaryen's wasm-opt is opt-in (SCOREFIELD_WASM_OPT=1): Debian's (binaryen 108) breaks the
+  # module ("WebAssembly.Table.set(): Argument 1 is invalid for table"); npm's `binaryen` 132
+  # (`npm install --no-save binaryen@132.0.0`, used when present) works, but its -Oz makes the
+  # download larger and its speed-up is mixed, and it takes 5 min here: docs/PERFORMANCE.md, "wasm-opt".
+  if [ "${SCOREFIELD_WASM_OPT:-0}" = 1 ]; then
+    local wasm_opt=wasm-opt
+    [ -x node_modules/.bin/wasm-opt ] && wasm_opt=node_modules/.bin/wasm-opt
+    log "optimising with $wasm_opt -Oz ($("$wasm_opt" --version))"
+    "$wasm_opt" -Oz --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
       --enable-reference-types --strip-debug --strip-producers pkg/scorefield_bg.wasm -o pkg/scorefield_bg.wasm
   fi
   sizes
