@@ -1,7 +1,9 @@
 //! The host's random numbers, in one place: SplitMix64 (Steele, Lea & Flood 2014, "Fast
 //! splittable pseudorandom number generators"), a generator whose whole state is one u64, so that
-//! a training run saves and resumes it exactly and every platform draws the same numbers. Tensors
-//! draw on the device instead (`sampling::Noise`, seeded per draw with [`mix`]).
+//! a training run saves and resumes it exactly and every platform draws the same numbers. A
+//! sampling run's noise comes from here too, one stream per image (`sampling::Noise::per_sample`);
+//! the trainer's noise and dropout masks draw on the device (`sampling::Noise::new`, seeded per
+//! draw with [`mix`]).
 
 /// The golden-ratio increment of SplitMix64's state.
 pub const GOLDEN_GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
