@@ -239,20 +239,30 @@ export class RemoteModel {
     });
   }
 
-  // Sends each part to its worker; progress reports the slowest part, with a preview of the whole
-  // batch (each part's latest) once every part has sent one.
+  // Sends each part to its worker. Progress reports the slowest part; a step's preview of the
+  // whole batch goes out once, when the last part has sent its preview of that step (every part
+  // previews the same steps, in order, so the steps go out in order), with that step's t and σ.
   #parts(type, options, onProgress, parts) {
     const first = options.firstSample ?? 0;
     const latest = parts.map(() => null);
-    const previews = parts.map(() => null);
+    const shots = new Map(); // step -> each part's preview of it, until all have come
     const report = (i, p) => {
       latest[i] = p;
-      if (p.preview) previews[i] = p.preview;
       if (!onProgress) return;
+      const progress = Math.min(...latest.map((l) => l?.progress ?? 0));
+      if (p.preview) {
+        const step = shots.get(p.step) ?? parts.map(() => null);
+        step[i] = p.preview;
+        shots.set(p.step, step);
+        if (step.every(Boolean)) {
+          shots.delete(p.step);
+          onProgress({ ...p, progress, preview: joinParts(step, parts) });
+          return;
+        }
+      }
       const slowest = latest.reduce((a, b) => (b && (!a || b.progress < a.progress) ? b : a), null);
-      const out = { ...slowest };
+      const out = { ...slowest, progress };
       delete out.preview;
-      if (p.preview && previews.every(Boolean)) out.preview = joinParts(previews, parts);
       onProgress(out);
     };
     return parts.map(({ start, batch }, i) => {

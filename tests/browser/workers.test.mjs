@@ -38,7 +38,7 @@ function run(page, type, options) {
   }, [type, options]);
 }
 
-test('a CPU batch split across 1 or 3 workers gives the same images, bit for bit for generate and inpaint, to 1e-3 guided; pc and RK45 run whole', async () => {
+test('a CPU batch split across 1 or 3 workers gives the same images and previews, bit for bit for generate and inpaint, to 1e-3 guided; pc and RK45 run whole', async () => {
   const one = await loaded(1);
   const three = await loaded(3);
   assert.match(await three.$eval('#badge', (b) => b.textContent), /3 workers/);
@@ -63,6 +63,17 @@ test('a CPU batch split across 1 or 3 workers gives the same images, bit for bit
     assert.ok(diff <= tolerance, `${what}: split across 3 workers, the images differ by ${diff}`);
   }
   assert.equal(await three.evaluate(() => window.scorefield.startedWorkers()), 3);
+  // Previews of a split run: one per previewed step, of the whole batch, as one worker's.
+  const previews = (page) => page.evaluate(async () => {
+    const shots = [];
+    const keep = (p) => p.preview && shots.push({ step: p.step, t: p.t, shape: p.preview.shape, data: Array.from(p.preview.data) });
+    await window.scorefield.model.generate({ sampler: 'dpmpp-2m', steps: 4, batch: 5, seed: 11, previewEvery: 1, previewOf: 'x' }, keep);
+    return shots;
+  });
+  const [shotsOne, shotsThree] = [await previews(one), await previews(three)];
+  assert.ok(shotsOne.length >= 2, `${shotsOne.length} previews`);
+  assert.deepEqual(shotsThree.map((p) => p.step), shotsOne.map((p) => p.step));
+  assert.deepEqual(shotsThree, shotsOne);
   // A part of a run is that part of the whole: images 2 and 3 of seed 11.
   const whole = await run(one, 'generate', { sampler: 'dpmpp-2m', steps: 4, batch: 5, seed: 11 });
   const part = await run(one, 'generate', { sampler: 'dpmpp-2m', steps: 4, batch: 2, seed: 11, firstSample: 2 });
