@@ -8,9 +8,8 @@
 //! EDM's parameterisation: s = (D − x)/σ² is the score of the VE SDE's marginal at σ.
 //!
 //! Adam with linear learning-rate warm-up, an optional cool-down and gradient-norm clipping; an
-//! exponential moving
-//! average of the weights with EDM's half-life schedule (half-life in images, ramped up to a
-//! fixed share of the images seen so far), which is what gets shipped.
+//! exponential moving average of the weights with EDM's half-life schedule (half-life in images,
+//! ramped up to a fixed share of the images seen so far), which is what gets shipped.
 //!
 //! Everything random is drawn from seeded generators whose state is saved with each checkpoint
 //! (σ and the batch indices on the host, the noise and dropout masks on the device, reseeded per
@@ -463,7 +462,7 @@ pub fn cooldown_factor(config: &TrainConfig, images: u64) -> f64 {
         return 1.0;
     }
     let p = (images - config.cooldown_start_images) as f64 / config.cooldown_images as f64;
-    (1.0 - p.min(1.0).sqrt()).max(0.0)
+    1.0 - p.min(1.0).sqrt()
 }
 
 fn optimizer(config: &TrainConfig) -> ModuleOptimizer {

@@ -357,7 +357,7 @@ impl WebModel {
         let [c, h, w] = self.card.image_shape();
         self.check_batch(batch)?;
         let (mut observer, _guard) = self.observer(on_progress, options.run_id()?, every(preview_every, &sample_options), options.preview_of);
-        let guide = self.guide(&options).await?;
+        let guide = self.guide(&options, sample_options.first_sample).await?;
         let score = Guided::new(&self.model, self.model.sde, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
         let start = js_sys::Date::now();
         let out = sampling::sample(&score, &self.model.sde, [batch, c, h, w], &sample_options, &self.backend.device, &mut observer).await.map_err(|e| self.fail(e))?;
@@ -383,7 +383,7 @@ impl WebModel {
         let images: Vec<f32> = image.iter().copied().cycle().take(batch * per_image).collect();
         let known = Known::from_host(&images, &mask, [batch, c, h, w], self.card.image.range, &self.backend.device)?;
         let (mut observer, _guard) = self.observer(on_progress, options.run_id()?, every(preview_every, &sample_options), options.preview_of);
-        let guide = self.guide(&options).await?;
+        let guide = self.guide(&options, sample_options.first_sample).await?;
         let score = Guided::new(&self.model, self.model.sde, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
         let start = js_sys::Date::now();
         let out = sampling::inpaint::inpaint(&score, &self.model.sde, &known, &sample_options, &mut observer).await.map_err(|e| self.fail(e))?;
@@ -483,7 +483,7 @@ async fn fetch_classifier_card(name: &str, card_url: &str, model: &ModelCard) ->
 impl WebModel {
     /// The classifier and guidance of a run with `class`, its weights fetched the first time;
     /// `None` for an unguided run.
-    async fn guide(&self, options: &RunOptions) -> Result<Option<(Rc<NoisyClassifier>, Guidance)>, WebError> {
+    async fn guide(&self, options: &RunOptions, first_sample: u64) -> Result<Option<(Rc<NoisyClassifier>, Guidance)>, WebError> {
         if !options.guided()? {
             return Ok(None);
         }
@@ -493,7 +493,7 @@ impl WebModel {
             Guide::Card { card, weights_url, net } => (card, weights_url, net),
         };
         // The options first, against the card's classes: a bad one costs no download.
-        let guidance = options.guidance(card.architecture.classes.len())?;
+        let guidance = options.guidance(card.architecture.classes.len(), first_sample)?;
         let loaded = net.borrow().clone();
         let loaded = match loaded {
             Some(n) => n,

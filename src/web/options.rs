@@ -143,7 +143,7 @@ impl LikelihoodRunOptions {
     /// The library's options and the preview interval (tolerances and probes are checked by
     /// the likelihood itself, with the CLI's messages).
     pub(super) fn to_options(&self) -> Result<(LikelihoodOptions, usize), WebError> {
-        let seed = whole_seed(self.seed)?;
+        let seed = whole_number("seed", self.seed)?;
         let probes = count("probes", self.probes, 1, 64)?;
         let preview_every = count("previewEvery", self.preview_every, 0, sampling::MAX_STEPS)?;
         Ok((LikelihoodOptions { rtol: self.rtol, atol: self.atol, seed, probes }, preview_every.max(1)))
@@ -200,12 +200,7 @@ pub(super) fn pixels(values: &[f32], field: &str) -> Result<Vec<u8>, WebError> {
         .collect()
 }
 
-/// A seed from a JS number: a whole number in 0..=2⁵³ − 1 (what a JS number holds exactly).
-fn whole_seed(v: f64) -> Result<u64, WebError> {
-    whole_number("seed", v)
-}
-
-/// A whole number in 0..=2⁵³ − 1 (what a JS number holds exactly).
+/// A whole number in 0..=2⁵³ − 1 (what a JS number holds exactly): a seed, a first sample.
 fn whole_number(field: &str, v: f64) -> Result<u64, WebError> {
     if !(v.is_finite() && v >= 0.0 && v.fract() == 0.0 && v <= 9_007_199_254_740_991.0) {
         return Err(WebError::invalid(format!("`{field}` must be a non-negative whole number, got {v}")));
@@ -263,16 +258,16 @@ impl RunOptions {
         Ok(self.class.is_some())
     }
 
-    /// The guidance `class` and `guidance` ask for, for a classifier of `classes` classes.
-    pub(super) fn guidance(&self, classes: usize) -> Result<Guidance, WebError> {
+    /// The guidance `class` and `guidance` ask for, for a classifier of `classes` classes, in a
+    /// run whose image 0 is image `first_sample` of the seed's sequence.
+    pub(super) fn guidance(&self, classes: usize, first_sample: u64) -> Result<Guidance, WebError> {
         let bad = || WebError::invalid(format!("`class` must be a class number in 0..{classes} or \"all\", got {}", self.class.as_ref().map_or("nothing".into(), |v| v.to_string())));
         let chosen = match &self.class {
             Some(serde_json::Value::Number(n)) => vec![count("class", n.as_f64().ok_or_else(bad)?, 0, classes.saturating_sub(1))?],
             Some(serde_json::Value::String(name)) if name == "all" => (0..classes).collect(),
             _ => return Err(bad()),
         };
-        let first = whole_number("firstSample", self.first_sample)?;
-        let d = Guidance::new(chosen, self.guidance.unwrap_or(guidance::DEFAULT_GUIDANCE)).from_sample(first);
+        let d = Guidance::new(chosen, self.guidance.unwrap_or(guidance::DEFAULT_GUIDANCE)).from_sample(first_sample);
         let guidance = Guidance { min_sigma: self.guidance_min_sigma.unwrap_or(d.min_sigma), max_sigma: self.guidance_max_sigma.unwrap_or(d.max_sigma), ..d };
         guidance.validate(classes)?;
         Ok(guidance)
@@ -282,7 +277,7 @@ impl RunOptions {
         let sampler: Sampler = self.sampler.parse()?;
         let steps = count("steps", self.steps, 1, sampling::MAX_STEPS)?;
         let batch = count("batch", self.batch, 1, sampling::MAX_BATCH)?;
-        let seed = whole_seed(self.seed)?;
+        let seed = whole_number("seed", self.seed)?;
         let first_sample = whole_number("firstSample", self.first_sample)?;
         let corrector_steps = match self.corrector_steps {
             Some(m) => Some(count("correctorSteps", m, 1, sampling::MAX_CORRECTOR_STEPS)?),
