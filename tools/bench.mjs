@@ -48,16 +48,9 @@ try {
       continue;
     }
     if (backend === 'workers') {
+      // One worker first; then one per core, as many as that run's page reported.
       const runs = [];
-      const cores = await (async () => {
-        const page = await browser.newPage();
-        await page.goto(`${server.url}bench.html?backend=cpu&first=0&batches=1&repeats=1&warmup=0&runs=0&field=0`);
-        await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 600_000 });
-        const n = await page.evaluate(() => navigator.hardwareConcurrency);
-        await page.close();
-        return n;
-      })();
-      for (const workers of [...new Set([1, cores])]) {
+      for (let workers = 1; ; ) {
         const query = `backend=cpu&workers=${workers}&clicks=5&batches=16&repeats=10&warmup=2&runs=1&ort=0&field=0`;
         const page = await browser.newPage();
         await page.goto(`${server.url}bench.html?${query}`);
@@ -66,7 +59,10 @@ try {
         await page.close();
         if (results.error) throw new Error(`workers=${workers}: ${results.error}`);
         runs.push({ query, ...results });
+        if (results.hardwareConcurrency <= workers) break;
+        workers = results.hardwareConcurrency;
       }
+      const cores = runs[0].hardwareConcurrency;
       writeFileSync(path.join(OUT, 'browser-cpu-workers.json'), JSON.stringify({ cores, runs }, null, 2));
       console.log(`\nCPU build, ${cores} cores reported\n| workers | click → 16 samples, median s | em:1000 batch 16 s | ode-rk45 batch 16 s | wasm memory per worker, MB |\n|---:|---:|---:|---:|---|`);
       for (const r of runs) {
