@@ -29,7 +29,7 @@ pub enum WeightsError {
     UnexpectedTensor { name: String },
     #[error("tensor `{name}` has shape {found:?} in the weights file, but the card's architecture expects {expected:?}")]
     ShapeMismatch { name: String, expected: Vec<usize>, found: Vec<usize> },
-    #[error("tensor `{name}` has dtype {found}; supported are F32, F16 and BF16")]
+    #[error("tensor `{name}` has dtype {found}; supported are F32, F16, BF16 and I8 (with its `NAME_scale`)")]
     UnsupportedDtype { name: String, found: String },
     #[error("tensor `{name}` holds a non-finite value ({value}) at flat index {index}")]
     NonFinite { name: String, index: usize, value: String },

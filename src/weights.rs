@@ -267,6 +267,7 @@ pub fn parse_safetensors(bytes: &[u8]) -> Result<(Vec<TensorEntry>, usize), Weig
         let elem = match dtype.as_str() {
             "F32" => 4,
             "F16" | "BF16" => 2,
+            "I8" => 1,
             other => return Err(WeightsError::UnsupportedDtype { name, found: other.to_string() }),
         };
         let numel = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| corrupt("shape overflows"))?;
@@ -286,59 +287,171 @@ pub enum Dtype {
     /// IEEE half precision: half the bytes; 11 significant bits (relative rounding error ≤ 2⁻¹¹),
     /// finite up to 65504.
     F16,
+    /// Weight-only 8-bit quantisation, symmetric, one scale per output channel: every tensor of
+    /// rank ≥ 2 (convolution kernels, linear maps: 99 % of the values) is stored as I8 values q
+    /// in −127…127 with an F32 tensor `NAME_scale` (s = max |w| / 127 over the channel), read
+    /// back as w = q·s, so each weight moves by at most s/2; biases and norms stay F16. A
+    /// quarter of F32's bytes; the network still computes in f32.
+    Int8,
 }
 
-impl Dtype {
-    fn name(self) -> &'static str {
-        match self {
-            Dtype::F32 => "F32",
-            Dtype::F16 => "F16",
-        }
-    }
+/// The scale tensor that belongs to an I8 tensor `NAME` is `NAME_scale` (the naming of
+/// quantised checkpoints in compressed-tensors and vLLM); its shape has the I8 tensor's rank,
+/// with 1 on every axis but the quantised one, so that w = q·s broadcasts.
+pub const SCALE_SUFFIX: &str = "_scale";
+
+/// The axis an [`Dtype::Int8`] file quantises per channel: a convolution kernel's first
+/// ([out, in, kh, kw]), a Burn linear map's second ([in, out]): the output channel either way.
+fn channel_axis(shape: &[usize]) -> usize {
+    if shape.len() == 2 { 1 } else { 0 }
 }
 
 /// Bytes per value of a float entry and the function that decodes one value (F16 and BF16 widen
-/// exactly to f32).
+/// exactly to f32). I8 entries are decoded with their scale by [`decode`].
 fn decoder(entry: &TensorEntry) -> (usize, fn(&[u8]) -> f32) {
     match entry.dtype.as_str() {
         "F32" => (4, |c| f32::from_le_bytes(c.try_into().unwrap())),
         "F16" => (2, |c| half::f16::from_le_bytes(c.try_into().unwrap()).to_f32()),
-        _ => (2, |c| half::bf16::from_le_bytes(c.try_into().unwrap()).to_f32()),
+        "BF16" => (2, |c| half::bf16::from_le_bytes(c.try_into().unwrap()).to_f32()),
+        _ => (1, |c| c[0] as i8 as f32),
     }
 }
 
-/// The values of one tensor entry as f32.
+/// The values of one tensor entry as f32 (an I8 entry's raw integers).
 fn values_f32(entry: &TensorEntry, data: &[u8]) -> Vec<f32> {
     let (size, decode) = decoder(entry);
     data.chunks_exact(size).map(decode).collect()
 }
 
+/// One tensor of a weights file, decoded to f32.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoded {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+    /// Its dtype in the file.
+    pub dtype: String,
+}
+
+/// Every tensor of a safetensors file as f32, in file order: F32, F16 and BF16 widened exactly,
+/// an I8 tensor multiplied by its `NAME_scale` (which is consumed, not listed). An I8 tensor
+/// without a float scale of a broadcastable shape, or with a negative or non-finite scale, is
+/// refused by name.
+pub fn decode(bytes: &[u8]) -> Result<Vec<Decoded>, WeightsError> {
+    let (entries, _) = parse_safetensors(bytes)?;
+    let by_name: BTreeMap<&str, &TensorEntry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
+    let is_scale = |e: &TensorEntry| e.name.strip_suffix(SCALE_SUFFIX).and_then(|base| by_name.get(base)).is_some_and(|b| b.dtype == "I8");
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries.iter().filter(|e| !is_scale(e)) {
+        let mut values = values_f32(entry, &bytes[entry.start..entry.end]);
+        if entry.dtype == "I8" {
+            let scale_name = format!("{}{SCALE_SUFFIX}", entry.name);
+            let corrupt = |what: String| WeightsError::Corrupt(format!("tensor `{}`: {what}", entry.name));
+            let scale = by_name.get(scale_name.as_str()).ok_or_else(|| corrupt(format!("8-bit values need their scale tensor `{scale_name}`, which the file lacks")))?;
+            if scale.dtype == "I8" {
+                return Err(corrupt(format!("its scale `{scale_name}` must be a float tensor, not I8")));
+            }
+            let fits = scale.shape.len() == entry.shape.len() && scale.shape.iter().zip(&entry.shape).all(|(&s, &n)| s == 1 || s == n);
+            if !fits {
+                return Err(corrupt(format!("its scale `{scale_name}` has shape {:?}, which does not broadcast to {:?}", scale.shape, entry.shape)));
+            }
+            let scales = values_f32(scale, &bytes[scale.start..scale.end]);
+            if let Some((index, s)) = scales.iter().enumerate().find(|(_, s)| !s.is_finite()) {
+                return Err(WeightsError::NonFinite { name: scale_name, index, value: s.to_string() });
+            }
+            if let Some(s) = scales.iter().find(|s| **s < 0.0) {
+                return Err(corrupt(format!("its scale `{scale_name}` holds a negative value ({s})")));
+            }
+            // Row-major strides of the scale, 0 on its broadcast axes.
+            let mut strides = vec![0usize; scale.shape.len()];
+            let mut stride = 1;
+            for axis in (0..scale.shape.len()).rev() {
+                if scale.shape[axis] != 1 {
+                    strides[axis] = stride;
+                }
+                stride *= scale.shape[axis];
+            }
+            let mut index = vec![0usize; entry.shape.len()];
+            for v in values.iter_mut() {
+                *v *= scales[index.iter().zip(&strides).map(|(i, s)| i * s).sum::<usize>()];
+                for axis in (0..index.len()).rev() {
+                    index[axis] += 1;
+                    if index[axis] < entry.shape[axis] {
+                        break;
+                    }
+                    index[axis] = 0;
+                }
+            }
+        }
+        out.push(Decoded { name: entry.name.clone(), shape: entry.shape.clone(), values, dtype: entry.dtype.clone() });
+    }
+    Ok(out)
+}
+
+/// Symmetric 8-bit values of `values` (shape `shape`) per channel of `axis`, and the scales.
+fn quantise(values: &[f32], shape: &[usize], axis: usize) -> (Vec<i8>, Vec<f32>) {
+    let inner: usize = shape[axis + 1..].iter().product();
+    let channels = shape[axis];
+    let channel = |flat: usize| (flat / inner) % channels;
+    let mut max = vec![0f32; channels];
+    for (i, v) in values.iter().enumerate() {
+        max[channel(i)] = max[channel(i)].max(v.abs());
+    }
+    let scales: Vec<f32> = max.iter().map(|m| m / 127.0).collect();
+    let q = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let s = scales[channel(i)];
+            if s > 0.0 { (v / s).round().clamp(-127.0, 127.0) as i8 } else { 0 }
+        })
+        .collect();
+    (q, scales)
+}
+
 /// Rewrites every tensor of a safetensors file in `to`, keeping names, shapes, order and
 /// metadata. Narrowing to F16 rounds to nearest and refuses values beyond F16's range.
 pub fn convert_safetensors(bytes: &[u8], to: Dtype) -> Result<Vec<u8>, WeightsError> {
-    let (entries, data_start) = parse_safetensors(bytes)?;
+    let (_, data_start) = parse_safetensors(bytes)?;
+    let tensors = decode(bytes)?;
     let old: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..data_start]).map_err(|e| WeightsError::Corrupt(e.to_string()))?;
     let mut header = serde_json::Map::new();
     if let Some(meta) = old.get("__metadata__") {
         header.insert("__metadata__".into(), meta.clone());
     }
     let mut data = Vec::new();
-    for entry in &entries {
-        let values = values_f32(entry, &bytes[entry.start..entry.end]);
+    let mut put = |header: &mut serde_json::Map<String, serde_json::Value>, name: &str, dtype: &str, shape: &[usize], bytes: Vec<u8>| {
         let start = data.len();
-        match to {
-            Dtype::F32 => data.extend(values.iter().flat_map(|v| v.to_le_bytes())),
-            Dtype::F16 => {
-                for (index, &v) in values.iter().enumerate() {
-                    let h = half::f16::from_f32(v);
-                    if !h.is_finite() {
-                        return Err(WeightsError::NonFinite { name: format!("{} (as F16)", entry.name), index, value: v.to_string() });
-                    }
-                    data.extend(h.to_le_bytes());
-                }
+        data.extend(bytes);
+        header.insert(name.into(), serde_json::json!({ "dtype": dtype, "shape": shape, "data_offsets": [start, data.len()] }));
+    };
+    let as_f16 = |t: &Decoded| -> Result<Vec<u8>, WeightsError> {
+        let mut out = Vec::with_capacity(2 * t.values.len());
+        for (index, &v) in t.values.iter().enumerate() {
+            let h = half::f16::from_f32(v);
+            if !h.is_finite() {
+                return Err(WeightsError::NonFinite { name: format!("{} (as F16)", t.name), index, value: v.to_string() });
             }
+            out.extend(h.to_le_bytes());
         }
-        header.insert(entry.name.clone(), serde_json::json!({ "dtype": to.name(), "shape": entry.shape, "data_offsets": [start, data.len()] }));
+        Ok(out)
+    };
+    for t in &tensors {
+        match to {
+            Dtype::F32 => put(&mut header, &t.name, "F32", &t.shape, t.values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            Dtype::F16 => put(&mut header, &t.name, "F16", &t.shape, as_f16(t)?),
+            Dtype::Int8 if t.shape.len() >= 2 => {
+                if let Some((index, v)) = t.values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                    return Err(WeightsError::NonFinite { name: t.name.clone(), index, value: v.to_string() });
+                }
+                let axis = channel_axis(&t.shape);
+                let (q, scales) = quantise(&t.values, &t.shape, axis);
+                put(&mut header, &t.name, "I8", &t.shape, q.iter().map(|&q| q as u8).collect());
+                let scale_shape: Vec<usize> = t.shape.iter().enumerate().map(|(a, &n)| if a == axis { n } else { 1 }).collect();
+                put(&mut header, &format!("{}{SCALE_SUFFIX}", t.name), "F32", &scale_shape, scales.iter().flat_map(|s| s.to_le_bytes()).collect());
+            }
+            Dtype::Int8 => put(&mut header, &t.name, "F16", &t.shape, as_f16(t)?),
+        }
     }
     let mut header = serde_json::to_vec(&header).map_err(|e| WeightsError::Save(e.to_string()))?;
     // The format pads the header with spaces to a multiple of 8 bytes, so the data is aligned.
@@ -350,12 +463,6 @@ pub fn convert_safetensors(bytes: &[u8], to: Dtype) -> Result<Vec<u8>, WeightsEr
     Ok(out)
 }
 
-/// First non-finite value of a tensor's raw little-endian data, if any.
-fn first_non_finite(entry: &TensorEntry, data: &[u8]) -> Option<(usize, f32)> {
-    let (size, decode) = decoder(entry);
-    data.chunks_exact(size).map(decode).enumerate().find(|(_, v)| !v.is_finite())
-}
-
 /// Names and shapes of the tensors a module has.
 fn expected_tensors<M: ModuleSnapshot>(module: &M) -> BTreeMap<String, Vec<usize>> {
     module.collect(None, None, false).into_iter().map(|t| (t.name.clone(), t.shape.to_vec())).collect()
@@ -365,25 +472,26 @@ fn expected_tensors<M: ModuleSnapshot>(module: &M) -> BTreeMap<String, Vec<usize
 /// module has is there with its shape, no other, none holds NaN or ±∞. The score network and the
 /// classifier of guided sampling load through this.
 pub fn fill<M: ModuleSnapshot>(module: &mut M, weights: &[u8]) -> Result<(), WeightsError> {
-    let (entries, _) = parse_safetensors(weights)?;
+    let tensors = decode(weights)?;
     let mut expected = expected_tensors(module);
-    for entry in &entries {
-        match expected.remove(&entry.name) {
-            None => return Err(WeightsError::UnexpectedTensor { name: entry.name.clone() }),
-            Some(shape) if shape != entry.shape => {
-                return Err(WeightsError::ShapeMismatch { name: entry.name.clone(), expected: shape, found: entry.shape.clone() });
+    for t in &tensors {
+        match expected.remove(&t.name) {
+            None => return Err(WeightsError::UnexpectedTensor { name: t.name.clone() }),
+            Some(shape) if shape != t.shape => {
+                return Err(WeightsError::ShapeMismatch { name: t.name.clone(), expected: shape, found: t.shape.clone() });
             }
             Some(_) => {}
         }
-        if let Some((index, value)) = first_non_finite(entry, &weights[entry.start..entry.end]) {
-            return Err(WeightsError::NonFinite { name: entry.name.clone(), index, value: value.to_string() });
+        if let Some((index, value)) = t.values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            return Err(WeightsError::NonFinite { name: t.name.clone(), index, value: value.to_string() });
         }
     }
     if let Some(name) = expected.into_keys().next() {
         return Err(WeightsError::MissingTensor { name });
     }
-    // Half-precision files (half the download) are widened here: the networks compute in f32.
-    let weights = if entries.iter().any(|e| e.dtype != "F32") { convert_safetensors(weights, Dtype::F32)? } else { weights.to_vec() };
+    // Half-precision and 8-bit files (a half and a quarter of the download) are widened here:
+    // the networks compute in f32.
+    let weights = if tensors.iter().any(|t| t.dtype != "F32") { convert_safetensors(weights, Dtype::F32)? } else { weights.to_vec() };
     let mut store = SafetensorsStore::from_bytes(Some(weights)).allow_partial(false).validate(true);
     let result = module.load_from(&mut store).map_err(|e| WeightsError::Apply(e.to_string()))?;
     if !result.errors.is_empty() || !result.missing.is_empty() {
@@ -505,6 +613,84 @@ mod tests {
         let from_widened = load(&card, &widened, &device).unwrap().net.forward(x, t);
         let diff: f32 = (from_half - from_widened).abs().max().into_scalar();
         assert!(diff < 1e-5, "{diff}");
+    }
+
+    /// An 8-bit file stores every tensor of rank ≥ 2 as I8 values with one F32 scale per output
+    /// channel, s = max |w| / 127 over the channel, and the rest as F16: each weight comes back
+    /// within s/2 (round to nearest) from one byte per value, it loads, and it
+    /// computes what its widened F32 copy computes. Quantising the widened copy again gives the
+    /// same weights.
+    #[test]
+    fn eight_bit_files_round_each_weight_within_half_a_step_and_load() {
+        let (card, bytes, device) = saved();
+        let q = convert_safetensors(&bytes, Dtype::Int8).unwrap();
+        let (entries, _) = parse_safetensors(&q).unwrap();
+        let (original, back) = (decode(&bytes).unwrap(), decode(&q).unwrap());
+        assert_eq!(original.len(), back.len());
+        let mut moved = 0;
+        for (a, b) in original.iter().zip(&back) {
+            assert_eq!((&a.name, &a.shape), (&b.name, &b.shape));
+            if a.shape.len() < 2 {
+                assert_eq!(b.dtype, "F16", "{}", a.name);
+                continue;
+            }
+            assert_eq!(b.dtype, "I8", "{}", a.name);
+            let stored = entries.iter().find(|e| e.name == a.name).unwrap();
+            assert_eq!(stored.end - stored.start, a.values.len(), "{}: one byte per value", a.name);
+            let axis = channel_axis(&a.shape);
+            let scale = entries.iter().find(|e| e.name == format!("{}_scale", a.name)).unwrap();
+            let expected: Vec<usize> = a.shape.iter().enumerate().map(|(i, &n)| if i == axis { n } else { 1 }).collect();
+            assert_eq!(scale.shape, expected, "{}", a.name);
+            let inner: usize = a.shape[axis + 1..].iter().product();
+            let mut max = vec![0f32; a.shape[axis]];
+            for (i, x) in a.values.iter().enumerate() {
+                let c = (i / inner) % a.shape[axis];
+                max[c] = max[c].max(x.abs());
+            }
+            for (i, (x, y)) in a.values.iter().zip(&b.values).enumerate() {
+                let step = max[(i / inner) % a.shape[axis]] / 127.0;
+                assert!((x - y).abs() <= 0.5 * step * (1.0 + 1e-5), "{}[{i}]: {x} became {y} (step {step})", a.name);
+                moved += (x != y) as usize;
+            }
+        }
+        assert!(moved > 0, "quantisation changed nothing");
+        let widened = convert_safetensors(&q, Dtype::F32).unwrap();
+        for (a, b) in decode(&convert_safetensors(&widened, Dtype::Int8).unwrap()).unwrap().iter().zip(&back) {
+            for (x, y) in a.values.iter().zip(&b.values) {
+                assert!((x - y).abs() <= 1e-6 * y.abs(), "{}: {y} became {x}", a.name);
+            }
+        }
+        let x = Tensor::<4>::random([2, 1, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let t = Tensor::<1>::from_floats([0.1, 0.9], &device);
+        let from_q = load(&card, &q, &device).unwrap().net.forward(x.clone(), t.clone());
+        let from_widened = load(&card, &widened, &device).unwrap().net.forward(x, t);
+        let diff: f32 = (from_q - from_widened).abs().max().into_scalar();
+        assert!(diff < 1e-5, "{diff}");
+    }
+
+    /// An I8 tensor is only as good as its scale: a missing one, one that does not broadcast, a
+    /// negative or a NaN one are refused, naming the tensor.
+    #[test]
+    fn eight_bit_tensors_without_a_valid_scale_are_refused_by_name() {
+        let (card, bytes, device) = saved();
+        let q = convert_safetensors(&bytes, Dtype::Int8).unwrap();
+        let name = "down.1.conv.weight";
+        let scale = format!("{name}_scale");
+        let corrupt = |file: &[u8], words: &str| match load(&card, file, &device).unwrap_err() {
+            WeightsError::Corrupt(m) => assert!(m.contains(name) && m.contains(words), "{m}"),
+            other => panic!("expected a corrupt file, got {other}"),
+        };
+        corrupt(&with_header(&q, |h| drop(h.remove(&scale))), "lacks");
+        let (entries, _) = parse_safetensors(&q).unwrap();
+        let entry = entries.iter().find(|e| e.name == scale).unwrap();
+        let channels = entry.shape[0];
+        corrupt(&with_header(&q, |h| h.get_mut(&scale).unwrap()["shape"] = serde_json::json!([channels, 1, 1])), "does not broadcast");
+        let mut negative = q.clone();
+        negative[entry.start..entry.start + 4].copy_from_slice(&(-0.5f32).to_le_bytes());
+        corrupt(&negative, "negative");
+        let mut poisoned = q.clone();
+        poisoned[entry.start + 4..entry.start + 8].copy_from_slice(&f32::NAN.to_le_bytes());
+        assert!(matches!(load(&card, &poisoned, &device).unwrap_err(), WeightsError::NonFinite { name, index: 1, .. } if name == scale));
     }
 
     /// A loaded U-Net has no dropout, also on an autodiff device (where the likelihood takes

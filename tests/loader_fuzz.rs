@@ -1,7 +1,7 @@
 //! A property test of the model loader against untrusted files (in place of cargo-fuzz, which needs
 //! a nightly toolchain this machine cannot fetch): thousands of seeded mutations of a valid model
 //! card and safetensors file — bit flips, truncations, insertions, edited header lengths, shapes,
-//! offsets and dtypes, card fields set to absurd values — must each load or fail with a
+//! offsets and dtypes (of F32 and of 8-bit files), card fields set to absurd values — must each load or fail with a
 //! non-empty error, never panic, and never allocate what a header merely claims.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -61,11 +61,17 @@ fn mutate_weights(bytes: &[u8], rng: &mut Rng) -> Vec<u8> {
                 out.extend_from_slice(&bytes[8 + n..]);
             }
         }
-        // Another dtype.
+        // Another dtype for one to three tensors (an 8-bit file's scales among them).
         6 => {
-            let header = String::from_utf8_lossy(&bytes[8..8 + n]).to_string();
-            let dtype = ["F16", "BF16", "F64", "I64", "U8", "", "F32\u{0}"][rng.below(7)];
-            let edited = header.replacen("\"F32\"", &format!("\"{dtype}\""), 1 + rng.below(3));
+            let mut header = String::from_utf8_lossy(&bytes[8..8 + n]).to_string();
+            for _ in 0..1 + rng.below(3) {
+                let at: Vec<usize> = header.match_indices("\"dtype\":\"").map(|(i, m)| i + m.len()).collect();
+                let Some(&start) = at.get(rng.below(at.len().max(1))) else { break };
+                let end = start + header[start..].find('"').unwrap_or(0);
+                let dtype = ["F32", "F16", "BF16", "I8", "F64", "I64", "U8", "", "F32\u{0}"][rng.below(9)];
+                header.replace_range(start..end, dtype);
+            }
+            let edited = header;
             out = (edited.len() as u64).to_le_bytes().to_vec();
             out.extend_from_slice(edited.as_bytes());
             out.extend_from_slice(&bytes[8 + n..]);
@@ -123,12 +129,15 @@ fn thousands_of_mutated_model_files_fail_cleanly_and_never_panic() {
     let model = weights::init(&card, &device).unwrap();
     let bytes = weights::save(&model).unwrap();
     assert!(weights::load(&card, &bytes, &device).is_ok(), "the unmutated file loads");
+    // A third of the weight mutations start from the 8-bit file (I8 tensors with F32 scales, F16 rest).
+    let int8 = weights::convert_safetensors(&bytes, weights::Dtype::Int8).unwrap();
+    assert!(weights::load(&card, &int8, &device).is_ok(), "the unmutated 8-bit file loads");
 
     let mut rng = Rng::new(2026);
     let (mut loaded, mut refused) = (0, 0);
     let executions = 20_000;
     for i in 0..executions {
-        let (card_text, weights_bytes) = if i % 4 == 3 { (mutate_card(&card, &mut rng), bytes.clone()) } else { (card.to_json(), mutate_weights(&bytes, &mut rng)) };
+        let (card_text, weights_bytes) = if i % 4 == 3 { (mutate_card(&card, &mut rng), bytes.clone()) } else { (card.to_json(), mutate_weights(if i % 2 == 0 { &bytes } else { &int8 }, &mut rng)) };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let card = ModelCard::from_json(&card_text).map_err(|e| e.to_string())?;
             weights::load(&card, &weights_bytes, &device).map(|_| ()).map_err(|e| e.to_string())

@@ -1,5 +1,5 @@
-//! `scorefield convert`: a model's weights in another float format (f16 halves the download; the
-//! network still computes in f32).
+//! `scorefield convert`: a model's weights in another format (f16 halves the download, int8
+//! quarters it; the network still computes in f32).
 
 use std::path::PathBuf;
 
@@ -11,7 +11,7 @@ use scorefield::weights::{self, files};
 pub(crate) struct ConvertArgs {
     #[arg(long)]
     model: PathBuf,
-    /// f16 or f32.
+    /// f32, f16, or int8 (8-bit kernels and matrices with one scale per output channel, the rest f16).
     #[arg(long)]
     dtype: String,
     /// The new card (its weights file is named after it).
@@ -23,7 +23,8 @@ pub(crate) fn run(a: ConvertArgs) -> Result<(), String> {
     let dtype = match a.dtype.to_ascii_lowercase().as_str() {
         "f16" => weights::Dtype::F16,
         "f32" => weights::Dtype::F32,
-        other => return Err(format!("--dtype {other}: expected f16 or f32")),
+        "int8" => weights::Dtype::Int8,
+        other => return Err(format!("--dtype {other}: expected f32, f16 or int8")),
     };
     let mut card = files::read_card(&a.model).map_err(|e| e.to_string())?;
     let source = files::weights_path(&a.model, &card);

@@ -30,6 +30,10 @@ pub(crate) struct TrainClassifierArgs {
     lr: f64,
     #[arg(long, default_value_t = ClassifierTraining::default().seed)]
     seed: u64,
+    /// How training noise levels are drawn: `log-uniform` over the model's σ range, or
+    /// `log-normal:MEAN,STD` of ln σ (clamped to the range).
+    #[arg(long, default_value_t = ClassifierTraining::default().sigmas.to_string())]
+    sigmas: String,
     /// Trunk widths (the U-Net's downsampling half).
     #[arg(long, value_delimiter = ',', default_values_t = classifier::default_trunk().widths)]
     widths: Vec<usize>,
@@ -60,11 +64,12 @@ pub(crate) fn run(a: TrainClassifierArgs) -> Result<(), String> {
     let sigma_range = [sde.noise_level(sde.eps()), sde.noise_level(1.0)];
     let trunk = scorefield::unet::UNetConfig { channels: card.image.channels, height: card.image.height, width: card.image.width, widths: a.widths, embed_dim: a.embed_dim, ..classifier::default_trunk() };
     let arch = ClassifierArch::digits(trunk, sigma_data);
-    let config = ClassifierTraining { epochs: a.epochs, batch_size: a.batch_size, learning_rate: a.lr, seed: a.seed };
+    let sigmas = classifier::SigmaDraw::parse(&a.sigmas).map_err(|e| e.to_string())?;
+    let config = ClassifierTraining { epochs: a.epochs, batch_size: a.batch_size, learning_rate: a.lr, seed: a.seed, sigmas };
     let cache = a.cache.unwrap_or_else(scorefield::data::cache_dir);
     let digits = scorefield::data::load_or_fetch(&cache).map_err(|e| e.to_string())?;
     let (train, held) = scorefield::data::split(&digits);
-    eprintln!("training a classifier on {} digits noised at σ ∈ [{:.3}, {:.1}] (log-uniform), {} epochs", train.len(), sigma_range[0], sigma_range[1], config.epochs);
+    eprintln!("training a classifier on {} digits noised at σ ∈ [{:.3}, {:.1}] ({}), {} epochs", train.len(), sigma_range[0], sigma_range[1], config.sigmas, config.epochs);
     let start = Instant::now();
     let (net, loss) = classifier::train(&train, &arch, sigma_range, card.image.range, &config, &device, |epoch, loss| {
         eprintln!("epoch {epoch}/{}  loss {loss:.4}  {:.0}s", config.epochs, start.elapsed().as_secs_f64());
@@ -80,7 +85,7 @@ pub(crate) fn run(a: TrainClassifierArgs) -> Result<(), String> {
     let mut c = ClassifierCard::new(&name, arch, sigma_range, card.image.clone());
     c.dataset = Some(scorefield::data::card_dataset(train.len()));
     c.training = scorefield::weights::TrainingRecord {
-        command: Some(format!("scorefield train-classifier --model {} --epochs {} (for {})", a.model.display(), config.epochs, card.name)),
+        command: Some(format!("scorefield train-classifier --model {} --epochs {} --sigmas {} (for {})", a.model.display(), config.epochs, config.sigmas, card.name)),
         steps: Some((config.epochs * train.len().div_ceil(config.batch_size)) as u64),
         images_seen: Some((config.epochs * train.len()) as u64),
         batch_size: Some(config.batch_size),
