@@ -287,11 +287,11 @@ pub enum Dtype {
     /// IEEE half precision: half the bytes; 11 significant bits (relative rounding error ≤ 2⁻¹¹),
     /// finite up to 65504.
     F16,
-    /// Weight-only 8-bit quantisation, symmetric, one scale per output channel: every tensor of
-    /// rank ≥ 2 (convolution kernels, linear maps: 99 % of the values) is stored as I8 values q
-    /// in −127…127 with an F32 tensor `NAME_scale` (s = max |w| / 127 over the channel), read
-    /// back as w = q·s, so each weight moves by at most s/2; biases and norms stay F16. A
-    /// quarter of F32's bytes; the network still computes in f32.
+    /// Weight-only 8-bit quantisation, symmetric, one scale per channel: every tensor of rank ≥ 2
+    /// (convolution kernels, linear maps: 99 % of the values) is stored as I8 values q in
+    /// −127…127 with an F32 tensor `NAME_scale` (s = max |w| / 127 over the channel), read back
+    /// as w = q·s, so each weight moves by at most s/2; biases and norms stay F16. A quarter of
+    /// F32's bytes; the network still computes in f32.
     Int8,
 }
 
@@ -300,8 +300,9 @@ pub enum Dtype {
 /// with 1 on every axis but the quantised one, so that w = q·s broadcasts.
 pub const SCALE_SUFFIX: &str = "_scale";
 
-/// The axis an [`Dtype::Int8`] file quantises per channel: a convolution kernel's first
-/// ([out, in, kh, kw]), a Burn linear map's second ([in, out]): the output channel either way.
+/// The axis an [`Dtype::Int8`] file quantises per channel: a kernel's first (a convolution's
+/// output channels, [out, in, kh, kw]; a transposed one's inputs, [in, out, kh, kw]), a Burn
+/// linear map's second (its outputs, [in, out]).
 fn channel_axis(shape: &[usize]) -> usize {
     if shape.len() == 2 { 1 } else { 0 }
 }
@@ -412,6 +413,13 @@ fn quantise(values: &[f32], shape: &[usize], axis: usize) -> (Vec<i8>, Vec<f32>)
 /// Rewrites every tensor of a safetensors file in `to`, keeping names, shapes, order and
 /// metadata. Narrowing to F16 rounds to nearest and refuses values beyond F16's range.
 pub fn convert_safetensors(bytes: &[u8], to: Dtype) -> Result<Vec<u8>, WeightsError> {
+    convert_safetensors_where(bytes, to, |_| true)
+}
+
+/// [`convert_safetensors`], where [`Dtype::Int8`] quantises only the tensors whose names
+/// `select` accepts (the others are stored in F16): a network's layers differ in how much
+/// 8-bit rounding costs (docs/EVALUATION.md, "8-bit weights").
+pub fn convert_safetensors_where(bytes: &[u8], to: Dtype, select: impl Fn(&str) -> bool) -> Result<Vec<u8>, WeightsError> {
     let (_, data_start) = parse_safetensors(bytes)?;
     let tensors = decode(bytes)?;
     let old: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..data_start]).map_err(|e| WeightsError::Corrupt(e.to_string()))?;
@@ -440,7 +448,7 @@ pub fn convert_safetensors(bytes: &[u8], to: Dtype) -> Result<Vec<u8>, WeightsEr
         match to {
             Dtype::F32 => put(&mut header, &t.name, "F32", &t.shape, t.values.iter().flat_map(|v| v.to_le_bytes()).collect()),
             Dtype::F16 => put(&mut header, &t.name, "F16", &t.shape, as_f16(t)?),
-            Dtype::Int8 if t.shape.len() >= 2 => {
+            Dtype::Int8 if t.shape.len() >= 2 && select(&t.name) => {
                 if let Some((index, v)) = t.values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
                     return Err(WeightsError::NonFinite { name: t.name.clone(), index, value: v.to_string() });
                 }
@@ -660,6 +668,15 @@ mod tests {
                 assert!((x - y).abs() <= 1e-6 * y.abs(), "{}: {y} became {x}", a.name);
             }
         }
+        // A selection quantises only the tensors it names.
+        let some = convert_safetensors_where(&bytes, Dtype::Int8, |name| name.starts_with("down.1")).unwrap();
+        let (entries, _) = parse_safetensors(&some).unwrap();
+        assert!(entries.iter().any(|e| e.dtype == "I8"));
+        for e in entries.iter().filter(|e| !e.name.ends_with("_scale")) {
+            let expected = if e.name.starts_with("down.1") && e.shape.len() >= 2 { "I8" } else { "F16" };
+            assert_eq!(e.dtype, expected, "{}", e.name);
+        }
+        load(&card, &some, &device).unwrap();
         let x = Tensor::<4>::random([2, 1, 8, 8], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
         let t = Tensor::<1>::from_floats([0.1, 0.9], &device);
         let from_q = load(&card, &q, &device).unwrap().net.forward(x.clone(), t.clone());

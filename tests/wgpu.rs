@@ -12,6 +12,19 @@ fn required() -> bool {
 
 mod common;
 
+/// The wgpu device, or None with the reason printed (a failure when `required()`).
+#[cfg(feature = "wgpu")]
+fn wgpu_device() -> Option<scorefield::backend::Backend> {
+    match scorefield::backend::wgpu_native() {
+        Ok(b) => Some(b),
+        Err(reason) => {
+            assert!(!required(), "SCOREFIELD_REQUIRE_WGPU=1 but no wgpu device: {reason}");
+            println!("skipped: {reason} (install mesa-vulkan-drivers for a CPU Vulkan device)");
+            None
+        }
+    }
+}
+
 #[cfg(feature = "wgpu")]
 #[test]
 fn wgpu_and_cpu_agree_on_a_tiny_model() {
@@ -20,14 +33,7 @@ fn wgpu_and_cpu_agree_on_a_tiny_model() {
     use scorefield::sampling::{self, SampleOptions, Sampler, no_observer};
     use scorefield::{ScoreFn, weights};
 
-    let gpu = match scorefield::backend::wgpu_native() {
-        Ok(b) => b,
-        Err(reason) => {
-            assert!(!required(), "SCOREFIELD_REQUIRE_WGPU=1 but no wgpu device: {reason}");
-            println!("skipped: {reason} (install mesa-vulkan-drivers for a CPU Vulkan device)");
-            return;
-        }
-    };
+    let Some(gpu) = wgpu_device() else { return };
     println!("wgpu adapter: {}", gpu.adapter);
     let cpu = Device::flex();
     // The EDM U-Net with non-zero weights everywhere (attention and GroupNorm included).
@@ -59,6 +65,34 @@ fn wgpu_and_cpu_agree_on_a_tiny_model() {
     let diff = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
     println!("EM, 3 steps: max |cpu − wgpu| = {diff:e}");
     assert!(diff <= 1e-3, "the same seed gives other samples on wgpu than on the cpu (by {diff})");
+}
+
+/// The reproduction of what Burn's kernel fusion gets wrong (docs/PERFORMANCE.md, "Burn's
+/// kernel fusion"), `examples/fusion_repro.rs`: vector–Jacobian products of small chains and of
+/// a small U-Net's score, each on the CPU and on wgpu. The shipped builds (no fusion) agree on
+/// every one; built with `--features wgpu,fusion` this test fails on the chains where a
+/// convolution feeds a per-channel mean (group norm), e.g. [−6, 0] for the exact [−12, −12].
+#[cfg(feature = "wgpu")]
+#[path = "../examples/fusion_repro.rs"]
+#[allow(dead_code)]
+mod fusion_repro;
+
+#[cfg(feature = "wgpu")]
+#[test]
+fn vector_jacobian_products_on_wgpu_are_the_cpus() {
+    let Some(gpu) = wgpu_device() else { return };
+    let cpu = fusion_repro::cases(&burn::prelude::Device::flex());
+    let wgpu = fusion_repro::cases(&gpu.device);
+    let mut wrong = Vec::new();
+    for ((name, a), (_, b)) in cpu.iter().zip(&wgpu) {
+        let diff = a.iter().zip(b).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+        let scale = a.iter().map(|v| v.abs()).fold(1.0f32, f32::max);
+        println!("{name}: max |cpu − wgpu| = {diff:e}");
+        if diff > 1e-4 * scale {
+            wrong.push(format!("{name}: cpu {:?}, wgpu {:?}", &a[..a.len().min(4)], &b[..b.len().min(4)]));
+        }
+    }
+    assert!(wrong.is_empty(), "wgpu (fusion {}) differs from the CPU on: {wrong:#?}", if cfg!(feature = "fusion") { "on" } else { "off" });
 }
 
 #[cfg(not(feature = "wgpu"))]

@@ -14,6 +14,10 @@ pub(crate) struct ConvertArgs {
     /// f32, f16, or int8 (8-bit kernels and matrices with one scale per output channel, the rest f16).
     #[arg(long)]
     dtype: String,
+    /// With int8: quantise only the tensors whose names start with one of these prefixes
+    /// (comma-separated); the others are stored in f16.
+    #[arg(long, value_delimiter = ',')]
+    int8_only: Vec<String>,
     /// The new card (its weights file is named after it).
     #[arg(long)]
     out: PathBuf,
@@ -31,7 +35,11 @@ pub(crate) fn run(a: ConvertArgs) -> Result<(), String> {
     let bytes = std::fs::read(&source).map_err(|e| format!("{}: {e}", source.display()))?;
     // Loads before and after: the converted file must be a valid model for the same card.
     weights::load(&card, &bytes, &Device::flex()).map_err(|e| e.to_string())?;
-    let converted = weights::convert_safetensors(&bytes, dtype).map_err(|e| e.to_string())?;
+    if !a.int8_only.is_empty() && dtype != weights::Dtype::Int8 {
+        return Err("--int8-only needs --dtype int8".into());
+    }
+    let quantise = |name: &str| a.int8_only.is_empty() || a.int8_only.iter().any(|p| name.starts_with(p.as_str()));
+    let converted = weights::convert_safetensors_where(&bytes, dtype, quantise).map_err(|e| e.to_string())?;
     weights::load(&card, &converted, &Device::flex()).map_err(|e| e.to_string())?;
     let stem = a.out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name like model.json")?;
     card.weights = format!("{stem}.safetensors");
