@@ -26,8 +26,9 @@ use crate::error::SampleError;
 use crate::sde::Sde;
 
 /// The guidance scale w the page and the CLI start with (measured: docs/EVALUATION.md,
-/// "Guided generation").
-pub const DEFAULT_GUIDANCE: f64 = 4.0;
+/// "Guided generation": with the shipped classifier, w = 2 gives 96 % of the requested class at
+/// 93 % confident; w = 4, 99 % but stereotyped digits, 4.9 × the Fréchet floor).
+pub const DEFAULT_GUIDANCE: f64 = 2.0;
 /// Guidance acts at noise levels in (min, max] σ̂ (measured: docs/EVALUATION.md, "Guided generation").
 pub const DEFAULT_GUIDANCE_MIN_SIGMA: f64 = 0.5;
 pub const DEFAULT_GUIDANCE_MAX_SIGMA: f64 = f64::INFINITY;

@@ -26,7 +26,7 @@ function fromHalf(h) {
   return sign * (1 + mantissa / 1024) * 2 ** (exponent - 15);
 }
 
-/** The safetensors file in F32, with every value of tensor `name` multiplied by `factor` (F16
+/** The safetensors file in F32 (8-bit tensors kept as they are), with every value of tensor `name` multiplied by `factor` (F16
  * cannot hold the overflowing values). */
 function scaled(bytes, name, factor) {
   const n = Number(bytes.readBigUInt64LE(0));
@@ -37,6 +37,14 @@ function scaled(bytes, name, factor) {
   let offset = 0;
   for (const [key, t] of tensors) {
     const [start, end] = t.data_offsets;
+    if (t.dtype === 'I8') {
+      // An 8-bit tensor stays as it is (its F32 `NAME_scale` is copied like any float tensor).
+      const data = Buffer.from(bytes.subarray(8 + n + start, 8 + n + end));
+      out[key] = { dtype: 'I8', shape: t.shape, data_offsets: [offset, offset + data.length] };
+      offset += data.length;
+      chunks.push(data);
+      continue;
+    }
     const wide = t.dtype === 'F32' ? 4 : 2;
     const count = (end - start) / wide;
     const data = Buffer.alloc(4 * count);
