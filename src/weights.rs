@@ -421,10 +421,15 @@ pub fn convert_safetensors(bytes: &[u8], to: Dtype) -> Result<Vec<u8>, WeightsEr
 /// 8-bit rounding costs (docs/EVALUATION.md, "8-bit weights").
 pub fn convert_safetensors_where(bytes: &[u8], to: Dtype, select: impl Fn(&str) -> bool) -> Result<Vec<u8>, WeightsError> {
     let (_, data_start) = parse_safetensors(bytes)?;
-    let tensors = decode(bytes)?;
     let old: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..data_start]).map_err(|e| WeightsError::Corrupt(e.to_string()))?;
+    encode(&decode(bytes)?, old.get("__metadata__"), to, select)
+}
+
+/// Decoded tensors as safetensors bytes in `to` (with `select` as in
+/// [`convert_safetensors_where`]) and the given `__metadata__`.
+fn encode(tensors: &[Decoded], metadata: Option<&serde_json::Value>, to: Dtype, select: impl Fn(&str) -> bool) -> Result<Vec<u8>, WeightsError> {
     let mut header = serde_json::Map::new();
-    if let Some(meta) = old.get("__metadata__") {
+    if let Some(meta) = metadata {
         header.insert("__metadata__".into(), meta.clone());
     }
     let mut data = Vec::new();
@@ -444,7 +449,7 @@ pub fn convert_safetensors_where(bytes: &[u8], to: Dtype, select: impl Fn(&str) 
         }
         Ok(out)
     };
-    for t in &tensors {
+    for t in tensors {
         match to {
             Dtype::F32 => put(&mut header, &t.name, "F32", &t.shape, t.values.iter().flat_map(|v| v.to_le_bytes()).collect()),
             Dtype::F16 => put(&mut header, &t.name, "F16", &t.shape, as_f16(t)?),
@@ -499,7 +504,7 @@ pub fn fill<M: ModuleSnapshot>(module: &mut M, weights: &[u8]) -> Result<(), Wei
     }
     // Half-precision and 8-bit files (a half and a quarter of the download) are widened here:
     // the networks compute in f32.
-    let weights = if tensors.iter().any(|t| t.dtype != "F32") { convert_safetensors(weights, Dtype::F32)? } else { weights.to_vec() };
+    let weights = if tensors.iter().any(|t| t.dtype != "F32") { encode(&tensors, None, Dtype::F32, |_| true)? } else { weights.to_vec() };
     let mut store = SafetensorsStore::from_bytes(Some(weights)).allow_partial(false).validate(true);
     let result = module.load_from(&mut store).map_err(|e| WeightsError::Apply(e.to_string()))?;
     if !result.errors.is_empty() || !result.missing.is_empty() {
