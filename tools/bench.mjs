@@ -1,6 +1,8 @@
 // Runs www/bench.html in headless Debian Chromium, once per backend, and writes
 // docs/performance/browser-<backend>.json plus the transfer sizes of what the page downloads.
-// Usage: node tools/bench.mjs [cpu|webgpu|field|workers ...]   (default: cpu webgpu field)
+// Usage: node tools/bench.mjs [cpu|webgpu|field|workers|steps ...]   (default: cpu webgpu field)
+// `steps` times an EM step against one evaluation at batch 1 and 16 on the CPU build, one worker,
+// five times, into docs/performance/browser-cpu-steps.json.
 // `workers` times the CPU build's worker pool: the same clicks (the page's default setting, batch
 // 16) and whole EM-1000 / RK45 runs with one worker and with one per core, and each worker's wasm
 // memory, into docs/performance/browser-cpu-workers.json.
@@ -45,6 +47,25 @@ try {
       for (const f of results.field.runs) console.log(`| ${f.distribution} | ${f.sampler} | ${f.particles} | ${f.updates} | ${f.runSeconds.toFixed(2)} | ${f.fps.toFixed(1)} | ${f.drawMs.toFixed(2)} |`);
       const t = results.field.training;
       console.log(`learning the score: ${t.stepsPerSecond.toFixed(1)} steps/s (${t.steps} steps in ${t.seconds.toFixed(2)} s); a 32 × 32 comparison with the exact score ${t.compareMs.toFixed(0)} ms`);
+      continue;
+    }
+    if (backend === 'steps') {
+      const rounds = [];
+      for (let i = 0; i < 5; i++) {
+        const page = await browser.newPage();
+        await page.goto(`${server.url}bench.html?backend=cpu&workers=1&first=0&batches=1,16&repeats=15&warmup=3&runs=0&ort=0&field=0&steps=1`);
+        await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 600_000 });
+        const results = await page.evaluate(() => window.benchResults);
+        await page.close();
+        if (results.error) throw new Error(`steps: ${results.error}`);
+        rounds.push(results.steps);
+      }
+      writeFileSync(path.join(OUT, 'browser-cpu-steps.json'), JSON.stringify({ rounds, transfer: transferSizes() }, null, 2));
+      console.log('\nCPU build, one worker: an EM step against one evaluation (5 page loads)\n| batch | evaluation ms (median of 15) | EM ms per evaluation | step / evaluation | observer ms per step |\n|---:|---|---|---|---|');
+      for (const [i, row] of rounds[0].entries()) {
+        const col = (f) => rounds.map((r) => f(r[i])).join(', ');
+        console.log(`| ${row.batch} | ${col((s) => s.evalMs.toFixed(1))} | ${col((s) => s.stepMs.toFixed(1))} | ${col((s) => s.ratio.toFixed(2))} | ${col((s) => s.observerMsPerStep.toFixed(2))} |`);
+      }
       continue;
     }
     if (backend === 'workers') {

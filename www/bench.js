@@ -26,6 +26,10 @@ const fieldBench = params.get('field') !== '0';
 // samples being back on the page (`clicks`, median reported).
 const firstSpec = params.get('first') && params.get('first') !== '0' ? params.get('first') : null;
 const clicks = Number(params.get('clicks') ?? 0);
+// steps=1: an EM step against one evaluation at each batch size, in the same worker (issue 15: a
+// sampler step should cost its evaluation and little more; `observerSeconds` is the part spent on
+// progress calls and yields).
+const stepBench = params.get('steps') === '1';
 // The model card and its ONNX export (relative to the page).
 const modelUrl = params.get('model') ?? 'models/mnist.json';
 const onnxUrl = params.get('onnx') ?? 'models/mnist.onnx';
@@ -71,6 +75,17 @@ async function main() {
     $('status').textContent = `timing batch ${batch}…`;
     const { ms } = await model.benchmark(batch, repeats, warmup);
     out.evals.push({ batch, repeats: ms.length, medianMs: median(ms), minMs: Math.min(...ms), maxMs: Math.max(...ms) });
+  }
+  if (stepBench) {
+    out.steps = [];
+    for (const e of out.evals) {
+      $('status').textContent = `EM steps at batch ${e.batch}…`;
+      const steps = e.batch <= 1 ? 200 : 40;
+      const r = await model.generate({ sampler: 'em', steps, batch: e.batch, seed: 3, previewEvery: 100000 });
+      // EM makes one evaluation per step (and one for the final denoising): time per evaluation.
+      const stepMs = (1000 * r.seconds) / r.evals;
+      out.steps.push({ batch: e.batch, steps, evals: r.evals, workers: r.workers ?? 1, stepMs, observerMsPerStep: (1000 * r.observerSeconds) / r.evals, evalMs: e.medianMs, ratio: stepMs / e.medianMs });
+    }
   }
   if (ortCompare) out.onnxRuntime = await compareWithOrt(model, info, out.evals);
   out.runs = [];

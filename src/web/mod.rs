@@ -35,8 +35,26 @@ use crate::serde_fields::field_names;
 use observer::{JsObserver, now_ms, tensor_to_js};
 use options::{InterpolateRunOptions, LikelihoodRunOptions, LoadOptions, PreviewOf, RunOptions, count, parse_options, pixels, refuse_unknown_keys, take_numbers};
 
+// The linker's constructor list (`__wasm_call_ctors`): the `inventory` registrations of Burn's
+// WGSL compiler, 4,892 of them in this module.
+#[cfg(target_family = "wasm")]
+unsafe extern "C" {
+    fn __wasm_call_ctors();
+}
+
 #[wasm_bindgen(start)]
 pub fn start() {
+    // Run the constructors once, here. A module whose exports never call `__wasm_call_ctors` is
+    // linked "command-style": wasm-ld wraps every export in a call to it, so each call from
+    // JavaScript into the module (every string or object handed across, every allocation by the
+    // bindings) re-ran all 4,892 constructors, about 0.5 ms each time, 10–20 ms per sampler step
+    // (docs/PERFORMANCE.md, "The per-step overhead"). Calling it from the start function makes the
+    // module a reactor: no wrappers. `inventory`'s constructors are idempotent, so the order
+    // relative to the bindings' own start-up does not matter.
+    #[cfg(target_family = "wasm")]
+    unsafe {
+        __wasm_call_ctors()
+    };
     // A panic is a bug; print it to the console rather than as a bare "unreachable".
     console_error_panic_hook::set_once();
 }
