@@ -241,6 +241,10 @@ fn cancel_stops_within_one_step_and_bad_options_are_named() {
     assert_eq!(bad(SampleOptions::default(), [0, 1, 1, 2]), "batch");
     assert_eq!(bad(SampleOptions { rho: 0.0, ..Default::default() }, [1, 1, 1, 2]), "rho");
     assert_eq!(bad(SampleOptions { churn: -1.0, ..Default::default() }, [1, 1, 1, 2]), "churn");
+    assert_eq!(bad(SampleOptions { s_tmin: -0.1, ..Default::default() }, [1, 1, 1, 2]), "s_tmin");
+    assert_eq!(bad(SampleOptions { s_tmin: 2.0, s_tmax: 1.0, ..Default::default() }, [1, 1, 1, 2]), "s_tmax");
+    assert_eq!(bad(SampleOptions { s_noise: f64::NAN, ..Default::default() }, [1, 1, 1, 2]), "s_noise");
+    assert_eq!(bad(SampleOptions { s_noise: 3.0, ..Default::default() }, [1, 1, 1, 2]), "s_noise");
     let vp = Sde::vp();
     let ald = SampleOptions { sampler: Sampler::AnnealedLangevin, steps: 10, ..Default::default() };
     let err = block_on(sampling::sample(&gaussian(vp), &vp, [1, 1, 1, 2], &ald, &device, &mut no_observer())).err().unwrap();

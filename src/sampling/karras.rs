@@ -23,9 +23,37 @@ pub const DEFAULT_RHO: f64 = 7.0;
 pub const DEFAULT_CHURN: f64 = 0.0;
 /// Churn acts only for σ̂ in [S_tmin, S_tmax], with noise inflated by S_noise (Karras et al.
 /// 2022, table 5, ImageNet-64: 0.05, 50, 1.003).
-pub const S_TMIN: f64 = 0.05;
-pub const S_TMAX: f64 = 50.0;
-pub const S_NOISE: f64 = 1.003;
+pub const DEFAULT_S_TMIN: f64 = 0.05;
+pub const DEFAULT_S_TMAX: f64 = 50.0;
+pub const DEFAULT_S_NOISE: f64 = 1.003;
+
+/// The stochasticity of `edm-heun` (Karras et al. 2022, algorithm 2): at each step with σ_i in
+/// [S_tmin, S_tmax] the level is raised by γ = min(S_churn/N, √2 − 1) with fresh noise scaled by
+/// S_noise.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Churn {
+    pub s_churn: f64,
+    pub s_tmin: f64,
+    pub s_tmax: f64,
+    pub s_noise: f64,
+}
+
+impl Default for Churn {
+    fn default() -> Self {
+        Self { s_churn: DEFAULT_CHURN, s_tmin: DEFAULT_S_TMIN, s_tmax: DEFAULT_S_TMAX, s_noise: DEFAULT_S_NOISE }
+    }
+}
+
+impl Churn {
+    /// γ_i for a step from σ of a run of N steps.
+    pub fn gamma(&self, sigma: f64, n: usize) -> f64 {
+        if self.s_churn > 0.0 && (self.s_tmin..=self.s_tmax).contains(&sigma) {
+            (self.s_churn / n as f64).min(std::f64::consts::SQRT_2 - 1.0)
+        } else {
+            0.0
+        }
+    }
+}
 
 /// The noise levels σ_i = (σ_max^{1/ρ} + i/(N−1)·(σ_min^{1/ρ} − σ_max^{1/ρ}))^ρ for i < N, and
 /// σ_N = 0 (Karras et al. 2022, eq. 5): N + 1 values, N steps. With N = 1 the single level is
@@ -78,14 +106,14 @@ async fn report<O: Observer>(observer: &mut O, sde: &Sde, sampler: Sampler, step
 /// 2N − 1 score evaluations for N steps (the last step, to σ = 0, is an Euler step).
 /// `x` is x(T) in the SDE's space. With `known`, the known pixels are re-imposed after every
 /// step ([`Known::constrain_scaled`]).
-pub async fn edm_heun<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4>, sigmas: &[f64], churn: f64, known: Option<&Known>, noise: &mut Noise, observer: &mut O) -> Result<Tensor<4>, SampleError> {
+pub async fn edm_heun<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4>, sigmas: &[f64], churn: &Churn, known: Option<&Known>, noise: &mut Noise, observer: &mut O) -> Result<Tensor<4>, SampleError> {
     let n = sigmas.len() - 1;
     let mut x = x / sde.marginal(T_END).0; // x̂ at σ̂(T)
     for i in 0..n {
         let (sigma, sigma_next) = (sigmas[i], sigmas[i + 1]);
-        let gamma = if churn > 0.0 && (S_TMIN..=S_TMAX).contains(&sigma) { (churn / n as f64).min(std::f64::consts::SQRT_2 - 1.0) } else { 0.0 };
+        let gamma = churn.gamma(sigma, n);
         let sigma_hat = sigma * (1.0 + gamma);
-        let x_hat = if gamma > 0.0 { x.clone() + noise.normal_like(&x) * ((sigma_hat * sigma_hat - sigma * sigma).sqrt() * S_NOISE) } else { x };
+        let x_hat = if gamma > 0.0 { x.clone() + noise.normal_like(&x) * ((sigma_hat * sigma_hat - sigma * sigma).sqrt() * churn.s_noise) } else { x };
         let denoised = denoise(score, sde, x_hat.clone(), sigma_hat);
         let d = (x_hat.clone() - denoised.clone()) / sigma_hat;
         x = x_hat.clone() + d.clone() * (sigma_next - sigma_hat);
@@ -149,6 +177,22 @@ pub async fn dpmpp_2m<S: ScoreFn, O: Observer>(score: &S, sde: &Sde, x: Tensor<4
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Algorithm 2's γ_i: min(S_churn/N, √2 − 1) for σ_i in [S_tmin, S_tmax] (both ends
+    /// included), 0 outside it and for S_churn = 0.
+    #[test]
+    fn churn_acts_only_between_s_tmin_and_s_tmax() {
+        let churn = Churn { s_churn: 4.0, s_tmin: 0.1, s_tmax: 10.0, s_noise: 1.0 };
+        assert_eq!(churn.gamma(1.0, 10), 0.4);
+        assert_eq!(churn.gamma(0.1, 10), 0.4);
+        assert_eq!(churn.gamma(10.0, 10), 0.4);
+        assert_eq!(churn.gamma(0.099, 10), 0.0);
+        assert_eq!(churn.gamma(10.01, 10), 0.0);
+        assert_eq!(churn.gamma(1.0, 2), std::f64::consts::SQRT_2 - 1.0);
+        assert_eq!(Churn { s_churn: 0.0, ..churn }.gamma(1.0, 10), 0.0);
+        let d = Churn::default();
+        assert_eq!((d.s_tmin, d.s_tmax, d.s_noise), (0.05, 50.0, 1.003));
+    }
 
     /// Eq. 5 at its ends and in between: σ_0 = σ_max, σ_{N−1} = σ_min, σ_N = 0, decreasing, and
     /// the ρ-th roots are evenly spaced.

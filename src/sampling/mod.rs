@@ -228,6 +228,11 @@ pub struct SampleOptions {
     pub rho: f64,
     /// S_churn of `edm-heun` (0: deterministic).
     pub churn: f64,
+    /// The noise levels where `edm-heun` churns, [S_tmin, S_tmax], and its noise inflation
+    /// S_noise ([`karras::Churn`]).
+    pub s_tmin: f64,
+    pub s_tmax: f64,
+    pub s_noise: f64,
     /// Final Tweedie denoising step E[x₀|x_ε] = (x + σ² s(x, ε)) / m(ε) (Efron 2011; Song et al.
     /// 2021 appendix G "denoising").
     pub denoise: bool,
@@ -253,6 +258,9 @@ impl Default for SampleOptions {
             atol: DEFAULT_ODE_TOL,
             rho: karras::DEFAULT_RHO,
             churn: karras::DEFAULT_CHURN,
+            s_tmin: karras::DEFAULT_S_TMIN,
+            s_tmax: karras::DEFAULT_S_TMAX,
+            s_noise: karras::DEFAULT_S_NOISE,
             denoise: true,
             seed: catalog::RUN_DEFAULTS.seed,
             first_sample: 0,
@@ -261,6 +269,11 @@ impl Default for SampleOptions {
 }
 
 impl SampleOptions {
+    /// The churn of `edm-heun` these options ask for.
+    pub fn churn(&self) -> karras::Churn {
+        karras::Churn { s_churn: self.churn, s_tmin: self.s_tmin, s_tmax: self.s_tmax, s_noise: self.s_noise }
+    }
+
     /// Checks every option against the sampler and the SDE, naming the first bad field.
     pub fn validate(&self, sde: &Sde) -> Result<(), SampleError> {
         let min_steps = if self.sampler == Sampler::AnnealedLangevin { 2 } else { 1 };
@@ -286,6 +299,15 @@ impl SampleOptions {
         }
         if !(self.churn.is_finite() && (0.0..=MAX_CHURN).contains(&self.churn)) {
             return Err(SampleError::invalid("churn", format!("must be in [0, {MAX_CHURN}], got {}", self.churn)));
+        }
+        if !(self.s_tmin.is_finite() && self.s_tmin >= 0.0) {
+            return Err(SampleError::invalid("s_tmin", format!("must be a noise level ≥ 0, got {}", self.s_tmin)));
+        }
+        if !(self.s_tmax.is_finite() && self.s_tmax >= self.s_tmin) {
+            return Err(SampleError::invalid("s_tmax", format!("must be a noise level ≥ s_tmin ({}), got {}", self.s_tmin, self.s_tmax)));
+        }
+        if !(self.s_noise.is_finite() && (0.5..=2.0).contains(&self.s_noise)) {
+            return Err(SampleError::invalid("s_noise", format!("must be in [0.5, 2], got {}", self.s_noise)));
         }
         if !self.sampler.runs_on(sde) {
             return Err(SampleError::invalid(
@@ -355,7 +377,7 @@ pub(crate) async fn run<S: ScoreFn, O: Observer>(
     if matches!(options.sampler, Sampler::EdmHeun | Sampler::DpmSolver2M) {
         let sigmas = karras::sde_sigmas(sde, options.steps, options.rho);
         let x = match options.sampler {
-            Sampler::EdmHeun => karras::edm_heun(&counted, sde, x, &sigmas, options.churn, known, noise, observer).await?,
+            Sampler::EdmHeun => karras::edm_heun(&counted, sde, x, &sigmas, &options.churn(), known, noise, observer).await?,
             _ => karras::dpmpp_2m(&counted, sde, x, &sigmas, known, observer).await?,
         };
         // The grid ends at σ = 0, where the known pixels were set to the data already.

@@ -294,6 +294,10 @@ impl RunOptions {
             atol: self.atol,
             rho: self.rho,
             churn: self.churn,
+            // The page offers S_churn alone; where it churns is the library's choice.
+            s_tmin: sampling::karras::DEFAULT_S_TMIN,
+            s_tmax: sampling::karras::DEFAULT_S_TMAX,
+            s_noise: sampling::karras::DEFAULT_S_NOISE,
             denoise: self.denoise,
             seed,
             first_sample,

@@ -46,6 +46,15 @@ pub(crate) struct SamplerArgs {
     /// S_churn of edm-heun (0: deterministic).
     #[arg(long, default_value_t = sampling::karras::DEFAULT_CHURN)]
     pub(crate) churn: f64,
+    /// Lowest noise level where edm-heun churns (S_tmin).
+    #[arg(long, default_value_t = sampling::karras::DEFAULT_S_TMIN)]
+    pub(crate) s_tmin: f64,
+    /// Highest noise level where edm-heun churns (S_tmax).
+    #[arg(long, default_value_t = sampling::karras::DEFAULT_S_TMAX)]
+    pub(crate) s_tmax: f64,
+    /// Inflation of edm-heun's churn noise (S_noise).
+    #[arg(long, default_value_t = sampling::karras::DEFAULT_S_NOISE)]
+    pub(crate) s_noise: f64,
     /// Skip the final Tweedie denoising step.
     #[arg(long)]
     pub(crate) no_denoise: bool,
@@ -116,6 +125,9 @@ impl SamplerArgs {
             atol: self.atol,
             rho: self.rho,
             churn: self.churn,
+            s_tmin: self.s_tmin,
+            s_tmax: self.s_tmax,
+            s_noise: self.s_noise,
             denoise: !self.no_denoise,
             seed: self.seed,
             first_sample: self.first_sample,
