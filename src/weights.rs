@@ -357,9 +357,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Decoded>, WeightsError> {
                 return Err(corrupt(format!("its scale `{scale_name}` has shape {:?}, which does not broadcast to {:?}", scale.shape, entry.shape)));
             }
             let scales = values_f32(scale, &bytes[scale.start..scale.end]);
-            if let Some((index, s)) = scales.iter().enumerate().find(|(_, s)| !s.is_finite()) {
-                return Err(WeightsError::NonFinite { name: scale_name, index, value: s.to_string() });
-            }
+            check_finite(&scale_name, &scales)?;
             if let Some(s) = scales.iter().find(|s| **s < 0.0) {
                 return Err(corrupt(format!("its scale `{scale_name}` holds a negative value ({s})")));
             }
@@ -454,9 +452,7 @@ fn encode(tensors: &[Decoded], metadata: Option<&serde_json::Value>, to: Dtype, 
             Dtype::F32 => put(&mut header, &t.name, "F32", &t.shape, t.values.iter().flat_map(|v| v.to_le_bytes()).collect()),
             Dtype::F16 => put(&mut header, &t.name, "F16", &t.shape, as_f16(t)?),
             Dtype::Int8 if t.shape.len() >= 2 && select(&t.name) => {
-                if let Some((index, v)) = t.values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-                    return Err(WeightsError::NonFinite { name: t.name.clone(), index, value: v.to_string() });
-                }
+                check_finite(&t.name, &t.values)?;
                 let axis = channel_axis(&t.shape);
                 let (q, scales) = quantise(&t.values, &t.shape, axis);
                 put(&mut header, &t.name, "I8", &t.shape, q.iter().map(|&q| q as u8).collect());
@@ -474,6 +470,14 @@ fn encode(tensors: &[Decoded], metadata: Option<&serde_json::Value>, to: Dtype, 
     out.extend(header);
     out.extend(data);
     Ok(out)
+}
+
+/// Refuses the first NaN or ±∞ among a tensor's values, naming the tensor and the index.
+fn check_finite(name: &str, values: &[f32]) -> Result<(), WeightsError> {
+    match values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        Some((index, value)) => Err(WeightsError::NonFinite { name: name.to_string(), index, value: value.to_string() }),
+        None => Ok(()),
+    }
 }
 
 /// Names and shapes of the tensors a module has.
@@ -495,9 +499,7 @@ pub fn fill<M: ModuleSnapshot>(module: &mut M, weights: &[u8]) -> Result<(), Wei
             }
             Some(_) => {}
         }
-        if let Some((index, value)) = t.values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(WeightsError::NonFinite { name: t.name.clone(), index, value: value.to_string() });
-        }
+        check_finite(&t.name, &t.values)?;
     }
     if let Some(name) = expected.into_keys().next() {
         return Err(WeightsError::MissingTensor { name });
