@@ -113,7 +113,7 @@ cmd_dist() {
   mkdir -p dist/pkg dist/models
   for f in $WIDGET_FILES; do cp "www/$f" dist/; done
   cp -r pkg/. dist/pkg/
-  cp www/models/mnist.json www/models/mnist.safetensors www/models/mnist-classifier.json www/models/mnist-classifier.safetensors www/models/mnist-likelihood.json dist/models/
+  cp www/models/mnist.json www/models/mnist.safetensors www/models/mnist-guide.json www/models/mnist-guide.safetensors www/models/mnist-classifier.json www/models/mnist-classifier.safetensors www/models/mnist-likelihood.json dist/models/
   log "dist/ ($(du -sh dist | cut -f1)): open dist/example-post.html through any static server"
 }
 

@@ -121,9 +121,26 @@ pub struct ModelCard {
     /// its SHA-256), so a trainer's card does not carry them over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub likelihood_references: Option<String>,
+    /// The card of the worse model that autoguides this one
+    /// ([`crate::sampling::autoguidance`]): same data, images and noise levels, less training;
+    /// relative to this card. None: the model draws on its own only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guide: Option<String>,
 }
 
 impl ModelCard {
+    /// Whether `guide` can autoguide this model: the same noise levels (the SDE) and images, so
+    /// that both score the same x(t) at the same t.
+    pub fn check_guide(&self, guide: &ModelCard) -> Result<(), ConfigError> {
+        if guide.sde != self.sde {
+            return Err(ConfigError::invalid("guide", format!("`{}` has another SDE ({:?}) than `{}` ({:?})", guide.name, guide.sde, self.name, self.sde)));
+        }
+        if guide.image != self.image {
+            return Err(ConfigError::invalid("guide", format!("`{}` draws other images ({:?}) than `{}` ({:?})", guide.name, guide.image, self.name, self.image)));
+        }
+        Ok(())
+    }
+
     /// A card for an untrained network of the given architecture.
     pub fn new(name: &str, architecture: Architecture, parameterisation: Parameterisation, sde: Sde) -> Self {
         let [channels, height, width] = architecture.image_shape();
@@ -142,6 +159,7 @@ impl ModelCard {
             metrics: BTreeMap::new(),
             classifier: None,
             likelihood_references: None,
+            guide: None,
         }
     }
 
@@ -182,6 +200,9 @@ impl ModelCard {
         check_weights_path(&self.weights)?;
         if let Some(classifier) = &self.classifier {
             check_weights_path(classifier).map_err(|_| ConfigError::invalid("classifier", format!("must be a relative path beside the card, got `{classifier}`")))?;
+        }
+        if let Some(guide) = &self.guide {
+            check_weights_path(guide).map_err(|_| ConfigError::invalid("guide", format!("must be a relative path beside the card, got `{guide}`")))?;
         }
         if let Some(references) = &self.likelihood_references {
             check_weights_path(references).map_err(|_| ConfigError::invalid("likelihood_references", format!("must be a relative path beside the card, got `{references}`")))?;
@@ -869,6 +890,25 @@ mod tests {
         assert!(matches!(load(&card, &poisoned, &device).unwrap_err(), WeightsError::NonFinite { .. }));
     }
 
+    /// A guide model must score the same x(t) at the same t: same SDE, same images; the
+    /// architecture may differ.
+    #[test]
+    fn a_guide_model_must_share_the_noise_levels_and_images() {
+        let card = small_card();
+        let mut guide = card.clone();
+        guide.name = "guide".into();
+        guide.architecture = Architecture::Ncsn(crate::model::ScoreNetConfig { height: 8, width: 8, widths: vec![4, 8], embed_dim: 8, ..Default::default() });
+        card.check_guide(&guide).unwrap();
+        let mut other = guide.clone();
+        other.sde = Sde::Ve { sigma_min: 0.01, sigma_max: 7.0 };
+        let e = card.check_guide(&other).unwrap_err().to_string();
+        assert!(e.contains("guide") && e.contains("SDE"), "{e}");
+        let mut other = guide.clone();
+        other.image.range = [-1.0, 1.0];
+        let e = card.check_guide(&other).unwrap_err().to_string();
+        assert!(e.contains("guide") && e.contains("images"), "{e}");
+    }
+
     #[test]
     fn inconsistent_cards_name_the_field() {
         let card = small_card();
@@ -891,6 +931,9 @@ mod tests {
         let mut c = card.clone();
         c.sde = Sde::Ve { sigma_min: 0.01, sigma_max: -1.0 };
         assert_eq!(field_of(&c), "sde.sigma_max");
+        let mut c = card.clone();
+        c.guide = Some("/models/guide.json".into());
+        assert_eq!(field_of(&c), "guide");
         // Unknown fields and wrong types are JSON errors that name them.
         let text = card.to_json().replace("\"dataset\"", "\"datset\"");
         assert!(matches!(ModelCard::from_json(&text), Err(ConfigError::Json(m)) if m.contains("datset")));

@@ -130,3 +130,56 @@ fn init_takes_sigma_min_and_refuses_an_inverted_range() {
     assert!(stderr.contains("sde.sigma_max"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Autoguidance from the command line: the worse model named by `--guide-model` or by the card's
+/// `guide`; each step evaluates both networks (dpmpp-2m, 4 steps: 4 + 4 evaluations); a weight
+/// of 1 is the model alone; a missing guide, a weight below 1 and a guide with other noise levels
+/// are refused naming the problem.
+#[test]
+fn autoguidance_uses_the_worse_model_and_refuses_what_cannot_work() {
+    let dir = workdir("autoguidance");
+    let card = init_small(&dir);
+    let guide = dir.join("guide.json");
+    // Untrained U-Nets output zero (EDM's zero-initialised last layer), so the guide differs by its
+    // σ_data: another c_skip, another denoiser.
+    let init = |path: &Path, sigma_max: &str| run(bin().args(["init", "--out"]).arg(path).args(["--height", "8", "--width", "8", "--widths", "8", "--embed-dim", "8", "--sigma-max", sigma_max, "--sigma-data", "1.0", "--seed", "7"]));
+    let default_sigma_max = scorefield::precond::EDM_MNIST_SIGMA_MAX.to_string();
+    assert!(init(&guide, &default_sigma_max).0);
+    let sample = |extra: &[&str], name: &str| {
+        let npy = dir.join(format!("{name}.npy"));
+        let (ok, stdout, stderr) = run(bin().args(["sample", "--model"]).arg(&card).args(["--sampler", "dpmpp-2m", "--steps", "4", "--n", "2", "--seed", "3"]).args(extra).arg("--out").arg(dir.join(format!("{name}.png"))).arg("--npy").arg(&npy));
+        let data = if ok { match io::read_npy(&npy).unwrap().1 { NpyData::F32(v) => v, _ => panic!("dtype") } } else { vec![] };
+        (ok, stdout, stderr, data)
+    };
+    let g = guide.display().to_string();
+    let (ok, stdout, stderr, guided) = sample(&["--guide-model", &g, "--autoguidance", "2"], "guided");
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("8 network evaluations, autoguidance w = 2: 4 of them by the guide model"), "{stdout}");
+    let (ok, stdout, _, alone) = sample(&["--guide-model", &g, "--autoguidance", "1"], "alone");
+    assert!(ok && stdout.contains("(4 network evaluations)"), "{stdout}");
+    let (_, _, _, plain) = sample(&[], "plain");
+    assert_eq!(alone, plain, "w = 1 is the model alone");
+    assert!(guided.iter().zip(&plain).any(|(a, b)| (a - b).abs() > 1e-3), "the guide changed nothing");
+    // The card's `guide`, relative to the card, is the default guide at the default weight.
+    let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&card).unwrap()).unwrap();
+    value["guide"] = "guide.json".into();
+    std::fs::write(&card, serde_json::to_string(&value).unwrap()).unwrap();
+    let (ok, stdout, stderr, by_card) = sample(&["--autoguidance", "2"], "by-card");
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("4 of them by the guide model"), "{stdout}");
+    assert_eq!(by_card, guided);
+    let (ok, stdout, _, _) = sample(&[], "default");
+    assert!(ok && stdout.contains(&format!("autoguidance w = {}", scorefield::sampling::autoguidance::DEFAULT_AUTOGUIDANCE)), "{stdout}");
+    // Refusals.
+    let (ok, _, stderr, _) = sample(&["--autoguidance", "0.5"], "low");
+    assert!(!ok && stderr.contains("`autoguidance` must be in [1,"), "{stderr}");
+    let other = dir.join("other.json");
+    assert!(init(&other, "7").0);
+    let (ok, _, stderr, _) = sample(&["--guide-model", &other.display().to_string()], "other");
+    assert!(!ok && stderr.contains("`guide`") && stderr.contains("SDE"), "{stderr}");
+    value.as_object_mut().unwrap().remove("guide");
+    std::fs::write(&card, serde_json::to_string(&value).unwrap()).unwrap();
+    let (ok, _, stderr, _) = sample(&["--autoguidance", "2"], "none");
+    assert!(!ok && stderr.contains("names no `guide`"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -22,9 +22,11 @@ const backends = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 
 
 function transferSizes() {
   const files = ['pkg/scorefield_bg.wasm', 'pkg/scorefield.js', 'www/worker.js', 'www/client.js', 'www/protocol.js', 'www/score-field.js', 'www/field-view.js', 'www/render.js', 'www/painter.js', 'www/app.js', 'www/index.html', 'www/style.css'];
-  // The page's model (not the ONNX files, for the ONNX Runtime comparison only, nor the first
-  // network, which the page loads only when asked with ?model=).
-  files.push('www/models/mnist.json', 'www/models/mnist.safetensors');
+  // The page's model and what its card names that the page fetches at load: the guide model of
+  // autoguidance, the classifier's card (its weights only for a guided run) and the likelihood
+  // references (not the ONNX files, for the ONNX Runtime comparison only, nor the first network,
+  // which the page loads only when asked with ?model=).
+  files.push('www/models/mnist.json', 'www/models/mnist.safetensors', 'www/models/mnist-guide.json', 'www/models/mnist-guide.safetensors', 'www/models/mnist-classifier.json', 'www/models/mnist-likelihood.json');
   return files.map((file) => {
     const bytes = readFileSync(path.join(ROOT, file));
     return { file, bytes: bytes.length, gzip: zlib.gzipSync(bytes, { level: 9 }).length };

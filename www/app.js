@@ -59,6 +59,26 @@ function applyDefaults(defaults) {
   $('guidance').max = String(defaults.guidanceSliderMax);
   $('guidance').value = String(defaults.guidance);
   $('guidance-value').textContent = $('guidance').value;
+  $('autoguidance').max = String(defaults.autoguidanceSliderMax);
+  $('autoguidance').value = String(defaults.autoguidance);
+  $('autoguidance-value').textContent = $('autoguidance').value;
+}
+
+/** The autoguidance slider, when the model has a guide model (its card names one): the weight w
+ * of s_bad + w·(s − s_bad), 1 for the model alone. */
+function fillAutoguidance(info) {
+  $('autoguidance-label').hidden = !info.autoguided;
+  const sync = () => {
+    const w = Number($('autoguidance').value);
+    $('autoguidance-value').textContent = $('autoguidance').value;
+    $('autoguidance-hint').textContent = !info.autoguided
+      ? (info.guideProblem ? `Autoguidance is unavailable: ${info.guideProblem}; sampling from the model alone.` : '')
+      : w === 1
+        ? 'Autoguidance off: the model alone.'
+        : `Autoguided (Karras et al. 2024): the model's score pushed away from a worse version of itself, the same network early in its training, s_bad + ${w}·(s − s_bad). Where the worse model is wrong the better one is usually wrong the same way, only less, so this sharpens the digits; each step evaluates both networks.`;
+  };
+  $('autoguidance').addEventListener('input', sync);
+  sync();
 }
 
 /** The digit control, when the model has a classifier: any digit (unguided), one class, or every
@@ -125,6 +145,7 @@ function options() {
     opts.class = digit === 'all' ? 'all' : Number(digit);
     opts.guidance = Number($('guidance').value);
   }
+  if (!$('autoguidance-label').hidden) opts.autoguidance = Number($('autoguidance').value);
   return opts;
 }
 
@@ -454,6 +475,7 @@ async function main() {
     applyDefaults(info.defaults);
     fillSamplers(info.samplers);
     fillClasses(info.classes, info.defaults, info.classifierProblem);
+    fillAutoguidance(info);
     showBackend(info);
     const [c, h, w] = [card.image.channels, card.image.height, card.image.width];
     painter = new Painter($('source'), { channels: c, height: h, width: w, range: card.image.range });

@@ -175,10 +175,13 @@ export class RemoteModel {
   }
 
   /** Loads the model; resolves to {backend, adapter, card, samplers, defaults, classes,
-   * classifierProblem, fallbackReason, warmupSeconds, maxBatch}; `samplers` describes the samplers
-   * it runs, the default first; `defaults` the runs' starting batch, seed and guidance and the
-   * options' limits (src/sampling/catalog.rs); `classes` the class names a run can be guided to
-   * (option `class`: an index into them, or 'all'), null without a classifier. On the CPU the
+   * classifierProblem, autoguided, guideProblem, fallbackReason, warmupSeconds, maxBatch};
+   * `samplers` describes the samplers it runs, the default first; `defaults` the runs' starting
+   * batch, seed, guidance and autoguidance and the options' limits (src/sampling/catalog.rs);
+   * `classes` the class names a run can be guided to (option `class`: an index into them, or
+   * 'all'), null without a classifier; `autoguided` whether runs are autoguided by the worse model
+   * the card names (option `autoguidance`, the weight w; 1 turns it off), `guideProblem` why that
+   * model could not be loaded. On the CPU the
    * other workers start loading their copies too, so that the first split run need not wait. */
   async load() {
     const info = await request({ type: REQUESTS.load, url: this.url, backend: this.backend }).promise;

@@ -10,7 +10,8 @@
 // backend (auto | webgpu | cpu), workers (how many model workers its CPU runs may split a batch
 // across; default one per core, up to the library's cap), and for a model with a classifier label (a class name such as
 // "7", "all" for each class in turn, "any" for unguided: classifier guidance; HTML's `class` is
-// taken by CSS) and guidance (the scale w).
+// taken by CSS) and guidance (the scale w); for a model with a guide model autoguidance (the weight
+// w of autoguidance, default the library's; 1: the model alone).
 //
 // mode="interpolate" draws two digits (sampler, steps, seed, label as for generate) and morphs one
 // into the other through the prior: both encoded with the probability-flow ODE, the spherical path
@@ -125,7 +126,7 @@ function attributes(host) {
 }
 
 export class ScoreField extends HTMLElement {
-  static observedAttributes = ['model', 'mode', 'sampler', 'steps', 'batch', 'seed', 'controls', 'width', 'backend', 'workers', 'distribution', 'sde', 'sigma', 'particles', 'label', 'guidance'];
+  static observedAttributes = ['model', 'mode', 'sampler', 'steps', 'batch', 'seed', 'controls', 'width', 'backend', 'workers', 'distribution', 'sde', 'sigma', 'particles', 'label', 'guidance', 'autoguidance'];
 
   #shadow;
   #ui = null;
@@ -143,6 +144,7 @@ export class ScoreField extends HTMLElement {
   #field = null; // the 2-D explainer (field mode): a FieldView
   #warned = new Set(); // problems with the attributes already warned about
   #guidance = null; // the guidance scale of guided runs (attribute `guidance`, checked)
+  #autoguidance = null; // the autoguidance weight (attribute `autoguidance`, checked), or null without a guide model
 
   constructor() {
     super();
@@ -385,7 +387,26 @@ export class ScoreField extends HTMLElement {
       if (raw.trim() === '' || !Number.isFinite(w) || w < 0 || w > defaults.maxGuidance) problems.push(`guidance="${raw}" is not a number in 0..${defaults.maxGuidance}; using ${guidance}`);
       else guidance = w;
     }
-    return { label, guidance };
+    return { label, guidance, autoguidance: this.#autoguidanceChoice(problems) };
+  }
+
+  /** The autoguidance weight the `autoguidance` attribute asks for, checked against the library's
+   * limits, or null when the model has no guide model (then the attribute is named in `problems`
+   * unless it asks for the model alone). */
+  #autoguidanceChoice(problems) {
+    const { autoguided, guideProblem, defaults } = this.#info;
+    const raw = this.getAttribute('autoguidance');
+    const w = Number(raw);
+    if (raw !== null && (raw.trim() === '' || !Number.isFinite(w) || w < 1 || w > defaults.maxAutoguidance)) {
+      problems.push(`autoguidance="${raw}" is not a number in 1..${defaults.maxAutoguidance}; using ${autoguided ? defaults.autoguidance : 1}`);
+      return autoguided ? defaults.autoguidance : null;
+    }
+    if (!autoguided) {
+      if (guideProblem) problems.push(`this model's guide model could not be loaded (${guideProblem}); drawing from the model alone`);
+      else if (raw !== null && w !== 1) problems.push(`autoguidance="${raw}" needs a model with a guide model, and this one has none; drawing from the model alone`);
+      return null;
+    }
+    return raw === null ? defaults.autoguidance : w;
   }
 
   /** Sets the steps control for `sampler`: its floor, and `steps` or its default. */
@@ -416,6 +437,7 @@ export class ScoreField extends HTMLElement {
         this.#showSampler(choice.sampler, choice.steps);
         ui.label.value = String(choice.label);
         this.#guidance = choice.guidance;
+        this.#autoguidance = choice.autoguidance;
         problems.push(...choice.problems);
       }
       ui.notice.textContent = problems.join('\n');
@@ -556,6 +578,7 @@ export class ScoreField extends HTMLElement {
       const guided = this.#info.defaults.guided;
       if (info.name === guided.sampler) opts.churn = guided.churn;
     }
+    if (this.#autoguidance !== null) opts.autoguidance = this.#autoguidance;
     return opts;
   }
 

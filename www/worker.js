@@ -71,6 +71,7 @@ async function describe(url, backend) {
   return {
     backend: model.backend, adapter: model.adapter, card: model.card, samplers: model.samplers, defaults: ScoreModel.runDefaults(),
     classes: model.classes ?? null, classifierProblem: model.classifierProblem ?? null,
+    autoguided: model.autoguided, guideProblem: model.guideProblem ?? null,
     fallbackReason, warmupSeconds: model.warmupSeconds, maxBatch: model.maxBatch,
   };
 }

@@ -42,6 +42,11 @@ pub struct RunDefaults {
     pub guidance: f64,
     pub guidance_slider_max: f64,
     pub max_guidance: f64,
+    /// Autoguidance (models whose card names a guide model): the weight runs start at, the
+    /// largest the page's slider offers, the largest the API takes.
+    pub autoguidance: f64,
+    pub autoguidance_slider_max: f64,
+    pub max_autoguidance: f64,
     /// The most model workers (wasm instances, each with its own copy of the model) a CPU run in
     /// the page or a widget is split across; fewer when the browser reports fewer cores
     /// (`navigator.hardwareConcurrency`), or as the page's `?workers=N` and the widget's
@@ -82,6 +87,9 @@ pub const RUN_DEFAULTS: RunDefaults = RunDefaults {
     guidance: super::guidance::DEFAULT_GUIDANCE,
     guidance_slider_max: GUIDANCE_SLIDER_MAX,
     max_guidance: super::guidance::MAX_GUIDANCE,
+    autoguidance: super::autoguidance::DEFAULT_AUTOGUIDANCE,
+    autoguidance_slider_max: super::autoguidance::AUTOGUIDANCE_SLIDER_MAX,
+    max_autoguidance: super::autoguidance::MAX_AUTOGUIDANCE,
     max_workers: 8,
     guided: GuidedDefaults { sampler: "edm-heun", steps: 18, churn: 40.0 },
 };

@@ -7,6 +7,7 @@
 //! inside the loop except where the caller's [`Observer`] asks for it and the RK45 error norm.
 
 pub mod catalog;
+pub mod autoguidance;
 pub mod guidance;
 pub mod inpaint;
 pub mod interpolate;

@@ -27,6 +27,7 @@ pub use error::{ErrorName, WebError};
 use crate::backend::Backend;
 use crate::sampling::{self, Known, SampleOptions, Sampler, catalog};
 use crate::classifier::{self, ClassifierCard, NoisyClassifier};
+use crate::sampling::autoguidance::{Autoguidance, Autoguided};
 use crate::sampling::guidance::{Guidance, Guided};
 use crate::likelihood;
 use crate::weights::{self, ModelCard};
@@ -91,6 +92,27 @@ pub struct WebModel {
     /// model's card names one (or why it could not be), and its weights, fetched at the first
     /// guided run.
     classifier: Guide,
+    /// The worse model that autoguides this one, when the card names one: fetched and loaded
+    /// with the model (runs use it by default), or why it could not be.
+    worse: Worse,
+}
+
+/// The worse model of autoguided runs.
+enum Worse {
+    /// The model's card names none.
+    None,
+    /// It could not be fetched or read: runs that ask for autoguidance give this error; the
+    /// others run on the model alone.
+    Broken(WebError),
+    Loaded(Box<crate::ScoreModel>),
+}
+
+/// The worse model's card and weights, fetched with the model (or why not), to be loaded on
+/// the model's device.
+enum WorseSource {
+    None,
+    Broken(WebError),
+    Bytes(ModelCard, Vec<u8>),
 }
 
 /// The classifier of guided runs, as far as it has been loaded.
@@ -132,7 +154,11 @@ impl WebModel {
             None => Guide::None,
             Some(name) => fetch_classifier_card(name, &card_url, &card).await.unwrap_or_else(Guide::Broken),
         };
-        Self::start(card, &weights, options, classifier).await
+        let worse = match &card.guide {
+            None => WorseSource::None,
+            Some(name) => fetch_guide(name, &card_url, &card).await.map_or_else(WorseSource::Broken, |(c, w)| WorseSource::Bytes(c, w)),
+        };
+        Self::start(card, &weights, options, classifier, worse).await
     }
 
     /// Loads a model from a card's JSON text and the safetensors bytes (for files a reader
@@ -144,7 +170,38 @@ impl WebModel {
             None => Guide::None,
             Some(_) => Guide::Broken(WebError::model_file("a model loaded from bytes has no classifier; give it one with setClassifier(card, weights)")),
         };
-        Self::start(card, &weights, options, classifier).await
+        let worse = match &card.guide {
+            None => WorseSource::None,
+            Some(_) => WorseSource::Broken(WebError::model_file("a model loaded from bytes has no guide model; give it one with setGuide(card, weights)")),
+        };
+        Self::start(card, &weights, options, classifier, worse).await
+    }
+
+    /// Gives the model the worse model of autoguided runs from a model card's JSON text and its
+    /// safetensors bytes (a model loaded from bytes, or tests).
+    #[wasm_bindgen(js_name = setGuide)]
+    pub fn set_guide(&mut self, card_json: String, weights: Vec<u8>) -> Result<(), WebError> {
+        let card = ModelCard::from_json(&card_json).map_err(|e| WebError::model_file(format!("guide model card: {e}")))?;
+        self.card.check_guide(&card).map_err(|e| WebError::model_file(format!("guide model card: {e}")))?;
+        let model = weights::load(&card, &weights, &self.backend.device).map_err(|e| WebError::model_file(format!("guide model: {e}")))?;
+        self.worse = Worse::Loaded(Box::new(model));
+        Ok(())
+    }
+
+    /// Whether runs are autoguided by a worse model unless they say `autoguidance: 1`.
+    #[wasm_bindgen(getter)]
+    pub fn autoguided(&self) -> bool {
+        matches!(self.worse, Worse::Loaded(_))
+    }
+
+    /// Why the model's guide model cannot be used, if its card names one that is broken (runs
+    /// then draw from the model alone).
+    #[wasm_bindgen(getter, js_name = guideProblem)]
+    pub fn guide_problem(&self) -> Option<String> {
+        match &self.worse {
+            Worse::Broken(e) => Some(e.message.clone()),
+            _ => None,
+        }
     }
 
     /// Gives the model the classifier of guided runs from a classifier card's JSON text and its
@@ -177,10 +234,18 @@ impl WebModel {
         }
     }
 
-    async fn start(card: ModelCard, weights: &[u8], options: JsValue, classifier: Guide) -> Result<WebModel, WebError> {
+    async fn start(card: ModelCard, weights: &[u8], options: JsValue, classifier: Guide, worse: WorseSource) -> Result<WebModel, WebError> {
         let options = parse_load_options(options)?;
         let (backend, fallback_reason) = resolve(options.backend).await?;
         let model = weights::load(&card, weights, &backend.device)?;
+        let worse = match worse {
+            WorseSource::None => Worse::None,
+            WorseSource::Broken(e) => Worse::Broken(e),
+            WorseSource::Bytes(guide, bytes) => match weights::load(&guide, &bytes, &backend.device) {
+                Ok(m) => Worse::Loaded(Box::new(m)),
+                Err(e) => Worse::Broken(WebError::model_file(format!("guide model `{}`: {e}", guide.name))),
+            },
+        };
         // Pre-warm: on WebGPU the first forward pass compiles (and autotunes) its kernels; do it
         // while the model loads rather than in the reader's first Generate (measured on the
         // software adapter: the first batch-4 Generate took 2.3 s longer than the second).
@@ -191,7 +256,7 @@ impl WebModel {
             evaluate_once(&model, x).await.map_err(|e| WebError::run(format!("the first forward pass on the GPU failed: {e}")))?;
         }
         let warmup_seconds = (now_ms() - start) / 1000.0;
-        Ok(WebModel { card, model, backend, fallback_reason, runs: Rc::new(RefCell::new(Vec::new())), warmup_seconds, classifier })
+        Ok(WebModel { card, model, backend, fallback_reason, runs: Rc::new(RefCell::new(Vec::new())), warmup_seconds, classifier, worse })
     }
 
     /// What a backend choice (`{backend: "auto" | "webgpu" | "cpu"}`) comes to in this wasm
@@ -376,10 +441,11 @@ impl WebModel {
         self.check_batch(batch)?;
         let (mut observer, _guard) = self.observer(on_progress, options.run_id()?, every(preview_every, &sample_options), options.preview_of);
         let guide = self.guide(&options, sample_options.first_sample).await?;
-        let score = Guided::new(&self.model, self.model.sde, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
+        let auto = self.score_of(&options)?;
+        let score = Guided::new(&auto, self.model.sde, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
         let start = js_sys::Date::now();
         let out = sampling::sample(&score, &self.model.sde, [batch, c, h, w], &sample_options, &self.backend.device, &mut observer).await.map_err(|e| self.fail(e))?;
-        self.finish(out, start, sample_options.sampler, observer.observer_ms.get()).await
+        self.finish(out, auto.bad_evals(), start, sample_options.sampler, observer.observer_ms.get()).await
     }
 
     /// Fills in where `mask` is 0. `image`: C·H·W values in the card's range (one image, repeated
@@ -402,10 +468,11 @@ impl WebModel {
         let known = Known::from_host(&images, &mask, [batch, c, h, w], self.card.image.range, &self.backend.device)?;
         let (mut observer, _guard) = self.observer(on_progress, options.run_id()?, every(preview_every, &sample_options), options.preview_of);
         let guide = self.guide(&options, sample_options.first_sample).await?;
-        let score = Guided::new(&self.model, self.model.sde, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
+        let auto = self.score_of(&options)?;
+        let score = Guided::new(&auto, self.model.sde, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
         let start = js_sys::Date::now();
         let out = sampling::inpaint::inpaint(&score, &self.model.sde, &known, &sample_options, &mut observer).await.map_err(|e| self.fail(e))?;
-        self.finish(out, start, sample_options.sampler, observer.observer_ms.get()).await
+        self.finish(out, auto.bad_evals(), start, sample_options.sampler, observer.observer_ms.get()).await
     }
 
     /// Bits/dim of one 8-bit image through the probability-flow ODE, as `scorefield likelihood`
@@ -498,7 +565,35 @@ async fn fetch_classifier_card(name: &str, card_url: &str, model: &ModelCard) ->
     Ok(Guide::Card { card, weights_url: Some(weights_url), net: RefCell::new(None) })
 }
 
+/// Fetches the guide model card `name` (relative to the model card at `card_url`), checks it
+/// against the model's, and its weights.
+async fn fetch_guide(name: &str, card_url: &str, model: &ModelCard) -> Result<(ModelCard, Vec<u8>), WebError> {
+    let url = web_sys::Url::new_with_base(name, card_url).map_err(|_| WebError::model_file(format!("cannot resolve the guide model `{name}` against {card_url}")))?.href();
+    let bytes = fetch_bytes(&url, "guide model card").await?;
+    let text = String::from_utf8(bytes).map_err(|_| WebError::model_file(format!("the guide model card at {url} is not UTF-8 text")))?;
+    let card = ModelCard::from_json(&text).map_err(|e| WebError::model_file(format!("guide model card {url}: {e}")))?;
+    model.check_guide(&card).map_err(|e| WebError::model_file(format!("guide model card {url}: {e}")))?;
+    let weights_url = web_sys::Url::new_with_base(&card.weights, &url).map_err(|_| WebError::model_file(format!("cannot resolve `{}` against {url}", card.weights)))?.href();
+    let weights = fetch_bytes(&weights_url, "guide model weights").await?;
+    Ok((card, weights))
+}
+
 impl WebModel {
+    /// The score a run samples: the model autoguided by its worse model at the run's
+    /// `autoguidance` weight (default [`crate::sampling::autoguidance::DEFAULT_AUTOGUIDANCE`]
+    /// when the model has one), or the model alone.
+    fn score_of(&self, options: &RunOptions) -> Result<Autoguided<'_, crate::ScoreModel, crate::ScoreModel>, WebError> {
+        let sde = self.model.sde;
+        match (&self.worse, options.autoguidance()?) {
+            (_, None) => Ok(Autoguided::unguided(&self.model, sde)),
+            (Worse::Loaded(worse), Some(weight)) => Ok(Autoguided::new(&self.model, &**worse, sde, Autoguidance::new(weight))?),
+            // Absent, the default: the model alone when its guide is missing or broken.
+            (Worse::None | Worse::Broken(_), Some(_)) if options.autoguidance.is_none() => Ok(Autoguided::unguided(&self.model, sde)),
+            (Worse::None, Some(_)) => Err(WebError::invalid(format!("`autoguidance` needs a guide model, and the model card `{}` names none", self.card.name))),
+            (Worse::Broken(e), Some(_)) => Err(e.clone()),
+        }
+    }
+
     /// The classifier and guidance of a run with `class`, its weights fetched the first time;
     /// `None` for an unguided run.
     async fn guide(&self, options: &RunOptions, first_sample: u64) -> Result<Option<(Rc<NoisyClassifier>, Guidance)>, WebError> {
@@ -565,12 +660,15 @@ impl WebModel {
         (observer, guard)
     }
 
-    async fn finish(&self, out: sampling::Samples, start: f64, sampler: Sampler, observer_ms: f64) -> Result<JsValue, WebError> {
+    /// The run's result; `evals` counts network evaluations, the worse model's (`guide_evals`)
+    /// among them.
+    async fn finish(&self, out: sampling::Samples, guide_evals: usize, start: f64, sampler: Sampler, observer_ms: f64) -> Result<JsValue, WebError> {
         let (result, first_bad) = tensor_to_js(out.x).await.map_err(|e| self.fail(WebError::run(e)))?;
         if let Some(i) = first_bad {
             return Err(WebError::new(ErrorName::NonFinite, format!("{} produced a non-finite value (at index {i}); {}", sampler.name(), sampler.if_non_finite())));
         }
-        Reflect::set(&result, &"evals".into(), &(out.evals as f64).into()).ok();
+        Reflect::set(&result, &"evals".into(), &((out.evals + guide_evals) as f64).into()).ok();
+        Reflect::set(&result, &"guideEvals".into(), &(guide_evals as f64).into()).ok();
         Reflect::set(&result, &"seconds".into(), &((js_sys::Date::now() - start) / 1000.0).into()).ok();
         // Of those seconds, the time spent on previews, progress callbacks and yields.
         Reflect::set(&result, &"observerSeconds".into(), &(observer_ms / 1000.0).into()).ok();

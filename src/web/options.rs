@@ -8,6 +8,7 @@ use wasm_bindgen::prelude::*;
 
 use super::WebError;
 use crate::likelihood::LikelihoodOptions;
+use crate::sampling::autoguidance::{self, Autoguidance};
 use crate::sampling::guidance::{self, Guidance};
 use crate::sampling::interpolate;
 use crate::sampling::{self, SampleOptions, Sampler, catalog};
@@ -69,6 +70,9 @@ pub(super) struct RunOptions {
     /// `guidance::DEFAULT_GUIDANCE_MIN_SIGMA`, `DEFAULT_GUIDANCE_MAX_SIGMA`.
     pub(super) guidance_min_sigma: Option<f64>,
     pub(super) guidance_max_sigma: Option<f64>,
+    /// The autoguidance weight w (1: the model alone; more: further from the worse model its
+    /// card names); default `autoguidance::DEFAULT_AUTOGUIDANCE` when the model has one.
+    pub(super) autoguidance: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
@@ -104,6 +108,7 @@ impl Default for RunOptions {
             guidance: None,
             guidance_min_sigma: None,
             guidance_max_sigma: None,
+            autoguidance: None,
         }
     }
 }
@@ -256,6 +261,14 @@ impl RunOptions {
             }
         }
         Ok(self.class.is_some())
+    }
+
+    /// The autoguidance weight this run asks for (checked), or the default; `None`: the model
+    /// alone (w = 1).
+    pub(super) fn autoguidance(&self) -> Result<Option<f64>, WebError> {
+        let weight = self.autoguidance.unwrap_or(autoguidance::DEFAULT_AUTOGUIDANCE);
+        Autoguidance::new(weight).validate()?;
+        Ok((weight != 1.0).then_some(weight))
     }
 
     /// The guidance `class` and `guidance` ask for, for a classifier of `classes` classes, in a

@@ -74,6 +74,9 @@ before(async () => {
   write('garbage-card', '{"format": "scorefield-model-card", "version": 1, "name": ');
   write('wrong-shape', { architecture: { ...card.architecture, widths: [16, 32, 64, 128] } }, weights);
   write('huge-header', {}, Buffer.concat([Buffer.from([0, 0, 0, 0, 0, 0, 0, 0x7f]), Buffer.alloc(64)]));
+  // A model whose guide model's weights are truncated: the model works alone.
+  write('broken-guide', { guide: 'truncated-guide.json', classifier: undefined, likelihood_references: undefined }, weights);
+  write('truncated-guide', { guide: undefined }, weights.subarray(0, weights.length >> 1));
   // Finite weights whose output layer is 1e38 times too large: its sums overflow to ±∞.
   write('explodes', {}, scaled(weights, card.architecture.type === 'unet' ? 'out_conv.weight' : 'out.weight', 1e38));
   files = await serve(['Access-Control-Allow-Origin: *'], dir);
@@ -117,6 +120,26 @@ test('broken model files supplied by URL are refused with a message naming the p
   }
 });
 
+test('a broken guide model leaves the model drawing alone, says why, and refuses explicit autoguidance by name', async () => {
+  const page = await openPage(browser, `${site.url}?backend=cpu&model=${encodeURIComponent(`${files.url}broken-guide.json`)}`);
+  await page.waitForFunction(() => document.getElementById('badge').dataset.backend || !document.getElementById('error').hidden, null, { timeout: 60_000 });
+  assert.equal(await page.$eval('#error', (e) => e.hidden), true, await page.$eval('#error', (e) => e.textContent));
+  const shown = await page.evaluate(() => ({ hidden: document.getElementById('autoguidance-label').hidden, hint: document.getElementById('autoguidance-hint').textContent }));
+  assert.equal(shown.hidden, true, 'no slider without a guide model');
+  assert.match(shown.hint, /Autoguidance is unavailable: guide model `[^`]+`: .*(truncated|header claims)/);
+  const out = await page.evaluate(async () => {
+    const model = window.scorefield.model;
+    const alone = await model.generate({ sampler: 'dpmpp-2m', steps: 2, batch: 1, seed: 1 });
+    const asked = await model.generate({ sampler: 'dpmpp-2m', steps: 2, batch: 1, seed: 1, autoguidance: 2 }).then(() => null, (e) => ({ name: e.name, message: e.message }));
+    return { evals: alone.evals, guideEvals: alone.guideEvals, asked };
+  });
+  assert.deepEqual([out.evals, out.guideEvals], [2, 0]);
+  assert.equal(out.asked?.name, 'ModelFileError', JSON.stringify(out.asked));
+  assert.match(out.asked.message, /guide model/);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test('absurd options are refused before any work, naming the field', async () => {
   const page = await openPage(browser, `${site.url}?backend=cpu`);
   await page.waitForFunction(() => document.getElementById('badge').dataset.backend, null, { timeout: 60_000 });
@@ -136,6 +159,10 @@ test('absurd options are refused before any work, naming the field', async () =>
       { batch: 2, steps: 2, class: 3, guidance: 1e9 },
       { batch: 2, steps: 2, class: true },
       { batch: 2, steps: 2, guidance: 4 }, // a scale without a class would do nothing
+      // Autoguidance: below 1 (1 is the model alone), not a number, absurd.
+      { batch: 2, steps: 2, autoguidance: 0.5 },
+      { batch: 2, steps: 2, autoguidance: Number.NaN },
+      { batch: 2, steps: 2, autoguidance: 1e9 },
     ];
     const out = [];
     for (const t of tries) {
@@ -149,7 +176,7 @@ test('absurd options are refused before any work, naming the field', async () =>
     }
     return out;
   });
-  const fields = ['batch', 'steps', 'steps', 'sampler', 'snr', 'colour', 'class', 'class', 'guidance', 'guidance', 'class', 'guidance'];
+  const fields = ['batch', 'steps', 'steps', 'sampler', 'snr', 'colour', 'class', 'class', 'guidance', 'guidance', 'class', 'guidance', 'autoguidance', 'autoguidance', 'autoguidance'];
   errors.forEach((e, i) => {
     assert.ok(e.message, `try ${i} was accepted`);
     // The field in backticks, as the library names it: "snr" alone would also match the advice

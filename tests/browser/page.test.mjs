@@ -188,6 +188,38 @@ test('the Digit control guides generation to a class, on the CPU build and on We
   }
 });
 
+test('the Autoguidance slider starts at the library default, and each guided step evaluates both networks', async () => {
+  const page = await openPage(gpu, `${server.url}?backend=cpu`);
+  await waitLoaded(page);
+  // The shipped card names a guide model: the slider shows, at the library's weight.
+  const start = await page.evaluate(async () => {
+    const { RemoteModel } = await import('/client.js');
+    const info = await new RemoteModel(new URL('models/mnist.json', location.href).href, 'cpu').load();
+    return { defaults: info.defaults, autoguided: info.autoguided, guideProblem: info.guideProblem, hidden: document.getElementById('autoguidance-label').hidden, value: Number(document.getElementById('autoguidance').value), max: Number(document.getElementById('autoguidance').max), hint: document.getElementById('autoguidance-hint').textContent };
+  });
+  assert.equal(start.autoguided, true, JSON.stringify(start));
+  assert.equal(start.guideProblem, null);
+  assert.equal(start.hidden, false);
+  assert.equal(start.value, start.defaults.autoguidance);
+  assert.equal(start.max, start.defaults.autoguidanceSliderMax);
+  assert.ok(start.defaults.autoguidance > 1, 'autoguidance is on by default');
+  assert.match(start.hint, /Karras et al\. 2024/);
+  await setControls(page, { sampler: 'dpmpp-2m', steps: 5, batch: 2, seed: 5 });
+  const guided = await generate(page);
+  const evals = await page.evaluate(() => ({ evals: window.scorefield.lastResult.evals, guide: window.scorefield.lastResult.guideEvals }));
+  // DPM-Solver++(2M), 5 steps: 5 evaluations of the model and 5 of its guide.
+  assert.deepEqual(evals, { evals: 10, guide: 5 });
+  await page.fill('#autoguidance', '1');
+  await page.dispatchEvent('#autoguidance', 'input');
+  assert.match(await page.$eval('#autoguidance-hint', (h) => h.textContent), /off/);
+  const alone = await generate(page);
+  assert.equal(await page.evaluate(() => window.scorefield.lastResult.guideEvals), 0);
+  const diff = Math.max(...guided.data.map((v, i) => Math.abs(v - alone.data[i])));
+  assert.ok(diff > 0.05, `autoguidance changed nothing (max difference ${diff})`);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
 test('Cancel stops a run within a step', async () => {
   const page = await openPage(gpu, `${server.url}?backend=webgpu`);
   await waitLoaded(page);

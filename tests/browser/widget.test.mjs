@@ -164,12 +164,12 @@ test('two widgets sample at once; cancelling one leaves the other running; a bro
 
 test('a careless post: each bad attribute of an image widget is named in its box once, and the widget runs with the defaults', async () => {
   const page = await hostPage(
-    widgetPage('<score-field id="careless" mode="nonsense" batch="1000000000" seed="abc" width="10" backend="gpu" controls="run,fly" steps="-5" sampler="ode_heun" label="eleven" guidance="-1" workers="0"></score-field>'),
+    widgetPage('<score-field id="careless" mode="nonsense" batch="1000000000" seed="abc" width="10" backend="gpu" controls="run,fly" steps="-5" sampler="ode_heun" label="eleven" guidance="-1" autoguidance="0" workers="0"></score-field>'),
     `${server.url}careless.html`,
   );
   await waitStates(page, 'score-field', ['ready']);
   const notice = await page.$eval('#careless', (w) => w.shadowRoot.querySelector('.notice').textContent);
-  const named = ['mode="nonsense"', 'batch="1000000000"', 'seed="abc"', 'width="10"', 'backend="gpu"', 'controls="run,fly"', 'steps="-5"', 'sampler="ode_heun"', 'label="eleven"', 'guidance="-1"', 'workers="0"'];
+  const named = ['mode="nonsense"', 'batch="1000000000"', 'seed="abc"', 'width="10"', 'backend="gpu"', 'controls="run,fly"', 'steps="-5"', 'sampler="ode_heun"', 'label="eleven"', 'guidance="-1"', 'autoguidance="0"', 'workers="0"'];
   for (const part of named) assert.equal(notice.split(part).length - 1, 1, `the notice does not name ${part} once: ${notice}`);
   assert.equal(notice.split('\n').length, named.length, notice);
   // Generate mode, the model's default sampler and steps, the library's batch and seed
@@ -179,6 +179,9 @@ test('a careless post: each bad attribute of an image widget is named in its box
   assert.equal(seed, defaults.seed);
   const result = await page.$eval('#careless', (w) => w.run());
   assert.deepEqual(result.shape, [defaults.batch.generate, 1, 28, 28]);
+  // Autoguided at the library's weight (the shipped card names a guide): half the evaluations
+  // are the guide model's.
+  assert.ok(result.guideEvals > 0 && result.guideEvals * 2 === result.evals, `evals ${result.evals}, of the guide ${result.guideEvals}`);
   const shown = await page.$eval('#careless', (w) => [...w.shadowRoot.querySelectorAll('.controls > label, .controls > button')].filter((n) => !n.hidden).map((n) => n.textContent.trim()));
   assert.deepEqual(shown, ['Generate'], JSON.stringify(shown));
   assert.deepEqual(page.errors, []);
@@ -352,7 +355,8 @@ test('the widget fetches only its own folder and the model its attributes name, 
   writeFileSync(path.join(models, 'hostile.json'), JSON.stringify({ ...card, name: markup, weights: 'hostile.safetensors', dataset: markup }));
   writeFileSync(path.join(models, 'hostile.safetensors'), readFileSync(path.join(ROOT, 'www/models/mnist.safetensors')));
   // The classifier the card names (fetched beside it: its card at load, its weights for a guided run).
-  for (const f of ['mnist-classifier.json', 'mnist-classifier.safetensors']) writeFileSync(path.join(models, f), readFileSync(path.join(ROOT, 'www/models', f)));
+  // And the guide model (fetched with the model: its card and weights).
+  for (const f of ['mnist-classifier.json', 'mnist-classifier.safetensors', 'mnist-guide.json', 'mnist-guide.safetensors']) writeFileSync(path.join(models, f), readFileSync(path.join(ROOT, 'www/models', f)));
   const modelHost = await serve(['Access-Control-Allow-Origin: *'], models);
   const host = mkdtempSync(path.join(os.tmpdir(), 'scorefield-host-'));
   writeFileSync(
@@ -376,7 +380,7 @@ test('the widget fetches only its own folder and the model its attributes name, 
     assert.ok(shown.status.includes('<img src=x'), `the card name is shown as text: ${shown.status}`);
     assert.equal(shown.elements, 0, 'no element was made from card text');
     assert.equal(await page.evaluate(() => window.pwned), undefined);
-    const allowed = [`${site.url}post.html`, `${modelHost.url}hostile.json`, `${modelHost.url}hostile.safetensors`, `${modelHost.url}${card.classifier}`];
+    const allowed = [`${site.url}post.html`, `${modelHost.url}hostile.json`, `${modelHost.url}hostile.safetensors`, `${modelHost.url}${card.classifier}`, `${modelHost.url}${card.guide}`, `${modelHost.url}mnist-guide.safetensors`];
     const strangers = requests.filter((u) => !allowed.includes(u) && !u.startsWith(server.url) && !u.startsWith('blob:') && !u.startsWith('data:'));
     assert.deepEqual(strangers, [], 'requests outside the page, the widget folder and the named model');
     assert.ok(requests.some((u) => u.startsWith(`${server.url}pkg/`)), `the wasm came from the widget's folder: ${requests.join(', ')}`);

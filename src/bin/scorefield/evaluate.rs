@@ -16,6 +16,7 @@ use scorefield::evaluate::{self, Classifier, ClassifierConfig, Memorisation, Pre
 use scorefield::io::{self, Batch};
 use scorefield::likelihood::{self, LikelihoodOptions};
 use scorefield::classifier::NoisyClassifier;
+use scorefield::sampling::autoguidance::{Autoguidance, Autoguided};
 use scorefield::sampling::guidance::{self, Guidance, Guided};
 use scorefield::sampling::{self, SampleOptions, Sampler};
 use scorefield::weights::files;
@@ -54,6 +55,9 @@ pub(crate) struct EvaluateArgs {
     /// The classifier card of `guidance=` runs (default: the one the model card names).
     #[arg(long)]
     classifier: Option<PathBuf>,
+    /// The worse model of `ag=` runs (autoguidance): a model card of the same data and noise levels.
+    #[arg(long)]
+    guide_model: Option<PathBuf>,
     /// Folder for results.json (merged with earlier results) and the 10×10 grids.
     #[arg(long, default_value = "docs/evaluation")]
     out: PathBuf,
@@ -135,6 +139,26 @@ struct RunResult {
     guidance_max_sigma: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     requested_class: Option<f64>,
+    /// Autoguided runs: the weight, interval and the worse model (card path and weights' SHA-256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    autoguidance: Option<AutoguidanceReport>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct AutoguidanceReport {
+    weight: f64,
+    min_sigma: f64,
+    max_sigma: f64,
+    model: String,
+    weights_sha256: String,
+}
+
+/// A run as its spec describes it.
+#[derive(Debug)]
+struct Run {
+    options: SampleOptions,
+    guidance: Option<Guidance>,
+    autoguidance: Option<Autoguidance>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -167,8 +191,9 @@ const NEAR_COPY_QUANTILE: f64 = 0.05;
 /// S_tmax, S_noise), `:snr=R` (`pc`), `:rho=P` (the Karras grid) or
 /// `:guidance=W` (classifier guidance at scale W, sample i drawn for class i mod 10) with
 /// `:gmin=A` and `:gmax=B` (guidance only at A < σ ≤ B; defaults `guidance::DEFAULT_GUIDANCE_MIN_SIGMA`
-/// and `DEFAULT_GUIDANCE_MAX_SIGMA`).
-fn parse_run(spec: &str, seed: u64) -> Result<(SampleOptions, Option<Guidance>), String> {
+/// and `DEFAULT_GUIDANCE_MAX_SIGMA`), or `:ag=W` (autoguidance by `--guide-model` at weight W)
+/// with `:agmin=A` and `:agmax=B` (only at A < σ ≤ B; default everywhere).
+fn parse_run(spec: &str, seed: u64) -> Result<Run, String> {
     let (name, arg) = spec.split_once(':').ok_or_else(|| format!("run `{spec}`: expected SAMPLER:ARG, e.g. em:1000"))?;
     let mut parts = arg.split(':');
     let arg = parts.next().unwrap_or_default();
@@ -177,6 +202,7 @@ fn parse_run(spec: &str, seed: u64) -> Result<(SampleOptions, Option<Guidance>),
     let mut options = SampleOptions { sampler, seed, ..Default::default() };
     let bad = |what: &str| format!("run `{spec}`: {what}");
     let (mut guidance, mut min_sigma, mut max_sigma) = (None, None, None);
+    let (mut auto, mut auto_min, mut auto_max) = (None, None, None);
     match sampler {
         Sampler::OdeRk45 => {
             let tol: f64 = arg.parse().map_err(|_| bad("expected a tolerance, e.g. ode-rk45:1e-5"))?;
@@ -208,7 +234,10 @@ fn parse_run(spec: &str, seed: u64) -> Result<(SampleOptions, Option<Guidance>),
             "guidance" => guidance = Some(value),
             "gmin" => min_sigma = Some(value),
             "gmax" => max_sigma = Some(value),
-            _ => return Err(bad(&format!("unknown option `{key}`; expected churn, tmin, tmax, snoise, snr, rho, guidance, gmin or gmax"))),
+            "ag" => auto = Some(value),
+            "agmin" => auto_min = Some(value),
+            "agmax" => auto_max = Some(value),
+            _ => return Err(bad(&format!("unknown option `{key}`; expected churn, tmin, tmax, snoise, snr, rho, guidance, gmin, gmax, ag, agmin or agmax"))),
         }
     }
     options.validate(&scorefield::Sde::ve(1.0)).map_err(|e| bad(&e.to_string()))?;
@@ -225,7 +254,19 @@ fn parse_run(spec: &str, seed: u64) -> Result<(SampleOptions, Option<Guidance>),
         None if min_sigma.is_some() || max_sigma.is_some() => return Err(bad("`gmin` and `gmax` bound the guidance: give `guidance` too")),
         None => None,
     };
-    Ok((options, guidance))
+    let autoguidance = match auto {
+        Some(weight) => {
+            let g = Autoguidance { min_sigma: auto_min.unwrap_or(0.0), max_sigma: auto_max.unwrap_or(f64::INFINITY), ..Autoguidance::new(weight) };
+            g.validate().map_err(|e| bad(&e.to_string()))?;
+            Some(g)
+        }
+        None if auto_min.is_some() || auto_max.is_some() => return Err(bad("`agmin` and `agmax` bound the autoguidance: give `ag` too")),
+        None => None,
+    };
+    if guidance.is_some() && autoguidance.is_some() {
+        return Err(bad("`guidance` and `ag` are not combined"));
+    }
+    Ok(Run { options, guidance, autoguidance })
 }
 
 /// Guidance to each class in turn: sample i of a run is drawn for class i mod 10 (every batch of
@@ -325,14 +366,22 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
     let held_nearest = evaluate::nearest_distances(&held.floats(&all_indices(&held)), &train_pixels, SIDE * SIDE, &device);
 
     let mut guide: Option<NoisyClassifier> = None;
+    let mut worse: Option<(scorefield::ScoreModel, String, String)> = None;
     for spec in a.runs.iter().filter(|s| !s.trim().is_empty()) {
-        let (options, guidance) = parse_run(spec, a.seed)?;
+        let Run { options, guidance, autoguidance } = parse_run(spec, a.seed)?;
         options.validate(&model.sde).map_err(|e| format!("run `{spec}`: {e}"))?;
         if guidance.is_some() && guide.is_none() {
             if a.batch % 10 != 0 {
                 return Err(format!("run `{spec}`: --batch must be a multiple of 10 for guided runs (sample i is drawn for class i mod 10)"));
             }
             guide = Some(super::sample::load_classifier(&a.model, &card, a.classifier.as_deref(), &device).map_err(|e| format!("run `{spec}`: {e}"))?);
+        }
+        if autoguidance.is_some() && worse.is_none() {
+            let path = a.guide_model.as_ref().ok_or_else(|| format!("run `{spec}`: `ag=` needs --guide-model, the worse model"))?;
+            let (worse_card, worse_model) = super::load(path, &device).map_err(|e| format!("run `{spec}`: {e}"))?;
+            card.check_guide(&worse_card).map_err(|e| format!("run `{spec}`: {e}"))?;
+            let bytes = std::fs::read(files::weights_path(path, &worse_card)).map_err(|e| e.to_string())?;
+            worse = Some((worse_model, path.display().to_string(), format!("{:x}", Sha256::digest(&bytes))[..16].to_string()));
         }
         let start = Instant::now();
         let mut pixels = Vec::with_capacity(a.samples * SIDE * SIDE);
@@ -346,7 +395,16 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
             let mut observer = progress("sampling");
             let shape = [n, 1, SIDE, SIDE];
             let score = Guided::new(&model, model.sde, guide.as_ref().zip(guidance.clone().map(|g| g.from_sample(done as u64)))).map_err(|e| format!("run `{spec}`: {e}"))?;
-            let out = pollster::block_on(sampling::sample(&score, &model.sde, shape, &batch_options, &device, &mut observer)).map_err(|e| format!("run `{spec}`: {e}"))?;
+            let out = match (&autoguidance, &worse) {
+                (Some(g), Some((bad, _, _))) => {
+                    let guided = Autoguided::new(&model, bad, model.sde, *g).map_err(|e| format!("run `{spec}`: {e}"))?;
+                    let out = pollster::block_on(sampling::sample(&guided, &model.sde, shape, &batch_options, &device, &mut observer));
+                    evals += guided.bad_evals() * n;
+                    out
+                }
+                _ => pollster::block_on(sampling::sample(&score, &model.sde, shape, &batch_options, &device, &mut observer)),
+            }
+            .map_err(|e| format!("run `{spec}`: {e}"))?;
             evals += out.evals * n;
             let batch = pollster::block_on(read_tensor(out.x)).map_err(|e| format!("run `{spec}`: {e}"))?;
             pixels.extend(batch.data.iter().map(|v| (v - lo) / (hi - lo)));
@@ -377,7 +435,7 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
         if let Some(share) = requested_class {
             eprintln!("{spec}: {:.1}% of the samples are of the class they were drawn for", 100.0 * share);
         }
-        let result = RunResult { run: spec.clone(), options, samples: a.samples, evals_per_sample: evals as f64 / a.samples as f64, seconds, quality, grid, memorisation: Some(memorisation), guidance: guidance.as_ref().map(|g| g.scale), guidance_min_sigma: guidance.as_ref().map(|g| g.min_sigma), guidance_max_sigma: guidance.as_ref().map(|g| g.max_sigma), requested_class };
+        let result = RunResult { run: spec.clone(), options, samples: a.samples, evals_per_sample: evals as f64 / a.samples as f64, seconds, quality, grid, memorisation: Some(memorisation), guidance: guidance.as_ref().map(|g| g.scale), guidance_min_sigma: guidance.as_ref().map(|g| g.min_sigma), guidance_max_sigma: guidance.as_ref().map(|g| g.max_sigma), requested_class, autoguidance: autoguidance.zip(worse.as_ref()).map(|(g, (_, model, sha))| AutoguidanceReport { weight: g.weight, min_sigma: g.min_sigma, max_sigma: g.max_sigma, model: model.clone(), weights_sha256: sha.clone() }) };
         results.runs.retain(|r| !(r.run == result.run && r.samples == result.samples));
         results.runs.push(result);
         save(&results)?;
@@ -471,7 +529,7 @@ fn round(v: f64, digits: i32) -> f64 {
     (v * s).round() / s
 }
 
-/// Confident share against score evaluations per sample (log scale), one line per sampler, with
+/// Confident share against network evaluations per sample (log scale), one line per sampler, with
 /// the held-out digits' share dashed, as an SVG: the quality-per-evaluation plot of docs/EVALUATION.md.
 fn quality_plot(r: &Results) -> String {
     let (w, h, left, right, top, bottom) = (640.0, 300.0, 60.0, 170.0, 20.0, 40.0);
@@ -493,17 +551,22 @@ fn quality_plot(r: &Results) -> String {
         svg += &format!("<text x=\"{px:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", h - bottom + 14.0, 10f64.powf(decade));
         decade += 1.0;
     }
-    svg += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">score evaluations per sample (log scale)</text>\n", left + pw / 2.0, h - 6.0);
+    svg += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">network evaluations per sample (log scale)</text>\n", left + pw / 2.0, h - 6.0);
     svg += &format!("<text x=\"12\" y=\"{}\" transform=\"rotate(-90 12 {})\" text-anchor=\"middle\">confident &gt; 0.9</text>\n", top + ph / 2.0, top + ph / 2.0);
     let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"];
     // Guided runs are another question (docs/EVALUATION.md, "Guided generation"): not plotted here.
+    // Autoguided runs get a line per sampler and weight.
     let unguided = || r.runs.iter().filter(|run| run.guidance.is_none());
-    let mut samplers: Vec<&str> = unguided().map(|run| run.options.sampler.name()).collect();
+    let line = |run: &RunResult| match &run.autoguidance {
+        Some(a) => format!("{} ag={}", run.options.sampler.name(), a.weight),
+        None => run.options.sampler.name().to_string(),
+    };
+    let mut samplers: Vec<String> = unguided().map(line).collect();
     samplers.sort();
     samplers.dedup();
     for (i, name) in samplers.iter().enumerate() {
         let colour = colours[i % colours.len()];
-        let mut points: Vec<(f64, f64)> = unguided().filter(|run| run.options.sampler.name() == *name).map(|run| (run.evals_per_sample, run.quality.confident)).collect();
+        let mut points: Vec<(f64, f64)> = unguided().filter(|run| line(run) == *name).map(|run| (run.evals_per_sample, run.quality.confident)).collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         let path: Vec<String> = points.iter().map(|&(e, c)| format!("{:.1},{:.1}", x(e), y(c))).collect();
         svg += &format!("<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\n", path.join(" "));
@@ -624,22 +687,22 @@ mod tests {
 
     #[test]
     fn run_specs_parse_into_sampler_options() {
-        let em = parse_run("em:1000", 3).unwrap().0;
+        let em = parse_run("em:1000", 3).unwrap().options;
         assert_eq!((em.sampler, em.steps, em.seed), (Sampler::EulerMaruyama, 1000, 3));
-        let pc = parse_run("pc:200", 0).unwrap().0;
+        let pc = parse_run("pc:200", 0).unwrap().options;
         assert_eq!((pc.sampler, pc.steps, pc.corrector_steps), (Sampler::PredictorCorrector, 200, Some(1)));
-        let ode = parse_run("ode-rk45:1e-3", 0).unwrap().0;
+        let ode = parse_run("ode-rk45:1e-3", 0).unwrap().options;
         assert_eq!((ode.rtol, ode.atol), (1e-3, 1e-3));
-        let ald = parse_run("ald:10x20", 0).unwrap().0;
+        let ald = parse_run("ald:10x20", 0).unwrap().options;
         assert_eq!((ald.steps, ald.corrector_steps), (10, Some(20)));
         assert!(parse_run("em", 0).unwrap_err().contains("SAMPLER:ARG"));
         assert!(parse_run("ald:10", 0).unwrap_err().contains("LEVELSxSTEPS"));
         assert!(parse_run("magic:10", 0).is_err());
-        let (churned, unguided) = parse_run("edm-heun:18:churn=40", 0).unwrap();
+        let Run { options: churned, guidance: unguided, .. } = parse_run("edm-heun:18:churn=40", 0).unwrap();
         assert_eq!(unguided, None);
-        let (_, guided) = parse_run("dpmpp-2m:10:guidance=2.5", 0).unwrap();
+        let guided = parse_run("dpmpp-2m:10:guidance=2.5", 0).unwrap().guidance;
         assert_eq!(guided.map(|g| (g.scale, g.max_sigma)), Some((2.5, guidance::DEFAULT_GUIDANCE_MAX_SIGMA)));
-        let (_, bounded) = parse_run("dpmpp-2m:10:guidance=2:gmax=5", 0).unwrap();
+        let bounded = parse_run("dpmpp-2m:10:guidance=2:gmax=5", 0).unwrap().guidance;
         assert_eq!(bounded.map(|g| g.max_sigma), Some(5.0));
         assert!(parse_run("dpmpp-2m:10:gmax=5", 0).unwrap_err().contains("give `guidance`"));
         assert!(parse_run("dpmpp-2m:10:guidance=1:gmin=5:gmax=2", 0).unwrap_err().contains("guidanceMinSigma"));
@@ -648,40 +711,48 @@ mod tests {
         assert!(parse_run("edm-heun:18:churn", 0).unwrap_err().contains("KEY=VALUE"));
         assert!(parse_run("edm-heun:18:warp=2", 0).unwrap_err().contains("unknown option `warp`"));
         assert!(parse_run("edm-heun:18:churn=-1", 0).unwrap_err().contains("churn"));
-        let (placed, _) = parse_run("edm-heun:18:churn=40:tmin=0.3:tmax=10:snoise=1.007", 0).unwrap();
+        let auto = parse_run("dpmpp-2m:17:ag=2:agmin=0.5", 0).unwrap().autoguidance.unwrap();
+        assert_eq!((auto.weight, auto.min_sigma, auto.max_sigma), (2.0, 0.5, f64::INFINITY));
+        assert!(parse_run("dpmpp-2m:17:ag=0.5", 0).unwrap_err().contains("`autoguidance`"));
+        assert!(parse_run("dpmpp-2m:17:agmax=3", 0).unwrap_err().contains("give `ag`"));
+        assert!(parse_run("dpmpp-2m:17:ag=2:guidance=2", 0).unwrap_err().contains("not combined"));
+        let placed = parse_run("edm-heun:18:churn=40:tmin=0.3:tmax=10:snoise=1.007", 0).unwrap().options;
         assert_eq!((placed.s_tmin, placed.s_tmax, placed.s_noise), (0.3, 10.0, 1.007));
         assert!(parse_run("edm-heun:18:churn=40:tmin=5:tmax=1", 0).unwrap_err().contains("s_tmax"));
     }
 
     /// One line per sampler through its runs in order of evaluations, a dot per run, and the
-    /// held-out reference: 3 runs of 2 samplers give 2 polylines and 3 dots; 67 % confident at
-    /// 10 evaluations sits at y = top + (1 − 0.67)·height.
+    /// held-out reference: 3 runs of 2 samplers give 2 polylines and 3 dots, an autoguided run
+    /// another line and dot; 67 % confident at 10 evaluations sits at y = top + (1 − 0.67)·height.
     #[test]
     fn quality_plot_draws_a_line_per_sampler() {
         let quality = |confident: f64| Quality { count: 1000, confident, class_entropy: 2.3, frechet: 60.0, histogram: vec![0.1; 10] };
         let run = |spec: &str, evals: f64, confident: f64| RunResult {
             run: spec.into(),
-            options: parse_run(spec, 0).unwrap().0,
+            options: parse_run(spec, 0).unwrap().options,
             samples: 1000,
             evals_per_sample: evals,
             seconds: 1.0,
             quality: quality(confident),
             grid: String::new(),
             memorisation: None,
-            guidance: parse_run(spec, 0).unwrap().1.map(|g| g.scale),
+            guidance: parse_run(spec, 0).unwrap().guidance.map(|g| g.scale),
             guidance_min_sigma: None,
             guidance_max_sigma: None,
             requested_class: None,
+            autoguidance: parse_run(spec, 0).unwrap().autoguidance.map(|a| AutoguidanceReport { weight: a.weight, min_sigma: a.min_sigma, max_sigma: a.max_sigma, model: "guide.json".into(), weights_sha256: String::new() }),
         };
-        // (A guided run is left out of the plot: still 2 lines and 3 dots.)
+        // (A guided run is left out of the plot: still 2 lines and 3 dots, and an autoguided run
+        // is a line of its own.)
         let results = Results {
-            runs: vec![run("dpmpp-2m:20", 20.0, 0.7), run("dpmpp-2m:10", 10.0, 0.67), run("edm-heun:18", 35.0, 0.72), run("dpmpp-2m:10:guidance=2", 10.0, 0.9)],
+            runs: vec![run("dpmpp-2m:20", 20.0, 0.7), run("dpmpp-2m:10", 10.0, 0.67), run("edm-heun:18", 35.0, 0.72), run("dpmpp-2m:10:guidance=2", 10.0, 0.9), run("dpmpp-2m:10:ag=2", 20.0, 0.86)],
             reference: Some(Reference { held_out: Some(quality(0.95)), ..Default::default() }),
             ..Default::default()
         };
         let svg = quality_plot(&results);
-        assert_eq!(svg.matches("<polyline").count(), 2);
-        assert_eq!(svg.matches("<circle").count(), 3);
+        assert_eq!(svg.matches("<polyline").count(), 3);
+        assert_eq!(svg.matches("<circle").count(), 4);
+        assert!(svg.contains(">dpmpp-2m ag=2<"), "{svg}");
         assert!(svg.contains("held-out digits") && svg.contains(">dpmpp-2m<") && svg.contains(">edm-heun<"));
         // x: log10(10) is the left edge of the 10..100 decade; y: 20 + 240·0.33 = 99.2.
         assert!(svg.contains("cx=\"60.0\" cy=\"99.2\""), "{svg}");

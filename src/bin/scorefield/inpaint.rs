@@ -9,7 +9,7 @@ use scorefield::sampling::guidance::Guided;
 use scorefield::sampling::{self, Known};
 use scorefield::weights::ModelCard;
 
-use super::sample::{OutputArgs, SamplerArgs, progress, read_tensor, write_outputs};
+use super::sample::{OutputArgs, SamplerArgs, autoguided, progress, read_tensor, write_outputs};
 use super::{device, load};
 
 #[derive(Args)]
@@ -64,7 +64,9 @@ pub(crate) fn run(a: InpaintArgs) -> Result<(), String> {
     let start = Instant::now();
     let mut observer = progress("inpainting");
     let guide = a.sampler.guide(&card, &device)?;
-    let score = Guided::new(&model, model.sde, guide.as_ref().map(|(c, g)| (c, g.clone()))).map_err(|e| e.to_string())?;
+    let worse = a.sampler.worse(&card, &device)?;
+    let auto = autoguided(&model, &worse)?;
+    let score = Guided::new(&auto, model.sde, guide.as_ref().map(|(c, g)| (c, g.clone()))).map_err(|e| e.to_string())?;
     let out = pollster::block_on(sampling::inpaint::inpaint(&score, &model.sde, &known, &options, &mut observer)).map_err(|e| e.to_string())?;
     let batch = pollster::block_on(read_tensor(out.x))?;
     eprintln!();

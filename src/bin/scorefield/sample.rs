@@ -8,8 +8,10 @@ use burn::prelude::*;
 use clap::Args;
 use scorefield::io::{self, Batch};
 use scorefield::classifier::NoisyClassifier;
+use scorefield::sampling::autoguidance::{self, Autoguidance, Autoguided};
 use scorefield::sampling::guidance::{self, Guidance, Guided};
 use scorefield::sampling::{self, Flow, SampleOptions, Sampler, Step, catalog};
+use scorefield::ScoreModel;
 use scorefield::weights::ModelCard;
 
 use super::{DeviceArg, device, load};
@@ -81,6 +83,14 @@ pub(crate) struct SamplerArgs {
     /// The classifier card of --class (default: the one the model card names).
     #[arg(long)]
     pub(crate) classifier: Option<PathBuf>,
+    /// Autoguidance weight w: the score of the model extrapolated away from a worse model's,
+    /// s_bad + w·(s − s_bad) (Karras et al. 2024); 1: the model alone. Default: DEFAULT_AUTOGUIDANCE
+    /// when the model card names a guide model (`guide`), else 1.
+    #[arg(long)]
+    pub(crate) autoguidance: Option<f64>,
+    /// The worse model of autoguidance (default: the one the model card names).
+    #[arg(long)]
+    pub(crate) guide_model: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) device: DeviceArg,
 }
@@ -112,6 +122,26 @@ impl SamplerArgs {
         let guidance = Guidance { min_sigma: self.guidance_min_sigma, max_sigma: self.guidance_max_sigma, ..Guidance::new(classes, self.guidance).from_sample(self.first_sample) };
         guidance.validate(classifier.classes()).map_err(|e| e.to_string())?;
         Ok(Some((classifier, guidance)))
+    }
+
+    /// The worse model and weight of autoguidance, or `None` for the model alone: `--guide-model`,
+    /// else the card's `guide`, at `--autoguidance` (default `DEFAULT_AUTOGUIDANCE` with a guide).
+    pub(crate) fn worse(&self, card: &ModelCard, device: &burn::prelude::Device) -> Result<Option<(ScoreModel, Autoguidance)>, String> {
+        let path = match (&self.guide_model, &card.guide) {
+            (Some(path), _) => Some(path.clone()),
+            (None, Some(name)) => Some(self.model.parent().unwrap_or(std::path::Path::new(".")).join(name)),
+            (None, None) => None,
+        };
+        let weight = self.autoguidance.unwrap_or(if path.is_some() { autoguidance::DEFAULT_AUTOGUIDANCE } else { 1.0 });
+        let guidance = Autoguidance::new(weight);
+        guidance.validate().map_err(|e| e.to_string())?;
+        if weight == 1.0 {
+            return Ok(None);
+        }
+        let path = path.ok_or_else(|| format!("{}: `--autoguidance` needs a worse model: the card names no `guide`; pass --guide-model", self.model.display()))?;
+        let (guide_card, guide) = load(&path, device).map_err(|e| format!("the guide model: {e}"))?;
+        card.check_guide(&guide_card).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Some((guide, guidance)))
     }
 
     pub(crate) fn options(&self) -> Result<SampleOptions, String> {
@@ -197,18 +227,29 @@ pub(crate) fn write_outputs(batch: &Batch, card: &ModelCard, output: &OutputArgs
     Ok(())
 }
 
+/// The model's score, autoguided by `worse` when there is one.
+pub(crate) fn autoguided<'a>(model: &'a ScoreModel, worse: &'a Option<(ScoreModel, Autoguidance)>) -> Result<Autoguided<'a, ScoreModel, ScoreModel>, String> {
+    match worse {
+        Some((bad, g)) => Autoguided::new(model, bad, model.sde, *g).map_err(|e| e.to_string()),
+        None => Ok(Autoguided::unguided(model, model.sde)),
+    }
+}
+
 pub(crate) fn run(a: SampleArgs) -> Result<(), String> {
     let device = device(a.sampler.device.device)?;
     let (card, model) = load(&a.sampler.model, &device)?;
     let options = a.sampler.options()?;
     let guide = a.sampler.guide(&card, &device)?;
-    let score = Guided::new(&model, model.sde, guide.as_ref().map(|(c, g)| (c, g.clone()))).map_err(|e| e.to_string())?;
+    let worse = a.sampler.worse(&card, &device)?;
+    let auto = autoguided(&model, &worse)?;
+    let score = Guided::new(&auto, model.sde, guide.as_ref().map(|(c, g)| (c, g.clone()))).map_err(|e| e.to_string())?;
     let [c, h, w] = card.image_shape();
     let start = Instant::now();
     let mut observer = progress("sampling");
     let out = pollster::block_on(sampling::sample(&score, &model.sde, [a.n, c, h, w], &options, &device, &mut observer)).map_err(|e| e.to_string())?;
     let batch = pollster::block_on(read_tensor(out.x))?;
     eprintln!();
-    println!("{} samples with {} in {:.2}s ({} score evaluations)", a.n, options.sampler.name(), start.elapsed().as_secs_f64(), out.evals);
+    let autoguided = worse.as_ref().map(|(_, g)| format!(", autoguidance w = {}: {} of them by the guide model", g.weight, auto.bad_evals())).unwrap_or_default();
+    println!("{} samples with {} in {:.2}s ({} network evaluations{autoguided})", a.n, options.sampler.name(), start.elapsed().as_secs_f64(), out.evals + auto.bad_evals());
     write_outputs(&batch, &card, &a.output)
 }
