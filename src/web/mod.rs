@@ -27,7 +27,7 @@ pub use error::{ErrorName, WebError};
 use crate::backend::Backend;
 use crate::sampling::{self, Known, SampleOptions, Sampler, catalog};
 use crate::classifier::{self, ClassifierCard, NoisyClassifier};
-use crate::sampling::autoguidance::{Autoguidance, Autoguided};
+use crate::sampling::autoguidance::Autoguided;
 use crate::sampling::guidance::{Guidance, Guided};
 use crate::likelihood;
 use crate::weights::{self, ModelCard};
@@ -586,7 +586,7 @@ impl WebModel {
         let sde = self.model.sde;
         match (&self.worse, options.autoguidance()?) {
             (_, None) => Ok(Autoguided::unguided(&self.model, sde)),
-            (Worse::Loaded(worse), Some(weight)) => Ok(Autoguided::new(&self.model, &**worse, sde, Autoguidance::new(weight))?),
+            (Worse::Loaded(worse), Some(guidance)) => Ok(Autoguided::new(&self.model, &**worse, sde, guidance)?),
             // Absent, the default: the model alone when its guide is missing or broken.
             (Worse::None | Worse::Broken(_), Some(_)) if options.autoguidance.is_none() => Ok(Autoguided::unguided(&self.model, sde)),
             (Worse::None, Some(_)) => Err(WebError::invalid(format!("`autoguidance` needs a guide model, and the model card `{}` names none", self.card.name))),

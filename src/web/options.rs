@@ -73,6 +73,10 @@ pub(super) struct RunOptions {
     /// The autoguidance weight w (1: the model alone; more: further from the worse model its
     /// card names); default `autoguidance::DEFAULT_AUTOGUIDANCE` when the model has one.
     pub(super) autoguidance: Option<f64>,
+    /// Autoguidance acts at noise levels in (autoguidanceMinSigma, autoguidanceMaxSigma];
+    /// defaults `autoguidance::DEFAULT_AUTOGUIDANCE_MIN_SIGMA`, `DEFAULT_AUTOGUIDANCE_MAX_SIGMA`.
+    pub(super) autoguidance_min_sigma: Option<f64>,
+    pub(super) autoguidance_max_sigma: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize)]
@@ -109,6 +113,8 @@ impl Default for RunOptions {
             guidance_min_sigma: None,
             guidance_max_sigma: None,
             autoguidance: None,
+            autoguidance_min_sigma: None,
+            autoguidance_max_sigma: None,
         }
     }
 }
@@ -263,12 +269,13 @@ impl RunOptions {
         Ok(self.class.is_some())
     }
 
-    /// The autoguidance weight this run asks for (checked), or the default; `None`: the model
-    /// alone (w = 1).
-    pub(super) fn autoguidance(&self) -> Result<Option<f64>, WebError> {
-        let weight = self.autoguidance.unwrap_or(autoguidance::DEFAULT_AUTOGUIDANCE);
-        Autoguidance::new(weight).validate()?;
-        Ok((weight != 1.0).then_some(weight))
+    /// The autoguidance this run asks for (checked), or the default; `None`: the model alone
+    /// (w = 1).
+    pub(super) fn autoguidance(&self) -> Result<Option<Autoguidance>, WebError> {
+        let d = Autoguidance::new(self.autoguidance.unwrap_or(autoguidance::DEFAULT_AUTOGUIDANCE));
+        let g = Autoguidance { min_sigma: self.autoguidance_min_sigma.unwrap_or(d.min_sigma), max_sigma: self.autoguidance_max_sigma.unwrap_or(d.max_sigma), ..d };
+        g.validate()?;
+        Ok((g.weight != 1.0).then_some(g))
     }
 
     /// The guidance `class` and `guidance` ask for, for a classifier of `classes` classes, in a

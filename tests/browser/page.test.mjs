@@ -206,9 +206,17 @@ test('the Autoguidance slider starts at the library default, and each guided ste
   assert.match(start.hint, /Karras et al\. 2024/);
   await setControls(page, { sampler: 'dpmpp-2m', steps: 5, batch: 2, seed: 5 });
   const guided = await generate(page);
-  const evals = await page.evaluate(() => ({ evals: window.scorefield.lastResult.evals, guide: window.scorefield.lastResult.guideEvals }));
-  // DPM-Solver++(2M), 5 steps: 5 evaluations of the model and 5 of its guide.
-  assert.deepEqual(evals, { evals: 10, guide: 5 });
+  const evals = await page.evaluate(async () => {
+    const { evals, guideEvals } = window.scorefield.lastResult;
+    // Guided at every noise level: one evaluation of each network per step.
+    const everywhere = await window.scorefield.model.generate({ sampler: 'dpmpp-2m', steps: 5, batch: 1, seed: 5, autoguidance: 2, autoguidanceMinSigma: 0 });
+    return { evals, guideEvals, everywhere: [everywhere.evals, everywhere.guideEvals] };
+  });
+  // DPM-Solver++(2M), 5 steps: 5 evaluations of the model, and of its guide those at the noise
+  // levels above the default interval's lower end (the Karras grid's 40, 9.2 and 1.4 of 40, 9.2,
+  // 1.4, 0.11, 0.002 for the default σ_min of 1).
+  assert.deepEqual([evals.evals, evals.guideEvals], [8, 3], JSON.stringify(evals));
+  assert.deepEqual(evals.everywhere, [10, 5]);
   await page.fill('#autoguidance', '1');
   await page.dispatchEvent('#autoguidance', 'input');
   assert.match(await page.$eval('#autoguidance-hint', (h) => h.textContent), /off/);

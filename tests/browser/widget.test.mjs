@@ -179,9 +179,9 @@ test('a careless post: each bad attribute of an image widget is named in its box
   assert.equal(seed, defaults.seed);
   const result = await page.$eval('#careless', (w) => w.run());
   assert.deepEqual(result.shape, [defaults.batch.generate, 1, 28, 28]);
-  // Autoguided at the library's weight (the shipped card names a guide): half the evaluations
-  // are the guide model's.
-  assert.ok(result.guideEvals > 0 && result.guideEvals * 2 === result.evals, `evals ${result.evals}, of the guide ${result.guideEvals}`);
+  // Autoguided at the library's weight (the shipped card names a guide): the guide model is
+  // evaluated at the steps whose noise level is in the default interval, some but not all.
+  assert.ok(result.guideEvals > 0 && result.guideEvals < result.evals - result.guideEvals, `evals ${result.evals}, of the guide ${result.guideEvals}`);
   const shown = await page.$eval('#careless', (w) => [...w.shadowRoot.querySelectorAll('.controls > label, .controls > button')].filter((n) => !n.hidden).map((n) => n.textContent.trim()));
   assert.deepEqual(shown, ['Generate'], JSON.stringify(shown));
   assert.deepEqual(page.errors, []);

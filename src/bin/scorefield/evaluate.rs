@@ -148,7 +148,8 @@ struct RunResult {
 struct AutoguidanceReport {
     weight: f64,
     min_sigma: f64,
-    max_sigma: f64,
+    /// None: ∞ (JSON has no infinity).
+    max_sigma: Option<f64>,
     model: String,
     weights_sha256: String,
 }
@@ -192,7 +193,8 @@ const NEAR_COPY_QUANTILE: f64 = 0.05;
 /// `:guidance=W` (classifier guidance at scale W, sample i drawn for class i mod 10) with
 /// `:gmin=A` and `:gmax=B` (guidance only at A < σ ≤ B; defaults `guidance::DEFAULT_GUIDANCE_MIN_SIGMA`
 /// and `DEFAULT_GUIDANCE_MAX_SIGMA`), or `:ag=W` (autoguidance by `--guide-model` at weight W)
-/// with `:agmin=A` and `:agmax=B` (only at A < σ ≤ B; default everywhere).
+/// with `:agmin=A` and `:agmax=B` (only at A < σ ≤ B; defaults `autoguidance::DEFAULT_AUTOGUIDANCE_MIN_SIGMA`
+/// and `DEFAULT_AUTOGUIDANCE_MAX_SIGMA`).
 fn parse_run(spec: &str, seed: u64) -> Result<Run, String> {
     let (name, arg) = spec.split_once(':').ok_or_else(|| format!("run `{spec}`: expected SAMPLER:ARG, e.g. em:1000"))?;
     let mut parts = arg.split(':');
@@ -256,7 +258,8 @@ fn parse_run(spec: &str, seed: u64) -> Result<Run, String> {
     };
     let autoguidance = match auto {
         Some(weight) => {
-            let g = Autoguidance { min_sigma: auto_min.unwrap_or(0.0), max_sigma: auto_max.unwrap_or(f64::INFINITY), ..Autoguidance::new(weight) };
+            let d = Autoguidance::new(weight);
+            let g = Autoguidance { min_sigma: auto_min.unwrap_or(d.min_sigma), max_sigma: auto_max.unwrap_or(d.max_sigma), ..d };
             g.validate().map_err(|e| bad(&e.to_string()))?;
             Some(g)
         }
@@ -323,7 +326,12 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
 
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
     let results_path = a.out.join("results.json");
-    let mut results: Results = std::fs::read_to_string(&results_path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default();
+    // Earlier results are merged into; a file that cannot be read is an error, not a blank slate
+    // (overwriting it would lose every run in it).
+    let mut results: Results = match std::fs::read_to_string(&results_path) {
+        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: cannot read the earlier results ({e}); move the file away to start afresh", results_path.display()))?,
+        Err(_) => Results::default(),
+    };
     if results.weights_sha256 != sha {
         results = Results { model: a.model.display().to_string(), weights_sha256: sha, training_steps: card.training.steps, ..Default::default() };
     }
@@ -435,7 +443,7 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
         if let Some(share) = requested_class {
             eprintln!("{spec}: {:.1}% of the samples are of the class they were drawn for", 100.0 * share);
         }
-        let result = RunResult { run: spec.clone(), options, samples: a.samples, evals_per_sample: evals as f64 / a.samples as f64, seconds, quality, grid, memorisation: Some(memorisation), guidance: guidance.as_ref().map(|g| g.scale), guidance_min_sigma: guidance.as_ref().map(|g| g.min_sigma), guidance_max_sigma: guidance.as_ref().map(|g| g.max_sigma), requested_class, autoguidance: autoguidance.zip(worse.as_ref()).map(|(g, (_, model, sha))| AutoguidanceReport { weight: g.weight, min_sigma: g.min_sigma, max_sigma: g.max_sigma, model: model.clone(), weights_sha256: sha.clone() }) };
+        let result = RunResult { run: spec.clone(), options, samples: a.samples, evals_per_sample: evals as f64 / a.samples as f64, seconds, quality, grid, memorisation: Some(memorisation), guidance: guidance.as_ref().map(|g| g.scale), guidance_min_sigma: guidance.as_ref().map(|g| g.min_sigma), guidance_max_sigma: guidance.as_ref().map(|g| g.max_sigma), requested_class, autoguidance: autoguidance.zip(worse.as_ref()).map(|(g, (_, model, sha))| AutoguidanceReport { weight: g.weight, min_sigma: g.min_sigma, max_sigma: Some(g.max_sigma).filter(|s| s.is_finite()), model: model.clone(), weights_sha256: sha.clone() }) };
         results.runs.retain(|r| !(r.run == result.run && r.samples == result.samples));
         results.runs.push(result);
         save(&results)?;
@@ -740,7 +748,7 @@ mod tests {
             guidance_min_sigma: None,
             guidance_max_sigma: None,
             requested_class: None,
-            autoguidance: parse_run(spec, 0).unwrap().autoguidance.map(|a| AutoguidanceReport { weight: a.weight, min_sigma: a.min_sigma, max_sigma: a.max_sigma, model: "guide.json".into(), weights_sha256: String::new() }),
+            autoguidance: parse_run(spec, 0).unwrap().autoguidance.map(|a| AutoguidanceReport { weight: a.weight, min_sigma: a.min_sigma, max_sigma: Some(a.max_sigma).filter(|s| s.is_finite()), model: "guide.json".into(), weights_sha256: String::new() }),
         };
         // (A guided run is left out of the plot: still 2 lines and 3 dots, and an autoguided run
         // is a line of its own.)
@@ -749,6 +757,9 @@ mod tests {
             reference: Some(Reference { held_out: Some(quality(0.95)), ..Default::default() }),
             ..Default::default()
         };
+        // The results file reads back (JSON has no ∞: an unbounded interval is stored as null).
+        let back: Results = serde_json::from_str(&serde_json::to_string(&results).unwrap()).unwrap();
+        assert_eq!(back.runs.len(), 5);
         let svg = quality_plot(&results);
         assert_eq!(svg.matches("<polyline").count(), 3);
         assert_eq!(svg.matches("<circle").count(), 4);

@@ -91,6 +91,12 @@ pub(crate) struct SamplerArgs {
     /// The worse model of autoguidance (default: the one the model card names).
     #[arg(long)]
     pub(crate) guide_model: Option<PathBuf>,
+    /// Autoguidance acts only at noise levels above this σ.
+    #[arg(long, default_value_t = autoguidance::DEFAULT_AUTOGUIDANCE_MIN_SIGMA)]
+    pub(crate) autoguidance_min_sigma: f64,
+    /// Autoguidance acts only at noise levels up to this σ (inf: at all).
+    #[arg(long, default_value_t = autoguidance::DEFAULT_AUTOGUIDANCE_MAX_SIGMA)]
+    pub(crate) autoguidance_max_sigma: f64,
     #[command(flatten)]
     pub(crate) device: DeviceArg,
 }
@@ -133,7 +139,7 @@ impl SamplerArgs {
             (None, None) => None,
         };
         let weight = self.autoguidance.unwrap_or(if path.is_some() { autoguidance::DEFAULT_AUTOGUIDANCE } else { 1.0 });
-        let guidance = Autoguidance::new(weight);
+        let guidance = Autoguidance { min_sigma: self.autoguidance_min_sigma, max_sigma: self.autoguidance_max_sigma, ..Autoguidance::new(weight) };
         guidance.validate().map_err(|e| e.to_string())?;
         if weight == 1.0 {
             return Ok(None);
