@@ -132,7 +132,8 @@ fn init_takes_sigma_min_and_refuses_an_inverted_range() {
 }
 
 /// Autoguidance from the command line: the worse model named by `--guide-model` or by the card's
-/// `guide`; each step evaluates both networks (dpmpp-2m, 4 steps: 4 + 4 evaluations); a weight
+/// `guide`; each step in the interval evaluates both networks (dpmpp-2m, 4 steps: 4 + 4
+/// evaluations guided everywhere, 4 + 2 over the default (1, ∞)); a weight
 /// of 1 is the model alone; a missing guide, a weight below 1 and a guide with other noise levels
 /// are refused naming the problem.
 #[test]
@@ -152,9 +153,14 @@ fn autoguidance_uses_the_worse_model_and_refuses_what_cannot_work() {
         (ok, stdout, stderr, data)
     };
     let g = guide.display().to_string();
-    let (ok, stdout, stderr, guided) = sample(&["--guide-model", &g, "--autoguidance", "2"], "guided");
+    let (ok, stdout, stderr, guided) = sample(&["--guide-model", &g, "--autoguidance", "2", "--autoguidance-min-sigma", "0"], "guided");
     assert!(ok, "{stderr}");
     assert!(stdout.contains("8 network evaluations, autoguidance w = 2: 4 of them by the guide model"), "{stdout}");
+    // The default interval (1, ∞): of the 4-step Karras grid σ = 40, 5.2, 0.29, 0.002 the guide
+    // sees the first two.
+    let (ok, stdout, stderr, _) = sample(&["--guide-model", &g, "--autoguidance", "2"], "interval");
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("6 network evaluations, autoguidance w = 2: 2 of them by the guide model"), "{stdout}");
     let (ok, stdout, _, alone) = sample(&["--guide-model", &g, "--autoguidance", "1"], "alone");
     assert!(ok && stdout.contains("(4 network evaluations)"), "{stdout}");
     let (_, _, _, plain) = sample(&[], "plain");
@@ -164,7 +170,7 @@ fn autoguidance_uses_the_worse_model_and_refuses_what_cannot_work() {
     let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&card).unwrap()).unwrap();
     value["guide"] = "guide.json".into();
     std::fs::write(&card, serde_json::to_string(&value).unwrap()).unwrap();
-    let (ok, stdout, stderr, by_card) = sample(&["--autoguidance", "2"], "by-card");
+    let (ok, stdout, stderr, by_card) = sample(&["--autoguidance", "2", "--autoguidance-min-sigma", "0"], "by-card");
     assert!(ok, "{stderr}");
     assert!(stdout.contains("4 of them by the guide model"), "{stdout}");
     assert_eq!(by_card, guided);
