@@ -46,6 +46,8 @@ pub struct RunDefaults {
     /// largest the page's slider offers, the largest the API takes.
     pub autoguidance: f64,
     pub autoguidance_slider_max: f64,
+    /// Autoguidance acts where σ is above this (and below no upper end) unless a run says otherwise.
+    pub autoguidance_min_sigma: f64,
     pub max_autoguidance: f64,
     /// The most model workers (wasm instances, each with its own copy of the model) a CPU run in
     /// the page or a widget is split across; fewer when the browser reports fewer cores
@@ -89,6 +91,7 @@ pub const RUN_DEFAULTS: RunDefaults = RunDefaults {
     max_guidance: super::guidance::MAX_GUIDANCE,
     autoguidance: super::autoguidance::DEFAULT_AUTOGUIDANCE,
     autoguidance_slider_max: super::autoguidance::AUTOGUIDANCE_SLIDER_MAX,
+    autoguidance_min_sigma: super::autoguidance::DEFAULT_AUTOGUIDANCE_MIN_SIGMA,
     max_autoguidance: super::autoguidance::MAX_AUTOGUIDANCE,
     max_workers: 8,
     guided: GuidedDefaults { sampler: "edm-heun", steps: 18, churn: 40.0 },

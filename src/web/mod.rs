@@ -238,7 +238,7 @@ impl WebModel {
         let options = parse_load_options(options)?;
         let (backend, fallback_reason) = resolve(options.backend).await?;
         let model = weights::load(&card, weights, &backend.device)?;
-        let worse = match worse {
+        let mut worse = match worse {
             WorseSource::None => Worse::None,
             WorseSource::Broken(e) => Worse::Broken(e),
             WorseSource::Bytes(guide, bytes) => match weights::load(&guide, &bytes, &backend.device) {
@@ -253,7 +253,14 @@ impl WebModel {
         if backend.kind == "webgpu" {
             let [c, h, w] = card.image_shape();
             let x = Tensor::<4>::zeros([1, c, h, w], &backend.device);
-            evaluate_once(&model, x).await.map_err(|e| WebError::run(format!("the first forward pass on the GPU failed: {e}")))?;
+            evaluate_once(&model, x.clone()).await.map_err(|e| WebError::run(format!("the first forward pass on the GPU failed: {e}")))?;
+            // The guide's kernels too (another network: other shapes); if it fails, the model
+            // draws alone.
+            if let Worse::Loaded(guide) = &worse {
+                if let Err(e) = evaluate_once(guide, x).await {
+                    worse = Worse::Broken(WebError::run(format!("the guide model's first forward pass on the GPU failed: {e}")));
+                }
+            }
         }
         let warmup_seconds = (now_ms() - start) / 1000.0;
         Ok(WebModel { card, model, backend, fallback_reason, runs: Rc::new(RefCell::new(Vec::new())), warmup_seconds, classifier, worse })

@@ -204,6 +204,7 @@ test('the Autoguidance slider starts at the library default, and each guided ste
   assert.equal(start.max, start.defaults.autoguidanceSliderMax);
   assert.ok(start.defaults.autoguidance > 1, 'autoguidance is on by default');
   assert.match(start.hint, /Karras et al\. 2024/);
+  assert.ok(start.hint.includes(`σ > ${start.defaults.autoguidanceMinSigma}`), start.hint);
   await setControls(page, { sampler: 'dpmpp-2m', steps: 5, batch: 2, seed: 5 });
   const guided = await generate(page);
   const evals = await page.evaluate(async () => {
