@@ -12,7 +12,8 @@
 //! A score is affine in its denoiser with coefficients that depend only on x and σ,
 //! s = (D − x)/σ², so the guided denoiser's score is the same extrapolation of the two scores:
 //! s_w = s_bad + w·(s_good − s_bad). `Autoguided` is therefore a [`ScoreFn`] over two score
-//! functions, and every sampler, inpainting and likelihood runs guided without knowing it. Where
+//! functions, and every sampler and inpainting runs guided without knowing it (the likelihood
+//! stays the model's own: it is a property of the model, not of a sampler). Where
 //! guidance acts, each of its evaluations costs one evaluation of each model
 //! ([`Autoguided::bad_evals`] counts the bad model's).
 //!
