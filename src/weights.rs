@@ -198,14 +198,11 @@ impl ModelCard {
             return Err(ConfigError::invalid("version", format!("is {}; this build reads version {CARD_VERSION}", self.version)));
         }
         check_weights_path(&self.weights)?;
-        if let Some(classifier) = &self.classifier {
-            check_weights_path(classifier).map_err(|_| ConfigError::invalid("classifier", format!("must be a relative path beside the card, got `{classifier}`")))?;
-        }
-        if let Some(guide) = &self.guide {
-            check_weights_path(guide).map_err(|_| ConfigError::invalid("guide", format!("must be a relative path beside the card, got `{guide}`")))?;
-        }
-        if let Some(references) = &self.likelihood_references {
-            check_weights_path(references).map_err(|_| ConfigError::invalid("likelihood_references", format!("must be a relative path beside the card, got `{references}`")))?;
+        // The other files the card names, each beside it.
+        for (field, name) in [("classifier", &self.classifier), ("guide", &self.guide), ("likelihood_references", &self.likelihood_references)] {
+            if let Some(name) = name {
+                check_weights_path(name).map_err(|_| ConfigError::invalid(field, format!("must be a relative path beside the card, got `{name}`")))?;
+            }
         }
         self.architecture.validate()?;
         self.parameterisation.validate()?;

@@ -66,18 +66,20 @@ impl Autoguidance {
         if !(self.weight.is_finite() && (1.0..=MAX_AUTOGUIDANCE).contains(&self.weight)) {
             return Err(SampleError::invalid("autoguidance", format!("must be in [1, {MAX_AUTOGUIDANCE}] (1: the model alone), got {}", self.weight)));
         }
-        if !(self.max_sigma > 0.0) {
-            return Err(SampleError::invalid("autoguidanceMaxSigma", format!("must be a positive noise level (or ∞), got {}", self.max_sigma)));
-        }
-        if !(self.min_sigma >= 0.0 && self.min_sigma < self.max_sigma) {
-            return Err(SampleError::invalid("autoguidanceMinSigma", format!("must be a noise level in [0, autoguidanceMaxSigma), got {}", self.min_sigma)));
-        }
-        Ok(())
+        super::check_sigma_interval(self.min_sigma, self.max_sigma, "autoguidanceMinSigma", "autoguidanceMaxSigma")
+    }
+
+    /// Weight w over (min, max], each end the default where not given; checked.
+    pub fn with_interval(weight: f64, min_sigma: Option<f64>, max_sigma: Option<f64>) -> Result<Self, SampleError> {
+        let d = Self::new(weight);
+        let g = Self { min_sigma: min_sigma.unwrap_or(d.min_sigma), max_sigma: max_sigma.unwrap_or(d.max_sigma), ..d };
+        g.validate()?;
+        Ok(g)
     }
 
     /// Whether the bad model is evaluated at noise level σ̂.
     pub fn acts_at(&self, sigma_hat: f64) -> bool {
-        self.weight != 1.0 && sigma_hat > self.min_sigma && sigma_hat <= self.max_sigma
+        self.weight != 1.0 && super::in_sigma_interval(sigma_hat, self.min_sigma, self.max_sigma)
     }
 }
 
@@ -92,14 +94,17 @@ pub struct Autoguided<'a, G, B> {
 }
 
 impl<'a, G: ScoreFn, B: ScoreFn> Autoguided<'a, G, B> {
-    pub fn new(good: &'a G, bad: &'a B, sde: Sde, guidance: Autoguidance) -> Result<Self, SampleError> {
-        guidance.validate()?;
-        Ok(Self { good, bad: Some(bad), sde, guidance, bad_evals: Cell::new(0) })
-    }
-
-    /// The good model alone (a caller that autoguides some runs and not others).
-    pub fn unguided(good: &'a G, sde: Sde) -> Self {
-        Self { good, bad: None, sde, guidance: Autoguidance::new(1.0), bad_evals: Cell::new(0) }
+    /// The good model guided by `guide` (the bad model and how), or, without one, the good model
+    /// alone: the one score function every caller samples with, as [`super::guidance::Guided`].
+    pub fn new(good: &'a G, sde: Sde, guide: Option<(&'a B, Autoguidance)>) -> Result<Self, SampleError> {
+        let (bad, guidance) = match guide {
+            Some((bad, guidance)) => {
+                guidance.validate()?;
+                (Some(bad), guidance)
+            }
+            None => (None, Autoguidance::new(1.0)),
+        };
+        Ok(Self { good, bad, sde, guidance, bad_evals: Cell::new(0) })
     }
 
     /// How many times the bad model was evaluated (for a whole batch at once each time): a run's
@@ -140,7 +145,7 @@ mod tests {
         let points = [0.7f32, -0.3, -1.2, 2.0];
         let x = Tensor::<4>::from_data(TensorData::new(points.to_vec(), [2, 2, 1, 1]), &device);
         for w in [1.0, 2.0, 3.5] {
-            let guided = Autoguided::new(&good_fn, &bad_fn, sde, Autoguidance::everywhere(w)).unwrap();
+            let guided = Autoguided::new(&good_fn, sde, Some((&bad_fn, Autoguidance::everywhere(w)))).unwrap();
             for t in [0.05, 0.3, 0.9] {
                 let sigma = sde.marginal(t).1;
                 let lambda = w / (a + sigma * sigma) + (1.0 - w) / (b + sigma * sigma);
@@ -168,7 +173,7 @@ mod tests {
         let bad = Mixture::new(vec![1.0], vec![vec![0.0, 0.0]], vec![b.sqrt()]).unwrap();
         let (good_fn, bad_fn) = (good.score_fn(&sde), bad.score_fn(&sde));
         for w in [1.0, 2.0, 3.0] {
-            let guided = Autoguided::new(&good_fn, &bad_fn, sde, Autoguidance::everywhere(w)).unwrap();
+            let guided = Autoguided::new(&good_fn, sde, Some((&bad_fn, Autoguidance::everywhere(w)))).unwrap();
             let options = SampleOptions { sampler: Sampler::EdmHeun, steps: 100, seed: 3, ..Default::default() };
             let out = pollster::block_on(sampling::sample(&guided, &sde, [4000, 2, 1, 1], &options, &device, &mut no_observer())).unwrap();
             let v = out.x.into_data().try_to_vec::<f32>().unwrap();
@@ -189,6 +194,8 @@ mod tests {
         assert_eq!(field(Autoguidance::new(f64::NAN)), "autoguidance");
         assert_eq!(field(Autoguidance::new(1e3)), "autoguidance");
         assert_eq!(field(Autoguidance { min_sigma: 2.0, max_sigma: 1.0, ..Autoguidance::new(2.0) }), "autoguidanceMinSigma");
+        assert!(matches!(Autoguidance::with_interval(2.0, Some(2.0), Some(1.0)), Err(SampleError::InvalidOption { field, .. }) if field == "autoguidanceMinSigma"));
+        assert_eq!(Autoguidance::with_interval(2.0, None, Some(3.0)).unwrap(), Autoguidance { max_sigma: 3.0, ..Autoguidance::new(2.0) });
         assert_eq!(field(Autoguidance { max_sigma: 0.0, ..Autoguidance::new(2.0) }), "autoguidanceMaxSigma");
         assert!(!Autoguidance::new(1.0).acts_at(1.0));
         // Only where guidance acts is the bad model evaluated (and counted).
@@ -197,8 +204,8 @@ mod tests {
         let unit = Mixture::new(vec![1.0], vec![vec![0.0]], vec![1.0]).unwrap();
         let score = unit.score_fn(&sde);
         let x = Tensor::<4>::zeros([3, 1, 1, 1], &device);
-        let guided = Autoguided::new(&score, &score, sde, Autoguidance { min_sigma: 0.5, max_sigma: 5.0, ..Autoguidance::new(2.0) }).unwrap();
-        let alone = Autoguided::<_, crate::mixture::MixtureScore<'_>>::unguided(&score, sde);
+        let guided = Autoguided::new(&score, sde, Some((&score, Autoguidance::with_interval(2.0, Some(0.5), Some(5.0)).unwrap()))).unwrap();
+        let alone = Autoguided::<_, crate::mixture::MixtureScore<'_>>::new(&score, sde, None).unwrap();
         for sigma in [0.1, 1.0, 3.0, 8.0] {
             let t = sde.time_of_noise_level(sigma);
             guided.score(x.clone(), t);

@@ -66,13 +66,7 @@ impl Guidance {
         if !(self.scale.is_finite() && (0.0..=MAX_GUIDANCE).contains(&self.scale)) {
             return Err(SampleError::invalid("guidance", format!("must be in [0, {MAX_GUIDANCE}], got {}", self.scale)));
         }
-        if !(self.max_sigma > 0.0) {
-            return Err(SampleError::invalid("guidanceMaxSigma", format!("must be a positive noise level (or ∞), got {}", self.max_sigma)));
-        }
-        if !(self.min_sigma >= 0.0 && self.min_sigma < self.max_sigma) {
-            return Err(SampleError::invalid("guidanceMinSigma", format!("must be a noise level in [0, guidanceMaxSigma), got {}", self.min_sigma)));
-        }
-        Ok(())
+        super::check_sigma_interval(self.min_sigma, self.max_sigma, "guidanceMinSigma", "guidanceMaxSigma")
     }
 
     /// The same guidance for a run whose image 0 is image `first` of the whole run: the class
@@ -132,7 +126,7 @@ impl<S: ScoreFn, C: ClassGradient> ScoreFn for Guided<'_, S, C> {
         let base = self.score.score(x.clone(), t);
         let Some((classifier, guidance)) = &self.guide else { return base };
         let (m, s) = self.sde.marginal(t);
-        if guidance.scale == 0.0 || s / m > guidance.max_sigma || s / m <= guidance.min_sigma {
+        if guidance.scale == 0.0 || !super::in_sigma_interval(s / m, guidance.min_sigma, guidance.max_sigma) {
             return base;
         }
         let labels = guidance.labels(x.dims()[0]);

@@ -327,6 +327,23 @@ pub struct Samples {
     pub evals: usize,
 }
 
+/// Checks a noise-level interval (min, max] over which a guidance acts, naming its two fields:
+/// max a positive level or ∞, min in [0, max).
+pub(crate) fn check_sigma_interval(min: f64, max: f64, min_field: &'static str, max_field: &'static str) -> Result<(), SampleError> {
+    if !(max > 0.0) {
+        return Err(SampleError::invalid(max_field, format!("must be a positive noise level (or ∞), got {max}")));
+    }
+    if !(min >= 0.0 && min < max) {
+        return Err(SampleError::invalid(min_field, format!("must be a noise level in [0, {max_field}), got {min}")));
+    }
+    Ok(())
+}
+
+/// Whether noise level σ̂ lies in the interval (min, max].
+pub(crate) fn in_sigma_interval(sigma_hat: f64, min: f64, max: f64) -> bool {
+    sigma_hat > min && sigma_hat <= max
+}
+
 /// Checks a batch shape [B, C, H, W]: 1 ≤ B ≤ MAX_BATCH and at most MAX_BATCH_VALUES values.
 pub fn validate_batch(shape: [usize; 4]) -> Result<(), SampleError> {
     let batch = shape[0];

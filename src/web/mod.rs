@@ -561,11 +561,18 @@ fn every(preview_every: usize, options: &SampleOptions) -> usize {
     if preview_every > 0 { preview_every } else { (options.steps / 25).max(1) }
 }
 
+/// The URL and text of the card of a `what` ("classifier", "guide model") that the model card at
+/// `card_url` names as `name`, relative to itself.
+async fn fetch_named_card(name: &str, card_url: &str, what: &str) -> Result<(String, String), WebError> {
+    let url = web_sys::Url::new_with_base(name, card_url).map_err(|_| WebError::model_file(format!("cannot resolve the {what} `{name}` against {card_url}")))?.href();
+    let bytes = fetch_bytes(&url, &format!("{what} card")).await?;
+    let text = String::from_utf8(bytes).map_err(|_| WebError::model_file(format!("the {what} card at {url} is not UTF-8 text")))?;
+    Ok((url, text))
+}
+
 /// Fetches the classifier card `name` (relative to the model card at `card_url`).
 async fn fetch_classifier_card(name: &str, card_url: &str, model: &ModelCard) -> Result<Guide, WebError> {
-    let url = web_sys::Url::new_with_base(name, card_url).map_err(|_| WebError::model_file(format!("cannot resolve the classifier `{name}` against {card_url}")))?.href();
-    let bytes = fetch_bytes(&url, "classifier card").await?;
-    let text = String::from_utf8(bytes).map_err(|_| WebError::model_file(format!("the classifier card at {url} is not UTF-8 text")))?;
+    let (url, text) = fetch_named_card(name, card_url, "classifier").await?;
     let card = ClassifierCard::from_json(&text).map_err(|e| WebError::model_file(format!("classifier card {url}: {e}")))?;
     card.check_for(model).map_err(|e| WebError::model_file(format!("classifier card {url}: {e}")))?;
     let weights_url = web_sys::Url::new_with_base(&card.weights, &url).map_err(|_| WebError::model_file(format!("cannot resolve `{}` against {url}", card.weights)))?.href();
@@ -575,9 +582,7 @@ async fn fetch_classifier_card(name: &str, card_url: &str, model: &ModelCard) ->
 /// Fetches the guide model card `name` (relative to the model card at `card_url`), checks it
 /// against the model's, and its weights.
 async fn fetch_guide(name: &str, card_url: &str, model: &ModelCard) -> Result<(ModelCard, Vec<u8>), WebError> {
-    let url = web_sys::Url::new_with_base(name, card_url).map_err(|_| WebError::model_file(format!("cannot resolve the guide model `{name}` against {card_url}")))?.href();
-    let bytes = fetch_bytes(&url, "guide model card").await?;
-    let text = String::from_utf8(bytes).map_err(|_| WebError::model_file(format!("the guide model card at {url} is not UTF-8 text")))?;
+    let (url, text) = fetch_named_card(name, card_url, "guide model").await?;
     let card = ModelCard::from_json(&text).map_err(|e| WebError::model_file(format!("guide model card {url}: {e}")))?;
     model.check_guide(&card).map_err(|e| WebError::model_file(format!("guide model card {url}: {e}")))?;
     let weights_url = web_sys::Url::new_with_base(&card.weights, &url).map_err(|_| WebError::model_file(format!("cannot resolve `{}` against {url}", card.weights)))?.href();
@@ -592,10 +597,10 @@ impl WebModel {
     fn score_of(&self, options: &RunOptions) -> Result<Autoguided<'_, crate::ScoreModel, crate::ScoreModel>, WebError> {
         let sde = self.model.sde;
         match (&self.worse, options.autoguidance()?) {
-            (_, None) => Ok(Autoguided::unguided(&self.model, sde)),
-            (Worse::Loaded(worse), Some(guidance)) => Ok(Autoguided::new(&self.model, &**worse, sde, guidance)?),
+            (_, None) => Ok(Autoguided::new(&self.model, sde, None)?),
+            (Worse::Loaded(worse), Some(guidance)) => Ok(Autoguided::new(&self.model, sde, Some((&**worse, guidance)))?),
             // Absent, the default: the model alone when its guide is missing or broken.
-            (Worse::None | Worse::Broken(_), Some(_)) if options.autoguidance.is_none() => Ok(Autoguided::unguided(&self.model, sde)),
+            (Worse::None | Worse::Broken(_), Some(_)) if options.autoguidance.is_none() => Ok(Autoguided::new(&self.model, sde, None)?),
             (Worse::None, Some(_)) => Err(WebError::invalid(format!("`autoguidance` needs a guide model, and the model card `{}` names none", self.card.name))),
             (Worse::Broken(e), Some(_)) => Err(e.clone()),
         }

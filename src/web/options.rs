@@ -272,9 +272,7 @@ impl RunOptions {
     /// The autoguidance this run asks for (checked), or the default; `None`: the model alone
     /// (w = 1).
     pub(super) fn autoguidance(&self) -> Result<Option<Autoguidance>, WebError> {
-        let d = Autoguidance::new(self.autoguidance.unwrap_or(autoguidance::DEFAULT_AUTOGUIDANCE));
-        let g = Autoguidance { min_sigma: self.autoguidance_min_sigma.unwrap_or(d.min_sigma), max_sigma: self.autoguidance_max_sigma.unwrap_or(d.max_sigma), ..d };
-        g.validate()?;
+        let g = Autoguidance::with_interval(self.autoguidance.unwrap_or(autoguidance::DEFAULT_AUTOGUIDANCE), self.autoguidance_min_sigma, self.autoguidance_max_sigma)?;
         Ok((g.weight != 1.0).then_some(g))
     }
 

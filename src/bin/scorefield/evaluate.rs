@@ -257,12 +257,7 @@ fn parse_run(spec: &str, seed: u64) -> Result<Run, String> {
         None => None,
     };
     let autoguidance = match auto {
-        Some(weight) => {
-            let d = Autoguidance::new(weight);
-            let g = Autoguidance { min_sigma: auto_min.unwrap_or(d.min_sigma), max_sigma: auto_max.unwrap_or(d.max_sigma), ..d };
-            g.validate().map_err(|e| bad(&e.to_string()))?;
-            Some(g)
-        }
+        Some(weight) => Some(Autoguidance::with_interval(weight, auto_min, auto_max).map_err(|e| bad(&e.to_string()))?),
         None if auto_min.is_some() || auto_max.is_some() => return Err(bad("`agmin` and `agmax` bound the autoguidance: give `ag` too")),
         None => None,
     };
@@ -402,18 +397,10 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
             let batch_options = SampleOptions { first_sample: done as u64, ..options.clone() };
             let mut observer = progress("sampling");
             let shape = [n, 1, SIDE, SIDE];
-            let score = Guided::new(&model, model.sde, guide.as_ref().zip(guidance.clone().map(|g| g.from_sample(done as u64)))).map_err(|e| format!("run `{spec}`: {e}"))?;
-            let out = match (&autoguidance, &worse) {
-                (Some(g), Some((bad, _, _))) => {
-                    let guided = Autoguided::new(&model, bad, model.sde, *g).map_err(|e| format!("run `{spec}`: {e}"))?;
-                    let out = pollster::block_on(sampling::sample(&guided, &model.sde, shape, &batch_options, &device, &mut observer));
-                    evals += guided.bad_evals() * n;
-                    out
-                }
-                _ => pollster::block_on(sampling::sample(&score, &model.sde, shape, &batch_options, &device, &mut observer)),
-            }
-            .map_err(|e| format!("run `{spec}`: {e}"))?;
-            evals += out.evals * n;
+            let auto = Autoguided::new(&model, model.sde, worse.as_ref().map(|(bad, _, _)| bad).zip(autoguidance)).map_err(|e| format!("run `{spec}`: {e}"))?;
+            let score = Guided::new(&auto, model.sde, guide.as_ref().zip(guidance.clone().map(|g| g.from_sample(done as u64)))).map_err(|e| format!("run `{spec}`: {e}"))?;
+            let out = pollster::block_on(sampling::sample(&score, &model.sde, shape, &batch_options, &device, &mut observer)).map_err(|e| format!("run `{spec}`: {e}"))?;
+            evals += (out.evals + auto.bad_evals()) * n;
             let batch = pollster::block_on(read_tensor(out.x)).map_err(|e| format!("run `{spec}`: {e}"))?;
             pixels.extend(batch.data.iter().map(|v| (v - lo) / (hi - lo)));
             done += n;

@@ -101,11 +101,16 @@ pub(crate) struct SamplerArgs {
     pub(crate) device: DeviceArg,
 }
 
+/// A file a model card names, relative to the card.
+fn beside(card: &std::path::Path, name: &str) -> PathBuf {
+    card.parent().unwrap_or(std::path::Path::new(".")).join(name)
+}
+
 /// The classifier card for guided runs: `--classifier`, else the one the model card names.
 pub(crate) fn classifier_path(model: &std::path::Path, card: &ModelCard, flag: Option<&std::path::Path>) -> Result<PathBuf, String> {
     match (flag, &card.classifier) {
         (Some(path), _) => Ok(path.to_path_buf()),
-        (None, Some(name)) => Ok(model.parent().unwrap_or(std::path::Path::new(".")).join(name)),
+        (None, Some(name)) => Ok(beside(model, name)),
         (None, None) => Err(format!("{}: the model card names no classifier (`classifier`); pass --classifier or train one with `scorefield train-classifier`", model.display())),
     }
 }
@@ -135,12 +140,11 @@ impl SamplerArgs {
     pub(crate) fn worse(&self, card: &ModelCard, device: &burn::prelude::Device) -> Result<Option<(ScoreModel, Autoguidance)>, String> {
         let path = match (&self.guide_model, &card.guide) {
             (Some(path), _) => Some(path.clone()),
-            (None, Some(name)) => Some(self.model.parent().unwrap_or(std::path::Path::new(".")).join(name)),
+            (None, Some(name)) => Some(beside(&self.model, name)),
             (None, None) => None,
         };
         let weight = self.autoguidance.unwrap_or(if path.is_some() { autoguidance::DEFAULT_AUTOGUIDANCE } else { 1.0 });
-        let guidance = Autoguidance { min_sigma: self.autoguidance_min_sigma, max_sigma: self.autoguidance_max_sigma, ..Autoguidance::new(weight) };
-        guidance.validate().map_err(|e| e.to_string())?;
+        let guidance = Autoguidance::with_interval(weight, Some(self.autoguidance_min_sigma), Some(self.autoguidance_max_sigma)).map_err(|e| e.to_string())?;
         if weight == 1.0 {
             return Ok(None);
         }
@@ -233,21 +237,13 @@ pub(crate) fn write_outputs(batch: &Batch, card: &ModelCard, output: &OutputArgs
     Ok(())
 }
 
-/// The model's score, autoguided by `worse` when there is one.
-pub(crate) fn autoguided<'a>(model: &'a ScoreModel, worse: &'a Option<(ScoreModel, Autoguidance)>) -> Result<Autoguided<'a, ScoreModel, ScoreModel>, String> {
-    match worse {
-        Some((bad, g)) => Autoguided::new(model, bad, model.sde, *g).map_err(|e| e.to_string()),
-        None => Ok(Autoguided::unguided(model, model.sde)),
-    }
-}
-
 pub(crate) fn run(a: SampleArgs) -> Result<(), String> {
     let device = device(a.sampler.device.device)?;
     let (card, model) = load(&a.sampler.model, &device)?;
     let options = a.sampler.options()?;
     let guide = a.sampler.guide(&card, &device)?;
     let worse = a.sampler.worse(&card, &device)?;
-    let auto = autoguided(&model, &worse)?;
+    let auto = Autoguided::new(&model, model.sde, worse.as_ref().map(|(bad, g)| (bad, *g))).map_err(|e| e.to_string())?;
     let score = Guided::new(&auto, model.sde, guide.as_ref().map(|(c, g)| (c, g.clone()))).map_err(|e| e.to_string())?;
     let [c, h, w] = card.image_shape();
     let start = Instant::now();
