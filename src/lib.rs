@@ -31,6 +31,7 @@ pub mod mixture;
 pub mod model;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod onnx;
+pub mod posthoc;
 pub mod precond;
 pub mod rng;
 pub mod sampling;

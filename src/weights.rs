@@ -443,7 +443,7 @@ pub fn convert_safetensors_where(bytes: &[u8], to: Dtype, select: impl Fn(&str) 
 
 /// Decoded tensors as safetensors bytes in `to` (with `select` as in
 /// [`convert_safetensors_where`]) and the given `__metadata__`.
-fn encode(tensors: &[Decoded], metadata: Option<&serde_json::Value>, to: Dtype, select: impl Fn(&str) -> bool) -> Result<Vec<u8>, WeightsError> {
+pub(crate) fn encode(tensors: &[Decoded], metadata: Option<&serde_json::Value>, to: Dtype, select: impl Fn(&str) -> bool) -> Result<Vec<u8>, WeightsError> {
     let mut header = serde_json::Map::new();
     if let Some(meta) = metadata {
         header.insert("__metadata__".into(), meta.clone());

@@ -189,3 +189,47 @@ fn autoguidance_uses_the_worse_model_and_refuses_what_cannot_work() {
     assert!(!ok && stderr.contains("names no `guide`"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `scorefield average` writes Σ cᵢ θᵢ of the snapshots' tensors as a model the card loads, names
+/// the average in the card, and refuses snapshots of another network and coefficients that do
+/// not fit.
+#[test]
+fn average_combines_snapshots_of_one_network() {
+    let dir = workdir("average");
+    let init = |name: &str, seed: &str, widths: &str| {
+        let path = dir.join(format!("{name}.json"));
+        let (ok, _, stderr) = run(bin().args(["init", "--out"]).arg(&path).args(["--height", "8", "--width", "8", "--widths", widths, "--embed-dim", "8", "--seed", seed]));
+        assert!(ok, "{stderr}");
+        path
+    };
+    let (a, b) = (init("a", "1", "8"), init("b", "2", "8"));
+    let out = dir.join("avg.json");
+    let (ok, stdout, stderr) = run(bin().args(["average", "--dtype", "f32", "--coefficients", "0.25,0.75", "--snapshots"]).arg(format!("{},{}", a.display(), b.display())).arg("--out").arg(&out));
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("avg.safetensors"), "{stdout}");
+    let tensors = |name: &str| scorefield::weights::decode(&std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap()).unwrap();
+    let (ta, tb, tavg) = (tensors("a"), tensors("b"), tensors("avg"));
+    assert_eq!(ta.len(), tavg.len());
+    let mut differ = false;
+    for ((x, y), z) in ta.iter().zip(&tb).zip(&tavg) {
+        assert_eq!((&x.name, &y.name), (&z.name, &z.name));
+        for ((p, q), r) in x.values.iter().zip(&y.values).zip(&z.values) {
+            assert!((0.25 * p + 0.75 * q - r).abs() <= 1e-6 * (1.0 + r.abs()), "{}: {r} is not 0.25·{p} + 0.75·{q}", z.name);
+            differ |= (p - q).abs() > 1e-3;
+        }
+    }
+    assert!(differ, "the two snapshots were the same; the test would not see a wrong coefficient");
+    let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(card["weights"], "avg.safetensors");
+    assert!(card["training"]["command"].as_str().unwrap().starts_with("scorefield average: 0.25 × "), "{card}");
+    // Refusals, by name.
+    let average = |snapshots: String, extra: &[&str]| run(bin().args(["average", "--snapshots"]).arg(snapshots).args(extra).arg("--out").arg(dir.join("bad.json")));
+    let wide = init("wide", "1", "16");
+    let (ok, _, stderr) = average(format!("{},{}", a.display(), wide.display()), &[]);
+    assert!(!ok && stderr.contains("another network"), "{stderr}");
+    let (ok, _, stderr) = average(format!("{},{}", a.display(), b.display()), &["--coefficients", "0.5,0.6"]);
+    assert!(!ok && stderr.contains("sum to 1.1"), "{stderr}");
+    let (ok, _, stderr) = average(format!("{},{}", a.display(), b.display()), &["--coefficients", "1"]);
+    assert!(!ok && stderr.contains("1 given for 2 snapshots"), "{stderr}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -23,13 +23,18 @@ pub(crate) struct ConvertArgs {
     out: PathBuf,
 }
 
+/// A `--dtype` value.
+pub(crate) fn dtype(name: &str) -> Result<weights::Dtype, String> {
+    match name.to_ascii_lowercase().as_str() {
+        "f16" => Ok(weights::Dtype::F16),
+        "f32" => Ok(weights::Dtype::F32),
+        "int8" => Ok(weights::Dtype::Int8),
+        other => Err(format!("--dtype {other}: expected f32, f16 or int8")),
+    }
+}
+
 pub(crate) fn run(a: ConvertArgs) -> Result<(), String> {
-    let dtype = match a.dtype.to_ascii_lowercase().as_str() {
-        "f16" => weights::Dtype::F16,
-        "f32" => weights::Dtype::F32,
-        "int8" => weights::Dtype::Int8,
-        other => return Err(format!("--dtype {other}: expected f32, f16 or int8")),
-    };
+    let dtype = dtype(&a.dtype)?;
     let mut card = files::read_card(&a.model).map_err(|e| e.to_string())?;
     let source = files::weights_path(&a.model, &card);
     let bytes = std::fs::read(&source).map_err(|e| format!("{}: {e}", source.display()))?;

@@ -1,6 +1,7 @@
 //! The scorefield command line: create, sample from, inpaint with, train and score models, one
 //! module per subcommand. Every error prints as one line and exits with status 1.
 
+mod average;
 mod bench;
 mod convert;
 mod data;
@@ -53,6 +54,9 @@ enum Command {
     /// Rewrite a model's weights in another float format (f16 halves the download; the network
     /// still computes in f32). Writes the card and its weights beside it.
     Convert(convert::ConvertArgs),
+    /// Average snapshots of one training run (post-hoc EMA, Karras et al. 2024): the mean, or any
+    /// coefficients summing to 1. Writes the card and its weights beside it.
+    Average(average::AverageArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -93,6 +97,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Bench(a) => bench::run(a),
         Command::ExportOnnx(a) => export_onnx::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Average(a) => average::run(a),
     }
 }
 

@@ -1,0 +1,66 @@
+//! `scorefield average`: post-hoc averaging of a run's weight snapshots ([`scorefield::posthoc`]),
+//! e.g. a longer average than the trainer's EMA, as the mean of its snapshots.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use scorefield::weights::{self, files};
+use scorefield::{Device, posthoc};
+
+#[derive(Args)]
+pub(crate) struct AverageArgs {
+    /// The snapshots' model cards (comma-separated), all of the same network.
+    #[arg(long, value_delimiter = ',', required = true)]
+    snapshots: Vec<PathBuf>,
+    /// One coefficient per snapshot, summing to 1 (comma-separated; negative ones allowed, e.g.
+    /// to take an EMA's earlier part out). Default: the plain mean.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    coefficients: Vec<f64>,
+    /// f32, f16 or int8, as in `scorefield convert`.
+    #[arg(long, default_value = "f16")]
+    dtype: String,
+    /// The new card (its weights file is named after it).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub(crate) fn run(a: AverageArgs) -> Result<(), String> {
+    let dtype = crate::convert::dtype(&a.dtype)?;
+    let n = a.snapshots.len();
+    let coefficients = if a.coefficients.is_empty() { vec![1.0 / n as f64; n] } else { a.coefficients.clone() };
+    if coefficients.len() != n {
+        return Err(format!("--coefficients: {} given for {n} snapshots", coefficients.len()));
+    }
+    let mut cards = Vec::with_capacity(n);
+    let mut bytes = Vec::with_capacity(n);
+    for path in &a.snapshots {
+        let card = files::read_card(path).map_err(|e| e.to_string())?;
+        let source = files::weights_path(path, &card);
+        bytes.push(std::fs::read(&source).map_err(|e| format!("{}: {e}", source.display()))?);
+        cards.push(card);
+    }
+    let first = &cards[0];
+    for (path, card) in a.snapshots.iter().zip(&cards).skip(1) {
+        let same = card.architecture == first.architecture && card.parameterisation == first.parameterisation && card.sde == first.sde && card.image == first.image;
+        if !same {
+            return Err(format!("{}: another network, parameterisation, SDE or image than {}; only snapshots of one run average", path.display(), a.snapshots[0].display()));
+        }
+    }
+    let pairs: Vec<(&[u8], f64)> = bytes.iter().map(|b| b.as_slice()).zip(coefficients.iter().copied()).collect();
+    let averaged = posthoc::combine(&pairs, dtype).map_err(|e| e.to_string())?;
+    // Loads as the card's network, or is refused.
+    weights::load(first, &averaged, &Device::flex()).map_err(|e| e.to_string())?;
+    let stem = a.out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name like model.json")?;
+    let latest = cards.iter().max_by_key(|c| c.training.images_seen.unwrap_or(0)).unwrap_or(first);
+    let mut card = latest.clone();
+    card.name = stem.to_string();
+    card.weights = format!("{stem}.safetensors");
+    card.likelihood_references = None;
+    let terms: Vec<String> = a.snapshots.iter().zip(&coefficients).map(|(p, c)| format!("{c} × {}", p.display())).collect();
+    card.training.command = Some(format!("scorefield average: {}", terms.join(" + ")));
+    let target = files::weights_path(&a.out, &card);
+    std::fs::write(&target, &averaged).map_err(|e| format!("{}: {e}", target.display()))?;
+    std::fs::write(&a.out, card.to_json() + "\n").map_err(|e| format!("{}: {e}", a.out.display()))?;
+    println!("{} -> {} ({} bytes, {dtype:?})", terms.join(" + "), target.display(), averaged.len());
+    Ok(())
+}
