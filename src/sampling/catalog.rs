@@ -236,10 +236,11 @@ impl Sampler {
                 label: "DPM-Solver++(2M) (Lu et al. 2022)",
                 paper: "Lu et al. 2022, alg. 2",
                 options: &["rho"],
-                // With the default autoguidance: 26 network evaluations, 89.5 % confident at 2.24 ×
-                // the Fréchet floor over four seeds (docs/EVALUATION.md, "Autoguidance"), 1.5
-                // points above the ≤ 35-evaluation target; 13 steps meet it by 0.2 points, less
-                // than one run's spread.
+                // With the default autoguidance: 26 network evaluations, 90.8 % confident at 2.42 ×
+                // the Fréchet floor over four seeds with the weights shipped since session 14
+                // (docs/EVALUATION.md, "Averaging the cool-downs"), 2.8 points above the
+                // ≤ 35-evaluation target; 13 steps (20 evaluations) meet it by 1.0 point (89.0 %,
+                // 2.31 ×), about one run's spread.
                 default_steps: 17,
                 min_steps: 5,
                 min_steps_why: "at 3 steps the digits are blurred into a grey haze",
