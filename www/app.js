@@ -75,7 +75,7 @@ function fillAutoguidance(info) {
       ? (info.guideProblem ? `Autoguidance is unavailable: ${info.guideProblem}; sampling from the model alone.` : '')
       : w === 1
         ? 'Autoguidance off: the model alone.'
-        : `Autoguided (Karras et al. 2024): the model's score pushed away from a worse version of itself (for the shipped model, a network a quarter its size trained on a tenth of the images), s_bad + ${w}·(s − s_bad), where σ > ${info.defaults.autoguidanceMinSigma}, while the digit's shape is chosen. Where the worse model is wrong the better one is usually wrong the same way, only less, so this sharpens the digits; those steps evaluate both networks.`;
+        : `Autoguided (Karras et al. 2024): the model's score pushed away from a worse version of itself (for the shipped model, a network a quarter its size trained on a twelfth of the images), s_bad + ${w}·(s − s_bad), where σ > ${info.defaults.autoguidanceMinSigma}, while the digit's shape is chosen. Where the worse model is wrong the better one is usually wrong the same way, only less, so this sharpens the digits; those steps evaluate both networks.`;
   };
   $('autoguidance').addEventListener('input', sync);
   sync();
