@@ -1,10 +1,11 @@
 //! Post-hoc averaging of one run's weight snapshots (Karras et al. 2024, "Analyzing and Improving
-//! the Training Dynamics of Diffusion Models", §3.3): the trainer stores its EMA every so many
+//! the Training Dynamics of Diffusion Models", §3, post-hoc EMA): the trainer stores its EMA every so many
 //! images (`checkpoints/snapshots/`), and an average of the weights with another profile (a longer
 //! window, a box instead of an exponential) is, after training, a linear combination of stored
 //! averages. With the run's EMA E(t) of half-life h, for example, the mean of E at n evenly
 //! spaced times is a window about n spacings long, and (E(t₂) − a·E(t₁)) / (1 − a) with
-//! a = 2^(−(t₂ − t₁)/h) is the exponential average of the raw weights seen between t₁ and t₂ only.
+//! a = 2^(−(t₂ − t₁)/h) is the exponential average of the raw weights seen between t₁ and t₂ only
+//! (exactly so only while h is constant: this project's trainer ramps h up with the images seen).
 //!
 //! The coefficients must sum to 1 (an average, so that a constant weight stays itself); every
 //! snapshot must be the same network (tensor names and shapes).
@@ -42,9 +43,9 @@ pub fn combine(snapshots: &[(&[u8], f64)], to: Dtype) -> Result<Vec<u8>, Weights
             return Err(WeightsError::Corrupt(format!("snapshot {index} has {} tensors, snapshot 0 has {}", by_name.len(), first.len())));
         }
         for (sum, reference) in total.iter_mut().zip(&first) {
-            let t = by_name.get(reference.name.as_str()).ok_or_else(|| WeightsError::MissingTensor { name: format!("{} (in snapshot {index})", reference.name) })?;
+            let t = by_name.get(reference.name.as_str()).ok_or_else(|| WeightsError::Corrupt(format!("snapshot {index} lacks tensor `{}`, which snapshot 0 has", reference.name)))?;
             if t.shape != reference.shape {
-                return Err(WeightsError::ShapeMismatch { name: format!("{} (in snapshot {index})", t.name), expected: reference.shape.clone(), found: t.shape.clone() });
+                return Err(WeightsError::Corrupt(format!("tensor `{}` has shape {:?} in snapshot {index} but {:?} in snapshot 0", t.name, t.shape, reference.shape)));
             }
             for (s, v) in sum.iter_mut().zip(&t.values) {
                 *s += c * *v as f64;
@@ -91,7 +92,7 @@ mod tests {
         assert!(message(combine(&[(&a, 0.5), (&a, 0.6)], Dtype::F32)).contains("sum to 1.1"));
         assert!(message(combine(&[(&a, f64::NAN), (&a, 1.0)], Dtype::F32)).contains("coefficient 0 is NaN"));
         assert!(message(combine(&[], Dtype::F32)).contains("at least one"));
-        assert!(message(combine(&[(&a, 0.5), (&other_shape, 0.5)], Dtype::F32)).contains("shape [1, 2]"));
-        assert!(message(combine(&[(&a, 0.5), (&other_name, 0.5)], Dtype::F32)).contains("lacks tensor `w (in snapshot 1)`"));
+        assert!(message(combine(&[(&a, 0.5), (&other_shape, 0.5)], Dtype::F32)).contains("shape [1, 2] in snapshot 1 but [2] in snapshot 0"));
+        assert!(message(combine(&[(&a, 0.5), (&other_name, 0.5)], Dtype::F32)).contains("snapshot 1 lacks tensor `w`"));
     }
 }

@@ -203,6 +203,12 @@ fn average_combines_snapshots_of_one_network() {
         path
     };
     let (a, b) = (init("a", "1", "8"), init("b", "2", "8"));
+    // Each snapshot's card carries its own measurements, which the average must not inherit.
+    for card in [&a, &b] {
+        let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(card).unwrap()).unwrap();
+        value["metrics"] = serde_json::json!({ "held_out_bits_per_dim": { "mean": 1.5 } });
+        std::fs::write(card, serde_json::to_string(&value).unwrap()).unwrap();
+    }
     let out = dir.join("avg.json");
     let (ok, stdout, stderr) = run(bin().args(["average", "--dtype", "f32", "--coefficients", "0.25,0.75", "--snapshots"]).arg(format!("{},{}", a.display(), b.display())).arg("--out").arg(&out));
     assert!(ok, "{stderr}");
@@ -222,6 +228,7 @@ fn average_combines_snapshots_of_one_network() {
     let card: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(card["weights"], "avg.safetensors");
     assert!(card["training"]["command"].as_str().unwrap().starts_with("scorefield average: 0.25 × "), "{card}");
+    assert!(card["metrics"].as_object().is_some_and(|m| m.is_empty()), "a snapshot's metrics are not the average's: {card}");
     // Refusals, by name.
     let average = |snapshots: String, extra: &[&str]| run(bin().args(["average", "--snapshots"]).arg(snapshots).args(extra).arg("--out").arg(dir.join("bad.json")));
     let wide = init("wide", "1", "16");

@@ -55,7 +55,11 @@ pub(crate) fn run(a: AverageArgs) -> Result<(), String> {
     let mut card = latest.clone();
     card.name = stem.to_string();
     card.weights = format!("{stem}.safetensors");
+    // What the latest snapshot's card measured or logged belongs to it, not to the average.
     card.likelihood_references = None;
+    card.metrics.clear();
+    card.training.final_loss = None;
+    card.training.learning_rate_schedule = card.training.learning_rate_schedule.map(|s| format!("the latest snapshot's: {s}"));
     let terms: Vec<String> = a.snapshots.iter().zip(&coefficients).map(|(p, c)| format!("{c} × {}", p.display())).collect();
     card.training.command = Some(format!("scorefield average: {}", terms.join(" + ")));
     let target = files::weights_path(&a.out, &card);
