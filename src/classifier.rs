@@ -426,7 +426,7 @@ pub mod files {
     pub fn load(card_path: &Path, device: &Device) -> Result<(ClassifierCard, NoisyClassifier), WeightsError> {
         let text = std::fs::read_to_string(card_path).map_err(|e| io(card_path, e))?;
         let card = ClassifierCard::from_json(&text)?;
-        let path = card_path.parent().unwrap_or(Path::new(".")).join(&card.weights);
+        let path = crate::weights::files::beside(card_path, &card.weights);
         let bytes = std::fs::read(&path).map_err(|e| io(&path, e))?;
         let net = super::load(&card, &bytes, device)?;
         Ok((card, net))
@@ -434,7 +434,7 @@ pub mod files {
 
     pub fn save(card_path: &Path, card: &ClassifierCard, net: &NoisyClassifier) -> Result<(), WeightsError> {
         card.validate()?;
-        let path = card_path.parent().unwrap_or(Path::new(".")).join(&card.weights);
+        let path = crate::weights::files::beside(card_path, &card.weights);
         std::fs::write(&path, crate::weights::to_safetensors(net)?).map_err(|e| io(&path, e))?;
         std::fs::write(card_path, card.to_json() + "\n").map_err(|e| io(card_path, e))
     }

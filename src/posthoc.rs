@@ -37,7 +37,13 @@ pub fn combine(snapshots: &[(&[u8], f64)], to: Dtype) -> Result<Vec<u8>, Weights
     let first = weights::decode(snapshots[0].0)?;
     let mut total: Vec<Vec<f64>> = first.iter().map(|t| vec![0.0; t.values.len()]).collect();
     for (index, (bytes, c)) in snapshots.iter().enumerate() {
-        let tensors = if index == 0 { first.clone() } else { weights::decode(bytes)? };
+        let decoded;
+        let tensors = if index == 0 {
+            &first
+        } else {
+            decoded = weights::decode(bytes)?;
+            &decoded
+        };
         let by_name: BTreeMap<&str, &Decoded> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
         if by_name.len() != first.len() {
             return Err(WeightsError::Corrupt(format!("snapshot {index} has {} tensors, snapshot 0 has {}", by_name.len(), first.len())));
@@ -57,9 +63,7 @@ pub fn combine(snapshots: &[(&[u8], f64)], to: Dtype) -> Result<Vec<u8>, Weights
         .zip(total)
         .map(|(t, values)| Decoded { name: t.name.clone(), shape: t.shape.clone(), values: values.into_iter().map(|v| v as f32).collect(), dtype: t.dtype.clone() })
         .collect();
-    let (_, data_start) = weights::parse_safetensors(snapshots[0].0)?;
-    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&snapshots[0].0[8..data_start]).map_err(|e| WeightsError::Corrupt(e.to_string()))?;
-    weights::encode(&combined, header.get("__metadata__"), to, |_| true)
+    weights::encode(&combined, weights::metadata(snapshots[0].0)?.as_ref(), to, |_| true)
 }
 
 #[cfg(test)]

@@ -436,9 +436,14 @@ pub fn convert_safetensors(bytes: &[u8], to: Dtype) -> Result<Vec<u8>, WeightsEr
 /// `select` accepts (the others are stored in F16): a network's layers differ in how much
 /// 8-bit rounding costs (docs/EVALUATION.md, "8-bit weights").
 pub fn convert_safetensors_where(bytes: &[u8], to: Dtype, select: impl Fn(&str) -> bool) -> Result<Vec<u8>, WeightsError> {
+    encode(&decode(bytes)?, metadata(bytes)?.as_ref(), to, select)
+}
+
+/// A safetensors file's `__metadata__`, if it has one (kept when the file is rewritten).
+pub(crate) fn metadata(bytes: &[u8]) -> Result<Option<serde_json::Value>, WeightsError> {
     let (_, data_start) = parse_safetensors(bytes)?;
-    let old: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..data_start]).map_err(|e| WeightsError::Corrupt(e.to_string()))?;
-    encode(&decode(bytes)?, old.get("__metadata__"), to, select)
+    let mut header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..data_start]).map_err(|e| WeightsError::Corrupt(e.to_string()))?;
+    Ok(header.remove("__metadata__"))
 }
 
 /// Decoded tensors as safetensors bytes in `to` (with `select` as in
@@ -587,8 +592,13 @@ pub mod files {
         Ok(ModelCard::from_json(&text)?)
     }
 
+    /// A file a card names (its weights, classifier, guide), which lies beside the card.
+    pub fn beside(card_path: &Path, name: &str) -> PathBuf {
+        card_path.parent().unwrap_or(Path::new(".")).join(name)
+    }
+
     pub fn weights_path(card_path: &Path, card: &ModelCard) -> PathBuf {
-        card_path.parent().unwrap_or(Path::new(".")).join(&card.weights)
+        beside(card_path, &card.weights)
     }
 
     /// Reads a card and its weights.
@@ -603,11 +613,17 @@ pub mod files {
     /// Writes `card` as JSON to `card_path` and the weights beside it.
     pub fn save(card_path: &Path, card: &ModelCard, model: &ScoreModel) -> Result<(), WeightsError> {
         card.validate()?;
-        let bytes = super::save(model)?;
-        let path = weights_path(card_path, card);
-        std::fs::write(&path, bytes).map_err(|e| io(&path, e))?;
-        std::fs::write(card_path, card.to_json() + "\n").map_err(|e| io(card_path, e))?;
+        write(card_path, card, &super::save(model)?)?;
         Ok(())
+    }
+
+    /// Writes safetensors bytes where `card` names its weights, then `card` as JSON to
+    /// `card_path`; returns the weights' path.
+    pub fn write(card_path: &Path, card: &ModelCard, weights: &[u8]) -> Result<PathBuf, WeightsError> {
+        let path = weights_path(card_path, card);
+        std::fs::write(&path, weights).map_err(|e| io(&path, e))?;
+        std::fs::write(card_path, card.to_json() + "\n").map_err(|e| io(card_path, e))?;
+        Ok(path)
     }
 }
 

@@ -50,7 +50,7 @@ pub(crate) fn run(a: AverageArgs) -> Result<(), String> {
     let averaged = posthoc::combine(&pairs, dtype).map_err(|e| e.to_string())?;
     // Loads as the card's network, or is refused.
     weights::load(first, &averaged, &Device::flex()).map_err(|e| e.to_string())?;
-    let stem = a.out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name like model.json")?;
+    let stem = super::out_stem(&a.out)?;
     let latest = cards.iter().max_by_key(|c| c.training.images_seen.unwrap_or(0)).unwrap_or(first);
     let mut card = latest.clone();
     card.name = stem.to_string();
@@ -62,9 +62,7 @@ pub(crate) fn run(a: AverageArgs) -> Result<(), String> {
     card.training.learning_rate_schedule = card.training.learning_rate_schedule.map(|s| format!("the latest snapshot's: {s}"));
     let terms: Vec<String> = a.snapshots.iter().zip(&coefficients).map(|(p, c)| format!("{c} × {}", p.display())).collect();
     card.training.command = Some(format!("scorefield average: {}", terms.join(" + ")));
-    let target = files::weights_path(&a.out, &card);
-    std::fs::write(&target, &averaged).map_err(|e| format!("{}: {e}", target.display()))?;
-    std::fs::write(&a.out, card.to_json() + "\n").map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let target = files::write(&a.out, &card, &averaged).map_err(|e| e.to_string())?;
     println!("{} -> {} ({} bytes, {dtype:?})", terms.join(" + "), target.display(), averaged.len());
     Ok(())
 }

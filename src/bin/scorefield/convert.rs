@@ -46,11 +46,8 @@ pub(crate) fn run(a: ConvertArgs) -> Result<(), String> {
     let quantise = |name: &str| a.int8_only.is_empty() || a.int8_only.iter().any(|p| name.starts_with(p.as_str()));
     let converted = weights::convert_safetensors_where(&bytes, dtype, quantise).map_err(|e| e.to_string())?;
     weights::load(&card, &converted, &Device::flex()).map_err(|e| e.to_string())?;
-    let stem = a.out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name like model.json")?;
-    card.weights = format!("{stem}.safetensors");
-    let target = files::weights_path(&a.out, &card);
-    std::fs::write(&target, &converted).map_err(|e| format!("{}: {e}", target.display()))?;
-    std::fs::write(&a.out, card.to_json() + "\n").map_err(|e| format!("{}: {e}", a.out.display()))?;
+    card.weights = format!("{}.safetensors", super::out_stem(&a.out)?);
+    let target = files::write(&a.out, &card, &converted).map_err(|e| e.to_string())?;
     println!("{} ({} bytes) -> {} ({} bytes, {:?})", source.display(), bytes.len(), target.display(), converted.len(), dtype);
     Ok(())
 }

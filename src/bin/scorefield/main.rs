@@ -119,6 +119,11 @@ fn load(model: &Path, device: &Device) -> Result<(ModelCard, ScoreModel), String
     files::load(model, device).map_err(|e| e.to_string())
 }
 
+/// The file name of `--out` without its extension, which names the weights written beside it.
+fn out_stem(out: &Path) -> Result<&str, String> {
+    out.file_stem().and_then(|s| s.to_str()).ok_or_else(|| "--out needs a file name like model.json".to_string())
+}
+
 /// What machine trained the weights, for the model card.
 fn hardware(device: &Device) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")

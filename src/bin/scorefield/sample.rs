@@ -12,7 +12,7 @@ use scorefield::sampling::autoguidance::{self, Autoguidance, Autoguided};
 use scorefield::sampling::guidance::{self, Guidance, Guided};
 use scorefield::sampling::{self, Flow, SampleOptions, Sampler, Step, catalog};
 use scorefield::ScoreModel;
-use scorefield::weights::ModelCard;
+use scorefield::weights::{ModelCard, files};
 
 use super::{DeviceArg, device, load};
 
@@ -101,16 +101,11 @@ pub(crate) struct SamplerArgs {
     pub(crate) device: DeviceArg,
 }
 
-/// A file a model card names, relative to the card.
-fn beside(card: &std::path::Path, name: &str) -> PathBuf {
-    card.parent().unwrap_or(std::path::Path::new(".")).join(name)
-}
-
 /// The classifier card for guided runs: `--classifier`, else the one the model card names.
 pub(crate) fn classifier_path(model: &std::path::Path, card: &ModelCard, flag: Option<&std::path::Path>) -> Result<PathBuf, String> {
     match (flag, &card.classifier) {
         (Some(path), _) => Ok(path.to_path_buf()),
-        (None, Some(name)) => Ok(beside(model, name)),
+        (None, Some(name)) => Ok(files::beside(model, name)),
         (None, None) => Err(format!("{}: the model card names no classifier (`classifier`); pass --classifier or train one with `scorefield train-classifier`", model.display())),
     }
 }
@@ -140,7 +135,7 @@ impl SamplerArgs {
     pub(crate) fn worse(&self, card: &ModelCard, device: &burn::prelude::Device) -> Result<Option<(ScoreModel, Autoguidance)>, String> {
         let path = match (&self.guide_model, &card.guide) {
             (Some(path), _) => Some(path.clone()),
-            (None, Some(name)) => Some(beside(&self.model, name)),
+            (None, Some(name)) => Some(files::beside(&self.model, name)),
             (None, None) => None,
         };
         let weight = self.autoguidance.unwrap_or(if path.is_some() { autoguidance::DEFAULT_AUTOGUIDANCE } else { 1.0 });
