@@ -67,7 +67,7 @@ pub struct ClassifierArch {
 }
 
 impl ClassifierArch {
-    /// Digits 0–9.
+    /// Images 0–9.
     pub fn digits(trunk: UNetConfig, sigma_data: f64) -> Self {
         Self { trunk, classes: (0..10).map(|c: usize| c.to_string()).collect(), sigma_data }
     }
@@ -269,7 +269,8 @@ mod training {
     use burn::optim::{AdamConfig, GradientsParams};
 
     use super::*;
-    use crate::data::{Digits, SIDE};
+    use crate::data::Images;
+    use crate::data::mnist::SIDE;
     use crate::rng::SplitMix;
 
     /// How the classifier is trained (Adam on cross-entropy over noised training digits).
@@ -339,7 +340,7 @@ mod training {
     }
 
     /// Training digits as the score model's data: [B, 1, 28, 28] in `range`, plus N(0, σ²) noise.
-    fn noised(train: &Digits, idx: &[usize], sigmas: &[f32], range: [f32; 2], rng: &mut SplitMix) -> Vec<f32> {
+    fn noised(train: &Images, idx: &[usize], sigmas: &[f32], range: [f32; 2], rng: &mut SplitMix) -> Vec<f32> {
         let pixels = SIDE * SIDE;
         let mut out = train.floats(idx);
         for (i, v) in out.iter_mut().enumerate() {
@@ -351,7 +352,7 @@ mod training {
     /// Trains a classifier of `arch` on the training digits noised over `sigma_range`; calls
     /// `progress(epoch, mean loss)` after each epoch. Returns the network and its last epoch's loss.
     pub fn train(
-        train: &Digits,
+        train: &Images,
         arch: &ClassifierArch,
         sigma_range: [f64; 2],
         range: [f32; 2],
@@ -393,7 +394,7 @@ mod training {
 
     /// Held-out accuracy at each noise level in `sigmas` (every digit noised once per level, with a
     /// fixed seed): [[σ, accuracy], …].
-    pub fn accuracy_by_sigma(model: &NoisyClassifier, held: &Digits, sigmas: &[f64], range: [f32; 2], device: &Device) -> Vec<[f64; 2]> {
+    pub fn accuracy_by_sigma(model: &NoisyClassifier, held: &Images, sigmas: &[f64], range: [f32; 2], device: &Device) -> Vec<[f64; 2]> {
         let mut rng = SplitMix::new(0x5eed);
         sigmas
             .iter()

@@ -21,7 +21,8 @@ use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, relu, softmax};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Digits, CLASSES, SIDE};
+use crate::data::Images;
+use crate::data::mnist::{CLASSES, SIDE};
 use crate::rng::SplitMix;
 
 /// The classifier's training settings.
@@ -89,7 +90,7 @@ impl Classifier {
 
 /// Trains the classifier with Adam on cross-entropy, in shuffled mini-batches; returns it and the
 /// mean loss of its last epoch.
-pub fn train_classifier(train: &Digits, config: &ClassifierConfig, device: &Device) -> (Classifier, f64) {
+pub fn train_classifier(train: &Images, config: &ClassifierConfig, device: &Device) -> (Classifier, f64) {
     let ad = device.clone().autodiff();
     ad.seed(config.seed);
     let mut model = config.init(&ad);
@@ -371,7 +372,7 @@ pub fn quality(samples: &Predictions, reference: &Predictions) -> Quality {
 }
 
 /// Accuracy of the predicted labels against `labels`.
-pub fn accuracy(predictions: &Predictions, labels: &[u8]) -> f64 {
+pub fn accuracy(predictions: &Predictions, labels: &[u16]) -> f64 {
     let right = predictions.labels().iter().zip(labels).filter(|(p, l)| **p == **l as usize).count();
     right as f64 / labels.len().max(1) as f64
 }
@@ -579,12 +580,12 @@ mod tests {
         let device = Device::flex();
         let make = |n_per: usize, seed: u64| {
             let mut rng = SplitMix::new(seed);
-            let mut digits = Digits { images: Vec::new(), labels: Vec::new() };
+            let mut digits = crate::data::mnist::empty();
             for i in 0..n_per * CLASSES {
                 let class = i % CLASSES;
                 let row = 2 * class + 3;
-                digits.images.extend((0..SIDE * SIDE).map(|p| if p / SIDE == row { 230 } else { (rng.uniform() * 40.0) as u8 }));
-                digits.labels.push(class as u8);
+                let image: Vec<u8> = (0..SIDE * SIDE).map(|p| if p / SIDE == row { 230 } else { (rng.uniform() * 40.0) as u8 }).collect();
+                digits.push(&image, class as u16, i as u32);
             }
             digits
         };

@@ -26,7 +26,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::data::Digits;
+use crate::data::{DataSpec, Images};
 use crate::rng::SplitMix;
 use crate::model::{Architecture, Network, ScoreModel};
 use crate::precond::{EDM_P_MEAN, EDM_P_STD, Parameterisation, edm_coefficients};
@@ -66,6 +66,9 @@ pub struct TrainConfig {
     pub cooldown_start_images: u64,
     /// Length of the cool-down in images; 0: none (the rate stays constant after warm-up).
     pub cooldown_images: u64,
+    /// Mirror each training image left–right with probability ½ (the data's symmetry, if it has
+    /// it: on for emoji, off for digits).
+    pub flip: bool,
 }
 
 impl Default for TrainConfig {
@@ -85,6 +88,7 @@ impl Default for TrainConfig {
             snapshot_every_images: 160_000,
             cooldown_start_images: 0,
             cooldown_images: 0,
+            flip: false,
         }
     }
 }
@@ -107,10 +111,10 @@ fn ckpt_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
 
 /// The standard deviation of the training pixels: EDM's σ_data, measured (Karras et al. 2022,
 /// appendix B.6: σ_data is the data's standard deviation; 0.5 for CIFAR-10 in [−1, 1]).
-pub fn sigma_data(data: &Digits) -> f64 {
-    let n = data.images.len() as f64;
-    let mean = data.images.iter().map(|&p| p as f64 / 255.0).sum::<f64>() / n;
-    let var = data.images.iter().map(|&p| (p as f64 / 255.0 - mean).powi(2)).sum::<f64>() / n;
+pub fn sigma_data(data: &Images) -> f64 {
+    let n = data.pixels.len() as f64;
+    let mean = data.pixels.iter().map(|&p| p as f64 / 255.0).sum::<f64>() / n;
+    let var = data.pixels.iter().map(|&p| (p as f64 / 255.0 - mean).powi(2)).sum::<f64>() / n;
     var.sqrt()
 }
 
@@ -140,6 +144,8 @@ pub struct Trainer {
     pending_curve: Vec<String>,
     /// Where each session ran, as recorded in the checkpoint.
     pub sessions: Vec<Session>,
+    /// What the run trains on.
+    pub data: DataSpec,
 }
 
 /// One stretch of training on one machine.
@@ -168,6 +174,9 @@ struct CheckpointState {
     wall_time_s: f64,
     #[serde(default)]
     sessions: Vec<Session>,
+    /// Absent in the checkpoints of the MNIST run, which trained on the digits.
+    #[serde(default)]
+    data: DataSpec,
 }
 
 /// Header of a checkpoint's `curve.tsv`.
@@ -197,6 +206,7 @@ impl Trainer {
             session_start: Instant::now(),
             pending_curve: Vec::new(),
             sessions: Vec::new(),
+            data: DataSpec::Mnist,
         })
     }
 
@@ -231,12 +241,21 @@ impl Trainer {
         self.config.ema_halflife_images.min(ramp)
     }
 
-    /// Draws the next batch of training images ([B, 1, 28, 28] in [0, 1]).
-    pub fn next_batch(&mut self, data: &Digits) -> Tensor<4> {
+    /// Draws the next batch of training images ([B, C, H, W] in [0, 1]), each mirrored with
+    /// probability ½ when the run flips (one more host draw per image then).
+    pub fn next_batch(&mut self, data: &Images) -> Tensor<4> {
         let b = self.config.batch_size;
         let idx: Vec<usize> = (0..b).map(|_| self.host_rng.below(data.len())).collect();
-        let side = crate::data::SIDE;
-        Tensor::from_data(TensorData::new(data.floats(&idx), [b, 1, side, side]), &self.device.clone().autodiff())
+        let [c, h, w] = data.shape;
+        let mut values = data.floats(&idx);
+        if self.config.flip {
+            for image in values.chunks_mut(c * h * w) {
+                if self.host_rng.below(2) == 1 {
+                    image.chunks_mut(w).for_each(|row| row.reverse());
+                }
+            }
+        }
+        Tensor::from_data(TensorData::new(values, [b, c, h, w]), &self.device.clone().autodiff())
     }
 
     /// EDM's loss for a batch y: ‖F(c_in·x, c_noise) − (y − c_skip·x)/c_out‖², x = y + σn, averaged
@@ -347,6 +366,7 @@ impl Trainer {
             last_loss: self.last_loss.is_finite().then_some(self.last_loss),
             wall_time_s: wall,
             sessions: self.sessions.clone(),
+            data: self.data.clone(),
         };
         std::fs::write(tmp.join("state.json"), serde_json::to_string_pretty(&state).expect("serialises")).map_err(|e| ckpt_err(&tmp, e))?;
         let mut curve = std::fs::read_to_string(dir.join("curve.tsv")).unwrap_or_else(|_| format!("{CURVE_HEADER}\n"));
@@ -385,6 +405,7 @@ impl Trainer {
         trainer.last_loss = state.last_loss.unwrap_or(f64::NAN);
         trainer.wall_time_before = state.wall_time_s;
         trainer.sessions = state.sessions;
+        trainer.data = state.data;
         if let Some(steps) = steps {
             trainer.config.steps = steps;
         }
@@ -393,11 +414,11 @@ impl Trainer {
 
     /// Writes the EMA weights as an f16 model file `dir/ema-{images}.json` (+ `.safetensors`),
     /// with the card a shipped model needs (`data`: what it was trained on).
-    pub fn save_snapshot(&self, dir: &Path, data: &Digits) -> Result<PathBuf, TrainError> {
+    pub fn save_snapshot(&self, dir: &Path, data: &Images) -> Result<PathBuf, TrainError> {
         std::fs::create_dir_all(dir).map_err(|e| ckpt_err(dir, e))?;
         let name = format!("ema-{:09}", self.images_seen());
         let mut card = self.card(&name);
-        card.dataset = Some(crate::data::card_dataset(data.len()));
+        card.dataset = Some(self.data.card_dataset(data));
         let bytes = crate::weights::save(&self.ema_model())?;
         let half = crate::weights::convert_safetensors(&bytes, crate::weights::Dtype::F16)?;
         let path = dir.join(format!("{name}.json"));
@@ -409,7 +430,7 @@ impl Trainer {
     /// Trains until step `until` (at most `config.steps`), printing progress, logging the
     /// learning curve, writing a checkpoint every `checkpoint_every` steps (and at the end) and
     /// an EMA snapshot into `snapshots` every `snapshot_every_images` images.
-    pub fn run(&mut self, data: &Digits, checkpoint: &Path, snapshots: Option<&Path>, until: u64) -> Result<(), TrainError> {
+    pub fn run(&mut self, data: &Images, checkpoint: &Path, snapshots: Option<&Path>, until: u64) -> Result<(), TrainError> {
         let until = until.min(self.config.steps);
         let start = Instant::now();
         let first = self.step;
@@ -522,15 +543,42 @@ fn ema_update(ema: UNet, net: &UNet, decay: f64) -> UNet {
 mod tests {
     use super::*;
 
-    fn tiny() -> (UNetConfig, TrainConfig, Digits) {
+    fn tiny() -> (UNetConfig, TrainConfig, Images) {
         let arch = UNetConfig { widths: vec![8, 16], embed_dim: 16, dropout: 0.2, ..Default::default() };
         let config = TrainConfig { batch_size: 8, learning_rate: 1e-3, warmup: 0, ..Default::default() };
-        let mut digits = Digits { images: Vec::new(), labels: Vec::new() };
+        let mut digits = crate::data::mnist::empty();
         for i in 0..16u8 {
-            digits.images.extend((0..crate::data::PIXELS).map(|p| ((p as u32 * 7 + i as u32 * 31) % 256) as u8));
-            digits.labels.push(i % 10);
+            let image: Vec<u8> = (0..crate::data::mnist::PIXELS).map(|p| ((p as u32 * 7 + i as u32 * 31) % 256) as u8).collect();
+            digits.push(&image, (i % 10) as u16, i as u32);
         }
         (arch, config, digits)
+    }
+
+    /// Batches take the data's shape (here 3×4×6 colour images), and with flips on each image of
+    /// a batch is its source or the source mirrored left–right, both seen over 64 draws; with
+    /// flips off always the source.
+    #[test]
+    fn batches_have_the_datas_shape_and_flip_left_right() {
+        let arch = UNetConfig { channels: 3, height: 4, width: 6, widths: vec![4], embed_dim: 8, ..Default::default() };
+        let mut set = Images::empty([3, 4, 6], vec!["only".into()]);
+        let image: Vec<u8> = (0..72).map(|v| v as u8).collect();
+        set.push(&image, 0, 0);
+        let source: Vec<f32> = image.iter().map(|&b| b as f32 / 255.0).collect();
+        let mirrored: Vec<f32> = source.chunks(6).flat_map(|row| row.iter().rev().copied()).collect();
+        for flip in [false, true] {
+            let config = TrainConfig { batch_size: 64, flip, ..Default::default() };
+            let mut trainer = Trainer::new(arch.clone(), Sde::ve(25.0), 0.3, config, &Device::flex()).unwrap();
+            let batch = trainer.next_batch(&set);
+            assert_eq!(batch.dims(), [64, 3, 4, 6]);
+            let values = batch.into_data().try_to_vec::<f32>().unwrap();
+            let flipped = values.chunks(72).filter(|x| *x == mirrored.as_slice()).count();
+            assert!(values.chunks(72).all(|x| x == source.as_slice() || x == mirrored.as_slice()));
+            if flip {
+                assert!(flipped > 10 && flipped < 54, "{flipped} of 64 mirrored");
+            } else {
+                assert_eq!(flipped, 0);
+            }
+        }
     }
 
     /// A few Adam steps on one fixed batch lower the EDM loss on that batch (same σ, noise and

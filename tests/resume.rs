@@ -2,26 +2,29 @@
 //! device generator (seeded from the run's stream just before each forward pass), which other
 //! tests running in parallel in the same process would also draw from.
 
-use scorefield::data::{Digits, PIXELS};
+use scorefield::data::{DataSpec, Images};
 use scorefield::train::{TrainConfig, Trainer, flat_params};
 use scorefield::{Device, Sde, UNetConfig};
 
 /// From the same starting checkpoint: train 4 steps; or train 2, checkpoint, resume in a new
 /// trainer, train 2 more: the losses, weights and EMA are bit-identical (σ draws, noise, batch
-/// order, dropout masks with p = 0.2, Adam moments and the EMA schedule all carry over).
+/// order, left–right flips, dropout masks with p = 0.2, Adam moments and the EMA schedule all
+/// carry over), on 3×8×8 colour images; the run's data source is kept in the checkpoint.
 #[test]
 fn resume_from_checkpoint_is_bit_identical() {
-    let arch = UNetConfig { widths: vec![8, 16], embed_dim: 16, dropout: 0.2, ..Default::default() };
-    let config = TrainConfig { batch_size: 8, learning_rate: 1e-3, warmup: 0, ..Default::default() };
-    let mut digits = Digits { images: Vec::new(), labels: Vec::new() };
+    let arch = UNetConfig { channels: 3, height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, dropout: 0.2, ..Default::default() };
+    let config = TrainConfig { batch_size: 8, learning_rate: 1e-3, warmup: 0, flip: true, ..Default::default() };
+    let mut digits = Images::empty([3, 8, 8], vec!["a".into(), "b".into()]);
     for i in 0..16u8 {
-        digits.images.extend((0..PIXELS).map(|p| ((p as u32 * 7 + i as u32 * 31) % 256) as u8));
-        digits.labels.push(i % 10);
+        let image: Vec<u8> = (0..192).map(|p| ((p as u32 * 7 + i as u32 * 31) % 256) as u8).collect();
+        digits.push(&image, (i % 2) as u16, i as u32);
     }
     let device = Device::flex();
     let dir = std::env::temp_dir().join(format!("scorefield-ckpt-{}", std::process::id()));
     let start = dir.with_extension("start");
-    Trainer::new(arch, Sde::ve(25.0), 0.3, config, &device).unwrap().save_checkpoint(&start).unwrap();
+    let mut fresh = Trainer::new(arch, Sde::ve(25.0), 0.3, config, &device).unwrap();
+    fresh.data = DataSpec::Emoji { side: 8 };
+    fresh.save_checkpoint(&start).unwrap();
     let mut straight = Trainer::load_checkpoint(&start, &device, None).unwrap();
     let mut losses = Vec::new();
     for _ in 0..4 {
@@ -38,6 +41,7 @@ fn resume_from_checkpoint_is_bit_identical() {
     drop(first);
     let mut resumed = Trainer::load_checkpoint(&dir, &device, None).unwrap();
     assert_eq!(resumed.step, 2);
+    assert_eq!(resumed.data, DataSpec::Emoji { side: 8 });
     for _ in 0..2 {
         let b = resumed.next_batch(&digits);
         resumed_losses.push(resumed.train_step(b).unwrap());

@@ -26,7 +26,7 @@ const fieldBench = params.get('field') !== '0';
 // samples being back on the page (`clicks`, median reported).
 const firstSpec = params.get('first') && params.get('first') !== '0' ? params.get('first') : null;
 const clicks = Number(params.get('clicks') ?? 0);
-// steps=1: an EM step against one evaluation at each batch size, in the same worker (issue 15: a
+// steps=1: an EM step against one evaluation at each batch size, in the same worker (a
 // sampler step should cost its evaluation and little more; `observerSeconds` is the part spent on
 // progress calls and yields).
 const stepBench = params.get('steps') === '1';

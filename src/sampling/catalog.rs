@@ -237,7 +237,7 @@ impl Sampler {
                 paper: "Lu et al. 2022, alg. 2",
                 options: &["rho"],
                 // With the default autoguidance: 26 network evaluations, 90.8 % confident at 2.42 ×
-                // the Fréchet floor over four seeds with the weights shipped since session 14
+                // the Fréchet floor over four seeds with the shipped weights
                 // (docs/EVALUATION.md, "Averaging the cool-downs"), 2.8 points above the
                 // ≤ 35-evaluation target; 13 steps (20 evaluations) meet it by 1.0 point (89.0 %,
                 // 2.31 ×), about one run's spread.

@@ -2,8 +2,9 @@
 //!
 //! Every sampler is a loop over one step shape, `(x, t, t_next) -> (x, x_mean)`
 //! ([`pc::Predictor`], [`pc::Corrector`]), or the adaptive RK45 ODE solver ([`ode`]). Inpainting
-//! wraps the update rather than copying samplers ([`inpaint`]). Randomness comes from the device's
-//! generator, seeded once per run with the caller's seed; nothing is read back from the device
+//! wraps the update rather than copying samplers ([`inpaint`]). Randomness is drawn on the host, one
+//! SplitMix64 stream per image keyed by (seed, image index, draw) ([`Noise::per_sample`],
+//! [`crate::rng::stream_key`]), and uploaded; nothing is read back from the device
 //! inside the loop except where the caller's [`Observer`] asks for it and the RK45 error norm.
 
 pub mod catalog;
@@ -512,13 +513,15 @@ impl Noise {
         self.reseed(device);
     }
 
-    /// A per-sample draw: row b from SplitMix64 seeded by mix(draw key ⊕ mix(first + b)).
+    /// A per-sample draw: row b from the SplitMix64 stream of (seed, image first + b, draw)
+    /// ([`crate::rng::stream_key`]).
     fn host_rows(&mut self, first: u64, shape: [usize; 4], device: &Device, value: impl Fn(&mut crate::rng::SplitMix) -> f32) -> Tensor<4> {
-        let key = self.next_draw();
+        let draw = self.draws;
+        self.draws += 1;
         let per_row: usize = shape[1..].iter().product();
         let mut values = Vec::with_capacity(shape[0] * per_row);
         for b in 0..shape[0] as u64 {
-            let mut rng = crate::rng::SplitMix::new(crate::rng::mix(key ^ crate::rng::mix(first.wrapping_add(b))));
+            let mut rng = crate::rng::SplitMix::new(crate::rng::stream_key(self.seed, first.wrapping_add(b), draw));
             values.extend((0..per_row).map(|_| value(&mut rng)));
         }
         Tensor::from_data(TensorData::new(values, shape), device)

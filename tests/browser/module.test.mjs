@@ -9,8 +9,8 @@ import { ROOT } from './harness.mjs';
 // every export in a call to the constructors (here the `inventory` registrations of Burn's WGSL
 // compiler, about 4,900), and names the wrappers `NAME.command_export`. wasm-bindgen's glue calls
 // such exports for every string, object and allocation it hands across, so each crossing re-ran
-// every constructor (about 0.5 ms): 10–20 ms per sampler step in the browser (issue 15,
-// docs/PERFORMANCE.md). `start()` in src/web/mod.rs runs them once, which makes the module a
+// every constructor (about 0.5 ms): 10–20 ms per sampler step in the browser
+// (docs/PERFORMANCE.md). `start()` in src/web/mod.rs runs them once, which makes the module a
 // reactor; this test fails if a wrapper comes back.
 test('the module is linked as a reactor: no export re-runs the constructors', async () => {
   const bytes = readFileSync(path.join(ROOT, 'pkg', 'scorefield_bg.wasm'));

@@ -11,7 +11,8 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use scorefield::data::{self, Digits, SIDE};
+use scorefield::data::{self, Images};
+use scorefield::data::mnist::SIDE;
 use scorefield::evaluate::{self, Classifier, ClassifierConfig, Memorisation, Predictions, Quality};
 use scorefield::io::{self, Batch};
 use scorefield::likelihood::{self, LikelihoodOptions};
@@ -75,7 +76,7 @@ pub(crate) struct EvaluateArgs {
     device: DeviceArg,
 }
 
-/// The evaluation's reference classifier (session 12): trained by `classifier` with two rayon
+/// The evaluation's reference classifier: trained by `classifier` with two rayon
 /// threads on the project's machine (held-out accuracy 98.40 %), committed.
 const REFERENCE_CLASSIFIER: &str = "docs/evaluation/digit-classifier.bpk";
 
@@ -273,14 +274,14 @@ fn every_class(scale: f64) -> Guidance {
     Guidance::new((0..10).collect(), scale)
 }
 
-fn all_indices(d: &Digits) -> Vec<usize> {
+fn all_indices(d: &Images) -> Vec<usize> {
     (0..d.len()).collect()
 }
 
 /// The reference classifier when `reference` exists (an unreadable one is an error); otherwise
 /// one trained once per configuration and cached in `<cache>/classifier-*.bpk`. Also returns the
 /// file it came from.
-fn classifier(reference: &Path, cache: &Path, train: &Digits, device: &Device) -> Result<(Classifier, ClassifierConfig, Option<f64>, PathBuf), String> {
+fn classifier(reference: &Path, cache: &Path, train: &Images, device: &Device) -> Result<(Classifier, ClassifierConfig, Option<f64>, PathBuf), String> {
     let config = ClassifierConfig::default();
     if reference.exists() {
         let loaded = config.init(device).try_load_file(reference).map_err(|e| format!("{}: not a digit classifier of this configuration: {e:?}", reference.display()))?;
@@ -306,8 +307,8 @@ fn classifier(reference: &Path, cache: &Path, train: &Digits, device: &Device) -
 pub fn run(a: EvaluateArgs) -> Result<(), String> {
     let device = super::device(a.device.device)?;
     let cache = a.cache.clone().unwrap_or_else(data::cache_dir);
-    let digits = data::load_or_fetch(&cache).map_err(|e| e.to_string())?;
-    let (train, held) = data::split(&digits);
+    let digits = data::mnist::load_or_fetch(&cache).map_err(|e| e.to_string())?;
+    let (train, held) = data::mnist::split(&digits);
     let (card, model) = super::load(&a.model, &device)?;
     if card.image_shape() != [1, SIDE, SIDE] {
         return Err(format!("{}: the evaluation scores 28×28 grey digits; this model makes {:?}", a.model.display(), card.image_shape()));
@@ -499,20 +500,25 @@ fn write_card_metrics(path: &Path, results: &Results) -> Result<(), String> {
     if let Some(c) = &results.classifier {
         put(&mut card, "classifier_held_out_accuracy", serde_json::json!(round(c.held_out_accuracy, 4)));
     }
+    let classifier = results.classifier.as_ref().map(|c| c.file.clone());
     for r in &results.runs {
         let floor = results.reference.as_ref().and_then(|f| f.floor.get(&r.samples)).copied();
-        put(
-            &mut card,
-            &format!("samples/{}", r.run),
-            serde_json::json!({
-                "samples": r.samples,
-                "confident_share": round(r.quality.confident, 4),
-                "class_entropy_nats": round(r.quality.class_entropy, 4),
-                "frechet": round(r.quality.frechet, 3),
-                "frechet_real_floor": floor.map(|f| round(f, 3)),
-                "evals_per_sample": round(r.evals_per_sample, 1),
-            }),
-        );
+        let mut metrics = serde_json::json!({
+            "samples": r.samples,
+            "seed": r.options.seed,
+            "confident_share": round(r.quality.confident, 4),
+            "class_entropy_nats": round(r.quality.class_entropy, 4),
+            "frechet": round(r.quality.frechet, 3),
+            "frechet_real_floor": floor.map(|f| round(f, 3)),
+            "near_copies": r.memorisation.as_ref().map(|m| round(m.sample_near_copies, 4)),
+            "evals_per_sample": round(r.evals_per_sample, 1),
+            "classifier": classifier,
+        });
+        if let Some(ag) = &r.autoguidance {
+            // The guide as the card names it (beside the card), not the path it was run from.
+            metrics["autoguidance"] = serde_json::json!({ "guide": card.guide, "weight": ag.weight, "min_sigma": ag.min_sigma, "max_sigma": ag.max_sigma });
+        }
+        put(&mut card, &format!("samples/{}", r.run), metrics);
     }
     std::fs::write(path, card.to_json()).map_err(|e| format!("{}: {e}", path.display()))?;
     println!("wrote the metrics into {}", path.display());
@@ -671,7 +677,7 @@ mod tests {
     #[test]
     fn the_reference_classifier_loads_and_a_wrong_file_is_refused() {
         let device = Device::flex();
-        let none = Digits { images: Vec::new(), labels: Vec::new() };
+        let none = data::mnist::empty();
         let cache = std::env::temp_dir();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let (net, _, loss, file) = classifier(&root.join(REFERENCE_CLASSIFIER), &cache, &none, &device).unwrap();

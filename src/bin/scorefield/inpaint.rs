@@ -20,7 +20,8 @@ pub(crate) struct InpaintArgs {
     /// The image (PNG of the model's height × width, or .npy [1, C, H, W] in the card's range).
     #[arg(long)]
     image: PathBuf,
-    /// The mask: PNG of the same size, white (≥ 128) = keep, black = generate; or .npy of 0/1.
+    /// The mask: PNG of the same size, white (≥ 128) = keep, black = generate; or .npy in the
+    /// card's range (float32: 1 = keep, 0 = generate; uint8: 255 = keep, 0 = generate).
     #[arg(long)]
     mask: PathBuf,
     /// Number of completions of the image (default: the widget's).

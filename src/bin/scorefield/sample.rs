@@ -62,8 +62,8 @@ pub(crate) struct SamplerArgs {
     pub(crate) no_denoise: bool,
     #[arg(long, default_value_t = SampleOptions::default().seed)]
     pub(crate) seed: u64,
-    /// Index of the first image in the seed's sequence: `--first-sample 3 --batch 1` draws image 3
-    /// of `--batch 4` (for the samplers whose images do not depend on their batch; see `pc` and
+    /// Index of the first image in the seed's sequence: `--first-sample 3 --n 1` draws image 3
+    /// of `--n 4` (for the samplers whose images do not depend on their batch; see `pc` and
     /// `ode-rk45` in the catalog).
     #[arg(long, default_value_t = 0)]
     pub(crate) first_sample: u64,

@@ -1,5 +1,6 @@
-//! `scorefield train`: the EDM U-Net by denoising score matching on the MNIST digits, resumable
-//! from its checkpoint; every default is `TrainConfig`'s and `UNetConfig`'s.
+//! `scorefield train`: the EDM U-Net by denoising score matching on a training set (the MNIST
+//! digits, the emoji, or a folder of pictures), resumable from its checkpoint; every default is
+//! `TrainConfig`'s and `UNetConfig`'s, the image shape the data's.
 
 use std::path::PathBuf;
 
@@ -68,11 +69,30 @@ pub(crate) struct TrainArgs {
     embed_dim: usize,
     #[arg(long, default_value_t = UNetConfig::default().dropout)]
     dropout: f64,
+    /// Mirror training images left–right at random (for data without a handedness, like emoji).
+    #[arg(long)]
+    flip: bool,
+    /// What to train on: `--data mnist` (default), `--data emoji`, or `--data PATH` with
+    /// `--side`, `--fit`, `--channels` as for `scorefield data`. A resumed run keeps its own.
+    #[command(flatten)]
+    data: DataChoice,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+#[derive(Args)]
+struct DataChoice {
+    #[arg(long = "data", default_value = "mnist")]
+    name: String,
+    #[arg(long)]
+    side: Option<usize>,
+    #[arg(long, default_value = "crop")]
+    fit: scorefield::data::folder::Fit,
+    #[arg(long, default_value_t = 3)]
+    channels: usize,
     /// Cache folder of the data (default $SCOREFIELD_CACHE or ~/.cache/scorefield).
     #[arg(long)]
     cache: Option<PathBuf>,
-    #[command(flatten)]
-    device: DeviceArg,
 }
 
 /// `START,LENGTH` in images.
@@ -87,9 +107,8 @@ fn parse_cooldown(text: &str) -> Result<(u64, u64), String> {
 pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
     use scorefield::train::{Trainer, sigma_data};
     let device = device(a.device.device)?;
-    let cache = a.cache.clone().unwrap_or_else(scorefield::data::cache_dir);
-    let digits = scorefield::data::load_or_fetch(&cache).map_err(|e| e.to_string())?;
-    let (train_set, _) = scorefield::data::split(&digits);
+    let cache = a.data.cache.clone().unwrap_or_else(scorefield::data::cache_dir);
+    let chosen = super::data::DataArgs { data: a.data.name.clone(), side: a.data.side, fit: a.data.fit, channels: a.data.channels, cache: None, preview: None }.spec()?;
     let mut trainer = if a.resume {
         let mut t = Trainer::load_checkpoint(&a.checkpoint, &device, Some(a.steps)).map_err(|e| e.to_string())?;
         if let Some(c) = &a.cooldown {
@@ -102,7 +121,9 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
             return Err(format!("{} already holds a checkpoint: pass --resume to continue it, or another --checkpoint", a.checkpoint.display()));
         }
         let sde = Sde::Ve { sigma_min: a.sigma_min, sigma_max: a.sigma_max };
-        let arch = UNetConfig { widths: a.widths.clone(), embed_dim: a.embed_dim, dropout: a.dropout, ..Default::default() };
+        let (train_set, _) = chosen.load_split(&cache).map_err(|e| e.to_string())?;
+        let [channels, height, width] = train_set.shape;
+        let arch = UNetConfig { channels, height, width, widths: a.widths.clone(), embed_dim: a.embed_dim, dropout: a.dropout, ..Default::default() };
         let config = TrainConfig {
             steps: a.steps,
             batch_size: a.batch_size,
@@ -114,19 +135,29 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
             snapshot_every_images: a.snapshot_every,
             cooldown_start_images: a.cooldown.map_or(0, |c| c.0),
             cooldown_images: a.cooldown.map_or(0, |c| c.1),
+            flip: a.flip,
             ..Default::default()
         };
         let sigma_data = sigma_data(&train_set);
-        eprintln!("σ_data of the training digits: {sigma_data:.4}");
-        Trainer::new(arch, sde, sigma_data, config, &device).map_err(|e| e.to_string())?
+        eprintln!("σ_data of the training images: {sigma_data:.4}");
+        let mut t = Trainer::new(arch, sde, sigma_data, config, &device).map_err(|e| e.to_string())?;
+        t.data = chosen;
+        t
     };
+    // The run's own data (a resumed run's from its checkpoint), checked against its network.
+    let (train_set, _) = trainer.data.load_split(&cache).map_err(|e| e.to_string())?;
+    let arch = &trainer.arch;
+    if train_set.shape != [arch.channels, arch.height, arch.width] {
+        let [c, h, w] = train_set.shape;
+        return Err(format!("the data's images are {h}×{w}×{c}, the network's {}×{}×{}", arch.height, arch.width, arch.channels));
+    }
     let until = a.until.unwrap_or(trainer.config.steps).min(trainer.config.steps);
     // An export (`--until` at or below the checkpoint's step) trains nothing and adds no session.
     if trainer.step < until {
         trainer.begin_session(hardware(&device));
     }
     eprintln!(
-        "training on {} digits, {} parameters, {:.1} MFLOPs per image, {}",
+        "training on {} images, {} parameters, {:.1} MFLOPs per image, {}",
         train_set.len(),
         trainer.net.num_params(),
         trainer.arch.flops_per_image() as f64 / 1e6,
@@ -144,7 +175,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
             }
             card.classifier = old.classifier;
         }
-        card.dataset = Some(scorefield::data::card_dataset(train_set.len()));
+        card.dataset = Some(trainer.data.card_dataset(&train_set));
         card.training.command = Some(command.clone());
         if let Some(dir) = a.out.parent() {
             std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;

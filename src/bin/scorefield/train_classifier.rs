@@ -67,8 +67,8 @@ pub(crate) fn run(a: TrainClassifierArgs) -> Result<(), String> {
     let sigmas = classifier::SigmaDraw::parse(&a.sigmas).map_err(|e| e.to_string())?;
     let config = ClassifierTraining { epochs: a.epochs, batch_size: a.batch_size, learning_rate: a.lr, seed: a.seed, sigmas };
     let cache = a.cache.unwrap_or_else(scorefield::data::cache_dir);
-    let digits = scorefield::data::load_or_fetch(&cache).map_err(|e| e.to_string())?;
-    let (train, held) = scorefield::data::split(&digits);
+    let digits = scorefield::data::mnist::load_or_fetch(&cache).map_err(|e| e.to_string())?;
+    let (train, held) = scorefield::data::mnist::split(&digits);
     eprintln!("training a classifier on {} digits noised at σ ∈ [{:.3}, {:.1}] ({}), {} epochs", train.len(), sigma_range[0], sigma_range[1], config.sigmas, config.epochs);
     let start = Instant::now();
     let (net, loss) = classifier::train(&train, &arch, sigma_range, card.image.range, &config, &device, |epoch, loss| {
@@ -83,7 +83,7 @@ pub(crate) fn run(a: TrainClassifierArgs) -> Result<(), String> {
     let out = a.out.unwrap_or_else(|| beside(&a.model));
     let name = out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name")?.to_string();
     let mut c = ClassifierCard::new(&name, arch, sigma_range, card.image.clone());
-    c.dataset = Some(scorefield::data::card_dataset(train.len()));
+    c.dataset = Some(scorefield::data::DataSpec::Mnist.card_dataset(&train));
     c.training = scorefield::weights::TrainingRecord {
         command: Some(format!("scorefield train-classifier --model {} --epochs {} --sigmas {} (for {})", a.model.display(), config.epochs, config.sigmas, card.name)),
         steps: Some((config.epochs * train.len().div_ceil(config.batch_size)) as u64),
