@@ -22,13 +22,18 @@ use burn::tensor::activation::{log_softmax, relu, softmax};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Images;
-use crate::data::mnist::{CLASSES, SIDE};
 use crate::rng::SplitMix;
 
 /// The classifier's training settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierConfig {
-    /// Channels of the three 3×3 convolutions (the last two stride 2: 28 → 14 → 7).
+    /// The images it classifies, [C, H, W] (absent in the digit classifier's records: 1×28×28).
+    #[serde(default = "digit_shape")]
+    pub image: [usize; 3],
+    /// Classes (absent in the digit classifier's records: 10).
+    #[serde(default = "digit_classes")]
+    pub classes: usize,
+    /// Channels of the three 3×3 convolutions (the last two stride 2: 28 → 14 → 7, 32 → 16 → 8).
     pub channels: [usize; 3],
     /// Width of the penultimate layer: the features of the Fréchet distance.
     pub features: usize,
@@ -36,14 +41,36 @@ pub struct ClassifierConfig {
     pub batch_size: usize,
     /// Adam's learning rate; divided by 10 for the last quarter of the epochs.
     pub learning_rate: f64,
-    /// Training images are shifted by up to this many pixels in x and y (zero fill).
+    /// Training images are shifted by up to this many pixels in x and y.
     pub max_shift: usize,
+    /// The value the shift fills in: the data's background (0, black, for digits; 1, white, for
+    /// emoji on white).
+    #[serde(default)]
+    pub shift_fill: f32,
     pub seed: u64,
 }
 
+fn digit_shape() -> [usize; 3] {
+    [1, crate::data::mnist::SIDE, crate::data::mnist::SIDE]
+}
+
+fn digit_classes() -> usize {
+    crate::data::mnist::CLASSES
+}
+
 impl Default for ClassifierConfig {
+    /// The digit classifier.
     fn default() -> Self {
-        Self { channels: [16, 32, 64], features: 128, epochs: 10, batch_size: 64, learning_rate: 1e-3, max_shift: 2, seed: 7 }
+        Self { image: digit_shape(), classes: digit_classes(), channels: [16, 32, 64], features: 128, epochs: 10, batch_size: 64, learning_rate: 1e-3, max_shift: 2, shift_fill: 0.0, seed: 7 }
+    }
+}
+
+impl ClassifierConfig {
+    /// The same network and training for another set of images: its shape and classes, and the
+    /// shift filling with white when the images sit on white (their corner pixels are).
+    pub fn for_images(data: &Images) -> Self {
+        let white = !data.is_empty() && data.image(0)[0] == 255;
+        Self { image: data.shape, classes: data.classes.len(), shift_fill: if white { 1.0 } else { 0.0 }, ..Self::default() }
     }
 }
 
@@ -63,27 +90,29 @@ impl ClassifierConfig {
         let conv = |c_in: usize, c_out: usize, stride: usize| {
             Conv2dConfig::new([c_in, c_out], [3, 3]).with_stride([stride, stride]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device)
         };
+        // A 3×3 convolution of stride 2 and padding 1 takes n to ⌈n/2⌉.
+        let [c, h, w] = self.image;
         Classifier {
-            conv1: conv(1, c1, 1),
+            conv1: conv(c, c1, 1),
             conv2: conv(c1, c2, 2),
             conv3: conv(c2, c3, 2),
-            dense: LinearConfig::new(c3 * 7 * 7, self.features).init(device),
-            head: LinearConfig::new(self.features, CLASSES).init(device),
+            dense: LinearConfig::new(c3 * h.div_ceil(4) * w.div_ceil(4), self.features).init(device),
+            head: LinearConfig::new(self.features, self.classes).init(device),
         }
     }
 }
 
 impl Classifier {
-    /// - `x`: [B, 1, 28, 28], pixel values in [0, 1]
-    /// - returns (features [B, F], logits [B, 10])
+    /// - `x`: [B, C, H, W], pixel values in [0, 1]
+    /// - returns (features [B, F], logits [B, K])
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<2>, Tensor<2>) {
         let b = x.dims()[0];
-        let h = relu(self.conv1.forward(x)); // [B, c1, 28, 28]
-        let h = relu(self.conv2.forward(h)); // [B, c2, 14, 14]
-        let h = relu(self.conv3.forward(h)); // [B, c3, 7, 7]
+        let h = relu(self.conv1.forward(x)); // [B, c1, H, W]
+        let h = relu(self.conv2.forward(h)); // [B, c2, ⌈H/2⌉, ⌈W/2⌉]
+        let h = relu(self.conv3.forward(h)); // [B, c3, ⌈H/4⌉, ⌈W/4⌉]
         let n = h.dims()[1..].iter().product::<usize>();
         let features = relu(self.dense.forward(h.reshape([b, n]))); // [B, F]
-        let logits = self.head.forward(features.clone()); // [B, 10]
+        let logits = self.head.forward(features.clone()); // [B, K]
         (features, logits)
     }
 }
@@ -104,9 +133,10 @@ pub fn train_classifier(train: &Images, config: &ClassifierConfig, device: &Devi
         let (mut sum, mut count) = (0.0, 0);
         for idx in order.chunks(config.batch_size) {
             let b = idx.len();
-            let pixels: Vec<f32> = idx.iter().flat_map(|&i| shifted(train.image(i), config.max_shift, &mut rng)).collect();
-            let x = Tensor::<4>::from_data(TensorData::new(pixels, [b, 1, SIDE, SIDE]), &ad);
-            let one_hot = Tensor::<2>::from_data(TensorData::new(one_hot(idx.iter().map(|&i| train.labels[i] as usize)), [b, CLASSES]), &ad);
+            let pixels: Vec<f32> = idx.iter().flat_map(|&i| shifted(train.image(i), train.shape, config.max_shift, config.shift_fill, &mut rng)).collect();
+            let [c, h, w] = train.shape;
+            let x = Tensor::<4>::from_data(TensorData::new(pixels, [b, c, h, w]), &ad);
+            let one_hot = Tensor::<2>::from_data(TensorData::new(one_hot(idx.iter().map(|&i| train.labels[i] as usize), config.classes), [b, config.classes]), &ad);
             let (_, logits) = model.forward(x);
             // Cross-entropy −Σ_k y_k log softmax(logits)_k, averaged over the batch.
             let loss = (log_softmax(logits, 1) * one_hot).sum().neg() / b as f64;
@@ -120,28 +150,29 @@ pub fn train_classifier(train: &Images, config: &ClassifierConfig, device: &Devi
     (model.valid(), last_epoch_loss)
 }
 
-/// The image moved by a random (dx, dy) in −max..=max, as values in [0, 1] (zero fill).
-fn shifted(image: &[u8], max: usize, rng: &mut SplitMix) -> Vec<f32> {
+/// The C×H×W image moved by a random (dx, dy) in −max..=max (every channel alike), as values in
+/// [0, 1], the uncovered pixels set to `fill`.
+fn shifted(image: &[u8], [c, h, w]: [usize; 3], max: usize, fill: f32, rng: &mut SplitMix) -> Vec<f32> {
     let span = 2 * max + 1;
     let (dx, dy) = (rng.below(span) as isize - max as isize, rng.below(span) as isize - max as isize);
-    let side = SIDE as isize;
-    (0..SIDE * SIDE)
+    let (h, w) = (h as isize, w as isize);
+    (0..c as isize * h * w)
         .map(|p| {
-            let (y, x) = (p as isize / side - dy, p as isize % side - dx);
-            if (0..side).contains(&y) && (0..side).contains(&x) { image[(y * side + x) as usize] as f32 / 255.0 } else { 0.0 }
+            let (ch, y, x) = (p / (h * w), (p / w) % h - dy, p % w - dx);
+            if (0..h).contains(&y) && (0..w).contains(&x) { image[(ch * h * w + y * w + x) as usize] as f32 / 255.0 } else { fill }
         })
         .collect()
 }
 
-fn one_hot(labels: impl Iterator<Item = usize>) -> Vec<f32> {
-    labels.flat_map(|l| (0..CLASSES).map(move |k| if k == l { 1.0 } else { 0.0 })).collect()
+fn one_hot(labels: impl Iterator<Item = usize>, classes: usize) -> Vec<f32> {
+    labels.flat_map(|l| (0..classes).map(move |k| if k == l { 1.0 } else { 0.0 })).collect()
 }
 
 /// The classifier's view of a set of images.
 #[derive(Clone, Debug)]
 pub struct Predictions {
-    /// [N][10] class probabilities.
-    pub probs: Vec<[f64; CLASSES]>,
+    /// [N][K] class probabilities.
+    pub probs: Vec<Vec<f64>>,
     /// [N × F] penultimate features, row-major.
     pub features: Vec<f64>,
     pub feature_dim: usize,
@@ -156,6 +187,11 @@ impl Predictions {
         self.probs.is_empty()
     }
 
+    /// Classes K.
+    pub fn classes(&self) -> usize {
+        self.probs.first().map_or(0, |p| p.len())
+    }
+
     /// Predicted class of each image.
     pub fn labels(&self) -> Vec<usize> {
         self.probs.iter().map(|p| argmax(p)).collect()
@@ -165,7 +201,7 @@ impl Predictions {
     pub fn select(&self, idx: &[usize]) -> Predictions {
         let f = self.feature_dim;
         Predictions {
-            probs: idx.iter().map(|&i| self.probs[i]).collect(),
+            probs: idx.iter().map(|&i| self.probs[i].clone()).collect(),
             features: idx.iter().flat_map(|&i| self.features[i * f..(i + 1) * f].iter().copied()).collect(),
             feature_dim: f,
         }
@@ -176,25 +212,26 @@ fn argmax(p: &[f64]) -> usize {
     p.iter().enumerate().fold(0, |best, (k, &v)| if v > p[best] { k } else { best })
 }
 
-/// Classifies images (pixel values, [N, 1, 28, 28] row-major; clamped to [0, 1] first, as they
-/// would be displayed) in batches of `batch`.
-pub fn predict(classifier: &Classifier, pixels: &[f32], batch: usize, device: &Device) -> Predictions {
-    let per = SIDE * SIDE;
+/// Classifies images (pixel values, [N, C, H, W] row-major with [C, H, W] = `shape`; clamped to
+/// [0, 1] first, as they would be displayed) in batches of `batch`.
+pub fn predict(classifier: &Classifier, pixels: &[f32], shape: [usize; 3], batch: usize, device: &Device) -> Predictions {
+    let per: usize = shape.iter().product();
     let mut out = Predictions { probs: Vec::new(), features: Vec::new(), feature_dim: 0 };
     for chunk in pixels.chunks(per * batch.max(1)) {
         let b = chunk.len() / per;
-        let x = Tensor::<4>::from_data(TensorData::new(chunk.iter().map(|v| v.clamp(0.0, 1.0)).collect(), [b, 1, SIDE, SIDE]), device);
+        let x = Tensor::<4>::from_data(TensorData::new(chunk.iter().map(|v| v.clamp(0.0, 1.0)).collect(), [b, shape[0], shape[1], shape[2]]), device);
         let (features, logits) = classifier.forward(x);
         out.feature_dim = features.dims()[1];
+        let k = logits.dims()[1];
         let probs = softmax(logits, 1).into_data().try_to_vec::<f32>().expect("f32 probabilities");
-        out.probs.extend(probs.chunks(CLASSES).map(|p| std::array::from_fn(|k| p[k] as f64)));
+        out.probs.extend(probs.chunks(k).map(|p| p.iter().map(|&v| v as f64).collect::<Vec<f64>>()));
         out.features.extend(features.into_data().try_to_vec::<f32>().expect("f32 features").into_iter().map(|v| v as f64));
     }
     out
 }
 
 /// Fraction of predictions whose top class probability exceeds `threshold`.
-pub fn confident_share(probs: &[[f64; CLASSES]], threshold: f64) -> f64 {
+pub fn confident_share(probs: &[Vec<f64>], threshold: f64) -> f64 {
     if probs.is_empty() {
         return 0.0;
     }
@@ -365,9 +402,9 @@ pub fn quality(samples: &Predictions, reference: &Predictions) -> Quality {
     Quality {
         count: samples.len(),
         confident: confident_share(&samples.probs, CONFIDENCE),
-        class_entropy: class_entropy(&labels, CLASSES),
+        class_entropy: class_entropy(&labels, samples.classes()),
         frechet: feature_distance(samples, reference),
-        histogram: class_histogram(&labels, CLASSES),
+        histogram: class_histogram(&labels, samples.classes()),
     }
 }
 
@@ -520,7 +557,7 @@ mod tests {
     #[test]
     fn feature_distance_of_samples_separates_same_from_shifted() {
         let dim = 3;
-        let mk = |rows: Vec<f64>| Predictions { probs: vec![[0.1; CLASSES]; rows.len() / dim], features: rows, feature_dim: dim };
+        let mk = |rows: Vec<f64>| Predictions { probs: vec![vec![0.1; 10]; rows.len() / dim], features: rows, feature_dim: dim };
         let a = mk(gaussian_rows(4000, &[0.0, 0.0, 0.0], &[1.0, 1.0, 1.0], 1));
         let b = mk(gaussian_rows(4000, &[0.0, 0.0, 0.0], &[1.0, 1.0, 1.0], 2));
         let c = mk(gaussian_rows(4000, &[2.0, 0.0, 0.0], &[1.0, 1.0, 1.0], 3));
@@ -541,32 +578,51 @@ mod tests {
         assert!((class_entropy(&two, 10) - 2f64.ln()).abs() < 1e-12);
     }
 
-    /// A shift by (dx, dy) moves pixel (x, y) to (x + dx, y + dy); max = 0 leaves the image as is.
+    /// A shift by (dx, dy) moves pixel (x, y) to (x + dx, y + dy) in every channel alike; max = 0
+    /// leaves the image as is; uncovered pixels take the fill (0 on a black 1×28×28 digit, 1 on a
+    /// white 3×32×32 emoji).
     #[test]
-    fn shift_augmentation_moves_pixels_and_fills_zeros() {
+    fn shift_augmentation_moves_pixels_and_fills_the_background() {
+        const SIDE: usize = 28;
         let mut image = vec![0u8; SIDE * SIDE];
         image[10 * SIDE + 10] = 255;
         let mut rng = SplitMix::new(5);
-        assert_eq!(shifted(&image, 0, &mut rng)[10 * SIDE + 10], 1.0);
+        assert_eq!(shifted(&image, [1, SIDE, SIDE], 0, 0.0, &mut rng)[10 * SIDE + 10], 1.0);
         for _ in 0..20 {
-            let out = shifted(&image, 2, &mut rng);
+            let out = shifted(&image, [1, SIDE, SIDE], 2, 0.0, &mut rng);
             let lit: Vec<usize> = (0..out.len()).filter(|&p| out[p] == 1.0).collect();
             assert_eq!(lit.len(), 1);
             let (y, x) = (lit[0] / SIDE, lit[0] % SIDE);
             assert!((8..=12).contains(&y) && (8..=12).contains(&x), "({x}, {y})");
             assert_eq!(out.iter().filter(|&&v| v != 0.0).count(), 1);
         }
+        // Colour: a mid-grey image with one black pixel at (5, 7) in every channel.
+        let mut colour = vec![128u8; 3 * 32 * 32];
+        for ch in 0..3 {
+            colour[ch * 1024 + 7 * 32 + 5] = 0;
+        }
+        for _ in 0..20 {
+            let out = shifted(&colour, [3, 32, 32], 2, 1.0, &mut rng);
+            let dark: Vec<usize> = (0..out.len()).filter(|&p| out[p] == 0.0).collect();
+            assert_eq!(dark.len(), 3, "one black pixel per channel");
+            assert!(dark.iter().all(|&p| p % 1024 == dark[0] % 1024), "at the same place in each channel");
+            let p = dark[0] % 1024;
+            let (dx, dy) = ((p % 32) as isize - 5, (p / 32) as isize - 7);
+            let covered = (32 - dx.unsigned_abs()) * (32 - dy.unsigned_abs());
+            let white = out.iter().filter(|&&v| v == 1.0).count();
+            assert_eq!(white, 3 * (1024 - covered), "the uncovered rows and columns are white");
+        }
     }
 
     #[test]
     fn confident_share_counts_top_probabilities_above_the_threshold() {
-        let mut sure = [0.0; CLASSES];
+        let mut sure = vec![0.0; 10];
         sure[3] = 0.95;
         sure[4] = 0.05;
-        let mut unsure = [0.0; CLASSES];
+        let mut unsure = vec![0.0; 10];
         unsure[1] = 0.6;
         unsure[7] = 0.4;
-        assert_eq!(confident_share(&[sure, unsure, sure, unsure], CONFIDENCE), 0.5);
+        assert_eq!(confident_share(&[sure.clone(), unsure.clone(), sure, unsure], CONFIDENCE), 0.5);
         assert_eq!(confident_share(&[], CONFIDENCE), 0.0);
     }
 
@@ -578,24 +634,33 @@ mod tests {
     #[test]
     fn classifier_learns_separable_fixture() {
         let device = Device::flex();
-        let make = |n_per: usize, seed: u64| {
-            let mut rng = SplitMix::new(seed);
-            let mut digits = crate::data::mnist::empty();
-            for i in 0..n_per * CLASSES {
-                let class = i % CLASSES;
-                let row = 2 * class + 3;
-                let image: Vec<u8> = (0..SIDE * SIDE).map(|p| if p / SIDE == row { 230 } else { (rng.uniform() * 40.0) as u8 }).collect();
-                digits.push(&image, class as u16, i as u32);
-            }
-            digits
-        };
-        let config = ClassifierConfig { channels: [4, 8, 8], features: 16, epochs: 16, batch_size: 20, learning_rate: 3e-3, max_shift: 0, seed: 1 };
-        let (classifier, loss) = train_classifier(&make(20, 1), &config, &device);
-        let test = make(5, 2);
-        let all: Vec<usize> = (0..test.len()).collect();
-        let predictions = predict(&classifier, &test.floats(&all), 16, &device);
-        assert_eq!(accuracy(&predictions, &test.labels), 1.0, "final training loss {loss}");
-        assert!(confident_share(&predictions.probs, 0.5) > 0.9);
-        assert_eq!(predictions.feature_dim, 16);
+        // Digits' shape and 10 classes, and colour 3×12×12 with 4 classes: class k has a bright row
+        // 2k + 1 in channel k mod C over dim noise.
+        for (shape, classes) in [([1, 28, 28], 10), ([3, 12, 12], 4)] {
+            let [c, h, w] = shape;
+            let make = |n_per: usize, seed: u64| {
+                let mut rng = SplitMix::new(seed);
+                let mut set = Images::empty(shape, (0..classes).map(|k| k.to_string()).collect());
+                for i in 0..n_per * classes {
+                    let class = i % classes;
+                    let (row, channel) = (2 * class + 1, class % c);
+                    let image: Vec<u8> = (0..c * h * w).map(|p| if p / (h * w) == channel && (p / w) % h == row { 230 } else { (rng.uniform() * 40.0) as u8 }).collect();
+                    set.push(&image, class as u16, i as u32);
+                }
+                set
+            };
+            // 200 training images whatever the classes: ten Adam steps an epoch.
+            let train = make(200 / classes, 1);
+            let config = ClassifierConfig { channels: [4, 8, 8], features: 16, epochs: 16, batch_size: 20, learning_rate: 3e-3, max_shift: 0, seed: 1, ..ClassifierConfig::for_images(&train) };
+            assert_eq!((config.image, config.classes), (shape, classes));
+            let (classifier, loss) = train_classifier(&train, &config, &device);
+            let test = make(5, 2);
+            let all: Vec<usize> = (0..test.len()).collect();
+            let predictions = predict(&classifier, &test.floats(&all), shape, 16, &device);
+            assert_eq!(predictions.classes(), classes);
+            assert_eq!(accuracy(&predictions, &test.labels), 1.0, "{shape:?}: final training loss {loss}");
+            assert!(confident_share(&predictions.probs, 0.5) > 0.9);
+            assert_eq!(predictions.feature_dim, 16);
+        }
     }
 }

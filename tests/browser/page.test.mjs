@@ -28,15 +28,22 @@ async function setControls(page, { sampler, steps, batch, seed, corrector }) {
   if (corrector) await page.fill('#corrector', String(corrector));
 }
 
+// One Generate that must finish: the result is this run's own (the last one is cleared first, so a
+// cancelled or failed run cannot hand back the previous grid).
 async function generate(page) {
   // A control out of range (a step count below the sampler's floor) would block the submit.
   const invalid = await page.$$eval('#controls input', (inputs) => inputs.filter((i) => !i.checkValidity()).map((i) => `${i.id}=${i.value}: ${i.validationMessage}`));
   assert.deepEqual(invalid, [], 'the controls are invalid');
+  await page.evaluate(() => { window.scorefield.lastResult = null; });
   await page.click('#generate');
   await page.waitForFunction(() => /^done|cancelled/.test(document.getElementById('status').textContent) || !document.getElementById('error').hidden, null, { timeout: 300_000 });
   const error = await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
   assert.equal(error, '', `the page showed an error: ${error}`);
-  return page.evaluate(() => ({ shape: window.scorefield.lastResult.shape, data: Array.from(window.scorefield.lastResult.data) }));
+  const status = await page.$eval('#status', (s) => s.textContent);
+  assert.match(status, /^done/, `the run did not finish: ${status}`);
+  const result = await page.evaluate(() => window.scorefield.lastResult && { shape: window.scorefield.lastResult.shape, data: Array.from(window.scorefield.lastResult.data) });
+  assert.ok(result, 'the run finished without a result');
+  return result;
 }
 
 test('the page loads on WebGPU and Generate gives a non-blank, NaN-free, reproducible grid', async () => {

@@ -12,6 +12,16 @@ pub(crate) struct DataArgs {
     /// `mnist`, `emoji`, or the path of a folder of PNG/JPEG pictures (subfolders name classes).
     #[arg(default_value = "mnist")]
     pub(crate) data: String,
+    #[command(flatten)]
+    pub(crate) options: DataOptions,
+    /// Write a grid of the first ten training images of each class (PNG).
+    #[arg(long)]
+    pub(crate) preview: Option<PathBuf>,
+}
+
+/// How the images of a data set are made and where they are cached.
+#[derive(Args)]
+pub(crate) struct DataOptions {
     /// Side of the square images (emoji: 32; a folder: 32; MNIST is 28×28 and takes none).
     #[arg(long)]
     pub(crate) side: Option<usize>,
@@ -21,20 +31,18 @@ pub(crate) struct DataArgs {
     /// Channels of a folder's images: 3 (RGB) or 1 (grey).
     #[arg(long, default_value_t = 3)]
     pub(crate) channels: usize,
-    /// Cache folder (default $SCOREFIELD_CACHE or ~/.cache/scorefield).
+    /// Cache folder of the data (default $SCOREFIELD_CACHE or ~/.cache/scorefield).
     #[arg(long)]
     pub(crate) cache: Option<PathBuf>,
-    /// Write a grid of the first ten training images of each class (PNG).
-    #[arg(long)]
-    pub(crate) preview: Option<PathBuf>,
 }
 
-impl DataArgs {
-    pub(crate) fn spec(&self) -> Result<DataSpec, String> {
-        if self.data == "mnist" && self.side.is_some_and(|s| s != scorefield::data::mnist::SIDE) {
+impl DataOptions {
+    /// The data set named `data` (`mnist`, `emoji` or a folder's path) with these options.
+    pub(crate) fn spec(&self, data: &str) -> Result<DataSpec, String> {
+        if data == "mnist" && self.side.is_some_and(|s| s != scorefield::data::mnist::SIDE) {
             return Err(format!("the MNIST digits are {0}×{0}; --side does not apply", scorefield::data::mnist::SIDE));
         }
-        DataSpec::parse(&self.data, self.side, self.fit, self.channels).map_err(|e| e.to_string())
+        DataSpec::parse(data, self.side, self.fit, self.channels).map_err(|e| e.to_string())
     }
 
     pub(crate) fn cache(&self) -> PathBuf {
@@ -42,9 +50,29 @@ impl DataArgs {
     }
 }
 
+/// The training set another command works on: `--data` and the same options.
+#[derive(Args)]
+pub(crate) struct DataChoice {
+    /// `mnist`, `emoji`, or a folder of PNG/JPEG pictures (as for `scorefield data`).
+    #[arg(long = "data", default_value = "mnist")]
+    pub(crate) name: String,
+    #[command(flatten)]
+    pub(crate) options: DataOptions,
+}
+
+impl DataChoice {
+    pub(crate) fn spec(&self) -> Result<DataSpec, String> {
+        self.options.spec(&self.name)
+    }
+
+    pub(crate) fn cache(&self) -> PathBuf {
+        self.options.cache()
+    }
+}
+
 pub(crate) fn run(a: DataArgs) -> Result<(), String> {
-    let spec = a.spec()?;
-    let (train, held) = spec.load_split(&a.cache()).map_err(|e| e.to_string())?;
+    let spec = a.options.spec(&a.data)?;
+    let (train, held) = spec.load_split(&a.options.cache()).map_err(|e| e.to_string())?;
     let [c, h, w] = train.shape;
     println!("{}: {} images of {h}×{w}×{c} ({})", a.data, train.len() + held.len(), spec.card_dataset(&train));
     println!("split: {} for training, {} held out (whole groups)", train.len(), held.len());

@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use scorefield::data::{self, Images};
-use scorefield::data::mnist::SIDE;
 use scorefield::evaluate::{self, Classifier, ClassifierConfig, Memorisation, Predictions, Quality};
 use scorefield::io::{self, Batch};
 use scorefield::likelihood::{self, LikelihoodOptions};
@@ -65,13 +64,15 @@ pub(crate) struct EvaluateArgs {
     /// Also write the headline numbers into the model card's `metrics`.
     #[arg(long)]
     card: bool,
-    #[arg(long)]
-    cache: Option<PathBuf>,
+    /// The data the model was trained on (its held-out images, training images and classes).
+    #[command(flatten)]
+    data: super::data::DataChoice,
     /// The digit classifier that scores the samples: the committed reference, so that every
     /// machine judges with the same network (trained anew, its weights differ between CPUs).
-    /// When the file is missing a classifier is trained, cached, and flagged.
-    #[arg(long, default_value = REFERENCE_CLASSIFIER)]
-    digit_classifier: PathBuf,
+    /// When the file is missing a classifier is trained, cached, and flagged. Default: the
+    /// committed one of the data (docs/evaluation/digit-classifier.bpk, emoji-classifier.bpk).
+    #[arg(long)]
+    digit_classifier: Option<PathBuf>,
     #[command(flatten)]
     device: DeviceArg,
 }
@@ -79,6 +80,8 @@ pub(crate) struct EvaluateArgs {
 /// The evaluation's reference classifier: trained by `classifier` with two rayon
 /// threads on the project's machine (held-out accuracy 98.40 %), committed.
 const REFERENCE_CLASSIFIER: &str = "docs/evaluation/digit-classifier.bpk";
+/// The emoji evaluation's reference classifier, committed likewise.
+const EMOJI_CLASSIFIER: &str = "docs/evaluation/emoji-classifier.bpk";
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Results {
@@ -281,23 +284,26 @@ fn all_indices(d: &Images) -> Vec<usize> {
 /// The reference classifier when `reference` exists (an unreadable one is an error); otherwise
 /// one trained once per configuration and cached in `<cache>/classifier-*.bpk`. Also returns the
 /// file it came from.
-fn classifier(reference: &Path, cache: &Path, train: &Images, device: &Device) -> Result<(Classifier, ClassifierConfig, Option<f64>, PathBuf), String> {
-    let config = ClassifierConfig::default();
-    if reference.exists() {
-        let loaded = config.init(device).try_load_file(reference).map_err(|e| format!("{}: not a digit classifier of this configuration: {e:?}", reference.display()))?;
-        return Ok((loaded, config, None, reference.to_path_buf()));
+fn classifier(reference: Option<&Path>, cache: &Path, train: &Images, device: &Device) -> Result<(Classifier, ClassifierConfig, Option<f64>, PathBuf), String> {
+    let config = ClassifierConfig::for_images(train);
+    match reference {
+        Some(reference) if reference.exists() => {
+            let loaded = config.init(device).try_load_file(reference).map_err(|e| format!("{}: not a classifier of this configuration: {e:?}", reference.display()))?;
+            return Ok((loaded, config, None, reference.to_path_buf()));
+        }
+        Some(reference) => eprintln!(
+            "warning: {} is missing: scoring with a classifier trained on this machine, whose numbers are not comparable with docs/EVALUATION.md",
+            reference.display()
+        ),
+        None => eprintln!("no committed classifier for this data: scoring with one trained on this machine"),
     }
-    eprintln!(
-        "warning: {} is missing: scoring with a classifier trained on this machine, whose numbers are not comparable with docs/EVALUATION.md",
-        reference.display()
-    );
     let key = format!("{:x}", Sha256::digest(serde_json::to_string(&config).expect("serialises")));
     let path = cache.join(format!("classifier-{}.bpk", &key[..12]));
     if let Ok(loaded) = config.init(device).try_load_file(&path) {
         return Ok((loaded, config, None, path));
     }
     let start = Instant::now();
-    eprintln!("training the digit classifier ({} epochs on {} digits)…", config.epochs, train.len());
+    eprintln!("training the classifier ({} epochs on {} images)…", config.epochs, train.len());
     let (classifier, loss) = evaluate::train_classifier(train, &config, device);
     eprintln!("  done in {:.0}s, last-epoch loss {loss:.4}", start.elapsed().as_secs_f64());
     classifier.clone().save_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -306,13 +312,21 @@ fn classifier(reference: &Path, cache: &Path, train: &Images, device: &Device) -
 
 pub fn run(a: EvaluateArgs) -> Result<(), String> {
     let device = super::device(a.device.device)?;
-    let cache = a.cache.clone().unwrap_or_else(data::cache_dir);
-    let digits = data::mnist::load_or_fetch(&cache).map_err(|e| e.to_string())?;
-    let (train, held) = data::mnist::split(&digits);
+    let cache = a.data.cache();
+    let spec = a.data.spec()?;
+    let (train, held) = spec.load_split(&cache).map_err(|e| e.to_string())?;
     let (card, model) = super::load(&a.model, &device)?;
-    if card.image_shape() != [1, SIDE, SIDE] {
-        return Err(format!("{}: the evaluation scores 28×28 grey digits; this model makes {:?}", a.model.display(), card.image_shape()));
+    if card.image_shape() != train.shape {
+        return Err(format!("{}: the model makes {:?} images, the data (--data {}) are {:?}", a.model.display(), card.image_shape(), a.data.name, train.shape));
     }
+    let shape = train.shape;
+    let [c, h, w] = shape;
+    let per = c * h * w;
+    let reference_file = a.digit_classifier.clone().or(match spec {
+        data::DataSpec::Mnist => Some(PathBuf::from(REFERENCE_CLASSIFIER)),
+        data::DataSpec::Emoji { side: 32 } => Some(PathBuf::from(EMOJI_CLASSIFIER)),
+        _ => None,
+    });
     if a.samples < 100 || a.batch == 0 {
         return Err("--samples must be at least 100 (the grid shows 100) and --batch at least 1".into());
     }
@@ -334,14 +348,14 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
     let save = |results: &Results| std::fs::write(&results_path, serde_json::to_string_pretty(results).expect("serialises")).map_err(|e| format!("{}: {e}", results_path.display()));
 
     // The classifier and the real-data reference numbers.
-    let (classifier, config, loss, classifier_file) = classifier(&a.digit_classifier, &cache, &train, &device)?;
+    let (classifier, config, loss, classifier_file) = classifier(reference_file.as_deref(), &cache, &train, &device)?;
     let classifier_bytes = std::fs::read(&classifier_file).map_err(|e| format!("{}: {e}", classifier_file.display()))?;
     let classifier_sha = format!("{:x}", Sha256::digest(&classifier_bytes))[..16].to_string();
     if results.classifier.as_ref().is_some_and(|c| c.sha256 != classifier_sha) {
         eprintln!("{}: scored by another classifier; starting afresh", results_path.display());
         results = Results { model: results.model.clone(), weights_sha256: results.weights_sha256.clone(), training_steps: results.training_steps, ..Default::default() };
     }
-    let held_pred = evaluate::predict(&classifier, &held.floats(&all_indices(&held)), 500, &device);
+    let held_pred = evaluate::predict(&classifier, &held.floats(&all_indices(&held)), shape, 500, &device);
     let held_out_accuracy = evaluate::accuracy(&held_pred, &held.labels);
     eprintln!("classifier held-out accuracy {:.2}%", 100.0 * held_out_accuracy);
     results.classifier = Some(ClassifierReport {
@@ -359,7 +373,7 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
     reference.halves = Some(evaluate::feature_distance(&held_pred.select(h1), &held_pred.select(h2)));
     if !reference.floor.contains_key(&a.samples) {
         let idx = evaluate::subset(train.len(), a.samples, a.seed ^ 0xf100);
-        let real = evaluate::predict(&classifier, &train.floats(&idx), 500, &device);
+        let real = evaluate::predict(&classifier, &train.floats(&idx), shape, 500, &device);
         reference.floor.insert(a.samples, evaluate::feature_distance(&real, &held_pred));
     }
     results.reference = Some(reference);
@@ -367,7 +381,7 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
     // The memorisation check's reference: each held-out digit's distance to its nearest training
     // digit.
     let train_pixels = train.floats(&all_indices(&train));
-    let held_nearest = evaluate::nearest_distances(&held.floats(&all_indices(&held)), &train_pixels, SIDE * SIDE, &device);
+    let held_nearest = evaluate::nearest_distances(&held.floats(&all_indices(&held)), &train_pixels, per, &device);
 
     let mut guide: Option<NoisyClassifier> = None;
     let mut worse: Option<(scorefield::ScoreModel, String, String)> = None;
@@ -388,7 +402,7 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
             worse = Some((worse_model, path.display().to_string(), format!("{:x}", Sha256::digest(&bytes))[..16].to_string()));
         }
         let start = Instant::now();
-        let mut pixels = Vec::with_capacity(a.samples * SIDE * SIDE);
+        let mut pixels = Vec::with_capacity(a.samples * per);
         let mut evals = 0;
         let mut done = 0;
         while done < a.samples {
@@ -397,7 +411,7 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
             // batch size; so is its class when guided to every class in turn.
             let batch_options = SampleOptions { first_sample: done as u64, ..options.clone() };
             let mut observer = progress("sampling");
-            let shape = [n, 1, SIDE, SIDE];
+            let shape = [n, c, h, w];
             let auto = Autoguided::new(&model, model.sde, worse.as_ref().map(|(bad, _, _)| bad).zip(autoguidance)).map_err(|e| format!("run `{spec}`: {e}"))?;
             let score = Guided::new(&auto, model.sde, guide.as_ref().zip(guidance.clone().map(|g| g.from_sample(done as u64)))).map_err(|e| format!("run `{spec}`: {e}"))?;
             let out = pollster::block_on(sampling::sample(&score, &model.sde, shape, &batch_options, &device, &mut observer)).map_err(|e| format!("run `{spec}`: {e}"))?;
@@ -408,16 +422,16 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
             eprintln!("\r{spec}: {done}/{} samples, {:.0}s", a.samples, start.elapsed().as_secs_f64());
         }
         let seconds = start.elapsed().as_secs_f64();
-        let predictions: Predictions = evaluate::predict(&classifier, &pixels, 500, &device);
+        let predictions: Predictions = evaluate::predict(&classifier, &pixels, shape, 500, &device);
         let quality = evaluate::quality(&predictions, &held_pred);
-        let nearest = evaluate::nearest_distances(&pixels, &train_pixels, SIDE * SIDE, &device);
+        let nearest = evaluate::nearest_distances(&pixels, &train_pixels, per, &device);
         let memorisation = evaluate::memorisation(&nearest, &held_nearest, NEAR_COPY_QUANTILE);
         let requested_class = guidance.as_ref().map(|_| {
             let labels = predictions.labels();
             labels.iter().enumerate().filter(|&(i, &y)| y == i % 10).count() as f64 / labels.len() as f64
         });
         let grid = format!("{}.png", spec.replace(':', "-"));
-        let first = Batch { shape: [100, 1, SIDE, SIDE], data: pixels[..100 * SIDE * SIDE].to_vec() };
+        let first = Batch { shape: [100, c, h, w], data: pixels[..100 * per].to_vec() };
         io::write_grid_png(&a.out.join(&grid), &first, [0.0, 1.0], 2).map_err(|e| e.to_string())?;
         eprintln!(
             "{spec}: confident {:.1}%, class entropy {:.3}, Fréchet {:.2}, near-copies {:.1}% (held-out {:.0}%), {:.0} evals/sample, {seconds:.0}s",
@@ -450,7 +464,7 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
             for chunk in indices.chunks(100) {
                 let pixels: Vec<u8> = chunk.iter().flat_map(|&i| held.image(i).iter().copied()).collect();
                 let values = likelihood::dequantize(&pixels, card.image.range, seed.wrapping_mul(1_000_003).wrapping_add(chunk[0] as u64));
-                let x = Tensor::<4>::from_data(TensorData::new(values, [chunk.len(), 1, SIDE, SIDE]), &device);
+                let x = Tensor::<4>::from_data(TensorData::new(values, [chunk.len(), c, h, w]), &device);
                 let opts = LikelihoodOptions { seed: seed.wrapping_mul(1_000_003).wrapping_add(chunk[0] as u64), ..options.clone() };
                 let result = pollster::block_on(likelihood::log_likelihood(&model, &model.sde, x, &opts, &mut scorefield::sampling::no_observer())).map_err(|e| e.to_string())?;
                 evals += result.evals;
@@ -680,10 +694,10 @@ mod tests {
         let none = data::mnist::empty();
         let cache = std::env::temp_dir();
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let (net, _, loss, file) = classifier(&root.join(REFERENCE_CLASSIFIER), &cache, &none, &device).unwrap();
+        let (net, _, loss, file) = classifier(Some(&root.join(REFERENCE_CLASSIFIER)), &cache, &none, &device).unwrap();
         assert_eq!((net.num_params(), loss, file), (426_122, None, root.join(REFERENCE_CLASSIFIER)));
-        let err = classifier(&root.join("Cargo.toml"), &cache, &none, &device).err().unwrap();
-        assert!(err.contains("Cargo.toml: not a digit classifier"), "{err}");
+        let err = classifier(Some(&root.join("Cargo.toml")), &cache, &none, &device).err().unwrap();
+        assert!(err.contains("Cargo.toml: not a classifier of this configuration"), "{err}");
     }
 
     #[test]

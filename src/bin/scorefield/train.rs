@@ -75,24 +75,9 @@ pub(crate) struct TrainArgs {
     /// What to train on: `--data mnist` (default), `--data emoji`, or `--data PATH` with
     /// `--side`, `--fit`, `--channels` as for `scorefield data`. A resumed run keeps its own.
     #[command(flatten)]
-    data: DataChoice,
+    data: super::data::DataChoice,
     #[command(flatten)]
     device: DeviceArg,
-}
-
-#[derive(Args)]
-struct DataChoice {
-    #[arg(long = "data", default_value = "mnist")]
-    name: String,
-    #[arg(long)]
-    side: Option<usize>,
-    #[arg(long, default_value = "crop")]
-    fit: scorefield::data::folder::Fit,
-    #[arg(long, default_value_t = 3)]
-    channels: usize,
-    /// Cache folder of the data (default $SCOREFIELD_CACHE or ~/.cache/scorefield).
-    #[arg(long)]
-    cache: Option<PathBuf>,
 }
 
 /// `START,LENGTH` in images.
@@ -107,8 +92,8 @@ fn parse_cooldown(text: &str) -> Result<(u64, u64), String> {
 pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
     use scorefield::train::{Trainer, sigma_data};
     let device = device(a.device.device)?;
-    let cache = a.data.cache.clone().unwrap_or_else(scorefield::data::cache_dir);
-    let chosen = super::data::DataArgs { data: a.data.name.clone(), side: a.data.side, fit: a.data.fit, channels: a.data.channels, cache: None, preview: None }.spec()?;
+    let cache = a.data.cache();
+    let chosen = a.data.spec()?;
     let mut trainer = if a.resume {
         let mut t = Trainer::load_checkpoint(&a.checkpoint, &device, Some(a.steps)).map_err(|e| e.to_string())?;
         if let Some(c) = &a.cooldown {
