@@ -295,3 +295,29 @@ fn a_folder_of_pictures_trains_and_samples() {
     assert_eq!(shape, [2, 3, 8, 8]);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The README's command-line quick start runs as written: every line of its first `sh` block,
+/// with `cargo run --release --` standing for this build's binary, in a fresh folder that sees
+/// the repository's `www/` (the shipped models), and each command's output files appear.
+#[test]
+fn the_readme_cli_quick_start_runs_as_written() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let section = readme.split("## Quick start 3").nth(1).expect("README has a third quick start");
+    let block = section.split("```sh\n").nth(1).and_then(|b| b.split("```").next()).expect("a sh block in it");
+    let dir = workdir("readme");
+    std::os::unix::fs::symlink(root.join("www"), dir.join("www")).ok();
+    let mut ran = 0;
+    for line in block.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let rest = line.strip_prefix("cargo run --release -- ").unwrap_or_else(|| panic!("not a `cargo run --release --` line: {line}"));
+        let args: Vec<&str> = rest.split_whitespace().collect();
+        let (ok, stdout, stderr) = run(bin().current_dir(&dir).args(&args));
+        assert!(ok, "`{line}` failed:\n{stdout}\n{stderr}");
+        for out in args.windows(2).filter(|w| w[0] == "--out" || w[0] == "--npy").map(|w| w[1]) {
+            assert!(dir.join(out).exists(), "`{line}` did not write {out}");
+        }
+        ran += 1;
+    }
+    assert!(ran >= 2, "the quick start has {ran} commands");
+    std::fs::remove_dir_all(&dir).ok();
+}
