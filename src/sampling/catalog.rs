@@ -236,11 +236,11 @@ impl Sampler {
                 label: "DPM-Solver++(2M) (Lu et al. 2022)",
                 paper: "Lu et al. 2022, alg. 2",
                 options: &["rho"],
-                // With the default autoguidance: 26 network evaluations, 90.8 % confident at 2.42 ×
+                // With the default autoguidance: 26 network evaluations, 90.3 % confident at 2.02 ×
                 // the Fréchet floor over four seeds with the shipped weights
-                // (docs/EVALUATION.md, "Averaging the cool-downs"), 2.8 points above the
-                // ≤ 35-evaluation target; 13 steps (20 evaluations) meet it by 1.0 point (89.0 %,
-                // 2.31 ×), about one run's spread.
+                // (docs/EVALUATION.md, "What holds now"), 2.3 points above the ≤ 35-evaluation
+                // target; 13 steps (20 evaluations) give 89.7 % on seed 0, about one run's spread
+                // above it.
                 default_steps: 17,
                 min_steps: 5,
                 min_steps_why: "at 3 steps the digits are blurred into a grey haze",

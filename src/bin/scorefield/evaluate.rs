@@ -594,7 +594,7 @@ fn quality_plot(r: &Results) -> String {
         let (x2, hy) = (left + pw, y(held.confident));
         svg += &format!("<line x1=\"{left}\" x2=\"{x2}\" y1=\"{hy:.1}\" y2=\"{hy:.1}\" stroke=\"#888\" stroke-dasharray=\"4 3\"/>\n");
         // In the legend, below the samplers.
-        svg += &format!("<text x=\"{}\" y=\"{}\" fill=\"#666\">- - held-out digits</text>\n", w - right + 10.0, top + 14.0 * (samplers.len() as f64 + 1.0));
+        svg += &format!("<text x=\"{}\" y=\"{}\" fill=\"#666\">- - held-out images</text>\n", w - right + 10.0, top + 14.0 * (samplers.len() as f64 + 1.0));
     }
     svg + "</svg>\n"
 }
@@ -606,21 +606,25 @@ fn report(r: &Results) -> String {
     out += &format!("Model `{}` (weights sha256 {}…{steps}).\n\n", r.model, r.weights_sha256);
     if let Some(c) = &r.classifier {
         out += &format!(
-            "Classifier: {} parameters, {} epochs on the 9,000 training digits; held-out accuracy **{:.2}%**.\n\n",
+            "Classifier: {} parameters, {} epochs on the training images ({}×{}×{}, {} classes); held-out accuracy **{:.2}%**.\n\n",
             c.parameters,
             c.config.epochs,
+            c.config.image[1],
+            c.config.image[2],
+            c.config.image[0],
+            c.config.classes,
             100.0 * c.held_out_accuracy
         );
     }
     if let Some(f) = &r.reference {
         if let Some(h) = &f.held_out {
-            out += &format!("Held-out digits scored as samples: {:.1}% confident, class entropy {:.3} nats.\n", 100.0 * h.confident, h.class_entropy);
+            out += &format!("Held-out images scored as samples: {:.1}% confident, class entropy {:.3} nats.\n", 100.0 * h.confident, h.class_entropy);
         }
         for (n, fd) in &f.floor {
-            out += &format!("Floor: Fréchet distance of {n} training digits to the held-out digits: {fd:.2}.\n");
+            out += &format!("Floor: Fréchet distance of {n} training images to the held-out images: {fd:.2}.\n");
         }
         if let Some(h) = f.halves {
-            out += &format!("Fréchet distance between the two halves (500/500) of the held-out digits: {h:.2}.\n");
+            out += &format!("Fréchet distance between the two halves of the held-out images: {h:.2}.\n");
         }
         out += "\n";
     }
