@@ -775,7 +775,7 @@ mod tests {
         assert_eq!(svg.matches("<polyline").count(), 3);
         assert_eq!(svg.matches("<circle").count(), 4);
         assert!(svg.contains(">dpmpp-2m ag=2<"), "{svg}");
-        assert!(svg.contains("held-out digits") && svg.contains(">dpmpp-2m<") && svg.contains(">edm-heun<"));
+        assert!(svg.contains("held-out images") && svg.contains(">dpmpp-2m<") && svg.contains(">edm-heun<"));
         // x: log10(10) is the left edge of the 10..100 decade; y: 20 + 240·0.33 = 99.2.
         assert!(svg.contains("cx=\"60.0\" cy=\"99.2\""), "{svg}");
     }
