@@ -270,7 +270,7 @@ impl DataSpec {
     pub fn load_split(&self, cache: &Path) -> Result<(Images, Images), DataError> {
         let all = self.load(cache)?;
         Ok(match self {
-            Self::Mnist => all.split(HeldOut::PerClass(mnist::HELD_OUT_PER_CLASS), mnist::SPLIT_SEED),
+            Self::Mnist => mnist::split(&all),
             Self::Emoji { .. } => all.split(HeldOut::Share(emoji::HELD_OUT_SHARE), emoji::SPLIT_SEED),
             Self::Folder(_) => all.split(HeldOut::Share(folder::HELD_OUT_SHARE), folder::SPLIT_SEED),
         })

@@ -324,7 +324,7 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
     let per = c * h * w;
     let reference_file = a.digit_classifier.clone().or(match spec {
         data::DataSpec::Mnist => Some(PathBuf::from(REFERENCE_CLASSIFIER)),
-        data::DataSpec::Emoji { side: 32 } => Some(PathBuf::from(EMOJI_CLASSIFIER)),
+        data::DataSpec::Emoji { side } if side == data::emoji::SIDE => Some(PathBuf::from(EMOJI_CLASSIFIER)),
         _ => None,
     });
     if a.samples < 100 || a.batch == 0 {
