@@ -5,6 +5,7 @@
 //
 // Loaded by score-field.js only when a widget asks for this mode.
 import { RemoteField } from './client.js';
+import { prop } from './widget-style.js';
 
 // Cells a side of the density and score grids, and noise levels precomputed (t = ε … 1).
 const GRID = 64;
@@ -41,13 +42,14 @@ const CSS = `
 .row { display: flex; gap: 8px; align-items: center; margin-top: 6px; }
 .row input[type=range] { flex: 1; }
 .row output { font-variant-numeric: tabular-nums; font-size: 12px; min-width: 11em; }
-.learn { margin-top: 8px; padding-top: 6px; border-top: 1px solid #d5d9e0; }
+.learn { margin-top: 8px; padding-top: 6px; border-top: 1px solid ${prop('border')}; }
 .learn .row { flex-wrap: wrap; }
 .beside { display: grid; grid-template-columns: 1fr 1fr; gap: 8px; margin-top: 6px; }
 .beside figure { margin: 0; }
-.beside figcaption { font-size: 12px; color: #566072; margin-top: 2px; }
+.beside figcaption { font-size: 12px; color: ${prop('muted')}; margin-top: 2px; }
 .side-canvas { aspect-ratio: 1; image-rendering: auto; }
-.loss-canvas { width: 100%; height: 48px; background: #fff; border: 1px solid #d5d9e0; border-radius: 4px; image-rendering: auto; }
+/* The loss curve is drawn in the canvas's own colour (drawLoss reads it). */
+.loss-canvas { width: 100%; height: 48px; background: ${prop('surface')}; color: ${prop('accent')}; border: 1px solid ${prop('border')}; border-radius: calc(${prop('radius')} / 2); image-rendering: auto; }
 `;
 
 // Five stops from dark blue through teal to pale yellow (density, low to high).
@@ -136,24 +138,24 @@ export class FieldView {
     ui.canvas.classList.add('field-canvas');
     ui.canvas.setAttribute('aria-label', 'the density of the distribution as a heat map, its score as arrows, and the particles');
     ui.canvas.tabIndex = 0;
-    ui.timeCanvas = el('canvas', { class: 'time-canvas', width: 2 * 280, height: 200, role: 'img', 'aria-label': 'the density of the projection u·x(t) through time, with particle paths' });
+    ui.timeCanvas = el('canvas', { class: 'time-canvas', part: 'canvas time', width: 2 * 280, height: 200, role: 'img', 'aria-label': 'the density of the projection u·x(t) through time, with particle paths' });
     ui.timeCaption = el('div', { class: 'caption', text: '' });
     ui.canvas.after(ui.timeCanvas, ui.timeCaption);
     ui.sigma = el('input', { type: 'range', min: 0, max: LEVELS - 1, value: 0, step: 1, 'aria-label': 'noise level σ' });
     ui.sigmaOut = el('output', { text: '' });
     ui.scrub = el('input', { type: 'range', min: 0, max: 0, value: 0, step: 1, 'aria-label': 'frame of the run' });
     ui.scrub.disabled = true;
-    ui.play = el('button', { type: 'button', class: 'secondary', text: 'Play' });
+    ui.play = el('button', { type: 'button', class: 'secondary', part: 'button', text: 'Play' });
     ui.play.disabled = true;
     ui.frameOut = el('output', { text: 'no run yet' });
     ui.readout = el('div', { class: 'readout', 'aria-live': 'polite' });
-    ui.train = el('button', { type: 'button', class: 'secondary', text: 'Learn the score' });
-    ui.resetLearning = el('button', { type: 'button', class: 'secondary', text: 'Reset' });
+    ui.train = el('button', { type: 'button', class: 'secondary', part: 'button', text: 'Learn the score' });
+    ui.resetLearning = el('button', { type: 'button', class: 'secondary', part: 'button', text: 'Reset' });
     ui.resetLearning.disabled = true;
     // The learned field beside the true one (the figure above), and its error, at the noise level
     // of the last comparison.
-    ui.learnedCanvas = el('canvas', { class: 'side-canvas learned-canvas', width: SIDE, height: SIDE, role: 'img', 'aria-label': 'the learned score as arrows over the true density, with the samples it learned from' });
-    ui.errorCanvas = el('canvas', { class: 'side-canvas error-canvas', width: SIDE, height: SIDE, role: 'img', 'aria-label': 'the error of the learned score, |learned − true|, with the samples it learned from' });
+    ui.learnedCanvas = el('canvas', { class: 'side-canvas learned-canvas', part: 'canvas learned', width: SIDE, height: SIDE, role: 'img', 'aria-label': 'the learned score as arrows over the true density, with the samples it learned from' });
+    ui.errorCanvas = el('canvas', { class: 'side-canvas error-canvas', part: 'canvas learned-error', width: SIDE, height: SIDE, role: 'img', 'aria-label': 'the error of the learned score, |learned − true|, with the samples it learned from' });
     ui.learnedCaption = el('figcaption', { text: '' });
     ui.errorCaption = el('figcaption', { text: '' });
     ui.beside = el('div', { class: 'beside' },
@@ -162,7 +164,7 @@ export class FieldView {
     ui.beside.hidden = true;
     ui.useLearned = el('input', { type: 'checkbox', name: 'use-learned' });
     ui.useLearned.disabled = true;
-    ui.loss = el('canvas', { class: 'loss-canvas', width: 560, height: 96, role: 'img', 'aria-label': 'training loss' });
+    ui.loss = el('canvas', { class: 'loss-canvas', part: 'canvas loss', width: 560, height: 96, role: 'img', 'aria-label': 'training loss' });
     ui.learnOut = el('div', { class: 'caption', 'aria-live': 'polite', text: this.learnHint() });
     ui.learn = el('div', { class: 'learn' },
       el('div', { class: 'row' }, ui.train, ui.resetLearning, el('label', { class: 'caption' }, ui.useLearned, ' sample with it')),
@@ -175,12 +177,12 @@ export class FieldView {
     );
     ui.train.addEventListener('click', () => (this.training ? this.pauseTraining() : this.startTraining()));
     ui.resetLearning.addEventListener('click', () => this.resetLearning());
-    ui.distribution = el('select', { name: 'distribution' },
+    ui.distribution = el('select', { name: 'distribution', part: 'input' },
       ...this.about.presets.map((p) => el('option', { value: p.name, text: p.label })),
       el('option', { value: DRAW, text: 'Draw your own' }));
-    ui.fieldSampler = el('select', { name: 'sampler' }, ...this.about.dynamics.map((d) => el('option', { value: d.name, text: d.label })));
-    ui.particles = el('input', { name: 'particles', type: 'number', min: 1, max: this.about.maxParticles });
-    ui.clear = el('button', { type: 'button', class: 'secondary', text: 'Clear drawing' });
+    ui.fieldSampler = el('select', { name: 'sampler', part: 'input' }, ...this.about.dynamics.map((d) => el('option', { value: d.name, text: d.label })));
+    ui.particles = el('input', { name: 'particles', part: 'input', type: 'number', min: 1, max: this.about.maxParticles });
+    ui.clear = el('button', { type: 'button', class: 'secondary', part: 'button', text: 'Clear drawing' });
     ui.labels.distribution = el('label', {}, 'distribution', ui.distribution);
     ui.labels.sampler.replaceChildren('sampler', ui.fieldSampler);
     ui.labels.particles = el('label', {}, 'particles', ui.particles);
@@ -609,7 +611,7 @@ export class FieldView {
     });
     let [lo, hi] = [Infinity, -Infinity];
     for (const v of smooth) [lo, hi] = [Math.min(lo, Math.log(v)), Math.max(hi, Math.log(v))];
-    ctx.strokeStyle = '#3d5afe';
+    ctx.strokeStyle = getComputedStyle(c).color;
     ctx.lineWidth = 2;
     ctx.beginPath();
     smooth.forEach((v, i) => {
@@ -618,8 +620,8 @@ export class FieldView {
       i ? ctx.lineTo(x, y) : ctx.moveTo(x, y);
     });
     ctx.stroke();
-    ctx.fillStyle = '#566072';
-    ctx.font = '20px system-ui, sans-serif';
+    ctx.fillStyle = getComputedStyle(this.ui.learnOut).color;
+    ctx.font = `20px ${getComputedStyle(c).fontFamily}`;
     ctx.fillText(`loss ${smooth[smooth.length - 1].toFixed(3)} · step ${losses.length}`, 8, 22);
   }
 

@@ -11,7 +11,8 @@
 // across; default one per core, up to the library's cap), and for a model with a classifier label (a class name such as
 // "7", "all" for each class in turn, "any" for unguided: classifier guidance; HTML's `class` is
 // taken by CSS) and guidance (the scale w); for a model with a guide model autoguidance (the weight
-// w of autoguidance, default the library's; 1: the model alone).
+// w of autoguidance, default the library's; 1: the model alone); theme (auto | light | dark: the
+// palette; auto follows prefers-color-scheme; CSS custom properties and parts in widget-style.js).
 //
 // mode="interpolate" draws two digits (sampler, steps, seed, label as for generate) and morphs one
 // into the other through the prior: both encoded with the probability-flow ODE, the spherical path
@@ -35,48 +36,23 @@
 import { RemoteField, RemoteModel, likelihoodReferences } from './client.js';
 import { drawFrames, drawGrid, fitScale } from './render.js';
 import { Painter, fromPixels, toPixels } from './painter.js';
+import { STYLE } from './widget-style.js';
 
 const DEFAULT_MODEL = new URL('./models/mnist.json', import.meta.url).href;
 const MODES = ['generate', 'inpaint', 'trajectory', 'interpolate', 'likelihood', 'field'];
 const CONTROLS = ['run', 'sampler', 'steps', 'seed', 'batch', 'label'];
 const BACKENDS = ['auto', 'webgpu', 'cpu'];
+const THEMES = ['auto', 'light', 'dark'];
 // The sampler and its step count, the batch per mode, the seed and their limits default to what
 // the library says (src/sampling/catalog.rs: the sampler table and RUN_DEFAULTS, sent by the worker
 // when the model loads); these are the widget's own.
-const DEFAULTS = { mode: 'generate', controls: ['run', 'sampler', 'steps', 'seed'], width: 320, backend: 'auto' };
+const DEFAULTS = { mode: 'generate', controls: ['run', 'sampler', 'steps', 'seed'], width: 320, backend: 'auto', theme: 'auto' };
 // Native pixel size of the widget's canvases (CSS scales them to the widget's width).
 const CANVAS = 280;
 // Frames kept by the trajectory view, and shown of the likelihood's path to the prior.
 const FRAMES = 60;
 const PATH_FRAMES = 9;
 
-const STYLE = `
-:host { display: block; margin: 1.5em 0; }
-:host([hidden]) { display: none; }
-.root { box-sizing: border-box; font: 14px/1.4 system-ui, -apple-system, 'Segoe UI', sans-serif; color: #1d2330;
-  background: #f6f7f9; border: 1px solid #d5d9e0; border-radius: 8px; padding: 10px; max-width: 100%; }
-:where(.root *, .root *::before, .root *::after) { box-sizing: border-box; font: inherit; color: inherit; margin: 0; }
-.views { display: flex; gap: 8px; flex-wrap: wrap; align-items: flex-start; }
-canvas { display: block; width: 100%; height: auto; image-rendering: pixelated; background: #3a3f47; border-radius: 4px; touch-action: none; }
-.view { flex: 1 1 0; min-width: 0; }
-.caption { font-size: 12px; color: #566072; margin-top: 2px; }
-.controls { display: flex; flex-wrap: wrap; gap: 6px 10px; align-items: end; margin-top: 8px; }
-.controls label { display: flex; flex-direction: column; font-size: 12px; color: #566072; }
-.controls input, .controls select { font-size: 13px; padding: 2px 4px; border: 1px solid #b9c0cc; border-radius: 4px; background: #fff; color: #1d2330; }
-.controls input[type=number] { width: 5.5em; }
-.controls label, .controls select { max-width: 100%; }
-button { font-size: 13px; padding: 4px 12px; border-radius: 4px; border: 1px solid #3d5afe; background: #3d5afe; color: #fff; cursor: pointer; }
-button.secondary { background: #fff; color: #3d5afe; }
-button:disabled { opacity: .5; cursor: default; }
-.scrub { display: flex; gap: 8px; align-items: center; margin-top: 6px; }
-.scrub input { flex: 1; }
-.scrub output { font-variant-numeric: tabular-nums; font-size: 12px; min-width: 12em; }
-progress { width: 100%; height: 4px; margin-top: 6px; display: block; }
-.status { font-size: 12px; color: #566072; margin-top: 4px; min-height: 1.4em; }
-.notice { margin-top: 6px; padding: 6px 8px; border-radius: 4px; background: #fff7e0; color: #6b4e00; font-size: 12px; white-space: pre-wrap; }
-.error { margin-top: 6px; padding: 6px 8px; border-radius: 4px; background: #fdecea; color: #8a1c12; font-size: 13px; white-space: pre-wrap; }
-[hidden] { display: none !important; }
-`;
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -162,6 +138,9 @@ export class ScoreField extends HTMLElement {
       mode,
       width: whole('width', 64, 4096, DEFAULTS.width),
       backend: pick('backend', BACKENDS, DEFAULTS.backend),
+      // The palette follows `theme` in CSS alone (widget-style.js), so a page may switch it without
+      // a rebuild; it is read here to name a bad value.
+      theme: pick('theme', THEMES, DEFAULTS.theme),
       workers: whole('workers', 1, Number.MAX_SAFE_INTEGER, null, 'one per core'),
       model: this.getAttribute('model') || DEFAULT_MODEL,
       autoplay: this.hasAttribute('autoplay'),
@@ -260,14 +239,14 @@ export class ScoreField extends HTMLElement {
     ui.views = el('div', { class: 'views' });
     // The field's arrows and particles are drawn at twice the CSS size, for sharp lines.
     const side = s.mode === 'field' ? 2 * CANVAS : CANVAS;
-    ui.canvas = el('canvas', { class: 'output', width: side, height: side, role: 'img', 'aria-label': 'samples' });
+    ui.canvas = el('canvas', { class: 'output', part: 'canvas output', width: side, height: side, role: 'img', 'aria-label': 'samples' });
     const output = el('div', { class: 'view' }, ui.canvas);
     if (s.mode === 'inpaint') {
-      ui.source = el('canvas', { class: 'source', width: CANVAS, height: CANVAS, role: 'img', 'aria-label': 'the digit to complete; paint over the part to regenerate' });
+      ui.source = el('canvas', { class: 'source', part: 'canvas source', width: CANVAS, height: CANVAS, role: 'img', 'aria-label': 'the digit to complete; paint over the part to regenerate' });
       ui.views.append(el('div', { class: 'view' }, ui.source, el('div', { class: 'caption', text: 'paint what to regenerate' })), output);
       output.append(el('div', { class: 'caption', text: 'completions' }));
     } else if (s.mode === 'likelihood') {
-      ui.source = el('canvas', { class: 'source', width: CANVAS, height: CANVAS, role: 'img', 'aria-label': 'the digit to measure; draw on it' });
+      ui.source = el('canvas', { class: 'source', part: 'canvas source', width: CANVAS, height: CANVAS, role: 'img', 'aria-label': 'the digit to measure; draw on it' });
       ui.views.append(el('div', { class: 'view' }, ui.source, el('div', { class: 'caption', text: 'draw a digit' })), output);
       output.append(el('div', { class: 'caption', text: 'x(t) on its way to the prior' }));
     } else {
@@ -281,23 +260,23 @@ export class ScoreField extends HTMLElement {
       ui.root.append(el('div', { class: 'scrub' }, el('span', { class: 'caption', text: 'noise' }), ui.scrub, el('span', { class: 'caption', text: 'data' }), ui.time));
       ui.scrub.addEventListener('input', () => this.#showFrame(Number(ui.scrub.value)));
     }
-    ui.progress = el('progress', { max: 1, value: 0 });
-    ui.status = el('div', { class: 'status', 'aria-live': 'polite', text: 'waiting to scroll into view' });
-    ui.error = el('div', { class: 'error', role: 'alert' });
+    ui.progress = el('progress', { part: 'progress', max: 1, value: 0 });
+    ui.status = el('div', { class: 'status', part: 'status', 'aria-live': 'polite', text: 'waiting to scroll into view' });
+    ui.error = el('div', { class: 'error', part: 'error', role: 'alert' });
     ui.error.hidden = true;
     // What was wrong with the post's attributes (the widget runs with the defaults meanwhile).
     ui.notice = el('div', { class: 'notice', part: 'notice' });
     ui.notice.hidden = true;
 
     // Controls.
-    ui.controls = el('form', { class: 'controls' });
-    ui.sampler = el('select', { name: 'sampler' });
-    ui.steps = el('input', { name: 'steps', type: 'number', min: 1 });
+    ui.controls = el('form', { class: 'controls', part: 'controls' });
+    ui.sampler = el('select', { name: 'sampler', part: 'input' });
+    ui.steps = el('input', { name: 'steps', part: 'input', type: 'number', min: 1 });
     ui.sampler.addEventListener('change', () => this.#showSampler(this.#samplers.get(ui.sampler.value), null));
-    ui.seed = el('input', { name: 'seed', type: 'number', min: 0, step: 1 });
-    ui.batch = el('input', { name: 'batch', type: 'number', min: 1 });
+    ui.seed = el('input', { name: 'seed', part: 'input', type: 'number', min: 0, step: 1 });
+    ui.batch = el('input', { name: 'batch', part: 'input', type: 'number', min: 1 });
     // Filled with the model's classes once it has loaded (hidden without a classifier).
-    ui.label = el('select', { name: 'label' });
+    ui.label = el('select', { name: 'label', part: 'input' });
     ui.labels = {
       sampler: el('label', {}, 'sampler', ui.sampler),
       steps: el('label', {}, 'steps', ui.steps),
@@ -306,13 +285,13 @@ export class ScoreField extends HTMLElement {
       label: el('label', {}, 'digit', ui.label),
     };
     const label = { generate: 'Generate', inpaint: 'Inpaint', trajectory: 'Sample', interpolate: 'Interpolate', likelihood: 'Measure' }[s.mode];
-    ui.run = el('button', { type: 'submit', text: label });
-    ui.cancel = el('button', { type: 'button', class: 'secondary', text: 'Cancel' });
+    ui.run = el('button', { type: 'submit', part: 'button run', text: label });
+    ui.cancel = el('button', { type: 'button', class: 'secondary', part: 'button cancel', text: 'Cancel' });
     ui.cancel.hidden = true;
     ui.controls.append(...Object.values(ui.labels), ui.run, ui.cancel);
     if (s.mode === 'inpaint') {
-      ui.newDigit = el('button', { type: 'button', class: 'secondary', text: 'New digit' });
-      ui.clearMask = el('button', { type: 'button', class: 'secondary', text: 'Clear mask' });
+      ui.newDigit = el('button', { type: 'button', class: 'secondary', part: 'button', text: 'New digit' });
+      ui.clearMask = el('button', { type: 'button', class: 'secondary', part: 'button', text: 'Clear mask' });
       ui.controls.append(ui.newDigit, ui.clearMask);
       ui.newDigit.addEventListener('click', () => this.#newDigit());
       ui.clearMask.addEventListener('click', () => this.#painter?.clearMask());
@@ -320,7 +299,7 @@ export class ScoreField extends HTMLElement {
     if (s.mode === 'likelihood') {
       // A button per reference image once the model has loaded, and Blank.
       ui.references = el('span', { class: 'references' });
-      ui.blank = el('button', { type: 'button', class: 'secondary', text: 'Blank' });
+      ui.blank = el('button', { type: 'button', class: 'secondary', part: 'button', text: 'Blank' });
       ui.controls.append(ui.references, ui.blank);
       ui.blank.addEventListener('click', () => this.#setSource(null, 'a blank image'));
     }
@@ -478,7 +457,7 @@ export class ScoreField extends HTMLElement {
     box.textContent = message;
     box.hidden = !message;
     if (message && retry) {
-      const button = el('button', { type: 'button', part: 'retry' }, 'Retry');
+      const button = el('button', { type: 'button', part: 'button retry' }, 'Retry');
       button.addEventListener('click', retry, { once: true });
       box.append(' ', button);
     }
@@ -717,7 +696,7 @@ export class ScoreField extends HTMLElement {
     }
     const references = this.#references?.images ?? [];
     ui.references.replaceChildren(...references.map((r) => {
-      const button = el('button', { type: 'button', class: 'secondary', text: r.label, 'data-reference': r.name });
+      const button = el('button', { type: 'button', class: 'secondary', part: 'button', text: r.label, 'data-reference': r.name });
       button.addEventListener('click', () => this.#setSource(r.pixels, r.label));
       return button;
     }));
