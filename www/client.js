@@ -15,7 +15,7 @@ function createWorker() {
 /** An Error with the name the library gave it (src/web/error.rs): callers branch on `name` —
  * `CancelledError`, `DeviceLostError` (a retry gets a fresh worker), `InvalidOptionError`,
  * `ModelFileError`, `NonFiniteError`, … — never on the wording of the message. */
-function namedError(name, message) {
+export function namedError(name, message) {
   const error = new Error(message);
   error.name = name;
   return error;

@@ -4,7 +4,7 @@
 // slider under the figure scrubs through it, and the heat map follows the particles' noise level.
 //
 // Loaded by score-field.js only when a widget asks for this mode.
-import { RemoteField } from './client.js';
+import { RemoteField, namedError } from './client.js';
 import { prop } from './widget-style.js';
 
 // Cells a side of the density and score grids, and noise levels precomputed (t = ε … 1).
@@ -101,6 +101,7 @@ export class FieldView {
     this.trainLoop = null; // its promise
     this.level = 0; // index into grids shown when no run is playing
     this.run = null; // the last run
+    this.ticket = null; // the run being computed, until cancel() drops it
     this.frame = 0;
     this.playing = null; // {start, ticks, drawMs}
     this.fps = null; // frames drawn per second during the last complete playback
@@ -390,17 +391,20 @@ export class FieldView {
     return { options };
   }
 
+  /** Why a run cannot start as the controls are (the element names it and fires an
+   * InvalidOptionError), or null. */
+  problem() {
+    if (!this.field) return 'the drawing is empty: draw at least one point on the canvas first';
+    return this.options().problem ?? null;
+  }
+
+  /** One particle run: computed in the worker, then played. Resolves to what the element's
+   * `result` holds; throws the worker's error, or a CancelledError when cancel() or another
+   * distribution dropped the run while it was computed (the worker finishes it; no figure shows
+   * it). */
   async start() {
     const ui = this.ui;
-    if (!this.field) {
-      this.hooks.showError('the drawing is empty: draw at least one point on the canvas first');
-      return null;
-    }
-    const { options, problem } = this.options();
-    if (problem) {
-      this.hooks.showError(problem);
-      return null;
-    }
+    const { options } = this.options();
     this.stop();
     this.hooks.showError('');
     this.hooks.setState('running');
@@ -408,13 +412,11 @@ export class FieldView {
     ui.status.textContent = `running ${this.dynamics.get(options.sampler).label}…`;
     const started = performance.now();
     const field = this.field;
+    const ticket = {};
+    this.ticket = ticket;
     try {
       const run = await field.particles(options);
-      if (field !== this.field) {
-        // Another distribution was picked while this one ran: its particles belong to no figure.
-        this.hooks.setState('ready');
-        return null;
-      }
+      if (ticket !== this.ticket || field !== this.field) throw namedError('CancelledError', 'the run was cancelled');
       run.frameCount = run.times.length;
       run.seconds = (performance.now() - started) / 1000;
       run.sampler = options.sampler;
@@ -436,14 +438,24 @@ export class FieldView {
       const positions = Array.from(run.frames.subarray(2 * run.count * (run.frameCount - 1)));
       return { shares: run.shares ? Array.from(run.shares) : null, weights: run.shares ? Array.from(this.info.weights) : null, positions, count: run.count, updates: run.updates, frames: run.frameCount, seconds: run.seconds };
     } catch (error) {
-      if (field !== this.field) return null;
-      this.hooks.showError(error.message);
-      this.hooks.setState('error');
-      ui.status.textContent = '';
-      return null;
+      // Dropped: the figure is the new distribution's (it set the state and status), or, after a
+      // cancel, the last run's.
+      if (field !== this.field) throw namedError('CancelledError', 'the run was dropped: another distribution was picked');
+      if (ticket !== this.ticket) {
+        ui.status.textContent = 'cancelled';
+        this.hooks.setState('ready');
+        throw namedError('CancelledError', 'the run was cancelled');
+      }
+      throw error;
     } finally {
+      if (ticket === this.ticket) this.ticket = null;
       ui.run.disabled = false;
     }
+  }
+
+  /** Drops the run being computed, if there is one (see start). */
+  cancel() {
+    this.ticket = null;
   }
 
   showShares() {

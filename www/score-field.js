@@ -33,7 +33,10 @@
 // one GPU device and one copy of each model, serves every request; on the CPU the others draw
 // parts of a batch. A widget loads only when it scrolls into view, and its errors stay in
 // its own box.
-import { RemoteField, RemoteModel, likelihoodReferences } from './client.js';
+//
+// For the page: run(), cancel(), a read-only `result`, and `progress`, `done` and `error`
+// CustomEvents that bubble out of the element (docs/reference/widget.md).
+import { RemoteField, RemoteModel, likelihoodReferences, namedError } from './client.js';
 import { drawFrames, drawGrid, fitScale } from './render.js';
 import { Painter, fromPixels, toPixels } from './painter.js';
 import { STYLE } from './widget-style.js';
@@ -52,6 +55,8 @@ const CANVAS = 280;
 // Frames kept by the trajectory view, and shown of the likelihood's path to the prior.
 const FRAMES = 60;
 const PATH_FRAMES = 9;
+// Interpolate: the share of a run's progress that drawing its two digits takes.
+const DIGITS_SHARE = 0.2;
 
 
 function el(tag, attrs = {}, ...children) {
@@ -110,7 +115,9 @@ export class ScoreField extends HTMLElement {
   #info = null; // {backend, adapter, card, samplers}
   #samplers = new Map(); // name -> the model's description of it
   #loading = null;
-  #running = false;
+  #running = false; // a task (a run, or inpaint's New digit) is in the worker
+  #run = null; // {cancelled}: the run() in progress, from its call to its end
+  #result = null;
   #visible = null; // IntersectionObserver
   #frames = []; // trajectory: [{t, sigma, data, shape}]; likelihood: [{sigma, data}]
   #references = null; // likelihood: the card's reference likelihoods (client.js likelihoodReferences)
@@ -182,8 +189,11 @@ export class ScoreField extends HTMLElement {
     return this.getAttribute('state') ?? 'idle';
   }
 
-  /** The last result {data, shape, evals, seconds} (tests and curious readers). */
-  result = null;
+  /** The last run's result ({data, shape, evals, seconds, …}; field mode {shares, positions,
+   * count, …}), or null before one. Read-only: a `done` event carries the same object. */
+  get result() {
+    return this.#result;
+  }
 
   connectedCallback() {
     if (!this.#ui) this.#build();
@@ -202,7 +212,7 @@ export class ScoreField extends HTMLElement {
   disconnectedCallback() {
     this.#visible?.disconnect();
     this.#visible = null;
-    if (this.#running) this.#model?.cancel();
+    this.cancel();
     // A field view's training loop and playback stop with the element (a moved element starts
     // them again by hand).
     this.#field?.dispose();
@@ -213,7 +223,7 @@ export class ScoreField extends HTMLElement {
     if (name === 'model' || name === 'backend' || name === 'mode' || (this.#field && ['distribution', 'sde'].includes(name))) {
       // A different model or layout: rebuild, and load again if we had started.
       const started = this.#loading !== null;
-      if (this.#running) this.#model?.cancel();
+      this.cancel();
       this.#field?.dispose();
       this.#model = null;
       this.#info = null;
@@ -307,7 +317,7 @@ export class ScoreField extends HTMLElement {
       e.preventDefault();
       this.run();
     });
-    ui.cancel.addEventListener('click', () => this.#model?.cancel());
+    ui.cancel.addEventListener('click', () => this.cancel());
     for (const input of [ui.sampler, ui.steps, ui.seed, ui.batch, ui.label]) input.addEventListener('change', () => this.#setState(this.#info ? 'ready' : this.state));
     ui.root.append(ui.controls, ui.progress, ui.status, ui.notice, ui.error);
 
@@ -472,10 +482,7 @@ export class ScoreField extends HTMLElement {
     try {
       this.#info = await this.#model.load();
     } catch (error) {
-      this.#ui.status.textContent = '';
-      this.#showError(`could not load the model again: ${error.message}`);
-      this.#setState('error');
-      return null;
+      return this.#failed(error, `could not load the model again: ${error.message}`);
     }
     return this.run();
   }
@@ -494,11 +501,7 @@ export class ScoreField extends HTMLElement {
         this.#setBusy(false);
         await this.#field.sync(s.problems);
       },
-      (error) => {
-        this.#setState('error');
-        ui.status.textContent = '';
-        this.#showError(`could not start the field: ${error.message}`);
-      },
+      (error) => this.#failed(error, `could not start the field: ${error.message}`),
     );
     if (s.autoplay) this.#loading.then(() => this.#field && this.run());
     return this.#loading;
@@ -534,11 +537,7 @@ export class ScoreField extends HTMLElement {
           this.#setState('ready');
         }
       },
-      (error) => {
-        this.#setState('error');
-        ui.status.textContent = '';
-        this.#showError(`could not load the model: ${error.message}`);
-      },
+      (error) => this.#failed(error, `could not load the model: ${error.message}`),
     );
     if (s.autoplay) this.#loading.then(() => this.#info && this.run());
     return this.#loading;
@@ -572,37 +571,97 @@ export class ScoreField extends HTMLElement {
     return null;
   }
 
-  /** Runs the widget's mode once (what the button does). Resolves to the result, or null. */
+  /** Runs the widget's mode once (what the button does). Resolves to the result, or null: a run
+   * ends with one `done` event (the result) or one `error` event ({name, message}; a cancel's is
+   * `CancelledError`). Null without an event while another run is in progress, or when the model
+   * could not load (its `error` event has fired). */
   async run() {
-    await this.#start();
-    if (!this.#info || this.#running) return null;
-    if (this.#field) {
-      this.#running = true;
-      try {
-        this.result = await this.#field.start();
-      } finally {
-        this.#running = false;
+    if (this.#run) return null;
+    const run = { cancelled: false };
+    this.#run = run;
+    try {
+      await this.#start();
+      if (!this.#info || this.#running) return null;
+      if (run.cancelled) {
+        this.#ui.status.textContent = 'cancelled';
+        this.#setState('ready');
+        return this.#failed(namedError('CancelledError', 'cancelled before it started'));
       }
-      if (this.result) this.dispatchEvent(new CustomEvent('done', { detail: this.result }));
-      return this.result;
+      return await this.#runMode();
+    } finally {
+      this.#run = null;
     }
-    if (this.settings.mode === 'likelihood') return this.#measure();
-    const problem = this.#stepsProblem();
-    if (problem) {
-      this.#showError(problem);
-      return null;
-    }
+  }
+
+  /** Stops the run in progress (a run() or the button's); nothing without one. Its run() resolves
+   * to null and an `error` event named `CancelledError` fires; the last result stays. */
+  cancel() {
+    if (this.#run) this.#run.cancelled = true;
+    if (this.#field) this.#field.cancel();
+    else if (this.#running) this.#model?.cancel();
+  }
+
+  async #runMode() {
+    if (this.#field) return this.#fieldRun();
     const mode = this.settings.mode;
+    if (mode === 'likelihood') return this.#measure();
+    const problem = this.#stepsProblem();
+    if (problem) return this.#refuse(problem);
     if (mode === 'inpaint') return this.#inpaint();
     if (mode === 'trajectory') return this.#trajectory();
     if (mode === 'interpolate') return this.#interpolate();
     return this.#sample('generate', this.#options(), this.#ui.canvas);
   }
 
-  /** One run: busy with the progress bar at zero while `work` resolves to {result, status}; then
-   * the status shown, `result` kept and a `done` event. Resolves to the result, or null: a cancel
-   * is no error, a lost device offers Retry, any other error lands in the box. */
-  async #task(work) {
+  /** Field mode: one particle run, computed in the worker and then played (FieldView.start). */
+  async #fieldRun() {
+    const problem = this.#field.problem();
+    if (problem) return this.#refuse(problem);
+    this.#running = true;
+    try {
+      this.#result = await this.#field.start();
+    } catch (error) {
+      return this.#failed(error);
+    } finally {
+      this.#running = false;
+    }
+    this.#emit('done', this.#result);
+    return this.#result;
+  }
+
+  /** Fires `type` on the element, heard by the page (it bubbles and leaves the Shadow DOM). */
+  #emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true }));
+  }
+
+  /** A run the widget will not start (`message` says why, in the box): an `error` event named
+   * InvalidOptionError, the state unchanged. Resolves to null. */
+  #refuse(message) {
+    this.#showError(message);
+    this.#emit('error', { name: 'InvalidOptionError', message });
+    return null;
+  }
+
+  /** A load or a task that failed with `error`: the box shows `message` (with Retry after a lost
+   * device) and the state is `error`; a cancel only says so (its view has set the state). Fires
+   * the `error` event; returns null. */
+  #failed(error, message = error.message) {
+    if (error.name !== 'CancelledError') {
+      this.#ui.status.textContent = '';
+      this.#showError(message, error.name === 'DeviceLostError' ? () => this.#retry() : null);
+      this.#setState('error');
+    }
+    this.#emit('error', { name: error.name, message });
+    return null;
+  }
+
+  /** One task in the worker: busy with the progress bar at zero while `work(report)` resolves to
+   * {result, status}; `report(p, fraction)` moves the bar (and, for a run, fires `progress`).
+   * Then the status shown and, for a run, `result` kept and a `done` event. Resolves to the
+   * result, or null: a cancel is no error (the state goes back to ready), any other error lands
+   * in the box. Inpaint's New digit is a task but no run (`run: false`): it fires no events but
+   * a failure's. */
+  async #task(work, { run = true } = {}) {
     const ui = this.#ui;
     this.#running = true;
     this.#showError('');
@@ -610,44 +669,59 @@ export class ScoreField extends HTMLElement {
     this.#setBusy(true);
     ui.progress.value = 0;
     ui.status.textContent = 'starting…';
+    let last = null; // the last progress event's detail
+    const report = (p, fraction = p.progress) => {
+      ui.progress.value = fraction;
+      if (!run) return;
+      last = { fraction, step: p.step, total: p.total ?? null, t: p.t, sigma: p.sigma };
+      this.#emit('progress', last);
+    };
     try {
-      const { result, status } = await work();
+      const { result, status } = await work(report);
       ui.progress.value = 1;
       ui.status.textContent = status;
-      this.result = result;
       this.#setState('done');
-      this.dispatchEvent(new CustomEvent('done', { detail: result }));
+      if (!run) return result;
+      // Whatever the last report said, the run is whole now: a page's bar ends at 1.
+      if (last?.fraction < 1) this.#emit('progress', { ...last, fraction: 1 });
+      this.#result = result;
+      this.#emit('done', result);
       return result;
     } catch (error) {
-      const cancelled = error.name === 'CancelledError';
-      ui.status.textContent = cancelled ? 'cancelled' : '';
-      if (!cancelled) this.#showError(error.message, error.name === 'DeviceLostError' ? () => this.#retry() : null);
-      this.#setState(cancelled ? 'ready' : 'error');
-      return null;
+      if (error.name === 'CancelledError') {
+        ui.status.textContent = 'cancelled';
+        this.#setState('ready');
+        if (!run) return null;
+      }
+      return this.#failed(error);
     } finally {
       this.#running = false;
       this.#setBusy(false);
     }
   }
 
-  /** One generate/inpaint call with progress and live previews; errors land in the box. */
-  async #sample(type, opts, canvas, onFrame) {
+  /** One generate/inpaint task with progress and live previews; errors land in the box. */
+  #sample(type, opts, canvas, onFrame, task = {}) {
+    return this.#task((report) => this.#draw(type, opts, canvas, onFrame, report), task);
+  }
+
+  /** Runs generate or inpaint in the worker, drawing its previews and its result on `canvas`:
+   * {result, status}. */
+  async #draw(type, opts, canvas, onFrame, report) {
     const ui = this.#ui;
     const range = this.#info.card.image.range;
     const scale = (shape) => fitScale(shape, CANVAS);
-    return this.#task(async () => {
-      const result = await this.#model[type](opts, (p) => {
-        ui.progress.value = p.progress;
-        ui.status.textContent = `step ${p.step}${p.total ? ` of ${p.total}` : ''} · t = ${p.t.toFixed(3)} · σ = ${p.sigma.toPrecision(3)}`;
-        if (p.preview) {
-          drawGrid(canvas, p.preview.data, p.preview.shape, { range, scale: scale(p.preview.shape) });
-          onFrame?.(p);
-        }
-      });
-      drawGrid(canvas, result.data, result.shape, { range, scale: scale(result.shape) });
-      const where = result.workers > 1 ? `${this.#info.backend}, ${result.workers} workers` : this.#info.backend;
-      return { result, status: `${this.#info.card.name}: ${result.evals} score evaluations in ${result.seconds.toFixed(1)} s (${where})` };
+    const result = await this.#model[type](opts, (p) => {
+      report(p);
+      ui.status.textContent = `step ${p.step}${p.total ? ` of ${p.total}` : ''} · t = ${p.t.toFixed(3)} · σ = ${p.sigma.toPrecision(3)}`;
+      if (p.preview) {
+        drawGrid(canvas, p.preview.data, p.preview.shape, { range, scale: scale(p.preview.shape) });
+        onFrame?.(p);
+      }
     });
+    drawGrid(canvas, result.data, result.shape, { range, scale: scale(result.shape) });
+    const where = result.workers > 1 ? `${this.#info.backend}, ${result.workers} workers` : this.#info.backend;
+    return { result, status: `${this.#info.card.name}: ${result.evals} score evaluations in ${result.seconds.toFixed(1)} s (${where})` };
   }
 
   /** Trajectory: keeps x(t) every few steps, then lets the reader scrub t. */
@@ -718,9 +792,9 @@ export class ScoreField extends HTMLElement {
     const range = this.#info.card.image.range;
     const origin = this.#origin;
     this.#frames = [];
-    return this.#task(async () => {
+    return this.#task(async (report) => {
       const result = await this.#model.likelihood({ pixels: toPixels(this.#painter.image, range) }, (p) => {
-        ui.progress.value = p.progress;
+        report(p);
         ui.status.textContent = `step ${p.step} · σ = ${p.sigma.toPrecision(3)}`;
         if (p.preview && p.progress >= this.#frames.length / (PATH_FRAMES - 1)) {
           this.#frames.push({ sigma: p.sigma, data: p.preview.data });
@@ -733,16 +807,16 @@ export class ScoreField extends HTMLElement {
   }
 
   /** Interpolate mode: two digits at the widget's settings, then the path between them through
-   * the prior, as a grid read left to right, top to bottom. */
+   * the prior, as a grid read left to right, top to bottom. One run: the digits are the first
+   * fifth of its progress. */
   async #interpolate() {
-    const pair = await this.#sample('generate', { ...this.#options(), batch: 2 }, this.#ui.canvas);
-    if (!pair) return null;
     const ui = this.#ui;
-    const n = pair.data.length / 2;
-    const [a, b] = [pair.data.slice(0, n), pair.data.slice(n)];
-    return this.#task(async () => {
+    return this.#task(async (report) => {
+      const { result: pair } = await this.#draw('generate', { ...this.#options(), batch: 2 }, ui.canvas, null, (p) => report(p, DIGITS_SHARE * p.progress));
+      const n = pair.data.length / 2;
+      const [a, b] = [pair.data.slice(0, n), pair.data.slice(n)];
       const result = await this.#model.interpolate({ a, b }, (p) => {
-        ui.progress.value = p.progress;
+        report(p, DIGITS_SHARE + (1 - DIGITS_SHARE) * p.progress);
         ui.status.textContent = `${p.progress < 0.5 ? 'encoding' : 'decoding'} · step ${p.step} · σ = ${p.sigma.toPrecision(3)}`;
       });
       drawGrid(ui.canvas, result.data, result.shape, { range: this.#info.card.image.range, scale: fitScale(result.shape, CANVAS) });
@@ -757,7 +831,7 @@ export class ScoreField extends HTMLElement {
     // A different digit on every click (seeds 1000 + seed, 1001 + seed, …): reproducible per page.
     this.#digits += 1;
     const opts = { ...this.#options(), batch: 1, seed: Number(ui.seed.value) + 999 + this.#digits };
-    const result = await this.#sample('generate', opts, ui.canvas);
+    const result = await this.#sample('generate', opts, ui.canvas, null, { run: false });
     if (!result) return;
     const [lo, hi] = this.#info.card.image.range;
     this.#painter.setImage(Array.from(result.data, (v) => Math.min(hi, Math.max(lo, v))));
@@ -768,10 +842,7 @@ export class ScoreField extends HTMLElement {
 
   async #inpaint() {
     const p = this.#painter;
-    if (!p.paintedCount()) {
-      this.#showError('paint over part of the digit first: the painted pixels are regenerated');
-      return null;
-    }
+    if (!p.paintedCount()) return this.#refuse('paint over part of the digit first: the painted pixels are regenerated');
     return this.#sample('inpaint', { ...this.#options(), image: p.image, mask: p.keepMask() }, this.#ui.canvas);
   }
 }
