@@ -122,10 +122,10 @@ pub fn cases(device: &Device) -> Vec<(&'static str, Vec<f32>)> {
     // and with every weight random.
     for random in [false, true] {
         let arch = scorefield::UNetConfig { height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, dropout: 0.0, ..Default::default() };
-        let card = scorefield::weights::ModelCard::new("tiny", scorefield::Architecture::Unet(arch), scorefield::Parameterisation::Edm { sigma_data: 0.5 }, scorefield::Sde::ve(10.0));
-        let mut bytes = scorefield::weights::save(&scorefield::weights::init(&card, &Device::flex()).unwrap()).unwrap();
+        let card = scorefield::store::ModelCard::new("tiny", scorefield::Architecture::Unet(arch), scorefield::Parameterisation::Edm { sigma_data: 0.5 }, scorefield::Sde::ve(10.0));
+        let mut bytes = scorefield::store::save(&scorefield::store::init(&card, &Device::flex()).unwrap()).unwrap();
         if random {
-            let (entries, _) = scorefield::weights::parse_safetensors(&bytes).unwrap();
+            let (entries, _) = scorefield::store::safetensors::parse_safetensors(&bytes).unwrap();
             let mut rng = scorefield::rng::SplitMix::new(5);
             for e in &entries {
                 for chunk in bytes[e.start..e.end].chunks_mut(4) {
@@ -133,7 +133,7 @@ pub fn cases(device: &Device) -> Vec<(&'static str, Vec<f32>)> {
                 }
             }
         }
-        let model = scorefield::weights::load(&card, &bytes, device).unwrap();
+        let model = scorefield::store::load(&card, &bytes, device).unwrap();
         let shape = [2, 1, 8, 8];
         let x: Vec<f32> = (0..128).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
         let v: Vec<f32> = (0..128).map(|i| if (i * 7) % 3 == 0 { 1.0 } else { -1.0 }).collect();

@@ -104,7 +104,7 @@ pub enum SampleError {
     #[error("cancelled at step {step}")]
     Cancelled { step: usize },
     /// `sampler` names the run (a sampler, a field dynamics, or `likelihood`); `advice` is what to
-    /// change for that run ([`crate::Sampler::if_non_finite`]).
+    /// change for that run (the samplers' `Sampler::if_non_finite`).
     #[error("{sampler} produced non-finite values by step {step} (t = {t:.4}); {advice}")]
     NonFinite { sampler: &'static str, step: usize, t: f64, advice: &'static str },
     #[error("reading a tensor back from the device failed: {0}")]
@@ -132,11 +132,6 @@ impl SampleError {
             SampleError::Diverged { .. } => ErrorName::Diverged,
             SampleError::Readback(_) | SampleError::Solver(_) => ErrorName::Run,
         }
-    }
-
-    /// `sampler` stopped at `step` (time `t`) on NaN or ±∞.
-    pub fn non_finite(sampler: crate::Sampler, step: usize, t: f64) -> Self {
-        SampleError::NonFinite { sampler: sampler.name(), step, t, advice: sampler.if_non_finite() }
     }
 
     pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {

@@ -23,8 +23,8 @@ use burn::module::Param;
 use burn::nn::{GroupNorm, Linear, PaddingConfig2d};
 use burn::prelude::*;
 
-use crate::model::{ScoreNet, ScoreNetConfig};
-use crate::unet::{Attention, ResBlock, UNet, UNetConfig};
+use crate::nn::ncsn::{ScoreNet, ScoreNetConfig};
+use crate::nn::unet::{Attention, ResBlock, UNet, UNetConfig};
 
 /// ONNX IR version 8 with the default-domain opset 17 (ONNX 1.12): supported by every current
 /// runtime, and new enough for everything used here.
@@ -61,7 +61,7 @@ pub fn export(net: &ScoreNet, config: &ScoreNetConfig, producer_version: &str) -
     let emb = g.silu(&dense);
 
     // Encoder.
-    let sizes: Vec<[i64; 2]> = crate::model::level_sizes(config.height, config.width, config.widths.len()).into_iter().map(|[a, b]| [a as i64, b as i64]).collect();
+    let sizes: Vec<[i64; 2]> = crate::nn::layers::level_sizes(config.height, config.width, config.widths.len()).into_iter().map(|[a, b]| [a as i64, b as i64]).collect();
     let mut skips = Vec::new();
     let mut x = "x".to_string();
     for (i, block) in net.down.iter().enumerate() {

@@ -13,7 +13,8 @@
 use std::collections::BTreeMap;
 
 use crate::error::{ConfigError, WeightsError};
-use crate::weights::{self, Decoded, Dtype};
+use crate::store::Dtype;
+use crate::store::safetensors::{self, Decoded};
 
 /// How far the coefficients' sum may be from 1.
 pub const SUM_TOLERANCE: f64 = 1e-6;
@@ -34,14 +35,14 @@ pub fn combine(snapshots: &[(&[u8], f64)], to: Dtype) -> Result<Vec<u8>, Weights
     if (sum - 1.0).abs() > SUM_TOLERANCE {
         return Err(invalid(format!("sum to {sum}, not 1: an average keeps a constant weight constant")));
     }
-    let first = weights::decode(snapshots[0].0)?;
+    let first = safetensors::decode(snapshots[0].0)?;
     let mut total: Vec<Vec<f64>> = first.iter().map(|t| vec![0.0; t.values.len()]).collect();
     for (index, (bytes, c)) in snapshots.iter().enumerate() {
         let decoded;
         let tensors = if index == 0 {
             &first
         } else {
-            decoded = weights::decode(bytes)?;
+            decoded = safetensors::decode(bytes)?;
             &decoded
         };
         let by_name: BTreeMap<&str, &Decoded> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
@@ -63,7 +64,7 @@ pub fn combine(snapshots: &[(&[u8], f64)], to: Dtype) -> Result<Vec<u8>, Weights
         .zip(total)
         .map(|(t, values)| Decoded { name: t.name.clone(), shape: t.shape.clone(), values: values.into_iter().map(|v| v as f32).collect(), dtype: t.dtype.clone() })
         .collect();
-    weights::encode(&combined, weights::metadata(snapshots[0].0)?.as_ref(), to, |_| true)
+    safetensors::encode(&combined, safetensors::metadata(snapshots[0].0)?.as_ref(), to, |_| true)
 }
 
 #[cfg(test)]
@@ -72,7 +73,7 @@ mod tests {
 
     fn file(values: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
         let tensors: Vec<Decoded> = values.iter().map(|(n, s, v)| Decoded { name: n.to_string(), shape: s.clone(), values: v.clone(), dtype: "F32".into() }).collect();
-        weights::encode(&tensors, None, Dtype::F32, |_| true).unwrap()
+        safetensors::encode(&tensors, None, Dtype::F32, |_| true).unwrap()
     }
 
     /// Σ cᵢ θᵢ, tensor by tensor, with names matched (not positions): the second file lists its
@@ -81,7 +82,7 @@ mod tests {
     fn combines_tensors_by_name() {
         let a = file(&[("w", vec![2], vec![1.0, 2.0]), ("b", vec![1], vec![4.0])]);
         let b = file(&[("b", vec![1], vec![0.0]), ("w", vec![2], vec![3.0, -2.0])]);
-        let out = weights::decode(&combine(&[(&a, 0.25), (&b, 0.75)], Dtype::F32).unwrap()).unwrap();
+        let out = safetensors::decode(&combine(&[(&a, 0.25), (&b, 0.75)], Dtype::F32).unwrap()).unwrap();
         let get = |n: &str| out.iter().find(|t| t.name == n).unwrap().values.clone();
         assert_eq!(get("w"), vec![0.25 * 1.0 + 0.75 * 3.0, 0.25 * 2.0 + 0.75 * -2.0]);
         assert_eq!(get("b"), vec![1.0]);

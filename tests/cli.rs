@@ -213,7 +213,7 @@ fn average_combines_snapshots_of_one_network() {
     let (ok, stdout, stderr) = run(bin().args(["average", "--dtype", "f32", "--coefficients", "0.25,0.75", "--snapshots"]).arg(format!("{},{}", a.display(), b.display())).arg("--out").arg(&out));
     assert!(ok, "{stderr}");
     assert!(stdout.contains("avg.safetensors"), "{stdout}");
-    let tensors = |name: &str| scorefield::weights::decode(&std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap()).unwrap();
+    let tensors = |name: &str| scorefield::store::safetensors::decode(&std::fs::read(dir.join(format!("{name}.safetensors"))).unwrap()).unwrap();
     let (ta, tb, tavg) = (tensors("a"), tensors("b"), tensors("avg"));
     assert_eq!(ta.len(), tavg.len());
     let mut differ = false;

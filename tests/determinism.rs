@@ -10,7 +10,7 @@ use scorefield::sampling::{self, SampleOptions, Sampler, no_observer};
 fn same_seed_gives_same_samples_on_the_same_device() {
     let device = Device::flex();
     let (card, bytes) = common::tiny_unet(&device);
-    let model = scorefield::weights::load(&card, &bytes, &device).unwrap();
+    let model = scorefield::store::load(&card, &bytes, &device).unwrap();
     for sampler in [Sampler::EulerMaruyama, Sampler::PredictorCorrector, Sampler::OdeRk45, Sampler::EdmHeun, Sampler::DpmSolver2M] {
         let run = |seed| {
             // edm-heun with churn, so that the seed matters to it too.
@@ -35,7 +35,7 @@ fn a_sample_does_not_depend_on_the_batch_it_is_drawn_in() {
     use scorefield::sampling::inpaint::{Known, inpaint};
     let device = Device::flex();
     let (card, bytes) = common::tiny_unet(&device);
-    let model = scorefield::weights::load(&card, &bytes, &device).unwrap();
+    let model = scorefield::store::load(&card, &bytes, &device).unwrap();
     let pixels = 64;
     let image: Vec<f32> = (0..5 * pixels).map(|i| ((i * 13) % 17) as f32 / 16.0).collect();
     let mask: Vec<f32> = (0..pixels).map(|p| (p < 24) as u8 as f32).collect();
@@ -79,7 +79,7 @@ fn no_two_seeds_share_an_image() {
     use std::collections::HashSet;
     let device = Device::flex();
     let (card, bytes) = common::tiny_unet(&device);
-    let model = scorefield::weights::load(&card, &bytes, &device).unwrap();
+    let model = scorefield::store::load(&card, &bytes, &device).unwrap();
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
     let mut priors = HashSet::new();
     let mut samples = HashSet::new();

@@ -10,7 +10,7 @@ use scorefield::likelihood::References;
 use scorefield::sampling::interpolate::interpolate;
 use scorefield::sampling::ode::{encode_rk45, sample_rk45};
 use scorefield::sampling::{DEFAULT_ODE_TOL, no_observer};
-use scorefield::weights::files;
+use scorefield::store::files;
 
 /// With the exact score of Gaussian data the probability-flow ODE is an exact bijection: for
 /// N(μ, s² I) data on the VE SDE the code is x(T) = μ + (x − μ)·√((s² + σ(T)²)/(s² + σ(ε)²)), and

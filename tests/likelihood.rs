@@ -8,7 +8,7 @@ use pollster::block_on;
 use scorefield::Sde;
 use scorefield::likelihood::{self, LikelihoodOptions, References, dequantize, log_likelihood};
 use scorefield::sampling::{Flow, Step, no_observer};
-use scorefield::{SampleError, weights::ModelCard};
+use scorefield::{SampleError, store::ModelCard};
 
 /// A 1×8×8 Gaussian image (mean 0.5, std 0.2, correlation 0.5^|i−j|). With the exact score, the
 /// ODE's density at ε is p_ε = N(m μ, m² Σ + σ² I), known in closed form. Bits/dim

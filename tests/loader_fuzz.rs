@@ -6,7 +6,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use scorefield::weights::{self, ModelCard};
+use scorefield::store::{self, ModelCard};
 use scorefield::{Architecture, Device, Parameterisation, Sde, UNetConfig};
 
 /// The project's SplitMix64, so the corpus is the same on every run.
@@ -126,12 +126,12 @@ fn thousands_of_mutated_model_files_fail_cleanly_and_never_panic() {
     let arch = UNetConfig { height: 8, width: 8, widths: vec![4, 8], embed_dim: 8, ..Default::default() };
     let card = ModelCard::new("fuzz", Architecture::Unet(arch), Parameterisation::Edm { sigma_data: 0.3 }, Sde::ve(10.0));
     device.seed(1);
-    let model = weights::init(&card, &device).unwrap();
-    let bytes = weights::save(&model).unwrap();
-    assert!(weights::load(&card, &bytes, &device).is_ok(), "the unmutated file loads");
+    let model = store::init(&card, &device).unwrap();
+    let bytes = store::save(&model).unwrap();
+    assert!(store::load(&card, &bytes, &device).is_ok(), "the unmutated file loads");
     // A third of the weight mutations start from the 8-bit file (I8 tensors with F32 scales, F16 rest).
-    let int8 = weights::convert_safetensors(&bytes, weights::Dtype::Int8).unwrap();
-    assert!(weights::load(&card, &int8, &device).is_ok(), "the unmutated 8-bit file loads");
+    let int8 = store::safetensors::convert_safetensors(&bytes, store::Dtype::Int8).unwrap();
+    assert!(store::load(&card, &int8, &device).is_ok(), "the unmutated 8-bit file loads");
 
     let mut rng = Rng::new(2026);
     let (mut loaded, mut refused) = (0, 0);
@@ -140,7 +140,7 @@ fn thousands_of_mutated_model_files_fail_cleanly_and_never_panic() {
         let (card_text, weights_bytes) = if i % 4 == 3 { (mutate_card(&card, &mut rng), bytes.clone()) } else { (card.to_json(), mutate_weights(if i % 2 == 0 { &bytes } else { &int8 }, &mut rng)) };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             let card = ModelCard::from_json(&card_text).map_err(|e| e.to_string())?;
-            weights::load(&card, &weights_bytes, &device).map(|_| ()).map_err(|e| e.to_string())
+            store::load(&card, &weights_bytes, &device).map(|_| ()).map_err(|e| e.to_string())
         }));
         match outcome {
             Err(_) => panic!("mutation {i} panicked the loader (card {card_text:.200}, {} weight bytes)", weights_bytes.len()),
@@ -162,6 +162,6 @@ fn a_header_claiming_a_huge_tensor_is_refused_before_allocating() {
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
     bytes.extend_from_slice(header.as_bytes());
     bytes.extend_from_slice(&[0u8; 64]);
-    let err = weights::parse_safetensors(&bytes).unwrap_err().to_string();
+    let err = store::safetensors::parse_safetensors(&bytes).unwrap_err().to_string();
     assert!(err.contains("outside") || err.contains("truncated"), "{err}");
 }

@@ -19,15 +19,15 @@ fn wgpu_and_cpu_agree_on_a_tiny_model() {
     use burn::prelude::*;
     use pollster::block_on;
     use scorefield::sampling::{self, SampleOptions, Sampler, no_observer};
-    use scorefield::{ScoreFn, weights};
+    use scorefield::{ScoreFn, store};
 
     let gpu = wgpu_device();
     println!("wgpu adapter: {}", gpu.adapter);
     let cpu = Device::flex();
     // The EDM U-Net with non-zero weights everywhere (attention and GroupNorm included).
     let (card, bytes) = common::tiny_unet(&cpu);
-    let on_cpu = weights::load(&card, &bytes, &cpu).unwrap();
-    let on_gpu = weights::load(&card, &bytes, &gpu.device).unwrap();
+    let on_cpu = store::load(&card, &bytes, &cpu).unwrap();
+    let on_gpu = store::load(&card, &bytes, &gpu.device).unwrap();
 
     let x: Vec<f32> = (0..2 * 64).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
     let score = |model: &scorefield::ScoreModel, device: &Device| {

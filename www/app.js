@@ -44,7 +44,7 @@ function showBackend(info) {
   badge.textContent = `${info.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${info.adapter}${info.fallbackReason ? ` (${info.fallbackReason})` : ''}${workers}`;
   badge.className = `badge ${info.backend}`;
   badge.dataset.backend = info.backend;
-  // The page's largest batch, or fewer: what this device's buffers hold (src/model.rs max_batch_for).
+  // The page's largest batch, or fewer: what this device's buffers hold (src/nn/layers.rs max_batch_for).
   $('batch').max = String(Math.min(info.defaults.maxBatch, info.maxBatch));
 }
 

@@ -21,7 +21,6 @@
 use burn::prelude::*;
 
 use super::ScoreFn;
-use crate::classifier::NoisyClassifier;
 use crate::error::SampleError;
 use crate::sde::Sde;
 
@@ -92,31 +91,26 @@ pub trait ClassGradient {
     fn grad_log_prob(&self, x: Tensor<4>, sigma: f64, labels: &[usize]) -> Tensor<4>;
 }
 
-impl ClassGradient for NoisyClassifier {
-    fn classes(&self) -> usize {
-        NoisyClassifier::classes(self)
-    }
-
-    fn grad_log_prob(&self, x: Tensor<4>, sigma: f64, labels: &[usize]) -> Tensor<4> {
-        NoisyClassifier::grad_log_prob(self, x, sigma, labels)
-    }
-}
-
 /// The guided score s(x, t) + w·∇ₓ log p_t(y | x), or, without a guide, s itself: the one score
 /// function every caller samples with, guided or not.
-pub struct Guided<'a, S, C = NoisyClassifier> {
-    score: &'a S,
+pub struct Guided<'a, S, C> {
+    score: S,
     sde: Sde,
     guide: Option<(&'a C, Guidance)>,
 }
 
 impl<'a, S: ScoreFn, C: ClassGradient> Guided<'a, S, C> {
     /// Checks the guidance against its classifier (its number of classes).
-    pub fn new(score: &'a S, sde: Sde, guide: Option<(&'a C, Guidance)>) -> Result<Self, SampleError> {
+    pub fn new(score: S, sde: Sde, guide: Option<(&'a C, Guidance)>) -> Result<Self, SampleError> {
         if let Some((classifier, guidance)) = &guide {
             guidance.validate(classifier.classes())?;
         }
         Ok(Self { score, sde, guide })
+    }
+
+    /// The score it guides.
+    pub fn inner(&self) -> &S {
+        &self.score
     }
 }
 
@@ -198,7 +192,7 @@ mod tests {
                 let (m, sigma) = sde.marginal(t);
                 let score = mixture.score_fn(&sde);
                 let guidance = Guidance { classes: vec![1, 0], scale: 1.0, min_sigma: 0.0, max_sigma: f64::INFINITY };
-                let guided: Vec<f32> = Guided::new(&score, sde, Some((&posterior, guidance))).unwrap().score(x.clone(), t).into_data().try_to_vec::<f32>().unwrap();
+                let guided: Vec<f32> = Guided::new(score, sde, Some((&posterior, guidance))).unwrap().score(x.clone(), t).into_data().try_to_vec::<f32>().unwrap();
                 for (b, p) in points.iter().enumerate() {
                     let y = [1, 0][b % 2];
                     let v = m * m * mixture.stds[y].powi(2) + sigma * sigma;

@@ -92,7 +92,7 @@ async fn report<O: Observer>(observer: &mut O, sde: &Sde, sampler: Sampler, step
     match observer.observe(Step { step, total: Some(total), t, progress, x: &x, x_mean: denoised }).await {
         Flow::Continue => Ok(()),
         Flow::Cancel => Err(SampleError::Cancelled { step }),
-        Flow::NonFinite => Err(SampleError::non_finite(sampler, step, t)),
+        Flow::NonFinite => Err(sampler.non_finite(step, t)),
     }
 }
 

@@ -26,60 +26,8 @@ use crate::error::SampleError;
 use crate::sde::Sde;
 
 pub use inpaint::Known;
-
-/// A score function s(x, t) ≈ ∇ₓ log p_t(x), for a batch `x` [B, C, H, W] at one time `t`.
-pub trait ScoreFn {
-    fn score(&self, x: Tensor<4>, t: f64) -> Tensor<4>;
-}
-
-impl<F: Fn(Tensor<4>, f64) -> Tensor<4>> ScoreFn for F {
-    fn score(&self, x: Tensor<4>, t: f64) -> Tensor<4> {
-        self(x, t)
-    }
-}
-
-/// What an observer sees after each step: the step number (1-based), the planned total (`None`
-/// for the adaptive solver), the time reached, and the current state. Reading `x` back is the
-/// observer's choice (and cost).
-pub struct Step<'a> {
-    pub step: usize,
-    pub total: Option<usize>,
-    pub t: f64,
-    /// Fraction of the time interval [ε, T] covered so far, in [0, 1].
-    pub progress: f64,
-    pub x: &'a Tensor<4>,
-    /// The noise-free part of the last update (score_sde's `x_mean`): the better preview.
-    pub x_mean: &'a Tensor<4>,
-}
-
-/// Whether the run should go on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flow {
-    Continue,
-    Cancel,
-    /// The observer saw NaN or ±∞ in x (it read x back anyway, e.g. for a preview): the run stops
-    /// with [`SampleError::NonFinite`] naming the sampler and the step.
-    NonFinite,
-}
-
-/// Progress callback, called after every step; async so that it can read tensors back in a
-/// browser (where only asynchronous readback exists) and yield to the event loop.
-#[allow(async_fn_in_trait)]
-pub trait Observer {
-    async fn observe(&mut self, step: Step<'_>) -> Flow;
-}
-
-/// Any `FnMut(&Step) -> Flow` closure is an observer (one that never awaits).
-impl<F: FnMut(&Step<'_>) -> Flow> Observer for F {
-    async fn observe(&mut self, step: Step<'_>) -> Flow {
-        self(&step)
-    }
-}
-
-/// An observer that lets every run finish.
-pub fn no_observer() -> impl Observer {
-    |_: &Step<'_>| Flow::Continue
-}
+/// The vocabulary every sampler is written in (defined in [`crate::score`]).
+pub use crate::score::{Flow, Observer, ScoreFn, Step, no_observer};
 
 /// The samplers, by the names that the CLI, JavaScript and model cards use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +100,11 @@ impl Sampler {
             Sampler::OdeRk45 => "try a smaller rtol and atol",
             Sampler::EulerMaruyama | Sampler::ReverseDiffusion | Sampler::OdeEuler | Sampler::OdeHeun | Sampler::EdmHeun | Sampler::DpmSolver2M => "try more steps",
         }
+    }
+
+    /// The error of a run of this sampler stopped at `step` (time `t`) on NaN or ±∞.
+    pub fn non_finite(self, step: usize, t: f64) -> SampleError {
+        SampleError::NonFinite { sampler: self.name(), step, t, advice: self.if_non_finite() }
     }
 
     /// Score evaluations of a run with `steps` steps and `corrector_steps` corrector iterations

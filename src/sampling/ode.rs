@@ -92,7 +92,7 @@ where
         let norm_t = (err / scale).powi_scalar(2).mean().sqrt();
         let norm = norm_t.into_scalar_async::<f32>().await.map_err(|e| SampleError::Readback(format!("{e:?}")))? as f64;
         if !norm.is_finite() {
-            return Err(SampleError::non_finite(Sampler::OdeRk45, accepted + 1, t));
+            return Err(Sampler::OdeRk45.non_finite(accepted + 1, t));
         }
         if norm <= 1.0 {
             t += h;
@@ -107,7 +107,7 @@ where
             match on_step(accepted, t, &y).await {
                 Flow::Continue => {}
                 Flow::Cancel => return Err(SampleError::Cancelled { step: accepted }),
-                Flow::NonFinite => return Err(SampleError::non_finite(Sampler::OdeRk45, accepted, t)),
+                Flow::NonFinite => return Err(Sampler::OdeRk45.non_finite(accepted, t)),
             }
         } else {
             rejected += 1;

@@ -214,7 +214,7 @@ pub async fn run<S: ScoreFn, O: Observer>(
         match observer.observe(step).await {
             Flow::Continue => {}
             Flow::Cancel => return Err(SampleError::Cancelled { step: i + 1 }),
-            Flow::NonFinite => return Err(SampleError::non_finite(sampler, i + 1, t_reached)),
+            Flow::NonFinite => return Err(sampler.non_finite(i + 1, t_reached)),
         }
     }
     Ok(x)

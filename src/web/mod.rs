@@ -26,11 +26,13 @@ pub use error::{ErrorName, WebError};
 
 use crate::backend::Backend;
 use crate::sampling::{self, Known, SampleOptions, Sampler, catalog};
-use crate::classifier::{self, ClassifierCard, NoisyClassifier};
-use crate::sampling::autoguidance::Autoguided;
-use crate::sampling::guidance::{Guidance, Guided};
+use crate::nn::classifier::NoisyClassifier;
+use crate::store::classifier::{self, ClassifierCard};
+use crate::compose::RunScore;
+use crate::sampling::autoguidance::Autoguidance;
+use crate::sampling::guidance::Guidance;
 use crate::likelihood;
-use crate::weights::{self, ModelCard};
+use crate::store::{self, ModelCard};
 use device::{device_lost, fetch_bytes, resolve, start_webgpu};
 use crate::serde_fields::field_names;
 use observer::{JsObserver, now_ms, tensor_to_js};
@@ -61,7 +63,7 @@ pub fn start() {
 }
 
 /// One score evaluation at t = 0.5, waited for by reading its sum back (the device has finished).
-async fn evaluate_once(model: &crate::ScoreModel, x: Tensor<4>) -> Result<f32, String> {
+async fn evaluate_once(model: &crate::model::ScoreModel, x: Tensor<4>) -> Result<f32, String> {
     use crate::sampling::ScoreFn;
     let total = model.score(x, 0.5).sum().into_data_async().await.map_err(|e| format!("readback failed: {e:?}"))?;
     total.try_to_vec::<f32>().map_err(|e| format!("{e:?}")).map(|v| v[0])
@@ -79,7 +81,7 @@ fn parse_load_options(options: JsValue) -> Result<LoadOptions, WebError> {
 #[wasm_bindgen(js_name = ScoreModel)]
 pub struct WebModel {
     card: ModelCard,
-    model: crate::ScoreModel,
+    model: crate::model::ScoreModel,
     backend: Backend,
     /// Why `auto` did not take WebGPU, if it did not.
     fallback_reason: Option<String>,
@@ -104,7 +106,7 @@ enum Worse {
     /// It could not be fetched or read: runs that ask for autoguidance give this error; the
     /// others run on the model alone.
     Broken(WebError),
-    Loaded(Box<crate::ScoreModel>),
+    Loaded(Box<crate::model::ScoreModel>),
 }
 
 /// The worse model's card and weights, fetched with the model (or why not), to be loaded on
@@ -183,7 +185,7 @@ impl WebModel {
     pub fn set_guide(&mut self, card_json: String, weights: Vec<u8>) -> Result<(), WebError> {
         let card = ModelCard::from_json(&card_json).map_err(|e| WebError::model_file(format!("guide model card: {e}")))?;
         self.card.check_guide(&card).map_err(|e| WebError::model_file(format!("guide model card: {e}")))?;
-        let model = weights::load(&card, &weights, &self.backend.device).map_err(|e| WebError::model_file(format!("guide model: {e}")))?;
+        let model = store::load(&card, &weights, &self.backend.device).map_err(|e| WebError::model_file(format!("guide model: {e}")))?;
         self.worse = Worse::Loaded(Box::new(model));
         Ok(())
     }
@@ -237,11 +239,11 @@ impl WebModel {
     async fn start(card: ModelCard, weights: &[u8], options: JsValue, classifier: Guide, worse: WorseSource) -> Result<WebModel, WebError> {
         let options = parse_load_options(options)?;
         let (backend, fallback_reason) = resolve(options.backend).await?;
-        let model = weights::load(&card, weights, &backend.device)?;
+        let model = store::load(&card, weights, &backend.device)?;
         let mut worse = match worse {
             WorseSource::None => Worse::None,
             WorseSource::Broken(e) => Worse::Broken(e),
-            WorseSource::Bytes(guide, bytes) => match weights::load(&guide, &bytes, &backend.device) {
+            WorseSource::Bytes(guide, bytes) => match store::load(&guide, &bytes, &backend.device) {
                 Ok(m) => Worse::Loaded(Box::new(m)),
                 Err(e) => Worse::Broken(WebError::model_file(format!("guide model `{}`: {e}", guide.name))),
             },
@@ -448,11 +450,10 @@ impl WebModel {
         self.check_batch(batch)?;
         let (mut observer, _guard) = self.observer(on_progress, options.run_id()?, every(preview_every, &sample_options), options.preview_of);
         let guide = self.guide(&options, sample_options.first_sample).await?;
-        let auto = self.score_of(&options)?;
-        let score = Guided::new(&auto, self.model.sde, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
+        let score = RunScore::new(&self.model, self.guide_model(&options)?, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
         let start = js_sys::Date::now();
         let out = sampling::sample(&score, &self.model.sde, [batch, c, h, w], &sample_options, &self.backend.device, &mut observer).await.map_err(|e| self.fail(e))?;
-        self.finish(out, auto.bad_evals(), start, sample_options.sampler, observer.observer_ms.get()).await
+        self.finish(out, score.guide_evals(), start, sample_options.sampler, observer.observer_ms.get()).await
     }
 
     /// Fills in where `mask` is 0. `image`: C·H·W values in the card's range (one image, repeated
@@ -475,11 +476,10 @@ impl WebModel {
         let known = Known::from_host(&images, &mask, [batch, c, h, w], self.card.image.range, &self.backend.device)?;
         let (mut observer, _guard) = self.observer(on_progress, options.run_id()?, every(preview_every, &sample_options), options.preview_of);
         let guide = self.guide(&options, sample_options.first_sample).await?;
-        let auto = self.score_of(&options)?;
-        let score = Guided::new(&auto, self.model.sde, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
+        let score = RunScore::new(&self.model, self.guide_model(&options)?, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
         let start = js_sys::Date::now();
         let out = sampling::inpaint::inpaint(&score, &self.model.sde, &known, &sample_options, &mut observer).await.map_err(|e| self.fail(e))?;
-        self.finish(out, auto.bad_evals(), start, sample_options.sampler, observer.observer_ms.get()).await
+        self.finish(out, score.guide_evals(), start, sample_options.sampler, observer.observer_ms.get()).await
     }
 
     /// Bits/dim of one 8-bit image through the probability-flow ODE, as `scorefield likelihood`
@@ -591,16 +591,15 @@ async fn fetch_guide(name: &str, card_url: &str, model: &ModelCard) -> Result<(M
 }
 
 impl WebModel {
-    /// The score a run samples: the model autoguided by its worse model at the run's
-    /// `autoguidance` weight (default [`crate::sampling::autoguidance::DEFAULT_AUTOGUIDANCE`]
-    /// when the model has one), or the model alone.
-    fn score_of(&self, options: &RunOptions) -> Result<Autoguided<'_, crate::ScoreModel, crate::ScoreModel>, WebError> {
-        let sde = self.model.sde;
+    /// The guide model and autoguidance of a run: its `autoguidance` weight (default
+    /// [`crate::sampling::autoguidance::DEFAULT_AUTOGUIDANCE`] when the model has a guide), or
+    /// `None` for the model alone.
+    fn guide_model(&self, options: &RunOptions) -> Result<Option<(&crate::model::ScoreModel, Autoguidance)>, WebError> {
         match (&self.worse, options.autoguidance()?) {
-            (_, None) => Ok(Autoguided::new(&self.model, sde, None)?),
-            (Worse::Loaded(worse), Some(guidance)) => Ok(Autoguided::new(&self.model, sde, Some((&**worse, guidance)))?),
+            (_, None) => Ok(None),
+            (Worse::Loaded(worse), Some(guidance)) => Ok(Some((&**worse, guidance))),
             // Absent, the default: the model alone when its guide is missing or broken.
-            (Worse::None | Worse::Broken(_), Some(_)) if options.autoguidance.is_none() => Ok(Autoguided::new(&self.model, sde, None)?),
+            (Worse::None | Worse::Broken(_), Some(_)) if options.autoguidance.is_none() => Ok(None),
             (Worse::None, Some(_)) => Err(WebError::invalid(format!("`autoguidance` needs a guide model, and the model card `{}` names none", self.card.name))),
             (Worse::Broken(e), Some(_)) => Err(e.clone()),
         }

@@ -32,7 +32,7 @@ pub(super) struct JsObserver {
     pub(super) on_progress: Option<Function>,
     pub(super) preview_every: usize,
     pub(super) preview_of: PreviewOf,
-    pub(super) sde: crate::Sde,
+    pub(super) sde: crate::sde::Sde,
     pub(super) cancel: Rc<Cell<bool>>,
     /// The device's lost flag: a run on a lost GPU stops at its next step (and reports the loss).
     pub(super) lost: std::sync::Arc<std::sync::OnceLock<String>>,

@@ -149,12 +149,12 @@ pub fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
 /// output layers would make every comparison of its outputs trivially pass.
 #[allow(dead_code)]
 pub fn tiny_unet(device: &Device) -> (scorefield::ModelCard, Vec<u8>) {
-    use scorefield::{Architecture, Parameterisation, UNetConfig, weights};
+    use scorefield::{Architecture, Parameterisation, UNetConfig, store};
     let arch = UNetConfig { height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, ..Default::default() };
     let sde = scorefield::Sde::Ve { sigma_min: 0.002, sigma_max: 10.0 };
     let card = scorefield::ModelCard::new("tiny", Architecture::Unet(arch), Parameterisation::Edm { sigma_data: 0.3 }, sde);
-    let mut bytes = weights::save(&weights::init(&card, device).unwrap()).unwrap();
-    let (entries, _) = weights::parse_safetensors(&bytes).unwrap();
+    let mut bytes = store::save(&store::init(&card, device).unwrap()).unwrap();
+    let (entries, _) = store::safetensors::parse_safetensors(&bytes).unwrap();
     for (k, e) in entries.iter().enumerate() {
         assert_eq!(e.dtype, "F32");
         for (i, chunk) in bytes[e.start..e.end].chunks_exact_mut(4).enumerate() {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use scorefield::weights::{self, files};
+use scorefield::store::{self, files};
 use scorefield::{Device, posthoc};
 
 #[derive(Args)]
@@ -49,7 +49,7 @@ pub(crate) fn run(a: AverageArgs) -> Result<(), String> {
     let pairs: Vec<(&[u8], f64)> = bytes.iter().map(|b| b.as_slice()).zip(coefficients.iter().copied()).collect();
     let averaged = posthoc::combine(&pairs, dtype).map_err(|e| e.to_string())?;
     // Loads as the card's network, or is refused.
-    weights::load(first, &averaged, &Device::flex()).map_err(|e| e.to_string())?;
+    store::load(first, &averaged, &Device::flex()).map_err(|e| e.to_string())?;
     let stem = super::out_stem(&a.out)?;
     let latest = cards.iter().max_by_key(|c| c.training.images_seen.unwrap_or(0)).unwrap_or(first);
     let mut card = latest.clone();

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use scorefield::Device;
-use scorefield::weights::{self, files};
+use scorefield::store::{self, files};
 
 #[derive(Args)]
 pub(crate) struct ConvertArgs {
@@ -24,11 +24,11 @@ pub(crate) struct ConvertArgs {
 }
 
 /// A `--dtype` value.
-pub(crate) fn dtype(name: &str) -> Result<weights::Dtype, String> {
+pub(crate) fn dtype(name: &str) -> Result<store::Dtype, String> {
     match name.to_ascii_lowercase().as_str() {
-        "f16" => Ok(weights::Dtype::F16),
-        "f32" => Ok(weights::Dtype::F32),
-        "int8" => Ok(weights::Dtype::Int8),
+        "f16" => Ok(store::Dtype::F16),
+        "f32" => Ok(store::Dtype::F32),
+        "int8" => Ok(store::Dtype::Int8),
         other => Err(format!("--dtype {other}: expected f32, f16 or int8")),
     }
 }
@@ -39,13 +39,13 @@ pub(crate) fn run(a: ConvertArgs) -> Result<(), String> {
     let source = files::weights_path(&a.model, &card);
     let bytes = std::fs::read(&source).map_err(|e| format!("{}: {e}", source.display()))?;
     // Loads before and after: the converted file must be a valid model for the same card.
-    weights::load(&card, &bytes, &Device::flex()).map_err(|e| e.to_string())?;
-    if !a.int8_only.is_empty() && dtype != weights::Dtype::Int8 {
+    store::load(&card, &bytes, &Device::flex()).map_err(|e| e.to_string())?;
+    if !a.int8_only.is_empty() && dtype != store::Dtype::Int8 {
         return Err("--int8-only needs --dtype int8".into());
     }
     let quantise = |name: &str| a.int8_only.is_empty() || a.int8_only.iter().any(|p| name.starts_with(p.as_str()));
-    let converted = weights::convert_safetensors_where(&bytes, dtype, quantise).map_err(|e| e.to_string())?;
-    weights::load(&card, &converted, &Device::flex()).map_err(|e| e.to_string())?;
+    let converted = store::safetensors::convert_safetensors_where(&bytes, dtype, quantise).map_err(|e| e.to_string())?;
+    store::load(&card, &converted, &Device::flex()).map_err(|e| e.to_string())?;
     card.weights = format!("{}.safetensors", super::out_stem(&a.out)?);
     let target = files::write(&a.out, &card, &converted).map_err(|e| e.to_string())?;
     println!("{} ({} bytes) -> {} ({} bytes, {:?})", source.display(), bytes.len(), target.display(), converted.len(), dtype);

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use scorefield::weights::{self, ModelCard, files};
+use scorefield::store::{self, ModelCard, files};
 use scorefield::{Architecture, Parameterisation, ScoreNetConfig, Sde, UNetConfig};
 
 use super::{DeviceArg, device};
@@ -88,7 +88,7 @@ pub(crate) fn run(a: InitArgs) -> Result<(), String> {
     let name = a.out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name like model.json")?;
     let card = ModelCard::new(name, arch, param, sde);
     device.seed(a.seed);
-    let model = weights::init(&card, &device).map_err(|e| e.to_string())?;
+    let model = store::init(&card, &device).map_err(|e| e.to_string())?;
     files::save(&a.out, &card, &model).map_err(|e| e.to_string())?;
     println!("wrote {} and {} ({} parameters, untrained)", a.out.display(), files::weights_path(&a.out, &card).display(), model.net.num_params());
     Ok(())

@@ -5,10 +5,9 @@ use std::time::Instant;
 
 use clap::Args;
 use scorefield::io::{self, NpyData};
-use scorefield::sampling::autoguidance::Autoguided;
-use scorefield::sampling::guidance::Guided;
+use scorefield::compose::RunScore;
 use scorefield::sampling::{self, Known};
-use scorefield::weights::ModelCard;
+use scorefield::store::ModelCard;
 
 use super::sample::{OutputArgs, SamplerArgs, progress, read_tensor, write_outputs};
 use super::{device, load};
@@ -67,8 +66,7 @@ pub(crate) fn run(a: InpaintArgs) -> Result<(), String> {
     let mut observer = progress("inpainting");
     let guide = a.sampler.guide(&card, &device)?;
     let worse = a.sampler.worse(&card, &device)?;
-    let auto = Autoguided::new(&model, model.sde, worse.as_ref().map(|(bad, g)| (bad, *g))).map_err(|e| e.to_string())?;
-    let score = Guided::new(&auto, model.sde, guide.as_ref().map(|(c, g)| (c, g.clone()))).map_err(|e| e.to_string())?;
+    let score = RunScore::new(&model, worse.as_ref().map(|(bad, g)| (bad, *g)), guide.as_ref().map(|(c, g)| (c, g.clone()))).map_err(|e| e.to_string())?;
     let out = pollster::block_on(sampling::inpaint::inpaint(&score, &model.sde, &known, &options, &mut observer)).map_err(|e| e.to_string())?;
     let batch = pollster::block_on(read_tensor(out.x))?;
     eprintln!();

@@ -8,7 +8,7 @@ use burn::prelude::*;
 use clap::Args;
 use scorefield::io::{self, NpyData};
 use scorefield::likelihood::{self, LikelihoodOptions, References, Reference};
-use scorefield::weights::ModelCard;
+use scorefield::store::ModelCard;
 
 use super::{DeviceArg, device, load};
 

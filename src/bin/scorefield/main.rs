@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use scorefield::weights::{ModelCard, files};
+use scorefield::store::{ModelCard, files};
 use scorefield::{Device, ScoreModel};
 
 #[derive(Parser)]

@@ -7,12 +7,13 @@ use std::time::Instant;
 use burn::prelude::*;
 use clap::Args;
 use scorefield::io::{self, Batch};
-use scorefield::classifier::NoisyClassifier;
-use scorefield::sampling::autoguidance::{self, Autoguidance, Autoguided};
-use scorefield::sampling::guidance::{self, Guidance, Guided};
+use scorefield::nn::classifier::NoisyClassifier;
+use scorefield::compose::RunScore;
+use scorefield::sampling::autoguidance::{self, Autoguidance};
+use scorefield::sampling::guidance::{self, Guidance};
 use scorefield::sampling::{self, Flow, SampleOptions, Sampler, Step, catalog};
 use scorefield::ScoreModel;
-use scorefield::weights::{ModelCard, files};
+use scorefield::store::{ModelCard, files};
 
 use super::{DeviceArg, device, load};
 
@@ -114,7 +115,7 @@ pub(crate) fn classifier_path(model: &std::path::Path, card: &ModelCard, flag: O
 /// against the model's images.
 pub(crate) fn load_classifier(model: &std::path::Path, card: &ModelCard, flag: Option<&std::path::Path>, device: &burn::prelude::Device) -> Result<NoisyClassifier, String> {
     let path = classifier_path(model, card, flag)?;
-    let (classifier_card, classifier) = scorefield::classifier::files::load(&path, device).map_err(|e| format!("the classifier: {e}"))?;
+    let (classifier_card, classifier) = scorefield::store::classifier::files::load(&path, device).map_err(|e| format!("the classifier: {e}"))?;
     classifier_card.check_for(card).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(classifier)
 }
@@ -238,15 +239,14 @@ pub(crate) fn run(a: SampleArgs) -> Result<(), String> {
     let options = a.sampler.options()?;
     let guide = a.sampler.guide(&card, &device)?;
     let worse = a.sampler.worse(&card, &device)?;
-    let auto = Autoguided::new(&model, model.sde, worse.as_ref().map(|(bad, g)| (bad, *g))).map_err(|e| e.to_string())?;
-    let score = Guided::new(&auto, model.sde, guide.as_ref().map(|(c, g)| (c, g.clone()))).map_err(|e| e.to_string())?;
+    let score = RunScore::new(&model, worse.as_ref().map(|(bad, g)| (bad, *g)), guide.as_ref().map(|(c, g)| (c, g.clone()))).map_err(|e| e.to_string())?;
     let [c, h, w] = card.image_shape();
     let start = Instant::now();
     let mut observer = progress("sampling");
     let out = pollster::block_on(sampling::sample(&score, &model.sde, [a.n, c, h, w], &options, &device, &mut observer)).map_err(|e| e.to_string())?;
     let batch = pollster::block_on(read_tensor(out.x))?;
     eprintln!();
-    let autoguided = worse.as_ref().map(|(_, g)| format!(", autoguidance w = {}: {} of them by the guide model", g.weight, auto.bad_evals())).unwrap_or_default();
-    println!("{} samples with {} in {:.2}s ({} network evaluations{autoguided})", a.n, options.sampler.name(), start.elapsed().as_secs_f64(), out.evals + auto.bad_evals());
+    let autoguided = worse.as_ref().map(|(_, g)| format!(", autoguidance w = {}: {} of them by the guide model", g.weight, score.guide_evals())).unwrap_or_default();
+    println!("{} samples with {} in {:.2}s ({} network evaluations{autoguided})", a.n, options.sampler.name(), start.elapsed().as_secs_f64(), out.evals + score.guide_evals());
     write_outputs(&batch, &card, &a.output)
 }

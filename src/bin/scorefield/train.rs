@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use burn::prelude::*;
 use clap::Args;
 use scorefield::train::TrainConfig;
-use scorefield::weights::files;
+use scorefield::store::files;
 use scorefield::{Sde, UNetConfig};
 
 use super::{DeviceArg, device, hardware};
@@ -27,9 +27,10 @@ pub(crate) struct TrainArgs {
     #[arg(long)]
     resume: bool,
     /// Total steps of the run (a session may stop earlier with --until or Ctrl-C: the last
-    /// checkpoint resumes it).
-    #[arg(long, default_value_t = TrainConfig::default().steps)]
-    steps: u64,
+    /// checkpoint resumes it). Default: 1,000,000 for a new run; a resumed run keeps its own unless
+    /// this changes it.
+    #[arg(long)]
+    steps: Option<u64>,
     /// Stop this session at this step (default: --steps).
     #[arg(long)]
     until: Option<u64>,
@@ -95,7 +96,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
     let cache = a.data.cache();
     let chosen = a.data.spec()?;
     let mut trainer = if a.resume {
-        let mut t = Trainer::load_checkpoint(&a.checkpoint, &device, Some(a.steps)).map_err(|e| e.to_string())?;
+        let mut t = Trainer::load_checkpoint(&a.checkpoint, &device, a.steps).map_err(|e| e.to_string())?;
         if let Some(c) = &a.cooldown {
             (t.config.cooldown_start_images, t.config.cooldown_images) = *c;
         }
@@ -110,7 +111,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
         let [channels, height, width] = train_set.shape;
         let arch = UNetConfig { channels, height, width, widths: a.widths.clone(), embed_dim: a.embed_dim, dropout: a.dropout, ..Default::default() };
         let config = TrainConfig {
-            steps: a.steps,
+            steps: a.steps.unwrap_or(TrainConfig::default().steps),
             batch_size: a.batch_size,
             learning_rate: a.lr,
             warmup: a.warmup,

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use scorefield::classifier::{self, ClassifierArch, ClassifierCard, ClassifierTraining};
+use scorefield::nn::classifier::ClassifierArch;
+use scorefield::store::classifier::{self, ClassifierCard};
+use scorefield::train::classifier::{self as training, ClassifierTraining};
 
 use super::{DeviceArg, device, hardware};
 
@@ -35,9 +37,9 @@ pub(crate) struct TrainClassifierArgs {
     #[arg(long, default_value_t = ClassifierTraining::default().sigmas.to_string())]
     sigmas: String,
     /// Trunk widths (the U-Net's downsampling half).
-    #[arg(long, value_delimiter = ',', default_values_t = classifier::default_trunk().widths)]
+    #[arg(long, value_delimiter = ',', default_values_t = scorefield::nn::classifier::default_trunk().widths)]
     widths: Vec<usize>,
-    #[arg(long, default_value_t = classifier::default_trunk().embed_dim)]
+    #[arg(long, default_value_t = scorefield::nn::classifier::default_trunk().embed_dim)]
     embed_dim: usize,
     /// Cache folder of the digits (default $SCOREFIELD_CACHE or ~/.cache/scorefield).
     #[arg(long)]
@@ -54,7 +56,7 @@ fn beside(model: &Path) -> PathBuf {
 
 pub(crate) fn run(a: TrainClassifierArgs) -> Result<(), String> {
     let device = device(a.device.device)?;
-    let card = scorefield::weights::files::read_card(&a.model).map_err(|e| e.to_string())?;
+    let card = scorefield::store::files::read_card(&a.model).map_err(|e| e.to_string())?;
     let sigma_data = match card.parameterisation {
         scorefield::precond::Parameterisation::Edm { sigma_data } => sigma_data,
         // The first networks have no σ_data of their own: EDM's default scale.
@@ -62,21 +64,21 @@ pub(crate) fn run(a: TrainClassifierArgs) -> Result<(), String> {
     };
     let sde = card.sde;
     let sigma_range = [sde.noise_level(sde.eps()), sde.noise_level(1.0)];
-    let trunk = scorefield::unet::UNetConfig { channels: card.image.channels, height: card.image.height, width: card.image.width, widths: a.widths, embed_dim: a.embed_dim, ..classifier::default_trunk() };
+    let trunk = scorefield::nn::unet::UNetConfig { channels: card.image.channels, height: card.image.height, width: card.image.width, widths: a.widths, embed_dim: a.embed_dim, ..scorefield::nn::classifier::default_trunk() };
     let arch = ClassifierArch::digits(trunk, sigma_data);
-    let sigmas = classifier::SigmaDraw::parse(&a.sigmas).map_err(|e| e.to_string())?;
+    let sigmas = training::SigmaDraw::parse(&a.sigmas).map_err(|e| e.to_string())?;
     let config = ClassifierTraining { epochs: a.epochs, batch_size: a.batch_size, learning_rate: a.lr, seed: a.seed, sigmas };
     let cache = a.cache.unwrap_or_else(scorefield::data::cache_dir);
     let digits = scorefield::data::mnist::load_or_fetch(&cache).map_err(|e| e.to_string())?;
     let (train, held) = scorefield::data::mnist::split(&digits);
     eprintln!("training a classifier on {} digits noised at σ ∈ [{:.3}, {:.1}] ({}), {} epochs", train.len(), sigma_range[0], sigma_range[1], config.sigmas, config.epochs);
     let start = Instant::now();
-    let (net, loss) = classifier::train(&train, &arch, sigma_range, card.image.range, &config, &device, |epoch, loss| {
+    let (net, loss) = training::train(&train, &arch, sigma_range, card.image.range, &config, &device, |epoch, loss| {
         eprintln!("epoch {epoch}/{}  loss {loss:.4}  {:.0}s", config.epochs, start.elapsed().as_secs_f64());
     })
     .map_err(|e| e.to_string())?;
     let seconds = start.elapsed().as_secs_f64();
-    let accuracy = classifier::accuracy_by_sigma(&net, &held, &ACCURACY_SIGMAS, card.image.range, &device);
+    let accuracy = training::accuracy_by_sigma(&net, &held, &ACCURACY_SIGMAS, card.image.range, &device);
     for [sigma, acc] in &accuracy {
         println!("σ = {sigma:<6} held-out accuracy {:.1} %", 100.0 * acc);
     }
@@ -84,7 +86,7 @@ pub(crate) fn run(a: TrainClassifierArgs) -> Result<(), String> {
     let name = out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name")?.to_string();
     let mut c = ClassifierCard::new(&name, arch, sigma_range, card.image.clone());
     c.dataset = Some(scorefield::data::DataSpec::Mnist.card_dataset(&train));
-    c.training = scorefield::weights::TrainingRecord {
+    c.training = scorefield::store::card::TrainingRecord {
         command: Some(format!("scorefield train-classifier --model {} --epochs {} --sigmas {} (for {})", a.model.display(), config.epochs, config.sigmas, card.name)),
         steps: Some((config.epochs * train.len().div_ceil(config.batch_size)) as u64),
         images_seen: Some((config.epochs * train.len()) as u64),

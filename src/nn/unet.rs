@@ -26,6 +26,7 @@ use burn::tensor::Distribution;
 use burn::tensor::activation::{silu, softmax};
 use serde::{Deserialize, Serialize};
 
+use super::layers::{gaussian_frequencies, groups, level_sizes, validate_shape};
 use crate::error::ConfigError;
 
 /// Channels per attention head (EDM `channels_per_head` is 64 for its wider nets; ours are
@@ -62,11 +63,6 @@ impl Default for UNetConfig {
     }
 }
 
-/// GroupNorm groups for c channels: groups of at least 4 channels, at most 32 groups.
-pub(crate) fn groups(c: usize) -> usize {
-    (c / 4).clamp(1, 32)
-}
-
 /// Attention heads at c channels.
 fn heads(c: usize) -> usize {
     if c % HEAD_CHANNELS == 0 { c / HEAD_CHANNELS } else { 1 }
@@ -75,7 +71,7 @@ fn heads(c: usize) -> usize {
 impl UNetConfig {
     /// Checks sizes before anything is allocated.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        crate::model::validate_shape(self.channels, self.height, self.width, &self.widths, self.embed_dim, self.fourier_scale)?;
+        validate_shape(self.channels, self.height, self.width, &self.widths, self.embed_dim, self.fourier_scale)?;
         if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
             return Err(ConfigError::invalid("architecture.dropout", format!("must be in [0, 1), got {}", self.dropout)));
         }
@@ -84,7 +80,7 @@ impl UNetConfig {
 
     /// [height, width] at each level: level 0 is the image, each later one ⌈size / 2⌉.
     pub fn level_sizes(&self) -> Vec<[usize; 2]> {
-        crate::model::level_sizes(self.height, self.width, self.widths.len())
+        level_sizes(self.height, self.width, self.widths.len())
     }
 
     /// Channels into the decoder block of level i: the decoder state (from the level below, or
@@ -186,7 +182,7 @@ impl UNetConfig {
                 );
             }
         }
-        let freqs = crate::model::gaussian_frequencies(self.fourier_seed, e / 2, self.fourier_scale);
+        let freqs = gaussian_frequencies(self.fourier_seed, e / 2, self.fourier_scale);
         let fourier = Param::from_tensor(Tensor::<1>::from_data(TensorData::new(freqs, [e / 2]), device)).set_require_grad(false);
         Ok(UNet {
             fourier,

@@ -16,6 +16,8 @@
 //! draw), so a run resumed from a checkpoint continues exactly as it would have: same batches,
 //! same noise, same weights, bit for bit.
 
+pub mod classifier;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -32,8 +34,8 @@ use crate::model::{Architecture, Network, ScoreModel};
 use crate::precond::{EDM_P_MEAN, EDM_P_STD, Parameterisation, edm_coefficients};
 use crate::sampling::Noise;
 use crate::sde::Sde;
-use crate::unet::{UNet, UNetConfig};
-use crate::weights::ModelCard;
+use crate::nn::unet::{UNet, UNetConfig};
+use crate::store::ModelCard;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -318,7 +320,7 @@ impl Trainer {
             last.to_step = self.step;
             last.wall_time_s = self.session_start.elapsed().as_secs_f64();
         }
-        card.training = crate::weights::TrainingRecord {
+        card.training = crate::store::card::TrainingRecord {
             steps: Some(self.step),
             images_seen: Some(self.images_seen()),
             batch_size: Some(self.config.batch_size),
@@ -419,8 +421,8 @@ impl Trainer {
         let name = format!("ema-{:09}", self.images_seen());
         let mut card = self.card(&name);
         card.dataset = Some(self.data.card_dataset(data));
-        let bytes = crate::weights::save(&self.ema_model())?;
-        let half = crate::weights::convert_safetensors(&bytes, crate::weights::Dtype::F16)?;
+        let bytes = crate::store::save(&self.ema_model())?;
+        let half = crate::store::safetensors::convert_safetensors(&bytes, crate::store::Dtype::F16)?;
         let path = dir.join(format!("{name}.json"));
         std::fs::write(dir.join(&card.weights), half).map_err(|e| ckpt_err(dir, e))?;
         std::fs::write(&path, card.to_json() + "\n").map_err(|e| ckpt_err(dir, e))?;

@@ -1,0 +1,220 @@
+//! The model card, `NAME.json`: architecture, parameterisation, SDE, image shape and range, data
+//! set, training record and measured metrics, checked as a whole on load.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+use crate::model::Architecture;
+use crate::precond::Parameterisation;
+use crate::sde::Sde;
+
+pub const CARD_FORMAT: &str = "scorefield-model-card";
+/// Version 2 (the EDM U-Net) tags the architecture with `type` and adds `parameterisation`;
+/// version-1 cards (the first network, net/σ) are read as `ncsn` + `noise`.
+pub const CARD_VERSION: u32 = 2;
+/// The oldest card version this build reads.
+pub const CARD_VERSION_OLDEST: u32 = 1;
+/// A model card larger than this is not a model card.
+pub const MAX_CARD_BYTES: usize = 1 << 20;
+/// Weights larger than this are refused (the shipped model is ~4 MB).
+pub const MAX_WEIGHTS_BYTES: usize = 512 << 20;
+/// The safetensors JSON header may not exceed this (the format's own limit is 100 MB).
+pub const MAX_HEADER_BYTES: usize = 16 << 20;
+
+/// Shape and value range of the model's images.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSpec {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    /// The data range the model was trained on, e.g. [0, 1].
+    pub range: [f32; 2],
+}
+
+/// How the weights were made. Every field is a record of the run, not a setting.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingRecord {
+    pub command: Option<String>,
+    /// Optimiser steps, over all sessions of the run.
+    pub steps: Option<u64>,
+    /// Training images seen (steps × batch size).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub images_seen: Option<u64>,
+    pub batch_size: Option<usize>,
+    pub learning_rate: Option<f64>,
+    /// Fixed EMA decay per step (version-1 runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ema_rate: Option<f64>,
+    /// EMA half-life in images (EDM's schedule).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ema_halflife_images: Option<f64>,
+    /// Training wall time over all sessions.
+    pub wall_time_s: Option<f64>,
+    /// The machine of the latest session.
+    pub hardware: Option<String>,
+    /// Every session of the run: hardware, steps, wall time.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<serde_json::Value>,
+    pub final_loss: Option<f64>,
+    pub seed: Option<u64>,
+    /// Warm-up, rate and cool-down, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learning_rate_schedule: Option<String>,
+}
+
+/// A card's JSON text as a value, at most [`MAX_CARD_BYTES`] (the model's and the classifier's).
+pub fn card_json(text: &str) -> Result<serde_json::Value, ConfigError> {
+    if text.len() > MAX_CARD_BYTES {
+        return Err(ConfigError::Json(format!("card is {} bytes; the limit is {MAX_CARD_BYTES}", text.len())));
+    }
+    serde_json::from_str(text).map_err(|e| ConfigError::Json(e.to_string()))
+}
+
+/// A card's `weights`: a file name beside the card (no `..`, no absolute path, no drive).
+pub fn check_weights_path(weights: &str) -> Result<(), ConfigError> {
+    if weights.is_empty() || weights.contains("..") || weights.starts_with('/') || weights.contains('\\') || weights.contains(':') {
+        return Err(ConfigError::invalid("weights", format!("must be a relative path beside the card, got `{weights}`")));
+    }
+    Ok(())
+}
+
+/// The model card, `NAME.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCard {
+    pub format: String,
+    pub version: u32,
+    pub name: String,
+    /// The safetensors file, relative to the card.
+    pub weights: String,
+    pub architecture: Architecture,
+    /// How the network's output becomes a denoiser and a score.
+    pub parameterisation: Parameterisation,
+    pub sde: Sde,
+    pub image: ImageSpec,
+    #[serde(default)]
+    pub dataset: Option<String>,
+    #[serde(default)]
+    pub training: TrainingRecord,
+    /// Measured numbers (bits/dim, sample-quality scores), free-form.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, serde_json::Value>,
+    /// The card of the noise-conditional classifier that guides this model to a class
+    /// ([`crate::classifier`]), relative to this card; none: the model draws unguided only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classifier: Option<String>,
+    /// Reference likelihoods of these weights (`scorefield likelihood --references`): a few
+    /// 8-bit images with the bits/dim the CLI measured for them, which the page shows beside a
+    /// reader's own; relative to this card. They belong to one set of weights (the file records
+    /// its SHA-256), so a trainer's card does not carry them over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub likelihood_references: Option<String>,
+    /// The card of the worse model that autoguides this one
+    /// ([`crate::sampling::autoguidance`]): same data, images and noise levels, less training;
+    /// relative to this card. None: the model draws on its own only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guide: Option<String>,
+}
+
+impl ModelCard {
+    /// Whether `guide` can autoguide this model: the same noise levels (the SDE) and images, so
+    /// that both score the same x(t) at the same t.
+    pub fn check_guide(&self, guide: &ModelCard) -> Result<(), ConfigError> {
+        if guide.sde != self.sde {
+            return Err(ConfigError::invalid("guide", format!("`{}` has another SDE ({:?}) than `{}` ({:?})", guide.name, guide.sde, self.name, self.sde)));
+        }
+        if guide.image != self.image {
+            return Err(ConfigError::invalid("guide", format!("`{}` draws other images ({:?}) than `{}` ({:?})", guide.name, guide.image, self.name, self.image)));
+        }
+        Ok(())
+    }
+
+    /// A card for an untrained network of the given architecture.
+    pub fn new(name: &str, architecture: Architecture, parameterisation: Parameterisation, sde: Sde) -> Self {
+        let [channels, height, width] = architecture.image_shape();
+        let image = ImageSpec { channels, height, width, range: [0.0, 1.0] };
+        Self {
+            format: CARD_FORMAT.into(),
+            version: CARD_VERSION,
+            name: name.into(),
+            weights: format!("{name}.safetensors"),
+            architecture,
+            parameterisation,
+            sde,
+            image,
+            dataset: None,
+            training: TrainingRecord::default(),
+            metrics: BTreeMap::new(),
+            classifier: None,
+            likelihood_references: None,
+            guide: None,
+        }
+    }
+
+    /// Parses and checks a card.
+    pub fn from_json(text: &str) -> Result<Self, ConfigError> {
+        let mut value = card_json(text)?;
+        let version = value.get("version").and_then(|v| v.as_u64());
+        if let Some(v) = version.filter(|&v| v < CARD_VERSION_OLDEST as u64 || v > CARD_VERSION as u64) {
+            return Err(ConfigError::invalid("version", format!("is {v}; this build reads versions {CARD_VERSION_OLDEST} to {CARD_VERSION}")));
+        }
+        if version == Some(1) {
+            // Version 1: the first network, untagged, with the net/σ parameterisation.
+            if let Some(arch) = value.get_mut("architecture").and_then(|a| a.as_object_mut()) {
+                arch.insert("type".into(), "ncsn".into());
+            }
+            if let Some(card) = value.as_object_mut() {
+                card.insert("parameterisation".into(), serde_json::json!({"type": "noise"}));
+                card.insert("version".into(), CARD_VERSION.into());
+            }
+        }
+        let card: ModelCard = serde_json::from_value(value).map_err(|e| ConfigError::Json(e.to_string()))?;
+        card.validate()?;
+        Ok(card)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a card always serialises")
+    }
+
+    /// Checks that the card agrees with itself.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.format != CARD_FORMAT {
+            return Err(ConfigError::invalid("format", format!("is `{}`; expected `{CARD_FORMAT}`", self.format)));
+        }
+        if self.version != CARD_VERSION {
+            return Err(ConfigError::invalid("version", format!("is {}; this build reads version {CARD_VERSION}", self.version)));
+        }
+        check_weights_path(&self.weights)?;
+        // The other files the card names, each beside it.
+        for (field, name) in [("classifier", &self.classifier), ("guide", &self.guide), ("likelihood_references", &self.likelihood_references)] {
+            if let Some(name) = name {
+                check_weights_path(name).map_err(|_| ConfigError::invalid(field, format!("must be a relative path beside the card, got `{name}`")))?;
+            }
+        }
+        self.architecture.validate()?;
+        self.parameterisation.validate()?;
+        self.sde.validate()?;
+        let i = &self.image;
+        let [channels, height, width] = self.architecture.image_shape();
+        for (field, card, arch) in [("image.channels", i.channels, channels), ("image.height", i.height, height), ("image.width", i.width, width)] {
+            if card != arch {
+                return Err(ConfigError::invalid(field, format!("is {card} but the architecture is built for {arch}")));
+            }
+        }
+        let [lo, hi] = i.range;
+        if !(lo.is_finite() && hi.is_finite() && lo < hi) {
+            return Err(ConfigError::invalid("image.range", format!("must be two finite numbers [low, high] with low < high, got [{lo}, {hi}]")));
+        }
+        Ok(())
+    }
+
+    /// [C, H, W] of one image.
+    pub fn image_shape(&self) -> [usize; 3] {
+        [self.image.channels, self.image.height, self.image.width]
+    }
+}
