@@ -26,6 +26,7 @@ pub mod error;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod evaluate;
 pub mod field;
+pub mod frontend;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod io;
 pub mod likelihood;

@@ -321,3 +321,26 @@ fn the_readme_cli_quick_start_runs_as_written() {
     assert!(ran >= 2, "the quick start has {ran} commands");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The reference docs' tables are what the code says: every subcommand's flags (clap) in
+/// docs/reference/cli.md, every sampler with the shipped card's step counts in samplers.md; and
+/// every subcommand has its block there.
+#[test]
+fn the_reference_tables_are_the_code() {
+    let (ok, out, err) = run(bin().args(["reference", "--check", "docs/reference/cli.md", "docs/reference/samplers.md"]));
+    assert!(ok, "{out}{err}");
+    let doc = std::fs::read_to_string("docs/reference/cli.md").unwrap();
+    let (_, help, _) = run(bin().arg("help"));
+    let listed = help.split("Commands:").nth(1).unwrap().split("\n\n").next().unwrap();
+    let commands: Vec<&str> = listed.lines().filter_map(|l| l.split_whitespace().next()).filter(|c| *c != "help").collect();
+    assert!(commands.len() >= 12, "{help}");
+    for c in commands {
+        assert!(doc.contains(&format!("<!-- flags: {c} -->")), "docs/reference/cli.md has no flag table for `{c}`");
+    }
+    // A stale table is seen: the check fails on a copy whose table lost a row.
+    let dir = workdir("reference");
+    let stale = dir.join("cli.md");
+    std::fs::write(&stale, doc.replacen("| `--seed SEED` |", "| `--sed SEED` |", 1)).unwrap();
+    let (ok, _, err) = run(bin().args(["reference", "--check"]).arg(&stale));
+    assert!(!ok && err.contains("differ from the code"), "{err}");
+}

@@ -69,7 +69,7 @@ const fieldOps = {
 async function describe(url, backend) {
   const { model, fallbackReason } = await load(url, backend);
   return {
-    backend: model.backend, adapter: model.adapter, card: model.card, samplers: model.samplers, defaults: ScoreModel.runDefaults(),
+    backend: model.backend, adapter: model.adapter, card: model.card, samplers: model.samplers, defaults: model.runDefaults(),
     classes: model.classes ?? null, classifierProblem: model.classifierProblem ?? null,
     autoguided: model.autoguided, guideProblem: model.guideProblem ?? null,
     fallbackReason, warmupSeconds: model.warmupSeconds, maxBatch: model.maxBatch,

@@ -36,8 +36,6 @@ pub const DEFAULT_AUTOGUIDANCE: f64 = 2.0;
 /// training digits — more near-copies than among held-out digits — for the same confident share).
 pub const DEFAULT_AUTOGUIDANCE_MIN_SIGMA: f64 = 1.0;
 pub const DEFAULT_AUTOGUIDANCE_MAX_SIGMA: f64 = f64::INFINITY;
-/// The page's slider ends here.
-pub const AUTOGUIDANCE_SLIDER_MAX: f64 = 4.0;
 /// The largest weight accepted: far beyond it the difference of two scores swamps both.
 pub const MAX_AUTOGUIDANCE: f64 = 20.0;
 

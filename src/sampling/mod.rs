@@ -7,8 +7,9 @@
 //! [`crate::rng::stream_key`]), and uploaded; nothing is read back from the device
 //! inside the loop except where the caller's [`Observer`] asks for it and the RK45 error norm.
 
-pub mod catalog;
 pub mod autoguidance;
+pub mod catalog;
+pub mod defaults;
 pub mod guidance;
 pub mod inpaint;
 pub mod interpolate;
@@ -63,8 +64,8 @@ pub enum Sampler {
 }
 
 impl Sampler {
-    /// Every sampler, in the order a reader sees them ([`catalog::samplers_for`]): the page's
-    /// default ([`catalog::DEFAULT_SAMPLER`]) first, then the other few-step sampler, the
+    /// Every sampler, in the order a reader sees them ([`catalog::samplers_for`], which puts a
+    /// model's default first): the few-step samplers, the
     /// reverse-SDE samplers, the probability-flow ODE solvers.
     pub const ALL: [Sampler; 9] = [
         Sampler::DpmSolver2M,
@@ -199,13 +200,24 @@ pub struct SampleOptions {
     pub first_sample: u64,
 }
 
-/// The default run is the one the page and the widget start with (`catalog::DEFAULT_SAMPLER` at its
-/// default step count); the CLI's defaults are these too.
+/// The seed of a run that names none.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// The default run of a model nobody has measured ([`defaults::SamplingDefaults::default`]); a
+/// model's own is [`SampleOptions::for_model`] of its card's `sampling`.
 impl Default for SampleOptions {
     fn default() -> Self {
+        Self::for_model(&defaults::SamplingDefaults::default())
+    }
+}
+
+impl SampleOptions {
+    /// The run a model starts with: its default sampler at that sampler's default steps on it,
+    /// every other option the library's.
+    pub fn for_model(d: &defaults::SamplingDefaults) -> Self {
         Self {
-            sampler: catalog::DEFAULT_SAMPLER,
-            steps: catalog::DEFAULT_SAMPLER.info().default_steps,
+            sampler: d.sampler,
+            steps: d.steps_for(d.sampler).default,
             corrector_steps: None,
             snr: DEFAULT_SNR,
             ald_eps: None,
@@ -217,13 +229,11 @@ impl Default for SampleOptions {
             s_tmax: karras::DEFAULT_S_TMAX,
             s_noise: karras::DEFAULT_S_NOISE,
             denoise: true,
-            seed: catalog::RUN_DEFAULTS.seed,
+            seed: DEFAULT_SEED,
             first_sample: 0,
         }
     }
-}
 
-impl SampleOptions {
     /// The churn of `edm-heun` these options ask for.
     pub fn churn(&self) -> karras::Churn {
         karras::Churn { s_churn: self.churn, s_tmin: self.s_tmin, s_tmax: self.s_tmax, s_noise: self.s_noise }

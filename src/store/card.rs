@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ConfigError;
 use crate::model::Architecture;
 use crate::precond::Parameterisation;
+use crate::sampling::defaults::SamplingDefaults;
 use crate::sde::Sde;
 
 pub const CARD_FORMAT: &str = "scorefield-model-card";
@@ -104,7 +105,7 @@ pub struct ModelCard {
     #[serde(default)]
     pub metrics: BTreeMap<String, serde_json::Value>,
     /// The card of the noise-conditional classifier that guides this model to a class
-    /// ([`crate::classifier`]), relative to this card; none: the model draws unguided only.
+    /// ([`crate::nn::classifier`]), relative to this card; none: the model draws unguided only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classifier: Option<String>,
     /// Reference likelihoods of these weights (`scorefield likelihood --references`): a few
@@ -118,6 +119,12 @@ pub struct ModelCard {
     /// relative to this card. None: the model draws on its own only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guide: Option<String>,
+    /// How this model is sampled when a run says nothing: its default sampler, each sampler's
+    /// starting and fewest steps, its guided and autoguided runs, measured for it
+    /// ([`crate::sampling::defaults`]). A card without it (a model nobody has measured) starts
+    /// from the library's starting points.
+    #[serde(default)]
+    pub sampling: SamplingDefaults,
 }
 
 impl ModelCard {
@@ -152,6 +159,7 @@ impl ModelCard {
             classifier: None,
             likelihood_references: None,
             guide: None,
+            sampling: SamplingDefaults::default(),
         }
     }
 
@@ -198,6 +206,7 @@ impl ModelCard {
         }
         self.architecture.validate()?;
         self.parameterisation.validate()?;
+        self.sampling.validate()?;
         self.sde.validate()?;
         let i = &self.image;
         let [channels, height, width] = self.architecture.image_shape();

@@ -25,6 +25,7 @@ use wasm_bindgen::prelude::*;
 pub use error::{ErrorName, WebError};
 
 use crate::backend::Backend;
+use crate::frontend::RunDefaults;
 use crate::sampling::{self, Known, SampleOptions, Sampler, catalog};
 use crate::nn::classifier::NoisyClassifier;
 use crate::store::classifier::{self, ClassifierCard};
@@ -281,12 +282,6 @@ impl WebModel {
         Ok(out.into())
     }
 
-    /// How many images a run draws, and from which seed, unless told otherwise; the largest batch
-    /// the page offers (`catalog::RUN_DEFAULTS`).
-    #[wasm_bindgen(js_name = runDefaults)]
-    pub fn run_defaults() -> JsValue {
-        serde_wasm_bindgen::to_value(&catalog::RUN_DEFAULTS).unwrap_or(JsValue::NULL)
-    }
 
     /// Bytes of this wasm instance's linear memory (it only grows: flat over many runs means no
     /// leak on the wasm side).
@@ -355,12 +350,21 @@ impl WebModel {
         self.fallback_reason.clone()
     }
 
-    /// The samplers this model runs, as the page and the widget describe them, the default
+    /// The samplers this model runs, as the page and the widget describe them, its default
     /// first: `[{name, label, paper, step, options, takesSteps, defaultSteps, minSteps,
-    /// minStepsWhy, defaultCorrectorSteps, defaultSnr}]` (`src/sampling/catalog.rs`).
+    /// minStepsWhy, defaultCorrectorSteps, defaultSnr}]` (`src/sampling/catalog.rs`; the step
+    /// counts are this model's, from its card's `sampling`).
     #[wasm_bindgen(getter)]
     pub fn samplers(&self) -> JsValue {
-        serde_wasm_bindgen::to_value(&catalog::samplers_for(&self.model.sde)).unwrap_or(JsValue::NULL)
+        serde_wasm_bindgen::to_value(&catalog::samplers_for(&self.model.sde, &self.card.sampling)).unwrap_or(JsValue::NULL)
+    }
+
+    /// How many images a run draws, and from which seed, unless told otherwise; the largest batch
+    /// and the sliders' ends the page offers; this model's guided and autoguided starting points
+    /// (`src/frontend.rs` `RunDefaults`).
+    #[wasm_bindgen(js_name = runDefaults)]
+    pub fn run_defaults(&self) -> JsValue {
+        serde_wasm_bindgen::to_value(&RunDefaults::for_model(&self.card.sampling)).unwrap_or(JsValue::NULL)
     }
 
     /// The model card as a plain object.
@@ -445,7 +449,7 @@ impl WebModel {
             }
         }
         let options: RunOptions = parse_options(options)?;
-        let (sample_options, batch, preview_every) = options.to_sample_options()?;
+        let (sample_options, batch, preview_every) = options.to_sample_options(&self.card.sampling)?;
         let [c, h, w] = self.card.image_shape();
         self.check_batch(batch)?;
         let (mut observer, _guard) = self.observer(on_progress, options.run_id()?, every(preview_every, &sample_options), options.preview_of);
@@ -463,7 +467,7 @@ impl WebModel {
         let (options, image) = take_numbers(&options, "image")?;
         let (options, mask) = take_numbers(&options, "mask")?;
         let options: RunOptions = parse_options(options)?;
-        let (sample_options, batch, preview_every) = options.to_sample_options()?;
+        let (sample_options, batch, preview_every) = options.to_sample_options(&self.card.sampling)?;
         let [c, h, w] = self.card.image_shape();
         self.check_batch(batch)?;
         let image = image.ok_or_else(|| WebError::invalid("`image` is missing"))?;
@@ -592,10 +596,10 @@ async fn fetch_guide(name: &str, card_url: &str, model: &ModelCard) -> Result<(M
 
 impl WebModel {
     /// The guide model and autoguidance of a run: its `autoguidance` weight (default
-    /// [`crate::sampling::autoguidance::DEFAULT_AUTOGUIDANCE`] when the model has a guide), or
+    /// the card's `sampling.autoguidance.weight` when the model has a guide), or
     /// `None` for the model alone.
     fn guide_model(&self, options: &RunOptions) -> Result<Option<(&crate::model::ScoreModel, Autoguidance)>, WebError> {
-        match (&self.worse, options.autoguidance()?) {
+        match (&self.worse, options.autoguidance(&self.card.sampling)?) {
             (_, None) => Ok(None),
             (Worse::Loaded(worse), Some(guidance)) => Ok(Some((&**worse, guidance))),
             // Absent, the default: the model alone when its guide is missing or broken.
@@ -617,7 +621,7 @@ impl WebModel {
             Guide::Card { card, weights_url, net } => (card, weights_url, net),
         };
         // The options first, against the card's classes: a bad one costs no download.
-        let guidance = options.guidance(card.architecture.classes.len(), first_sample)?;
+        let guidance = options.guidance(card.architecture.classes.len(), first_sample, &self.card.sampling)?;
         let loaded = net.borrow().clone();
         let loaded = match loaded {
             Some(n) => n,

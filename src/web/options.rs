@@ -8,10 +8,12 @@ use wasm_bindgen::prelude::*;
 
 use super::WebError;
 use crate::likelihood::LikelihoodOptions;
-use crate::sampling::autoguidance::{self, Autoguidance};
-use crate::sampling::guidance::{self, Guidance};
+use crate::sampling::autoguidance::Autoguidance;
+use crate::sampling::guidance::Guidance;
 use crate::sampling::interpolate;
-use crate::sampling::{self, SampleOptions, Sampler, catalog};
+use crate::frontend;
+use crate::sampling::defaults::SamplingDefaults;
+use crate::sampling::{self, SampleOptions, Sampler};
 use crate::serde_fields::field_names;
 
 /// Which backend to run on: `auto` takes WebGPU when the browser has a hardware adapter and it
@@ -36,8 +38,9 @@ pub(super) struct LoadOptions {
 #[derive(Deserialize)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub(super) struct RunOptions {
-    pub(super) sampler: String,
-    pub(super) steps: f64,
+    /// Default: the model's (its card's `sampling`), at that sampler's steps on it.
+    pub(super) sampler: Option<String>,
+    pub(super) steps: Option<f64>,
     pub(super) batch: f64,
     pub(super) seed: f64,
     /// The index of the run's first image in the seed's sequence: image b of this run is image
@@ -64,17 +67,17 @@ pub(super) struct RunOptions {
     /// Absent: unguided. (Read as any JSON value, so that a wrong type is named here.)
     pub(super) class: Option<serde_json::Value>,
     /// The guidance scale w of `class` (1: Bayes' rule exactly; more: more clearly of the class);
-    /// default `guidance::DEFAULT_GUIDANCE`.
+    /// default the model's (its card's `sampling.guided.scale`).
     pub(super) guidance: Option<f64>,
     /// Guidance acts at noise levels in (guidanceMinSigma, guidanceMaxSigma]; defaults
-    /// `guidance::DEFAULT_GUIDANCE_MIN_SIGMA`, `DEFAULT_GUIDANCE_MAX_SIGMA`.
+    /// the model's `sampling.guided.min_sigma` and `guidance::DEFAULT_GUIDANCE_MAX_SIGMA`.
     pub(super) guidance_min_sigma: Option<f64>,
     pub(super) guidance_max_sigma: Option<f64>,
     /// The autoguidance weight w (1: the model alone; more: further from the worse model its
-    /// card names); default `autoguidance::DEFAULT_AUTOGUIDANCE` when the model has one.
+    /// card names); default the model's `sampling.autoguidance.weight` when it has a guide.
     pub(super) autoguidance: Option<f64>,
     /// Autoguidance acts at noise levels in (autoguidanceMinSigma, autoguidanceMaxSigma];
-    /// defaults `autoguidance::DEFAULT_AUTOGUIDANCE_MIN_SIGMA`, `DEFAULT_AUTOGUIDANCE_MAX_SIGMA`.
+    /// defaults the model's `sampling.autoguidance.min_sigma` and `DEFAULT_AUTOGUIDANCE_MAX_SIGMA`.
     pub(super) autoguidance_min_sigma: Option<f64>,
     pub(super) autoguidance_max_sigma: Option<f64>,
 }
@@ -90,11 +93,10 @@ pub(super) enum PreviewOf {
 impl Default for RunOptions {
     fn default() -> Self {
         let d = SampleOptions::default();
-        let start = catalog::DEFAULT_SAMPLER.info();
         Self {
-            sampler: start.name.into(),
-            steps: start.default_steps as f64,
-            batch: catalog::RUN_DEFAULTS.batch.generate as f64,
+            sampler: None,
+            steps: None,
+            batch: frontend::BATCH.generate as f64,
             seed: d.seed as f64,
             first_sample: 0.0,
             snr: d.snr,
@@ -271,29 +273,35 @@ impl RunOptions {
 
     /// The autoguidance this run asks for (checked), or the default; `None`: the model alone
     /// (w = 1).
-    pub(super) fn autoguidance(&self) -> Result<Option<Autoguidance>, WebError> {
-        let g = Autoguidance::with_interval(self.autoguidance.unwrap_or(autoguidance::DEFAULT_AUTOGUIDANCE), self.autoguidance_min_sigma, self.autoguidance_max_sigma)?;
+    pub(super) fn autoguidance(&self, model: &SamplingDefaults) -> Result<Option<Autoguidance>, WebError> {
+        let d = &model.autoguidance;
+        let g = Autoguidance::with_interval(self.autoguidance.unwrap_or(d.weight), Some(self.autoguidance_min_sigma.unwrap_or(d.min_sigma)), self.autoguidance_max_sigma)?;
         Ok((g.weight != 1.0).then_some(g))
     }
 
     /// The guidance `class` and `guidance` ask for, for a classifier of `classes` classes, in a
     /// run whose image 0 is image `first_sample` of the seed's sequence.
-    pub(super) fn guidance(&self, classes: usize, first_sample: u64) -> Result<Guidance, WebError> {
+    pub(super) fn guidance(&self, classes: usize, first_sample: u64, model: &SamplingDefaults) -> Result<Guidance, WebError> {
         let bad = || WebError::invalid(format!("`class` must be a class number in 0..{classes} or \"all\", got {}", self.class.as_ref().map_or("nothing".into(), |v| v.to_string())));
         let chosen = match &self.class {
             Some(serde_json::Value::Number(n)) => vec![count("class", n.as_f64().ok_or_else(bad)?, 0, classes.saturating_sub(1))?],
             Some(serde_json::Value::String(name)) if name == "all" => (0..classes).collect(),
             _ => return Err(bad()),
         };
-        let d = Guidance::new(chosen, self.guidance.unwrap_or(guidance::DEFAULT_GUIDANCE)).from_sample(first_sample);
-        let guidance = Guidance { min_sigma: self.guidance_min_sigma.unwrap_or(d.min_sigma), max_sigma: self.guidance_max_sigma.unwrap_or(d.max_sigma), ..d };
+        let d = Guidance::new(chosen, self.guidance.unwrap_or(model.guided.scale)).from_sample(first_sample);
+        let guidance = Guidance { min_sigma: self.guidance_min_sigma.unwrap_or(model.guided.min_sigma), max_sigma: self.guidance_max_sigma.unwrap_or(d.max_sigma), ..d };
         guidance.validate(classes)?;
         Ok(guidance)
     }
 
-    pub(super) fn to_sample_options(&self) -> Result<(SampleOptions, usize, usize), WebError> {
-        let sampler: Sampler = self.sampler.parse()?;
-        let steps = count("steps", self.steps, 1, sampling::MAX_STEPS)?;
+    /// The library's options for a model with these sampling defaults, the batch and the preview
+    /// interval.
+    pub(super) fn to_sample_options(&self, model: &SamplingDefaults) -> Result<(SampleOptions, usize, usize), WebError> {
+        let sampler: Sampler = match &self.sampler {
+            Some(name) => name.parse()?,
+            None => model.sampler,
+        };
+        let steps = count("steps", self.steps.unwrap_or(model.steps_for(sampler).default as f64), 1, sampling::MAX_STEPS)?;
         let batch = count("batch", self.batch, 1, sampling::MAX_BATCH)?;
         let seed = whole_number("seed", self.seed)?;
         let first_sample = whole_number("firstSample", self.first_sample)?;

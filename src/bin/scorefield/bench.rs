@@ -14,6 +14,7 @@ use super::{DeviceArg, hardware};
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
+    /// Model card to time.
     #[arg(long, default_value = "www/models/mnist.json")]
     model: PathBuf,
     /// Batch sizes to time one score evaluation at.

@@ -9,6 +9,7 @@ use scorefield::store::{self, files};
 
 #[derive(Args)]
 pub(crate) struct ConvertArgs {
+    /// Model card whose weights to convert.
     #[arg(long)]
     model: PathBuf,
     /// f32, f16, or int8 (8-bit kernels and matrices with one scale per output channel, the rest f16).

@@ -45,6 +45,7 @@ pub(crate) struct EvaluateArgs {
     /// Samples per sampler call.
     #[arg(long, default_value_t = 250)]
     batch: usize,
+    /// Seed of the first run; run k draws from seed + k.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Held-out digits whose bits/dim to measure (0: skip the likelihood).

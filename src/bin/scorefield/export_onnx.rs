@@ -10,8 +10,10 @@ use super::load;
 
 #[derive(Args)]
 pub(crate) struct ExportOnnxArgs {
+    /// Model card to export.
     #[arg(long, default_value = "www/models/mnist.json")]
     model: PathBuf,
+    /// The ONNX file to write.
     #[arg(long)]
     out: PathBuf,
 }

@@ -39,8 +39,10 @@ pub(crate) struct InitArgs {
     /// Path of the model card to write (NAME.json); the weights go beside it as NAME.safetensors.
     #[arg(long)]
     out: PathBuf,
+    /// The network: the residual U-Net with EDM preconditioning, or the first network (net/σ).
     #[arg(long, value_enum, default_value = "unet")]
     arch: ArchChoice,
+    /// The SDE (VP and sub-VP with β_min = 0.1, β_max = 20).
     #[arg(long, value_enum, default_value = "ve")]
     sde: SdeChoice,
     /// σ_max of the VE SDE.
@@ -52,15 +54,19 @@ pub(crate) struct InitArgs {
     /// σ_data of the EDM preconditioning (`unet` only).
     #[arg(long, default_value_t = scorefield::precond::EDM_SIGMA_DATA)]
     sigma_data: f64,
+    /// Image channels.
     #[arg(long, default_value_t = UNetConfig::default().channels)]
     channels: usize,
+    /// Image height in pixels.
     #[arg(long, default_value_t = UNetConfig::default().height)]
     height: usize,
+    /// Image width in pixels.
     #[arg(long, default_value_t = UNetConfig::default().width)]
     width: usize,
     /// Feature widths per U-Net level, comma-separated (default: the architecture's).
     #[arg(long, value_delimiter = ',')]
     widths: Option<Vec<usize>>,
+    /// Width of the noise embedding (default: the architecture's).
     #[arg(long)]
     embed_dim: Option<usize>,
     /// Seed of the random initial weights.

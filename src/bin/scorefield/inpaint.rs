@@ -24,7 +24,7 @@ pub(crate) struct InpaintArgs {
     #[arg(long)]
     mask: PathBuf,
     /// Number of completions of the image (default: the widget's).
-    #[arg(long, default_value_t = scorefield::sampling::catalog::RUN_DEFAULTS.batch.inpaint)]
+    #[arg(long, default_value_t = scorefield::frontend::BATCH.inpaint)]
     n: usize,
     #[command(flatten)]
     output: OutputArgs,
@@ -54,7 +54,7 @@ fn read_image(path: &Path, card: &ModelCard, what: &str) -> Result<Vec<f32>, Str
 pub(crate) fn run(a: InpaintArgs) -> Result<(), String> {
     let device = device(a.sampler.device.device)?;
     let (card, model) = load(&a.sampler.model, &device)?;
-    let options = a.sampler.options()?;
+    let options = a.sampler.options(&card)?;
     let [c, h, w] = card.image_shape();
     let image = read_image(&a.image, &card, "the image")?;
     let [lo, hi] = card.image.range;

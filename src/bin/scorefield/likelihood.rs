@@ -14,6 +14,7 @@ use super::{DeviceArg, device, load};
 
 #[derive(Args)]
 pub(crate) struct LikelihoodArgs {
+    /// Model card.
     #[arg(long)]
     model: PathBuf,
     /// Images: .npy float32 in the card's range (continuous bits/dim), .npy uint8 or PNG (8-bit
@@ -28,8 +29,10 @@ pub(crate) struct LikelihoodArgs {
     /// The MNIST cache of `--references` (default: `scorefield data`'s).
     #[arg(long)]
     cache: Option<PathBuf>,
+    /// RK45 relative tolerance of the probability-flow ODE.
     #[arg(long, default_value_t = LikelihoodOptions::default().rtol)]
     rtol: f64,
+    /// RK45 absolute tolerance of the probability-flow ODE.
     #[arg(long, default_value_t = LikelihoodOptions::default().atol)]
     atol: f64,
     /// Hutchinson probes per image.

@@ -10,6 +10,7 @@ mod export_onnx;
 mod inpaint;
 mod init;
 mod likelihood;
+mod reference;
 mod sample;
 mod train;
 mod train_classifier;
@@ -58,6 +59,9 @@ enum Command {
     /// Average snapshots of one training run (post-hoc EMA, Karras et al. 2024): the mean, or any
     /// coefficients summing to 1. Writes the card and its weights beside it.
     Average(average::AverageArgs),
+    /// Print a reference table of the docs from the code that defines it: every subcommand's
+    /// flags (docs/reference/cli.md) or the sampler table of a model (docs/reference/samplers.md).
+    Reference(reference::ReferenceArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -70,7 +74,7 @@ enum DeviceChoice {
 
 #[derive(Args)]
 struct DeviceArg {
-    /// Backend to run on.
+    /// Backend to run on: Burn's CPU backend (flex), or native wgpu (needs a build with `--features wgpu`).
     #[arg(long, value_enum, default_value = "cpu")]
     device: DeviceChoice,
 }
@@ -99,6 +103,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::ExportOnnx(a) => export_onnx::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Average(a) => average::run(a),
+        Command::Reference(a) => reference::run(a),
     }
 }
 
@@ -118,6 +123,11 @@ fn device(choice: DeviceChoice) -> Result<Device, String> {
 
 fn load(model: &Path, device: &Device) -> Result<(ModelCard, ScoreModel), String> {
     files::load(model, device).map_err(|e| e.to_string())
+}
+
+/// A model card alone, checked.
+fn load_card(model: &Path) -> Result<ModelCard, String> {
+    files::read_card(model).map_err(|e| e.to_string())
 }
 
 /// The file name of `--out` without its extension, which names the weights written beside it.

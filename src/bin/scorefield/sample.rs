@@ -11,7 +11,7 @@ use scorefield::nn::classifier::NoisyClassifier;
 use scorefield::compose::RunScore;
 use scorefield::sampling::autoguidance::{self, Autoguidance};
 use scorefield::sampling::guidance::{self, Guidance};
-use scorefield::sampling::{self, Flow, SampleOptions, Sampler, Step, catalog};
+use scorefield::sampling::{self, Flow, SampleOptions, Sampler, Step};
 use scorefield::ScoreModel;
 use scorefield::store::{ModelCard, files};
 
@@ -22,12 +22,13 @@ pub(crate) struct SamplerArgs {
     /// Model card (NAME.json).
     #[arg(long)]
     pub(crate) model: PathBuf,
-    /// em | rd | pc | ald | ode-euler | ode-heun | ode-rk45 | edm-heun | dpmpp-2m
-    #[arg(long, default_value_t = SampleOptions::default().sampler.name().to_string())]
-    pub(crate) sampler: String,
-    /// Time steps N (noise levels for ald).
-    #[arg(long, default_value_t = SampleOptions::default().steps)]
-    pub(crate) steps: usize,
+    /// em | rd | pc | ald | ode-euler | ode-heun | ode-rk45 | edm-heun | dpmpp-2m (default: the
+    /// model card's `sampling.sampler`).
+    #[arg(long)]
+    pub(crate) sampler: Option<String>,
+    /// Time steps N (noise levels for ald; default: the sampler's on this model, from its card).
+    #[arg(long)]
+    pub(crate) steps: Option<usize>,
     /// Corrector steps per time step (pc: default 1; ald: default 100).
     #[arg(long)]
     pub(crate) corrector_steps: Option<usize>,
@@ -61,6 +62,7 @@ pub(crate) struct SamplerArgs {
     /// Skip the final Tweedie denoising step.
     #[arg(long)]
     pub(crate) no_denoise: bool,
+    /// The run's seed.
     #[arg(long, default_value_t = SampleOptions::default().seed)]
     pub(crate) seed: u64,
     /// Index of the first image in the seed's sequence: `--first-sample 3 --n 1` draws image 3
@@ -72,12 +74,14 @@ pub(crate) struct SamplerArgs {
     /// classifier guidance.
     #[arg(long)]
     pub(crate) class: Option<String>,
-    /// Guidance scale w of --class (1: Bayes' rule exactly; more: more clearly of the class).
-    #[arg(long, default_value_t = guidance::DEFAULT_GUIDANCE)]
-    pub(crate) guidance: f64,
-    /// Guidance acts only at noise levels above this σ (Kynkäänniemi et al. 2024).
-    #[arg(long, default_value_t = guidance::DEFAULT_GUIDANCE_MIN_SIGMA)]
-    pub(crate) guidance_min_sigma: f64,
+    /// Guidance scale w of --class (1: Bayes' rule exactly; more: more clearly of the class;
+    /// default: the model card's `sampling.guided.scale`).
+    #[arg(long)]
+    pub(crate) guidance: Option<f64>,
+    /// Guidance acts only at noise levels above this σ (Kynkäänniemi et al. 2024; default: the
+    /// model card's `sampling.guided.min_sigma`).
+    #[arg(long)]
+    pub(crate) guidance_min_sigma: Option<f64>,
     /// Guidance acts only at noise levels up to this σ (inf: at all).
     #[arg(long, default_value_t = guidance::DEFAULT_GUIDANCE_MAX_SIGMA)]
     pub(crate) guidance_max_sigma: f64,
@@ -85,16 +89,17 @@ pub(crate) struct SamplerArgs {
     #[arg(long)]
     pub(crate) classifier: Option<PathBuf>,
     /// Autoguidance weight w: the score of the model extrapolated away from a worse model's,
-    /// s_bad + w·(s − s_bad) (Karras et al. 2024); 1: the model alone. Default: DEFAULT_AUTOGUIDANCE
-    /// when the model card names a guide model (`guide`), else 1.
+    /// s_bad + w·(s − s_bad) (Karras et al. 2024); 1: the model alone. Default: the card's
+    /// `sampling.autoguidance.weight` when it names a guide model (`guide`), else 1.
     #[arg(long)]
     pub(crate) autoguidance: Option<f64>,
     /// The worse model of autoguidance (default: the one the model card names).
     #[arg(long)]
     pub(crate) guide_model: Option<PathBuf>,
-    /// Autoguidance acts only at noise levels above this σ.
-    #[arg(long, default_value_t = autoguidance::DEFAULT_AUTOGUIDANCE_MIN_SIGMA)]
-    pub(crate) autoguidance_min_sigma: f64,
+    /// Autoguidance acts only at noise levels above this σ (default: the model card's
+    /// `sampling.autoguidance.min_sigma`).
+    #[arg(long)]
+    pub(crate) autoguidance_min_sigma: Option<f64>,
     /// Autoguidance acts only at noise levels up to this σ (inf: at all).
     #[arg(long, default_value_t = autoguidance::DEFAULT_AUTOGUIDANCE_MAX_SIGMA)]
     pub(crate) autoguidance_max_sigma: f64,
@@ -126,21 +131,24 @@ impl SamplerArgs {
         let Some(class) = &self.class else { return Ok(None) };
         let classifier = load_classifier(&self.model, card, self.classifier.as_deref(), device)?;
         let classes = if class == "all" { (0..classifier.classes()).collect() } else { vec![class.parse::<usize>().map_err(|_| format!("`--class` must be a class number or `all`, got `{class}`"))?] };
-        let guidance = Guidance { min_sigma: self.guidance_min_sigma, max_sigma: self.guidance_max_sigma, ..Guidance::new(classes, self.guidance).from_sample(self.first_sample) };
+        let d = &card.sampling.guided;
+        let scale = self.guidance.unwrap_or(d.scale);
+        let guidance = Guidance { min_sigma: self.guidance_min_sigma.unwrap_or(d.min_sigma), max_sigma: self.guidance_max_sigma, ..Guidance::new(classes, scale).from_sample(self.first_sample) };
         guidance.validate(classifier.classes()).map_err(|e| e.to_string())?;
         Ok(Some((classifier, guidance)))
     }
 
     /// The worse model and weight of autoguidance, or `None` for the model alone: `--guide-model`,
-    /// else the card's `guide`, at `--autoguidance` (default `DEFAULT_AUTOGUIDANCE` with a guide).
+    /// else the card's `guide`, at `--autoguidance` (default the card's `sampling.autoguidance.weight` with a guide).
     pub(crate) fn worse(&self, card: &ModelCard, device: &burn::prelude::Device) -> Result<Option<(ScoreModel, Autoguidance)>, String> {
         let path = match (&self.guide_model, &card.guide) {
             (Some(path), _) => Some(path.clone()),
             (None, Some(name)) => Some(files::beside(&self.model, name)),
             (None, None) => None,
         };
-        let weight = self.autoguidance.unwrap_or(if path.is_some() { autoguidance::DEFAULT_AUTOGUIDANCE } else { 1.0 });
-        let guidance = Autoguidance::with_interval(weight, Some(self.autoguidance_min_sigma), Some(self.autoguidance_max_sigma)).map_err(|e| e.to_string())?;
+        let d = &card.sampling.autoguidance;
+        let weight = self.autoguidance.unwrap_or(if path.is_some() { d.weight } else { 1.0 });
+        let guidance = Autoguidance::with_interval(weight, Some(self.autoguidance_min_sigma.unwrap_or(d.min_sigma)), Some(self.autoguidance_max_sigma)).map_err(|e| e.to_string())?;
         if weight == 1.0 {
             return Ok(None);
         }
@@ -150,10 +158,16 @@ impl SamplerArgs {
         Ok(Some((guide, guidance)))
     }
 
-    pub(crate) fn options(&self) -> Result<SampleOptions, String> {
+    /// The run these flags ask for on the model of `card`: its default sampler and steps where
+    /// the flags name none.
+    pub(crate) fn options(&self, card: &ModelCard) -> Result<SampleOptions, String> {
+        let sampler = match &self.sampler {
+            Some(name) => name.parse::<Sampler>().map_err(|e| e.to_string())?,
+            None => card.sampling.sampler,
+        };
         Ok(SampleOptions {
-            sampler: self.sampler.parse::<Sampler>().map_err(|e| e.to_string())?,
-            steps: self.steps,
+            sampler,
+            steps: self.steps.unwrap_or(card.sampling.steps_for(sampler).default),
             corrector_steps: self.corrector_steps,
             snr: self.snr,
             ald_eps: self.ald_eps,
@@ -176,7 +190,7 @@ pub(crate) struct SampleArgs {
     #[command(flatten)]
     sampler: SamplerArgs,
     /// Number of samples (default: the page's first batch).
-    #[arg(long, default_value_t = catalog::RUN_DEFAULTS.batch.generate)]
+    #[arg(long, default_value_t = scorefield::frontend::BATCH.generate)]
     n: usize,
     #[command(flatten)]
     output: OutputArgs,
@@ -236,7 +250,7 @@ pub(crate) fn write_outputs(batch: &Batch, card: &ModelCard, output: &OutputArgs
 pub(crate) fn run(a: SampleArgs) -> Result<(), String> {
     let device = device(a.sampler.device.device)?;
     let (card, model) = load(&a.sampler.model, &device)?;
-    let options = a.sampler.options()?;
+    let options = a.sampler.options(&card)?;
     let guide = a.sampler.guide(&card, &device)?;
     let worse = a.sampler.worse(&card, &device)?;
     let score = RunScore::new(&model, worse.as_ref().map(|(bad, g)| (bad, *g)), guide.as_ref().map(|(c, g)| (c, g.clone()))).map_err(|e| e.to_string())?;

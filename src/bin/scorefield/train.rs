@@ -37,10 +37,13 @@ pub(crate) struct TrainArgs {
     /// Stop this session after this many seconds (at the next checkpoint).
     #[arg(long)]
     for_seconds: Option<f64>,
+    /// Images per step.
     #[arg(long, default_value_t = TrainConfig::default().batch_size)]
     batch_size: usize,
+    /// Adam's learning rate.
     #[arg(long, default_value_t = TrainConfig::default().learning_rate)]
     lr: f64,
+    /// Steps over which the learning rate ramps up linearly from 0.
     #[arg(long, default_value_t = TrainConfig::default().warmup)]
     warmup: u64,
     /// Learning-rate cool-down START,LENGTH in images: from START images the rate falls as
@@ -50,11 +53,13 @@ pub(crate) struct TrainArgs {
     /// EMA half-life in images (EDM: 500,000), ramped up to 5 % of the images seen.
     #[arg(long, default_value_t = TrainConfig::default().ema_halflife_images)]
     ema_halflife: f64,
+    /// Write the checkpoint (and the card at --out) every this many steps.
     #[arg(long, default_value_t = TrainConfig::default().checkpoint_every)]
     checkpoint_every: u64,
     /// Images between EMA snapshots for the learning curve.
     #[arg(long, default_value_t = TrainConfig::default().snapshot_every_images)]
     snapshot_every: u64,
+    /// Seed of the initial weights and of the training noise.
     #[arg(long, default_value_t = TrainConfig::default().seed)]
     seed: u64,
     /// σ_max of the VE SDE the model samples with.
@@ -64,10 +69,13 @@ pub(crate) struct TrainArgs {
     /// 8 + log2(σ_min·√(2π)), see docs/EVALUATION.md).
     #[arg(long, default_value_t = scorefield::precond::EDM_SIGMA_MIN)]
     sigma_min: f64,
+    /// Feature widths per U-Net level, comma-separated (each level after the first at half the resolution).
     #[arg(long, value_delimiter = ',', default_values_t = UNetConfig::default().widths)]
     widths: Vec<usize>,
+    /// Width of the noise embedding.
     #[arg(long, default_value_t = UNetConfig::default().embed_dim)]
     embed_dim: usize,
+    /// Dropout before the last convolution of each residual block, during training.
     #[arg(long, default_value_t = UNetConfig::default().dropout)]
     dropout: f64,
     /// Mirror training images left–right at random (for data without a handedness, like emoji).

@@ -24,12 +24,16 @@ pub(crate) struct TrainClassifierArgs {
     /// then names it).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Passes over the training images.
     #[arg(long, default_value_t = ClassifierTraining::default().epochs)]
     epochs: usize,
+    /// Images per step.
     #[arg(long, default_value_t = ClassifierTraining::default().batch_size)]
     batch_size: usize,
+    /// Adam's learning rate (divided by 10 for the last quarter of the epochs).
     #[arg(long, default_value_t = ClassifierTraining::default().learning_rate)]
     lr: f64,
+    /// Seed of the initial weights and of the training noise.
     #[arg(long, default_value_t = ClassifierTraining::default().seed)]
     seed: u64,
     /// How training noise levels are drawn: `log-uniform` over the model's σ range, or
@@ -39,6 +43,7 @@ pub(crate) struct TrainClassifierArgs {
     /// Trunk widths (the U-Net's downsampling half).
     #[arg(long, value_delimiter = ',', default_values_t = scorefield::nn::classifier::default_trunk().widths)]
     widths: Vec<usize>,
+    /// Width of the noise embedding.
     #[arg(long, default_value_t = scorefield::nn::classifier::default_trunk().embed_dim)]
     embed_dim: usize,
     /// Cache folder of the digits (default $SCOREFIELD_CACHE or ~/.cache/scorefield).
