@@ -106,7 +106,7 @@ cmd_browser_test() {
 }
 
 # Everything a static host needs for the widget, flat: the modules, pkg/ beside them, the models.
-WIDGET_FILES="score-field.js field-view.js widget-style.js client.js protocol.js worker.js render.js painter.js example-post.html"
+WIDGET_FILES="score-field.js widget-attributes.js widget-controls.js widget-style.js mode.js mode-generate.js mode-trajectory.js mode-interpolate.js mode-likelihood.js field-view.js field-draw.js field-learn.js client.js protocol.js worker.js render.js painter.js example-post.html"
 cmd_dist() {
   build_wasm
   log "writing dist/"

@@ -3,35 +3,24 @@
 // exact score (src/field/ through the worker). A run is computed first and then played: the
 // slider under the figure scrubs through it, and the heat map follows the particles' noise level.
 //
-// Loaded by score-field.js only when a widget asks for this mode.
+// Loaded by score-field.js only when a widget asks for this mode. This module holds the view's
+// state, its controls and its runs; field-draw.js draws it, field-learn.js learns its score.
 import { RemoteField, namedError } from './client.js';
+import { drawField, drawTime, heatMap } from './field-draw.js';
+import { Learner, percent } from './field-learn.js';
+import { DRAW, readField } from './widget-attributes.js';
 import { prop } from './widget-style.js';
 
 // Cells a side of the density and score grids, and noise levels precomputed (t = ε … 1).
 const GRID = 64;
 const LEVELS = 25;
-// Arrows a side, and how long a played run takes.
-const ARROWS = 16;
+// How long a played run takes.
 const PLAY_SECONDS = 4;
-// Frames of trail behind each particle.
-const TRAIL = 6;
-// The time picture: columns (t from 0 to 1) by rows (u·x from +8 to −8), and paths drawn on it.
+// The time picture: columns (t from 0 to 1) by rows (u·x from +8 to −8).
 const SLICE_T = 140;
 const SLICE_X = 100;
-const PATHS = 24;
 // A drawn point is added once the pointer moved this far (in data units).
 const DRAW_SPACING = 0.25;
-const DRAW = 'draw';
-// Learning: steps per call to the worker, and a fresh comparison with the exact score every this
-// many steps (on a grid this many cells a side).
-const TRAIN_CHUNK = 25;
-const COMPARE_EVERY = 100;
-const COMPARE_GRID = 32;
-// The controls a field widget can show (its `controls` attribute), and those it shows by default.
-const CONTROLS = ['run', 'distribution', 'sampler', 'sigma', 'particles', 'seed', 'learn'];
-const DEFAULT_CONTROLS = ['run', 'distribution', 'sampler', 'sigma', 'seed', 'learn'];
-// Pixels a side of the learned-score and error figures.
-const SIDE = 280;
 
 const CSS = `
 .field-canvas { aspect-ratio: 1; cursor: default; image-rendering: auto; }
@@ -52,36 +41,11 @@ const CSS = `
 .loss-canvas { width: 100%; height: 48px; background: ${prop('surface')}; color: ${prop('accent')}; border: 1px solid ${prop('border')}; border-radius: calc(${prop('radius')} / 2); image-rendering: auto; }
 `;
 
-// Five stops from dark blue through teal to pale yellow (density, low to high).
-const STOPS = [[20, 24, 48], [40, 70, 130], [30, 140, 140], [120, 200, 110], [250, 240, 170]];
-function colour(v) {
-  const x = Math.min(1, Math.max(0, v)) * (STOPS.length - 1);
-  const i = Math.min(STOPS.length - 2, Math.floor(x));
-  const f = x - i;
-  return STOPS[i].map((c, k) => c + f * (STOPS[i + 1][k] - c));
-}
-
-/** A density as an image on a log scale: `density` × `size` (1 = uniform over the view) from
- * 10⁻¹ to 10². */
-function logImage(density, width, height, size) {
-  const img = new ImageData(width, height);
-  for (let i = 0; i < width * height; i++) {
-    const [r, g, b] = colour((Math.log10(Math.max(density[i] * size, 1e-6)) + 1) / 3);
-    img.data.set([r, g, b, 255], 4 * i);
-  }
-  const canvas = new OffscreenCanvas(width, height);
-  canvas.getContext('2d').putImageData(img, 0, 0);
-  return canvas;
-}
-
-function percent(v) {
-  return `${(100 * v).toFixed(0)}%`;
-}
-
 export class FieldView {
   /** `host` is the <score-field> element; `el` its element factory; `ui` the widget's shared
    * parts (root, status, notice, error, progress); `about` is Field2D.describe(); `hooks` are the
-   * element's {setState, showError, attributes} (attributes(): the element's attribute reader). */
+   * element's {setState, showError, attributes} (attributes(): the element's attributes, name →
+   * value, as widget-attributes.js reads them). */
   constructor(host, el, ui, about, hooks) {
     this.host = host;
     this.hooks = hooks;
@@ -95,10 +59,7 @@ export class FieldView {
     this.info = null; // {weights, means, modes}
     this.grids = []; // [{t, sigma, n, density, score, image}]
     this.slice = null; // the time picture's image
-    this.learning = null; // {points, losses, step, compare: learnedGrid result + step, t, sigma} once learn() ran
-    this.training = false;
-    this.trainRun = null; // the token of the training loop that may go on
-    this.trainLoop = null; // its promise
+    this.learner = new Learner(this); // the score network trained in the page
     this.level = 0; // index into grids shown when no run is playing
     this.run = null; // the last run
     this.ticket = null; // the run being computed, until cancel() drops it
@@ -109,28 +70,19 @@ export class FieldView {
     this.build();
   }
 
+  /** The network learning this score: {points, losses, step, compare}, or null (field-learn.js). */
+  get learning() {
+    return this.learner.learning;
+  }
+
+  /** Whether it is training now. */
+  get training() {
+    return this.learner.training;
+  }
+
   /** The attributes, checked against the library's description: {values, problems}. */
   read() {
-    const a = this.about;
-    const h = this.host;
-    const { problems, pick, whole, list } = this.hooks.attributes();
-    const values = {
-      distribution: pick('distribution', [...this.presets.keys(), DRAW], a.defaultDistribution),
-      sampler: pick('sampler', [...this.dynamics.keys()], a.defaultSampler),
-      sde: pick('sde', a.sdes, a.defaultSde),
-      particles: whole('particles', 1, a.maxParticles, a.defaultParticles),
-      seed: whole('seed', 0, a.maxSeed, 1),
-      steps: h.hasAttribute('steps') ? whole('steps', 1, a.maxSteps, null) : null,
-      sigma: null,
-      controls: list('controls', CONTROLS, DEFAULT_CONTROLS),
-    };
-    const sigma = h.getAttribute('sigma');
-    if (sigma !== null) {
-      const s = Number(sigma);
-      if (sigma.trim() !== '' && Number.isFinite(s) && s > 0) values.sigma = s;
-      else problems.push(`sigma="${sigma}" is not a positive number; using the smallest noise level`);
-    }
-    return { values, problems };
+    return readField(this.hooks.attributes(), this.about);
   }
 
   build() {
@@ -150,34 +102,12 @@ export class FieldView {
     ui.play.disabled = true;
     ui.frameOut = el('output', { text: 'no run yet' });
     ui.readout = el('div', { class: 'readout', 'aria-live': 'polite' });
-    ui.train = el('button', { type: 'button', class: 'secondary', part: 'button', text: 'Learn the score' });
-    ui.resetLearning = el('button', { type: 'button', class: 'secondary', part: 'button', text: 'Reset' });
-    ui.resetLearning.disabled = true;
-    // The learned field beside the true one (the figure above), and its error, at the noise level
-    // of the last comparison.
-    ui.learnedCanvas = el('canvas', { class: 'side-canvas learned-canvas', part: 'canvas learned', width: SIDE, height: SIDE, role: 'img', 'aria-label': 'the learned score as arrows over the true density, with the samples it learned from' });
-    ui.errorCanvas = el('canvas', { class: 'side-canvas error-canvas', part: 'canvas learned-error', width: SIDE, height: SIDE, role: 'img', 'aria-label': 'the error of the learned score, |learned − true|, with the samples it learned from' });
-    ui.learnedCaption = el('figcaption', { text: '' });
-    ui.errorCaption = el('figcaption', { text: '' });
-    ui.beside = el('div', { class: 'beside' },
-      el('figure', {}, ui.learnedCanvas, ui.learnedCaption),
-      el('figure', {}, ui.errorCanvas, ui.errorCaption));
-    ui.beside.hidden = true;
-    ui.useLearned = el('input', { type: 'checkbox', name: 'use-learned' });
-    ui.useLearned.disabled = true;
-    ui.loss = el('canvas', { class: 'loss-canvas', part: 'canvas loss', width: 560, height: 96, role: 'img', 'aria-label': 'training loss' });
-    ui.learnOut = el('div', { class: 'caption', 'aria-live': 'polite', text: this.learnHint() });
-    ui.learn = el('div', { class: 'learn' },
-      el('div', { class: 'row' }, ui.train, ui.resetLearning, el('label', { class: 'caption' }, ui.useLearned, ' sample with it')),
-      ui.beside, ui.loss, ui.learnOut);
     ui.views.after(
       el('div', { class: 'row' }, el('span', { class: 'caption', text: 'σ' }), ui.sigma, ui.sigmaOut),
       el('div', { class: 'row' }, ui.play, ui.scrub, ui.frameOut),
       ui.readout,
-      ui.learn,
+      this.learner.build(ui, el),
     );
-    ui.train.addEventListener('click', () => (this.training ? this.pauseTraining() : this.startTraining()));
-    ui.resetLearning.addEventListener('click', () => this.resetLearning());
     ui.distribution = el('select', { name: 'distribution', part: 'input' },
       ...this.about.presets.map((p) => el('option', { value: p.name, text: p.label })),
       el('option', { value: DRAW, text: 'Draw your own' }));
@@ -201,7 +131,7 @@ export class FieldView {
       this.stop();
       this.clearRun();
       this.draw();
-      if (this.learning && !this.training) this.compare().catch((e) => this.hooks.showError(e.message));
+      if (this.learning && !this.training) this.learner.compare().catch((e) => this.hooks.showError(e.message));
     });
     ui.scrub.addEventListener('input', () => {
       this.stop();
@@ -321,7 +251,7 @@ export class FieldView {
     const ui = this.ui;
     this.stop();
     this.clearRun();
-    this.dropLearning();
+    this.learner.drop();
     ui.clear.hidden = name !== DRAW;
     ui.canvas.classList.toggle('drawing', name === DRAW);
     this.hooks.showError('');
@@ -368,12 +298,12 @@ export class FieldView {
    * area (1 = uniform over the view) from 10⁻¹ to 10², so that a density spreading out with σ
    * also dims, as it does. */
   heatMap(g) {
-    return logImage(g.density, g.n, g.n, (2 * this.about.viewHalfWidth) ** 2);
+    return heatMap(g.density, g.n, g.n, (2 * this.about.viewHalfWidth) ** 2);
   }
 
   /** The time picture as an image, on the same scale (times the view's width: 1-D). */
   sliceImage(slice) {
-    return logImage(slice.density, slice.nt, slice.nx, 2 * this.about.viewHalfWidth);
+    return heatMap(slice.density, slice.nt, slice.nx, 2 * this.about.viewHalfWidth);
   }
 
   /** The options of the next run, from the controls: {options} or {problem}. */
@@ -476,165 +406,10 @@ export class FieldView {
     }
   }
 
-  learnHint() {
-    return `a small network learns this score from ${this.about.trainingPoints} samples by denoising score matching`;
-  }
-
-  /** Trains in chunks until paused, drawing the loss and, every few chunks, the learned field. A
-   * Resume waits for the paused loop's last chunk, so that one loop trains at a time. */
-  async startTraining() {
-    const ui = this.ui;
-    if (!this.field) {
-      this.hooks.showError('the drawing is empty: draw at least one point on the canvas first');
-      return;
-    }
-    const run = {};
-    this.trainRun = run;
-    this.training = true;
-    ui.train.textContent = 'Pause';
-    ui.resetLearning.disabled = false;
-    const previous = this.trainLoop;
-    this.trainLoop = (async () => {
-      await previous?.catch(() => {});
-      await this.#train(run, this.field);
-    })();
-    return this.trainLoop;
-  }
-
-  async #train(run, field) {
-    const ui = this.ui;
-    const current = () => run === this.trainRun && field === this.field;
-    try {
-      if (!this.learning) {
-        const { points } = await field.learn(Number(ui.seed.value));
-        if (!current()) return;
-        this.learning = { points, losses: [], step: 0, compare: null };
-        ui.useLearned.disabled = false;
-      }
-      while (current()) {
-        const { losses, step } = await field.train(TRAIN_CHUNK);
-        if (!current() || !this.learning) return;
-        this.learning.losses.push(...losses);
-        this.learning.step = step;
-        if (step % COMPARE_EVERY < TRAIN_CHUNK) await this.compare();
-        this.drawLoss();
-      }
-    } catch (error) {
-      // A Reset or a new distribution while a request was in flight is not an error.
-      if (!current()) return;
-      this.hooks.showError(error.message);
-      this.pauseTraining();
-    }
-  }
-
-  pauseTraining() {
-    this.training = false;
-    this.trainRun = null;
-    this.ui.train.textContent = this.learning ? 'Resume' : 'Learn the score';
-  }
-
   /** Stops everything this view does in the background (the element is rebuilt or removed). */
   dispose() {
     this.stop();
-    this.dropLearning();
-  }
-
-  /** Drops the network (a new distribution, or Reset). */
-  dropLearning() {
-    this.training = false;
-    this.trainRun = null;
-    if (this.learning) this.field?.forget().catch(() => {}); // the field may be gone already
-    this.learning = null;
-    const ui = this.ui;
-    ui.train.textContent = 'Learn the score';
-    ui.resetLearning.disabled = true;
-    ui.useLearned.checked = false;
-    ui.useLearned.disabled = true;
-    ui.beside.hidden = true;
-    ui.learnOut.textContent = this.learnHint();
-    ui.loss.getContext('2d').clearRect(0, 0, ui.loss.width, ui.loss.height);
-  }
-
-  resetLearning() {
-    this.dropLearning();
-    this.draw();
-  }
-
-  /** The learned score against the exact one at the noise level shown. */
-  async compare() {
-    const g = this.currentGrid();
-    if (!g || !this.learning) return;
-    const learning = this.learning;
-    const step = learning.step;
-    const c = await this.field.learnedGrid(g.t, COMPARE_GRID);
-    if (learning !== this.learning) return;
-    learning.compare = { ...c, step, t: g.t, sigma: g.sigma, image: logImage(c.error, c.n, c.n, 1) };
-    const far = c.sparseAbsError > 0 ? `${(c.sparseAbsError / c.denseAbsError).toFixed(1)}× larger where it is under 0.1 % of its peak` : 'the density is nowhere under 0.1 % of its peak at this σ';
-    this.ui.learnOut.textContent = `step ${step} at ${this.sigmaName()} = ${g.sigma.toPrecision(2)}: error ${percent(c.denseError)} of the score where the density is high, ${far}`;
-    this.drawBeside();
-  }
-
-  /** The learned score beside the true one: its arrows over the true density, and its error
-   * |learned − true| on the heat map's log scale, both with the samples it learned from (the
-   * error grows where they are few). Drawn when a comparison arrives, not every frame. */
-  drawBeside() {
-    const ui = this.ui;
-    const c = this.learning?.compare;
-    ui.beside.hidden = !c;
-    if (!c) return;
-    const g = this.grids.find((x) => x.t === c.t) ?? this.currentGrid();
-    const panels = [[ui.learnedCanvas, g.image, c], [ui.errorCanvas, c.image, null]];
-    for (const [canvas, image, arrows] of panels) {
-      const ctx = canvas.getContext('2d');
-      const size = canvas.width;
-      ctx.fillStyle = '#141830';
-      ctx.fillRect(0, 0, size, size);
-      ctx.imageSmoothingEnabled = true;
-      ctx.drawImage(image, 0, 0, size, size);
-      if (arrows) this.arrows(ctx, arrows, size);
-      this.samples(ctx, size);
-    }
-    const at = `${this.sigmaName()} = ${c.sigma.toPrecision(2)}`;
-    ui.learnedCaption.textContent = `learned score after ${c.step} steps (${at}); the true one is above`;
-    ui.errorCanvas.dataset.step = c.step;
-    ui.errorCaption.textContent = `its error |learned − true| (${at}), 0.1 to 100 on a log scale`;
-  }
-
-  /** The samples the network learns from, as white dots. */
-  samples(ctx, size) {
-    const w = this.about.viewHalfWidth;
-    const p = this.learning.points;
-    ctx.fillStyle = 'rgba(255, 255, 255, 0.9)';
-    for (let i = 0; i < p.length; i += 2) ctx.fillRect(((p[i] + w) / (2 * w)) * size - 1, ((w - p[i + 1]) / (2 * w)) * size - 1, 2, 2);
-  }
-
-  drawLoss() {
-    const c = this.ui.loss;
-    const ctx = c.getContext('2d');
-    const losses = this.learning?.losses ?? [];
-    ctx.clearRect(0, 0, c.width, c.height);
-    if (losses.length < 2) return;
-    // A running mean over 25 steps, on a log scale.
-    const smooth = [];
-    let sum = 0;
-    losses.forEach((v, i) => {
-      sum += v - (i >= 25 ? losses[i - 25] : 0);
-      smooth.push(sum / Math.min(i + 1, 25));
-    });
-    let [lo, hi] = [Infinity, -Infinity];
-    for (const v of smooth) [lo, hi] = [Math.min(lo, Math.log(v)), Math.max(hi, Math.log(v))];
-    ctx.strokeStyle = getComputedStyle(c).color;
-    ctx.lineWidth = 2;
-    ctx.beginPath();
-    smooth.forEach((v, i) => {
-      const x = (i / (smooth.length - 1)) * c.width;
-      const y = c.height - 4 - ((Math.log(v) - lo) / Math.max(hi - lo, 1e-6)) * (c.height - 8);
-      i ? ctx.lineTo(x, y) : ctx.moveTo(x, y);
-    });
-    ctx.stroke();
-    ctx.fillStyle = getComputedStyle(this.ui.learnOut).color;
-    ctx.font = `20px ${getComputedStyle(c).fontFamily}`;
-    ctx.fillText(`loss ${smooth[smooth.length - 1].toFixed(3)} · step ${losses.length}`, 8, 22);
+    this.learner.drop();
   }
 
   play() {
@@ -678,127 +453,22 @@ export class FieldView {
     return this.grids[this.level];
   }
 
+  /** The figure and the time picture at the current frame, with their readouts. */
   draw() {
     const ui = this.ui;
-    const c = ui.canvas;
-    const ctx = c.getContext('2d');
-    const size = c.width;
-    const w = this.about.viewHalfWidth;
-    const px = (x) => ((x + w) / (2 * w)) * size;
-    const py = (y) => ((w - y) / (2 * w)) * size;
-    ctx.fillStyle = '#141830';
-    ctx.fillRect(0, 0, size, size);
-    const g = this.currentGrid();
-    if (g) {
-      ctx.imageSmoothingEnabled = true;
-      ctx.drawImage(g.image, 0, 0, size, size);
-      this.arrows(ctx, g, size);
-      ui.sigmaOut.textContent = `${this.sigmaName()} = ${g.sigma.toPrecision(3)} (t = ${g.t.toFixed(2)})`;
-      ui.sigma.value = this.grids.indexOf(g);
-    }
-    if (this.ui.distribution.value === DRAW) {
-      ctx.fillStyle = '#ffffff';
-      for (const [x, y] of this.points) ctx.fillRect(px(x) - 1.5, py(y) - 1.5, 3, 3);
-    }
-    this.drawTime();
+    const halfWidth = this.about.viewHalfWidth;
+    const grid = this.currentGrid();
     const run = this.run;
-    if (!run) return;
-    const n = run.count;
-    const f = run.frames;
-    const at = (k, i) => 2 * (k * n + i);
-    // Trails: a segment per particle between consecutive recent frames, older ones fainter.
-    ctx.lineWidth = 1;
-    for (let back = TRAIL; back >= 1; back--) {
-      const k = this.frame - back;
-      if (k < 0) continue;
-      ctx.strokeStyle = `rgba(255, 170, 60, ${(0.5 * (TRAIL - back + 1)) / TRAIL})`;
-      ctx.beginPath();
-      for (let i = 0; i < n; i++) {
-        ctx.moveTo(px(f[at(k, i)]), py(f[at(k, i) + 1]));
-        ctx.lineTo(px(f[at(k + 1, i)]), py(f[at(k + 1, i) + 1]));
-      }
-      ctx.stroke();
+    const points = ui.distribution.value === DRAW ? this.points : null;
+    drawField(ui.canvas, { grid, halfWidth, points, run, frame: this.frame });
+    if (grid) {
+      ui.sigmaOut.textContent = `${this.sigmaName()} = ${grid.sigma.toPrecision(3)} (t = ${grid.t.toFixed(2)})`;
+      ui.sigma.value = this.grids.indexOf(grid);
     }
-    ctx.fillStyle = '#ffb040';
-    for (let i = 0; i < n; i++) ctx.fillRect(px(f[at(this.frame, i)]) - 1, py(f[at(this.frame, i) + 1]) - 1, 2, 2);
+    drawTime(ui.timeCanvas, { slice: this.slice, run, frame: this.frame, direction: this.info?.direction, halfWidth });
+    if (!run) return;
     ui.scrub.value = this.frame;
     const t = run.times[this.frame];
     ui.frameOut.textContent = `frame ${this.frame + 1}/${run.frameCount} · t = ${t.toFixed(3)} · ${this.sigmaName()} = ${run.sigmas[this.frame].toPrecision(3)}`;
-  }
-
-  /** The time picture: the density of u·x(t) with t across, the first particles' paths up to the
-   * current frame, and a line at the current frame's t. */
-  drawTime() {
-    const c = this.ui.timeCanvas;
-    const ctx = c.getContext('2d');
-    const [width, height] = [c.width, c.height];
-    const w = this.about.viewHalfWidth;
-    ctx.fillStyle = '#141830';
-    ctx.fillRect(0, 0, width, height);
-    if (!this.slice) return;
-    ctx.imageSmoothingEnabled = true;
-    ctx.drawImage(this.slice, 0, 0, width, height);
-    const run = this.run;
-    if (!run) return;
-    const [ux, uy] = this.info.direction;
-    const n = run.count;
-    const f = run.frames;
-    const tx = (t) => t * width;
-    const py = (k, i) => ((w - (ux * f[2 * (k * n + i)] + uy * f[2 * (k * n + i) + 1])) / (2 * w)) * height;
-    if (!run.fixedSigma) {
-      ctx.strokeStyle = 'rgba(255, 176, 64, 0.8)';
-      ctx.lineWidth = 1.5;
-      ctx.beginPath();
-      for (let i = 0; i < Math.min(PATHS, n); i++) {
-        ctx.moveTo(tx(run.times[0]), py(0, i));
-        for (let k = 1; k <= this.frame; k++) ctx.lineTo(tx(run.times[k]), py(k, i));
-      }
-      ctx.stroke();
-    }
-    ctx.strokeStyle = 'rgba(255, 255, 255, 0.8)';
-    ctx.lineWidth = 1;
-    ctx.beginPath();
-    ctx.moveTo(tx(run.times[this.frame]), 0);
-    ctx.lineTo(tx(run.times[this.frame]), height);
-    ctx.stroke();
-  }
-
-  /** The score as arrows on a coarser grid: direction of ∇ log p, length growing with its size
-   * (square root, relative to the largest), so that both steep and flat regions read. */
-  arrows(ctx, g, size) {
-    const step = g.n / ARROWS;
-    const cell = size / ARROWS;
-    let top = 0;
-    const picks = [];
-    for (let r = 0; r < ARROWS; r++) {
-      for (let c = 0; c < ARROWS; c++) {
-        const i = Math.floor((r + 0.5) * step) * g.n + Math.floor((c + 0.5) * step);
-        const sx = g.score[2 * i];
-        const sy = g.score[2 * i + 1];
-        const m = Math.hypot(sx, sy);
-        top = Math.max(top, m);
-        picks.push([r, c, sx, sy, m]);
-      }
-    }
-    ctx.strokeStyle = 'rgba(255, 255, 255, 0.75)';
-    ctx.lineWidth = 1;
-    ctx.beginPath();
-    for (const [r, c, sx, sy, m] of picks) {
-      if (m === 0) continue;
-      const len = 0.45 * cell * Math.sqrt(m / top);
-      const [dx, dy] = [(sx / m) * len, (-sy / m) * len];
-      const [x0, y0] = [(c + 0.5) * cell - dx / 2, (r + 0.5) * cell - dy / 2];
-      const [x1, y1] = [x0 + dx, y0 + dy];
-      ctx.moveTo(x0, y0);
-      ctx.lineTo(x1, y1);
-      // Arrow head.
-      const a = Math.atan2(dy, dx);
-      const head = Math.min(4, len * 0.4);
-      ctx.moveTo(x1, y1);
-      ctx.lineTo(x1 - head * Math.cos(a - 0.5), y1 - head * Math.sin(a - 0.5));
-      ctx.moveTo(x1, y1);
-      ctx.lineTo(x1 - head * Math.cos(a + 0.5), y1 - head * Math.sin(a + 0.5));
-    }
-    ctx.stroke();
   }
 }

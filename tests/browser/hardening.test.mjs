@@ -2,7 +2,7 @@
 // large for the device, a cancel during the first step, weights that blow up mid-run, and a lost
 // GPU device. Each must end in a message that names the problem, with the page still usable.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -197,7 +197,8 @@ test('the error names the page, the widget and the worker branch on are the ones
   });
   await page.close();
   const used = new Set();
-  for (const file of ['app.js', 'client.js', 'score-field.js', 'field-view.js', 'worker.js']) {
+  // Every module of www/: the page, the widget and its modes, the worker.
+  for (const file of readdirSync(path.join(ROOT, 'www')).filter((f) => f.endsWith('.js'))) {
     const source = readFileSync(path.join(ROOT, 'www', file), 'utf8');
     for (const [, name] of source.matchAll(/'([A-Za-z]+Error)'/g)) used.add(name);
   }

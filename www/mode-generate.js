@@ -1,0 +1,66 @@
+// <score-field>'s generate and inpaint modes (mode.js says what a mode is).
+import { Mode } from './mode.js';
+
+/** mode="generate": a batch of samples at the controls' settings. */
+export class Generate extends Mode {
+  static label = 'Generate';
+
+  run() {
+    const w = this.widget;
+    return w.sample('generate', w.options(), w.ui.canvas);
+  }
+}
+
+/** mode="inpaint": a source digit with a painted mask; the masked pixels are regenerated. */
+export class Inpaint extends Mode {
+  static label = 'Inpaint';
+  // Its New digit and Clear mask buttons.
+  static ownControls = true;
+
+  constructor(widget) {
+    super(widget);
+    this.painter = null;
+    this.digits = 0; // source digits drawn so far
+  }
+
+  build(ui, el) {
+    const side = this.widget.side;
+    ui.source = el('canvas', { class: 'source', part: 'canvas source', width: side, height: side, role: 'img', 'aria-label': 'the digit to complete; paint over the part to regenerate' });
+    ui.views.prepend(el('div', { class: 'view' }, ui.source, el('div', { class: 'caption', text: 'paint what to regenerate' })));
+    ui.output.append(el('div', { class: 'caption', text: 'completions' }));
+    ui.newDigit = el('button', { type: 'button', class: 'secondary', part: 'button', text: 'New digit' });
+    ui.clearMask = el('button', { type: 'button', class: 'secondary', part: 'button', text: 'Clear mask' });
+    ui.controls.append(ui.newDigit, ui.clearMask);
+    ui.newDigit.addEventListener('click', () => this.newDigit());
+    ui.clearMask.addEventListener('click', () => this.painter?.clearMask());
+  }
+
+  async loaded() {
+    this.painter = this.widget.painter(this.widget.ui.source);
+    await this.newDigit();
+    return true;
+  }
+
+  /** A new source digit (one sample), with the bottom half masked. */
+  async newDigit() {
+    const w = this.widget;
+    const ui = w.ui;
+    // A different digit on every click (seeds 1000 + seed, 1001 + seed, …): reproducible per page.
+    this.digits += 1;
+    const opts = { ...w.options(), batch: 1, seed: Number(ui.seed.value) + 999 + this.digits };
+    const result = await w.sample('generate', opts, ui.canvas, null, { run: false });
+    if (!result) return;
+    const [lo, hi] = w.info.card.image.range;
+    this.painter.setImage(Array.from(result.data, (v) => Math.min(hi, Math.max(lo, v))));
+    if (!this.painter.paintedCount()) this.painter.maskRegion('bottom');
+    ui.status.textContent = 'paint over what to regenerate, then Inpaint';
+    w.setState('ready');
+  }
+
+  run() {
+    const w = this.widget;
+    const p = this.painter;
+    if (!p.paintedCount()) return w.refuse('paint over part of the digit first: the painted pixels are regenerated');
+    return w.sample('inpaint', { ...w.options(), image: p.image, mask: p.keepMask() }, w.ui.canvas);
+  }
+}
