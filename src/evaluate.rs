@@ -19,6 +19,7 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, relu, softmax};
+use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Images;
@@ -289,89 +290,21 @@ pub fn mean_cov(rows: &[f64], dim: usize) -> (Vec<f64>, Vec<f64>) {
     (mean, cov)
 }
 
-/// Eigen-decomposition of a symmetric matrix by cyclic Jacobi rotations: returns (eigenvalues,
-/// eigenvectors as the columns of a row-major n × n matrix). Accurate to rounding for the
-/// well-scaled covariance matrices used here.
-pub fn symmetric_eigen(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut a = a.to_vec();
-    let mut v = vec![0.0; n * n];
-    for i in 0..n {
-        v[i * n + i] = 1.0;
-    }
-    let scale: f64 = a.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
-    for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * n + j] * a[i * n + j]).sum::<f64>().sqrt();
-        if off <= 1e-14 * scale {
-            break;
-        }
-        for p in 0..n {
-            for q in p + 1..n {
-                let apq = a[p * n + q];
-                if apq.abs() <= 1e-300 {
-                    continue;
-                }
-                // Rotation angle that zeroes a[p][q] (Golub & Van Loan, §8.5.2).
-                let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let (akp, akq) = (a[k * n + p], a[k * n + q]);
-                    a[k * n + p] = c * akp - s * akq;
-                    a[k * n + q] = s * akp + c * akq;
-                }
-                for k in 0..n {
-                    let (apk, aqk) = (a[p * n + k], a[q * n + k]);
-                    a[p * n + k] = c * apk - s * aqk;
-                    a[q * n + k] = s * apk + c * aqk;
-                }
-                for k in 0..n {
-                    let (vkp, vkq) = (v[k * n + p], v[k * n + q]);
-                    v[k * n + p] = c * vkp - s * vkq;
-                    v[k * n + q] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    ((0..n).map(|i| a[i * n + i]).collect(), v)
-}
-
 /// Fréchet distance between N(μ₁, Σ₁) and N(μ₂, Σ₂):
-/// ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁^½ Σ₂ Σ₁^½)^½ (Dowson & Landau 1982).
+/// ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁^½ Σ₂ Σ₁^½)^½ (Dowson & Landau 1982), with the matrix
+/// square roots from symmetric eigendecompositions (nalgebra); eigenvalues that rounding made
+/// slightly negative count as 0. Covariances are row-major n × n.
 pub fn frechet_distance(mean1: &[f64], cov1: &[f64], mean2: &[f64], cov2: &[f64]) -> f64 {
     let n = mean1.len();
     let mean_term: f64 = mean1.iter().zip(mean2).map(|(a, b)| (a - b) * (a - b)).sum();
-    let trace = |m: &[f64]| (0..n).map(|i| m[i * n + i]).sum::<f64>();
+    let (c1, c2) = (DMatrix::from_row_slice(n, n, cov1), DMatrix::from_row_slice(n, n, cov2));
     // Σ₁^½ = V diag(√λ) Vᵀ
-    let (values, vectors) = symmetric_eigen(cov1, n);
-    let mut sqrt1 = vec![0.0; n * n];
-    for i in 0..n {
-        for j in 0..n {
-            sqrt1[i * n + j] = (0..n).map(|k| vectors[i * n + k] * values[k].max(0.0).sqrt() * vectors[j * n + k]).sum();
-        }
-    }
-    let product = matmul(&matmul(&sqrt1, cov2, n), &sqrt1, n);
-    let symmetric: Vec<f64> = (0..n * n).map(|k| 0.5 * (product[k] + product[(k % n) * n + k / n])).collect();
-    let (middle, _) = symmetric_eigen(&symmetric, n);
-    let cross: f64 = middle.iter().map(|l| l.max(0.0).sqrt()).sum();
-    mean_term + trace(cov1) + trace(cov2) - 2.0 * cross
-}
-
-fn matmul(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
-    let mut c = vec![0.0; n * n];
-    for i in 0..n {
-        for k in 0..n {
-            let aik = a[i * n + k];
-            if aik == 0.0 {
-                continue;
-            }
-            for j in 0..n {
-                c[i * n + j] += aik * b[k * n + j];
-            }
-        }
-    }
-    c
+    let eigen = c1.clone().symmetric_eigen();
+    let root = &eigen.eigenvectors * DMatrix::from_diagonal(&eigen.eigenvalues.map(|l| l.max(0.0).sqrt())) * eigen.eigenvectors.transpose();
+    let product = &root * &c2 * &root;
+    let symmetric = (&product + product.transpose()) * 0.5;
+    let cross: f64 = symmetric.symmetric_eigenvalues().iter().map(|l| l.max(0.0).sqrt()).sum();
+    mean_term + c1.trace() + c2.trace() - 2.0 * cross
 }
 
 /// Fréchet distance between the feature sets of two prediction sets.
@@ -514,20 +447,6 @@ mod tests {
     fn gaussian_rows(n: usize, mean: &[f64], std: &[f64], seed: u64) -> Vec<f64> {
         let mut rng = SplitMix::new(seed);
         (0..n).flat_map(|_| mean.iter().zip(std).map(|(m, s)| m + s * rng.normal()).collect::<Vec<_>>()).collect()
-    }
-
-    /// Jacobi on a 3×3 symmetric matrix: A v = λ v for every pair, eigenvalues sum to the trace.
-    #[test]
-    fn jacobi_eigenpairs_satisfy_the_definition() {
-        let a = [4.0, 1.0, -2.0, 1.0, 2.0, 0.5, -2.0, 0.5, 3.0];
-        let (values, vectors) = symmetric_eigen(&a, 3);
-        for k in 0..3 {
-            for i in 0..3 {
-                let av: f64 = (0..3).map(|j| a[i * 3 + j] * vectors[j * 3 + k]).sum();
-                assert!((av - values[k] * vectors[i * 3 + k]).abs() < 1e-12, "eigenpair {k}");
-            }
-        }
-        assert!((values.iter().sum::<f64>() - 9.0).abs() < 1e-12);
     }
 
     /// For commuting (here: diagonal) covariances the Fréchet distance has the closed form

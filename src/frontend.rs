@@ -39,7 +39,7 @@ pub const AUTOGUIDANCE_SLIDER_MAX: f64 = 4.0;
 /// attribute pin. See www/client.js and docs/PERFORMANCE.md ("Workers").
 pub const MAX_WORKERS: usize = 8;
 
-/// What the page and the widget are told when a model loads (`ScoreModel.runDefaults()`): the
+/// What the page and the widget are told when a model loads (`model.runDefaults()`): the
 /// front end's settings above, the API's limits, and the model's own guided and autoguided
 /// starting points from its card.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -48,7 +48,7 @@ function showBackend(info) {
   $('batch').max = String(Math.min(info.defaults.maxBatch, info.maxBatch));
 }
 
-/** The library's starting values and limits (src/sampling/catalog.rs RUN_DEFAULTS). */
+/** The library's starting values and limits (src/frontend.rs RunDefaults, with the model card's sampling settings). */
 function applyDefaults(defaults) {
   $('batch').value = String(defaults.batch.generate);
   $('seed').value = String(defaults.seed);
@@ -83,7 +83,7 @@ function fillAutoguidance(info) {
 
 /** The digit control, when the model has a classifier: any digit (unguided), one class, or every
  * class in turn; the guidance slider beside it while a class is chosen. Choosing a class from
- * "any" switches to the library's sampler for guided runs (RUN_DEFAULTS.guided). */
+ * "any" switches to the library's sampler for guided runs (the card's sampling.guided). */
 function fillClasses(classes, defaults, problem) {
   $('class-label').hidden = !classes;
   // A model whose card names a classifier that could not be read: say so (unguided runs work).
@@ -125,7 +125,7 @@ function formatSeconds(s) {
   return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
-/** The loaded model's samplers by name (src/sampling/catalog.rs, via the worker). */
+/** The loaded model's samplers by name (src/sampling/catalog.rs with the card's step counts, via the worker). */
 let samplers = new Map();
 
 function options() {

@@ -103,7 +103,7 @@ const request = (message, onProgress) => pool[0].request(message, onProgress);
 
 // How many workers a CPU run may use unless its model says otherwise: `setWorkers` (the page's
 // ?workers=N), else one per core the browser reports, up to the library's cap
-// (RUN_DEFAULTS.maxWorkers, known once a model has loaded).
+// (runDefaults().maxWorkers, src/frontend.rs, known once a model has loaded).
 let pageWorkers = null;
 let maxWorkers = null;
 
@@ -177,7 +177,7 @@ export class RemoteModel {
   /** Loads the model; resolves to {backend, adapter, card, samplers, defaults, classes,
    * classifierProblem, autoguided, guideProblem, fallbackReason, warmupSeconds, maxBatch};
    * `samplers` describes the samplers it runs, the default first; `defaults` the runs' starting
-   * batch, seed, guidance and autoguidance and the options' limits (src/sampling/catalog.rs);
+   * batch, seed, guidance and autoguidance and the options' limits (src/frontend.rs RunDefaults, with the model card's sampling settings);
    * `classes` the class names a run can be guided to (option `class`: an index into them, or
    * 'all'), null without a classifier; `autoguided` whether runs are autoguided by the worse model
    * the card names (option `autoguidance`, the weight w; 1 turns it off), `guideProblem` why that

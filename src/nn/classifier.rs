@@ -60,9 +60,14 @@ pub struct ClassifierArch {
 }
 
 impl ClassifierArch {
+    /// A classifier of images into `classes` (the names, in the order of the logits).
+    pub fn new(trunk: UNetConfig, classes: Vec<String>, sigma_data: f64) -> Self {
+        Self { trunk, classes, sigma_data }
+    }
+
     /// Images 0–9.
     pub fn digits(trunk: UNetConfig, sigma_data: f64) -> Self {
-        Self { trunk, classes: (0..10).map(|c: usize| c.to_string()).collect(), sigma_data }
+        Self::new(trunk, (0..10).map(|c: usize| c.to_string()).collect(), sigma_data)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -12,7 +12,7 @@ use burn::prelude::*;
 pub use card::{ImageSpec, ModelCard, TrainingRecord};
 use crate::error::WeightsError;
 use crate::model::{Network, ScoreModel};
-pub use safetensors::{Dtype, fill, to_safetensors};
+pub use self::safetensors::{Dtype, fill, to_safetensors};
 
 
 /// Builds the network a card describes and fills it with the given safetensors bytes, for
@@ -214,7 +214,7 @@ mod tests {
             WeightsError::Corrupt(m) => assert!(m.contains(name) && m.contains(words), "{m}"),
             other => panic!("expected a corrupt file, got {other}"),
         };
-        corrupt(&with_header(&q, |h| drop(h.remove(&scale))), "lacks");
+        corrupt(&without(&q, &scale), "lacks");
         let (entries, _) = parse_safetensors(&q).unwrap();
         let entry = entries.iter().find(|e| e.name == scale).unwrap();
         let channels = entry.shape[0];
@@ -278,6 +278,25 @@ mod tests {
     }
 
     /// Rewrites one header entry of a valid file and keeps the data.
+    /// The file without tensor `name`, still valid safetensors: its bytes dropped and the later
+    /// tensors' offsets moved down (the format refuses a gap in the data).
+    fn without(bytes: &[u8], name: &str) -> Vec<u8> {
+        let (entries, data_start) = parse_safetensors(bytes).unwrap();
+        let gone = entries.iter().find(|e| e.name == name).unwrap().clone();
+        let len = gone.end - gone.start;
+        let moved = with_header(bytes, |h| {
+            h.remove(name);
+            for e in entries.iter().filter(|e| e.start > gone.start) {
+                h.get_mut(&e.name).unwrap()["data_offsets"] = serde_json::json!([e.start - data_start - len, e.end - data_start - len]);
+            }
+        });
+        let new_start = 8 + u64::from_le_bytes(moved[..8].try_into().unwrap()) as usize;
+        let mut out = moved[..new_start].to_vec();
+        out.extend_from_slice(&bytes[data_start..gone.start]);
+        out.extend_from_slice(&bytes[gone.end..]);
+        out
+    }
+
     fn with_header(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> Vec<u8> {
         let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
         let mut header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
@@ -336,9 +355,7 @@ mod tests {
     #[test]
     fn missing_unexpected_and_misshapen_tensors_are_named() {
         let (card, bytes, device) = saved();
-        let missing = with_header(&bytes, |h| {
-            h.remove("out.bias");
-        });
+        let missing = without(&bytes, "out.bias");
         assert_eq!(load(&card, &missing, &device).unwrap_err(), WeightsError::MissingTensor { name: "out.bias".into() });
         let renamed = with_header(&bytes, |h| {
             let v = h.remove("out.bias").unwrap();

@@ -1,13 +1,15 @@
 //! Safetensors files, read with bounds checks before Burn sees the bytes, and their f16 and 8-bit
 //! encodings.
 //!
-//! The header is parsed here with bounds checks (a header that claims more bytes than the file has
-//! is refused before any allocation); every tensor a network needs must be present with its shape
-//! and a float dtype, and no tensor may hold NaN or ±∞.
+//! The format is read by the `safetensors` crate; on top of it, our limits (a header that claims more
+//! bytes than the file has is refused before any allocation), and for a network: every tensor it
+//! needs present with its shape and a float dtype (or 8 bits with its scales), and no NaN or ±∞.
 
 use std::collections::BTreeMap;
 
 use burn::store::{ModuleSnapshot, SafetensorsStore};
+use safetensors::tensor::{SafeTensorError, SafeTensors};
+use safetensors::{self as st};
 
 use super::card::{MAX_HEADER_BYTES, MAX_WEIGHTS_BYTES};
 use crate::error::WeightsError;
@@ -23,8 +25,10 @@ pub struct TensorEntry {
     pub end: usize,
 }
 
-/// Parses a safetensors header with bounds checks: 8-byte little-endian header length, a JSON
-/// object of `name: {dtype, shape, data_offsets}`, then the data.
+/// Reads a safetensors file's header: our limits first (the file's size, and the header's length
+/// before anything is allocated), then the format itself through the `safetensors` crate (the
+/// JSON, each tensor's dtype, shape and byte range, the data covered exactly), then the dtypes a
+/// network can be filled from.
 pub fn parse_safetensors(bytes: &[u8]) -> Result<(Vec<TensorEntry>, usize), WeightsError> {
     if bytes.len() > MAX_WEIGHTS_BYTES {
         return Err(WeightsError::Corrupt(format!("file is {} bytes; the limit is {MAX_WEIGHTS_BYTES}", bytes.len())));
@@ -38,50 +42,34 @@ pub fn parse_safetensors(bytes: &[u8]) -> Result<(Vec<TensorEntry>, usize), Weig
         return Err(WeightsError::Corrupt(format!("header claims {header_len} bytes but the file has {available} after the length field")));
     }
     let data_start = 8 + header_len as usize;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes[8..data_start]).map_err(|e| WeightsError::Corrupt(format!("header is not a JSON object: {e}")))?;
-    let data_len = bytes.len() - data_start;
+    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| WeightsError::Corrupt(format_error(e, bytes.len() - data_start)))?;
     let mut entries = Vec::new();
-    for (name, value) in header {
-        if name == "__metadata__" {
-            continue;
-        }
-        let corrupt = |what: &str| WeightsError::Corrupt(format!("tensor `{name}`: {what}"));
-        let dtype = value.get("dtype").and_then(|v| v.as_str()).ok_or_else(|| corrupt("no dtype"))?.to_string();
-        let shape: Vec<usize> = value
-            .get("shape")
-            .and_then(|v| v.as_array())
-            .ok_or_else(|| corrupt("no shape"))?
-            .iter()
-            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
-            .collect::<Option<_>>()
-            .ok_or_else(|| corrupt("shape is not a list of sizes"))?;
-        let offsets: Vec<usize> = value
-            .get("data_offsets")
-            .and_then(|v| v.as_array())
-            .ok_or_else(|| corrupt("no data_offsets"))?
-            .iter()
-            .map(|d| d.as_u64().and_then(|d| usize::try_from(d).ok()))
-            .collect::<Option<_>>()
-            .ok_or_else(|| corrupt("data_offsets are not two byte offsets"))?;
-        let [start, end] = offsets[..] else { return Err(corrupt("data_offsets are not two byte offsets")) };
-        if start > end || end > data_len {
-            return Err(corrupt(&format!("data [{start}, {end}) lies outside the {data_len} data bytes (file truncated?)")));
-        }
-        let elem = match dtype.as_str() {
-            "F32" => 4,
-            "F16" | "BF16" => 2,
-            "I8" => 1,
-            other => return Err(WeightsError::UnsupportedDtype { name, found: other.to_string() }),
+    for (name, info) in metadata.tensors() {
+        let dtype = match info.dtype {
+            st::Dtype::F32 => "F32",
+            st::Dtype::F16 => "F16",
+            st::Dtype::BF16 => "BF16",
+            st::Dtype::I8 => "I8",
+            other => return Err(WeightsError::UnsupportedDtype { name, found: format!("{other:?}") }),
         };
-        let numel = shape.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| corrupt("shape overflows"))?;
-        if numel.checked_mul(elem) != Some(end - start) {
-            return Err(corrupt(&format!("shape {shape:?} of {dtype} needs {} bytes but data_offsets span {}", numel.saturating_mul(elem), end - start)));
-        }
-        entries.push(TensorEntry { name, dtype, shape, start: data_start + start, end: data_start + end });
+        let (start, end) = info.data_offsets;
+        entries.push(TensorEntry { name, dtype: dtype.into(), shape: info.shape.clone(), start: data_start + start, end: data_start + end });
     }
     entries.sort_by_key(|e| e.start);
     Ok((entries, data_start))
+}
+
+/// What a format error of the `safetensors` crate means for a reader of our messages.
+fn format_error(e: SafeTensorError, data_len: usize) -> String {
+    match e {
+        SafeTensorError::InvalidOffset(name) => format!("tensor `{name}`: its data lies outside the {data_len} data bytes or overlaps another tensor's (file truncated?)"),
+        SafeTensorError::TensorInvalidInfo => "a tensor's shape and dtype do not match the size of its data".into(),
+        SafeTensorError::ValidationOverflow => "a tensor's shape overflows".into(),
+        SafeTensorError::MetadataIncompleteBuffer => format!("the tensors do not cover the {data_len} data bytes exactly (file truncated or padded?)"),
+        SafeTensorError::InvalidHeader(e) => format!("header is not UTF-8: {e}"),
+        SafeTensorError::InvalidHeaderDeserialization(e) | SafeTensorError::JsonError(e) => format!("header is not a safetensors JSON object: {e}"),
+        other => format!("{other}"),
+    }
 }
 
 /// How float tensors are stored on disk.
@@ -233,7 +221,9 @@ pub(crate) fn metadata(bytes: &[u8]) -> Result<Option<serde_json::Value>, Weight
 }
 
 /// Decoded tensors as safetensors bytes in `to` (with `select` as in
-/// [`convert_safetensors_where`]) and the given `__metadata__`.
+/// [`convert_safetensors_where`]) and the given `__metadata__`, in the tensors' order. Written
+/// here rather than by the `safetensors` crate, whose writer orders `__metadata__` through a hash
+/// map, so that its files would differ from run to run; the crate reads what this writes.
 pub(crate) fn encode(tensors: &[Decoded], metadata: Option<&serde_json::Value>, to: Dtype, select: impl Fn(&str) -> bool) -> Result<Vec<u8>, WeightsError> {
     let mut header = serde_json::Map::new();
     if let Some(meta) = metadata {

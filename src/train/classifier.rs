@@ -8,13 +8,12 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
+use crate::data::Images;
 use crate::error::ConfigError;
 use crate::nn::classifier::{ClassifierArch, NoisyClassifier};
-use crate::data::Images;
-use crate::data::mnist::SIDE;
 use crate::rng::SplitMix;
 
-/// How the classifier is trained (Adam on cross-entropy over noised training digits).
+/// How the classifier is trained (Adam on cross-entropy over noised training images).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassifierTraining {
     pub epochs: usize,
@@ -33,7 +32,7 @@ impl Default for ClassifierTraining {
     }
 }
 
-/// The distribution of a training digit's noise level σ, within the model's [σ_min, σ_max].
+/// The distribution of a training image's noise level σ, within the model's [σ_min, σ_max].
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum SigmaDraw {
@@ -80,9 +79,9 @@ impl std::fmt::Display for SigmaDraw {
     }
 }
 
-/// Training digits as the score model's data: [B, 1, 28, 28] in `range`, plus N(0, σ²) noise.
+/// Training images as the score model's data: [B, C, H, W] in `range`, plus N(0, σ²) noise.
 fn noised(train: &Images, idx: &[usize], sigmas: &[f32], range: [f32; 2], rng: &mut SplitMix) -> Vec<f32> {
-    let pixels = SIDE * SIDE;
+    let pixels: usize = train.shape.iter().product();
     let mut out = train.floats(idx);
     for (i, v) in out.iter_mut().enumerate() {
         *v = *v * (range[1] - range[0]) + range[0] + sigmas[i / pixels] * rng.normal() as f32;
@@ -90,8 +89,9 @@ fn noised(train: &Images, idx: &[usize], sigmas: &[f32], range: [f32; 2], rng: &
     out
 }
 
-/// Trains a classifier of `arch` on the training digits noised over `sigma_range`; calls
+/// Trains a classifier of `arch` on labelled training images noised over `sigma_range`; calls
 /// `progress(epoch, mean loss)` after each epoch. Returns the network and its last epoch's loss.
+/// The images must have the trunk's shape and the architecture's classes.
 pub fn train(
     train: &Images,
     arch: &ClassifierArch,
@@ -101,6 +101,14 @@ pub fn train(
     device: &Device,
     mut progress: impl FnMut(usize, f64),
 ) -> Result<(NoisyClassifier, f64), ConfigError> {
+    let t = &arch.trunk;
+    if train.shape != [t.channels, t.height, t.width] {
+        return Err(ConfigError::invalid("image", format!("the images are {:?} (C, H, W) but the classifier is built for {:?}", train.shape, [t.channels, t.height, t.width])));
+    }
+    if train.classes != arch.classes {
+        return Err(ConfigError::invalid("architecture.classes", format!("the images' classes {:?} are not the classifier's {:?}", train.classes, arch.classes)));
+    }
+    let [c, h, w] = train.shape;
     let ad = device.clone().autodiff();
     ad.seed(config.seed);
     let mut model = arch.init(&ad)?;
@@ -116,7 +124,7 @@ pub fn train(
         for idx in order.chunks(config.batch_size) {
             let b = idx.len();
             let sigmas = config.sigmas.draw(&mut rng, b, sigma_range);
-            let x = Tensor::<4>::from_data(TensorData::new(noised(train, idx, &sigmas, range, &mut rng), [b, 1, SIDE, SIDE]), &ad);
+            let x = Tensor::<4>::from_data(TensorData::new(noised(train, idx, &sigmas, range, &mut rng), [b, c, h, w]), &ad);
             let sigma = Tensor::<1>::from_data(TensorData::new(sigmas, [b]), &ad);
             let one_hot: Vec<f32> = idx.iter().flat_map(|&i| (0..k).map(move |j| if j == train.labels[i] as usize { 1.0 } else { 0.0 })).collect();
             let one_hot = Tensor::<2>::from_data(TensorData::new(one_hot, [b, k]), &ad);
@@ -133,9 +141,10 @@ pub fn train(
     Ok((model.valid(), last))
 }
 
-/// Held-out accuracy at each noise level in `sigmas` (every digit noised once per level, with a
+/// Held-out accuracy at each noise level in `sigmas` (every image noised once per level, with a
 /// fixed seed): [[σ, accuracy], …].
 pub fn accuracy_by_sigma(model: &NoisyClassifier, held: &Images, sigmas: &[f64], range: [f32; 2], device: &Device) -> Vec<[f64; 2]> {
+    let [c, h, w] = held.shape;
     let mut rng = SplitMix::new(0x5eed);
     sigmas
         .iter()
@@ -144,7 +153,7 @@ pub fn accuracy_by_sigma(model: &NoisyClassifier, held: &Images, sigmas: &[f64],
             let all: Vec<usize> = (0..held.len()).collect();
             for idx in all.chunks(200) {
                 let b = idx.len();
-                let x = Tensor::<4>::from_data(TensorData::new(noised(held, idx, &vec![sigma as f32; b], range, &mut rng), [b, 1, SIDE, SIDE]), device);
+                let x = Tensor::<4>::from_data(TensorData::new(noised(held, idx, &vec![sigma as f32; b], range, &mut rng), [b, c, h, w]), device);
                 let predicted = model.logits(x, Tensor::full([b], sigma as f32, device)).argmax(1).into_data().convert::<i64>().try_to_vec::<i64>().expect("argmax is an integer tensor");
                 correct += idx.iter().zip(predicted).filter(|&(&i, p)| held.labels[i] as i64 == p).count();
             }
@@ -156,6 +165,38 @@ pub fn accuracy_by_sigma(model: &NoisyClassifier, held: &Images, sigmas: &[f64],
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Colour images of two classes (reddish and bluish 3×8×8 squares with noise): a tiny
+    /// classifier trained on them tells the classes apart at low noise, and images of another
+    /// shape or other classes are refused by name.
+    #[test]
+    fn a_colour_classifier_learns_its_classes_and_refuses_other_images() {
+        use crate::nn::unet::UNetConfig;
+        let mut rng = SplitMix::new(5);
+        let (n, shape) = (64usize, [3usize, 8, 8]);
+        let mut pixels = Vec::new();
+        let mut labels = Vec::new();
+        for i in 0..n {
+            let class = i % 2;
+            for ch in 0..3 {
+                let base = if (class == 0 && ch == 0) || (class == 1 && ch == 2) { 0.8 } else { 0.2 };
+                pixels.extend((0..64).map(|_| ((base + 0.1 * rng.normal()).clamp(0.0, 1.0) * 255.0) as u8));
+            }
+            labels.push(class as u16);
+        }
+        let images = Images { shape, pixels, labels, classes: vec!["red".into(), "blue".into()], groups: (0..n as u32).collect() };
+        let trunk = UNetConfig { channels: 3, height: 8, width: 8, widths: vec![8, 8], embed_dim: 8, dropout: 0.0, ..UNetConfig::default() };
+        let arch = ClassifierArch::new(trunk.clone(), images.classes.clone(), 0.5);
+        let config = ClassifierTraining { epochs: 6, batch_size: 16, learning_rate: 5e-3, seed: 1, sigmas: SigmaDraw::LogUniform };
+        let device = Device::flex();
+        let (net, _) = train(&images, &arch, [0.01, 1.0], [0.0, 1.0], &config, &device, |_, _| {}).unwrap();
+        let [[_, acc]] = accuracy_by_sigma(&net, &images, &[0.05], [0.0, 1.0], &device)[..] else { panic!() };
+        assert!(acc >= 0.9, "accuracy at σ = 0.05: {acc}");
+        let grey = ClassifierArch::new(UNetConfig { channels: 1, ..trunk }, images.classes.clone(), 0.5);
+        assert!(train(&images, &grey, [0.01, 1.0], [0.0, 1.0], &config, &device, |_, _| {}).unwrap_err().to_string().contains("image"));
+        let other = ClassifierArch::new(arch.trunk.clone(), vec!["a".into(), "b".into()], 0.5);
+        assert!(train(&images, &other, [0.01, 1.0], [0.0, 1.0], &config, &device, |_, _| {}).unwrap_err().to_string().contains("classes"));
+    }
 
     /// Training noise levels: log-uniform draws have ln σ uniform on [ln lo, ln hi] (mean at the
     /// middle, variance (ln hi − ln lo)²/12); log-normal ones have ln σ ~ N(mean, std²), clamped to

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 use burn::prelude::*;
+use nalgebra::DMatrix;
 use scorefield::{ScoreFn, Sde};
 
 /// Gaussian data N(mean, cov) laid out as [B, C, H, W] with C·H·W = D.
@@ -66,44 +67,16 @@ impl ScoreFn for Gaussian {
     }
 }
 
-/// Gauss–Jordan inverse of a small SPD matrix.
+/// The inverse of a small SPD matrix (row-major), through its Cholesky factor (nalgebra).
 pub fn invert(a: &[f64], d: usize) -> Vec<f64> {
-    let mut m = a.to_vec();
-    let mut inv: Vec<f64> = (0..d * d).map(|i| if i / d == i % d { 1.0 } else { 0.0 }).collect();
-    for col in 0..d {
-        let pivot = (col..d).max_by(|&i, &j| m[i * d + col].abs().total_cmp(&m[j * d + col].abs())).unwrap();
-        for k in 0..d {
-            m.swap(col * d + k, pivot * d + k);
-            inv.swap(col * d + k, pivot * d + k);
-        }
-        let p = m[col * d + col];
-        for k in 0..d {
-            m[col * d + k] /= p;
-            inv[col * d + k] /= p;
-        }
-        for row in 0..d {
-            if row != col {
-                let f = m[row * d + col];
-                for k in 0..d {
-                    m[row * d + k] -= f * m[col * d + k];
-                    inv[row * d + k] -= f * inv[col * d + k];
-                }
-            }
-        }
-    }
-    inv
+    let inverse = DMatrix::from_row_slice(d, d, a).cholesky().expect("an SPD matrix").inverse();
+    inverse.transpose().as_slice().to_vec()
 }
 
 /// Cholesky factor L (row-major, lower) of an SPD matrix: L Lᵀ = a.
 pub fn cholesky(a: &[f64], d: usize) -> Vec<f64> {
-    let mut l = vec![0.0; d * d];
-    for i in 0..d {
-        for j in 0..=i {
-            let s: f64 = (0..j).map(|k| l[i * d + k] * l[j * d + k]).sum();
-            l[i * d + j] = if i == j { (a[i * d + i] - s).sqrt() } else { (a[i * d + j] - s) / l[j * d + j] };
-        }
-    }
-    l
+    let l = DMatrix::from_row_slice(d, d, a).cholesky().expect("an SPD matrix").l();
+    l.transpose().as_slice().to_vec()
 }
 
 /// log det of an SPD matrix: twice the sum of the logs of its Cholesky diagonal.

@@ -1,6 +1,7 @@
 //! `scorefield average`: post-hoc averaging of a run's weight snapshots ([`scorefield::posthoc`]),
 //! e.g. a longer average than the trainer's EMA, as the mean of its snapshots.
 
+use anyhow::anyhow;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -24,32 +25,32 @@ pub(crate) struct AverageArgs {
     out: PathBuf,
 }
 
-pub(crate) fn run(a: AverageArgs) -> Result<(), String> {
+pub(crate) fn run(a: AverageArgs) -> anyhow::Result<()> {
     let dtype = crate::convert::dtype(&a.dtype)?;
     let n = a.snapshots.len();
     let coefficients = if a.coefficients.is_empty() { vec![1.0 / n as f64; n] } else { a.coefficients.clone() };
     if coefficients.len() != n {
-        return Err(format!("--coefficients: {} given for {n} snapshots", coefficients.len()));
+        return Err(anyhow!("--coefficients: {} given for {n} snapshots", coefficients.len()));
     }
     let mut cards = Vec::with_capacity(n);
     let mut bytes = Vec::with_capacity(n);
     for path in &a.snapshots {
-        let card = files::read_card(path).map_err(|e| e.to_string())?;
+        let card = files::read_card(path)?;
         let source = files::weights_path(path, &card);
-        bytes.push(std::fs::read(&source).map_err(|e| format!("{}: {e}", source.display()))?);
+        bytes.push(std::fs::read(&source).map_err(|e| anyhow!("{}: {e}", source.display()))?);
         cards.push(card);
     }
     let first = &cards[0];
     for (path, card) in a.snapshots.iter().zip(&cards).skip(1) {
         let same = card.architecture == first.architecture && card.parameterisation == first.parameterisation && card.sde == first.sde && card.image == first.image;
         if !same {
-            return Err(format!("{}: another network, parameterisation, SDE or image than {}; only snapshots of one run average", path.display(), a.snapshots[0].display()));
+            return Err(anyhow!("{}: another network, parameterisation, SDE or image than {}; only snapshots of one run average", path.display(), a.snapshots[0].display()));
         }
     }
     let pairs: Vec<(&[u8], f64)> = bytes.iter().map(|b| b.as_slice()).zip(coefficients.iter().copied()).collect();
-    let averaged = posthoc::combine(&pairs, dtype).map_err(|e| e.to_string())?;
+    let averaged = posthoc::combine(&pairs, dtype)?;
     // Loads as the card's network, or is refused.
-    store::load(first, &averaged, &Device::flex()).map_err(|e| e.to_string())?;
+    store::load(first, &averaged, &Device::flex())?;
     let stem = super::out_stem(&a.out)?;
     let latest = cards.iter().max_by_key(|c| c.training.images_seen.unwrap_or(0)).unwrap_or(first);
     let mut card = latest.clone();
@@ -62,7 +63,7 @@ pub(crate) fn run(a: AverageArgs) -> Result<(), String> {
     card.training.learning_rate_schedule = card.training.learning_rate_schedule.map(|s| format!("the latest snapshot's: {s}"));
     let terms: Vec<String> = a.snapshots.iter().zip(&coefficients).map(|(p, c)| format!("{c} × {}", p.display())).collect();
     card.training.command = Some(format!("scorefield average: {}", terms.join(" + ")));
-    let target = files::write(&a.out, &card, &averaged).map_err(|e| e.to_string())?;
+    let target = files::write(&a.out, &card, &averaged)?;
     println!("{} -> {} ({} bytes, {dtype:?})", terms.join(" + "), target.display(), averaged.len());
     Ok(())
 }

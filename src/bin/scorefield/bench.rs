@@ -1,6 +1,7 @@
 //! `scorefield bench`: time per score-network evaluation at several batch sizes (median of N after
 //! warm-up), the network's FLOPs, and whole sampler runs, printed as a table and as JSON.
 
+use anyhow::anyhow;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -74,14 +75,14 @@ fn sync(x: Tensor<4>) -> f32 {
     x.sum().into_scalar::<f32>()
 }
 
-pub fn run(a: BenchArgs) -> Result<(), String> {
+pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     let device = super::device(a.device.device)?;
     let (card, model) = super::load(&a.model, &device)?;
     let [c, h, w] = card.image_shape();
     let flops = card.architecture.flops_per_image();
     let mut report = Report { device: format!("{device:?} ({})", hardware(&device)), model: a.model.display().to_string(), flops_per_image: flops, evals: Vec::new(), runs: Vec::new() };
     for &batch in &a.batches {
-        sampling::validate_batch([batch, c, h, w]).map_err(|e| e.to_string())?;
+        sampling::validate_batch([batch, c, h, w])?;
         let x = sampling::Noise::new(0).normal([batch, c, h, w], 1.0, &device);
         for _ in 0..a.warmup {
             sync(model.score(x.clone(), 0.5));
@@ -92,7 +93,7 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
             let value = sync(model.score(x.clone(), 0.5));
             times.push(start.elapsed().as_secs_f64() * 1000.0);
             if !value.is_finite() {
-                return Err(format!("the score at batch {batch} is not finite"));
+                return Err(anyhow!("the score at batch {batch} is not finite"));
             }
         }
         times.sort_by(f64::total_cmp);
@@ -104,7 +105,7 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
     let runs = [("em:1000", SampleOptions { sampler: Sampler::EulerMaruyama, steps: 1000, ..Default::default() }), ("ode-rk45:1e-5", SampleOptions { sampler: Sampler::OdeRk45, ..Default::default() })];
     for (name, options) in runs.into_iter().filter(|_| a.run_batch > 0) {
         let start = Instant::now();
-        let out = pollster::block_on(sampling::sample(&model, &model.sde, [a.run_batch, c, h, w], &options, &device, &mut sampling::no_observer())).map_err(|e| e.to_string())?;
+        let out = pollster::block_on(sampling::sample(&model, &model.sde, [a.run_batch, c, h, w], &options, &device, &mut sampling::no_observer()))?;
         sync(out.x);
         let seconds = start.elapsed().as_secs_f64();
         eprintln!("{name} at batch {}: {seconds:.2} s, {} evaluations", a.run_batch, out.evals);
@@ -125,7 +126,7 @@ pub fn run(a: BenchArgs) -> Result<(), String> {
     }
     let json = serde_json::to_string_pretty(&report).expect("serialises");
     if let Some(path) = &a.json {
-        std::fs::write(path, &json).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(path, &json).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         println!("\nwrote {}", path.display());
     } else {
         println!("\n{json}");

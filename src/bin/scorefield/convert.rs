@@ -1,6 +1,7 @@
 //! `scorefield convert`: a model's weights in another format (f16 halves the download, int8
 //! quarters it; the network still computes in f32).
 
+use anyhow::anyhow;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -25,30 +26,30 @@ pub(crate) struct ConvertArgs {
 }
 
 /// A `--dtype` value.
-pub(crate) fn dtype(name: &str) -> Result<store::Dtype, String> {
+pub(crate) fn dtype(name: &str) -> anyhow::Result<store::Dtype> {
     match name.to_ascii_lowercase().as_str() {
         "f16" => Ok(store::Dtype::F16),
         "f32" => Ok(store::Dtype::F32),
         "int8" => Ok(store::Dtype::Int8),
-        other => Err(format!("--dtype {other}: expected f32, f16 or int8")),
+        other => Err(anyhow!("--dtype {other}: expected f32, f16 or int8")),
     }
 }
 
-pub(crate) fn run(a: ConvertArgs) -> Result<(), String> {
+pub(crate) fn run(a: ConvertArgs) -> anyhow::Result<()> {
     let dtype = dtype(&a.dtype)?;
-    let mut card = files::read_card(&a.model).map_err(|e| e.to_string())?;
+    let mut card = files::read_card(&a.model)?;
     let source = files::weights_path(&a.model, &card);
-    let bytes = std::fs::read(&source).map_err(|e| format!("{}: {e}", source.display()))?;
+    let bytes = std::fs::read(&source).map_err(|e| anyhow!("{}: {e}", source.display()))?;
     // Loads before and after: the converted file must be a valid model for the same card.
-    store::load(&card, &bytes, &Device::flex()).map_err(|e| e.to_string())?;
+    store::load(&card, &bytes, &Device::flex())?;
     if !a.int8_only.is_empty() && dtype != store::Dtype::Int8 {
-        return Err("--int8-only needs --dtype int8".into());
+        anyhow::bail!("--int8-only needs --dtype int8");
     }
     let quantise = |name: &str| a.int8_only.is_empty() || a.int8_only.iter().any(|p| name.starts_with(p.as_str()));
-    let converted = store::safetensors::convert_safetensors_where(&bytes, dtype, quantise).map_err(|e| e.to_string())?;
-    store::load(&card, &converted, &Device::flex()).map_err(|e| e.to_string())?;
+    let converted = store::safetensors::convert_safetensors_where(&bytes, dtype, quantise)?;
+    store::load(&card, &converted, &Device::flex())?;
     card.weights = format!("{}.safetensors", super::out_stem(&a.out)?);
-    let target = files::write(&a.out, &card, &converted).map_err(|e| e.to_string())?;
+    let target = files::write(&a.out, &card, &converted)?;
     println!("{} ({} bytes) -> {} ({} bytes, {:?})", source.display(), bytes.len(), target.display(), converted.len(), dtype);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `scorefield data`: fetch, check and cache a training set (the MNIST digits, the emoji), or
 //! read a folder of your own pictures; prints what it holds and can write a grid of it.
 
+use anyhow::anyhow;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -38,11 +39,11 @@ pub(crate) struct DataOptions {
 
 impl DataOptions {
     /// The data set named `data` (`mnist`, `emoji` or a folder's path) with these options.
-    pub(crate) fn spec(&self, data: &str) -> Result<DataSpec, String> {
+    pub(crate) fn spec(&self, data: &str) -> anyhow::Result<DataSpec> {
         if data == "mnist" && self.side.is_some_and(|s| s != scorefield::data::mnist::SIDE) {
-            return Err(format!("the MNIST digits are {0}×{0}; --side does not apply", scorefield::data::mnist::SIDE));
+            return Err(anyhow!("the MNIST digits are {0}×{0}; --side does not apply", scorefield::data::mnist::SIDE));
         }
-        DataSpec::parse(data, self.side, self.fit, self.channels).map_err(|e| e.to_string())
+        Ok(DataSpec::parse(data, self.side, self.fit, self.channels)?)
     }
 
     pub(crate) fn cache(&self) -> PathBuf {
@@ -61,7 +62,7 @@ pub(crate) struct DataChoice {
 }
 
 impl DataChoice {
-    pub(crate) fn spec(&self) -> Result<DataSpec, String> {
+    pub(crate) fn spec(&self) -> anyhow::Result<DataSpec> {
         self.options.spec(&self.name)
     }
 
@@ -70,9 +71,9 @@ impl DataChoice {
     }
 }
 
-pub(crate) fn run(a: DataArgs) -> Result<(), String> {
+pub(crate) fn run(a: DataArgs) -> anyhow::Result<()> {
     let spec = a.options.spec(&a.data)?;
-    let (train, held) = spec.load_split(&a.options.cache()).map_err(|e| e.to_string())?;
+    let (train, held) = spec.load_split(&a.options.cache())?;
     let [c, h, w] = train.shape;
     println!("{}: {} images of {h}×{w}×{c} ({})", a.data, train.len() + held.len(), spec.card_dataset(&train));
     println!("split: {} for training, {} held out (whole groups)", train.len(), held.len());
@@ -84,7 +85,7 @@ pub(crate) fn run(a: DataArgs) -> Result<(), String> {
         let labels = &train.labels;
         let shown: Vec<usize> = (0..train.classes.len() as u16).flat_map(|k| (0..labels.len()).filter(move |&i| labels[i] == k).take(10)).collect();
         let batch = scorefield::io::Batch { shape: [shown.len(), c, h, w], data: train.floats(&shown) };
-        scorefield::io::write_grid_png(path, &batch, [0.0, 1.0], 2).map_err(|e| e.to_string())?;
+        scorefield::io::write_grid_png(path, &batch, [0.0, 1.0], 2)?;
         println!("wrote {}", path.display());
     }
     Ok(())

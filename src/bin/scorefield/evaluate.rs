@@ -2,6 +2,7 @@
 //! and held-out bits/dim, merged into `<out>/results.json`, with a 10×10 grid per run, printed as a
 //! Markdown report.
 
+use anyhow::anyhow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -201,14 +202,14 @@ const NEAR_COPY_QUANTILE: f64 = 0.05;
 /// and `DEFAULT_GUIDANCE_MAX_SIGMA`), or `:ag=W` (autoguidance by `--guide-model` at weight W)
 /// with `:agmin=A` and `:agmax=B` (only at A < σ ≤ B; defaults `autoguidance::DEFAULT_AUTOGUIDANCE_MIN_SIGMA`
 /// and `DEFAULT_AUTOGUIDANCE_MAX_SIGMA`).
-fn parse_run(spec: &str, seed: u64) -> Result<Run, String> {
-    let (name, arg) = spec.split_once(':').ok_or_else(|| format!("run `{spec}`: expected SAMPLER:ARG, e.g. em:1000"))?;
+fn parse_run(spec: &str, seed: u64) -> anyhow::Result<Run> {
+    let (name, arg) = spec.split_once(':').ok_or_else(|| anyhow!("run `{spec}`: expected SAMPLER:ARG, e.g. em:1000"))?;
     let mut parts = arg.split(':');
     let arg = parts.next().unwrap_or_default();
     let extras: Vec<&str> = parts.collect();
-    let sampler: Sampler = name.parse().map_err(|e: scorefield::SampleError| e.to_string())?;
+    let sampler: Sampler = name.parse::<Sampler>()?;
     let mut options = SampleOptions { sampler, seed, ..Default::default() };
-    let bad = |what: &str| format!("run `{spec}`: {what}");
+    let bad = |what: &str| anyhow!("run `{spec}`: {what}");
     let (mut guidance, mut min_sigma, mut max_sigma) = (None, None, None);
     let (mut auto, mut auto_min, mut auto_max) = (None, None, None);
     match sampler {
@@ -286,11 +287,11 @@ fn all_indices(d: &Images) -> Vec<usize> {
 /// The reference classifier when `reference` exists (an unreadable one is an error); otherwise
 /// one trained once per configuration and cached in `<cache>/classifier-*.bpk`. Also returns the
 /// file it came from.
-fn classifier(reference: Option<&Path>, cache: &Path, train: &Images, device: &Device) -> Result<(Classifier, ClassifierConfig, Option<f64>, PathBuf), String> {
+fn classifier(reference: Option<&Path>, cache: &Path, train: &Images, device: &Device) -> anyhow::Result<(Classifier, ClassifierConfig, Option<f64>, PathBuf)> {
     let config = ClassifierConfig::for_images(train);
     match reference {
         Some(reference) if reference.exists() => {
-            let loaded = config.init(device).try_load_file(reference).map_err(|e| format!("{}: not a classifier of this configuration: {e:?}", reference.display()))?;
+            let loaded = config.init(device).try_load_file(reference).map_err(|e| anyhow!("{}: not a classifier of this configuration: {e:?}", reference.display()))?;
             return Ok((loaded, config, None, reference.to_path_buf()));
         }
         Some(reference) => eprintln!(
@@ -308,18 +309,18 @@ fn classifier(reference: Option<&Path>, cache: &Path, train: &Images, device: &D
     eprintln!("training the classifier ({} epochs on {} images)…", config.epochs, train.len());
     let (classifier, loss) = evaluate::train_classifier(train, &config, device);
     eprintln!("  done in {:.0}s, last-epoch loss {loss:.4}", start.elapsed().as_secs_f64());
-    classifier.clone().save_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    classifier.clone().save_file(&path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok((classifier, config, Some(loss), path))
 }
 
-pub fn run(a: EvaluateArgs) -> Result<(), String> {
+pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     let device = super::device(a.device.device)?;
     let cache = a.data.cache();
     let spec = a.data.spec()?;
-    let (train, held) = spec.load_split(&cache).map_err(|e| e.to_string())?;
+    let (train, held) = spec.load_split(&cache)?;
     let (card, model) = super::load(&a.model, &device)?;
     if card.image_shape() != train.shape {
-        return Err(format!("{}: the model makes {:?} images, the data (--data {}) are {:?}", a.model.display(), card.image_shape(), a.data.name, train.shape));
+        return Err(anyhow!("{}: the model makes {:?} images, the data (--data {}) are {:?}", a.model.display(), card.image_shape(), a.data.name, train.shape));
     }
     let shape = train.shape;
     let [c, h, w] = shape;
@@ -330,28 +331,28 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
         _ => None,
     });
     if a.samples < 100 || a.batch == 0 {
-        return Err("--samples must be at least 100 (the grid shows 100) and --batch at least 1".into());
+        anyhow::bail!("--samples must be at least 100 (the grid shows 100) and --batch at least 1");
     }
     let [lo, hi] = card.image.range;
-    let weights = std::fs::read(files::weights_path(&a.model, &card)).map_err(|e| e.to_string())?;
+    let weights = std::fs::read(files::weights_path(&a.model, &card))?;
     let sha = format!("{:x}", Sha256::digest(&weights))[..16].to_string();
 
-    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    std::fs::create_dir_all(&a.out).map_err(|e| anyhow!("{}: {e}", a.out.display()))?;
     let results_path = a.out.join("results.json");
     // Earlier results are merged into; a file that cannot be read is an error, not a blank slate
     // (overwriting it would lose every run in it).
     let mut results: Results = match std::fs::read_to_string(&results_path) {
-        Ok(text) => serde_json::from_str(&text).map_err(|e| format!("{}: cannot read the earlier results ({e}); move the file away to start afresh", results_path.display()))?,
+        Ok(text) => serde_json::from_str(&text).map_err(|e| anyhow!("{}: cannot read the earlier results ({e}); move the file away to start afresh", results_path.display()))?,
         Err(_) => Results::default(),
     };
     if results.weights_sha256 != sha {
         results = Results { model: a.model.display().to_string(), weights_sha256: sha, training_steps: card.training.steps, ..Default::default() };
     }
-    let save = |results: &Results| std::fs::write(&results_path, serde_json::to_string_pretty(results).expect("serialises")).map_err(|e| format!("{}: {e}", results_path.display()));
+    let save = |results: &Results| std::fs::write(&results_path, serde_json::to_string_pretty(results).expect("serialises")).map_err(|e| anyhow!("{}: {e}", results_path.display()));
 
     // The classifier and the real-data reference numbers.
     let (classifier, config, loss, classifier_file) = classifier(reference_file.as_deref(), &cache, &train, &device)?;
-    let classifier_bytes = std::fs::read(&classifier_file).map_err(|e| format!("{}: {e}", classifier_file.display()))?;
+    let classifier_bytes = std::fs::read(&classifier_file).map_err(|e| anyhow!("{}: {e}", classifier_file.display()))?;
     let classifier_sha = format!("{:x}", Sha256::digest(&classifier_bytes))[..16].to_string();
     if results.classifier.as_ref().is_some_and(|c| c.sha256 != classifier_sha) {
         eprintln!("{}: scored by another classifier; starting afresh", results_path.display());
@@ -389,18 +390,18 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
     let mut worse: Option<(scorefield::ScoreModel, String, String)> = None;
     for spec in a.runs.iter().filter(|s| !s.trim().is_empty()) {
         let Run { options, guidance, autoguidance } = parse_run(spec, a.seed)?;
-        options.validate(&model.sde).map_err(|e| format!("run `{spec}`: {e}"))?;
+        options.validate(&model.sde).map_err(|e| anyhow!("run `{spec}`: {e}"))?;
         if guidance.is_some() && guide.is_none() {
             if a.batch % 10 != 0 {
-                return Err(format!("run `{spec}`: --batch must be a multiple of 10 for guided runs (sample i is drawn for class i mod 10)"));
+                return Err(anyhow!("run `{spec}`: --batch must be a multiple of 10 for guided runs (sample i is drawn for class i mod 10)"));
             }
-            guide = Some(super::sample::load_classifier(&a.model, &card, a.classifier.as_deref(), &device).map_err(|e| format!("run `{spec}`: {e}"))?);
+            guide = Some(super::sample::load_classifier(&a.model, &card, a.classifier.as_deref(), &device).map_err(|e| anyhow!("run `{spec}`: {e}"))?);
         }
         if autoguidance.is_some() && worse.is_none() {
-            let path = a.guide_model.as_ref().ok_or_else(|| format!("run `{spec}`: `ag=` needs --guide-model, the worse model"))?;
-            let (worse_card, worse_model) = super::load(path, &device).map_err(|e| format!("run `{spec}`: {e}"))?;
-            card.check_guide(&worse_card).map_err(|e| format!("run `{spec}`: {e}"))?;
-            let bytes = std::fs::read(files::weights_path(path, &worse_card)).map_err(|e| e.to_string())?;
+            let path = a.guide_model.as_ref().ok_or_else(|| anyhow!("run `{spec}`: `ag=` needs --guide-model, the worse model"))?;
+            let (worse_card, worse_model) = super::load(path, &device).map_err(|e| anyhow!("run `{spec}`: {e}"))?;
+            card.check_guide(&worse_card).map_err(|e| anyhow!("run `{spec}`: {e}"))?;
+            let bytes = std::fs::read(files::weights_path(path, &worse_card))?;
             worse = Some((worse_model, path.display().to_string(), format!("{:x}", Sha256::digest(&bytes))[..16].to_string()));
         }
         let start = Instant::now();
@@ -414,10 +415,10 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
             let batch_options = SampleOptions { first_sample: done as u64, ..options.clone() };
             let mut observer = progress("sampling");
             let shape = [n, c, h, w];
-            let score = RunScore::new(&model, worse.as_ref().map(|(bad, _, _)| bad).zip(autoguidance), guide.as_ref().zip(guidance.clone().map(|g| g.from_sample(done as u64)))).map_err(|e| format!("run `{spec}`: {e}"))?;
-            let out = pollster::block_on(sampling::sample(&score, &model.sde, shape, &batch_options, &device, &mut observer)).map_err(|e| format!("run `{spec}`: {e}"))?;
+            let score = RunScore::new(&model, worse.as_ref().map(|(bad, _, _)| bad).zip(autoguidance), guide.as_ref().zip(guidance.clone().map(|g| g.from_sample(done as u64)))).map_err(|e| anyhow!("run `{spec}`: {e}"))?;
+            let out = pollster::block_on(sampling::sample(&score, &model.sde, shape, &batch_options, &device, &mut observer)).map_err(|e| anyhow!("run `{spec}`: {e}"))?;
             evals += (out.evals + score.guide_evals()) * n;
-            let batch = pollster::block_on(read_tensor(out.x)).map_err(|e| format!("run `{spec}`: {e}"))?;
+            let batch = pollster::block_on(read_tensor(out.x)).map_err(|e| anyhow!("run `{spec}`: {e}"))?;
             pixels.extend(batch.data.iter().map(|v| (v - lo) / (hi - lo)));
             done += n;
             eprintln!("\r{spec}: {done}/{} samples, {:.0}s", a.samples, start.elapsed().as_secs_f64());
@@ -433,7 +434,7 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
         });
         let grid = format!("{}.png", spec.replace(':', "-"));
         let first = Batch { shape: [100, c, h, w], data: pixels[..100 * per].to_vec() };
-        io::write_grid_png(&a.out.join(&grid), &first, [0.0, 1.0], 2).map_err(|e| e.to_string())?;
+        io::write_grid_png(&a.out.join(&grid), &first, [0.0, 1.0], 2)?;
         eprintln!(
             "{spec}: confident {:.1}%, class entropy {:.3}, Fréchet {:.2}, near-copies {:.1}% (held-out {:.0}%), {:.0} evals/sample, {seconds:.0}s",
             100.0 * quality.confident,
@@ -467,7 +468,7 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
                 let values = likelihood::dequantize(&pixels, card.image.range, seed.wrapping_mul(1_000_003).wrapping_add(chunk[0] as u64));
                 let x = Tensor::<4>::from_data(TensorData::new(values, [chunk.len(), c, h, w]), &device);
                 let opts = LikelihoodOptions { seed: seed.wrapping_mul(1_000_003).wrapping_add(chunk[0] as u64), ..options.clone() };
-                let result = pollster::block_on(likelihood::log_likelihood(&model, &model.sde, x, &opts, &mut scorefield::sampling::no_observer())).map_err(|e| e.to_string())?;
+                let result = pollster::block_on(likelihood::log_likelihood(&model, &model.sde, x, &opts, &mut scorefield::sampling::no_observer()))?;
                 evals += result.evals;
                 bpd.extend(result.dequantized_bits_per_dim(card.image.range));
                 eprintln!("bits/dim seed {seed}: {}/{n} images, running mean {:.4}, {:.0}s", bpd.len(), mean(&bpd), start.elapsed().as_secs_f64());
@@ -481,7 +482,7 @@ pub fn run(a: EvaluateArgs) -> Result<(), String> {
 
     if results.runs.iter().any(|r| r.guidance.is_none()) {
         let plot = a.out.join("quality-vs-evals.svg");
-        std::fs::write(&plot, quality_plot(&results)).map_err(|e| format!("{}: {e}", plot.display()))?;
+        std::fs::write(&plot, quality_plot(&results)).map_err(|e| anyhow!("{}: {e}", plot.display()))?;
     }
     if a.card {
         write_card_metrics(&a.model, &results)?;
@@ -503,9 +504,9 @@ fn std(v: &[f64]) -> f64 {
 }
 
 /// Headline numbers into the card's `metrics` (other keys are kept).
-fn write_card_metrics(path: &Path, results: &Results) -> Result<(), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut card = scorefield::ModelCard::from_json(&text).map_err(|e| e.to_string())?;
+fn write_card_metrics(path: &Path, results: &Results) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let mut card = scorefield::ModelCard::from_json(&text)?;
     let put = |card: &mut scorefield::ModelCard, key: &str, value: serde_json::Value| {
         card.metrics.insert(key.to_string(), value);
     };
@@ -535,7 +536,7 @@ fn write_card_metrics(path: &Path, results: &Results) -> Result<(), String> {
         }
         put(&mut card, &format!("samples/{}", r.run), metrics);
     }
-    std::fs::write(path, card.to_json()).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(path, card.to_json()).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     println!("wrote the metrics into {}", path.display());
     Ok(())
 }
@@ -702,7 +703,7 @@ mod tests {
         let (net, _, loss, file) = classifier(Some(&root.join(REFERENCE_CLASSIFIER)), &cache, &none, &device).unwrap();
         assert_eq!((net.num_params(), loss, file), (426_122, None, root.join(REFERENCE_CLASSIFIER)));
         let err = classifier(Some(&root.join("Cargo.toml")), &cache, &none, &device).err().unwrap();
-        assert!(err.contains("Cargo.toml: not a classifier of this configuration"), "{err}");
+        assert!(err.to_string().contains("Cargo.toml: not a classifier of this configuration"), "{err}");
     }
 
     #[test]
@@ -715,8 +716,8 @@ mod tests {
         assert_eq!((ode.rtol, ode.atol), (1e-3, 1e-3));
         let ald = parse_run("ald:10x20", 0).unwrap().options;
         assert_eq!((ald.steps, ald.corrector_steps), (10, Some(20)));
-        assert!(parse_run("em", 0).unwrap_err().contains("SAMPLER:ARG"));
-        assert!(parse_run("ald:10", 0).unwrap_err().contains("LEVELSxSTEPS"));
+        assert!(parse_run("em", 0).unwrap_err().to_string().contains("SAMPLER:ARG"));
+        assert!(parse_run("ald:10", 0).unwrap_err().to_string().contains("LEVELSxSTEPS"));
         assert!(parse_run("magic:10", 0).is_err());
         let Run { options: churned, guidance: unguided, .. } = parse_run("edm-heun:18:churn=40", 0).unwrap();
         assert_eq!(unguided, None);
@@ -724,21 +725,21 @@ mod tests {
         assert_eq!(guided.map(|g| (g.scale, g.max_sigma)), Some((2.5, guidance::DEFAULT_GUIDANCE_MAX_SIGMA)));
         let bounded = parse_run("dpmpp-2m:10:guidance=2:gmax=5", 0).unwrap().guidance;
         assert_eq!(bounded.map(|g| g.max_sigma), Some(5.0));
-        assert!(parse_run("dpmpp-2m:10:gmax=5", 0).unwrap_err().contains("give `guidance`"));
-        assert!(parse_run("dpmpp-2m:10:guidance=1:gmin=5:gmax=2", 0).unwrap_err().contains("guidanceMinSigma"));
-        assert!(parse_run("dpmpp-2m:10:guidance=-1", 0).unwrap_err().contains("guidance"));
+        assert!(parse_run("dpmpp-2m:10:gmax=5", 0).unwrap_err().to_string().contains("give `guidance`"));
+        assert!(parse_run("dpmpp-2m:10:guidance=1:gmin=5:gmax=2", 0).unwrap_err().to_string().contains("guidanceMinSigma"));
+        assert!(parse_run("dpmpp-2m:10:guidance=-1", 0).unwrap_err().to_string().contains("guidance"));
         assert_eq!((churned.sampler, churned.steps, churned.churn), (Sampler::EdmHeun, 18, 40.0));
-        assert!(parse_run("edm-heun:18:churn", 0).unwrap_err().contains("KEY=VALUE"));
-        assert!(parse_run("edm-heun:18:warp=2", 0).unwrap_err().contains("unknown option `warp`"));
-        assert!(parse_run("edm-heun:18:churn=-1", 0).unwrap_err().contains("churn"));
+        assert!(parse_run("edm-heun:18:churn", 0).unwrap_err().to_string().contains("KEY=VALUE"));
+        assert!(parse_run("edm-heun:18:warp=2", 0).unwrap_err().to_string().contains("unknown option `warp`"));
+        assert!(parse_run("edm-heun:18:churn=-1", 0).unwrap_err().to_string().contains("churn"));
         let auto = parse_run("dpmpp-2m:17:ag=2:agmin=0.5", 0).unwrap().autoguidance.unwrap();
         assert_eq!((auto.weight, auto.min_sigma, auto.max_sigma), (2.0, 0.5, f64::INFINITY));
-        assert!(parse_run("dpmpp-2m:17:ag=0.5", 0).unwrap_err().contains("`autoguidance`"));
-        assert!(parse_run("dpmpp-2m:17:agmax=3", 0).unwrap_err().contains("give `ag`"));
-        assert!(parse_run("dpmpp-2m:17:ag=2:guidance=2", 0).unwrap_err().contains("not combined"));
+        assert!(parse_run("dpmpp-2m:17:ag=0.5", 0).unwrap_err().to_string().contains("`autoguidance`"));
+        assert!(parse_run("dpmpp-2m:17:agmax=3", 0).unwrap_err().to_string().contains("give `ag`"));
+        assert!(parse_run("dpmpp-2m:17:ag=2:guidance=2", 0).unwrap_err().to_string().contains("not combined"));
         let placed = parse_run("edm-heun:18:churn=40:tmin=0.3:tmax=10:snoise=1.007", 0).unwrap().options;
         assert_eq!((placed.s_tmin, placed.s_tmax, placed.s_noise), (0.3, 10.0, 1.007));
-        assert!(parse_run("edm-heun:18:churn=40:tmin=5:tmax=1", 0).unwrap_err().contains("s_tmax"));
+        assert!(parse_run("edm-heun:18:churn=40:tmin=5:tmax=1", 0).unwrap_err().to_string().contains("s_tmax"));
     }
 
     /// One line per sampler through its runs in order of evaluations, a dot per run, and the

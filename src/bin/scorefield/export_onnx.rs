@@ -1,6 +1,7 @@
 //! `scorefield export-onnx`: the model's score network as ONNX, for other runtimes (the benchmark
 //! page checks ONNX Runtime Web against this one).
 
+use anyhow::anyhow;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -18,14 +19,14 @@ pub(crate) struct ExportOnnxArgs {
     out: PathBuf,
 }
 
-pub(crate) fn run(a: ExportOnnxArgs) -> Result<(), String> {
+pub(crate) fn run(a: ExportOnnxArgs) -> anyhow::Result<()> {
     let (card, model) = load(&a.model, &Device::flex())?;
     let bytes = match (&model.net, &card.architecture) {
-        (scorefield::Network::Ncsn(net), Architecture::Ncsn(config)) => scorefield::onnx::export(net, config, env!("CARGO_PKG_VERSION")).map_err(|e| e.to_string())?,
-        (scorefield::Network::Unet(net), Architecture::Unet(config)) => scorefield::onnx::export_unet(net, config, env!("CARGO_PKG_VERSION")).map_err(|e| e.to_string())?,
-        _ => return Err(format!("{}: the card's architecture and the loaded network disagree", a.model.display())),
+        (scorefield::Network::Ncsn(net), Architecture::Ncsn(config)) => scorefield::onnx::export(net, config, env!("CARGO_PKG_VERSION"))?,
+        (scorefield::Network::Unet(net), Architecture::Unet(config)) => scorefield::onnx::export_unet(net, config, env!("CARGO_PKG_VERSION"))?,
+        _ => return Err(anyhow!("{}: the card's architecture and the loaded network disagree", a.model.display())),
     };
-    std::fs::write(&a.out, &bytes).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    std::fs::write(&a.out, &bytes).map_err(|e| anyhow!("{}: {e}", a.out.display()))?;
     println!("{}: {} bytes, ONNX IR {} opset {}, {} parameters", a.out.display(), bytes.len(), scorefield::onnx::IR_VERSION, scorefield::onnx::OPSET, model.net.num_params());
     Ok(())
 }

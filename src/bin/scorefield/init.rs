@@ -76,7 +76,7 @@ pub(crate) struct InitArgs {
     device: DeviceArg,
 }
 
-pub(crate) fn run(a: InitArgs) -> Result<(), String> {
+pub(crate) fn run(a: InitArgs) -> anyhow::Result<()> {
     let device = device(a.device.device)?;
     let sde = a.sde.with(a.sigma_min, a.sigma_max);
     let (arch, param) = match a.arch {
@@ -91,11 +91,11 @@ pub(crate) fn run(a: InitArgs) -> Result<(), String> {
             (Architecture::Ncsn(arch), Parameterisation::Noise)
         }
     };
-    let name = a.out.file_stem().and_then(|s| s.to_str()).ok_or("--out needs a file name like model.json")?;
+    let name = a.out.file_stem().and_then(|s| s.to_str()).ok_or_else(|| anyhow::anyhow!("--out needs a file name like model.json"))?;
     let card = ModelCard::new(name, arch, param, sde);
     device.seed(a.seed);
-    let model = store::init(&card, &device).map_err(|e| e.to_string())?;
-    files::save(&a.out, &card, &model).map_err(|e| e.to_string())?;
+    let model = store::init(&card, &device)?;
+    files::save(&a.out, &card, &model)?;
     println!("wrote {} and {} ({} parameters, untrained)", a.out.display(), files::weights_path(&a.out, &card).display(), model.net.num_params());
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `scorefield inpaint`: the masked part of an image filled in, with any sampler.
 
+use anyhow::anyhow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -31,27 +32,27 @@ pub(crate) struct InpaintArgs {
 }
 
 /// Reads one image as values in the card's range: PNG (8-bit) or .npy.
-fn read_image(path: &Path, card: &ModelCard, what: &str) -> Result<Vec<f32>, String> {
+fn read_image(path: &Path, card: &ModelCard, what: &str) -> anyhow::Result<Vec<f32>> {
     let [c, h, w] = card.image_shape();
     let [lo, hi] = card.image.range;
     if path.extension().is_some_and(|e| e == "npy") {
-        let (shape, data) = io::read_npy(path).map_err(|e| e.to_string())?;
+        let (shape, data) = io::read_npy(path)?;
         if shape[1..] != [c, h, w] || shape[0] != 1 {
-            return Err(format!("{}: {what} has shape {shape:?}; the model needs [1, {c}, {h}, {w}]", path.display()));
+            return Err(anyhow!("{}: {what} has shape {shape:?}; the model needs [1, {c}, {h}, {w}]", path.display()));
         }
         return Ok(match data {
             NpyData::F32(v) => v,
             NpyData::U8(v) => v.into_iter().map(|b| lo + (hi - lo) * b as f32 / 255.0).collect(),
         });
     }
-    let (ih, iw, bytes) = io::read_png(path, c).map_err(|e| e.to_string())?;
+    let (ih, iw, bytes) = io::read_png(path, c)?;
     if (ih, iw) != (h, w) {
-        return Err(format!("{}: {what} is {iw}×{ih} pixels; the model needs {w}×{h}", path.display()));
+        return Err(anyhow!("{}: {what} is {iw}×{ih} pixels; the model needs {w}×{h}", path.display()));
     }
     Ok(bytes.into_iter().map(|b| lo + (hi - lo) * b as f32 / 255.0).collect())
 }
 
-pub(crate) fn run(a: InpaintArgs) -> Result<(), String> {
+pub(crate) fn run(a: InpaintArgs) -> anyhow::Result<()> {
     let device = device(a.sampler.device.device)?;
     let (card, model) = load(&a.sampler.model, &device)?;
     let options = a.sampler.options(&card)?;
@@ -59,15 +60,15 @@ pub(crate) fn run(a: InpaintArgs) -> Result<(), String> {
     let image = read_image(&a.image, &card, "the image")?;
     let [lo, hi] = card.image.range;
     let mask: Vec<f32> = read_image(&a.mask, &card, "the mask")?.into_iter().map(|v| if (v - lo) / (hi - lo) >= 0.5 { 1.0 } else { 0.0 }).collect();
-    sampling::validate_batch([a.n, c, h, w]).map_err(|e| e.to_string())?;
+    sampling::validate_batch([a.n, c, h, w])?;
     let images: Vec<f32> = image.iter().copied().cycle().take(a.n * c * h * w).collect();
-    let known = Known::from_host(&images, &mask, [a.n, c, h, w], card.image.range, &device).map_err(|e| e.to_string())?;
+    let known = Known::from_host(&images, &mask, [a.n, c, h, w], card.image.range, &device)?;
     let start = Instant::now();
     let mut observer = progress("inpainting");
     let guide = a.sampler.guide(&card, &device)?;
     let worse = a.sampler.worse(&card, &device)?;
-    let score = RunScore::new(&model, worse.as_ref().map(|(bad, g)| (bad, *g)), guide.as_ref().map(|(c, g)| (c, g.clone()))).map_err(|e| e.to_string())?;
-    let out = pollster::block_on(sampling::inpaint::inpaint(&score, &model.sde, &known, &options, &mut observer)).map_err(|e| e.to_string())?;
+    let score = RunScore::new(&model, worse.as_ref().map(|(bad, g)| (bad, *g)), guide.as_ref().map(|(c, g)| (c, g.clone())))?;
+    let out = pollster::block_on(sampling::inpaint::inpaint(&score, &model.sde, &known, &options, &mut observer))?;
     let batch = pollster::block_on(read_tensor(out.x))?;
     eprintln!();
     let kept = mask.iter().filter(|&&m| m == 1.0).count();

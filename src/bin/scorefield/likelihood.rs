@@ -1,6 +1,7 @@
 //! `scorefield likelihood`: bits/dim of images through the probability-flow ODE, or of the page's
 //! reference images (`--references`).
 
+use anyhow::anyhow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -48,7 +49,7 @@ pub(crate) struct LikelihoodArgs {
     device: DeviceArg,
 }
 
-pub(crate) fn run(a: LikelihoodArgs) -> Result<(), String> {
+pub(crate) fn run(a: LikelihoodArgs) -> anyhow::Result<()> {
     let device = device(a.device.device)?;
     let (card, model) = load(&a.model, &device)?;
     if let Some(out) = &a.references {
@@ -59,19 +60,19 @@ pub(crate) fn run(a: LikelihoodArgs) -> Result<(), String> {
     let range = card.image.range;
     // (values, whether they came from 8-bit pixels)
     let (shape, values, quantized) = if images.extension().is_some_and(|e| e == "npy") {
-        match io::read_npy(&images).map_err(|e| e.to_string())? {
+        match io::read_npy(&images)? {
             (shape, NpyData::F32(v)) => (shape, v, false),
             (shape, NpyData::U8(v)) => (shape, likelihood::dequantize(&v, range, a.seed), true),
         }
     } else {
-        let (ih, iw, bytes) = io::read_png(&images, c).map_err(|e| e.to_string())?;
+        let (ih, iw, bytes) = io::read_png(&images, c)?;
         ([1, c, ih, iw], likelihood::dequantize(&bytes, range, a.seed), true)
     };
     if shape[1..] != [c, h, w] {
-        return Err(format!("{}: images have shape {:?}; the model needs [N, {c}, {h}, {w}]", images.display(), shape));
+        return Err(anyhow!("{}: images have shape {:?}; the model needs [N, {c}, {h}, {w}]", images.display(), shape));
     }
     if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-        return Err(format!("{}: images contain {v}", images.display()));
+        return Err(anyhow!("{}: images contain {v}", images.display()));
     }
     let per_image = c * h * w;
     let options = LikelihoodOptions { rtol: a.rtol, atol: a.atol, seed: a.seed, probes: a.probes };
@@ -80,7 +81,7 @@ pub(crate) fn run(a: LikelihoodArgs) -> Result<(), String> {
     for (chunk_index, chunk) in values.chunks(per_image * a.batch.max(1)).enumerate() {
         let n = chunk.len() / per_image;
         let x = Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [n, c, h, w]), &device);
-        let result = pollster::block_on(likelihood::log_likelihood(&model, &model.sde, x, &options, &mut scorefield::sampling::no_observer())).map_err(|e| e.to_string())?;
+        let result = pollster::block_on(likelihood::log_likelihood(&model, &model.sde, x, &options, &mut scorefield::sampling::no_observer()))?;
         let bpd = if quantized { result.dequantized_bits_per_dim(range) } else { result.bits_per_dim() };
         for (i, b) in bpd.iter().enumerate() {
             println!("image {}: {b:.4} bits/dim", chunk_index * a.batch.max(1) + i);
@@ -96,12 +97,12 @@ pub(crate) fn run(a: LikelihoodArgs) -> Result<(), String> {
 
 /// The page's reference images, measured one solve each with the library's options (the page's), written with the weights' SHA-256 so that a stale file
 /// is noticed.
-fn write_references(a: &LikelihoodArgs, card: &ModelCard, model: &scorefield::ScoreModel, out: &Path, device: &Device) -> Result<(), String> {
+fn write_references(a: &LikelihoodArgs, card: &ModelCard, model: &scorefield::ScoreModel, out: &Path, device: &Device) -> anyhow::Result<()> {
     let [c, h, w] = card.image_shape();
     if c != 1 || [h, w] != [scorefield::data::mnist::SIDE; 2] {
-        return Err(format!("--references needs an MNIST-shaped model (1×28×28); this one is {c}×{h}×{w}"));
+        return Err(anyhow!("--references needs an MNIST-shaped model (1×28×28); this one is {c}×{h}×{w}"));
     }
-    let digits = scorefield::data::mnist::load_or_fetch(&a.cache.clone().unwrap_or_else(scorefield::data::cache_dir)).map_err(|e| e.to_string())?;
+    let digits = scorefield::data::mnist::load_or_fetch(&a.cache.clone().unwrap_or_else(scorefield::data::cache_dir))?;
     let (_, held) = scorefield::data::mnist::split(&digits);
     let options = LikelihoodOptions::default();
     let range = card.image.range;
@@ -116,14 +117,14 @@ fn write_references(a: &LikelihoodArgs, card: &ModelCard, model: &scorefield::Sc
         let start = Instant::now();
         let values = likelihood::dequantize(&pixels, range, options.seed);
         let x = Tensor::<4>::from_data(TensorData::new(values, [1, c, h, w]), device);
-        let result = pollster::block_on(likelihood::log_likelihood(model, &model.sde, x, &options, &mut scorefield::sampling::no_observer())).map_err(|e| format!("{name}: {e}"))?;
+        let result = pollster::block_on(likelihood::log_likelihood(model, &model.sde, x, &options, &mut scorefield::sampling::no_observer())).map_err(|e| anyhow!("{name}: {e}"))?;
         let bits_per_dim = result.dequantized_bits_per_dim(range)[0];
         eprintln!("{name}: {bits_per_dim:.4} bits/dim ({} evaluations, {:.1}s)", result.evals, start.elapsed().as_secs_f64());
         references.push(Reference { name: name.into(), label, pixels, bits_per_dim, evals: result.evals });
     }
-    let weights = std::fs::read(a.model.with_file_name(&card.weights)).map_err(|e| format!("{}: {e}", card.weights))?;
+    let weights = std::fs::read(a.model.with_file_name(&card.weights)).map_err(|e| anyhow!("{}: {e}", card.weights))?;
     let file = References::new(&card.name, io::sha256_hex(&weights), options, references);
-    std::fs::write(out, file.to_json()).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(out, file.to_json()).map_err(|e| anyhow!("{}: {e}", out.display()))?;
     println!("wrote {} (name it in the card's `likelihood_references`)", out.display());
     Ok(())
 }

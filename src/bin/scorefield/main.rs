@@ -1,5 +1,6 @@
 //! The scorefield command line: create, sample from, inpaint with, train and score models, one
-//! module per subcommand. Every error prints as one line and exits with status 1.
+//! module per subcommand. Every error prints as one line (an `anyhow::Error`, with its causes
+//! after colons) and exits with status 1.
 
 mod average;
 mod bench;
@@ -43,7 +44,8 @@ enum Command {
     Data(data::DataArgs),
     /// Train a score network on a training set (`--data`) by denoising score matching.
     Train(train::TrainArgs),
-    /// Train the noise-conditional digit classifier that guides sampling to a chosen class.
+    /// Train the noise-conditional classifier that guides sampling to a chosen class of the
+    /// model's data (a digit, an emoji category, a folder's subfolder).
     TrainClassifier(train_classifier::TrainClassifierArgs),
     /// Score a model: classifier-based sample quality per sampler, held-out bits/dim.
     Evaluate(evaluate::EvaluateArgs),
@@ -83,13 +85,13 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {message:#}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn run(cli: Cli) -> Result<(), String> {
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init(a) => init::run(a),
         Command::Sample(a) => sample::run(a),
@@ -107,32 +109,32 @@ fn run(cli: Cli) -> Result<(), String> {
     }
 }
 
-fn device(choice: DeviceChoice) -> Result<Device, String> {
+fn device(choice: DeviceChoice) -> anyhow::Result<Device> {
     match choice {
         DeviceChoice::Cpu => Ok(Device::flex()),
         #[cfg(feature = "wgpu")]
         DeviceChoice::Wgpu => {
-            let backend = scorefield::backend::wgpu_native()?;
+            let backend = scorefield::backend::wgpu_native().map_err(anyhow::Error::msg)?;
             eprintln!("wgpu adapter: {}", backend.adapter);
             Ok(backend.device)
         }
         #[cfg(not(feature = "wgpu"))]
-        DeviceChoice::Wgpu => Err("this build has no wgpu backend; rebuild with `cargo build --release --features wgpu`".into()),
+        DeviceChoice::Wgpu => anyhow::bail!("this build has no wgpu backend; rebuild with `cargo build --release --features wgpu`"),
     }
 }
 
-fn load(model: &Path, device: &Device) -> Result<(ModelCard, ScoreModel), String> {
-    files::load(model, device).map_err(|e| e.to_string())
+fn load(model: &Path, device: &Device) -> anyhow::Result<(ModelCard, ScoreModel)> {
+    Ok(files::load(model, device)?)
 }
 
 /// A model card alone, checked.
-fn load_card(model: &Path) -> Result<ModelCard, String> {
-    files::read_card(model).map_err(|e| e.to_string())
+fn load_card(model: &Path) -> anyhow::Result<ModelCard> {
+    Ok(files::read_card(model)?)
 }
 
 /// The file name of `--out` without its extension, which names the weights written beside it.
-fn out_stem(out: &Path) -> Result<&str, String> {
-    out.file_stem().and_then(|s| s.to_str()).ok_or_else(|| "--out needs a file name like model.json".to_string())
+fn out_stem(out: &Path) -> anyhow::Result<&str> {
+    out.file_stem().and_then(|s| s.to_str()).ok_or_else(|| anyhow::anyhow!("--out needs a file name like model.json"))
 }
 
 /// What machine trained the weights, for the model card.

@@ -5,6 +5,7 @@
 //!
 //! A block is `<!-- flags: COMMAND -->` or `<!-- samplers: CARD -->`, a table, `<!-- end -->`.
 
+use anyhow::anyhow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -26,39 +27,39 @@ pub(crate) struct ReferenceArgs {
 
 const END: &str = "<!-- end -->";
 
-pub(crate) fn run(a: ReferenceArgs) -> Result<(), String> {
+pub(crate) fn run(a: ReferenceArgs) -> anyhow::Result<()> {
     let flags = flag_tables();
     let mut stale = Vec::new();
     for file in &a.files {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-        let filled = fill(&text, &flags).map_err(|e| format!("{}: {e}", file.display()))?;
+        let text = std::fs::read_to_string(file).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        let filled = fill(&text, &flags).map_err(|e| anyhow!("{}: {e}", file.display()))?;
         if filled == text {
             continue;
         }
         if a.check {
             stale.push(file.display().to_string());
         } else {
-            std::fs::write(file, filled).map_err(|e| format!("{}: {e}", file.display()))?;
+            std::fs::write(file, filled).map_err(|e| anyhow!("{}: {e}", file.display()))?;
             println!("rewrote {}", file.display());
         }
     }
     if stale.is_empty() {
         Ok(())
     } else {
-        Err(format!("{} differ from the code; run `scorefield reference {}`", stale.join(", "), stale.join(" ")))
+        Err(anyhow!("{} differ from the code; run `scorefield reference {}`", stale.join(", "), stale.join(" ")))
     }
 }
 
 /// `text` with every marked block's table written afresh; an unknown command or a block
 /// without its end is an error.
-fn fill(text: &str, flags: &BTreeMap<String, String>) -> Result<String, String> {
+fn fill(text: &str, flags: &BTreeMap<String, String>) -> anyhow::Result<String> {
     let mut out = String::new();
     let mut rest = text;
     while let Some(start) = rest.find("<!-- ") {
-        let head_end = rest[start..].find("-->").ok_or("a `<!--` without `-->`")? + start + 3;
+        let head_end = rest[start..].find("-->").ok_or_else(|| anyhow::anyhow!("a `<!--` without `-->`"))? + start + 3;
         let head = rest[start + 5..head_end - 3].trim();
         let table = if let Some(command) = head.strip_prefix("flags:") {
-            flags.get(command.trim()).cloned().ok_or_else(|| format!("`{head}`: no such command"))?
+            flags.get(command.trim()).cloned().ok_or_else(|| anyhow!("`{head}`: no such command"))?
         } else if let Some(card) = head.strip_prefix("samplers:") {
             samplers(Path::new(card.trim()))?
         } else {
@@ -66,7 +67,7 @@ fn fill(text: &str, flags: &BTreeMap<String, String>) -> Result<String, String> 
             rest = &rest[head_end..];
             continue;
         };
-        let end = rest[head_end..].find(END).ok_or_else(|| format!("`{head}` has no `{END}`"))? + head_end;
+        let end = rest[head_end..].find(END).ok_or_else(|| anyhow!("`{head}` has no `{END}`"))? + head_end;
         out.push_str(&rest[..head_end]);
         out.push('\n');
         out.push_str(&table);
@@ -119,7 +120,7 @@ pub(crate) fn flag_tables() -> BTreeMap<String, String> {
 }
 
 /// The samplers a model offers, its default first, with its step counts.
-pub(crate) fn samplers(model: &Path) -> Result<String, String> {
+pub(crate) fn samplers(model: &Path) -> anyhow::Result<String> {
     let card = load_card(model)?;
     let mut out = String::from("| name | label | paper | one step costs | options | default steps | fewest steps | one measured count below the fewest |\n|---|---|---|---|---|---:|---:|---|\n");
     for s in catalog::samplers_for(&card.sde, &card.sampling) {
@@ -142,8 +143,8 @@ mod tests {
         let filled = fill(doc, &flags).unwrap();
         assert_eq!(filled, "intro <!-- a comment --> kept\n<!-- flags: init -->\n| a |\n<!-- end -->\nafter\n");
         assert_eq!(fill(&filled, &flags).unwrap(), filled, "a filled file is unchanged");
-        assert!(fill("<!-- flags: nope -->\n<!-- end -->", &flags).unwrap_err().contains("no such command"));
-        assert!(fill("<!-- flags: init -->\nno end", &flags).unwrap_err().contains("no `<!-- end -->`"));
+        assert!(fill("<!-- flags: nope -->\n<!-- end -->", &flags).unwrap_err().to_string().contains("no such command"));
+        assert!(fill("<!-- flags: init -->\nno end", &flags).unwrap_err().to_string().contains("no `<!-- end -->`"));
     }
 
     /// Every subcommand has a table, and its flags' help made it into the rows.

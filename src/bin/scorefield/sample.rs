@@ -1,6 +1,7 @@
 //! `scorefield sample`: samples as a PNG grid (and .npy), with any sampler; the sampler options
 //! `inpaint` and `evaluate` share, their defaults `SampleOptions::default()`'s.
 
+use anyhow::anyhow;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -108,39 +109,39 @@ pub(crate) struct SamplerArgs {
 }
 
 /// The classifier card for guided runs: `--classifier`, else the one the model card names.
-pub(crate) fn classifier_path(model: &std::path::Path, card: &ModelCard, flag: Option<&std::path::Path>) -> Result<PathBuf, String> {
+pub(crate) fn classifier_path(model: &std::path::Path, card: &ModelCard, flag: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
     match (flag, &card.classifier) {
         (Some(path), _) => Ok(path.to_path_buf()),
         (None, Some(name)) => Ok(files::beside(model, name)),
-        (None, None) => Err(format!("{}: the model card names no classifier (`classifier`); pass --classifier or train one with `scorefield train-classifier`", model.display())),
+        (None, None) => Err(anyhow!("{}: the model card names no classifier (`classifier`); pass --classifier or train one with `scorefield train-classifier`", model.display())),
     }
 }
 
 /// The classifier of guided runs: `--classifier`, else the one the model card names, checked
 /// against the model's images.
-pub(crate) fn load_classifier(model: &std::path::Path, card: &ModelCard, flag: Option<&std::path::Path>, device: &burn::prelude::Device) -> Result<NoisyClassifier, String> {
+pub(crate) fn load_classifier(model: &std::path::Path, card: &ModelCard, flag: Option<&std::path::Path>, device: &burn::prelude::Device) -> anyhow::Result<NoisyClassifier> {
     let path = classifier_path(model, card, flag)?;
-    let (classifier_card, classifier) = scorefield::store::classifier::files::load(&path, device).map_err(|e| format!("the classifier: {e}"))?;
-    classifier_card.check_for(card).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (classifier_card, classifier) = scorefield::store::classifier::files::load(&path, device).map_err(|e| anyhow!("the classifier: {e}"))?;
+    classifier_card.check_for(card).map_err(|e| anyhow!("{}: {e}", path.display()))?;
     Ok(classifier)
 }
 
 impl SamplerArgs {
     /// The classifier and guidance that --class asks for, or `None`.
-    pub(crate) fn guide(&self, card: &ModelCard, device: &burn::prelude::Device) -> Result<Option<(NoisyClassifier, Guidance)>, String> {
+    pub(crate) fn guide(&self, card: &ModelCard, device: &burn::prelude::Device) -> anyhow::Result<Option<(NoisyClassifier, Guidance)>> {
         let Some(class) = &self.class else { return Ok(None) };
         let classifier = load_classifier(&self.model, card, self.classifier.as_deref(), device)?;
-        let classes = if class == "all" { (0..classifier.classes()).collect() } else { vec![class.parse::<usize>().map_err(|_| format!("`--class` must be a class number or `all`, got `{class}`"))?] };
+        let classes = if class == "all" { (0..classifier.classes()).collect() } else { vec![class.parse::<usize>().map_err(|_| anyhow!("`--class` must be a class number or `all`, got `{class}`"))?] };
         let d = &card.sampling.guided;
         let scale = self.guidance.unwrap_or(d.scale);
         let guidance = Guidance { min_sigma: self.guidance_min_sigma.unwrap_or(d.min_sigma), max_sigma: self.guidance_max_sigma, ..Guidance::new(classes, scale).from_sample(self.first_sample) };
-        guidance.validate(classifier.classes()).map_err(|e| e.to_string())?;
+        guidance.validate(classifier.classes())?;
         Ok(Some((classifier, guidance)))
     }
 
     /// The worse model and weight of autoguidance, or `None` for the model alone: `--guide-model`,
     /// else the card's `guide`, at `--autoguidance` (default the card's `sampling.autoguidance.weight` with a guide).
-    pub(crate) fn worse(&self, card: &ModelCard, device: &burn::prelude::Device) -> Result<Option<(ScoreModel, Autoguidance)>, String> {
+    pub(crate) fn worse(&self, card: &ModelCard, device: &burn::prelude::Device) -> anyhow::Result<Option<(ScoreModel, Autoguidance)>> {
         let path = match (&self.guide_model, &card.guide) {
             (Some(path), _) => Some(path.clone()),
             (None, Some(name)) => Some(files::beside(&self.model, name)),
@@ -148,21 +149,21 @@ impl SamplerArgs {
         };
         let d = &card.sampling.autoguidance;
         let weight = self.autoguidance.unwrap_or(if path.is_some() { d.weight } else { 1.0 });
-        let guidance = Autoguidance::with_interval(weight, Some(self.autoguidance_min_sigma.unwrap_or(d.min_sigma)), Some(self.autoguidance_max_sigma)).map_err(|e| e.to_string())?;
+        let guidance = Autoguidance::with_interval(weight, Some(self.autoguidance_min_sigma.unwrap_or(d.min_sigma)), Some(self.autoguidance_max_sigma))?;
         if weight == 1.0 {
             return Ok(None);
         }
-        let path = path.ok_or_else(|| format!("{}: `--autoguidance` needs a worse model: the card names no `guide`; pass --guide-model", self.model.display()))?;
-        let (guide_card, guide) = load(&path, device).map_err(|e| format!("the guide model: {e}"))?;
-        card.check_guide(&guide_card).map_err(|e| format!("{}: {e}", path.display()))?;
+        let path = path.ok_or_else(|| anyhow!("{}: `--autoguidance` needs a worse model: the card names no `guide`; pass --guide-model", self.model.display()))?;
+        let (guide_card, guide) = load(&path, device).map_err(|e| anyhow!("the guide model: {e}"))?;
+        card.check_guide(&guide_card).map_err(|e| anyhow!("{}: {e}", path.display()))?;
         Ok(Some((guide, guidance)))
     }
 
     /// The run these flags ask for on the model of `card`: its default sampler and steps where
     /// the flags name none.
-    pub(crate) fn options(&self, card: &ModelCard) -> Result<SampleOptions, String> {
+    pub(crate) fn options(&self, card: &ModelCard) -> anyhow::Result<SampleOptions> {
         let sampler = match &self.sampler {
-            Some(name) => name.parse::<Sampler>().map_err(|e| e.to_string())?,
+            Some(name) => name.parse::<Sampler>()?,
             None => card.sampling.sampler,
         };
         Ok(SampleOptions {
@@ -228,36 +229,36 @@ pub(crate) fn progress(label: &'static str) -> impl FnMut(&Step<'_>) -> Flow {
     }
 }
 
-pub(crate) async fn read_tensor(x: Tensor<4>) -> Result<Batch, String> {
+pub(crate) async fn read_tensor(x: Tensor<4>) -> anyhow::Result<Batch> {
     let shape = x.dims();
-    let data = x.into_data_async().await.map_err(|e| format!("{e:?}"))?.try_to_vec::<f32>().map_err(|e| format!("{e:?}"))?;
+    let data = x.into_data_async().await.map_err(|e| anyhow!("{e:?}"))?.try_to_vec::<f32>().map_err(|e| anyhow!("{e:?}"))?;
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(format!("the samples contain a non-finite value (sample {}); try more steps", i / (shape[1] * shape[2] * shape[3])));
+        return Err(anyhow!("the samples contain a non-finite value (sample {}); try more steps", i / (shape[1] * shape[2] * shape[3])));
     }
     Ok(Batch { shape, data })
 }
 
-pub(crate) fn write_outputs(batch: &Batch, card: &ModelCard, output: &OutputArgs) -> Result<(), String> {
-    io::write_grid_png(&output.out, batch, card.image.range, output.scale.clamp(1, 32)).map_err(|e| e.to_string())?;
+pub(crate) fn write_outputs(batch: &Batch, card: &ModelCard, output: &OutputArgs) -> anyhow::Result<()> {
+    io::write_grid_png(&output.out, batch, card.image.range, output.scale.clamp(1, 32))?;
     println!("wrote {}", output.out.display());
     if let Some(npy) = &output.npy {
-        io::write_npy(npy, batch).map_err(|e| e.to_string())?;
+        io::write_npy(npy, batch)?;
         println!("wrote {}", npy.display());
     }
     Ok(())
 }
 
-pub(crate) fn run(a: SampleArgs) -> Result<(), String> {
+pub(crate) fn run(a: SampleArgs) -> anyhow::Result<()> {
     let device = device(a.sampler.device.device)?;
     let (card, model) = load(&a.sampler.model, &device)?;
     let options = a.sampler.options(&card)?;
     let guide = a.sampler.guide(&card, &device)?;
     let worse = a.sampler.worse(&card, &device)?;
-    let score = RunScore::new(&model, worse.as_ref().map(|(bad, g)| (bad, *g)), guide.as_ref().map(|(c, g)| (c, g.clone()))).map_err(|e| e.to_string())?;
+    let score = RunScore::new(&model, worse.as_ref().map(|(bad, g)| (bad, *g)), guide.as_ref().map(|(c, g)| (c, g.clone())))?;
     let [c, h, w] = card.image_shape();
     let start = Instant::now();
     let mut observer = progress("sampling");
-    let out = pollster::block_on(sampling::sample(&score, &model.sde, [a.n, c, h, w], &options, &device, &mut observer)).map_err(|e| e.to_string())?;
+    let out = pollster::block_on(sampling::sample(&score, &model.sde, [a.n, c, h, w], &options, &device, &mut observer))?;
     let batch = pollster::block_on(read_tensor(out.x))?;
     eprintln!();
     let autoguided = worse.as_ref().map(|(_, g)| format!(", autoguidance w = {}: {} of them by the guide model", g.weight, score.guide_evals())).unwrap_or_default();

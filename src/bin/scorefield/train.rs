@@ -2,6 +2,7 @@
 //! digits, the emoji, or a folder of pictures), resumable from its checkpoint; every default is
 //! `TrainConfig`'s and `UNetConfig`'s, the image shape the data's.
 
+use anyhow::anyhow;
 use std::path::PathBuf;
 
 use burn::prelude::*;
@@ -90,21 +91,21 @@ pub(crate) struct TrainArgs {
 }
 
 /// `START,LENGTH` in images.
-fn parse_cooldown(text: &str) -> Result<(u64, u64), String> {
-    let numbers: Vec<u64> = text.split(',').map(|n| n.trim().parse::<u64>()).collect::<Result<_, _>>().map_err(|e| format!("{e}"))?;
+fn parse_cooldown(text: &str) -> anyhow::Result<(u64, u64)> {
+    let numbers: Vec<u64> = text.split(',').map(|n| n.trim().parse::<u64>()).collect::<Result<_, _>>().map_err(|e| anyhow!("{e}"))?;
     match numbers[..] {
         [start, length] => Ok((start, length)),
-        _ => Err(format!("expected START,LENGTH in images, got `{text}`")),
+        _ => Err(anyhow!("expected START,LENGTH in images, got `{text}`")),
     }
 }
 
-pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
+pub(crate) fn run(a: TrainArgs) -> anyhow::Result<()> {
     use scorefield::train::{Trainer, sigma_data};
     let device = device(a.device.device)?;
     let cache = a.data.cache();
     let chosen = a.data.spec()?;
     let mut trainer = if a.resume {
-        let mut t = Trainer::load_checkpoint(&a.checkpoint, &device, a.steps).map_err(|e| e.to_string())?;
+        let mut t = Trainer::load_checkpoint(&a.checkpoint, &device, a.steps)?;
         if let Some(c) = &a.cooldown {
             (t.config.cooldown_start_images, t.config.cooldown_images) = *c;
         }
@@ -112,10 +113,10 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
         t
     } else {
         if a.checkpoint.join("state.json").exists() {
-            return Err(format!("{} already holds a checkpoint: pass --resume to continue it, or another --checkpoint", a.checkpoint.display()));
+            return Err(anyhow!("{} already holds a checkpoint: pass --resume to continue it, or another --checkpoint", a.checkpoint.display()));
         }
         let sde = Sde::Ve { sigma_min: a.sigma_min, sigma_max: a.sigma_max };
-        let (train_set, _) = chosen.load_split(&cache).map_err(|e| e.to_string())?;
+        let (train_set, _) = chosen.load_split(&cache)?;
         let [channels, height, width] = train_set.shape;
         let arch = UNetConfig { channels, height, width, widths: a.widths.clone(), embed_dim: a.embed_dim, dropout: a.dropout, ..Default::default() };
         let config = TrainConfig {
@@ -134,16 +135,16 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
         };
         let sigma_data = sigma_data(&train_set);
         eprintln!("σ_data of the training images: {sigma_data:.4}");
-        let mut t = Trainer::new(arch, sde, sigma_data, config, &device).map_err(|e| e.to_string())?;
+        let mut t = Trainer::new(arch, sde, sigma_data, config, &device)?;
         t.data = chosen;
         t
     };
     // The run's own data (a resumed run's from its checkpoint), checked against its network.
-    let (train_set, _) = trainer.data.load_split(&cache).map_err(|e| e.to_string())?;
+    let (train_set, _) = trainer.data.load_split(&cache)?;
     let arch = &trainer.arch;
     if train_set.shape != [arch.channels, arch.height, arch.width] {
         let [c, h, w] = train_set.shape;
-        return Err(format!("the data's images are {h}×{w}×{c}, the network's {}×{}×{}", arch.height, arch.width, arch.channels));
+        return Err(anyhow!("the data's images are {h}×{w}×{c}, the network's {}×{}×{}", arch.height, arch.width, arch.channels));
     }
     let until = a.until.unwrap_or(trainer.config.steps).min(trainer.config.steps);
     // An export (`--until` at or below the checkpoint's step) trains nothing and adds no session.
@@ -158,7 +159,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
         hardware(&device)
     );
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let write_card = |trainer: &Trainer| -> Result<(), String> {
+    let write_card = |trainer: &Trainer| -> anyhow::Result<()> {
         let name = a.out.file_stem().and_then(|s| s.to_str()).unwrap_or("mnist");
         let mut card = trainer.card(name);
         // Keep the measured metrics of the previous card only if it describes the same run, and
@@ -172,9 +173,9 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
         card.dataset = Some(trainer.data.card_dataset(&train_set));
         card.training.command = Some(command.clone());
         if let Some(dir) = a.out.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(dir)?;
         }
-        files::save(&a.out, &card, &trainer.ema_model()).map_err(|e| e.to_string())
+        Ok(files::save(&a.out, &card, &trainer.ema_model())?)
     };
     // Train in checkpoint-sized chunks and refresh the card after each.
     let first_step = trainer.step;
@@ -186,7 +187,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), String> {
             break;
         }
         let chunk_end = ((trainer.step / trainer.config.checkpoint_every + 1) * trainer.config.checkpoint_every).min(until);
-        trainer.run(&train_set, &a.checkpoint, snapshots, chunk_end).map_err(|e| e.to_string())?;
+        trainer.run(&train_set, &a.checkpoint, snapshots, chunk_end)?;
         write_card(&trainer)?;
     }
     // When nothing was left to train (`--until` at or below the checkpoint's step), the card still
