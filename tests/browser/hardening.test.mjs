@@ -106,7 +106,7 @@ async function loadError(model) {
 
 test('broken model files supplied by URL are refused with a message naming the problem', async () => {
   const cases = [
-    ['truncated', /lies outside the \d+ data bytes \(file truncated\?\)|header claims/, 'ModelFileError'],
+    ['truncated', /do not cover the \d+ data bytes exactly \(file truncated or padded\?\)|lies outside the \d+ data bytes|header claims/, 'ModelFileError'],
     ['garbage-card', /model card .*garbage-card\.json/, 'ModelFileError'],
     ['wrong-shape', /shape/, 'ModelFileError'],
     ['huge-header', /header claims \d+ bytes/, 'ModelFileError'],
