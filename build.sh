@@ -3,7 +3,9 @@
 #   ./build.sh test              all tests: cargo tests (CPU + native wgpu on lavapipe when present)
 #   ./build.sh serve [--port N]  install what is missing, build the wasm package, serve the demo
 #   ./build.sh wasm              build pkg/ only
-#   ./build.sh dist              dist/: the <score-field> widget, pkg/, the models, an example post
+#   ./build.sh dist              dist/: the <score-field> widget, pkg/, the models, an example post;
+#                                also the npm package score-field (package.json, declarations)
+#   ./build.sh package           dist/ from the current pkg/ (no cargo), packed: score-field-VERSION.tgz
 #   ./build.sh browser-test      only the browser tests
 #   ./build.sh bench             native and browser benchmarks into docs/performance/
 set -euo pipefail
@@ -56,6 +58,7 @@ build_wasm() {
   # Function names are 6.9 MB of the module and only serve stack traces.
   "$TOOLS/bin/wasm-bindgen" --target web --no-typescript --remove-name-section --remove-producers-section \
     --out-dir pkg "$CARGO_TARGET_DIR/wasm32-unknown-unknown/web/scorefield.wasm"
+  write_version
   # Binaryen's wasm-opt is opt-in (SCOREFIELD_WASM_OPT=1): Debian's (binaryen 108) breaks the
   # module ("WebAssembly.Table.set(): Argument 1 is invalid for table"); npm's `binaryen` 132
   # (`npm install --no-save binaryen@132.0.0`, used when present) works, but its -Oz makes the
@@ -68,6 +71,21 @@ build_wasm() {
       --enable-reference-types --strip-debug --strip-producers pkg/scorefield_bg.wasm -o pkg/scorefield_bg.wasm
   fi
   sizes
+}
+
+# The version of everything built here (the crate, the wasm module, the npm package, the page's
+# footer): Cargo.toml's [package] version, its one definition.
+project_version() {
+  awk '/^\[/ { section = $0 } section == "[package]" && /^version *=/ { gsub(/^version *= *"|".*$/, ""); print; exit }' Cargo.toml
+}
+
+# pkg/version.js: that version beside the wasm module, for the page and the widget's `version`.
+write_version() {
+  local version
+  version=$(project_version)
+  [ -n "$version" ] || { echo "no version in Cargo.toml's [package]" >&2; exit 1; }
+  printf '%s\n' "// Written by build.sh from Cargo.toml: the version of scorefield this module was built from." \
+    "export const version = '$version';" > pkg/version.js
 }
 
 sizes() {
@@ -97,25 +115,56 @@ cmd_browser_test() {
   apt_install chromium
   cmd_dist
   export_onnx
-  if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/onnxruntime-web ]; then
-    log "installing playwright-core and onnxruntime-web (npm ci)"
-    npm ci --no-audit --no-fund --loglevel=error
-  fi
+  local dep
+  for dep in $NODE_DEPS; do
+    if [ ! -d "node_modules/$dep" ]; then
+      log "installing $NODE_DEPS (npm ci)"
+      npm ci --no-audit --no-fund --loglevel=error
+      break
+    fi
+  done
   log "browser tests (screenshots in tests/artifacts/)"
   node --test --test-concurrency=1 tests/browser/
 }
 
+# The browser tests' npm packages (package.json's devDependencies, installed by `npm ci`).
+NODE_DEPS="playwright-core onnxruntime-web esbuild typescript axe-core"
+
 # Everything a static host needs for the widget, flat: the modules, pkg/ beside them, the models.
 WIDGET_FILES="score-field.js widget-attributes.js widget-controls.js widget-style.js mode.js mode-generate.js mode-trajectory.js mode-interpolate.js mode-likelihood.js field-view.js field-draw.js field-learn.js client.js protocol.js worker.js render.js painter.js example-post.html"
+# The shipped model, its guide, its classifier and its reference likelihoods.
+MODEL_FILES="mnist.json mnist.safetensors mnist-guide.json mnist-guide.safetensors mnist-classifier.json mnist-classifier.safetensors mnist-likelihood.json"
 cmd_dist() {
   build_wasm
+  write_dist
+}
+
+# dist/ from the current pkg/: the widget's files, which are also the npm package `score-field`
+# (npm/: its package.json, given the version here, its README and its TypeScript declarations).
+write_dist() {
+  [ -f pkg/scorefield.js ] && [ -f pkg/scorefield_bg.wasm ] || { echo "no pkg/: run ./build.sh wasm first" >&2; exit 1; }
+  write_version
   log "writing dist/"
   rm -rf dist
   mkdir -p dist/pkg dist/models
   for f in $WIDGET_FILES; do cp "www/$f" dist/; done
   cp -r pkg/. dist/pkg/
-  cp www/models/mnist.json www/models/mnist.safetensors www/models/mnist-guide.json www/models/mnist-guide.safetensors www/models/mnist-classifier.json www/models/mnist-classifier.safetensors www/models/mnist-likelihood.json dist/models/
+  for f in $MODEL_FILES; do cp "www/models/$f" dist/models/; done
+  cp -r npm/. dist/
+  node -e '
+    const [file, version] = process.argv.slice(1);
+    const manifest = JSON.parse(require("fs").readFileSync(file, "utf8"));
+    if ("version" in manifest) throw new Error(`${file} has a version: it comes from Cargo.toml alone`);
+    process.stdout.write(JSON.stringify({ name: manifest.name, version, ...manifest }, null, 2) + "\n");
+  ' npm/package.json "$(project_version)" > dist/package.json
   log "dist/ ($(du -sh dist | cut -f1)): open dist/example-post.html through any static server"
+}
+
+# The npm package as a tarball (`npm publish score-field-VERSION.tgz` publishes it).
+cmd_package() {
+  write_dist
+  log "packing dist/ as the npm package"
+  npm pack ./dist --pack-destination . --loglevel=error
 }
 
 # The shipped network (the EDM U-Net) and the first network (mnist-ncsn) as ONNX, for ONNX Runtime
@@ -164,7 +213,8 @@ case ${1:-} in
   serve) shift; cmd_serve "$@" ;;
   wasm) shift; build_wasm ;;
   dist) shift; cmd_dist ;;
+  package) shift; cmd_package ;;
   bench) shift; cmd_bench ;;
   browser-test) shift; cmd_browser_test ;;
-  *) echo "usage: ./build.sh test | serve [--port N] | wasm | dist | browser-test | bench" >&2; exit 2 ;;
+  *) echo "usage: ./build.sh test | serve [--port N] | wasm | dist | package | browser-test | bench" >&2; exit 2 ;;
 esac

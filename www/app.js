@@ -2,8 +2,10 @@
 import { RemoteModel, likelihoodReferences, setWorkers, startedWorkers, workerStats } from './client.js';
 import { drawFrames, drawGrid, fitScale, gridIndexAt } from './render.js';
 import { Painter, fromPixels, imageFromFile, toPixels } from './painter.js';
+import { version } from './pkg/version.js';
 
 const $ = (id) => document.getElementById(id);
+$('version').textContent = version;
 const params = new URLSearchParams(location.search);
 // ?backend=webgpu|cpu|auto and ?model=URL let tests and researchers pick.
 const model = new RemoteModel(params.get('model') ?? 'models/mnist.json', params.get('backend') ?? 'auto');

@@ -2,11 +2,37 @@
 // messages are protocol.js's table.
 import { FIELD_OPS, REQUESTS } from './protocol.js';
 
+// The folder of the package's files (worker.js, pkg/, models/): this module's own, unless the page
+// says otherwise with setBasePath (a bundle holds this module but not the worker, the wasm or the
+// models). Read through a variable so that bundlers leave the URL alone; an IIFE bundle has no
+// import.meta.url, and then setBasePath is required.
+const here = import.meta.url;
+let base = here ? new URL('./', here).href : null;
+let baseUsed = false; // a worker has started from `base`
+
+/** Where the package's files (worker.js, pkg/, models/) are served from, for a page that bundled
+ * the widget or this module: a URL (relative to the page) of the folder holding them, e.g. a copy
+ * of node_modules/score-field. Call it before the first widget or model loads; later, with
+ * another folder, it throws (the workers have started from the first). */
+export function setBasePath(url) {
+  const folder = new URL(url, document.baseURI).href;
+  const next = folder.endsWith('/') ? folder : `${folder}/`;
+  if (baseUsed && next !== base) throw new Error(`setBasePath(${JSON.stringify(String(url))}): the model workers have already started from ${base}; call it before the first widget or model loads`);
+  base = next;
+}
+
+/** The folder setBasePath named, or this module's (a URL ending in /). */
+export function basePath() {
+  if (!base) throw new Error('no base path: this bundle has no import.meta.url, so call setBasePath(folder) with the folder of the package\'s files first');
+  return base;
+}
+
 // A worker script must have the page's origin. When this module comes from another origin (a
 // widget embedded from a CDN), a same-origin blob worker imports the real one; that needs CORS on
 // the widget's host and `blob:` in a page's worker-src/script-src CSP, if it has one.
 function createWorker() {
-  const url = new URL('./worker.js', import.meta.url);
+  const url = new URL('worker.js', basePath());
+  baseUsed = true;
   if (url.origin === location.origin) return new Worker(url, { type: 'module' });
   const source = `import ${JSON.stringify(url.href)};`;
   return new Worker(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })), { type: 'module' });

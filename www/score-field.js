@@ -16,7 +16,7 @@
 // one GPU device and one copy of each model, serves every request; on the CPU the others draw
 // parts of a batch. A widget loads only when it scrolls into view, and its errors stay in
 // its own box.
-import { RemoteField, RemoteModel, namedError } from './client.js';
+import { RemoteField, RemoteModel, basePath, namedError } from './client.js';
 import { Generate, Inpaint } from './mode-generate.js';
 import { Interpolate } from './mode-interpolate.js';
 import { Likelihood } from './mode-likelihood.js';
@@ -27,7 +27,13 @@ import { readChoice, readSettings, stepsProblem } from './widget-attributes.js';
 import { Controls } from './widget-controls.js';
 import { STYLE } from './widget-style.js';
 
-const DEFAULT_MODEL = new URL('./models/mnist.json', import.meta.url).href;
+// A page that bundled the element names the folder of the package's files with setBasePath.
+export { setBasePath } from './client.js';
+// The library's version (Cargo.toml), which build.sh writes beside the wasm module.
+export { version } from './pkg/version.js';
+
+/** The shipped model, in the package's folder (setBasePath). */
+const defaultModel = () => new URL('models/mnist.json', basePath()).href;
 // The image modes' classes; field mode is field-view.js's FieldView.
 const IMAGE_MODES = { generate: Generate, inpaint: Inpaint, trajectory: Trajectory, interpolate: Interpolate, likelihood: Likelihood };
 // Native pixel size of the widget's canvases (CSS scales them to the widget's width).
@@ -76,7 +82,7 @@ export class ScoreField extends HTMLElement {
    * null until the model has loaded (their defaults and limits come with it), and `sampler` and
    * `steps` are checked against its samplers then; field mode checks its own attributes. */
   get settings() {
-    return readSettings(attributesOf(this), this.#info, DEFAULT_MODEL);
+    return readSettings(attributesOf(this), this.#info, defaultModel());
   }
 
   /** Field mode: the last complete playback's frame rate (frames drawn per second) and median

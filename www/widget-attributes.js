@@ -14,8 +14,9 @@ export const FIELD_DEFAULT_CONTROLS = ['run', 'distribution', 'sampler', 'sigma'
 // Field mode's distribution that the reader draws.
 export const DRAW = 'draw';
 // The sampler and its step count, the batch per mode, the seed and their limits default to what
-// the library says (src/sampling/catalog.rs: the sampler table and RUN_DEFAULTS, sent by the worker
-// when the model loads); these are the widget's own.
+// the library says when the model loads (the sampler table of src/sampling/catalog.rs with the step
+// counts of the model card's `sampling`, and model.runDefaults(), src/frontend.rs RunDefaults);
+// these are the widget's own.
 export const DEFAULTS = Object.freeze({ mode: 'generate', controls: ['run', 'sampler', 'steps', 'seed'], width: 320, backend: 'auto', theme: 'auto' });
 
 /** A reader of `attrs` that records what it had to refuse in `problems`. */
