@@ -28,8 +28,8 @@ const CSS = `
 .field-canvas.drawing { cursor: crosshair; }
 .readout { font-size: 12px; margin-top: 4px; font-variant-numeric: tabular-nums; min-height: 1.4em; }
 .readout b { font-weight: 600; }
-.row { display: flex; gap: 8px; align-items: center; margin-top: 6px; }
-.row input[type=range] { flex: 1; }
+.row { display: flex; flex-wrap: wrap; gap: 8px; align-items: center; margin-top: 6px; }
+.row input[type=range] { flex: 1 1 8em; min-width: 0; }
 .row output { font-variant-numeric: tabular-nums; font-size: 12px; min-width: 11em; }
 .learn { margin-top: 8px; padding-top: 6px; border-top: 1px solid ${prop('border')}; }
 .learn .row { flex-wrap: wrap; }

@@ -85,8 +85,9 @@ canvas { display: block; width: 100%; height: auto; image-rendering: pixelated; 
 button { font-size: 13px; padding: 4px 12px; border-radius: ${half}; border: 1px solid ${prop('accent')}; background: ${prop('accent')}; color: ${prop('accent-fg')}; cursor: pointer; }
 button.secondary { background: ${prop('surface')}; color: ${prop('accent')}; }
 button:disabled { opacity: .5; cursor: default; }
-.scrub { display: flex; gap: ${prop('gap')}; align-items: center; margin-top: ${gap(0.75)}; }
-.scrub input { flex: 1; }
+/* The slider shrinks, and in a narrow widget its readout takes the next line, inside the box. */
+.scrub { display: flex; flex-wrap: wrap; gap: ${prop('gap')}; align-items: center; margin-top: ${gap(0.75)}; }
+.scrub input { flex: 1 1 8em; min-width: 0; }
 .scrub output { font-variant-numeric: tabular-nums; font-size: 12px; min-width: 12em; }
 progress { width: 100%; height: 4px; margin-top: ${gap(0.75)}; display: block; }
 .status { font-size: 12px; color: ${prop('muted')}; margin-top: 4px; min-height: 1.4em; }
