@@ -16,9 +16,10 @@
 //! draw), so a run resumed from a checkpoint continues exactly as it would have: same batches,
 //! same noise, same weights, bit for bit.
 
+mod checkpoint;
 pub mod classifier;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
@@ -157,28 +158,6 @@ pub struct Session {
     pub from_step: u64,
     pub to_step: u64,
     pub wall_time_s: f64,
-}
-
-/// Saved beside the tensors of a checkpoint.
-#[derive(Serialize, Deserialize)]
-struct CheckpointState {
-    config: TrainConfig,
-    arch: UNetConfig,
-    sde: Sde,
-    sigma_data: f64,
-    step: u64,
-    noise_draws: u64,
-    /// Stored under its old name, `batches`, as in every checkpoint so far.
-    #[serde(rename = "batches")]
-    host_rng: SplitMix,
-    /// None before the first step (JSON has no NaN).
-    last_loss: Option<f64>,
-    wall_time_s: f64,
-    #[serde(default)]
-    sessions: Vec<Session>,
-    /// Absent in the checkpoints of the MNIST run, which trained on the digits.
-    #[serde(default)]
-    data: DataSpec,
 }
 
 /// Header of a checkpoint's `curve.tsv`.
@@ -343,92 +322,6 @@ impl Trainer {
         self.session_start = Instant::now();
     }
 
-    /// Writes `dir/{net.bpk, ema.bpk, optim.bpk, state.json, curve.tsv}` (through a temporary
-    /// folder, so a crash mid-write leaves the previous checkpoint intact).
-    pub fn save_checkpoint(&mut self, dir: &Path) -> Result<(), TrainError> {
-        let tmp = dir.with_extension("tmp");
-        std::fs::remove_dir_all(&tmp).ok();
-        std::fs::create_dir_all(&tmp).map_err(|e| ckpt_err(&tmp, e))?;
-        self.net.clone().save_file(tmp.join("net.bpk")).map_err(|e| ckpt_err(&tmp, e))?;
-        self.ema.clone().save_file(tmp.join("ema.bpk")).map_err(|e| ckpt_err(&tmp, e))?;
-        self.optim.save(tmp.join("optim.bpk")).map_err(|e| ckpt_err(&tmp, e))?;
-        let wall = self.wall_time();
-        if let Some(session) = self.sessions.last_mut() {
-            session.to_step = self.step;
-            session.wall_time_s = self.session_start.elapsed().as_secs_f64();
-        }
-        let state = CheckpointState {
-            config: self.config.clone(),
-            arch: self.arch.clone(),
-            sde: self.sde,
-            sigma_data: self.sigma_data,
-            step: self.step,
-            noise_draws: self.noise.draws(),
-            host_rng: self.host_rng,
-            last_loss: self.last_loss.is_finite().then_some(self.last_loss),
-            wall_time_s: wall,
-            sessions: self.sessions.clone(),
-            data: self.data.clone(),
-        };
-        std::fs::write(tmp.join("state.json"), serde_json::to_string_pretty(&state).expect("serialises")).map_err(|e| ckpt_err(&tmp, e))?;
-        let mut curve = std::fs::read_to_string(dir.join("curve.tsv")).unwrap_or_else(|_| format!("{CURVE_HEADER}\n"));
-        for row in self.pending_curve.drain(..) {
-            curve.push_str(&row);
-            curve.push('\n');
-        }
-        std::fs::write(tmp.join("curve.tsv"), curve).map_err(|e| ckpt_err(&tmp, e))?;
-        // Swap by renames, so that at every moment one complete checkpoint is on disk: `dir`, or
-        // `dir.old` if the process dies between the two renames.
-        let old = dir.with_extension("old");
-        std::fs::remove_dir_all(&old).ok();
-        if dir.exists() {
-            std::fs::rename(dir, &old).map_err(|e| ckpt_err(dir, e))?;
-        }
-        std::fs::rename(&tmp, dir).map_err(|e| ckpt_err(dir, e))?;
-        std::fs::remove_dir_all(&old).ok();
-        Ok(())
-    }
-
-    /// Restores a trainer from a checkpoint folder. `steps` may extend the run.
-    pub fn load_checkpoint(dir: &Path, device: &Device, steps: Option<u64>) -> Result<Self, TrainError> {
-        let old = dir.with_extension("old");
-        if !dir.join("state.json").exists() && old.join("state.json").exists() {
-            return Err(ckpt_err(dir, format!("missing, but {} holds the previous checkpoint (a write was interrupted): rename it to {} to resume", old.display(), dir.display())));
-        }
-        let text = std::fs::read_to_string(dir.join("state.json")).map_err(|e| ckpt_err(dir, e))?;
-        let state: CheckpointState = serde_json::from_str(&text).map_err(|e| ckpt_err(dir, e))?;
-        let mut trainer = Trainer::new(state.arch.clone(), state.sde, state.sigma_data, state.config.clone(), device)?;
-        trainer.net = trainer.net.try_load_file(dir.join("net.bpk")).map_err(|e| ckpt_err(dir, e))?.with_frozen_features();
-        trainer.ema = trainer.ema.try_load_file(dir.join("ema.bpk")).map_err(|e| ckpt_err(dir, e))?;
-        trainer.optim = optimizer(&state.config).load(dir.join("optim.bpk")).map_err(|e| ckpt_err(dir, e))?;
-        trainer.step = state.step;
-        trainer.noise = Noise::resume(state.config.seed ^ 0x5eed, state.noise_draws);
-        trainer.host_rng = state.host_rng;
-        trainer.last_loss = state.last_loss.unwrap_or(f64::NAN);
-        trainer.wall_time_before = state.wall_time_s;
-        trainer.sessions = state.sessions;
-        trainer.data = state.data;
-        if let Some(steps) = steps {
-            trainer.config.steps = steps;
-        }
-        Ok(trainer)
-    }
-
-    /// Writes the EMA weights as an f16 model file `dir/ema-{images}.json` (+ `.safetensors`),
-    /// with the card a shipped model needs (`data`: what it was trained on).
-    pub fn save_snapshot(&self, dir: &Path, data: &Images) -> Result<PathBuf, TrainError> {
-        std::fs::create_dir_all(dir).map_err(|e| ckpt_err(dir, e))?;
-        let name = format!("ema-{:09}", self.images_seen());
-        let mut card = self.card(&name);
-        card.dataset = Some(self.data.card_dataset(data));
-        let bytes = crate::store::save(&self.ema_model())?;
-        let half = crate::store::safetensors::convert_safetensors(&bytes, crate::store::Dtype::F16)?;
-        let path = dir.join(format!("{name}.json"));
-        std::fs::write(dir.join(&card.weights), half).map_err(|e| ckpt_err(dir, e))?;
-        std::fs::write(&path, card.to_json() + "\n").map_err(|e| ckpt_err(dir, e))?;
-        Ok(path)
-    }
-
     /// Trains until step `until` (at most `config.steps`), printing progress, logging the
     /// learning curve, writing a checkpoint every `checkpoint_every` steps (and at the end) and
     /// an EMA snapshot into `snapshots` every `snapshot_every_images` images.
@@ -542,109 +435,4 @@ fn ema_update(ema: UNet, net: &UNet, decay: f64) -> UNet {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tiny() -> (UNetConfig, TrainConfig, Images) {
-        let arch = UNetConfig { widths: vec![8, 16], embed_dim: 16, dropout: 0.2, ..Default::default() };
-        let config = TrainConfig { batch_size: 8, learning_rate: 1e-3, warmup: 0, ..Default::default() };
-        let mut digits = crate::data::mnist::empty();
-        for i in 0..16u8 {
-            let image: Vec<u8> = (0..crate::data::mnist::PIXELS).map(|p| ((p as u32 * 7 + i as u32 * 31) % 256) as u8).collect();
-            digits.push(&image, (i % 10) as u16, i as u32);
-        }
-        (arch, config, digits)
-    }
-
-    /// Batches take the data's shape (here 3×4×6 colour images), and with flips on each image of
-    /// a batch is its source or the source mirrored left–right, both seen over 64 draws; with
-    /// flips off always the source.
-    #[test]
-    fn batches_have_the_datas_shape_and_flip_left_right() {
-        let arch = UNetConfig { channels: 3, height: 4, width: 6, widths: vec![4], embed_dim: 8, ..Default::default() };
-        let mut set = Images::empty([3, 4, 6], vec!["only".into()]);
-        let image: Vec<u8> = (0..72).map(|v| v as u8).collect();
-        set.push(&image, 0, 0);
-        let source: Vec<f32> = image.iter().map(|&b| b as f32 / 255.0).collect();
-        let mirrored: Vec<f32> = source.chunks(6).flat_map(|row| row.iter().rev().copied()).collect();
-        for flip in [false, true] {
-            let config = TrainConfig { batch_size: 64, flip, ..Default::default() };
-            let mut trainer = Trainer::new(arch.clone(), Sde::ve(25.0), 0.3, config, &Device::flex()).unwrap();
-            let batch = trainer.next_batch(&set);
-            assert_eq!(batch.dims(), [64, 3, 4, 6]);
-            let values = batch.into_data().try_to_vec::<f32>().unwrap();
-            let flipped = values.chunks(72).filter(|x| *x == mirrored.as_slice()).count();
-            assert!(values.chunks(72).all(|x| x == source.as_slice() || x == mirrored.as_slice()));
-            if flip {
-                assert!(flipped > 10 && flipped < 54, "{flipped} of 64 mirrored");
-            } else {
-                assert_eq!(flipped, 0);
-            }
-        }
-    }
-
-    /// A few Adam steps on one fixed batch lower the EDM loss on that batch (same σ, noise and
-    /// dropout draws).
-    #[test]
-    fn training_steps_lower_the_loss_on_a_fixed_batch() {
-        let (arch, config, digits) = tiny();
-        let device = Device::flex();
-        let mut trainer = Trainer::new(arch, Sde::ve(25.0), 0.3, config, &device).unwrap();
-        let batch = trainer.next_batch(&digits);
-        let eval = |trainer: &mut Trainer| {
-            trainer.noise = Noise::new(123);
-            trainer.host_rng = SplitMix::new(7);
-            trainer.loss(batch.clone()).into_scalar::<f32>()
-        };
-        let before = eval(&mut trainer);
-        for _ in 0..10 {
-            trainer.noise = Noise::new(123);
-            trainer.host_rng = SplitMix::new(7);
-            trainer.train_step(batch.clone()).unwrap();
-        }
-        let after = eval(&mut trainer);
-        assert!(after < 0.9 * before, "loss {before} → {after}");
-    }
-
-    /// The schedule: warm-up ramps linearly, the cool-down follows 1 − √p (p the share of the
-    /// cool-down done: ½ at p = ¼, 0 at its end and after), and a checkpoint written before the
-    /// cool-down existed (no such fields) resumes with none.
-    #[test]
-    fn the_learning_rate_warms_up_and_cools_down() {
-        let (arch, _, _) = tiny();
-        let config = TrainConfig { batch_size: 10, learning_rate: 1e-3, warmup: 4, cooldown_start_images: 100, cooldown_images: 400, ..Default::default() };
-        let mut trainer = Trainer::new(arch, Sde::ve(25.0), 0.3, config, &Device::flex()).unwrap();
-        let mut at = |step: u64| {
-            trainer.step = step;
-            trainer.learning_rate()
-        };
-        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
-        assert!(close(at(0), 0.25e-3) && close(at(1), 0.5e-3) && close(at(3), 1e-3));
-        assert!(close(at(10), 1e-3), "the cool-down starts at 100 images");
-        assert!(close(at(20), 0.5e-3), "a quarter of the way: 1 − √¼ = ½, got {}", at(20));
-        assert!(close(at(50), 0.0) && close(at(70), 0.0));
-        let mut old = serde_json::to_value(TrainConfig::default()).unwrap();
-        old.as_object_mut().unwrap().retain(|k, _| !k.starts_with("cooldown"));
-        let old: TrainConfig = serde_json::from_value(old).unwrap();
-        assert_eq!(cooldown_factor(&old, 10_000_000), 1.0);
-    }
-
-    /// A snapshot's card carries the whole training record, so that it can ship as it is.
-    #[test]
-    fn snapshot_cards_record_the_training() {
-        let (arch, config, digits) = tiny();
-        let device = Device::flex();
-        let mut trainer = Trainer::new(arch, Sde::ve(25.0), 0.3, config.clone(), &device).unwrap();
-        trainer.begin_session("test machine".into());
-        let batch = trainer.next_batch(&digits);
-        trainer.train_step(batch).unwrap();
-        let t = trainer.card("snap").training;
-        assert_eq!(t.steps, Some(1));
-        assert_eq!(t.images_seen, Some(config.batch_size as u64));
-        assert_eq!((t.batch_size, t.learning_rate, t.seed), (Some(config.batch_size), Some(config.learning_rate), Some(config.seed)));
-        assert_eq!(t.hardware.as_deref(), Some("test machine"));
-        assert_eq!(t.sessions.len(), 1);
-        assert_eq!(t.sessions[0]["to_step"], 1);
-        assert!(t.final_loss.is_some_and(f64::is_finite));
-    }
-}
+mod tests;
