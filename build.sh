@@ -110,9 +110,11 @@ cmd_test() {
   cmd_browser_test
 }
 
-# The page in headless Debian Chromium (never a downloaded browser), driven by playwright-core.
+# The page in headless Debian Chromium (never a downloaded browser), driven by playwright-core;
+# engines.test.mjs also in Debian's Firefox ESR (puppeteer-core over WebDriver BiDi) and WebKitGTK
+# (WebKitWebDriver, its MiniBrowser on an Xvfb display).
 cmd_browser_test() {
-  apt_install chromium
+  apt_install chromium $ENGINE_PACKAGES
   cmd_dist
   export_onnx
   local dep
@@ -128,7 +130,10 @@ cmd_browser_test() {
 }
 
 # The browser tests' npm packages (package.json's devDependencies, installed by `npm ci`).
-NODE_DEPS="playwright-core onnxruntime-web esbuild typescript axe-core"
+NODE_DEPS="playwright-core puppeteer-core onnxruntime-web esbuild typescript axe-core"
+# The other engines, from Debian: Firefox ESR; WebKitWebDriver (its MiniBrowser comes with
+# libwebkit2gtk-4.1-0) and the X server it draws on.
+ENGINE_PACKAGES="firefox-esr webkit2gtk-driver xvfb"
 
 # Everything a static host needs for the widget, flat: the modules, pkg/ beside them, the models.
 WIDGET_FILES="score-field.js widget-attributes.js widget-controls.js widget-style.js mode.js mode-generate.js mode-trajectory.js mode-interpolate.js mode-likelihood.js field-view.js field-draw.js field-learn.js client.js protocol.js worker.js render.js painter.js example-post.html"
@@ -186,11 +191,11 @@ cmd_bench() {
     log "native benchmark (wgpu)"
     "$CARGO_TARGET_DIR/release/scorefield" bench --device wgpu --json docs/performance/native-wgpu.json
   fi
-  apt_install chromium
+  apt_install chromium $ENGINE_PACKAGES
   build_wasm
   export_onnx
-  [ -d node_modules/playwright-core ] && [ -d node_modules/onnxruntime-web ] || npm ci --no-audit --no-fund --loglevel=error
-  log "browser benchmark (www/bench.html in headless Chromium)"
+  [ -d node_modules/playwright-core ] && [ -d node_modules/puppeteer-core ] && [ -d node_modules/onnxruntime-web ] || npm ci --no-audit --no-fund --loglevel=error
+  log "browser benchmark (www/bench.html in headless Chromium; the default Generate in Chromium, Firefox and WebKit)"
   node tools/bench.mjs
 }
 

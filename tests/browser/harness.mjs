@@ -1,7 +1,9 @@
 // Shared set-up of the browser tests: the site served on 127.0.0.1 by tools/serve.py, and
-// headless Debian Chromium (never a downloaded browser) driven by playwright-core.
+// headless Debian Chromium (never a downloaded browser) driven by playwright-core; for the
+// cross-engine tests and benchmark, Debian's Firefox ESR (puppeteer-core over WebDriver BiDi) and
+// WebKitGTK (WebKitWebDriver, webdriver.mjs) behind one small page interface (launchEngine).
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +17,7 @@ const BASE_FLAGS = ['--no-sandbox', '--disable-background-networking', '--disabl
 // WebGPU on SwiftShader's software Vulkan: without --enable-unsafe-webgpu no adapter is found.
 const WEBGPU_FLAGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-webgpu-adapter=swiftshader'];
 
-async function freePort() {
+export async function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.listen(0, '127.0.0.1', () => {
@@ -59,4 +61,104 @@ export async function openPage(browser, url) {
   page.on('console', (m) => m.type() === 'error' && page.errors.push(m.text()));
   await page.goto(url);
   return page;
+}
+
+export const ENGINES = ['chromium', 'firefox', 'webkit'];
+const FIREFOX = process.env.FIREFOX ?? '/usr/bin/firefox-esr';
+
+/** One browser engine behind the few page operations the cross-engine tests and the benchmark
+ * use (an EnginePage), whatever drives it: Chromium (playwright-core, WebGPU off: the CPU path
+ * the other two take), Firefox ESR (puppeteer-core over WebDriver BiDi; no WebGPU here) or
+ * WebKitGTK's MiniBrowser (WebKitWebDriver under Xvfb; no WebGPU). A missing browser fails with
+ * how to install it. Resolves to {name, version, newPage(), close()}. */
+export async function launchEngine(name) {
+  const viewport = { width: 1100, height: 1400 };
+  if (name === 'chromium') {
+    const browser = await launch({ webgpu: false });
+    return {
+      name,
+      version: browser.version(),
+      newPage: async () => playwrightPage(await browser.newPage({ viewport })),
+      close: () => browser.close(),
+    };
+  }
+  if (name === 'firefox') {
+    if (!existsSync(FIREFOX)) throw new Error(`Firefox is not installed (${FIREFOX} missing): apt-get install firefox-esr (./build.sh browser-test installs it as root)`);
+    const puppeteer = await import('puppeteer-core').catch((e) => {
+      throw new Error(`puppeteer-core is missing (${e.message}): npm ci`);
+    });
+    const browser = await puppeteer.default.launch({ browser: 'firefox', protocol: 'webDriverBiDi', executablePath: FIREFOX, headless: true, defaultViewport: viewport });
+    return {
+      name,
+      version: await browser.version(),
+      newPage: async () => puppeteerPage(await browser.newPage()),
+      close: () => browser.close(),
+    };
+  }
+  if (name === 'webkit') {
+    const { launchWebKit } = await import('./webdriver.mjs');
+    const session = await launchWebKit({ port: await freePort(), ...viewport });
+    return {
+      name,
+      version: `WebKitGTK ${session.capabilities.browserVersion}`,
+      // One window: a new page is that window on a blank document.
+      newPage: async () => {
+        await session.navigate('about:blank');
+        return webDriverPage(session);
+      },
+      close: () => session.close(),
+    };
+  }
+  throw new Error(`unknown engine ${name}: one of ${ENGINES.join(', ')}`);
+}
+
+// EnginePage: goto(url), evaluate(fn, arg), waitFor(fn, arg, timeoutMs) (until fn(arg) is
+// truthy; resolves to its value), click(selector), pointer([{type: 'move'|'down'|'up', x, y}]) at
+// viewport coordinates, screenshot(file), close().
+// playwright-core and puppeteer-core pages differ only in waitForFunction's arguments.
+function playwrightPage(page) {
+  return mousePage(page, (fn, arg, timeout) => page.waitForFunction(fn, arg, { timeout, polling: 250 }));
+}
+
+function puppeteerPage(page) {
+  return mousePage(page, (fn, arg, timeout) => page.waitForFunction(fn, { timeout, polling: 250 }, arg));
+}
+
+function mousePage(page, waitForFunction) {
+  return {
+    goto: (url) => page.goto(url),
+    evaluate: (fn, arg) => page.evaluate(fn, arg),
+    waitFor: async (fn, arg, timeout) => (await waitForFunction(fn, arg, timeout)).jsonValue(),
+    click: (selector) => page.click(selector),
+    pointer: (steps) => mousePointer(page.mouse, steps),
+    screenshot: (file) => page.screenshot({ path: file, fullPage: true }),
+    close: () => page.close(),
+  };
+}
+
+async function mousePointer(mouse, steps) {
+  for (const s of steps) {
+    if (s.type === 'move') await mouse.move(s.x, s.y, { steps: 3 });
+    else await mouse[s.type]();
+  }
+}
+
+function webDriverPage(session) {
+  return {
+    goto: (url) => session.navigate(url),
+    evaluate: (fn, arg) => session.evaluate(fn, arg),
+    waitFor: async (fn, arg, timeout) => {
+      const deadline = Date.now() + timeout;
+      for (;;) {
+        const value = await session.evaluate(fn, arg);
+        if (value) return value;
+        if (Date.now() > deadline) throw new Error(`waitFor timed out after ${timeout} ms: ${fn}`);
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    },
+    click: (selector) => session.click(selector),
+    pointer: (steps) => session.pointer(steps),
+    screenshot: (file) => session.screenshot(file),
+    close: () => session.navigate('about:blank'),
+  };
 }
