@@ -9,7 +9,7 @@ use crate::nn::layers::max_batch_for;
 use crate::nn::ncsn::{ScoreNet, ScoreNetConfig};
 use crate::nn::unet::{UNet, UNetConfig};
 use crate::precond::{Parameterisation, edm_coefficients};
-use crate::score::ScoreFn;
+use crate::score::{ConsistencyFn, ScoreFn};
 use crate::sde::Sde;
 
 /// A model card's architecture, tagged by `type`: the first score network of version-1 cards
@@ -107,11 +107,39 @@ impl ScoreModel {
         let (m, sigma) = self.sde.marginal(t);
         match self.param {
             Parameterisation::Noise => self.net.forward(x, Tensor::full([b], t as f32, &device)),
-            Parameterisation::Edm { sigma_data } => {
+            Parameterisation::Edm { sigma_data } | Parameterisation::Consistency { sigma_data, .. } => {
                 let c = edm_coefficients(sigma / m, sigma_data);
                 self.net.forward(x * (c.c_in / m), Tensor::full([b], c.c_noise as f32, &device))
             }
         }
+    }
+
+    /// The model's estimate of the clean image from the scaled state x̂ = x/m at noise level σ̂:
+    /// c_skip·x̂ + c_out·F for the parameterisations built on EDM's — the denoiser D(x̂; σ̂) ≈
+    /// E[x₀ | x̂] of a score model, the consistency function f(x̂, σ̂) of a consistency model —
+    /// and Tweedie's formula (x + σ²·s)/m for `noise`.
+    pub fn clean_estimate(&self, x_hat: Tensor<4>, sigma_hat: f64) -> Tensor<4> {
+        let t = self.sde.time_of_noise_level(sigma_hat);
+        let (m, sigma) = self.sde.marginal(t);
+        match self.param.coefficients(sigma_hat) {
+            Some(c) => {
+                let f = self.network_output(x_hat.clone() * m, t);
+                x_hat * c.c_skip + f * c.c_out
+            }
+            None => {
+                let x = x_hat * m;
+                (x.clone() + self.score(x, t) * (sigma * sigma)) / m
+            }
+        }
+    }
+}
+
+/// A consistency model's f(x̂, σ̂) ([`ScoreModel::clean_estimate`]). For a score model this is its
+/// denoiser, which is no consistency function: [`crate::compose`] refuses to run the consistency
+/// sampler on one.
+impl ConsistencyFn for ScoreModel {
+    fn origin(&self, x_hat: Tensor<4>, sigma_hat: f64) -> Tensor<4> {
+        self.clean_estimate(x_hat, sigma_hat)
     }
 }
 
@@ -130,6 +158,12 @@ impl ScoreFn for ScoreModel {
                 let c = edm_coefficients(s_hat, sigma_data);
                 let f = self.network_output(x.clone(), t);
                 x * (-1.0 / (m * m * (s_hat * s_hat + sigma_data * sigma_data))) + f * (m * c.c_out / (sigma * sigma))
+            }
+            // What Tweedie's formula gives if f were the denoiser: no sampler sees it, since
+            // [`crate::compose`] refuses to run score samplers on a consistency model.
+            Parameterisation::Consistency { .. } => {
+                let s_hat = sigma / m;
+                (self.clean_estimate(x.clone() / m, s_hat) * m - x) / (sigma * sigma)
             }
         }
     }

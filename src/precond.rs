@@ -43,6 +43,10 @@ pub enum Parameterisation {
     Noise,
     /// EDM preconditioning with the data's standard deviation σ_d, measured on the training set.
     Edm { sigma_data: f64 },
+    /// A consistency model (Song et al. 2023, appendix C): the network computes f(x̂, σ̂), the
+    /// origin at σ_min of the probability-flow trajectory through x̂, with EDM's c_in and c_noise
+    /// and the boundary condition built into c_skip and c_out ([`consistency_coefficients`]).
+    Consistency { sigma_data: f64, sigma_min: f64 },
 }
 
 /// The four EDM coefficients at one σ.
@@ -60,14 +64,49 @@ pub fn edm_coefficients(sigma: f64, sigma_data: f64) -> Coefficients {
     Coefficients { c_skip: d2 / (s2 + d2), c_out: sigma * sigma_data / (s2 + d2).sqrt(), c_in: 1.0 / (s2 + d2).sqrt(), c_noise: 0.25 * sigma.ln() }
 }
 
+/// A consistency model's coefficients (Song et al. 2023, appendix C): c_skip = σ_d²/((σ − σ_min)² +
+/// σ_d²) and c_out = σ_d (σ − σ_min)/√(σ² + σ_d²), so that f(x, σ_min) = x whatever the network
+/// computes (the boundary condition), and EDM's c_in and c_noise, so that a student initialised
+/// from an EDM teacher sees the inputs the teacher saw. As σ_min → 0 they become EDM's.
+pub fn consistency_coefficients(sigma: f64, sigma_data: f64, sigma_min: f64) -> Coefficients {
+    let d2 = sigma_data * sigma_data;
+    let shifted = sigma - sigma_min;
+    let edm = edm_coefficients(sigma, sigma_data);
+    Coefficients { c_skip: d2 / (shifted * shifted + d2), c_out: sigma_data * shifted / (sigma * sigma + d2).sqrt(), ..edm }
+}
+
 impl Parameterisation {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Parameterisation::Edm { sigma_data } = *self {
-            if !(sigma_data.is_finite() && sigma_data > 0.0 && sigma_data < 1e6) {
-                return Err(ConfigError::invalid("parameterisation.sigma_data", format!("must be a positive number, got {sigma_data}")));
+        let sigma_data = match *self {
+            Parameterisation::Noise => return Ok(()),
+            Parameterisation::Edm { sigma_data } => sigma_data,
+            Parameterisation::Consistency { sigma_data, sigma_min } => {
+                if !(sigma_min.is_finite() && sigma_min > 0.0 && sigma_min < 1e6) {
+                    return Err(ConfigError::invalid("parameterisation.sigma_min", format!("must be a positive number, got {sigma_min}")));
+                }
+                sigma_data
             }
+        };
+        if !(sigma_data.is_finite() && sigma_data > 0.0 && sigma_data < 1e6) {
+            return Err(ConfigError::invalid("parameterisation.sigma_data", format!("must be a positive number, got {sigma_data}")));
         }
         Ok(())
+    }
+
+    /// Whether the network is a consistency function rather than a score (or denoiser): such a
+    /// model samples with [`crate::sampling::Sampler::Consistency`] only.
+    pub fn is_consistency(&self) -> bool {
+        matches!(self, Parameterisation::Consistency { .. })
+    }
+
+    /// c_skip, c_out, c_in and c_noise at σ̂ for the parameterisations built on EDM's (`None` for
+    /// `noise`).
+    pub fn coefficients(&self, sigma_hat: f64) -> Option<Coefficients> {
+        match *self {
+            Parameterisation::Noise => None,
+            Parameterisation::Edm { sigma_data } => Some(edm_coefficients(sigma_hat, sigma_data)),
+            Parameterisation::Consistency { sigma_data, sigma_min } => Some(consistency_coefficients(sigma_hat, sigma_data, sigma_min)),
+        }
     }
 
     /// Short name, as in model cards.
@@ -75,6 +114,7 @@ impl Parameterisation {
         match self {
             Parameterisation::Noise => "noise",
             Parameterisation::Edm { .. } => "edm",
+            Parameterisation::Consistency { .. } => "consistency",
         }
     }
 }
@@ -101,6 +141,26 @@ mod tests {
         // σ → 0: the denoiser returns its input; σ → ∞: c_skip → 0.
         assert!((edm_coefficients(1e-9, d).c_skip - 1.0).abs() < 1e-12);
         assert!(edm_coefficients(1e6, d).c_skip < 1e-12);
+    }
+
+    /// The boundary condition: at σ = σ_min, c_skip = 1 and c_out = 0, so f(x, σ_min) = x for any
+    /// network; above it the coefficients approach EDM's as σ_min → 0, and c_in, c_noise are EDM's.
+    #[test]
+    fn consistency_coefficients_meet_the_boundary_condition() {
+        let (d, min) = (0.31, 0.002);
+        let at_min = consistency_coefficients(min, d, min);
+        assert_eq!((at_min.c_skip, at_min.c_out), (1.0, 0.0));
+        for sigma in [0.01, 0.5, 40.0] {
+            let c = consistency_coefficients(sigma, d, min);
+            let e = edm_coefficients(sigma, d);
+            assert_eq!((c.c_in, c.c_noise), (e.c_in, e.c_noise));
+            let near = consistency_coefficients(sigma, d, 1e-12);
+            assert!((near.c_skip - e.c_skip).abs() < 1e-9 && (near.c_out - e.c_out).abs() < 1e-9, "σ = {sigma}");
+        }
+        let p = Parameterisation::Consistency { sigma_data: d, sigma_min: min };
+        assert!(p.is_consistency() && !Parameterisation::Edm { sigma_data: d }.is_consistency());
+        assert_eq!(serde_json::to_string(&p).unwrap(), r#"{"type":"consistency","sigma_data":0.31,"sigma_min":0.002}"#);
+        assert!(Parameterisation::Consistency { sigma_data: d, sigma_min: 0.0 }.validate().is_err());
     }
 
     #[test]

@@ -18,6 +18,15 @@ impl<F: Fn(Tensor<4>, f64) -> Tensor<4>> ScoreFn for F {
     }
 }
 
+/// A consistency function f(x̂, σ̂) ≈ the point at σ̂_min of the probability-flow ODE's trajectory
+/// through x̂ at noise level σ̂ (Song, Dhariwal, Chen & Sutskever 2023, "Consistency Models", §3),
+/// for a batch in the scaled state x̂ = x/m(t) of the σ̂-grid samplers ([`crate::sampling::karras`]):
+/// what a consistency model computes, and all that its sampler asks of it. It obeys the boundary
+/// condition f(x̂, σ̂_min) = x̂.
+pub trait ConsistencyFn {
+    fn origin(&self, x_hat: Tensor<4>, sigma_hat: f64) -> Tensor<4>;
+}
+
 /// What an observer sees after each step: the step number (1-based), the planned total (`None`
 /// for the adaptive solver), the time reached, and the current state. Reading `x` back is the
 /// observer's choice (and cost).

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::defaults::SamplingDefaults;
 use super::{DEFAULT_SNR, Sampler};
+use crate::precond::Parameterisation;
 use crate::sde::Sde;
 
 /// One sampler, as the page and the widget describe it.
@@ -125,6 +126,13 @@ impl Sampler {
                 options: &["rho"],
                 ..base
             },
+            Sampler::Consistency => SamplerInfo {
+                label: "Consistency model (Song et al. 2023)",
+                paper: "Song et al. 2023, alg. 1 (inpainting: alg. 4)",
+                step: "one network evaluation, re-noised in between",
+                options: &["rho"],
+                ..base
+            },
         }
     }
 
@@ -134,9 +142,13 @@ impl Sampler {
     }
 }
 
-/// The samplers a model with this SDE offers: its default first, then the rest in the order of
-/// [`Sampler::ALL`], with its step counts.
-pub fn samplers_for(sde: &Sde, model: &SamplingDefaults) -> Vec<SamplerInfo> {
+/// The samplers a model with this SDE and parameterisation offers, with its step counts: a score
+/// model's default first, then the rest in the order of [`Sampler::ALL`]; a consistency model's
+/// one sampler.
+pub fn samplers_for(sde: &Sde, param: &Parameterisation, model: &SamplingDefaults) -> Vec<SamplerInfo> {
+    if param.is_consistency() {
+        return vec![Sampler::Consistency.info(model)];
+    }
     let first = std::iter::once(model.sampler).filter(|s| s.runs_on(sde));
     let rest = Sampler::ALL.into_iter().filter(|s| s.runs_on(sde) && *s != model.sampler);
     first.chain(rest).map(|s| s.info(model)).collect()
@@ -146,6 +158,8 @@ pub fn samplers_for(sde: &Sde, model: &SamplingDefaults) -> Vec<SamplerInfo> {
 mod tests {
     use super::*;
     use crate::sampling::defaults::StepCounts;
+
+    const EDM: Parameterisation = Parameterisation::Edm { sigma_data: 0.5 };
 
     /// Every sampler is described, under its own name, with a label, a paper, and a default
     /// step count within the limits it states.
@@ -161,9 +175,9 @@ mod tests {
             assert_eq!(info.default_snr.is_some(), info.options.contains(&"snr"), "{}", info.name);
             assert_eq!(info.default_churn.is_some(), info.options.contains(&"churn"), "{}", info.name);
         }
-        assert_eq!(samplers_for(&Sde::ve(40.0), &model)[0].name, model.sampler.name(), "the default comes first");
-        assert_eq!(samplers_for(&Sde::ve(40.0), &model).len(), Sampler::ALL.len());
-        assert!(samplers_for(&Sde::vp(), &model).iter().all(|s| s.name != "ald"));
+        assert_eq!(samplers_for(&Sde::ve(40.0), &EDM, &model)[0].name, model.sampler.name(), "the default comes first");
+        assert_eq!(samplers_for(&Sde::ve(40.0), &EDM, &model).len(), Sampler::ALL.len());
+        assert!(samplers_for(&Sde::vp(), &EDM, &model).iter().all(|s| s.name != "ald"));
     }
 
     /// A model's own counts and default sampler replace the library's starting points, for that
@@ -172,7 +186,7 @@ mod tests {
     fn a_models_step_counts_are_its_own() {
         let mut model = SamplingDefaults { sampler: Sampler::EdmHeun, ..SamplingDefaults::default() };
         model.steps.insert("edm-heun".into(), StepCounts { default: 30, min: 12, why: "at 8 steps the emoji are grey".into() });
-        let listed = samplers_for(&Sde::ve(80.0), &model);
+        let listed = samplers_for(&Sde::ve(80.0), &EDM, &model);
         assert_eq!(listed[0].name, "edm-heun");
         assert_eq!((listed[0].default_steps, listed[0].min_steps, listed[0].min_steps_why.as_str()), (30, 12, "at 8 steps the emoji are grey"));
         let dpm = listed.iter().find(|s| s.name == "dpmpp-2m").unwrap();

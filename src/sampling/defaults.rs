@@ -82,6 +82,7 @@ impl Sampler {
             Sampler::OdeRk45 => StepCounts::new(1, 1, "the step count is chosen by the solver"),
             Sampler::EdmHeun => StepCounts::new(18, 5, "at 3 steps the σ grid is too coarse: faint, broken digits"),
             Sampler::DpmSolver2M => StepCounts::new(17, 5, "at 3 steps the digits are blurred into a grey haze"),
+            Sampler::Consistency => StepCounts::new(1, 1, "one evaluation maps noise to an image; each further step re-noises and refines it"),
         }
     }
 }

@@ -55,6 +55,10 @@ impl Known {
         self.data.dims()
     }
 
+    pub fn device(&self) -> Device {
+        self.data.device()
+    }
+
     /// Replaces the known pixels of x by m(t)·data + σ(t)·z, and of x_mean by m(t)·data.
     pub(crate) fn constrain(&self, sde: &Sde, x: Tensor<4>, x_mean: Tensor<4>, t: f64, noise: &mut Noise) -> (Tensor<4>, Tensor<4>) {
         let (mean, std) = sde.marginal(t);

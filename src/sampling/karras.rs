@@ -83,7 +83,7 @@ fn denoise<S: ScoreFn>(score: &S, sde: &Sde, x_hat: Tensor<4>, sigma_hat: f64) -
 
 /// Reports a finished step to the observer, with x in the SDE's space and the current denoised
 /// estimate as the preview.
-async fn report<O: Observer>(observer: &mut O, sde: &Sde, sampler: Sampler, step: usize, total: usize, sigma_next: f64, x_hat: &Tensor<4>, denoised: &Tensor<4>) -> Result<(), SampleError> {
+pub(super) async fn report<O: Observer>(observer: &mut O, sde: &Sde, sampler: Sampler, step: usize, total: usize, sigma_next: f64, x_hat: &Tensor<4>, denoised: &Tensor<4>) -> Result<(), SampleError> {
     let eps = sde.eps();
     let t = if sigma_next > 0.0 { sde.time_of_noise_level(sigma_next).clamp(eps, T_END) } else { eps };
     let m = sde.marginal(t).0;

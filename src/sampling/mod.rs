@@ -9,6 +9,7 @@
 
 pub mod autoguidance;
 pub mod catalog;
+pub mod consistency;
 pub mod defaults;
 pub mod guidance;
 pub mod inpaint;
@@ -61,12 +62,16 @@ pub enum Sampler {
     /// DPM-Solver++(2M) on the Karras grid (Lu et al. 2022, alg. 2).
     #[serde(rename = "dpmpp-2m")]
     DpmSolver2M,
+    /// A consistency model's sampler: one evaluation, or a few with re-noising in between (Song
+    /// et al. 2023, alg. 1); the only sampler of consistency models, which no other sampler runs.
+    #[serde(rename = "consistency")]
+    Consistency,
 }
 
 impl Sampler {
-    /// Every sampler, in the order a reader sees them ([`catalog::samplers_for`], which puts a
-    /// model's default first): the few-step samplers, the
-    /// reverse-SDE samplers, the probability-flow ODE solvers.
+    /// Every sampler of score models, in the order a reader sees them ([`catalog::samplers_for`],
+    /// which puts a model's default first): the few-step samplers, the reverse-SDE samplers, the
+    /// probability-flow ODE solvers. ([`Sampler::Consistency`] samples consistency models only.)
     pub const ALL: [Sampler; 9] = [
         Sampler::DpmSolver2M,
         Sampler::EdmHeun,
@@ -90,7 +95,13 @@ impl Sampler {
             Sampler::OdeRk45 => "ode-rk45",
             Sampler::EdmHeun => "edm-heun",
             Sampler::DpmSolver2M => "dpmpp-2m",
+            Sampler::Consistency => "consistency",
         }
+    }
+
+    /// Whether this is the sampler of consistency models.
+    pub fn is_consistency(self) -> bool {
+        self == Sampler::Consistency
     }
 
     /// What to change when a run of this sampler produced NaN or ±∞ (the end of its error message).
@@ -100,6 +111,7 @@ impl Sampler {
             Sampler::AnnealedLangevin => "try more noise levels or a smaller aldEps",
             Sampler::OdeRk45 => "try a smaller rtol and atol",
             Sampler::EulerMaruyama | Sampler::ReverseDiffusion | Sampler::OdeEuler | Sampler::OdeHeun | Sampler::EdmHeun | Sampler::DpmSolver2M => "try more steps",
+            Sampler::Consistency => "the consistency model's output is not finite: check its weights",
         }
     }
 
@@ -121,7 +133,7 @@ impl Sampler {
             Sampler::OdeRk45 => return None,
             // The σ grid ends at 0: the last step already denoises.
             Sampler::EdmHeun => 2 * steps - 1,
-            Sampler::DpmSolver2M => steps,
+            Sampler::DpmSolver2M | Sampler::Consistency => steps,
         })
     }
 }
@@ -129,8 +141,9 @@ impl Sampler {
 impl FromStr for Sampler {
     type Err = SampleError;
     fn from_str(s: &str) -> Result<Self, SampleError> {
-        Sampler::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Sampler::ALL.iter().map(|m| m.name()).collect();
+        let every = || Sampler::ALL.into_iter().chain([Sampler::Consistency]);
+        every().find(|m| m.name() == s).ok_or_else(|| {
+            let names: Vec<_> = every().map(|m| m.name()).collect();
             SampleError::invalid("sampler", format!("is `{s}`; expected one of {}", names.join(", ")))
         })
     }
@@ -354,6 +367,9 @@ pub(crate) async fn run<S: ScoreFn, O: Observer>(
     noise: &mut Noise,
     observer: &mut O,
 ) -> Result<Samples, SampleError> {
+    if options.sampler.is_consistency() {
+        return Err(SampleError::invalid("sampler", "`consistency` samples consistency models, and this is a score model: choose one of its samplers"));
+    }
     let counted = Counted::new(score);
     let eps = sde.eps();
     if matches!(options.sampler, Sampler::EdmHeun | Sampler::DpmSolver2M) {

@@ -149,7 +149,7 @@ pub fn plan(sampler: Sampler, sde: &Sde, options: &SampleOptions) -> Result<(Pre
         Sampler::PredictorCorrector => (Predictor::ReverseDiffusion, langevin, grid(n + 1)),
         Sampler::OdeEuler => (Predictor::OdeEuler, Corrector::None, grid(n + 1)),
         Sampler::OdeHeun => (Predictor::OdeHeun, Corrector::None, grid(n + 1)),
-        Sampler::OdeRk45 | Sampler::EdmHeun | Sampler::DpmSolver2M => {
+        Sampler::OdeRk45 | Sampler::EdmHeun | Sampler::DpmSolver2M | Sampler::Consistency => {
             return Err(SampleError::invalid("sampler", format!("{} runs a loop of its own, not predictor and corrector steps on the t grid", sampler.name())));
         }
         Sampler::AnnealedLangevin => {

@@ -207,6 +207,10 @@ impl ModelCard {
         self.architecture.validate()?;
         self.parameterisation.validate()?;
         self.sampling.validate()?;
+        if self.parameterisation.is_consistency() != self.sampling.sampler.is_consistency() {
+            let want = if self.parameterisation.is_consistency() { "`consistency`, the only sampler of a consistency model" } else { "a score model's sampler, not `consistency`" };
+            return Err(ConfigError::invalid("sampling.sampler", format!("is `{}`, but the parameterisation is `{}`: it must be {want}", self.sampling.sampler.name(), self.parameterisation.name())));
+        }
         self.sde.validate()?;
         let i = &self.image;
         let [channels, height, width] = self.architecture.image_shape();
@@ -225,5 +229,26 @@ impl ModelCard {
     /// [C, H, W] of one image.
     pub fn image_shape(&self) -> [usize; 3] {
         [self.image.channels, self.image.height, self.image.width]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::unet::UNetConfig;
+    use crate::sampling::Sampler;
+
+    /// A card's default sampler fits its kind of model: `consistency` for a consistency model and
+    /// only for one; the error names the field and both.
+    #[test]
+    fn the_default_sampler_fits_the_kind_of_model() {
+        let arch = Architecture::Unet(UNetConfig { widths: vec![8], embed_dim: 8, ..Default::default() });
+        let mut card = ModelCard::new("cm", arch, Parameterisation::Consistency { sigma_data: 0.3, sigma_min: 0.002 }, Sde::ve(40.0));
+        let err = card.validate().err().unwrap().to_string();
+        assert!(err.contains("sampling.sampler") && err.contains("dpmpp-2m") && err.contains("`consistency`"), "{err}");
+        card.sampling.sampler = Sampler::Consistency;
+        card.validate().unwrap();
+        card.parameterisation = Parameterisation::Edm { sigma_data: 0.3 };
+        assert!(card.validate().err().unwrap().to_string().contains("not `consistency`"));
     }
 }

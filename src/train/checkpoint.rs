@@ -22,7 +22,7 @@ use crate::nn::unet::UNetConfig;
 use crate::rng::SplitMix;
 use crate::sampling::Noise;
 use crate::sde::Sde;
-use crate::Device;
+use burn::prelude::Device;
 
 /// Saved beside the tensors of a checkpoint.
 #[derive(Serialize, Deserialize)]

@@ -28,7 +28,7 @@ impl WebModel {
         let guide = self.guide(&options, sample_options.first_sample).await?;
         let score = RunScore::new(&self.model, self.guide_model(&options)?, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
         let start = js_sys::Date::now();
-        let out = sampling::sample(&score, &self.model.sde, [batch, c, h, w], &sample_options, &self.backend.device, &mut observer).await.map_err(|e| self.fail(e))?;
+        let out = score.sample([batch, c, h, w], &sample_options, &self.backend.device, &mut observer).await.map_err(|e| self.fail(e))?;
         self.finish(out, score.guide_evals(), start, sample_options.sampler, observer.observer_ms.get()).await
     }
 
@@ -54,7 +54,7 @@ impl WebModel {
         let guide = self.guide(&options, sample_options.first_sample).await?;
         let score = RunScore::new(&self.model, self.guide_model(&options)?, guide.as_ref().map(|(net, g)| (&**net, g.clone())))?;
         let start = js_sys::Date::now();
-        let out = sampling::inpaint::inpaint(&score, &self.model.sde, &known, &sample_options, &mut observer).await.map_err(|e| self.fail(e))?;
+        let out = score.inpaint(&known, &sample_options, &mut observer).await.map_err(|e| self.fail(e))?;
         self.finish(out, score.guide_evals(), start, sample_options.sampler, observer.observer_ms.get()).await
     }
 

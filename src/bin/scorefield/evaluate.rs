@@ -20,7 +20,7 @@ use scorefield::nn::classifier::NoisyClassifier;
 use scorefield::compose::RunScore;
 use scorefield::sampling::autoguidance::Autoguidance;
 use scorefield::sampling::guidance::{self, Guidance};
-use scorefield::sampling::{self, SampleOptions, Sampler};
+use scorefield::sampling::{SampleOptions, Sampler};
 use scorefield::store::files;
 
 use super::DeviceArg;
@@ -416,7 +416,7 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
             let mut observer = progress("sampling");
             let shape = [n, c, h, w];
             let score = RunScore::new(&model, worse.as_ref().map(|(bad, _, _)| bad).zip(autoguidance), guide.as_ref().zip(guidance.clone().map(|g| g.from_sample(done as u64)))).map_err(|e| anyhow!("run `{spec}`: {e}"))?;
-            let out = pollster::block_on(sampling::sample(&score, &model.sde, shape, &batch_options, &device, &mut observer)).map_err(|e| anyhow!("run `{spec}`: {e}"))?;
+            let out = pollster::block_on(score.sample(shape, &batch_options, &device, &mut observer)).map_err(|e| anyhow!("run `{spec}`: {e}"))?;
             evals += (out.evals + score.guide_evals()) * n;
             let batch = pollster::block_on(read_tensor(out.x)).map_err(|e| anyhow!("run `{spec}`: {e}"))?;
             pixels.extend(batch.data.iter().map(|v| (v - lo) / (hi - lo)));

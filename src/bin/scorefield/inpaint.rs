@@ -68,7 +68,7 @@ pub(crate) fn run(a: InpaintArgs) -> anyhow::Result<()> {
     let guide = a.sampler.guide(&card, &device)?;
     let worse = a.sampler.worse(&card, &device)?;
     let score = RunScore::new(&model, worse.as_ref().map(|(bad, g)| (bad, *g)), guide.as_ref().map(|(c, g)| (c, g.clone())))?;
-    let out = pollster::block_on(sampling::inpaint::inpaint(&score, &model.sde, &known, &options, &mut observer))?;
+    let out = pollster::block_on(score.inpaint(&known, &options, &mut observer))?;
     let batch = pollster::block_on(read_tensor(out.x))?;
     eprintln!();
     let kept = mask.iter().filter(|&&m| m == 1.0).count();

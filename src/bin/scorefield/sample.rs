@@ -258,7 +258,7 @@ pub(crate) fn run(a: SampleArgs) -> anyhow::Result<()> {
     let [c, h, w] = card.image_shape();
     let start = Instant::now();
     let mut observer = progress("sampling");
-    let out = pollster::block_on(sampling::sample(&score, &model.sde, [a.n, c, h, w], &options, &device, &mut observer))?;
+    let out = pollster::block_on(score.sample([a.n, c, h, w], &options, &device, &mut observer))?;
     let batch = pollster::block_on(read_tensor(out.x))?;
     eprintln!();
     let autoguided = worse.as_ref().map(|(_, g)| format!(", autoguidance w = {}: {} of them by the guide model", g.weight, score.guide_evals())).unwrap_or_default();

@@ -66,7 +66,7 @@ pub(crate) fn run(a: TrainClassifierArgs) -> anyhow::Result<()> {
     let device = device(a.device.device)?;
     let card = scorefield::store::files::read_card(&a.model)?;
     let sigma_data = match card.parameterisation {
-        scorefield::precond::Parameterisation::Edm { sigma_data } => sigma_data,
+        scorefield::precond::Parameterisation::Edm { sigma_data } | scorefield::precond::Parameterisation::Consistency { sigma_data, .. } => sigma_data,
         // The first networks have no σ_data of their own: EDM's default scale.
         scorefield::precond::Parameterisation::Noise => scorefield::precond::EDM_SIGMA_DATA,
     };
