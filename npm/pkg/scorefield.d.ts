@@ -19,8 +19,9 @@ export interface ResolvedBackend {
   fallbackReason: string | null;
 }
 
-/** A sampler's name (docs/reference/samplers.md). */
-export type SamplerName = 'dpmpp-2m' | 'edm-heun' | 'em' | 'rd' | 'pc' | 'ald' | 'ode-euler' | 'ode-heun' | 'ode-rk45';
+/** A sampler's name (docs/reference/samplers.md): a score model's, or `consistency`, the one
+ * sampler of consistency models. */
+export type SamplerName = 'dpmpp-2m' | 'edm-heun' | 'em' | 'rd' | 'pc' | 'ald' | 'ode-euler' | 'ode-heun' | 'ode-rk45' | 'consistency';
 
 /** A sampler as the library describes it (`model.samplers`, the model's default first). */
 export interface SamplerInfo {
