@@ -53,6 +53,19 @@ export interface WorkerStats {
   running: number;
 }
 
+/** The pool's measurement of how many workers run at once (`measuredCoreCount`, WebKit only):
+ * the work worker 0 does alone in a fixed time against what all `workers` do together. */
+export interface CoreMeasurement {
+  /** navigator.hardwareConcurrency. */
+  reported: number;
+  /** How many workers were run together. */
+  workers: number;
+  /** Their work together over one worker's alone (the median of three rounds). */
+  throughput: number;
+  /** How many workers CPU runs use since. */
+  cores: number;
+}
+
 /** A model card's reference likelihoods (`likelihoodReferences`). */
 export interface LikelihoodReferences {
   format: 'scorefield-likelihood-references';
@@ -131,6 +144,8 @@ export function setWorkers(n: number | string | null | undefined): void;
 export function workerStats(i?: number): Promise<WorkerStats>;
 /** How many workers the pool has started. */
 export function startedWorkers(): number;
+/** The pool's count of the cores where the browser reports a bucket (WebKit), measured at the page's first CPU load unless the count is pinned; null before or without one. */
+export function measuredCoreCount(): CoreMeasurement | null;
 /** The reference likelihoods a model card names, or null. */
 export function likelihoodReferences(modelUrl: string | URL, card: ModelCard): Promise<LikelihoodReferences | null>;
 /** An Error whose `name` is the library's error name. */

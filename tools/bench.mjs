@@ -1,11 +1,16 @@
 // Runs www/bench.html in headless Debian Chromium, once per backend, and writes
 // docs/performance/browser-<backend>.json plus the transfer sizes of what the page downloads.
-// Usage: node tools/bench.mjs [cpu|webgpu|field|workers|steps ...]   (default: cpu webgpu field)
+// Usage: node tools/bench.mjs [cpu|webgpu|field|workers|steps|engines ...]   (default: cpu webgpu field engines)
 // `steps` times an EM step against one evaluation at batch 1 and 16 on the CPU build, one worker,
 // five times, into docs/performance/browser-cpu-steps.json.
 // `workers` times the CPU build's worker pool: the same clicks (the page's default setting, batch
 // 16) and whole EM-1000 / RK45 runs with one worker and with one per core, and each worker's wasm
 // memory, into docs/performance/browser-cpu-workers.json.
+// `engines` times the page's default Generate (batch 16, the default sampler and steps) in
+// Chromium, Firefox ESR and WebKitGTK, all on the CPU build, interleaved round by round so that
+// they share the machine's load (SCOREFIELD_BENCH_ROUNDS rounds, default 2): each engine with its
+// own worker count, with one worker, and WebKit also with four workers (what its reported count
+// gave before the pool measured the cores); into docs/performance/browser-engines.json.
 // `field` times the 2-D explainer's widget (1,000 particles: run time, playback frames per second,
 // milliseconds per drawn frame) on the CPU build, into docs/performance/browser-field.json.
 // On a software WebGPU adapter (SwiftShader, isFallbackAdapter) one evaluation at batch 64 takes
@@ -14,11 +19,11 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { ROOT, launch, serve } from '../tests/browser/harness.mjs';
+import { ENGINES, ROOT, launch, launchEngine, serve } from '../tests/browser/harness.mjs';
 
 const OUT = path.join(ROOT, 'docs', 'performance');
 mkdirSync(OUT, { recursive: true });
-const backends = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 'webgpu', 'field'];
+const backends = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 'webgpu', 'field', 'engines'];
 
 function transferSizes() {
   const files = ['pkg/scorefield_bg.wasm', 'pkg/scorefield.js', 'www/worker.js', 'www/client.js', 'www/protocol.js', 'www/score-field.js', 'www/field-view.js', 'www/render.js', 'www/painter.js', 'www/app.js', 'www/index.html', 'www/style.css'];
@@ -33,10 +38,49 @@ function transferSizes() {
   });
 }
 
+const median = (v) => {
+  const s = [...v].sort((a, b) => a - b);
+  return (s[(s.length - 1) >> 1] + s[s.length >> 1]) / 2;
+};
+
+/** The default Generate in each engine (see `engines` above). */
+async function benchEngines(server) {
+  const rounds = Number(process.env.SCOREFIELD_BENCH_ROUNDS ?? 2);
+  const configs = ENGINES.flatMap((engine) => [{ engine }, { engine, workers: 1 }, ...(engine === 'webkit' ? [{ engine, workers: 4 }] : [])]);
+  const runs = [];
+  for (let round = 0; round < rounds; round++) {
+    for (const config of configs) {
+      const query = `backend=cpu${config.workers ? `&workers=${config.workers}` : ''}&clicks=3&batches=16&repeats=5&warmup=1&runs=0&ort=0&field=0`;
+      const engine = await launchEngine(config.engine);
+      try {
+        const page = await engine.newPage();
+        await page.goto(`${server.url}bench.html?${query}`);
+        const results = await page.waitFor(() => document.body.dataset.done === '1' && window.benchResults, null, 900_000);
+        if (results.error) throw new Error(`${config.engine} ${query}: ${results.error}`);
+        runs.push({ round, ...config, version: engine.version, query, results });
+        console.error(`round ${round + 1}/${rounds}: ${config.engine}${config.workers ? ` workers=${config.workers}` : ''}: first ${((results.firstSampleMs - results.loadedMs) / 1000).toFixed(2)} s, clicks ${results.clickToSamples.ms.map((m) => (m / 1000).toFixed(2)).join(', ')} s`);
+      } finally {
+        await engine.close();
+      }
+    }
+  }
+  writeFileSync(path.join(OUT, 'browser-engines.json'), JSON.stringify({ rounds, runs }, null, 2));
+  console.log(`\nThe default Generate (batch 16) in each engine, CPU build, ${rounds} interleaved rounds (medians)\n| engine | cores reported | workers | cold page → loaded s | first Generate s | click → 16 samples s | one evaluation at batch 16, ms |\n|---|---:|---:|---:|---:|---:|---:|`);
+  for (const config of configs) {
+    const mine = runs.filter((r) => r.engine === config.engine && r.workers === config.workers).map((r) => r.results);
+    const m = (f) => median(mine.map(f));
+    console.log(`| ${runs.find((r) => r.engine === config.engine).version} | ${mine[0].hardwareConcurrency} | ${mine[0].workers}${config.workers ? ' (pinned)' : mine[0].cores ? ` (measured: ${mine.map((r) => r.cores.throughput.toFixed(2)).join(', ')} × one worker's throughput)` : ''} | ${(m((r) => r.loadedMs) / 1000).toFixed(2)} | ${(m((r) => r.firstSampleMs - r.loadedMs) / 1000).toFixed(2)} | ${(median(mine.flatMap((r) => r.clickToSamples.ms)) / 1000).toFixed(2)} | ${m((r) => r.evals[0].medianMs).toFixed(0)} |`);
+  }
+}
+
 const server = await serve();
 const browser = await launch({ webgpu: true });
 try {
   for (const backend of backends) {
+    if (backend === 'engines') {
+      await benchEngines(server);
+      continue;
+    }
     if (backend === 'field') {
       const page = await browser.newPage({ viewport: { width: 1000, height: 900 } });
       await page.goto(`${server.url}bench.html?backend=cpu&first=0&batches=1&repeats=1&warmup=0&runs=0&field=1`);

@@ -7,7 +7,7 @@
 // export-onnx`) also runs in ONNX Runtime Web (served from node_modules at /vendor/): its WebGPU
 // provider when our backend is WebGPU, its wasm provider when ours is the CPU. Both must give the
 // same output (max abs diff < 1e-3) on a fixed batch before either is timed.
-import { RemoteModel, setWorkers, workerStats } from './client.js';
+import { RemoteModel, measuredCoreCount, setWorkers, workerStats } from './client.js';
 
 const params = new URLSearchParams(location.search);
 // ?workers=N: how many workers CPU runs split a batch across (default: one per core).
@@ -50,6 +50,7 @@ async function main() {
   out.backend = info.backend;
   out.workers = model.workerCount;
   out.hardwareConcurrency = navigator.hardwareConcurrency;
+  out.cores = measuredCoreCount(); // the pool's own count, when it measured one
   const flops = info.card.architecture; // (tools/bench.mjs adds transfer sizes from the files)
   $('status').textContent = `loaded on ${info.backend} (${info.adapter}); first sample…`;
   if (firstSample) {

@@ -71,6 +71,12 @@ class ModelWorker {
     if (this.worker) return this.worker;
     const worker = createWorker();
     this.worker = worker;
+    // Its first message: the module worker 0 compiled, once known, else compile pkg/ there.
+    try {
+      worker.postMessage({ type: REQUESTS.init, id: 0, module: sharedModule });
+    } catch {
+      worker.postMessage({ type: REQUESTS.init, id: 0, module: null }); // an engine that cannot send a module
+    }
     worker.onmessage = (event) => {
       const { id, status } = event.data;
       const request = this.pending.get(id);
@@ -117,10 +123,22 @@ class ModelWorker {
   cancel(target) {
     this.worker?.postMessage({ type: REQUESTS.cancel, target, id: 0 });
   }
+
+  /** Ends an idle worker (the next request starts a fresh one). */
+  stop() {
+    if (this.pending.size) return;
+    this.worker?.terminate();
+    this.worker = null;
+  }
 }
 
-// The pool, shared by everything on the page: started lazily, worker 0 first.
+// The pool, shared by everything on the page: started lazily, worker 0 first. The others
+// instantiate worker 0's compiled wasm module (`sharedModule`, asked for when a CPU model loads),
+// so that the engine compiles it once: WebKit compiled, and tiered up, every worker's copy anew,
+// and four workers each compiling the 15.9 MB module made its first Generate 2.2 × as slow
+// (docs/PERFORMANCE.md, three engines).
 const pool = [new ModelWorker()];
+let sharedModule = null;
 function poolWorker(i) {
   while (pool.length <= i) pool.push(new ModelWorker());
   return pool[i];
@@ -128,10 +146,13 @@ function poolWorker(i) {
 const request = (message, onProgress) => pool[0].request(message, onProgress);
 
 // How many workers a CPU run may use unless its model says otherwise: `setWorkers` (the page's
-// ?workers=N), else one per core the browser reports, up to the library's cap
-// (runDefaults().maxWorkers, src/frontend.rs, known once a model has loaded).
+// ?workers=N), else one per core, up to the library's cap (runDefaults().maxWorkers,
+// src/frontend.rs, known once a model has loaded). The cores are those the browser reports, or
+// fewer when the pool has measured fewer (`measuredCores`, see probeCores).
 let pageWorkers = null;
 let maxWorkers = null;
+let measuredCores = null;
+let coreProbe = null; // Promise of the one measurement per page
 
 /** Pins how many workers CPU runs use on this page (a whole number ≥ 1; the library's cap
  * applies); null: one per core. Throws a RangeError naming the value otherwise. */
@@ -147,8 +168,48 @@ function checkedWorkers(n) {
 }
 
 function workerCount(own) {
-  const wanted = own ?? pageWorkers ?? (navigator.hardwareConcurrency || 1);
+  const wanted = own ?? pageWorkers ?? measuredCores ?? (navigator.hardwareConcurrency || 1);
   return Math.max(1, Math.min(wanted, maxWorkers ?? 1));
+}
+
+// WebKit (Safari, WebKitGTK, WPE, and every browser on iOS) reports 4 cores for any machine with
+// fewer than 8 and 8 above (WebCore NavigatorBase::hardwareConcurrency): there the pool measures
+// instead. Chromium and Firefox report the machine's count, which the pool takes as it is.
+const BUCKETED_CORE_COUNT = typeof navigator !== 'undefined' && /AppleWebKit\//.test(navigator.userAgent) && !/(Chrome|Chromium)\//.test(navigator.userAgent);
+
+// Each of PROBE_ROUNDS rounds runs worker 0 alone for PROBE_MS, then every worker at once.
+const PROBE_MS = 60;
+const PROBE_ROUNDS = 3;
+let coreMeasurement = null;
+
+/** How many of `k` workers run at once: the work worker 0 gets done alone in PROBE_MS against
+ * what all k get done together in as long; on c < k cores the k together do c times the work of
+ * one. For WebKit's count (see BUCKETED_CORE_COUNT): on two cores it gave four workers, whose
+ * Generate took longer than two workers' (docs/PERFORMANCE.md). The median of the rounds counts,
+ * rounded, within 1 and k. */
+async function probeCores(k) {
+  const workers = Array.from({ length: k }, (_, i) => poolWorker(i));
+  const spin = (w, ms) => w.request({ type: REQUESTS.spin, ms }).promise;
+  // Every worker's module instantiated and its JIT warmed up first, all at once: neither may
+  // overlap the counting.
+  await Promise.all(workers.map((w) => spin(w, 0)));
+  const ratios = [];
+  for (let round = 0; round < PROBE_ROUNDS; round++) {
+    const alone = await spin(workers[0], PROBE_MS);
+    const together = await Promise.all(workers.map((w) => spin(w, PROBE_MS)));
+    ratios.push(together.reduce((sum, t) => sum + t.iterations / t.ms, 0) / (alone.iterations / alone.ms));
+  }
+  const ratio = ratios.sort((a, b) => a - b)[PROBE_ROUNDS >> 1];
+  const cores = Math.max(1, Math.min(k, Math.round(ratio)));
+  coreMeasurement = { reported: navigator.hardwareConcurrency, workers: k, throughput: ratio, cores };
+  return cores;
+}
+
+/** The pool's measurement of the cores (probeCores): {reported, workers, throughput (the k
+ * workers' work together over one worker's alone, the median round), cores}, or null when none
+ * was made (not WebKit, a pinned count, one worker, WebGPU, or not loaded yet). */
+export function measuredCoreCount() {
+  return coreMeasurement;
 }
 
 /** Worker `i`'s wasm memory, GPU allocator figures and model count (worker 0 serves every
@@ -207,13 +268,24 @@ export class RemoteModel {
    * `classes` the class names a run can be guided to (option `class`: an index into them, or
    * 'all'), null without a classifier; `autoguided` whether runs are autoguided by the worse model
    * the card names (option `autoguidance`, the weight w; 1 turns it off), `guideProblem` why that
-   * model could not be loaded. On the CPU the
-   * other workers start loading their copies too, so that the first split run need not wait. */
+   * model could not be loaded. On the CPU the other workers start loading their copies too, so
+   * that the first split run need not wait. In WebKit, unless the count is pinned, the page's
+   * first CPU load first measures how many of the workers its reported core count allows run at
+   * once (probeCores) and keeps that many. */
   async load() {
     const info = await request({ type: REQUESTS.load, url: this.url, backend: this.backend }).promise;
     this.info = info;
     maxWorkers = info.defaults.maxWorkers;
     if (info.backend === 'cpu') {
+      if (this.workerCount > 1 && !sharedModule) sharedModule = await request({ type: REQUESTS.module }).promise.catch(() => null);
+      if ((this.workers ?? pageWorkers) === null && this.workerCount > 1 && BUCKETED_CORE_COUNT) {
+        coreProbe ??= probeCores(this.workerCount).then((cores) => {
+          measuredCores = cores;
+          // The workers beyond the measured cores go (a pinned count starts them again).
+          for (const w of pool.slice(cores)) w.stop();
+        }, () => {});
+        await coreProbe;
+      }
       for (let i = 1; i < this.workerCount; i++) poolWorker(i).request({ type: REQUESTS.load, url: this.url, backend: 'cpu' }).promise.catch(() => {});
     }
     return info;

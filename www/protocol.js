@@ -3,6 +3,8 @@
 // {id, type, ...}; the answer is {id, status: 'progress' | 'result' | 'error', ...}, an error
 // with its message and its `name` (src/web/error.rs); `cancel` has no answer.
 export const REQUESTS = Object.freeze({
+  init: 'init', // {module}: a compiled WebAssembly.Module of pkg/ to instantiate, or null to fetch and compile it (a worker's first message; no answer)
+  module: 'module', // → the worker's compiled WebAssembly.Module, for the pool's other workers
   load: 'load', // {url, backend} → the model's description
   generate: 'generate', // {url, backend, options} → {data, shape, evals, seconds}, with progress
   inpaint: 'inpaint', // the same, with options.image and options.mask
@@ -14,6 +16,7 @@ export const REQUESTS = Object.freeze({
   destroyDevice: 'destroy-device', // {url, backend}: what a driver reset does (for tests)
   unload: 'unload', // {url}: frees every copy of the model
   stats: 'stats', // → the worker's memory figures
+  spin: 'spin', // {ms}: a CPU load for that long (client.js probeCores) → {iterations, ms}
   field: 'field', // {op, spec, ...}: the 2-D explainer (one of FIELD_OPS)
 });
 

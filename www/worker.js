@@ -5,7 +5,27 @@
 import init, { Field2D, ScoreModel } from './pkg/scorefield.js';
 import { FIELD_OPS, REQUESTS } from './protocol.js';
 
-const ready = init({ module_or_path: new URL('./pkg/scorefield_bg.wasm', import.meta.url) });
+const WASM_URL = new URL('./pkg/scorefield_bg.wasm', import.meta.url);
+// The compiled module and its instance, started by the worker's first message (REQUESTS.init):
+// the pool's first worker compiles pkg/, the others instantiate that worker's module, so an engine
+// compiles it (and tiers its hot functions up) once per page, not once per worker.
+let compiled = null;
+let ready = null;
+function start(module = null) {
+  if (!ready) {
+    compiled = module ? Promise.resolve(module) : compileWasm();
+    ready = compiled.then((m) => init({ module_or_path: m }));
+  }
+  return ready;
+}
+
+async function compileWasm() {
+  const response = await fetch(WASM_URL);
+  if (!response.ok) throw new Error(`the wasm module ${WASM_URL.pathname} could not be fetched: HTTP ${response.status}`);
+  // Streaming compilation needs the wasm MIME type; a host that sends another gets the slower way.
+  if (response.headers.get('Content-Type')?.split(';')[0].trim() === 'application/wasm') return WebAssembly.compileStreaming(response);
+  return WebAssembly.compile(await response.arrayBuffer());
+}
 const models = new Map(); // card URL + device (webgpu | cpu) -> Promise<ScoreModel>
 const running = new Map(); // request id -> ScoreModel
 const fields = new Map(); // JSON of a field's spec -> Promise<Field2D> (the 2-D explainer; src/web/field.rs)
@@ -82,7 +102,7 @@ async function describe(url, backend) {
 const resolved = new Map(); // 'auto' | 'webgpu' | 'cpu' -> Promise<{backend, fallbackReason}>
 function resolveBackend(choice) {
   if (!resolved.has(choice)) {
-    const answer = ready.then(() => ScoreModel.resolveBackend({ backend: choice }));
+    const answer = start().then(() => ScoreModel.resolveBackend({ backend: choice }));
     resolved.set(choice, answer);
     answer.catch(() => resolved.delete(choice));
   }
@@ -108,8 +128,19 @@ const handlers = {
   [REQUESTS.cancel]: (data) => {
     running.get(data.target)?.cancel(data.target);
   },
+  [REQUESTS.init]: (data) => {
+    start(data.module).catch(() => {}); // a failure reaches the requests that await it
+  },
+  [REQUESTS.module]: async () => {
+    await start();
+    return { result: await compiled, transfer: [] };
+  },
+  [REQUESTS.spin]: async (data) => {
+    await start(); // instantiating the module is not part of the load
+    return { result: spin(data), transfer: [] };
+  },
   [REQUESTS.stats]: async () => {
-    await ready;
+    await start();
     // The GPU allocator's figures of the first model on WebGPU (one device per worker).
     let gpuMemory = null;
     for (const loading of models.values()) {
@@ -135,7 +166,7 @@ const handlers = {
   [REQUESTS.field]: async (data) => {
     const op = fieldOps[data.op];
     if (!op) throw new Error(`unknown field request ${data.op}`);
-    await ready;
+    await start();
     const f = data.op === FIELD_OPS.describe ? null : await field(data.spec);
     return op(f, data);
   },
@@ -162,6 +193,39 @@ for (const type of Object.values(REQUESTS)) {
 }
 for (const op of Object.values(FIELD_OPS)) {
   if (!fieldOps[op]) throw new Error(`worker.js has no handler for the field request ${op}`);
+}
+
+// A CPU load for the pool's count of cores (client.js probeCores): a dependent floating-point
+// loop run for `ms` milliseconds (0: only the warm-up), counting the iterations done. A worker's
+// first spin first runs the loop for SPIN_WARMUP_MS, so that the JIT's last tier is the one
+// counted (WebKit's ran the loop 20 × faster than its first). Resolves to {iterations, ms}.
+const SPIN_WARMUP_MS = 150;
+const SPIN_CHUNK = 1 << 14;
+let spinWarm = false;
+let spinSink = 0; // the loops' results, kept so that they cannot be left out
+
+function spinLoop(n) {
+  let x = 0.5;
+  for (let i = 0; i < n; i++) x = Math.sqrt(x + i) * 0.999;
+  return x;
+}
+
+function spinFor(ms) {
+  const start = performance.now();
+  let iterations = 0;
+  while (performance.now() - start < ms) {
+    spinSink += spinLoop(SPIN_CHUNK);
+    iterations += SPIN_CHUNK;
+  }
+  return { iterations, ms: performance.now() - start };
+}
+
+function spin({ ms }) {
+  if (!spinWarm) {
+    spinFor(SPIN_WARMUP_MS);
+    spinWarm = true;
+  }
+  return spinFor(ms);
 }
 
 // generate, inpaint, likelihood or interpolate, with progress (and its previews' buffers transferred).
