@@ -245,7 +245,9 @@ fn average_combines_snapshots_of_one_network() {
 /// (classes), one of them broken; `data` names the broken file; without it, `data` reports 2
 /// classes of 3 pictures (one of each class held out) and writes a preview; `train --data DIR`
 /// trains a colour 8×8 network on them (its card names the folder and the shape), and `sample`
-/// draws 8×8 colour images from it.
+/// draws 8×8 colour images from it. `distill` makes a consistency model of it in two sittings
+/// (the second resumes the checkpoint, which names the teacher), whose card samples with its own
+/// sampler by default and refuses a score model's.
 #[test]
 fn a_folder_of_pictures_trains_and_samples() {
     let dir = workdir("folder");
@@ -293,6 +295,23 @@ fn a_folder_of_pictures_trains_and_samples() {
     assert!(ok, "{stderr}");
     let (shape, _) = io::read_npy(&npy).unwrap();
     assert_eq!(shape, [2, 3, 8, 8]);
+
+    let student = dir.join("mine-cm.json");
+    let distill = |extra: &[&str]| {
+        let (ok, stdout, stderr) = run(bin().arg("distill").args(extra).arg("--data").arg(&pictures).args(["--side", "8", "--checkpoint"]).arg(dir.join("ckpt-cm")).arg("--out").arg(&student));
+        assert!(ok, "{stderr}");
+        stdout
+    };
+    let teacher = card.to_string_lossy().into_owned();
+    assert!(distill(&["--teacher", &teacher, "--steps", "4", "--until", "2", "--batch-size", "2", "--checkpoint-every", "2"]).contains("distilled to step 2"));
+    assert!(distill(&["--resume"]).contains("distilled to step 4"));
+    let written = std::fs::read_to_string(&student).unwrap();
+    assert!(written.contains("\"consistency\"") && written.contains(&teacher), "{written}");
+    let (ok, _, stderr) = run(bin().args(["sample", "--model"]).arg(&student).args(["--n", "2", "--out"]).arg(dir.join("cm.png")).arg("--npy").arg(&npy));
+    assert!(ok, "{stderr}");
+    assert_eq!(io::read_npy(&npy).unwrap().0, [2, 3, 8, 8]);
+    let (ok, _, stderr) = run(bin().args(["sample", "--model"]).arg(&student).args(["--sampler", "dpmpp-2m", "--n", "2", "--out"]).arg(dir.join("cm.png")));
+    assert!(!ok && stderr.contains("consistency model") && stderr.contains("dpmpp-2m"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -6,6 +6,10 @@ use scorefield::data::{DataSpec, Images};
 use scorefield::train::{TrainConfig, Trainer, flat_params};
 use scorefield::{Device, Sde, UNetConfig};
 
+/// The tests that draw from the device generator take turns (a test running beside them would
+/// reseed it between their reseeding and their drawing).
+static DEVICE_GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// From the same starting checkpoint: train 4 steps, writing a checkpoint after step 2 as a run
 /// does every `checkpoint_every` steps; or train 2, checkpoint, resume in a new trainer, train 2
 /// more: the losses, weights and EMA are bit-identical (σ draws, noise, batch order, left–right
@@ -14,6 +18,7 @@ use scorefield::{Device, Sde, UNetConfig};
 /// checkpoint.
 #[test]
 fn resume_from_checkpoint_is_bit_identical() {
+    let _turn = DEVICE_GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
     let arch = UNetConfig { channels: 3, height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, dropout: 0.2, ..Default::default() };
     let config = TrainConfig { batch_size: 8, learning_rate: 1e-3, warmup: 0, flip: true, ..Default::default() };
     let mut digits = Images::empty([3, 8, 8], vec!["a".into(), "b".into()]);
@@ -75,4 +80,55 @@ fn an_interrupted_checkpoint_write_names_the_previous_checkpoint() {
     let err = Trainer::load_checkpoint(&dir, &device, None).err().expect("no checkpoint at dir").to_string();
     assert!(err.contains(&old.display().to_string()) && err.contains("interrupted"), "{err}");
     std::fs::remove_dir_all(&old).ok();
+}
+
+/// Distillation resumes exactly too: 4 steps with a checkpoint after step 2, or 2 steps, a
+/// checkpoint, a new distiller from it (and the teacher), 2 more: the losses and the student's
+/// weights are bit-identical (interval draws, noise, batch order and Adam's stored moments carry
+/// over).
+#[test]
+fn distillation_resumes_bit_identically() {
+    let _turn = DEVICE_GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+    use scorefield::model::{Network, ScoreModel};
+    use scorefield::precond::Parameterisation;
+    use scorefield::train::distill::{DistillConfig, Distiller};
+    let device = Device::flex();
+    let arch = UNetConfig { channels: 1, height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, dropout: 0.0, ..Default::default() };
+    let teacher = ScoreModel { net: Network::Unet(arch.init(&device).unwrap()), param: Parameterisation::Edm { sigma_data: 0.3 }, sde: Sde::ve(40.0) };
+    let mut images = Images::empty([1, 8, 8], vec!["a".into()]);
+    for i in 0..16u8 {
+        images.push(&(0..64).map(|p| ((p as u32 * 5 + i as u32 * 37) % 256) as u8).collect::<Vec<u8>>(), 0, i as u32);
+    }
+    let config = DistillConfig { batch_size: 4, learning_rate: 1e-3, intervals_start: 2, intervals_end: 8, steps: 4, ..Default::default() };
+    let fresh = || Distiller::new(&teacher, &arch, "teacher.json", DataSpec::Mnist, &device, config.clone()).unwrap();
+    let dir = std::env::temp_dir().join(format!("scorefield-distill-{}", std::process::id()));
+    let along = dir.with_extension("along");
+    let mut straight = fresh();
+    let mut losses = Vec::new();
+    for step in 1..=4 {
+        let b = straight.next_batch(&images);
+        losses.push(straight.train_step(b).unwrap());
+        if step == 2 {
+            straight.save_checkpoint(&along).unwrap();
+        }
+    }
+    let mut first = fresh();
+    let mut resumed_losses = Vec::new();
+    for _ in 0..2 {
+        let b = first.next_batch(&images);
+        resumed_losses.push(first.train_step(b).unwrap());
+    }
+    first.save_checkpoint(&dir).unwrap();
+    drop(first);
+    assert_eq!(Distiller::checkpoint_teacher(&dir).unwrap(), "teacher.json");
+    let mut resumed = Distiller::load_checkpoint(&dir, &teacher, &device, None).unwrap();
+    assert_eq!(resumed.step, 2);
+    for _ in 0..2 {
+        let b = resumed.next_batch(&images);
+        resumed_losses.push(resumed.train_step(b).unwrap());
+    }
+    assert_eq!(losses, resumed_losses);
+    assert_eq!(flat_params(&straight.student), flat_params(&resumed.student));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_dir_all(&along).ok();
 }

@@ -65,6 +65,9 @@ pub struct TrainingRecord {
     /// Warm-up, rate and cool-down, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub learning_rate_schedule: Option<String>,
+    /// The card of the score model a consistency model was distilled from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distilled_from: Option<String>,
 }
 
 /// A card's JSON text as a value, at most [`MAX_CARD_BYTES`] (the model's and the classifier's).

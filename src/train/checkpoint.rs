@@ -16,7 +16,7 @@ use burn::store::burn_pack::{self, Reader, Writer};
 use burn::tensor::{Bytes, DType, bf16};
 use serde::{Deserialize, Serialize};
 
-use super::{CURVE_HEADER, Session, TrainConfig, TrainError, Trainer, ckpt_err, optimizer};
+use super::{CURVE_HEADER, RunLog, Session, TrainConfig, TrainError, Trainer, ckpt_err, optimizer};
 use crate::data::{DataSpec, Images};
 use crate::nn::unet::UNetConfig;
 use crate::rng::SplitMix;
@@ -31,91 +31,70 @@ struct CheckpointState {
     arch: UNetConfig,
     sde: Sde,
     sigma_data: f64,
-    step: u64,
-    noise_draws: u64,
+    #[serde(flatten)]
+    run: RunState,
+}
+
+/// The part of `state.json` every run writes: its step, where its generators stand, its sessions
+/// and wall time, its data.
+#[derive(Serialize, Deserialize)]
+pub(super) struct RunState {
+    pub(super) step: u64,
+    pub(super) noise_draws: u64,
     /// Stored under its old name, `batches`, as in every checkpoint so far.
     #[serde(rename = "batches")]
-    host_rng: SplitMix,
+    pub(super) host_rng: SplitMix,
     /// None before the first step (JSON has no NaN).
-    last_loss: Option<f64>,
-    wall_time_s: f64,
+    pub(super) last_loss: Option<f64>,
+    pub(super) wall_time_s: f64,
     #[serde(default)]
-    sessions: Vec<Session>,
+    pub(super) sessions: Vec<Session>,
     /// Absent in the checkpoints of the MNIST run, which trained on the digits.
     #[serde(default)]
-    data: DataSpec,
+    pub(super) data: DataSpec,
+}
+
+impl RunState {
+    /// The state of a run at `step`, its current session closed now.
+    pub(super) fn now(step: u64, noise: &Noise, host_rng: SplitMix, last_loss: f64, log: &mut RunLog, data: &DataSpec) -> Self {
+        log.sessions = log.sessions_to(step);
+        Self { step, noise_draws: noise.draws(), host_rng, last_loss: last_loss.is_finite().then_some(last_loss), wall_time_s: log.wall_time(), sessions: log.sessions.clone(), data: data.clone() }
+    }
+
+    /// Puts a run's log back as the checkpoint left it; returns the last loss (NaN before the
+    /// first step).
+    pub(super) fn restore(self, log: &mut RunLog) -> f64 {
+        log.wall_time_before = self.wall_time_s;
+        log.sessions = self.sessions;
+        self.last_loss.unwrap_or(f64::NAN)
+    }
 }
 
 impl Trainer {
     /// Writes `dir/{net.bpk, ema.bpk, optim.bpk, state.json, curve.tsv}` (through a temporary
     /// folder, so a crash mid-write leaves the previous checkpoint intact).
     pub fn save_checkpoint(&mut self, dir: &Path) -> Result<(), TrainError> {
-        let tmp = dir.with_extension("tmp");
-        std::fs::remove_dir_all(&tmp).ok();
-        std::fs::create_dir_all(&tmp).map_err(|e| ckpt_err(&tmp, e))?;
+        let tmp = begin_checkpoint(dir)?;
         self.net.clone().save_file(tmp.join("net.bpk")).map_err(|e| ckpt_err(&tmp, e))?;
         self.ema.clone().save_file(tmp.join("ema.bpk")).map_err(|e| ckpt_err(&tmp, e))?;
-        let (optim, moments) = round_moments(&self.optim).map_err(|e| ckpt_err(&tmp, e))?;
-        self.optim = optim;
-        std::fs::write(tmp.join("optim.bpk"), &moments[..]).map_err(|e| ckpt_err(&tmp, e))?;
-        let wall = self.wall_time();
-        if let Some(session) = self.sessions.last_mut() {
-            session.to_step = self.step;
-            session.wall_time_s = self.session_start.elapsed().as_secs_f64();
-        }
-        let state = CheckpointState {
-            config: self.config.clone(),
-            arch: self.arch.clone(),
-            sde: self.sde,
-            sigma_data: self.sigma_data,
-            step: self.step,
-            noise_draws: self.noise.draws(),
-            host_rng: self.host_rng,
-            last_loss: self.last_loss.is_finite().then_some(self.last_loss),
-            wall_time_s: wall,
-            sessions: self.sessions.clone(),
-            data: self.data.clone(),
-        };
-        std::fs::write(tmp.join("state.json"), serde_json::to_string_pretty(&state).expect("serialises")).map_err(|e| ckpt_err(&tmp, e))?;
-        let mut curve = std::fs::read_to_string(dir.join("curve.tsv")).unwrap_or_else(|_| format!("{CURVE_HEADER}\n"));
-        for row in self.pending_curve.drain(..) {
-            curve.push_str(&row);
-            curve.push('\n');
-        }
-        std::fs::write(tmp.join("curve.tsv"), curve).map_err(|e| ckpt_err(&tmp, e))?;
-        // Swap by renames, so that at every moment one complete checkpoint is on disk: `dir`, or
-        // `dir.old` if the process dies between the two renames.
-        let old = dir.with_extension("old");
-        std::fs::remove_dir_all(&old).ok();
-        if dir.exists() {
-            std::fs::rename(dir, &old).map_err(|e| ckpt_err(dir, e))?;
-        }
-        std::fs::rename(&tmp, dir).map_err(|e| ckpt_err(dir, e))?;
-        std::fs::remove_dir_all(&old).ok();
-        Ok(())
+        self.optim = save_moments(&self.optim, &tmp)?;
+        let run = RunState::now(self.step, &self.noise, self.host_rng, self.last_loss, &mut self.log, &self.data);
+        let state = CheckpointState { config: self.config.clone(), arch: self.arch.clone(), sde: self.sde, sigma_data: self.sigma_data, run };
+        finish_checkpoint(dir, &tmp, &state, CURVE_HEADER, &mut self.log)
     }
 
     /// Restores a trainer from a checkpoint folder. `steps` may extend the run.
     pub fn load_checkpoint(dir: &Path, device: &Device, steps: Option<u64>) -> Result<Self, TrainError> {
-        let old = dir.with_extension("old");
-        if !dir.join("state.json").exists() && old.join("state.json").exists() {
-            return Err(ckpt_err(dir, format!("missing, but {} holds the previous checkpoint (a write was interrupted): rename it to {} to resume", old.display(), dir.display())));
-        }
-        let text = std::fs::read_to_string(dir.join("state.json")).map_err(|e| ckpt_err(dir, e))?;
-        let state: CheckpointState = serde_json::from_str(&text).map_err(|e| ckpt_err(dir, e))?;
+        let state: CheckpointState = read_state(dir)?;
         let mut trainer = Trainer::new(state.arch.clone(), state.sde, state.sigma_data, state.config.clone(), device)?;
         trainer.net = trainer.net.try_load_file(dir.join("net.bpk")).map_err(|e| ckpt_err(dir, e))?.with_frozen_features();
         trainer.ema = trainer.ema.try_load_file(dir.join("ema.bpk")).map_err(|e| ckpt_err(dir, e))?;
-        let moments = std::fs::read(dir.join("optim.bpk")).map_err(|e| ckpt_err(dir, e))?;
-        let moments = widen(Bytes::from_bytes_vec(moments)).map_err(|e| ckpt_err(&dir.join("optim.bpk"), e))?;
-        trainer.optim = optimizer(&state.config).from_bytes(moments).map_err(|e| ckpt_err(dir, e))?;
-        trainer.step = state.step;
-        trainer.noise = Noise::resume(state.config.seed ^ 0x5eed, state.noise_draws);
-        trainer.host_rng = state.host_rng;
-        trainer.last_loss = state.last_loss.unwrap_or(f64::NAN);
-        trainer.wall_time_before = state.wall_time_s;
-        trainer.sessions = state.sessions;
-        trainer.data = state.data;
+        trainer.optim = load_moments(optimizer(&state.config), dir)?;
+        trainer.step = state.run.step;
+        trainer.noise = Noise::resume(state.config.seed ^ 0x5eed, state.run.noise_draws);
+        trainer.host_rng = state.run.host_rng;
+        trainer.data = state.run.data.clone();
+        trainer.last_loss = state.run.restore(&mut trainer.log);
         if let Some(steps) = steps {
             trainer.config.steps = steps;
         }
@@ -136,6 +115,61 @@ impl Trainer {
         std::fs::write(&path, card.to_json() + "\n").map_err(|e| ckpt_err(dir, e))?;
         Ok(path)
     }
+}
+
+/// A fresh temporary folder beside `dir` for the next checkpoint.
+pub(super) fn begin_checkpoint(dir: &Path) -> Result<PathBuf, TrainError> {
+    let tmp = dir.with_extension("tmp");
+    std::fs::remove_dir_all(&tmp).ok();
+    std::fs::create_dir_all(&tmp).map_err(|e| ckpt_err(&tmp, e))?;
+    Ok(tmp)
+}
+
+/// Writes `optim.bpk` (the moments in bfloat16) into `tmp`; returns the optimiser that carries
+/// exactly the stored moments, for the run to go on with.
+pub(super) fn save_moments(optim: &ModuleOptimizer, tmp: &Path) -> Result<ModuleOptimizer, TrainError> {
+    let (rounded, moments) = round_moments(optim).map_err(|e| ckpt_err(tmp, e))?;
+    std::fs::write(tmp.join("optim.bpk"), &moments[..]).map_err(|e| ckpt_err(tmp, e))?;
+    Ok(rounded)
+}
+
+/// `optim` with the moments of `dir/optim.bpk`.
+pub(super) fn load_moments(optim: ModuleOptimizer, dir: &Path) -> Result<ModuleOptimizer, TrainError> {
+    let path = dir.join("optim.bpk");
+    let moments = std::fs::read(&path).map_err(|e| ckpt_err(&path, e))?;
+    let moments = widen(Bytes::from_bytes_vec(moments)).map_err(|e| ckpt_err(&path, e))?;
+    optim.from_bytes(moments).map_err(|e| ckpt_err(&path, e))
+}
+
+/// Writes `state.json` and `curve.tsv` (the previous checkpoint's rows, then the log's new ones) into `tmp`,
+/// then swaps `tmp` in for `dir` by renames, so that at every moment one complete checkpoint is
+/// on disk: `dir`, or `dir.old` if the process dies between the two renames.
+pub(super) fn finish_checkpoint(dir: &Path, tmp: &Path, state: &impl Serialize, header: &str, log: &mut RunLog) -> Result<(), TrainError> {
+    std::fs::write(tmp.join("state.json"), serde_json::to_string_pretty(state).expect("serialises")).map_err(|e| ckpt_err(tmp, e))?;
+    let mut curve = std::fs::read_to_string(dir.join("curve.tsv")).unwrap_or_else(|_| format!("{header}\n"));
+    for row in log.pending_curve.drain(..) {
+        curve.push_str(&row);
+        curve.push('\n');
+    }
+    std::fs::write(tmp.join("curve.tsv"), curve).map_err(|e| ckpt_err(tmp, e))?;
+    let old = dir.with_extension("old");
+    std::fs::remove_dir_all(&old).ok();
+    if dir.exists() {
+        std::fs::rename(dir, &old).map_err(|e| ckpt_err(dir, e))?;
+    }
+    std::fs::rename(tmp, dir).map_err(|e| ckpt_err(dir, e))?;
+    std::fs::remove_dir_all(&old).ok();
+    Ok(())
+}
+
+/// A checkpoint's `state.json`; a write interrupted between the two renames is named.
+pub(super) fn read_state<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T, TrainError> {
+    let old = dir.with_extension("old");
+    if !dir.join("state.json").exists() && old.join("state.json").exists() {
+        return Err(ckpt_err(dir, format!("missing, but {} holds the previous checkpoint (a write was interrupted): rename it to {} to resume", old.display(), dir.display())));
+    }
+    let text = std::fs::read_to_string(dir.join("state.json")).map_err(|e| ckpt_err(dir, e))?;
+    serde_json::from_str(&text).map_err(|e| ckpt_err(dir, e))
 }
 
 /// Adam's state as a checkpoint stores it (every f32 tensor rounded to bfloat16, to nearest even),

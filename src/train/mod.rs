@@ -17,6 +17,7 @@
 //! same noise, same weights, bit for bit.
 
 mod checkpoint;
+pub mod distill;
 pub mod classifier;
 
 use std::path::Path;
@@ -140,13 +141,9 @@ pub struct Trainer {
     device: Device,
     /// Loss of the most recent step.
     pub last_loss: f64,
-    /// Training wall time of earlier sessions of this run (restored from the checkpoint).
-    pub wall_time_before: f64,
-    session_start: Instant,
     /// Learning-curve rows since the last checkpoint (appended to `curve.tsv` on save).
-    pending_curve: Vec<String>,
-    /// Where each session ran, as recorded in the checkpoint.
-    pub sessions: Vec<Session>,
+    /// Sessions, wall time, learning-curve rows not yet written.
+    pub log: RunLog,
     /// What the run trains on.
     pub data: DataSpec,
 }
@@ -158,6 +155,46 @@ pub struct Session {
     pub from_step: u64,
     pub to_step: u64,
     pub wall_time_s: f64,
+}
+
+/// What every training run records besides its tensors and generators: where each session ran,
+/// the wall time, and the learning-curve rows not yet written to `curve.tsv`.
+#[derive(Debug)]
+pub struct RunLog {
+    pub sessions: Vec<Session>,
+    /// Wall time of the earlier sessions (restored from the checkpoint).
+    pub wall_time_before: f64,
+    session_start: Instant,
+    pending_curve: Vec<String>,
+}
+
+impl Default for RunLog {
+    fn default() -> Self {
+        Self { sessions: Vec::new(), wall_time_before: 0.0, session_start: Instant::now(), pending_curve: Vec::new() }
+    }
+}
+
+impl RunLog {
+    /// Seconds spent on the run, over all sessions.
+    pub fn wall_time(&self) -> f64 {
+        self.wall_time_before + self.session_start.elapsed().as_secs_f64()
+    }
+
+    /// Opens a session at `step` on `hardware`.
+    pub fn begin_session(&mut self, hardware: String, step: u64) {
+        self.sessions.push(Session { hardware, from_step: step, to_step: step, wall_time_s: 0.0 });
+        self.session_start = Instant::now();
+    }
+
+    /// The sessions, the current one brought up to `step` and to now.
+    pub fn sessions_to(&self, step: u64) -> Vec<Session> {
+        let mut sessions = self.sessions.clone();
+        if let Some(last) = sessions.last_mut() {
+            last.to_step = step;
+            last.wall_time_s = self.session_start.elapsed().as_secs_f64();
+        }
+        sessions
+    }
 }
 
 /// Header of a checkpoint's `curve.tsv`.
@@ -183,10 +220,7 @@ impl Trainer {
             step: 0,
             device: device.clone(),
             last_loss: f64::NAN,
-            wall_time_before: 0.0,
-            session_start: Instant::now(),
-            pending_curve: Vec::new(),
-            sessions: Vec::new(),
+            log: RunLog::default(),
             data: DataSpec::Mnist,
         })
     }
@@ -281,7 +315,7 @@ impl Trainer {
 
     /// Seconds spent training this run, over all sessions.
     pub fn wall_time(&self) -> f64 {
-        self.wall_time_before + self.session_start.elapsed().as_secs_f64()
+        self.log.wall_time()
     }
 
     /// The EMA weights as a model for sampling.
@@ -294,11 +328,7 @@ impl Trainer {
     /// the last loss and the seed (the CLI adds the command line; snapshots ship as they are).
     pub fn card(&self, name: &str) -> ModelCard {
         let mut card = ModelCard::new(name, Architecture::Unet(self.arch.clone()), Parameterisation::Edm { sigma_data: self.sigma_data }, self.sde);
-        let mut sessions = self.sessions.clone();
-        if let Some(last) = sessions.last_mut() {
-            last.to_step = self.step;
-            last.wall_time_s = self.session_start.elapsed().as_secs_f64();
-        }
+        let sessions = self.log.sessions_to(self.step);
         card.training = crate::store::card::TrainingRecord {
             steps: Some(self.step),
             images_seen: Some(self.images_seen()),
@@ -318,8 +348,7 @@ impl Trainer {
 
     /// Starts a new session record (the CLI calls this once per process).
     pub fn begin_session(&mut self, hardware: String) {
-        self.sessions.push(Session { hardware, from_step: self.step, to_step: self.step, wall_time_s: 0.0 });
-        self.session_start = Instant::now();
+        self.log.begin_session(hardware, self.step);
     }
 
     /// Trains until step `until` (at most `config.steps`), printing progress, logging the
@@ -348,7 +377,7 @@ impl Trainer {
                     self.learning_rate(),
                     format_secs(eta)
                 );
-                self.pending_curve.push(format!(
+                self.log.pending_curve.push(format!(
                     "{}\t{}\t{:.1}\t{smoothed:.5}\t{:.3e}\t{:.0}",
                     self.step,
                     self.images_seen(),

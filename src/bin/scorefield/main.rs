@@ -6,6 +6,7 @@ mod average;
 mod bench;
 mod convert;
 mod data;
+mod distill;
 mod evaluate;
 mod export_onnx;
 mod inpaint;
@@ -44,6 +45,9 @@ enum Command {
     Data(data::DataArgs),
     /// Train a score network on a training set (`--data`) by denoising score matching.
     Train(train::TrainArgs),
+    /// Distil a trained score model into a consistency model, which samples in one to four
+    /// network evaluations (Song et al. 2023; resumable like `train`).
+    Distill(distill::DistillArgs),
     /// Train the noise-conditional classifier that guides sampling to a chosen class of the
     /// model's data (a digit, an emoji category, a folder's subfolder).
     TrainClassifier(train_classifier::TrainClassifierArgs),
@@ -64,6 +68,25 @@ enum Command {
     /// Print a reference table of the docs from the code that defines it: every subcommand's
     /// flags (docs/reference/cli.md) or the sampler table of a model (docs/reference/samplers.md).
     Reference(reference::ReferenceArgs),
+}
+
+/// A resumable run's length and this sitting's end (`train`, `distill`).
+#[derive(Args)]
+struct Sitting {
+    /// Continue from the checkpoint (its settings win; --steps may extend the run).
+    #[arg(long)]
+    resume: bool,
+    /// Total steps of the run (a sitting may stop earlier with --until, --for-seconds or Ctrl-C:
+    /// the last checkpoint resumes it). A new run's default: 1,000,000 for `train`, 100,000 for
+    /// `distill`; a resumed run keeps its own unless this changes it.
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Stop this sitting at this step (default: --steps).
+    #[arg(long)]
+    until: Option<u64>,
+    /// Stop this sitting after this many seconds (at the next checkpoint).
+    #[arg(long)]
+    for_seconds: Option<f64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -99,6 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Likelihood(a) => likelihood::run(a),
         Command::Data(a) => data::run(a),
         Command::Train(a) => train::run(a),
+        Command::Distill(a) => distill::run(a),
         Command::TrainClassifier(a) => train_classifier::run(a),
         Command::Evaluate(a) => evaluate::run(a),
         Command::Bench(a) => bench::run(a),

@@ -24,20 +24,8 @@ pub(crate) struct TrainArgs {
     /// Folder for the EMA snapshots of the learning curve (f16 model files); `none` for none.
     #[arg(long, default_value = "checkpoints/snapshots")]
     snapshots: PathBuf,
-    /// Continue from the checkpoint (its settings win; --steps may extend the run).
-    #[arg(long)]
-    resume: bool,
-    /// Total steps of the run (a session may stop earlier with --until or Ctrl-C: the last
-    /// checkpoint resumes it). Default: 1,000,000 for a new run; a resumed run keeps its own unless
-    /// this changes it.
-    #[arg(long)]
-    steps: Option<u64>,
-    /// Stop this session at this step (default: --steps).
-    #[arg(long)]
-    until: Option<u64>,
-    /// Stop this session after this many seconds (at the next checkpoint).
-    #[arg(long)]
-    for_seconds: Option<f64>,
+    #[command(flatten)]
+    sitting: super::Sitting,
     /// Images per step.
     #[arg(long, default_value_t = TrainConfig::default().batch_size)]
     batch_size: usize,
@@ -104,8 +92,8 @@ pub(crate) fn run(a: TrainArgs) -> anyhow::Result<()> {
     let device = device(a.device.device)?;
     let cache = a.data.cache();
     let chosen = a.data.spec()?;
-    let mut trainer = if a.resume {
-        let mut t = Trainer::load_checkpoint(&a.checkpoint, &device, a.steps)?;
+    let mut trainer = if a.sitting.resume {
+        let mut t = Trainer::load_checkpoint(&a.checkpoint, &device, a.sitting.steps)?;
         if let Some(c) = &a.cooldown {
             (t.config.cooldown_start_images, t.config.cooldown_images) = *c;
         }
@@ -120,7 +108,7 @@ pub(crate) fn run(a: TrainArgs) -> anyhow::Result<()> {
         let [channels, height, width] = train_set.shape;
         let arch = UNetConfig { channels, height, width, widths: a.widths.clone(), embed_dim: a.embed_dim, dropout: a.dropout, ..Default::default() };
         let config = TrainConfig {
-            steps: a.steps.unwrap_or(TrainConfig::default().steps),
+            steps: a.sitting.steps.unwrap_or(TrainConfig::default().steps),
             batch_size: a.batch_size,
             learning_rate: a.lr,
             warmup: a.warmup,
@@ -146,7 +134,7 @@ pub(crate) fn run(a: TrainArgs) -> anyhow::Result<()> {
         let [c, h, w] = train_set.shape;
         return Err(anyhow!("the data's images are {h}×{w}×{c}, the network's {}×{}×{}", arch.height, arch.width, arch.channels));
     }
-    let until = a.until.unwrap_or(trainer.config.steps).min(trainer.config.steps);
+    let until = a.sitting.until.unwrap_or(trainer.config.steps).min(trainer.config.steps);
     // An export (`--until` at or below the checkpoint's step) trains nothing and adds no session.
     if trainer.step < until {
         trainer.begin_session(hardware(&device));
@@ -182,7 +170,7 @@ pub(crate) fn run(a: TrainArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let snapshots = (a.snapshots.as_os_str() != "none").then_some(a.snapshots.as_path());
     while trainer.step < until {
-        if a.for_seconds.is_some_and(|limit| started.elapsed().as_secs_f64() >= limit) {
+        if a.sitting.for_seconds.is_some_and(|limit| started.elapsed().as_secs_f64() >= limit) {
             eprintln!("stopping after {:.0} s (--for-seconds)", started.elapsed().as_secs_f64());
             break;
         }

@@ -1,0 +1,108 @@
+//! `scorefield distill`: a consistency model from a trained EDM score model (consistency
+//! distillation, `scorefield::train::distill`), resumable from its checkpoint like `train`; every
+//! default is `DistillConfig`'s.
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use clap::Args;
+use scorefield::model::Architecture;
+use scorefield::store::files;
+use scorefield::train::distill::{DistillConfig, Distiller};
+
+use super::{DeviceArg, device, hardware, load, out_stem};
+
+#[derive(Args)]
+pub(crate) struct DistillArgs {
+    /// The teacher: an EDM score model's card (a resumed run takes its checkpoint's).
+    #[arg(long, default_value = "www/models/mnist.json")]
+    teacher: PathBuf,
+    /// Model card to write with the student's weights (at every checkpoint and at the end).
+    #[arg(long, default_value = "checkpoints/latest-consistency.json")]
+    out: PathBuf,
+    /// Checkpoint folder.
+    #[arg(long, default_value = "checkpoints/consistency")]
+    checkpoint: PathBuf,
+    /// How long the run is and this sitting of it (the curriculum spreads over the run's steps).
+    #[command(flatten)]
+    sitting: super::Sitting,
+    /// Images per step.
+    #[arg(long, default_value_t = DistillConfig::default().batch_size)]
+    batch_size: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = DistillConfig::default().learning_rate)]
+    lr: f64,
+    /// Write the checkpoint (and the card at --out) every this many steps.
+    #[arg(long, default_value_t = DistillConfig::default().checkpoint_every)]
+    checkpoint_every: u64,
+    /// Seed of the training noise and batches.
+    #[arg(long, default_value_t = DistillConfig::default().seed)]
+    seed: u64,
+    /// The teacher's training data: `--data mnist` (default), `emoji` or a folder, as for `train`.
+    #[command(flatten)]
+    data: super::data::DataChoice,
+    #[command(flatten)]
+    device: DeviceArg,
+}
+
+pub(crate) fn run(a: DistillArgs) -> anyhow::Result<()> {
+    let device = device(a.device.device)?;
+    let cache = a.data.cache();
+    let mut distiller = if a.sitting.resume {
+        let teacher_path = PathBuf::from(Distiller::checkpoint_teacher(&a.checkpoint)?);
+        let (_, teacher) = load(&teacher_path, &device)?;
+        let d = Distiller::load_checkpoint(&a.checkpoint, &teacher, &device, a.sitting.steps)?;
+        eprintln!("resuming {} at step {} ({} images)", a.checkpoint.display(), d.step, d.images_seen());
+        d
+    } else {
+        if a.checkpoint.join("state.json").exists() {
+            return Err(anyhow!("{} already holds a checkpoint: pass --resume to continue it, or another --checkpoint", a.checkpoint.display()));
+        }
+        let (card, teacher) = load(&a.teacher, &device)?;
+        let Architecture::Unet(arch) = &card.architecture else {
+            return Err(anyhow!("{}: the teacher must be a U-Net trained by `scorefield train`", a.teacher.display()));
+        };
+        let config = DistillConfig {
+            steps: a.sitting.steps.unwrap_or(DistillConfig::default().steps),
+            batch_size: a.batch_size,
+            learning_rate: a.lr,
+            checkpoint_every: a.checkpoint_every.max(1),
+            seed: a.seed,
+            ..Default::default()
+        };
+        Distiller::new(&teacher, arch, &a.teacher.to_string_lossy(), a.data.spec()?, &device, config)?
+    };
+    let (train_set, _) = distiller.data.load_split(&cache)?;
+    let until = a.sitting.until.unwrap_or(distiller.config.steps).min(distiller.config.steps);
+    if distiller.step < until {
+        distiller.begin_session(hardware(&device));
+    }
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let name = out_stem(&a.out)?.to_string();
+    let write_card = |d: &Distiller| -> anyhow::Result<()> {
+        let mut card = d.card(&name);
+        card.dataset = Some(d.data.card_dataset(&train_set));
+        card.training.command = Some(command.clone());
+        if let Some(dir) = a.out.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        Ok(files::save(&a.out, &card, &d.student_model())?)
+    };
+    let started = std::time::Instant::now();
+    let first_step = distiller.step;
+    while distiller.step < until {
+        if a.sitting.for_seconds.is_some_and(|limit| started.elapsed().as_secs_f64() >= limit) {
+            eprintln!("stopping after {:.0} s (--for-seconds)", started.elapsed().as_secs_f64());
+            break;
+        }
+        let every = distiller.config.checkpoint_every;
+        let chunk_end = ((distiller.step / every + 1) * every).min(until);
+        distiller.run(&train_set, &a.checkpoint, chunk_end)?;
+        write_card(&distiller)?;
+    }
+    if distiller.step == first_step {
+        write_card(&distiller)?;
+    }
+    println!("distilled to step {} ({} images) in {:.0}s; loss {:.4}; wrote {}", distiller.step, distiller.images_seen(), distiller.wall_time(), distiller.last_loss, a.out.display());
+    Ok(())
+}
