@@ -18,11 +18,12 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
-use burn::tensor::activation::{log_softmax, relu, softmax};
+use burn::tensor::activation::{relu, softmax};
 use nalgebra::DMatrix;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Images;
+use crate::nn::layers::cross_entropy;
 use crate::rng::SplitMix;
 
 /// The classifier's training settings.
@@ -137,10 +138,9 @@ pub fn train_classifier(train: &Images, config: &ClassifierConfig, device: &Devi
             let pixels: Vec<f32> = idx.iter().flat_map(|&i| shifted(train.image(i), train.shape, config.max_shift, config.shift_fill, &mut rng)).collect();
             let [c, h, w] = train.shape;
             let x = Tensor::<4>::from_data(TensorData::new(pixels, [b, c, h, w]), &ad);
-            let one_hot = Tensor::<2>::from_data(TensorData::new(one_hot(idx.iter().map(|&i| train.labels[i] as usize), config.classes), [b, config.classes]), &ad);
+            let labels: Vec<usize> = idx.iter().map(|&i| train.labels[i] as usize).collect();
             let (_, logits) = model.forward(x);
-            // Cross-entropy −Σ_k y_k log softmax(logits)_k, averaged over the batch.
-            let loss = (log_softmax(logits, 1) * one_hot).sum().neg() / b as f64;
+            let loss = cross_entropy(logits, &labels);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             sum += loss.into_scalar::<f32>() as f64;
             count += 1;
@@ -163,10 +163,6 @@ fn shifted(image: &[u8], [c, h, w]: [usize; 3], max: usize, fill: f32, rng: &mut
             if (0..h).contains(&y) && (0..w).contains(&x) { image[(ch * h * w + y * w + x) as usize] as f32 / 255.0 } else { fill }
         })
         .collect()
-}
-
-fn one_hot(labels: impl Iterator<Item = usize>, classes: usize) -> Vec<f32> {
-    labels.flat_map(|l| (0..classes).map(move |k| if k == l { 1.0 } else { 0.0 })).collect()
 }
 
 /// The classifier's view of a set of images.

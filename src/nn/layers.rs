@@ -1,6 +1,9 @@
 //! What the networks share: the checks on a card's sizes, the resolution at each level, the
 //! batch a device can hold, and the fixed Fourier frequencies of the noise embedding.
 
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+
 use crate::error::ConfigError;
 
 /// Checks the sizes both architectures share (image, level widths, embedding, Fourier scale),
@@ -68,8 +71,31 @@ pub(crate) fn gaussian_frequencies(seed: u64, n: usize, scale: f64) -> Vec<f32> 
     (0..n).map(|_| (rng.normal() * scale) as f32).collect()
 }
 
+/// The cross-entropy of a classifier's logits [B, K] against labels, −Σ_k y_k log softmax(logits)_k
+/// with y one-hot, averaged over the batch (the classifiers' training loss).
+pub fn cross_entropy(logits: Tensor<2>, labels: &[usize]) -> Tensor<1> {
+    let [b, k] = logits.dims();
+    let one_hot: Vec<f32> = labels.iter().flat_map(|&l| (0..k).map(move |j| if j == l { 1.0 } else { 0.0 })).collect();
+    let one_hot = Tensor::<2>::from_data(TensorData::new(one_hot, [b, k]), &logits.device());
+    (log_softmax(logits, 1) * one_hot).sum().neg() / b as f64
+}
+
 #[cfg(test)]
 mod tests {
+    /// −Σ_k y_k log softmax(z)_k averaged over the batch: uniform logits over K classes give ln K
+    /// whatever the label; logits (0, ln 3) give −ln ¾ for label 1 and −ln ¼ for label 0.
+    #[test]
+    fn cross_entropy_of_known_logits() {
+        let device = Device::flex();
+        let uniform = Tensor::<2>::zeros([2, 5], &device);
+        let ce: f32 = cross_entropy(uniform, &[0, 3]).into_scalar();
+        assert!((ce - 5f32.ln()).abs() < 1e-6, "{ce}");
+        let z = Tensor::<2>::from_data(TensorData::new(vec![0.0, 3f32.ln(), 0.0, 3f32.ln()], [2, 2]), &device);
+        let ce: f32 = cross_entropy(z, &[1, 0]).into_scalar();
+        let want = (-(0.75f32).ln() - (0.25f32).ln()) / 2.0;
+        assert!((ce - want).abs() < 1e-6, "{ce} against {want}");
+    }
+
     use super::*;
 
     /// The Fourier frequencies of the shipped networks are drawn, not stored: their stream must

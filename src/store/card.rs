@@ -70,6 +70,18 @@ pub struct TrainingRecord {
     pub distilled_from: Option<String>,
 }
 
+/// A card from its JSON value: deserialised, then checked (the model's card and the classifier's).
+pub fn checked<T: serde::de::DeserializeOwned>(value: serde_json::Value, validate: impl Fn(&T) -> Result<(), ConfigError>) -> Result<T, ConfigError> {
+    let card: T = serde_json::from_value(value).map_err(|e| ConfigError::Json(e.to_string()))?;
+    validate(&card)?;
+    Ok(card)
+}
+
+/// A card as the JSON written beside its weights.
+pub fn pretty(card: &impl Serialize) -> String {
+    serde_json::to_string_pretty(card).expect("a card always serialises")
+}
+
 /// A card's JSON text as a value, at most [`MAX_CARD_BYTES`] (the model's and the classifier's).
 pub fn card_json(text: &str) -> Result<serde_json::Value, ConfigError> {
     if text.len() > MAX_CARD_BYTES {
@@ -183,13 +195,11 @@ impl ModelCard {
                 card.insert("version".into(), CARD_VERSION.into());
             }
         }
-        let card: ModelCard = serde_json::from_value(value).map_err(|e| ConfigError::Json(e.to_string()))?;
-        card.validate()?;
-        Ok(card)
+        checked(value, ModelCard::validate)
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a card always serialises")
+        pretty(self)
     }
 
     /// Checks that the card agrees with itself.

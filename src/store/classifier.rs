@@ -55,13 +55,11 @@ impl ClassifierCard {
         if value.get("format").and_then(|f| f.as_str()) != Some(CLASSIFIER_CARD_FORMAT) {
             return Err(ConfigError::invalid("format", format!("is {}; expected `{CLASSIFIER_CARD_FORMAT}`", value.get("format").map_or("missing".into(), |f| f.to_string()))));
         }
-        let card: Self = serde_json::from_value(value).map_err(|e| ConfigError::Json(e.to_string()))?;
-        card.validate()?;
-        Ok(card)
+        crate::store::card::checked(value, Self::validate)
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a card always serialises")
+        crate::store::card::pretty(self)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -5,12 +5,12 @@
 use burn::optim::{AdamConfig, GradientsParams};
 
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
 use crate::data::Images;
 use crate::error::ConfigError;
 use crate::nn::classifier::{ClassifierArch, NoisyClassifier};
+use crate::nn::layers::cross_entropy;
 use crate::rng::SplitMix;
 
 /// How the classifier is trained (Adam on cross-entropy over noised training images).
@@ -114,7 +114,6 @@ pub fn train(
     let mut model = arch.init(&ad)?;
     let mut optim = AdamConfig::new().init();
     let mut rng = SplitMix::new(config.seed);
-    let k = arch.classes.len();
     let mut last = f64::NAN;
     for epoch in 0..config.epochs {
         let lr = if 4 * epoch >= 3 * config.epochs { config.learning_rate / 10.0 } else { config.learning_rate };
@@ -126,10 +125,8 @@ pub fn train(
             let sigmas = config.sigmas.draw(&mut rng, b, sigma_range);
             let x = Tensor::<4>::from_data(TensorData::new(noised(train, idx, &sigmas, range, &mut rng), [b, c, h, w]), &ad);
             let sigma = Tensor::<1>::from_data(TensorData::new(sigmas, [b]), &ad);
-            let one_hot: Vec<f32> = idx.iter().flat_map(|&i| (0..k).map(move |j| if j == train.labels[i] as usize { 1.0 } else { 0.0 })).collect();
-            let one_hot = Tensor::<2>::from_data(TensorData::new(one_hot, [b, k]), &ad);
-            // Cross-entropy −Σ_k y_k log softmax(logits)_k, averaged over the batch.
-            let loss = (log_softmax(model.logits(x, sigma), 1) * one_hot).sum().neg() / b as f64;
+            let labels: Vec<usize> = idx.iter().map(|&i| train.labels[i] as usize).collect();
+            let loss = cross_entropy(model.logits(x, sigma), &labels);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             sum += loss.into_scalar::<f32>() as f64;
             count += 1;
