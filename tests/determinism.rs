@@ -59,7 +59,7 @@ fn a_sample_does_not_depend_on_the_batch_it_is_drawn_in() {
             let parts = [draw(0, 2, inpainting), draw(2, 3, inpainting)].concat();
             let diff = whole.iter().zip(&parts).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
             let what = format!("{} ({})", sampler.name(), if inpainting { "inpainting" } else { "sampling" });
-            if sampler.info(&Default::default()).per_sample {
+            if sampler.about().per_sample {
                 assert!(diff == 0.0, "{what}: the parts differ from the whole batch by {diff}");
             } else {
                 assert!(diff > 0.0, "{what}: marked batch-coupled, but its parts equal the whole batch");

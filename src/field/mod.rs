@@ -377,7 +377,7 @@ impl Dynamics {
             Dynamics::Forward => ("Forward SDE: data to noise", "Song et al. 2021, eq. 5", None),
             Dynamics::Langevin => ("Langevin dynamics at one noise level", "Song & Ermon 2019, eq. 4", None),
             Dynamics::Sampler(s) => {
-                let info = s.info(&crate::sampling::defaults::SamplingDefaults::default());
+                let info = s.about();
                 let corrector = match s {
                     Sampler::AnnealedLangevin => Some(crate::sampling::DEFAULT_ALD_STEPS_PER_LEVEL),
                     Sampler::PredictorCorrector => Some(1),

@@ -11,12 +11,26 @@ use super::{DEFAULT_SNR, Sampler};
 use crate::precond::Parameterisation;
 use crate::sde::Sde;
 
-/// One sampler, as the page and the widget describe it.
+/// One sampler, as the page and the widget describe it: what it is ([`About`]) and its step
+/// counts on one model.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SamplerInfo {
     /// The name the CLI, the wasm API and the widget's `sampler` attribute use.
     pub name: &'static str,
+    #[serde(flatten)]
+    pub about: About,
+    /// On this model: the steps a run starts at, the fewest the page and the widget allow, and
+    /// why ([`SamplingDefaults::steps_for`]).
+    pub default_steps: usize,
+    pub min_steps: usize,
+    pub min_steps_why: String,
+}
+
+/// What a sampler is, whatever the model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct About {
     pub label: &'static str,
     /// Where it comes from.
     pub paper: &'static str,
@@ -26,11 +40,6 @@ pub struct SamplerInfo {
     pub options: &'static [&'static str],
     /// Whether `steps` means anything (the adaptive RK45 picks its own steps).
     pub takes_steps: bool,
-    /// On this model: the steps a run starts at, the fewest the page and the widget allow, and
-    /// why ([`SamplingDefaults::steps_for`]).
-    pub default_steps: usize,
-    pub min_steps: usize,
-    pub min_steps_why: String,
     /// Corrector steps the page starts with (M for `pc`, T per level for `ald`), if it has any.
     pub default_corrector_steps: Option<usize>,
     pub default_snr: Option<f64>,
@@ -48,33 +57,34 @@ impl Sampler {
     /// How the page and the widget describe this sampler, with its step counts on `model`.
     pub fn info(self, model: &SamplingDefaults) -> SamplerInfo {
         let steps = model.steps_for(self);
-        let base = SamplerInfo {
-            name: self.name(),
+        SamplerInfo { name: self.name(), about: self.about(), default_steps: steps.default, min_steps: steps.min, min_steps_why: steps.why }
+    }
+
+    /// What this sampler is, whatever the model.
+    pub fn about(self) -> About {
+        let base = About {
             label: "",
             paper: "",
             step: "one score evaluation",
             options: &[],
             takes_steps: true,
-            default_steps: steps.default,
-            min_steps: steps.min,
-            min_steps_why: steps.why,
             default_corrector_steps: None,
             default_snr: None,
             default_churn: None,
             per_sample: true,
         };
         match self {
-            Sampler::EulerMaruyama => SamplerInfo {
+            Sampler::EulerMaruyama => About {
                 label: "Euler–Maruyama (reverse SDE)",
                 paper: "Song et al. 2021, eq. 6",
                 ..base
             },
-            Sampler::ReverseDiffusion => SamplerInfo {
+            Sampler::ReverseDiffusion => About {
                 label: "Reverse diffusion",
                 paper: "Song et al. 2021, eq. 47",
                 ..base
             },
-            Sampler::PredictorCorrector => SamplerInfo {
+            Sampler::PredictorCorrector => About {
                 label: "Predictor–corrector (reverse diffusion + Langevin)",
                 paper: "Song et al. 2021, alg. 1–5",
                 step: "1 + corrector steps score evaluations",
@@ -84,7 +94,7 @@ impl Sampler {
                 per_sample: false,
                 ..base
             },
-            Sampler::AnnealedLangevin => SamplerInfo {
+            Sampler::AnnealedLangevin => About {
                 label: "Annealed Langevin dynamics",
                 paper: "Song & Ermon 2019, alg. 1",
                 step: "one noise level: corrector-steps score evaluations",
@@ -92,18 +102,18 @@ impl Sampler {
                 default_corrector_steps: Some(5),
                 ..base
             },
-            Sampler::OdeEuler => SamplerInfo {
+            Sampler::OdeEuler => About {
                 label: "Probability-flow ODE (Euler)",
                 paper: "Song et al. 2021, eq. 13",
                 ..base
             },
-            Sampler::OdeHeun => SamplerInfo {
+            Sampler::OdeHeun => About {
                 label: "Probability-flow ODE (Heun)",
                 paper: "Karras et al. 2022, alg. 1",
                 step: "two score evaluations",
                 ..base
             },
-            Sampler::OdeRk45 => SamplerInfo {
+            Sampler::OdeRk45 => About {
                 label: "Probability-flow ODE (adaptive RK45)",
                 paper: "Dormand & Prince 1980; Song et al. 2021, §4.3",
                 step: "picks its own steps (tolerance 10⁻⁵)",
@@ -112,7 +122,7 @@ impl Sampler {
                 per_sample: false,
                 ..base
             },
-            Sampler::EdmHeun => SamplerInfo {
+            Sampler::EdmHeun => About {
                 label: "Heun on the EDM σ grid (Karras et al. 2022)",
                 paper: "Karras et al. 2022, alg. 2",
                 step: "two score evaluations (the last step one)",
@@ -120,13 +130,13 @@ impl Sampler {
                 default_churn: Some(super::karras::DEFAULT_CHURN),
                 ..base
             },
-            Sampler::DpmSolver2M => SamplerInfo {
+            Sampler::DpmSolver2M => About {
                 label: "DPM-Solver++(2M) (Lu et al. 2022)",
                 paper: "Lu et al. 2022, alg. 2",
                 options: &["rho"],
                 ..base
             },
-            Sampler::Consistency => SamplerInfo {
+            Sampler::Consistency => About {
                 label: "Consistency model (Song et al. 2023)",
                 paper: "Song et al. 2023, alg. 1 (inpainting: alg. 4)",
                 step: "one network evaluation, re-noised in between",
@@ -169,11 +179,12 @@ mod tests {
         for sampler in Sampler::ALL {
             let info = sampler.info(&model);
             assert_eq!(info.name, sampler.name());
-            assert!(!info.label.is_empty() && !info.paper.is_empty() && !info.min_steps_why.is_empty(), "{}", info.name);
+            assert!(!info.about.label.is_empty() && !info.about.paper.is_empty() && !info.min_steps_why.is_empty(), "{}", info.name);
             assert!((info.min_steps..=super::super::MAX_STEPS).contains(&info.default_steps), "{}", info.name);
-            assert_eq!(info.default_corrector_steps.is_some(), info.options.contains(&"correctorSteps"), "{}", info.name);
-            assert_eq!(info.default_snr.is_some(), info.options.contains(&"snr"), "{}", info.name);
-            assert_eq!(info.default_churn.is_some(), info.options.contains(&"churn"), "{}", info.name);
+            let about = &info.about;
+            assert_eq!(about.default_corrector_steps.is_some(), about.options.contains(&"correctorSteps"), "{}", info.name);
+            assert_eq!(about.default_snr.is_some(), about.options.contains(&"snr"), "{}", info.name);
+            assert_eq!(about.default_churn.is_some(), about.options.contains(&"churn"), "{}", info.name);
         }
         assert_eq!(samplers_for(&Sde::ve(40.0), &EDM, &model)[0].name, model.sampler.name(), "the default comes first");
         assert_eq!(samplers_for(&Sde::ve(40.0), &EDM, &model).len(), Sampler::ALL.len());

@@ -209,7 +209,7 @@ pub struct SampleOptions {
     /// The index of the batch's first sample in the seed's sequence of samples ([`Noise::per_sample`]):
     /// sample i of a seed is the same whether it is drawn in one batch or in parts (a batch split
     /// across workers passes each part its first index), for the samplers whose
-    /// [`catalog::SamplerInfo::per_sample`] is true.
+    /// [`catalog::About::per_sample`] is true.
     pub first_sample: u64,
 }
 

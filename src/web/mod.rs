@@ -357,7 +357,9 @@ impl WebModel {
     /// counts are this model's, from its card's `sampling`).
     #[wasm_bindgen(getter)]
     pub fn samplers(&self) -> JsValue {
-        serde_wasm_bindgen::to_value(&catalog::samplers_for(&self.model.sde, &self.model.param, &self.card.sampling)).unwrap_or(JsValue::NULL)
+        // Plain objects, not JS Maps: each entry flattens the sampler's description into it.
+        let samplers = catalog::samplers_for(&self.model.sde, &self.model.param, &self.card.sampling);
+        serde::Serialize::serialize(&samplers, &serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true)).unwrap_or(JsValue::NULL)
     }
 
     /// How many images a run draws, and from which seed, unless told otherwise; the largest batch

@@ -124,9 +124,9 @@ pub(crate) fn samplers(model: &Path) -> anyhow::Result<String> {
     let card = load_card(model)?;
     let mut out = String::from("| name | label | paper | one step costs | options | default steps | fewest steps | one measured count below the fewest |\n|---|---|---|---|---|---:|---:|---|\n");
     for s in catalog::samplers_for(&card.sde, &card.parameterisation, &card.sampling) {
-        let options = if s.options.is_empty() { "—".to_string() } else { s.options.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ") };
-        let (default, min, why) = if s.takes_steps { (s.default_steps.to_string(), s.min_steps.to_string(), cell(&s.min_steps_why)) } else { ("—".into(), "—".into(), "—".into()) };
-        let _ = writeln!(out, "| `{}` | {} | {} | {} | {options} | {default} | {min} | {why} |", s.name, cell(s.label), cell(s.paper), cell(s.step));
+        let options = if s.about.options.is_empty() { "—".to_string() } else { s.about.options.iter().map(|o| format!("`{o}`")).collect::<Vec<_>>().join(", ") };
+        let (default, min, why) = if s.about.takes_steps { (s.default_steps.to_string(), s.min_steps.to_string(), cell(&s.min_steps_why)) } else { ("—".into(), "—".into(), "—".into()) };
+        let _ = writeln!(out, "| `{}` | {} | {} | {} | {options} | {default} | {min} | {why} |", s.name, cell(s.about.label), cell(s.about.paper), cell(s.about.step));
     }
     Ok(out)
 }
