@@ -37,6 +37,8 @@ export interface ScoreFieldAttributes {
   seed?: `${number}` | string;
   /** Present: run as soon as the widget has loaded. */
   autoplay?: '' | boolean;
+  /** Inpaint mode: `on` regenerates the painted part after each brush stroke (default), `off` only on Inpaint. */
+  live?: 'on' | 'off';
   /** Comma-separated control names, or `none`. */
   controls?: string;
   /** A class of the model's classifier (`0`…`9`), `all` or `any`. */
@@ -73,6 +75,8 @@ export interface ScoreFieldSettings {
   /** The model card's URL. */
   model: string;
   autoplay: boolean;
+  /** Inpaint mode: whether each brush stroke regenerates the painted part. */
+  live: boolean;
   /** Null until the model has loaded (their defaults and limits come with it). */
   batch: number | null;
   seed: number | null;

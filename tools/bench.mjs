@@ -26,7 +26,7 @@ mkdirSync(OUT, { recursive: true });
 const backends = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 'webgpu', 'field', 'engines'];
 
 function transferSizes() {
-  const files = ['pkg/scorefield_bg.wasm', 'pkg/scorefield.js', 'www/worker.js', 'www/client.js', 'www/protocol.js', 'www/score-field.js', 'www/field-view.js', 'www/render.js', 'www/painter.js', 'www/app.js', 'www/index.html', 'www/style.css'];
+  const files = ['pkg/scorefield_bg.wasm', 'pkg/scorefield.js', 'www/worker.js', 'www/client.js', 'www/protocol.js', 'www/score-field.js', 'www/field-view.js', 'www/render.js', 'www/painter.js', 'www/live-inpaint.js', 'www/app.js', 'www/index.html', 'www/style.css'];
   // The page's model and what its card names that the page fetches at load: the guide model of
   // autoguidance, the classifier's card (its weights only for a guided run) and the likelihood
   // references (not the ONNX files, for the ONNX Runtime comparison only, nor the first network,

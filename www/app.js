@@ -1,6 +1,7 @@
 // The demo page: generate, watch the samples emerge, pick one, paint a mask, inpaint.
 import { RemoteModel, likelihoodReferences, setWorkers, startedWorkers, workerStats } from './client.js';
 import { drawFrames, drawGrid, fitScale, gridIndexAt } from './render.js';
+import { LiveInpaint } from './live-inpaint.js';
 import { Painter, fromPixels, imageFromFile, toPixels } from './painter.js';
 import { version } from './pkg/version.js';
 
@@ -21,9 +22,10 @@ if (params.get('backend') === 'webgpu') document.getElementById('field')?.setAtt
 let card = null;
 let lastResult = null;
 let painter = null;
+let live = null; // live inpainting after each stroke (live-inpaint.js)
 let busy = false;
 // A handle for the console and the browser tests.
-window.scorefield = { model, workerStats, startedWorkers, lastResult: null, lastInpaint: null, lastLikelihood: null, references: null, get painter() { return painter; }, get likelihoodPainter() { return likelihood?.painter; }, get interpolationPainters() { return interpolation?.painters; } };
+window.scorefield = { model, workerStats, startedWorkers, lastResult: null, lastInpaint: null, lastLikelihood: null, references: null, get painter() { return painter; }, get live() { return live; }, get likelihoodPainter() { return likelihood?.painter; }, get interpolationPainters() { return interpolation?.painters; } };
 
 /** Shows `message` (or hides the box); with `retry`, a Retry button that calls it. */
 function showError(message, retry) {
@@ -529,17 +531,23 @@ async function main() {
       showError(`Could not read ${file.name}: ${e.message}`);
     }
   });
-  $('inpaint').addEventListener('click', async () => {
-    if (busy) return;
-    // The Inpaint button is not the form's submit: check the controls (the steps floor) here.
-    if (!$('controls').reportValidity()) return;
-    if (!painter.paintedCount()) {
-      showError('Paint the part of the image to regenerate first.');
-      return;
-    }
-    const opts = { ...options(), image: painter.image, mask: painter.keepMask() };
-    await run('inpaint', opts, $('inpainted'));
-  });
+  $('inpaint').addEventListener('click', () => !busy && inpaint());
+  live = new LiveInpaint(painter, { run: inpaint, cancel: () => model.cancel(), busy: () => busy });
+  live.enabled = $('live').checked;
+  $('live').addEventListener('change', () => (live.enabled = $('live').checked));
+}
+
+/** One inpaint of the source with the painted mask at the controls' settings (the Inpaint button,
+ * and live after each stroke): the result, or null. */
+async function inpaint() {
+  // The Inpaint button is not the form's submit: check the controls (the steps floor) here.
+  if (!$('controls').reportValidity()) return null;
+  if (!painter.paintedCount()) {
+    showError('Paint the part of the image to regenerate first.');
+    return null;
+  }
+  const opts = { ...options(), image: painter.image, mask: painter.keepMask() };
+  return run('inpaint', opts, $('inpainted'));
 }
 
 main();

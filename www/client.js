@@ -324,8 +324,12 @@ export class RemoteModel {
   /** Runs generate, inpaint, likelihood or interpolate; onProgress gets {step, total, t, progress,
    * preview?}. A split run resolves like a whole one, with `workers` (how many drew it) added. */
   run(type, options, onProgress) {
+    // Nothing of a run reaches its caller after it has settled: a part still sending previews
+    // after another part was cancelled would draw over the next run's (live-inpaint.js).
+    let open = true;
+    const progress = onProgress && ((p) => open && onProgress(p));
     const parts = this.split(type, options);
-    const requests = parts ? this.#parts(type, options, onProgress, parts) : [{ worker: pool[0], ...request({ type, url: this.url, backend: this.backend, options }, onProgress) }];
+    const requests = parts ? this.#parts(type, options, progress, parts) : [{ worker: pool[0], ...request({ type, url: this.url, backend: this.backend, options }, progress) }];
     this.current = requests;
     let promise = requests[0].promise;
     if (parts) {
@@ -336,6 +340,7 @@ export class RemoteModel {
       promise = all.then((outs) => joinParts(outs, parts, (performance.now() - started) / 1000));
     }
     return promise.finally(() => {
+      open = false;
       if (this.current === requests) this.current = null;
     });
   }

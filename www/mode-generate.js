@@ -1,4 +1,5 @@
 // <score-field>'s generate and inpaint modes (mode.js says what a mode is).
+import { LiveInpaint } from './live-inpaint.js';
 import { Mode } from './mode.js';
 
 /** mode="generate": a batch of samples at the controls' settings. */
@@ -11,16 +12,23 @@ export class Generate extends Mode {
   }
 }
 
-/** mode="inpaint": a source digit with a painted mask; the masked pixels are regenerated. */
+/** mode="inpaint": a source digit with a painted mask; the masked pixels are regenerated, with
+ * `live` after each stroke too (live-inpaint.js). */
 export class Inpaint extends Mode {
   static label = 'Inpaint';
-  // Its New digit and Clear mask buttons.
+  // Its New digit and Clear mask buttons, and the live switch.
   static ownControls = true;
 
   constructor(widget) {
     super(widget);
     this.painter = null;
+    this.live = null;
     this.digits = 0; // source digits drawn so far
+  }
+
+  sync(settings) {
+    this.widget.ui.live.checked = settings.live;
+    if (this.live) this.live.enabled = settings.live;
   }
 
   build(ui, el) {
@@ -30,13 +38,19 @@ export class Inpaint extends Mode {
     ui.output.append(el('div', { class: 'caption', text: 'completions' }));
     ui.newDigit = el('button', { type: 'button', class: 'secondary', part: 'button', text: 'New digit' });
     ui.clearMask = el('button', { type: 'button', class: 'secondary', part: 'button', text: 'Clear mask' });
-    ui.controls.append(ui.newDigit, ui.clearMask);
+    ui.live = el('input', { type: 'checkbox', name: 'live', part: 'input' });
+    const live = el('label', { title: 'regenerate the painted part after each stroke, with the same seed' }, 'live', ui.live);
+    ui.controls.append(ui.newDigit, ui.clearMask, live);
+    ui.live.addEventListener('change', () => this.live && (this.live.enabled = ui.live.checked));
     ui.newDigit.addEventListener('click', () => this.newDigit());
     ui.clearMask.addEventListener('click', () => this.painter?.clearMask());
   }
 
   async loaded() {
-    this.painter = this.widget.painter(this.widget.ui.source);
+    const w = this.widget;
+    this.painter = w.painter(w.ui.source);
+    this.live = new LiveInpaint(this.painter, { run: () => w.run(), cancel: () => w.cancel(), busy: () => w.busy });
+    this.live.enabled = w.ui.live.checked;
     await this.newDigit();
     return true;
   }

@@ -21,6 +21,9 @@ export class Mode {
   /** Adds its views and controls to the widget's parts (`ui`); `el` makes elements. */
   build(ui, el) {}
 
+  /** The attributes have changed (`settings`: the element's); the shared controls follow them. */
+  sync(settings) {}
+
   /** After the model has loaded; true when the mode has set the widget's state itself. */
   async loaded() {
     return false;

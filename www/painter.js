@@ -1,6 +1,6 @@
 // The inpainting canvas: a source image and a mask painted over it with pointer events (mouse,
 // touch, pen). `painted` = 1 marks pixels to regenerate; the model's mask is its complement
-// (1 = keep). Every stroke can be undone.
+// (1 = keep). Every stroke can be undone; `onstrokeend` hears when one ends (live-inpaint.js).
 
 export class Painter {
   constructor(canvas, { channels = 1, height = 28, width = 28, range = [0, 1] } = {}) {
@@ -13,11 +13,12 @@ export class Painter {
     this.radius = 2;
     this.history = [];
     this.onchange = () => {};
+    this.onstrokeend = () => {};
     this.stroke = null;
     canvas.style.touchAction = 'none';
     canvas.addEventListener('pointerdown', (e) => this.down(e));
     canvas.addEventListener('pointermove', (e) => this.move(e));
-    for (const type of ['pointerup', 'pointercancel', 'lostpointercapture']) canvas.addEventListener(type, () => (this.stroke = null));
+    for (const type of ['pointerup', 'pointercancel', 'lostpointercapture']) canvas.addEventListener(type, () => this.up());
     this.render();
   }
 
@@ -103,6 +104,12 @@ export class Painter {
     for (let s = 1; s <= steps; s++) this.dab(x0 + ((x1 - x0) * s) / steps, y0 + ((y1 - y0) * s) / steps);
     this.stroke = [x1, y1];
     this.changed();
+  }
+
+  up() {
+    if (!this.stroke) return;
+    this.stroke = null;
+    this.onstrokeend();
   }
 
   dab(cx, cy) {

@@ -56,7 +56,7 @@ function attributesOf(node) {
 }
 
 export class ScoreField extends HTMLElement {
-  static observedAttributes = ['model', 'mode', 'sampler', 'steps', 'batch', 'seed', 'controls', 'width', 'backend', 'workers', 'distribution', 'sde', 'sigma', 'particles', 'label', 'guidance', 'autoguidance'];
+  static observedAttributes = ['model', 'mode', 'sampler', 'steps', 'batch', 'seed', 'controls', 'width', 'backend', 'workers', 'distribution', 'sde', 'sigma', 'particles', 'label', 'guidance', 'autoguidance', 'live'];
 
   #shadow;
   #ui = null;
@@ -208,6 +208,10 @@ export class ScoreField extends HTMLElement {
       get model() { return element.#model; },
       get settings() { return element.settings; },
       options: () => this.#controls.options(),
+      /** The element's run() and cancel(), and whether a run (or New digit) is in progress. */
+      run: () => this.run(),
+      cancel: () => this.cancel(),
+      get busy() { return element.#run !== null || element.#running; },
       task: (work, task) => this.#task(work, task),
       sample: (type, opts, canvas, onFrame, task) => this.#sample(type, opts, canvas, onFrame, task),
       draw: (type, opts, canvas, onFrame, report) => this.#draw(type, opts, canvas, onFrame, report),
@@ -243,6 +247,7 @@ export class ScoreField extends HTMLElement {
       this.#warn(problems);
     }
     this.#controls.show(s, this.#mode.constructor);
+    this.#mode.sync(s);
   }
 
   /** A console warning per problem with the attributes, once each. */

@@ -8,6 +8,7 @@ export const MODES = ['generate', 'inpaint', 'trajectory', 'interpolate', 'likel
 export const CONTROLS = ['run', 'sampler', 'steps', 'seed', 'batch', 'label'];
 export const BACKENDS = ['auto', 'webgpu', 'cpu'];
 export const THEMES = ['auto', 'light', 'dark'];
+export const SWITCH = ['on', 'off'];
 // The controls a field widget can show, and those it shows by default.
 export const FIELD_CONTROLS = ['run', 'distribution', 'sampler', 'sigma', 'particles', 'seed', 'learn'];
 export const FIELD_DEFAULT_CONTROLS = ['run', 'distribution', 'sampler', 'sigma', 'seed', 'learn'];
@@ -57,8 +58,8 @@ export function reader(attrs) {
   };
 }
 
-/** The settings every mode reads: {mode, width, backend, theme, workers, model, autoplay, batch,
- * seed, controls, problems}. `info` is the model's description once it has loaded (null before:
+/** The settings every mode reads: {mode, width, backend, theme, workers, model, autoplay, live,
+ * batch, seed, controls, problems}. `info` is the model's description once it has loaded (null before:
  * then `batch` and `seed` are null, their defaults and limits come with it); `defaultModel` the
  * card's URL when the attribute is absent. Field mode reads the rest with readField. */
 export function readSettings(attrs, info, defaultModel) {
@@ -74,6 +75,8 @@ export function readSettings(attrs, info, defaultModel) {
     workers: whole('workers', 1, Number.MAX_SAFE_INTEGER, null, 'one per core'),
     model: get('model') || defaultModel,
     autoplay: has('autoplay'),
+    // Inpaint mode: regenerate after each stroke (live-inpaint.js).
+    live: pick('live', SWITCH, 'on') === 'on',
     batch: null,
     seed: null,
     controls: [],

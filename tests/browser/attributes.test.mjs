@@ -36,7 +36,7 @@ const info = (patch = {}) => ({ ...DESCRIBED, ...patch });
 
 test('no attributes: the widget\'s defaults, the library\'s batch and seed, and no problems', () => {
   const s = readSettings({}, info(), MODEL);
-  assert.deepEqual(s, { mode: 'generate', width: 320, backend: 'auto', theme: 'auto', workers: null, model: MODEL, autoplay: false, batch: 16, seed: 1, controls: DEFAULTS.controls, problems: [] });
+  assert.deepEqual(s, { mode: 'generate', width: 320, backend: 'auto', theme: 'auto', workers: null, model: MODEL, autoplay: false, live: true, batch: 16, seed: 1, controls: DEFAULTS.controls, problems: [] });
   // Before the model has loaded its defaults and limits are unknown: batch and seed wait.
   const early = readSettings({}, null, MODEL);
   assert.equal(early.batch, null);
@@ -44,25 +44,26 @@ test('no attributes: the widget\'s defaults, the library\'s batch and seed, and 
 });
 
 test('good values are read as given', () => {
-  const s = readSettings({ mode: 'inpaint', width: '500', backend: 'cpu', theme: 'dark', workers: '3', model: 'my.json', autoplay: '', batch: '9', seed: '0', controls: 'run, seed ,label' }, info(), MODEL);
-  assert.deepEqual(s, { mode: 'inpaint', width: 500, backend: 'cpu', theme: 'dark', workers: 3, model: 'my.json', autoplay: true, batch: 9, seed: 0, controls: ['run', 'seed', 'label'], problems: [] });
+  const s = readSettings({ mode: 'inpaint', width: '500', backend: 'cpu', theme: 'dark', workers: '3', model: 'my.json', autoplay: '', live: 'off', batch: '9', seed: '0', controls: 'run, seed ,label' }, info(), MODEL);
+  assert.deepEqual(s, { mode: 'inpaint', width: 500, backend: 'cpu', theme: 'dark', workers: 3, model: 'my.json', autoplay: true, live: false, batch: 9, seed: 0, controls: ['run', 'seed', 'label'], problems: [] });
   assert.equal(readSettings({ mode: 'trajectory' }, info(), MODEL).batch, 1, 'the mode\'s own default batch');
   assert.equal(readSettings({ mode: 'likelihood' }, info(), MODEL).batch, null, 'likelihood reads no batch');
 });
 
 test('a careless post: each bad value is named once with what is allowed, and gives way to its default', () => {
-  const s = readSettings({ mode: 'nonsense', width: '10', backend: 'gpu', theme: 'blue', workers: '0', batch: '1000000000', seed: 'abc', controls: 'run,fly' }, info(), MODEL);
+  const s = readSettings({ mode: 'nonsense', width: '10', backend: 'gpu', theme: 'blue', workers: '0', live: 'yes', batch: '1000000000', seed: 'abc', controls: 'run,fly' }, info(), MODEL);
   assert.deepEqual(s.problems, [
     'mode="nonsense" is not one of generate, inpaint, trajectory, interpolate, likelihood, field; using generate',
     'width="10" is not a whole number in 64..4096; using 320',
     'backend="gpu" is not one of auto, webgpu, cpu; using auto',
     'theme="blue" is not one of auto, light, dark; using auto',
     'workers="0" is not a whole number ≥ 1; using one per core',
+    'live="yes" is not one of on, off; using on',
     'batch="1000000000" is not a whole number in 1..64; using 16',
     'seed="abc" is not a whole number ≥ 0; using 1',
     'controls="run,fly" names fly, not among run, sampler, steps, seed, batch, label; leaving it out',
   ]);
-  assert.deepEqual([s.mode, s.width, s.backend, s.theme, s.workers, s.batch, s.seed, s.controls], ['generate', 320, 'auto', 'auto', null, 16, 1, ['run']]);
+  assert.deepEqual([s.mode, s.width, s.backend, s.theme, s.workers, s.live, s.batch, s.seed, s.controls], ['generate', 320, 'auto', 'auto', null, true, 16, 1, ['run']]);
 });
 
 test('whole numbers: blank, fractional and out-of-range text is refused; the batch limit is the smaller of the page\'s and the device\'s', () => {
