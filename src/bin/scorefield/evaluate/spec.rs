@@ -1,0 +1,101 @@
+//! Run specs: `SAMPLER:STEPS[:KEY=VALUE…]` as `scorefield evaluate --runs` takes them.
+
+use anyhow::anyhow;
+
+use scorefield::sampling::autoguidance::Autoguidance;
+use scorefield::sampling::guidance::{self, Guidance};
+use scorefield::sampling::{SampleOptions, Sampler};
+
+/// A run as its spec describes it.
+#[derive(Debug)]
+pub(super) struct Run {
+    pub(super) options: SampleOptions,
+    pub(super) guidance: Option<Guidance>,
+    pub(super) autoguidance: Option<Autoguidance>,
+}
+
+/// `em:1000`, `pc:200`, `ode-rk45:1e-5`, `ald:10x100`, or any sampler name with a step count;
+/// then optionally `:churn=S`, `:tmin=A`, `:tmax=B`, `:snoise=N` (`edm-heun`'s S_churn, S_tmin,
+/// S_tmax, S_noise), `:snr=R` (`pc`), `:rho=P` (the Karras grid) or
+/// `:guidance=W` (classifier guidance at scale W, sample i drawn for class i mod 10) with
+/// `:gmin=A` and `:gmax=B` (guidance only at A < σ ≤ B; defaults `guidance::DEFAULT_GUIDANCE_MIN_SIGMA`
+/// and `DEFAULT_GUIDANCE_MAX_SIGMA`), or `:ag=W` (autoguidance by `--guide-model` at weight W)
+/// with `:agmin=A` and `:agmax=B` (only at A < σ ≤ B; defaults `autoguidance::DEFAULT_AUTOGUIDANCE_MIN_SIGMA`
+/// and `DEFAULT_AUTOGUIDANCE_MAX_SIGMA`).
+pub(super) fn parse_run(spec: &str, seed: u64) -> anyhow::Result<Run> {
+    let (name, arg) = spec.split_once(':').ok_or_else(|| anyhow!("run `{spec}`: expected SAMPLER:ARG, e.g. em:1000"))?;
+    let mut parts = arg.split(':');
+    let arg = parts.next().unwrap_or_default();
+    let extras: Vec<&str> = parts.collect();
+    let sampler: Sampler = name.parse::<Sampler>()?;
+    let mut options = SampleOptions { sampler, seed, ..Default::default() };
+    let bad = |what: &str| anyhow!("run `{spec}`: {what}");
+    let (mut guidance, mut min_sigma, mut max_sigma) = (None, None, None);
+    let (mut auto, mut auto_min, mut auto_max) = (None, None, None);
+    match sampler {
+        Sampler::OdeRk45 => {
+            let tol: f64 = arg.parse().map_err(|_| bad("expected a tolerance, e.g. ode-rk45:1e-5"))?;
+            options.rtol = tol;
+            options.atol = tol;
+        }
+        Sampler::AnnealedLangevin => {
+            let (levels, per) = arg.split_once('x').ok_or_else(|| bad("expected LEVELSxSTEPS, e.g. ald:10x100"))?;
+            options.steps = levels.parse().map_err(|_| bad("levels must be a number"))?;
+            options.corrector_steps = Some(per.parse().map_err(|_| bad("steps per level must be a number"))?);
+        }
+        _ => {
+            options.steps = arg.parse().map_err(|_| bad("expected a step count, e.g. em:1000"))?;
+            if sampler == Sampler::PredictorCorrector {
+                options.corrector_steps = Some(1);
+            }
+        }
+    }
+    for extra in extras {
+        let (key, value) = extra.split_once('=').ok_or_else(|| bad("options after the steps are KEY=VALUE, e.g. edm-heun:18:churn=40"))?;
+        let value: f64 = value.parse().map_err(|_| bad(&format!("`{key}` must be a number")))?;
+        match key {
+            "churn" => options.churn = value,
+            "tmin" => options.s_tmin = value,
+            "tmax" => options.s_tmax = value,
+            "snoise" => options.s_noise = value,
+            "snr" => options.snr = value,
+            "rho" => options.rho = value,
+            "guidance" => guidance = Some(value),
+            "gmin" => min_sigma = Some(value),
+            "gmax" => max_sigma = Some(value),
+            "ag" => auto = Some(value),
+            "agmin" => auto_min = Some(value),
+            "agmax" => auto_max = Some(value),
+            _ => return Err(bad(&format!("unknown option `{key}`; expected churn, tmin, tmax, snoise, snr, rho, guidance, gmin, gmax, ag, agmin or agmax"))),
+        }
+    }
+    options.validate(&scorefield::Sde::ve(1.0)).map_err(|e| bad(&e.to_string()))?;
+    let guidance = match guidance {
+        Some(scale) => {
+            let g = Guidance {
+                min_sigma: min_sigma.unwrap_or(guidance::DEFAULT_GUIDANCE_MIN_SIGMA),
+                max_sigma: max_sigma.unwrap_or(guidance::DEFAULT_GUIDANCE_MAX_SIGMA),
+                ..every_class(scale)
+            };
+            g.validate(10).map_err(|e| bad(&e.to_string()))?;
+            Some(g)
+        }
+        None if min_sigma.is_some() || max_sigma.is_some() => return Err(bad("`gmin` and `gmax` bound the guidance: give `guidance` too")),
+        None => None,
+    };
+    let autoguidance = match auto {
+        Some(weight) => Some(Autoguidance::with_interval(weight, auto_min, auto_max).map_err(|e| bad(&e.to_string()))?),
+        None if auto_min.is_some() || auto_max.is_some() => return Err(bad("`agmin` and `agmax` bound the autoguidance: give `ag` too")),
+        None => None,
+    };
+    if guidance.is_some() && autoguidance.is_some() {
+        return Err(bad("`guidance` and `ag` are not combined"));
+    }
+    Ok(Run { options, guidance, autoguidance })
+}
+
+/// Guidance to each class in turn: sample i of a run is drawn for class i mod 10 (every batch of
+/// the run is a multiple of 10, so the cycle runs on across batches).
+pub(super) fn every_class(scale: f64) -> Guidance {
+    Guidance::new((0..10).collect(), scale)
+}
