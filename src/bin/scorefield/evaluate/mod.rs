@@ -18,7 +18,7 @@ use scorefield::io::{self, Batch};
 use scorefield::likelihood::{self, LikelihoodOptions};
 use scorefield::nn::classifier::NoisyClassifier;
 use scorefield::compose::RunScore;
-use scorefield::sampling::{SampleOptions, Sampler};
+use scorefield::sampling::SampleOptions;
 use scorefield::store::files;
 
 mod report;
@@ -404,7 +404,7 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use scorefield::sampling::guidance;
+    use scorefield::sampling::{Sampler, guidance};
     use super::*;
 
     /// The committed reference classifier loads as the evaluation's configuration; a file that
