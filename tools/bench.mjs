@@ -1,6 +1,6 @@
 // Runs www/bench.html in headless Debian Chromium, once per backend, and writes
 // docs/performance/browser-<backend>.json plus the transfer sizes of what the page downloads.
-// Usage: node tools/bench.mjs [cpu|webgpu|field|workers|steps|engines ...]   (default: cpu webgpu field engines)
+// Usage: node tools/bench.mjs [cpu|webgpu|field|workers|steps|engines|first-click ...]   (default: cpu webgpu field engines)
 // `steps` times an EM step against one evaluation at batch 1 and 16 on the CPU build, one worker,
 // five times, into docs/performance/browser-cpu-steps.json.
 // `workers` times the CPU build's worker pool: the same clicks (the page's default setting, batch
@@ -11,6 +11,12 @@
 // they share the machine's load (SCOREFIELD_BENCH_ROUNDS rounds, default 2): each engine with its
 // own worker count, with one worker, and WebKit also with four workers (what its reported count
 // gave before the pool measured the cores); into docs/performance/browser-engines.json.
+// `first-click` times the default Generate on fresh Chromium pages (CPU build, one worker per
+// core): the first after the reader has read for SCOREFIELD_BENCH_READ ms (default 3000) since the
+// model loaded, then three more (SCOREFIELD_BENCH_ROUNDS rounds, default 4); with
+// SCOREFIELD_BENCH_COMPARE=FOLDER (a site as tools/serve.py --dir serves it, e.g. another build's
+// www/ with its pkg/ inside) the same pages from that folder too, taking turns round by round so
+// that both share the machine's load; into docs/performance/browser-cpu-first-click.json.
 // `field` times the 2-D explainer's widget (1,000 particles: run time, playback frames per second,
 // milliseconds per drawn frame) on the CPU build, into docs/performance/browser-field.json.
 // On a software WebGPU adapter (SwiftShader, isFallbackAdapter) one evaluation at batch 64 takes
@@ -73,12 +79,57 @@ async function benchEngines(server) {
   }
 }
 
+/** The first click against the later ones (see `first-click` above). */
+async function benchFirstClick(server) {
+  const rounds = Number(process.env.SCOREFIELD_BENCH_ROUNDS ?? 4);
+  const read = Number(process.env.SCOREFIELD_BENCH_READ ?? 3000);
+  const compare = process.env.SCOREFIELD_BENCH_COMPARE;
+  const other = compare ? await serve([], path.resolve(compare)) : null;
+  const sites = [...(other ? [{ site: compare, url: other.url }] : []), { site: 'www/', url: server.url }];
+  const query = `backend=cpu&read=${read}&clicks=3&batches=16&repeats=3&warmup=1&runs=0&ort=0&field=0`;
+  const runs = [];
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (const { site, url } of sites) {
+        // A fresh browser per page: nothing compiled by an earlier page is reused.
+        const browser = await launch({ webgpu: false });
+        try {
+          const page = await browser.newPage();
+          await page.goto(`${url}bench.html?${query}`);
+          await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 600_000 });
+          const results = await page.evaluate(() => window.benchResults);
+          if (results.error) throw new Error(`${site}: ${results.error}`);
+          runs.push({ round, site, workers: results.workers, loadedMs: results.loadedMs, firstClickMs: results.firstClickMs, clicksMs: results.clickToSamples.ms, evalMs: results.evals[0].medianMs });
+          console.error(`round ${round + 1}/${rounds}, ${site}: first ${(results.firstClickMs / 1000).toFixed(2)} s, then ${results.clickToSamples.ms.map((m) => (m / 1000).toFixed(2)).join(', ')} s`);
+        } finally {
+          await browser.close();
+        }
+      }
+    }
+  } finally {
+    other?.close();
+  }
+  writeFileSync(path.join(OUT, 'browser-cpu-first-click.json'), JSON.stringify({ query, read, rounds, runs }, null, 2));
+  const s = (ms) => (ms / 1000).toFixed(2);
+  console.log(`\nThe default Generate (batch 16), CPU build, the first ${read} ms after the load and the three after it, ${rounds} interleaved rounds\n| site | workers | cold page → loaded s | first click s (median, range) | later clicks s (median, range) | first / later |\n|---|---:|---:|---:|---:|---:|`);
+  for (const { site } of sites) {
+    const mine = runs.filter((r) => r.site === site);
+    const first = mine.map((r) => r.firstClickMs);
+    const later = mine.flatMap((r) => r.clicksMs);
+    console.log(`| ${site} | ${mine[0].workers} | ${s(median(mine.map((r) => r.loadedMs)))} | ${s(median(first))} (${s(Math.min(...first))}–${s(Math.max(...first))}) | ${s(median(later))} (${s(Math.min(...later))}–${s(Math.max(...later))}) | ${(median(first) / median(later)).toFixed(2)} |`);
+  }
+}
+
 const server = await serve();
 const browser = await launch({ webgpu: true });
 try {
   for (const backend of backends) {
     if (backend === 'engines') {
       await benchEngines(server);
+      continue;
+    }
+    if (backend === 'first-click') {
+      await benchFirstClick(server);
       continue;
     }
     if (backend === 'field') {

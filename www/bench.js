@@ -26,6 +26,9 @@ const fieldBench = params.get('field') !== '0';
 // samples being back on the page (`clicks`, median reported).
 const firstSpec = params.get('first') && params.get('first') !== '0' ? params.get('first') : null;
 const clicks = Number(params.get('clicks') ?? 0);
+// read=MS: the reader reads for that long after the model has loaded before the first sample
+// (tools/bench.mjs first-click); `firstClickMs` times that first sample from its call.
+const read = Number(params.get('read') ?? 0);
 // steps=1: an EM step against one evaluation at each batch size, in the same worker (a
 // sampler step should cost its evaluation and little more; `observerSeconds` is the part spent on
 // progress calls and yields).
@@ -56,8 +59,12 @@ async function main() {
   if (firstSample) {
     const [firstSampler, firstSteps] = firstSpec ? firstSpec.split(':') : [info.samplers[0].name, info.samplers[0].defaultSteps];
     const run = { sampler: firstSampler, steps: Number(firstSteps), batch: 16, seed: 1 };
+    if (read > 0) await new Promise((resolve) => setTimeout(resolve, read));
+    const firstStart = performance.now();
     const first = await model.generate(run);
     out.firstSampleMs = performance.now();
+    out.read = read;
+    out.firstClickMs = out.firstSampleMs - firstStart;
     out.firstSampleRunSeconds = first.seconds;
     out.firstSample = `${firstSampler}:${firstSteps}`;
     const ms = [];

@@ -259,6 +259,9 @@ export class RemoteModel {
     this.workers = checkedWorkers(workers);
     this.info = null;
     this.current = null; // [{worker, id}] of the run in progress
+    /** On the CPU, once loaded: resolves to how many of the pool's workers have run this model
+     * (warm(): the first click then costs what the later ones do). */
+    this.warmed = Promise.resolve(0);
   }
 
   /** Loads the model; resolves to {backend, adapter, card, samplers, defaults, classes,
@@ -287,6 +290,7 @@ export class RemoteModel {
         await coreProbe;
       }
       for (let i = 1; i < this.workerCount; i++) poolWorker(i).request({ type: REQUESTS.load, url: this.url, backend: 'cpu' }).promise.catch(() => {});
+      this.warmed = warm(this);
     }
     return info;
   }
@@ -426,6 +430,31 @@ export class RemoteModel {
   cancel() {
     for (const { worker, id } of this.current ?? []) worker.cancel(id);
   }
+}
+
+// The first run in a worker paid for what later runs find done: the other workers' wasm
+// instances and copies of the model (started by the load, and still loading when a click came
+// soon after it), their memory grown to a run's size, the engine's optimised code for the hot
+// functions. So once a CPU model has loaded, when the page is idle after painting what the load
+// brought, every worker of its pool runs it once: the default sampler at its fewest steps, one
+// image per worker for each worker's part of a default Generate, while the reader reads. Once per
+// model and worker count per page (a page's widgets share it); a failure is left to the runs.
+const warmups = new Map(); // `${url} ${workers}` -> Promise<number of workers warmed>
+const whenIdle = () => new Promise((resolve) => (typeof requestIdleCallback === 'function' ? requestIdleCallback(resolve, { timeout: 1000 }) : setTimeout(resolve, 0)));
+
+function warm(model) {
+  const k = model.workerCount;
+  const key = `${model.url} ${k}`;
+  if (!warmups.has(key)) {
+    const info = model.info;
+    const sampler = info.samplers[0];
+    const options = { sampler: sampler.name, batch: Math.ceil(info.defaults.batch.generate / k), seed: 0 };
+    if (sampler.takesSteps) options.steps = sampler.minSteps;
+    if (info.autoguided) options.autoguidance = info.defaults.autoguidance;
+    const run = (i) => poolWorker(i).request({ type: REQUESTS.generate, url: model.url, backend: 'cpu', options }).promise.then(() => 1, () => 0);
+    warmups.set(key, whenIdle().then(() => Promise.all(Array.from({ length: k }, (_, i) => run(i)))).then((done) => done.reduce((a, b) => a + b, 0)));
+  }
+  return warmups.get(key);
 }
 
 /** The parts' {data, shape} in order as one batch; with `seconds`, the parts' results as one:

@@ -132,3 +132,24 @@ test('the page says how many workers drew a batch; cancel stops every part; bad 
   assert.match(await careless.$eval('#error', (e) => e.textContent), /\?workers: workers must be a whole number ≥ 1, got none; using one per core/);
   await careless.close();
 });
+
+test('after the load, before any click, every worker of the pool has loaded the model and run it once: the first Generate grows no worker\'s memory', async () => {
+  const page = await loaded(2);
+  // No click yet: the pool warms itself while the reader reads (client.js warm()).
+  const warmed = await page.evaluate(() => window.scorefield.model.warmed);
+  assert.equal(warmed, 2, 'both workers ran the model once');
+  const stats = () => page.evaluate(() => Promise.all([0, 1].map((i) => window.scorefield.workerStats(i))));
+  const before = await stats();
+  assert.equal(await page.evaluate(() => window.scorefield.startedWorkers()), 2);
+  for (const [i, s] of before.entries()) {
+    assert.ok(s.models >= 1, `worker ${i} holds the model`);
+    assert.equal(s.running, 0, `worker ${i} is idle`);
+  }
+  await page.click('#generate');
+  await page.waitForFunction(() => window.scorefield.lastResult || !document.getElementById('error').hidden, null, { timeout: 300_000 });
+  assert.equal(await page.evaluate(() => window.scorefield.lastResult.workers), 2);
+  const after = await stats();
+  assert.deepEqual(after.map((s) => s.wasmMemoryBytes), before.map((s) => s.wasmMemoryBytes), 'the first click found every worker\'s memory grown to a run\'s size');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
