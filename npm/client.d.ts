@@ -89,6 +89,9 @@ export class RemoteModel {
   /** The description `load` resolved to, or null before. */
   info: ModelInfo | null;
   load(): Promise<ModelInfo>;
+  /** On the CPU, once loaded: resolves to how many of the pool's workers have run the model once
+   * (while the reader reads, so that the first click costs what later ones do); 0 otherwise. */
+  warmed: Promise<number>;
   /** 1 on WebGPU; else the pinned count or one per core, within the library's cap. */
   readonly workerCount: number;
   /** How a generate or inpaint run's batch splits across workers, or null to run whole in worker 0. */
