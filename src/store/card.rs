@@ -220,6 +220,13 @@ impl ModelCard {
         self.architecture.validate()?;
         self.parameterisation.validate()?;
         self.sampling.validate()?;
+        if self.parameterisation.is_consistency() {
+            for (field, named) in [("guide", &self.guide), ("classifier", &self.classifier)] {
+                if let Some(name) = named {
+                    return Err(ConfigError::invalid(field, format!("names `{name}`, but a consistency model takes no guidance: guide models and classifiers act on the scores of score models")));
+                }
+            }
+        }
         if self.parameterisation.is_consistency() != self.sampling.sampler.is_consistency() {
             let want = if self.parameterisation.is_consistency() { "`consistency`, the only sampler of a consistency model" } else { "a score model's sampler, not `consistency`" };
             return Err(ConfigError::invalid("sampling.sampler", format!("is `{}`, but the parameterisation is `{}`: it must be {want}", self.sampling.sampler.name(), self.parameterisation.name())));
@@ -252,7 +259,8 @@ mod tests {
     use crate::sampling::Sampler;
 
     /// A card's default sampler fits its kind of model: `consistency` for a consistency model and
-    /// only for one; the error names the field and both.
+    /// only for one; the error names the field and both. A consistency model names no guide model
+    /// (nor classifier): guidance acts on scores.
     #[test]
     fn the_default_sampler_fits_the_kind_of_model() {
         let arch = Architecture::Unet(UNetConfig { widths: vec![8], embed_dim: 8, ..Default::default() });
@@ -261,6 +269,10 @@ mod tests {
         assert!(err.contains("sampling.sampler") && err.contains("dpmpp-2m") && err.contains("`consistency`"), "{err}");
         card.sampling.sampler = Sampler::Consistency;
         card.validate().unwrap();
+        card.guide = Some("mnist-guide.json".into());
+        let err = card.validate().err().unwrap().to_string();
+        assert!(err.contains("`guide`") && err.contains("mnist-guide.json") && err.contains("consistency model"), "{err}");
+        card.guide = None;
         card.parameterisation = Parameterisation::Edm { sigma_data: 0.3 };
         assert!(card.validate().err().unwrap().to_string().contains("not `consistency`"));
     }

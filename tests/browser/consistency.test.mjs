@@ -1,0 +1,88 @@
+// A consistency model in the browser (the CPU build): the shipped network under the consistency
+// parameterisation, as `scorefield distill` starts its student, served by URL. The page offers its
+// one sampler; a run costs one network evaluation per step; inpainting keeps the known pixels
+// exactly; score samplers are refused by name, and so is a card that names a guide model
+// (guidance acts on scores).
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { ROOT, launch, openPage, serve } from './harness.mjs';
+
+let site;
+let files;
+let dir;
+let browser;
+
+before(async () => {
+  dir = mkdtempSync(path.join(os.tmpdir(), 'scorefield-consistency-'));
+  const card = JSON.parse(readFileSync(path.join(ROOT, 'www/models/mnist.json'), 'utf8'));
+  const student = {
+    ...card,
+    name: 'student',
+    weights: 'student.safetensors',
+    parameterisation: { type: 'consistency', sigma_data: card.parameterisation.sigma_data, sigma_min: card.sde.sigma_min },
+    sampling: { ...card.sampling, sampler: 'consistency' },
+    guide: undefined,
+    classifier: undefined,
+    likelihood_references: undefined,
+  };
+  writeFileSync(path.join(dir, 'student.json'), JSON.stringify(student));
+  // The same card naming the shipped guide model: refused, since guidance acts on scores.
+  writeFileSync(path.join(dir, 'guided-student.json'), JSON.stringify({ ...student, guide: 'mnist-guide.json' }));
+  writeFileSync(path.join(dir, 'student.safetensors'), readFileSync(path.join(ROOT, 'www/models/mnist.safetensors')));
+  files = await serve(['Access-Control-Allow-Origin: *'], dir);
+  site = await serve();
+  browser = await launch({ webgpu: false });
+});
+after(async () => {
+  await browser?.close();
+  site?.close();
+  files?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('a consistency model samples with its own sampler in one evaluation a step, inpaints, and refuses the rest', async () => {
+  const page = await openPage(browser, `${site.url}?backend=cpu&model=${encodeURIComponent(`${files.url}student.json`)}`);
+  await page.waitForFunction(() => document.getElementById('badge').dataset.backend || !document.getElementById('error').hidden, null, { timeout: 90_000 });
+  assert.equal(await page.$eval('#error', (e) => e.hidden), true, await page.$eval('#error', (e) => e.textContent));
+  const offered = await page.$$eval('#sampler option', (options) => options.map((o) => o.value));
+  assert.deepEqual(offered, ['consistency']);
+  const out = await page.evaluate(async () => {
+    const model = window.scorefield.model;
+    const spread = (data) => {
+      const mean = data.reduce((a, b) => a + b, 0) / data.length;
+      return Math.sqrt(data.reduce((a, b) => a + (b - mean) ** 2, 0) / data.length);
+    };
+    const one = await model.generate({ batch: 2, steps: 1, seed: 3 });
+    const three = await model.generate({ batch: 2, steps: 3, seed: 3 });
+    const per = one.data.length / 2;
+    const image = Array.from(three.data.slice(0, per), (v) => Math.min(1, Math.max(0, v)));
+    const mask = new Float32Array(per).fill(1).fill(0, 0, per >> 1); // keep the lower half
+    const filled = await model.inpaint({ batch: 1, steps: 2, seed: 5, image, mask });
+    const kept = image.every((v, i) => mask[i] === 0 || filled.data[i] === v);
+    const refuse = (options) => model.generate(options).then(() => null, (e) => ({ name: e.name, message: e.message }));
+    return {
+      evals: [one.evals, three.evals, filled.evals],
+      spread: [spread(one.data), spread(three.data)],
+      kept,
+      changed: filled.data.some((v, i) => mask[i] === 0 && v !== image[i]),
+      score: await refuse({ sampler: 'dpmpp-2m', steps: 2, batch: 1 }),
+    };
+  });
+  assert.deepEqual(out.evals, [1, 3, 2]);
+  assert.ok(out.spread.every((s) => s > 0.05), `samples are not blank: ${out.spread}`);
+  assert.ok(out.kept, 'the known pixels come back exactly');
+  assert.ok(out.changed, 'the masked pixels were generated');
+  assert.equal(out.score?.name, 'InvalidOptionError', JSON.stringify(out.score));
+  assert.match(out.score.message, /`dpmpp-2m`.*consistency model/);
+  assert.deepEqual(page.errors, []);
+  const guided = await page.evaluate(async (url) => {
+    const { RemoteModel } = await import('/client.js');
+    return new RemoteModel(url, 'cpu').load().then(() => null, (e) => ({ name: e.name, message: e.message }));
+  }, `${files.url}guided-student.json`);
+  assert.equal(guided?.name, 'ModelFileError', JSON.stringify(guided));
+  assert.match(guided.message, /`guide`.*consistency model/);
+  await page.close();
+});
