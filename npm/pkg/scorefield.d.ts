@@ -91,6 +91,8 @@ export interface ModelCard {
   dataset?: string;
   training?: Record<string, unknown>;
   metrics?: Record<string, unknown>;
+  /** The scorefield that wrote the card, e.g. `scorefield 0.1.0` (the package's `version`). */
+  written_by?: string;
   [key: string]: unknown;
 }
 

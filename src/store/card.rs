@@ -140,7 +140,14 @@ pub struct ModelCard {
     /// from the library's starting points.
     #[serde(default)]
     pub sampling: SamplingDefaults,
+    /// The scorefield that wrote the card (`scorefield 0.1.0`): every card written is stamped
+    /// with the writer's version ([`ModelCard::to_json`]); cards from before the stamp have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_by: Option<String>,
 }
+
+/// This build, as cards record their writer.
+pub const WRITER: &str = concat!("scorefield ", env!("CARGO_PKG_VERSION"));
 
 impl ModelCard {
     /// Whether `guide` can autoguide this model: the same noise levels (the SDE) and images, so
@@ -175,6 +182,7 @@ impl ModelCard {
             likelihood_references: None,
             guide: None,
             sampling: SamplingDefaults::default(),
+            written_by: None,
         }
     }
 
@@ -198,8 +206,9 @@ impl ModelCard {
         checked(value, ModelCard::validate)
     }
 
+    /// The card as written beside its weights, stamped with this build's version (`written_by`).
     pub fn to_json(&self) -> String {
-        pretty(self)
+        pretty(&ModelCard { written_by: Some(WRITER.into()), ..self.clone() })
     }
 
     /// Checks that the card agrees with itself.
@@ -275,5 +284,19 @@ mod tests {
         card.guide = None;
         card.parameterisation = Parameterisation::Edm { sigma_data: 0.3 };
         assert!(card.validate().err().unwrap().to_string().contains("not `consistency`"));
+    }
+
+    /// Every card written names the scorefield that wrote it (Cargo.toml's version); a card
+    /// without the stamp (written before it existed) still reads.
+    #[test]
+    fn written_cards_carry_the_writers_version() {
+        let arch = Architecture::Unet(UNetConfig { widths: vec![8], embed_dim: 8, ..Default::default() });
+        let card = ModelCard::new("m", arch, Parameterisation::Edm { sigma_data: 0.3 }, Sde::ve(40.0));
+        let text = card.to_json();
+        let read = ModelCard::from_json(&text).unwrap();
+        assert_eq!(read.written_by.as_deref(), Some(concat!("scorefield ", env!("CARGO_PKG_VERSION"))));
+        let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        value.as_object_mut().unwrap().remove("written_by");
+        assert_eq!(ModelCard::from_json(&value.to_string()).unwrap().written_by, None);
     }
 }
