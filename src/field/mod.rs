@@ -8,11 +8,14 @@
 //! ([`crate::mixture`]), so every picture shows what the method does, not what a network learned.
 
 pub mod learned;
+mod dynamics;
+mod presets;
 
-use std::str::FromStr;
+pub use dynamics::{Dynamics, DynamicsInfo};
+pub use presets::{Preset, PresetInfo};
+
 
 use burn::prelude::*;
-use serde::Serialize;
 
 use crate::error::{ConfigError, SampleError};
 use crate::mixture::Mixture;
@@ -56,95 +59,6 @@ pub fn sde(name: &str) -> Result<Sde, ConfigError> {
         "ve" => Ok(Sde::ve(FIELD_SIGMA_MAX)),
         "vp" => Ok(Sde::vp()),
         other => Err(ConfigError::invalid("sde", format!("is `{other}`; expected one of {}", SDES.join(", ")))),
-    }
-}
-
-/// The distributions a reader can pick.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Preset {
-    /// (1/5) N((−5, −5), I) + (4/5) N((5, 5), I): Song & Ermon 2019's example of Langevin
-    /// dynamics getting the weights wrong (§3.2.2, figure 3).
-    TwoModes,
-    /// Eight modes on a circle of radius 5, std 0.5, with weights alternating 2 : 1.
-    Ring,
-    /// Two interleaving half circles (256 points, smoothed).
-    Moons,
-    /// A two-turn spiral (256 points, smoothed).
-    Spiral,
-}
-
-/// A preset as the page and the widget describe it.
-#[derive(Clone, Debug, Serialize)]
-pub struct PresetInfo {
-    pub name: &'static str,
-    pub label: &'static str,
-    /// Whether the preset has a few modes whose shares the readout compares with their weights.
-    pub modes: bool,
-}
-
-impl Preset {
-    pub const ALL: [Preset; 4] = [Preset::TwoModes, Preset::Ring, Preset::Moons, Preset::Spiral];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Preset::TwoModes => "two-modes",
-            Preset::Ring => "ring",
-            Preset::Moons => "moons",
-            Preset::Spiral => "spiral",
-        }
-    }
-
-    pub fn info(self) -> PresetInfo {
-        let label = match self {
-            Preset::TwoModes => "Two modes, weights 1/5 and 4/5",
-            Preset::Ring => "A ring of eight modes",
-            Preset::Moons => "Two moons",
-            Preset::Spiral => "A spiral",
-        };
-        PresetInfo { name: self.name(), label, modes: matches!(self, Preset::TwoModes | Preset::Ring) }
-    }
-
-    pub fn mixture(self) -> Mixture {
-        let built = match self {
-            Preset::TwoModes => Mixture::new(vec![0.2, 0.8], vec![vec![-5.0, -5.0], vec![5.0, 5.0]], vec![1.0, 1.0]),
-            Preset::Ring => {
-                let angle = |k: usize| std::f64::consts::TAU * k as f64 / 8.0;
-                let means = (0..8).map(|k| vec![5.0 * angle(k).cos(), 5.0 * angle(k).sin()]).collect();
-                let weights = (0..8).map(|k| if k % 2 == 0 { 2.0 } else { 1.0 }).collect();
-                Mixture::new(weights, means, vec![0.5; 8])
-            }
-            Preset::Moons => {
-                let n = 128;
-                let theta = |i: usize| std::f64::consts::PI * i as f64 / (n - 1) as f64;
-                // The unit moons (cos θ, sin θ) and (1 − cos θ, ½ − sin θ), centred and scaled by 3.5.
-                let upper = (0..n).map(|i| vec![3.5 * (theta(i).cos() - 0.5), 3.5 * (theta(i).sin() - 0.25)]);
-                let lower = (0..n).map(|i| vec![3.5 * (0.5 - theta(i).cos()), 3.5 * (0.25 - theta(i).sin())]);
-                Mixture::from_points(upper.chain(lower).collect(), 0.25)
-            }
-            Preset::Spiral => {
-                let n = 256;
-                // r = 7 θ / θ_max over two turns, starting half a turn out.
-                let points = (0..n)
-                    .map(|i| {
-                        let theta = std::f64::consts::PI * (1.0 + 4.0 * i as f64 / (n - 1) as f64);
-                        let r = 7.0 * theta / (5.0 * std::f64::consts::PI);
-                        vec![r * theta.cos(), r * theta.sin()]
-                    })
-                    .collect();
-                Mixture::from_points(points, 0.25)
-            }
-        };
-        built.expect("the presets are valid mixtures")
-    }
-}
-
-impl FromStr for Preset {
-    type Err = ConfigError;
-    fn from_str(s: &str) -> Result<Self, ConfigError> {
-        Preset::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| {
-            let names: Vec<_> = Preset::ALL.iter().map(|p| p.name()).collect();
-            ConfigError::invalid("distribution", format!("is `{s}`; expected one of {}", names.join(", ")))
-        })
     }
 }
 
@@ -324,147 +238,6 @@ pub struct Grid {
     pub n: usize,
     pub density: Vec<f32>,
     pub score: Vec<f32>,
-}
-
-/// What moves the particles: Langevin dynamics at one noise level, or one of the samplers that run
-/// on a time grid (the predictor–corrector family: the others are the same ODE with other steps).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dynamics {
-    /// The forward SDE from data samples, t from 0 to T: what the samplers undo.
-    Forward,
-    /// x ← x + (α/2) ∇ log p_σ(x) + √α z at a fixed σ (Song & Ermon 2019, eq. 4), from uniform
-    /// noise over the view.
-    Langevin,
-    /// One of [`Dynamics::SAMPLERS`]; annealed Langevin starts from uniform noise as in Song &
-    /// Ermon 2019, the others from the SDE's prior.
-    Sampler(Sampler),
-}
-
-/// A dynamics as the page and the widget describe it.
-#[derive(Clone, Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DynamicsInfo {
-    pub name: &'static str,
-    pub label: &'static str,
-    pub paper: &'static str,
-    pub default_steps: usize,
-    pub default_corrector_steps: Option<usize>,
-    /// Where the particles start: `prior` (the SDE's p_T), `uniform` (over the view) or `data`.
-    pub start: &'static str,
-    /// Whether it runs at one noise level (`sigma`, `stepSize`).
-    pub fixed_sigma: bool,
-}
-
-impl Dynamics {
-    /// What the explainer runs first: the method whose picture fixes Langevin's failure.
-    pub const DEFAULT: Dynamics = Dynamics::Sampler(Sampler::AnnealedLangevin);
-
-    /// Every dynamics, in the order of the story: noising the data, Langevin, its annealed fix,
-    /// the reverse SDE, the probability-flow ODE.
-    pub const ALL: [Dynamics; 8] = [
-        Dynamics::Forward,
-        Dynamics::Langevin,
-        Dynamics::Sampler(Sampler::AnnealedLangevin),
-        Dynamics::Sampler(Sampler::EulerMaruyama),
-        Dynamics::Sampler(Sampler::PredictorCorrector),
-        Dynamics::Sampler(Sampler::ReverseDiffusion),
-        Dynamics::Sampler(Sampler::OdeHeun),
-        Dynamics::Sampler(Sampler::OdeEuler),
-    ];
-
-    pub fn info(self) -> DynamicsInfo {
-        let (label, paper, default_corrector_steps) = match self {
-            Dynamics::Forward => ("Forward SDE: data to noise", "Song et al. 2021, eq. 5", None),
-            Dynamics::Langevin => ("Langevin dynamics at one noise level", "Song & Ermon 2019, eq. 4", None),
-            Dynamics::Sampler(s) => {
-                let info = s.about();
-                let corrector = match s {
-                    Sampler::AnnealedLangevin => Some(crate::sampling::DEFAULT_ALD_STEPS_PER_LEVEL),
-                    Sampler::PredictorCorrector => Some(1),
-                    _ => None,
-                };
-                (info.label, info.paper, corrector)
-            }
-        };
-        DynamicsInfo {
-            name: self.name(),
-            label,
-            paper,
-            default_steps: self.default_steps(),
-            default_corrector_steps,
-            start: self.start().name(),
-            fixed_sigma: self == Dynamics::Langevin,
-        }
-    }
-
-    /// The samplers the explainer runs.
-    pub const SAMPLERS: [Sampler; 6] = [
-        Sampler::AnnealedLangevin,
-        Sampler::EulerMaruyama,
-        Sampler::PredictorCorrector,
-        Sampler::ReverseDiffusion,
-        Sampler::OdeHeun,
-        Sampler::OdeEuler,
-    ];
-
-    /// Where its particles start: the data for the forward SDE, uniformly over the view for
-    /// Langevin and annealed Langevin (as Song & Ermon 2019 start them), else the prior.
-    fn start(self) -> Start {
-        match self {
-            Dynamics::Forward => Start::Data,
-            Dynamics::Langevin | Dynamics::Sampler(Sampler::AnnealedLangevin) => Start::Uniform,
-            Dynamics::Sampler(_) => Start::Prior,
-        }
-    }
-
-    /// What to change when a run produced NaN or ±∞.
-    pub fn if_non_finite(self) -> &'static str {
-        match self {
-            Dynamics::Forward => "try more steps",
-            Dynamics::Langevin => "try a smaller stepSize",
-            Dynamics::Sampler(s) => s.if_non_finite(),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Dynamics::Forward => "forward",
-            Dynamics::Langevin => "langevin",
-            Dynamics::Sampler(s) => s.name(),
-        }
-    }
-
-    /// Steps a run starts with: Song & Ermon 2019's toy runs take 1,000 Langevin steps, and 10
-    /// levels of 100 steps from σ = 20 down to 1; the field's levels run from 50 to 0.01, so 20
-    /// levels keep as many in the band where the modes part (10 give the heavy mode 0.76 instead
-    /// of 0.8). The reverse SDE and the ODE run on fine grids: points are cheap.
-    pub fn default_steps(self) -> usize {
-        match self {
-            Dynamics::Langevin => 1000,
-            Dynamics::Forward => 500,
-            Dynamics::Sampler(Sampler::AnnealedLangevin) => 20,
-            Dynamics::Sampler(Sampler::OdeHeun) => 100,
-            Dynamics::Sampler(_) => 500,
-        }
-    }
-}
-
-impl FromStr for Dynamics {
-    type Err = SampleError;
-    fn from_str(s: &str) -> Result<Self, SampleError> {
-        match s {
-            "langevin" => return Ok(Dynamics::Langevin),
-            "forward" => return Ok(Dynamics::Forward),
-            _ => {}
-        }
-        match Dynamics::SAMPLERS.into_iter().find(|m| m.name() == s) {
-            Some(m) => Ok(Dynamics::Sampler(m)),
-            None => {
-                let names: Vec<_> = Dynamics::ALL.iter().map(|d| d.name()).collect();
-                Err(SampleError::invalid("sampler", format!("is `{s}`; the field runs {}", names.join(", "))))
-            }
-        }
-    }
 }
 
 /// A particle run's options; `None` fields take the dynamics' defaults.
