@@ -4,13 +4,12 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
-use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};
 use serde::{Deserialize, Serialize};
 
 use crate::data::Images;
-use crate::nn::layers::cross_entropy;
+use crate::train::classifier::Epochs;
 use crate::rng::SplitMix;
 
 /// The classifier's training settings.
@@ -111,30 +110,14 @@ impl Classifier {
 pub fn train_classifier(train: &Images, config: &ClassifierConfig, device: &Device) -> (Classifier, f64) {
     let ad = device.clone().autodiff();
     ad.seed(config.seed);
-    let mut model = config.init(&ad);
-    let mut optim = AdamConfig::new().init();
     let mut rng = SplitMix::new(config.seed);
-    let mut last_epoch_loss = f64::NAN;
-    for epoch in 0..config.epochs {
-        let lr = if 4 * epoch >= 3 * config.epochs { config.learning_rate / 10.0 } else { config.learning_rate };
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        rng.shuffle(&mut order);
-        let (mut sum, mut count) = (0.0, 0);
-        for idx in order.chunks(config.batch_size) {
-            let b = idx.len();
-            let pixels: Vec<f32> = idx.iter().flat_map(|&i| shifted(train.image(i), train.shape, config.max_shift, config.shift_fill, &mut rng)).collect();
-            let [c, h, w] = train.shape;
-            let x = Tensor::<4>::from_data(TensorData::new(pixels, [b, c, h, w]), &ad);
-            let labels: Vec<usize> = idx.iter().map(|&i| train.labels[i] as usize).collect();
-            let (_, logits) = model.forward(x);
-            let loss = cross_entropy(logits, &labels);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            sum += loss.into_scalar::<f32>() as f64;
-            count += 1;
-            model = optim.step(lr, model, grads);
-        }
-        last_epoch_loss = sum / count as f64;
-    }
+    let schedule = Epochs { epochs: config.epochs, batch_size: config.batch_size, learning_rate: config.learning_rate };
+    let [c, h, w] = train.shape;
+    let (model, last_epoch_loss) = schedule.fit(config.init(&ad), &train.labels, &mut rng, |model, idx, rng| {
+        let pixels: Vec<f32> = idx.iter().flat_map(|&i| shifted(train.image(i), train.shape, config.max_shift, config.shift_fill, rng)).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(pixels, [idx.len(), c, h, w]), &ad);
+        model.forward(x).1
+    }, |model| model, |_, _| {});
     (model.valid(), last_epoch_loss)
 }
 

@@ -2,6 +2,7 @@
 //! images, noised at σ drawn over the score model's range; its held-out accuracy against σ goes
 //! into its card.
 
+use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 
 use burn::prelude::*;
@@ -79,6 +80,42 @@ impl std::fmt::Display for SigmaDraw {
     }
 }
 
+/// The classifiers' schedule: `epochs` passes over the examples in shuffled mini-batches, Adam at
+/// `learning_rate` and at a tenth of it for the last quarter of the passes.
+pub struct Epochs {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f64,
+}
+
+impl Epochs {
+    /// Fits `model` to `labels` on the cross-entropy of the logits `logits(model, batch, rng)` gives
+    /// for a batch of example indices; `after_step` tidies the model after each update (frozen
+    /// features), `on_epoch(epoch, mean loss)` hears of each pass. Returns the model and the mean
+    /// loss of its last pass.
+    pub fn fit<M: Module>(&self, mut model: M, labels: &[u16], rng: &mut SplitMix, logits: impl Fn(&M, &[usize], &mut SplitMix) -> Tensor<2>, after_step: impl Fn(M) -> M, mut on_epoch: impl FnMut(usize, f64)) -> (M, f64) {
+        let mut optim = AdamConfig::new().init();
+        let mut last = f64::NAN;
+        for epoch in 0..self.epochs {
+            let lr = if 4 * epoch >= 3 * self.epochs { self.learning_rate / 10.0 } else { self.learning_rate };
+            let mut order: Vec<usize> = (0..labels.len()).collect();
+            rng.shuffle(&mut order);
+            let (mut sum, mut count) = (0.0, 0);
+            for idx in order.chunks(self.batch_size) {
+                let targets: Vec<usize> = idx.iter().map(|&i| labels[i] as usize).collect();
+                let loss = cross_entropy(logits(&model, idx, rng), &targets);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                sum += loss.into_scalar::<f32>() as f64;
+                count += 1;
+                model = after_step(optim.step(lr, model, grads));
+            }
+            last = sum / count as f64;
+            on_epoch(epoch + 1, last);
+        }
+        (model, last)
+    }
+}
+
 /// Training images as the score model's data: [B, C, H, W] in `range`, plus N(0, σ²) noise.
 fn noised(train: &Images, idx: &[usize], sigmas: &[f32], range: [f32; 2], rng: &mut SplitMix) -> Vec<f32> {
     let pixels: usize = train.shape.iter().product();
@@ -99,7 +136,7 @@ pub fn train(
     range: [f32; 2],
     config: &ClassifierTraining,
     device: &Device,
-    mut progress: impl FnMut(usize, f64),
+    progress: impl FnMut(usize, f64),
 ) -> Result<(NoisyClassifier, f64), ConfigError> {
     let t = &arch.trunk;
     if train.shape != [t.channels, t.height, t.width] {
@@ -111,30 +148,16 @@ pub fn train(
     let [c, h, w] = train.shape;
     let ad = device.clone().autodiff();
     ad.seed(config.seed);
-    let mut model = arch.init(&ad)?;
-    let mut optim = AdamConfig::new().init();
+    let model = arch.init(&ad)?;
     let mut rng = SplitMix::new(config.seed);
-    let mut last = f64::NAN;
-    for epoch in 0..config.epochs {
-        let lr = if 4 * epoch >= 3 * config.epochs { config.learning_rate / 10.0 } else { config.learning_rate };
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        rng.shuffle(&mut order);
-        let (mut sum, mut count) = (0.0, 0);
-        for idx in order.chunks(config.batch_size) {
-            let b = idx.len();
-            let sigmas = config.sigmas.draw(&mut rng, b, sigma_range);
-            let x = Tensor::<4>::from_data(TensorData::new(noised(train, idx, &sigmas, range, &mut rng), [b, c, h, w]), &ad);
-            let sigma = Tensor::<1>::from_data(TensorData::new(sigmas, [b]), &ad);
-            let labels: Vec<usize> = idx.iter().map(|&i| train.labels[i] as usize).collect();
-            let loss = cross_entropy(model.logits(x, sigma), &labels);
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            sum += loss.into_scalar::<f32>() as f64;
-            count += 1;
-            model = optim.step(lr, model, grads).with_frozen_features();
-        }
-        last = sum / count as f64;
-        progress(epoch + 1, last);
-    }
+    let schedule = Epochs { epochs: config.epochs, batch_size: config.batch_size, learning_rate: config.learning_rate };
+    let (model, last) = schedule.fit(model, &train.labels, &mut rng, |model, idx, rng| {
+        let b = idx.len();
+        let sigmas = config.sigmas.draw(rng, b, sigma_range);
+        let x = Tensor::<4>::from_data(TensorData::new(noised(train, idx, &sigmas, range, rng), [b, c, h, w]), &ad);
+        let sigma = Tensor::<1>::from_data(TensorData::new(sigmas, [b]), &ad);
+        model.logits(x, sigma)
+    }, NoisyClassifier::with_frozen_features, progress);
     Ok((model.valid(), last))
 }
 
