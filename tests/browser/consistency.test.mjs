@@ -86,3 +86,26 @@ test('a consistency model samples with its own sampler in one evaluation a step,
   assert.match(guided.message, /`guide`.*consistency model/);
   await page.close();
 });
+
+// A widget that named no sampler takes the model's default: for a consistency model its one
+// sampler (a score sampler would be refused and the widget end in `error`).
+test('the widget draws with a consistency model: its one sampler by default, one evaluation a step', async () => {
+  const page = await browser.newPage({ viewport: { width: 1000, height: 1600 } });
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e.message));
+  const url = `${files.url}student.json`;
+  const html = `<!doctype html><meta charset="utf-8"><link rel="icon" href="data:,"><script type="module" src="/score-field.js"></script>`
+    + `<score-field id="w" backend="cpu" model="${url}" steps="2" batch="2" seed="4" workers="1" controls="run"></score-field>`;
+  await page.route(`${site.url}host.html`, (route) => route.fulfill({ contentType: 'text/html', body: html }));
+  await page.goto(`${site.url}host.html`);
+  await page.waitForFunction(() => ['ready', 'done', 'error'].includes(document.getElementById('w').state), null, { timeout: 120_000 });
+  const out = await page.$eval('#w', async (w) => {
+    const result = await w.run();
+    return { state: w.state, evals: result?.evals, shape: result?.shape };
+  });
+  assert.equal(out.state, 'done', JSON.stringify(out));
+  assert.equal(out.evals, 2);
+  assert.deepEqual(out.shape, [2, 1, 28, 28]);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
