@@ -70,6 +70,16 @@ impl<'a> RunScore<'a> {
     }
 }
 
+/// The model as a score function, for what needs one besides sampling (`what`: the likelihood
+/// and the encoding into the prior integrate the probability-flow ODE of the score); a
+/// consistency model has none, and is refused by name.
+pub fn as_score<'a>(model: &'a ScoreModel, what: &str) -> Result<&'a ScoreModel, SampleError> {
+    if model.param.is_consistency() {
+        return Err(SampleError::invalid("model", format!("is a consistency model, which has no score: {what} needs a score model")));
+    }
+    Ok(model)
+}
+
 enum Kind {
     Score,
     Consistency,
@@ -116,6 +126,16 @@ mod tests {
         assert!(err.contains("`consistency`") && err.contains("score model") && err.contains("edm"), "{err}");
         let err = RunScore::new(&cm, Some((&edm, crate::sampling::autoguidance::Autoguidance::new(2.0))), None).err().unwrap().to_string();
         assert!(err.contains("consistency model") && err.contains("autoguidance"), "{err}");
+    }
+
+    /// What needs a score (the likelihood, the encoding into the prior) refuses a consistency
+    /// model, naming what it was asked for; a score model passes.
+    #[test]
+    fn a_consistency_model_has_no_score_to_integrate() {
+        let cm = model(Parameterisation::Consistency { sigma_data: 0.3, sigma_min: 0.002 });
+        let err = as_score(&cm, "the likelihood").err().unwrap().to_string();
+        assert!(err.contains("consistency model") && err.contains("the likelihood"), "{err}");
+        assert!(as_score(&model(Parameterisation::Edm { sigma_data: 0.3 }), "the likelihood").is_ok());
     }
 
     /// The boundary condition through a real (untrained, non-zero) network: f(x̂, σ_min) = x̂

@@ -10,6 +10,7 @@ use wasm_bindgen::prelude::*;
 use super::observer::{JsObserver, tensor_to_js};
 use super::options::{InterpolateRunOptions, LikelihoodRunOptions, PreviewOf, RunOptions, parse_options, pixels, take_numbers};
 use super::*;
+use crate::compose::as_score;
 
 #[wasm_bindgen(js_class = ScoreModel)]
 impl WebModel {
@@ -81,7 +82,7 @@ impl WebModel {
         let x = Tensor::<4>::from_data(TensorData::new(likelihood::dequantize(&pixels, range, likelihood_options.seed), [1, c, h, w]), &self.backend.device);
         let (mut observer, _guard) = self.observer(on_progress, options.run_id()?, preview_every, PreviewOf::X);
         let start = js_sys::Date::now();
-        let result = likelihood::log_likelihood(&self.model, &self.model.sde, x, &likelihood_options, &mut observer).await.map_err(|e| self.fail(e))?;
+        let result = likelihood::log_likelihood(as_score(&self.model, "the likelihood")?, &self.model.sde, x, &likelihood_options, &mut observer).await.map_err(|e| self.fail(e))?;
         let out = js_sys::Object::new();
         Reflect::set(&out, &"bitsPerDim".into(), &result.dequantized_bits_per_dim(range)[0].into()).ok();
         Reflect::set(&out, &"nats".into(), &result.logp[0].into()).ok();
@@ -119,7 +120,7 @@ impl WebModel {
         let x = Tensor::<4>::from_data(TensorData::new(images, [2, c, h, w]), &self.backend.device);
         let (mut observer, _guard) = self.observer(on_progress, options.run_id()?, preview_every, PreviewOf::X);
         let start = js_sys::Date::now();
-        let path = sampling::interpolate::interpolate(&self.model, &self.model.sde, x, frames, options.rtol, options.atol, &mut observer).await.map_err(|e| self.fail(e))?;
+        let path = sampling::interpolate::interpolate(as_score(&self.model, "interpolation through the prior")?, &self.model.sde, x, frames, options.rtol, options.atol, &mut observer).await.map_err(|e| self.fail(e))?;
         let (out, first_bad) = tensor_to_js(path.frames).await.map_err(|e| self.fail(WebError::run(e)))?;
         if let Some(i) = first_bad {
             return Err(WebError::new(ErrorName::NonFinite, format!("the interpolation produced a non-finite value (at index {i}); try a smaller rtol and atol")));

@@ -1,8 +1,8 @@
 // A consistency model in the browser (the CPU build): the shipped network under the consistency
 // parameterisation, as `scorefield distill` starts its student, served by URL. The page offers its
 // one sampler; a run costs one network evaluation per step; inpainting keeps the known pixels
-// exactly; score samplers are refused by name, and so is a card that names a guide model
-// (guidance acts on scores).
+// exactly; score samplers and the likelihood (which needs a score) are refused by name, and so is
+// a card that names a guide model (guidance acts on scores).
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -69,6 +69,7 @@ test('a consistency model samples with its own sampler in one evaluation a step,
       kept,
       changed: filled.data.some((v, i) => mask[i] === 0 && v !== image[i]),
       score: await refuse({ sampler: 'dpmpp-2m', steps: 2, batch: 1 }),
+      likelihood: await model.likelihood({ pixels: image.map((v) => Math.round(v * 255)), rtol: 1e-2, atol: 1e-2 }).then(() => null, (e) => ({ name: e.name, message: e.message })),
     };
   });
   assert.deepEqual(out.evals, [1, 3, 2]);
@@ -77,6 +78,9 @@ test('a consistency model samples with its own sampler in one evaluation a step,
   assert.ok(out.changed, 'the masked pixels were generated');
   assert.equal(out.score?.name, 'InvalidOptionError', JSON.stringify(out.score));
   assert.match(out.score.message, /`dpmpp-2m`.*consistency model/);
+  // The likelihood integrates the probability-flow ODE of a score, which a consistency model lacks.
+  assert.equal(out.likelihood?.name, 'InvalidOptionError', JSON.stringify(out.likelihood));
+  assert.match(out.likelihood.message, /consistency model.*the likelihood/);
   assert.deepEqual(page.errors, []);
   const guided = await page.evaluate(async (url) => {
     const { RemoteModel } = await import('/client.js');

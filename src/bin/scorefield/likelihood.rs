@@ -81,7 +81,7 @@ pub(crate) fn run(a: LikelihoodArgs) -> anyhow::Result<()> {
     for (chunk_index, chunk) in values.chunks(per_image * a.batch.max(1)).enumerate() {
         let n = chunk.len() / per_image;
         let x = Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [n, c, h, w]), &device);
-        let result = pollster::block_on(likelihood::log_likelihood(&model, &model.sde, x, &options, &mut scorefield::sampling::no_observer()))?;
+        let result = pollster::block_on(likelihood::log_likelihood(scorefield::compose::as_score(&model, "the likelihood")?, &model.sde, x, &options, &mut scorefield::sampling::no_observer()))?;
         let bpd = if quantized { result.dequantized_bits_per_dim(range) } else { result.bits_per_dim() };
         for (i, b) in bpd.iter().enumerate() {
             println!("image {}: {b:.4} bits/dim", chunk_index * a.batch.max(1) + i);
@@ -117,7 +117,7 @@ fn write_references(a: &LikelihoodArgs, card: &ModelCard, model: &scorefield::Sc
         let start = Instant::now();
         let values = likelihood::dequantize(&pixels, range, options.seed);
         let x = Tensor::<4>::from_data(TensorData::new(values, [1, c, h, w]), device);
-        let result = pollster::block_on(likelihood::log_likelihood(model, &model.sde, x, &options, &mut scorefield::sampling::no_observer())).map_err(|e| anyhow!("{name}: {e}"))?;
+        let result = pollster::block_on(likelihood::log_likelihood(scorefield::compose::as_score(model, "the likelihood")?, &model.sde, x, &options, &mut scorefield::sampling::no_observer())).map_err(|e| anyhow!("{name}: {e}"))?;
         let bits_per_dim = result.dequantized_bits_per_dim(range)[0];
         eprintln!("{name}: {bits_per_dim:.4} bits/dim ({} evaluations, {:.1}s)", result.evals, start.elapsed().as_secs_f64());
         references.push(Reference { name: name.into(), label, pixels, bits_per_dim, evals: result.evals });
