@@ -72,16 +72,28 @@ pub fn intervals(step: u64, total: u64, start: usize, end: usize) -> usize {
     n.min(end as u64) as usize
 }
 
+/// One value per image of a batch, [B].
+fn column(values: impl Iterator<Item = f64>, device: &Device) -> Tensor<1> {
+    let values: Vec<f32> = values.map(|v| v as f32).collect();
+    let b = values.len();
+    Tensor::from_data(TensorData::new(values, [b]), device)
+}
+
+/// The same, shaped [B, 1, 1, 1] to scale images.
+fn per_image(values: impl Iterator<Item = f64>, device: &Device) -> Tensor<4> {
+    let column = column(values, device);
+    let b = column.dims()[0];
+    column.reshape([b, 1, 1, 1])
+}
+
 /// The EDM denoiser or consistency function of a U-Net, c_skip·x + c_out·F(c_in·x, c_noise), with
 /// each image of the batch at its own σ.
 fn precondition(net: &UNet, x: Tensor<4>, coefs: &[Coefficients]) -> Tensor<4> {
-    let b = coefs.len();
     let device = x.device();
-    let column = |f: &dyn Fn(&Coefficients) -> f64| Tensor::<1>::from_data(TensorData::new(coefs.iter().map(|c| f(c) as f32).collect(), [b]), &device);
-    let c_skip = column(&|c| c.c_skip).reshape([b, 1, 1, 1]);
-    let c_out = column(&|c| c.c_out).reshape([b, 1, 1, 1]);
-    let c_in = column(&|c| c.c_in).reshape([b, 1, 1, 1]);
-    let out = net.forward(x.clone() * c_in, column(&|c| c.c_noise));
+    let c_skip = per_image(coefs.iter().map(|c| c.c_skip), &device);
+    let c_out = per_image(coefs.iter().map(|c| c.c_out), &device);
+    let c_in = per_image(coefs.iter().map(|c| c.c_in), &device);
+    let out = net.forward(x.clone() * c_in, column(coefs.iter().map(|c| c.c_noise), &device));
     x * c_skip + out * c_out
 }
 
@@ -167,19 +179,15 @@ impl Distiller {
         let model = self.student_model();
         let mut card = ModelCard::new(name, Architecture::Unet(self.arch.clone()), model.param, model.sde);
         card.sampling.sampler = Sampler::Consistency;
-        let sessions = self.log.sessions_to(self.step);
         card.training = TrainingRecord {
             steps: Some(self.step),
             images_seen: Some(self.images_seen()),
             batch_size: Some(self.config.batch_size),
             learning_rate: Some(self.config.learning_rate),
-            wall_time_s: Some((self.wall_time() * 10.0).round() / 10.0),
-            hardware: sessions.last().map(|s| s.hardware.clone()),
-            sessions: sessions.iter().map(|s| serde_json::to_value(s).expect("serialises")).collect(),
             final_loss: self.last_loss.is_finite().then_some(self.last_loss),
             seed: Some(self.config.seed),
             distilled_from: Some(self.teacher_card.clone()),
-            ..Default::default()
+            ..self.log.record(self.step)
         };
         card
     }
@@ -285,13 +293,11 @@ impl Distiller {
     /// down to `lo` (per image), outside the autodiff graph.
     fn teacher_step(&self, x: Tensor<4>, lo: &[f64], hi: &[f64]) -> Tensor<4> {
         let device = x.device();
-        let b = lo.len();
-        let per_image = |v: &[f64]| Tensor::<1>::from_data(TensorData::new(v.iter().map(|&s| s as f32).collect(), [b]), &device).reshape([b, 1, 1, 1]);
         let slope = |x: Tensor<4>, sigmas: &[f64]| {
             let d = precondition(&self.teacher, x.clone(), &sigmas.iter().map(|&s| edm_coefficients(s, self.sigma_data)).collect::<Vec<_>>());
-            (x - d) / per_image(sigmas)
+            (x - d) / per_image(sigmas.iter().copied(), &device)
         };
-        let step = per_image(&lo.iter().zip(hi).map(|(l, h)| l - h).collect::<Vec<_>>());
+        let step = per_image(lo.iter().zip(hi).map(|(l, h)| l - h), &device);
         let d1 = slope(x.clone(), hi);
         let euler = x.clone() + d1.clone() * step.clone();
         x + (d1 + slope(euler, lo)) * step * 0.5
@@ -302,8 +308,7 @@ impl Distiller {
         let [b, c, h, w] = y.dims();
         let (grid, picks) = self.draw_intervals(b);
         let (lo, hi): (Vec<f64>, Vec<f64>) = picks.iter().map(|&i| (grid[i], grid[i + 1])).unzip();
-        let column = |v: &[f64], device: &Device| Tensor::<1>::from_data(TensorData::new(v.iter().map(|&s| s as f32).collect(), [b]), device);
-        let x = y.clone() + self.noise.normal_like(&y) * column(&hi, &y.device()).reshape([b, 1, 1, 1]);
+        let x = y.clone() + self.noise.normal_like(&y) * per_image(hi.iter().copied(), &y.device());
         let x_hat = self.teacher_step(x.clone().without_autodiff(), &lo, &hi);
         // The target: the student itself at σ_i, without gradients (Song & Dhariwal 2023, §3.2).
         let consistency = |sigmas: &[f64]| sigmas.iter().map(|&s| consistency_coefficients(s, self.sigma_data, self.sigma_min)).collect::<Vec<_>>();
@@ -312,8 +317,7 @@ impl Distiller {
         let online = precondition(&self.student, x, &consistency(&hi));
         let huber_c = 0.00054 * ((c * h * w) as f64).sqrt();
         let distance = ((online - target).powi_scalar(2).sum_dims(&[1, 2, 3]).reshape([b]) + huber_c * huber_c).sqrt() - huber_c;
-        let weight = lo.iter().zip(&hi).map(|(l, h)| 1.0 / (h - l)).collect::<Vec<_>>();
-        (distance * column(&weight, &y.device())).mean()
+        (distance * column(lo.iter().zip(&hi).map(|(l, h)| 1.0 / (h - l)), &y.device())).mean()
     }
 
     /// One Adam step on the batch; returns its loss.

@@ -186,6 +186,18 @@ impl RunLog {
         self.session_start = Instant::now();
     }
 
+    /// The part of a card's training record the log knows, at `step`: wall time (to 0.1 s), the
+    /// latest session's hardware, every session.
+    pub fn record(&self, step: u64) -> crate::store::card::TrainingRecord {
+        let sessions = self.sessions_to(step);
+        crate::store::card::TrainingRecord {
+            wall_time_s: Some((self.wall_time() * 10.0).round() / 10.0),
+            hardware: sessions.last().map(|s| s.hardware.clone()),
+            sessions: sessions.iter().map(|s| serde_json::to_value(s).expect("serialises")).collect(),
+            ..Default::default()
+        }
+    }
+
     /// The sessions, the current one brought up to `step` and to now.
     pub fn sessions_to(&self, step: u64) -> Vec<Session> {
         let mut sessions = self.sessions.clone();
@@ -328,20 +340,16 @@ impl Trainer {
     /// the last loss and the seed (the CLI adds the command line; snapshots ship as they are).
     pub fn card(&self, name: &str) -> ModelCard {
         let mut card = ModelCard::new(name, Architecture::Unet(self.arch.clone()), Parameterisation::Edm { sigma_data: self.sigma_data }, self.sde);
-        let sessions = self.log.sessions_to(self.step);
         card.training = crate::store::card::TrainingRecord {
             steps: Some(self.step),
             images_seen: Some(self.images_seen()),
             batch_size: Some(self.config.batch_size),
             learning_rate: Some(self.config.learning_rate),
             ema_halflife_images: Some(self.config.ema_halflife_images),
-            wall_time_s: Some((self.wall_time() * 10.0).round() / 10.0),
-            hardware: sessions.last().map(|s| s.hardware.clone()),
-            sessions: sessions.iter().map(|s| serde_json::to_value(s).expect("serialises")).collect(),
             final_loss: self.last_loss.is_finite().then_some(self.last_loss),
             seed: Some(self.config.seed),
             learning_rate_schedule: Some(self.schedule_text()),
-            ..Default::default()
+            ..self.log.record(self.step)
         };
         card
     }
