@@ -276,6 +276,15 @@ impl DataSpec {
         })
     }
 
+    /// What one image of this set is called on the page (the model card's `subject`).
+    pub fn subject(&self) -> crate::store::Subject {
+        match self {
+            Self::Mnist => crate::store::Subject::new("digit", "digits"),
+            Self::Emoji { .. } => crate::store::Subject::new("emoji", "emoji"),
+            Self::Folder(_) => crate::store::Subject::default(),
+        }
+    }
+
     /// What a model card says of its training data.
     pub fn card_dataset(&self, training: &Images) -> String {
         let [c, h, w] = training.shape;

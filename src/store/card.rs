@@ -114,6 +114,10 @@ pub struct ModelCard {
     pub image: ImageSpec,
     #[serde(default)]
     pub dataset: Option<String>,
+    /// What one image of the model is called, for the page's and the widget's words ("16
+    /// digits", "16 emoji"); cards without it draw "images".
+    #[serde(default)]
+    pub subject: Subject,
     #[serde(default)]
     pub training: TrainingRecord,
     /// Measured numbers (bits/dim, sample-quality scores), free-form.
@@ -146,6 +150,28 @@ pub struct ModelCard {
     pub written_by: Option<String>,
 }
 
+/// The name of one of a model's images and of several, as a reader's sentence uses them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Subject {
+    pub one: String,
+    pub many: String,
+}
+
+impl Subject {
+    /// The longest name a card may give (the page puts it in buttons and headings).
+    pub const MAX_CHARS: usize = 40;
+
+    pub fn new(one: &str, many: &str) -> Self {
+        Self { one: one.into(), many: many.into() }
+    }
+}
+
+impl Default for Subject {
+    fn default() -> Self {
+        Self::new("image", "images")
+    }
+}
+
 /// This build, as cards record their writer.
 pub const WRITER: &str = concat!("scorefield ", env!("CARGO_PKG_VERSION"));
 
@@ -176,6 +202,7 @@ impl ModelCard {
             sde,
             image,
             dataset: None,
+            subject: Subject::default(),
             training: TrainingRecord::default(),
             metrics: BTreeMap::new(),
             classifier: None,
@@ -241,6 +268,11 @@ impl ModelCard {
             return Err(ConfigError::invalid("sampling.sampler", format!("is `{}`, but the parameterisation is `{}`: it must be {want}", self.sampling.sampler.name(), self.parameterisation.name())));
         }
         self.sde.validate()?;
+        for (field, word) in [("subject.one", &self.subject.one), ("subject.many", &self.subject.many)] {
+            if word.trim().is_empty() || word.chars().count() > Subject::MAX_CHARS || word.chars().any(char::is_control) {
+                return Err(ConfigError::invalid(field, format!("must be a word or two for the page's sentences (1 to {} characters, no control characters), got {word:?}", Subject::MAX_CHARS)));
+            }
+        }
         let i = &self.image;
         let [channels, height, width] = self.architecture.image_shape();
         for (field, card, arch) in [("image.channels", i.channels, channels), ("image.height", i.height, height), ("image.width", i.width, width)] {
@@ -298,5 +330,23 @@ mod tests {
         let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
         value.as_object_mut().unwrap().remove("written_by");
         assert_eq!(ModelCard::from_json(&value.to_string()).unwrap().written_by, None);
+    }
+
+    /// A card names its images for the page ("digit"/"digits"); without the field they are
+    /// "image"/"images"; an empty, over-long or control-character name is refused by field.
+    #[test]
+    fn the_subject_names_the_images() {
+        let arch = Architecture::Unet(UNetConfig { widths: vec![8], embed_dim: 8, ..Default::default() });
+        let mut card = ModelCard::new("m", arch, Parameterisation::Edm { sigma_data: 0.3 }, Sde::ve(40.0));
+        let mut value: serde_json::Value = serde_json::from_str(&card.to_json()).unwrap();
+        value.as_object_mut().unwrap().remove("subject");
+        assert_eq!(ModelCard::from_json(&value.to_string()).unwrap().subject, Subject::new("image", "images"));
+        card.subject = Subject::new("emoji", "emoji");
+        assert_eq!(ModelCard::from_json(&card.to_json()).unwrap().subject.many, "emoji");
+        for (one, many, field) in [(" ", "digits", "subject.one"), ("digit", &"x".repeat(41) as &str, "subject.many"), ("dig\nit", "digits", "subject.one")] {
+            card.subject = Subject::new(one, many);
+            let err = card.validate().err().unwrap().to_string();
+            assert!(err.contains(field), "{err}");
+        }
     }
 }

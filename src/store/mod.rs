@@ -9,7 +9,7 @@ pub mod safetensors;
 
 use burn::prelude::*;
 
-pub use card::{ImageSpec, ModelCard, TrainingRecord};
+pub use card::{ImageSpec, ModelCard, Subject, TrainingRecord};
 use crate::error::WeightsError;
 use crate::model::{Network, ScoreModel};
 pub use self::safetensors::{Dtype, fill, to_safetensors};

@@ -77,11 +77,12 @@ pub(crate) fn run(a: DistillArgs) -> anyhow::Result<()> {
     if distiller.step < until {
         distiller.begin_session(hardware(&device));
     }
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = crate::command_line();
     let name = out_stem(&a.out)?.to_string();
     let write_card = |d: &Distiller| -> anyhow::Result<()> {
         let mut card = d.card(&name);
         card.dataset = Some(d.data.card_dataset(&train_set));
+        card.subject = d.data.subject();
         card.training.command = Some(command.clone());
         if let Some(dir) = a.out.parent() {
             std::fs::create_dir_all(dir)?;

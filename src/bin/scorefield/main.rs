@@ -161,6 +161,12 @@ fn out_stem(out: &Path) -> anyhow::Result<&str> {
     out.file_stem().and_then(|s| s.to_str()).ok_or_else(|| anyhow::anyhow!("--out needs a file name like model.json"))
 }
 
+/// The command line of this run as a reader would type it (`scorefield …`, whatever the binary's
+/// file is called), for the model card's training record.
+fn command_line() -> String {
+    std::iter::once("scorefield".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ")
+}
+
 /// What machine trained the weights, for the model card.
 fn hardware(device: &Device) -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")

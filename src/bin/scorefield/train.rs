@@ -146,7 +146,7 @@ pub(crate) fn run(a: TrainArgs) -> anyhow::Result<()> {
         trainer.arch.flops_per_image() as f64 / 1e6,
         hardware(&device)
     );
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = crate::command_line();
     let write_card = |trainer: &Trainer| -> anyhow::Result<()> {
         let name = a.out.file_stem().and_then(|s| s.to_str()).unwrap_or("mnist");
         let mut card = trainer.card(name);
@@ -159,6 +159,7 @@ pub(crate) fn run(a: TrainArgs) -> anyhow::Result<()> {
             card.classifier = old.classifier;
         }
         card.dataset = Some(trainer.data.card_dataset(&train_set));
+        card.subject = trainer.data.subject();
         card.training.command = Some(command.clone());
         if let Some(dir) = a.out.parent() {
             std::fs::create_dir_all(dir)?;
