@@ -180,11 +180,12 @@ impl References {
 }
 
 /// A hand-drawn-looking scribble of `h`×`w` 8-bit pixels: a pen that wanders with a smoothly
-/// turning heading (turns ~ N(0, 0.3²) rad per half pixel), bouncing off a 4-pixel margin, drawn
-/// with a soft round nib about as wide as an MNIST stroke.
+/// turning heading (turns ~ N(0, 0.3²) rad per half pixel), bouncing off a 4-pixel margin (less
+/// on images under 17 pixels a side: a quarter of the side), drawn with a soft round nib about as
+/// wide as an MNIST stroke.
 pub fn scribble(h: usize, w: usize, seed: u64) -> Vec<u8> {
     let mut rng = crate::rng::SplitMix::new(crate::rng::mix(seed ^ 0x7363_7269_6262_6c65));
-    let margin = 4.0;
+    let margin = 4.0f64.min((h.min(w) as f64 - 1.0) / 4.0);
     let (lo_x, hi_x, lo_y, hi_y) = (margin, w as f64 - 1.0 - margin, margin, h as f64 - 1.0 - margin);
     let mut x = lo_x + rng.uniform() * (hi_x - lo_x);
     let mut y = lo_y + rng.uniform() * (hi_y - lo_y);

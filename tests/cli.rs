@@ -296,6 +296,23 @@ fn a_folder_of_pictures_trains_and_samples() {
     let (shape, _) = io::read_npy(&npy).unwrap();
     assert_eq!(shape, [2, 3, 8, 8]);
 
+    // The page's likelihood references of this model: a held-out picture named by the card's
+    // subject and its class, and a scribble in the data's colours (dark ink on the white the
+    // pictures were composited on), each with its bits/dim.
+    let refs = dir.join("mine-likelihood.json");
+    let (ok, _, stderr) = run(bin().args(["likelihood", "--model"]).arg(&card).arg("--references").arg(&refs).arg("--data").arg(&pictures).args(["--side", "8"]));
+    assert!(ok, "{stderr}");
+    let refs: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&refs).unwrap()).unwrap();
+    let list = refs["images"].as_array().unwrap();
+    let names: Vec<&str> = list.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["held-out", "scribble", "noise"]);
+    let label = list[0]["label"].as_str().unwrap();
+    assert!(label.starts_with("a held-out image (") && (label.contains("cats") || label.contains("dogs")), "{label}");
+    let scribble: Vec<u64> = list[1]["pixels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(scribble.len(), 3 * 8 * 8);
+    assert!([0, 64, 128].iter().all(|&corner| scribble[corner] == 255) && scribble.iter().any(|&v| v < 128), "dark ink on white: {scribble:?}");
+    assert!(list.iter().all(|r| r["bits_per_dim"].as_f64().is_some_and(f64::is_finite)));
+
     let student = dir.join("mine-cm.json");
     let distill = |extra: &[&str]| {
         let (ok, stdout, stderr) = run(bin().arg("distill").args(extra).arg("--data").arg(&pictures).args(["--side", "8", "--checkpoint"]).arg(dir.join("ckpt-cm")).arg("--out").arg(&student));

@@ -112,7 +112,8 @@ fn probes_are_reproducible_rademacher_signs() {
 }
 
 /// The generated reference images: the scribble is a stroke (between 3 % and 30 % of the pixels
-/// inked, some fully), the same for a seed; the noise covers 0..=255 with mean near 127.5.
+/// inked, some fully) on images of any size down to 1×1, the same for a seed; the noise covers
+/// 0..=255 with mean near 127.5.
 #[test]
 fn reference_images_are_reproducible() {
     let s = likelihood::scribble(28, 28, 0);
@@ -120,18 +121,28 @@ fn reference_images_are_reproducible() {
     let inked = s.iter().filter(|&&p| p > 127).count() as f64 / s.len() as f64;
     assert!((0.03..0.30).contains(&inked), "inked share {inked}");
     assert!(s.contains(&255));
+    for side in [1, 8, 32] {
+        let s = likelihood::scribble(side, side, 0);
+        assert!(s.len() == side * side && s.contains(&255), "{side}×{side}");
+    }
     let n = likelihood::uniform_noise(784 * 10, 0);
     let mean = n.iter().map(|&p| p as f64).sum::<f64>() / n.len() as f64;
     assert!((mean - 127.5).abs() < 4.0 * 73.9 / (n.len() as f64).sqrt(), "noise mean {mean}");
 }
 
-/// The shipped reference likelihoods (the page's "how likely is this digit?") belong to the
-/// shipped weights and were measured with the options the page sends: stale
+/// The shipped reference likelihoods of each model (the page's "how likely is this digit?")
+/// belong to its shipped weights and were measured with the options the page sends: stale
 /// values after new weights, or other options, fail here.
 #[test]
 fn shipped_references_match_the_shipped_weights() {
+    for model in ["mnist.json", "emoji.json"] {
+        references_match_weights(model);
+    }
+}
+
+fn references_match_weights(model: &str) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www/models");
-    let card = ModelCard::from_json(&std::fs::read_to_string(dir.join("mnist.json")).unwrap()).unwrap();
+    let card = ModelCard::from_json(&std::fs::read_to_string(dir.join(model)).unwrap()).unwrap();
     let name = card.likelihood_references.as_deref().expect("the shipped card names its likelihood references");
     let refs: References = serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap();
     assert_eq!((refs.format.as_str(), refs.version), (likelihood::REFERENCES_FORMAT, likelihood::REFERENCES_VERSION));

@@ -22,14 +22,15 @@ pub(crate) struct LikelihoodArgs {
     /// pixels, uniformly dequantised).
     #[arg(long, required_unless_present = "references", conflicts_with = "references")]
     images: Option<PathBuf>,
-    /// Instead of `--images`: measure the page's reference images (a held-out digit, a scribble,
-    /// noise), one solve each with the library's options (which the page sends), and write them
-    /// with their bits/dim to this JSON file (the card's `likelihood_references`).
+    /// Instead of `--images`: measure the page's reference images (a held-out image of the
+    /// model's training data, a scribble, noise), one solve each with the library's options
+    /// (which the page sends), and write them with their bits/dim to this JSON file (the card's
+    /// `likelihood_references`).
     #[arg(long)]
     references: Option<PathBuf>,
-    /// The MNIST cache of `--references` (default: `scorefield data`'s).
-    #[arg(long)]
-    cache: Option<PathBuf>,
+    /// The training data of `--references`, whose held-out image is the first reference.
+    #[command(flatten)]
+    data: super::data::DataChoice,
     /// RK45 relative tolerance of the probability-flow ODE.
     #[arg(long, default_value_t = LikelihoodOptions::default().rtol)]
     rtol: f64,
@@ -99,17 +100,18 @@ pub(crate) fn run(a: LikelihoodArgs) -> anyhow::Result<()> {
 /// is noticed.
 fn write_references(a: &LikelihoodArgs, card: &ModelCard, model: &scorefield::ScoreModel, out: &Path, device: &Device) -> anyhow::Result<()> {
     let [c, h, w] = card.image_shape();
-    if c != 1 || [h, w] != [scorefield::data::mnist::SIDE; 2] {
-        return Err(anyhow!("--references needs an MNIST-shaped model (1×28×28); this one is {c}×{h}×{w}"));
+    let spec = a.data.spec()?;
+    let (_, held) = spec.load_split(&a.data.cache())?;
+    if held.shape != [c, h, w] || held.is_empty() {
+        return Err(anyhow!("--data {}: its held-out images are {:?} ({}), the model makes {:?}", a.data.name, held.shape, held.len(), [c, h, w]));
     }
-    let digits = scorefield::data::mnist::load_or_fetch(&a.cache.clone().unwrap_or_else(scorefield::data::cache_dir))?;
-    let (_, held) = scorefield::data::mnist::split(&digits);
     let options = LikelihoodOptions::default();
     let range = card.image.range;
-    let digit = HELD_OUT_REFERENCE;
+    let i = held.len() * HELD_OUT_REFERENCE_PERMILLE / 1000;
+    let class = held.classes.get(held.labels[i] as usize).map_or(String::new(), |k| format!("{k}, "));
     let images = [
-        ("held-out", format!("a held-out {} (not trained on)", held.labels[digit]), held.image(digit).to_vec()),
-        ("scribble", "a scribble".to_string(), likelihood::scribble(h, w, options.seed)),
+        ("held-out", format!("a held-out {} ({class}not trained on)", card.subject.one), held.image(i).to_vec()),
+        ("scribble", "a scribble".to_string(), scribble_on(&held, options.seed)),
         ("noise", "uniform noise".to_string(), likelihood::uniform_noise(c * h * w, options.seed)),
     ];
     let mut references = Vec::new();
@@ -129,5 +131,17 @@ fn write_references(a: &LikelihoodArgs, card: &ModelCard, model: &scorefield::Sc
     Ok(())
 }
 
-/// The held-out digit the page offers (index into the class-ordered held-out set: a 7).
-const HELD_OUT_REFERENCE: usize = 700;
+/// Which held-out image the page offers, as a share (‰) of the class-ordered held-out set: for
+/// the MNIST digits, image 700 of 1,000, a 7.
+const HELD_OUT_REFERENCE_PERMILLE: usize = 700;
+
+/// The scribble reference in the data's colours: a stroke of ink in every channel, light on a
+/// dark background (the digits) or dark on a light one (the emoji, most pictures), whichever the
+/// held-out images' corner pixels say.
+fn scribble_on(held: &scorefield::data::Images, seed: u64) -> Vec<u8> {
+    let [c, h, w] = held.shape;
+    let corners: f64 = (0..held.len()).map(|i| held.image(i)[0] as f64).sum::<f64>() / held.len() as f64;
+    let ink = likelihood::scribble(h, w, seed);
+    let plane: Vec<u8> = if corners > 127.5 { ink.iter().map(|v| 255 - v).collect() } else { ink };
+    plane.repeat(c)
+}
