@@ -137,8 +137,9 @@ ENGINE_PACKAGES="firefox-esr webkit2gtk-driver xvfb"
 
 # Everything a static host needs for the widget, flat: the modules, pkg/ beside them, the models.
 WIDGET_FILES="score-field.js widget-attributes.js widget-controls.js widget-style.js mode.js mode-generate.js live-inpaint.js mode-trajectory.js mode-interpolate.js mode-likelihood.js field-view.js field-draw.js field-learn.js client.js protocol.js worker.js render.js painter.js example-post.html"
-# The shipped model, its guide, its classifier and its reference likelihoods.
-MODEL_FILES="mnist.json mnist.safetensors mnist-guide.json mnist-guide.safetensors mnist-classifier.json mnist-classifier.safetensors mnist-likelihood.json"
+# The shipped models: the digits with their guide, classifier and reference likelihoods; the emoji
+# with their classifier and reference likelihoods.
+MODEL_FILES="mnist.json mnist.safetensors mnist-guide.json mnist-guide.safetensors mnist-classifier.json mnist-classifier.safetensors mnist-likelihood.json emoji.json emoji.safetensors emoji-classifier.json emoji-classifier.safetensors emoji-likelihood.json"
 cmd_dist() {
   build_wasm
   write_dist
@@ -175,11 +176,12 @@ cmd_package() {
 # The shipped network (the EDM U-Net) and the first network (mnist-ncsn) as ONNX, for ONNX Runtime
 # Web in the benchmark page (not committed: written from the model files).
 export_onnx() {
-  log "exporting www/models/mnist.onnx and www/models/mnist-ncsn.onnx"
+  log "exporting www/models/mnist.onnx, www/models/mnist-ncsn.onnx and www/models/emoji.onnx"
   cargo build --release --features "$NATIVE_FEATURES" --bin scorefield
   local bin="$CARGO_TARGET_DIR/release/scorefield"
   "$bin" export-onnx --model www/models/mnist.json --out www/models/mnist.onnx
   "$bin" export-onnx --model www/models/mnist-ncsn.json --out www/models/mnist-ncsn.onnx
+  "$bin" export-onnx --model www/models/emoji.json --out www/models/emoji.onnx
 }
 
 cmd_bench() {

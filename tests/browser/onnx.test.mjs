@@ -20,10 +20,11 @@ after(async () => {
   site?.close();
 });
 
-// The shipped network (the EDM U-Net) and the first network (ncsn); ./build.sh browser-test
-// writes both ONNX files.
+// The shipped networks (the EDM U-Net of the digits, and of the colour emoji: its channels and
+// size from the card) and the first network (ncsn); ./build.sh browser-test writes the ONNX files.
 const MODELS = [
   ['the shipped EDM U-Net', 'models/mnist.json', 'models/mnist.onnx'],
+  ['the emoji U-Net (3×32×32)', 'models/emoji.json', 'models/emoji.onnx'],
   ['the first network (ncsn)', 'models/mnist-ncsn.json', 'models/mnist-ncsn.onnx'],
 ];
 for (const [label, model, onnx] of MODELS) for (const backend of ['cpu', 'webgpu']) {
