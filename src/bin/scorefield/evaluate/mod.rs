@@ -302,11 +302,10 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         let Run { options, guidance, autoguidance } = parse_run(spec, a.seed)?;
         options.validate(&model.sde).map_err(|e| anyhow!("run `{spec}`: {e}"))?;
         if guidance.is_some() && guide.is_none() {
-            if a.batch % 10 != 0 {
-                return Err(anyhow!("run `{spec}`: --batch must be a multiple of 10 for guided runs (sample i is drawn for class i mod 10)"));
-            }
             guide = Some(super::sample::load_classifier(&a.model, &card, a.classifier.as_deref(), &device).map_err(|e| anyhow!("run `{spec}`: {e}"))?);
         }
+        let classes = guide.as_ref().map_or(0, |g| g.classes());
+        let guidance = guidance.map(|g| spec::every_class(g, classes));
         if autoguidance.is_some() && worse.is_none() {
             let path = a.guide_model.as_ref().ok_or_else(|| anyhow!("run `{spec}`: `ag=` needs --guide-model, the worse model"))?;
             let (worse_card, worse_model) = super::load(path, &device).map_err(|e| anyhow!("run `{spec}`: {e}"))?;
@@ -340,7 +339,7 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         let memorisation = evaluate::memorisation(&nearest, &held_nearest, NEAR_COPY_QUANTILE);
         let requested_class = guidance.as_ref().map(|_| {
             let labels = predictions.labels();
-            labels.iter().enumerate().filter(|&(i, &y)| y == i % 10).count() as f64 / labels.len() as f64
+            labels.iter().enumerate().filter(|&(i, &y)| y == i % classes).count() as f64 / labels.len() as f64
         });
         let grid = format!("{}.png", spec.replace(':', "-"));
         let first = Batch { shape: [100, c, h, w], data: pixels[..100 * per].to_vec() };
@@ -404,7 +403,7 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use scorefield::sampling::{Sampler, guidance};
+    use scorefield::sampling::{Sampler, guidance::{self, Guidance}};
     use super::*;
 
     /// The committed reference classifier loads as the evaluation's configuration; a file that
@@ -439,7 +438,12 @@ mod tests {
         let guided = parse_run("dpmpp-2m:10:guidance=2.5", 0).unwrap().guidance;
         assert_eq!(guided.map(|g| (g.scale, g.max_sigma)), Some((2.5, guidance::DEFAULT_GUIDANCE_MAX_SIGMA)));
         let bounded = parse_run("dpmpp-2m:10:guidance=2:gmax=5", 0).unwrap().guidance;
-        assert_eq!(bounded.map(|g| g.max_sigma), Some(5.0));
+        assert_eq!(bounded.clone().map(|g| g.max_sigma), Some(5.0));
+        // Every class of the classifier in turn, nine for the emoji; a batch starting at sample
+        // 12 starts at class 12 mod 9 = 3.
+        let nine = spec::every_class(bounded.unwrap(), 9);
+        assert_eq!((nine.classes, nine.max_sigma), ((0..9).collect::<Vec<_>>(), 5.0));
+        assert_eq!(spec::every_class(Guidance::new(vec![0], 2.0), 9).from_sample(12).classes[0], 3);
         assert!(parse_run("dpmpp-2m:10:gmax=5", 0).unwrap_err().to_string().contains("give `guidance`"));
         assert!(parse_run("dpmpp-2m:10:guidance=1:gmin=5:gmax=2", 0).unwrap_err().to_string().contains("guidanceMinSigma"));
         assert!(parse_run("dpmpp-2m:10:guidance=-1", 0).unwrap_err().to_string().contains("guidance"));

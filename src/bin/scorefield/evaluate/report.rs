@@ -171,7 +171,7 @@ pub(super) fn report(r: &Results) -> String {
     }
     let guided: Vec<&RunResult> = r.runs.iter().filter(|run| run.guidance.is_some()).collect();
     if !guided.is_empty() {
-        out += "Guided runs (sample i drawn for class i mod 10):\n\n| run | guidance w | at σ in | of the requested class | confident > 0.9 | Fréchet | evals/sample | seconds |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
+        out += "Guided runs (sample i drawn for class i mod K, the classifier's K classes):\n\n| run | guidance w | at σ in | of the requested class | confident > 0.9 | Fréchet | evals/sample | seconds |\n|---|---:|---:|---:|---:|---:|---:|---:|\n";
         for run in guided {
             out += &format!(
                 "| `{}` | {} | {} | {:.1}% | {:.1}% | {:.2} | {:.0} | {:.0} |\n",

@@ -17,7 +17,8 @@ pub(super) struct Run {
 /// `em:1000`, `pc:200`, `ode-rk45:1e-5`, `ald:10x100`, or any sampler name with a step count;
 /// then optionally `:churn=S`, `:tmin=A`, `:tmax=B`, `:snoise=N` (`edm-heun`'s S_churn, S_tmin,
 /// S_tmax, S_noise), `:snr=R` (`pc`), `:rho=P` (the Karras grid) or
-/// `:guidance=W` (classifier guidance at scale W, sample i drawn for class i mod 10) with
+/// `:guidance=W` (classifier guidance at scale W, sample i drawn for class i mod K, the
+/// classifier's K classes: [`every_class`]) with
 /// `:gmin=A` and `:gmax=B` (guidance only at A < σ ≤ B; defaults `guidance::DEFAULT_GUIDANCE_MIN_SIGMA`
 /// and `DEFAULT_GUIDANCE_MAX_SIGMA`), or `:ag=W` (autoguidance by `--guide-model` at weight W)
 /// with `:agmin=A` and `:agmax=B` (only at A < σ ≤ B; defaults `autoguidance::DEFAULT_AUTOGUIDANCE_MIN_SIGMA`
@@ -72,12 +73,13 @@ pub(super) fn parse_run(spec: &str, seed: u64) -> anyhow::Result<Run> {
     options.validate(&scorefield::Sde::ve(1.0)).map_err(|e| bad(&e.to_string()))?;
     let guidance = match guidance {
         Some(scale) => {
+            // Class 0 until the classifier is known (every_class cycles through its classes).
             let g = Guidance {
                 min_sigma: min_sigma.unwrap_or(guidance::DEFAULT_GUIDANCE_MIN_SIGMA),
                 max_sigma: max_sigma.unwrap_or(guidance::DEFAULT_GUIDANCE_MAX_SIGMA),
-                ..every_class(scale)
+                ..Guidance::new(vec![0], scale)
             };
-            g.validate(10).map_err(|e| bad(&e.to_string()))?;
+            g.validate(1).map_err(|e| bad(&e.to_string()))?;
             Some(g)
         }
         None if min_sigma.is_some() || max_sigma.is_some() => return Err(bad("`gmin` and `gmax` bound the guidance: give `guidance` too")),
@@ -94,8 +96,9 @@ pub(super) fn parse_run(spec: &str, seed: u64) -> anyhow::Result<Run> {
     Ok(Run { options, guidance, autoguidance })
 }
 
-/// Guidance to each class in turn: sample i of a run is drawn for class i mod 10 (every batch of
-/// the run is a multiple of 10, so the cycle runs on across batches).
-pub(super) fn every_class(scale: f64) -> Guidance {
-    Guidance::new((0..10).collect(), scale)
+/// The guidance of a run to each of the classifier's `classes` in turn: sample i of the run is
+/// drawn for class i mod `classes` (each batch starts where its first sample's class is,
+/// [`Guidance::from_sample`]).
+pub(super) fn every_class(guidance: Guidance, classes: usize) -> Guidance {
+    Guidance { classes: (0..classes).collect(), ..guidance }
 }
