@@ -1,4 +1,4 @@
-// <score-field mode="likelihood">: bits/dim of a digit the reader draws (or one of the model's
+// <score-field mode="likelihood">: bits/dim of an image the reader draws (or one of the model's
 // reference images) through the probability-flow ODE, with x(t) on its way to the prior, beside
 // the reference values the CLI measured (the card's likelihood_references). Without references
 // (the card names none, or the file is broken) it measures drawings alone, and says so.
@@ -6,6 +6,7 @@ import { likelihoodReferences } from './client.js';
 import { Mode } from './mode.js';
 import { fromPixels, toPixels } from './painter.js';
 import { drawFrames, fitScale } from './render.js';
+import { subjectOf } from './subject.js';
 
 // Frames shown of the path to the prior.
 const PATH_FRAMES = 9;
@@ -27,8 +28,8 @@ export class Likelihood extends Mode {
 
   build(ui, el) {
     const side = this.widget.side;
-    ui.source = el('canvas', { class: 'source', part: 'canvas source', width: side, height: side, role: 'img', 'aria-label': 'the digit to measure; draw on it' });
-    ui.views.prepend(el('div', { class: 'view' }, ui.source, el('div', { class: 'caption', text: 'draw a digit' })));
+    ui.source = el('canvas', { class: 'source', part: 'canvas source', width: side, height: side, role: 'img', 'aria-label': 'the image to measure; draw on it' });
+    ui.views.prepend(el('div', { class: 'view' }, ui.source, el('div', { class: 'caption', text: 'draw on it' })));
     ui.output.append(el('div', { class: 'caption', text: 'x(t) on its way to the prior' }));
     // A button per reference image once the model has loaded, and Blank.
     ui.references = el('span', { class: 'references' });
@@ -37,11 +38,12 @@ export class Likelihood extends Mode {
     ui.blank.addEventListener('click', () => this.setSource(null, 'a blank image'));
   }
 
-  /** A drawing canvas, the reference images as buttons, the held-out digit to start from. */
+  /** A drawing canvas, the reference images as buttons, the first of them to start from. */
   async loaded() {
     const w = this.widget;
     const ui = w.ui;
     this.painter = w.painter(ui.source);
+    ui.source.setAttribute('aria-label', `the ${subjectOf(w.info.card).one} to measure; draw on it`);
     this.painter.tool = 'draw';
     this.painter.radius = 1.5;
     this.painter.onchange = () => (this.origin = 'your drawing');
@@ -58,7 +60,8 @@ export class Likelihood extends Mode {
       return button;
     }));
     if (references.length) this.setSource(references[0].pixels, references[0].label);
-    ui.status.textContent = 'draw a digit or pick one, then Measure';
+    else this.origin = 'a blank image';
+    ui.status.textContent = references.length ? 'draw, or pick a reference image, then Measure' : 'draw on the image, then Measure';
     return false;
   }
 

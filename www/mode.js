@@ -6,7 +6,7 @@
 export class Mode {
   /** The Run button's text. */
   static label = 'Run';
-  /** Whether it draws with a sampler: then the sampler, steps, seed, batch and digit controls
+  /** Whether it draws with a sampler: then the sampler, steps, seed, batch and class controls
    * apply, and a run with fewer steps than the sampler's floor is refused. */
   static samples = true;
   /** Controls it never shows. */

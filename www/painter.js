@@ -3,22 +3,28 @@
 // (1 = keep). Every stroke can be undone; `onstrokeend` hears when one ends (live-inpaint.js).
 
 export class Painter {
-  constructor(canvas, { channels = 1, height = 28, width = 28, range = [0, 1] } = {}) {
+  constructor(canvas, image = {}) {
     this.canvas = canvas;
-    this.shape = [1, channels, height, width];
-    this.range = range;
-    this.image = new Float32Array(channels * height * width).fill(range[0]);
-    this.painted = new Uint8Array(height * width);
     this.tool = 'mask'; // 'mask' | 'erase' (the mask) | 'draw' | 'rub' (the ink)
     this.radius = 2;
-    this.history = [];
     this.onchange = () => {};
     this.onstrokeend = () => {};
-    this.stroke = null;
     canvas.style.touchAction = 'none';
     canvas.addEventListener('pointerdown', (e) => this.down(e));
     canvas.addEventListener('pointermove', (e) => this.move(e));
     for (const type of ['pointerup', 'pointercancel', 'lostpointercapture']) canvas.addEventListener(type, () => this.up());
+    this.reshape(image);
+  }
+
+  /** A blank image of another model's shape ({channels, height, width, range}: its card's
+   * `image`), with no mask and no history: the page keeps its painters when the model changes. */
+  reshape({ channels = 1, height = 28, width = 28, range = [0, 1] } = {}) {
+    this.shape = [1, channels, height, width];
+    this.range = range;
+    this.image = new Float32Array(channels * height * width).fill(range[0]);
+    this.painted = new Uint8Array(height * width);
+    this.history = [];
+    this.stroke = null;
     this.render();
   }
 

@@ -23,6 +23,7 @@ import { Likelihood } from './mode-likelihood.js';
 import { Trajectory } from './mode-trajectory.js';
 import { Painter } from './painter.js';
 import { drawGrid, fitScale } from './render.js';
+import { counted, nameSubject } from './subject.js';
 import { readChoice, readSettings, stepsProblem } from './widget-attributes.js';
 import { Controls } from './widget-controls.js';
 import { STYLE } from './widget-style.js';
@@ -65,7 +66,7 @@ export class ScoreField extends HTMLElement {
   #info = null; // the model's description (RemoteModel.load); field mode: Field2D.describe()
   #controls = null; // the shared controls (widget-controls.js)
   #loading = null;
-  #running = false; // a task (a run, or inpaint's New digit) is in the worker
+  #running = false; // a task (a run, or inpaint's New image) is in the worker
   #run = null; // {cancelled}: the run() in progress, from its call to its end
   #result = null;
   #visible = null; // IntersectionObserver
@@ -208,7 +209,7 @@ export class ScoreField extends HTMLElement {
       get model() { return element.#model; },
       get settings() { return element.settings; },
       options: () => this.#controls.options(),
-      /** The element's run() and cancel(), and whether a run (or New digit) is in progress. */
+      /** The element's run() and cancel(), and whether a run (or New image) is in progress. */
       run: () => this.run(),
       cancel: () => this.cancel(),
       get busy() { return element.#run !== null || element.#running; },
@@ -218,10 +219,7 @@ export class ScoreField extends HTMLElement {
       refuse: (message) => this.#refuse(message),
       setState: (state) => this.#setState(state),
       /** A painter on `canvas` for the model's images (painter.js). */
-      painter: (canvas) => {
-        const image = this.#info.card.image;
-        return new Painter(canvas, { channels: image.channels, height: image.height, width: image.width, range: image.range });
-      },
+      painter: (canvas) => new Painter(canvas, this.#info.card.image),
     };
   }
 
@@ -261,7 +259,7 @@ export class ScoreField extends HTMLElement {
 
   #setBusy(busy) {
     const ui = this.#ui;
-    // The Run button and a mode's own buttons (New digit, a reference image, …); Cancel shows.
+    // The Run button and a mode's own buttons (New image, a reference image, …); Cancel shows.
     for (const b of ui.controls.querySelectorAll('button')) if (b !== ui.cancel) b.disabled = busy;
     ui.cancel.hidden = !busy || !this.#running;
   }
@@ -279,7 +277,7 @@ export class ScoreField extends HTMLElement {
   }
 
   /** After a GPU device loss: load the model on a new device (a fresh worker), run again. The
-   * painted mask and the source digit live in this element and are untouched. */
+   * painted mask and the source image live in this element and are untouched. */
   async #retry() {
     this.#showError('');
     this.#setState('loading');
@@ -325,6 +323,8 @@ export class ScoreField extends HTMLElement {
       async (info) => {
         this.#info = info;
         this.#controls.fill(info);
+        // The modes' and the controls' words for the model's images (its card's `subject`).
+        nameSubject(this.#shadow, info.card);
         this.#syncControls(true);
         const where = info.backend === 'webgpu' ? `WebGPU (${info.adapter})` : `CPU${info.fallbackReason ? ` (${info.fallbackReason})` : ''}`;
         ui.status.textContent = `${info.card.name} on ${where}`;
@@ -425,7 +425,7 @@ export class ScoreField extends HTMLElement {
    * {result, status}; `report(p, fraction)` moves the bar (and, for a run, fires `progress`).
    * Then the status shown and, for a run, `result` kept and a `done` event. Resolves to the
    * result, or null: a cancel is no error (the state goes back to ready), any other error lands
-   * in the box. Inpaint's New digit is a task but no run (`run: false`): it fires no events but
+   * in the box. Inpaint's New image is a task but no run (`run: false`): it fires no events but
    * a failure's. */
   async #task(work, { run = true } = {}) {
     const ui = this.#ui;
@@ -487,7 +487,8 @@ export class ScoreField extends HTMLElement {
     });
     drawGrid(canvas, result.data, result.shape, { range, scale: scale(result.shape) });
     const where = result.workers > 1 ? `${this.#info.backend}, ${result.workers} workers` : this.#info.backend;
-    return { result, status: `${this.#info.card.name}: ${result.evals} score evaluations in ${result.seconds.toFixed(1)} s (${where})` };
+    const card = this.#info.card;
+    return { result, status: `${card.name}: ${counted(result.shape[0], card)}, ${result.evals} score evaluations in ${result.seconds.toFixed(1)} s (${where})` };
   }
 }
 

@@ -3,6 +3,7 @@
 // library says (the model's description from RemoteModel.load, or Field2D.describe for field
 // mode). A bad value gives way to its default and leaves a sentence naming it in `problems`, which
 // the widget shows in its box. No DOM: tests/browser/attributes.test.mjs runs these in Node.
+import { subjectOf } from './subject.js';
 
 export const MODES = ['generate', 'inpaint', 'trajectory', 'interpolate', 'likelihood', 'field'];
 export const CONTROLS = ['run', 'sampler', 'steps', 'seed', 'batch', 'label'];
@@ -129,11 +130,12 @@ function readGuidance(get, info, problems) {
   const asked = get('label');
   if (asked !== null && asked !== 'any') {
     const broken = info.classifierProblem;
-    if (broken) problems.push(`label="${asked}": this model's classifier could not be loaded (${broken}); drawing any digit`);
-    else if (!classes) problems.push(`label="${asked}" needs a model with a classifier, and this one has none; drawing any digit`);
+    const any = `drawing any ${subjectOf(info.card).one}`;
+    if (broken) problems.push(`label="${asked}": this model's classifier could not be loaded (${broken}); ${any}`);
+    else if (!classes) problems.push(`label="${asked}" needs a model with a classifier, and this one has none; ${any}`);
     else if (asked === 'all') label = 'all';
     else if (classes.includes(asked)) label = classes.indexOf(asked);
-    else problems.push(`label="${asked}" is not one of this model's classes (${classes.join(', ')}), all or any; drawing any digit`);
+    else problems.push(`label="${asked}" is not one of this model's classes (${classes.join(', ')}), all or any; ${any}`);
   }
   let guidance = defaults.guidance;
   const raw = get('guidance');

@@ -1,7 +1,8 @@
-// The controls every <score-field> shares: sampler, steps, seed, batch and digit (the `label`
-// attribute), Run and Cancel. Built empty, filled with the model's samplers and classes once it
-// has loaded, set from the attributes (widget-attributes.js readChoice), and read into a run's
-// options. Field mode reuses the form and relabels it (field-view.js).
+// The controls every <score-field> shares: sampler, steps, seed, batch and class (the `label`
+// attribute; named by what the card calls one image, "digit"), Run and Cancel. Built empty,
+// filled with the model's samplers and classes once it has loaded, set from the attributes
+// (widget-attributes.js readChoice), and read into a run's options. Field mode reuses the form
+// and relabels it (field-view.js).
 import { CONTROLS } from './widget-attributes.js';
 
 export class Controls {
@@ -27,7 +28,7 @@ export class Controls {
       steps: el('label', {}, 'steps', ui.steps),
       seed: el('label', {}, 'seed', ui.seed),
       batch: el('label', {}, 'batch', ui.batch),
-      label: el('label', {}, 'digit', ui.label),
+      label: el('label', {}, el('span', { 'data-subject': 'one', text: 'class' }), ui.label),
     };
     ui.run = el('button', { type: 'submit', part: 'button run', text: runLabel });
     ui.cancel = el('button', { type: 'button', class: 'secondary', part: 'button cancel', text: 'Cancel' });
@@ -78,8 +79,8 @@ export class Controls {
   }
 
   /** Shows the controls `settings.controls` lists, but none the mode does without (mode.js: one
-   * that draws no samples has no sampler, steps, seed, batch or digit, and it may hide more); the
-   * digit needs a classifier. The form stays while the mode has buttons of its own. */
+   * that draws no samples has no sampler, steps, seed, batch or class, and it may hide more); the
+   * class needs a classifier. The form stays while the mode has buttons of its own. */
   show(settings, Mode) {
     const ui = this.ui;
     const hidden = Mode.samples ? Mode.hidden : CONTROLS;

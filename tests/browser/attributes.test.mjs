@@ -14,6 +14,8 @@ const SAMPLERS = [
   { name: 'ode-rk45', label: 'RK45', takesSteps: false, minSteps: 1, defaultSteps: 1, minStepsWhy: '' },
 ];
 const DESCRIBED = {
+  // What the card calls its images: the sentences below name them ("drawing any digit").
+  card: { subject: { one: 'digit', many: 'digits' } },
   samplers: SAMPLERS,
   defaults: {
     batch: { generate: 16, inpaint: 4, trajectory: 1 },
@@ -112,6 +114,9 @@ test('label and guidance: a class starts on the library\'s guided sampler and st
     [{ label: 'eleven' }, info(), 'label="eleven" is not one of this model\'s classes (0, 1, 2, 3, 4, 5, 6, 7, 8, 9), all or any; drawing any digit'],
     [{ label: '7' }, info({ classes: null }), 'label="7" needs a model with a classifier, and this one has none; drawing any digit'],
     [{ label: '7' }, info({ classes: null, classifierProblem: 'HTTP 404' }), 'label="7": this model\'s classifier could not be loaded (HTTP 404); drawing any digit'],
+    // The sentence names what the card calls its images, and "image" for a card that names none.
+    [{ label: '7' }, info({ classes: null, card: { subject: { one: 'emoji', many: 'emoji' } } }), 'label="7" needs a model with a classifier, and this one has none; drawing any emoji'],
+    [{ label: '7' }, info({ classes: null, card: {} }), 'label="7" needs a model with a classifier, and this one has none; drawing any image'],
     [{ guidance: '-1' }, info(), 'guidance="-1" is not a number in 0..100; using 2'],
     [{ autoguidance: '0' }, info(), 'autoguidance="0" is not a number in 1..20; using 2.5'],
     [{ autoguidance: '3' }, info({ autoguided: false }), 'autoguidance="3" needs a model with a guide model, and this one has none; drawing from the model alone'],

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { canvasColour, channelSpread, inpaintingChanges } from './colour.mjs';
 import { ARTIFACTS, ENGINES, ROOT, launchEngine, serve } from './harness.mjs';
 
 const CSP = "script-src 'self' 'wasm-unsafe-eval'";
@@ -141,6 +142,47 @@ for (const name of ENGINES) {
       }
       assert.ok(changed > 50, `only ${changed} masked pixels changed`);
       await page.screenshot(path.join(ARTIFACTS, `engines-${name}-page.png`));
+      await page.close();
+    });
+
+    test(`${name}: the page picks the emoji model: 16 coloured 3×32×32 images, and an inpainting keeps every channel of the unmasked pixels exactly`, async () => {
+      const page = await engine.newPage();
+      const loaded = async () => {
+        await page.waitFor(() => document.getElementById('badge').dataset.backend || !document.getElementById('error').hidden, null, 120_000);
+        assert.equal(await page.evaluate(shownError), '', `${engine.version}: the model did not load`);
+      };
+      await page.goto(`${site.url}?backend=cpu`);
+      await loaded();
+      // The picker, as a reader picks: the page loads the emoji in its workers.
+      await setControls(page, { model: 'models/emoji.json' });
+      await loaded();
+      assert.equal(await page.evaluate(() => document.getElementById('likelihood-title').textContent), 'How likely is this emoji?');
+      await setControls(page, { sampler: 'dpmpp-2m', steps: 5, batch: 16, seed: 3 });
+      await runAndWait(page, '#generate', 'lastResult');
+      const samples = await page.evaluate(() => ({ shape: window.scorefield.lastResult.shape, data: Array.from(window.scorefield.lastResult.data) }));
+      assert.deepEqual(samples.shape, [16, 3, 32, 32]);
+      assert.ok(samples.data.every(Number.isFinite), 'the samples contain NaN or ±∞');
+      const spread = channelSpread(samples.data, samples.shape);
+      assert.ok(spread.every((v) => v > 0.01), `grey images among the samples: channel spread ${spread.map((v) => v.toFixed(3))}`);
+      assert.ok((await page.evaluate(canvasColour, [null, '#grid'])).coloured > 0.05, 'the grid is drawn in grey');
+      // The first sample (top left of the 4 × 4 grid) is the source; its lower half is masked.
+      const grid = await boxOf(page, '#grid');
+      await page.pointer([{ type: 'move', x: grid.x + grid.width * 0.1, y: grid.y + grid.height * 0.1 }, { type: 'down' }, { type: 'up' }]);
+      await page.click('button[data-region="bottom"]');
+      await setControls(page, { batch: 2 });
+      await runAndWait(page, '#inpaint', 'lastInpaint');
+      const out = await page.evaluate(() => {
+        const r = window.scorefield.lastInpaint;
+        return { shape: r.shape, data: Array.from(r.data), image: Array.from(r.image), keep: Array.from(r.keep) };
+      });
+      assert.deepEqual(out.shape, [2, 3, 32, 32]);
+      const off = Math.max(...out.image.map((v, i) => Math.abs(v - Math.min(1, Math.max(0, samples.data[i])))));
+      assert.ok(off < 1e-6, `the clicked sample is not the source (max difference ${off})`);
+      assert.equal(out.keep.filter((k) => k === 0).length, 3 * 32 * 16, 'the mask is the lower half in every channel');
+      const { kept, regenerated } = inpaintingChanges(out);
+      assert.equal(kept, 0, `${kept} kept values differ from the source`);
+      assert.ok(Math.min(...regenerated) > 50, `masked values changed per channel: ${regenerated}`);
+      await page.screenshot(path.join(ARTIFACTS, `engines-${name}-emoji.png`));
       await page.close();
     });
 

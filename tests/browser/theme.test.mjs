@@ -146,7 +146,7 @@ test('every documented part name reaches its element from the page', async () =>
   await page.close();
 });
 
-test('the example post has a dark variant: under prefers-color-scheme: dark the page and its eight widgets are dark, with no author CSS for the widgets', async () => {
+test('the example post has a dark variant: under prefers-color-scheme: dark the page and its ten widgets are dark, with no author CSS for the widgets', async () => {
   const page = await openPage(browser, `${server.url}example-post.html`);
   await page.emulateMedia({ colorScheme: 'dark' });
   const colours = await page.evaluate(() => ({
@@ -154,8 +154,8 @@ test('the example post has a dark variant: under prefers-color-scheme: dark the 
     text: getComputedStyle(document.body).color,
     widgets: [...document.querySelectorAll('score-field')].map((w) => getComputedStyle(w.shadowRoot.querySelector('[part~=root]')).backgroundColor),
   }));
-  assert.equal(colours.widgets.length, 8);
-  assert.deepEqual(colours.widgets, Array(8).fill(rgb(DARK.bg)));
+  assert.equal(colours.widgets.length, 10);
+  assert.deepEqual(colours.widgets, Array(10).fill(rgb(DARK.bg)));
   // The page itself is dark too, with light text (its own @media rule).
   const lightness = (c) => c.match(/\d+/g).slice(0, 3).map(Number).reduce((a, b) => a + b, 0) / 3;
   assert.ok(lightness(colours.body) < 40 && lightness(colours.text) > 200, JSON.stringify(colours));

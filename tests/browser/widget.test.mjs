@@ -63,18 +63,27 @@ function canvasStd(page, selector) {
 
 const widgetPage = (body, head = '') => `<!doctype html><html><head><meta charset="utf-8">${head}<script type="module" src="/score-field.js"></script></head><body>${body}</body></html>`;
 
-test('the example post renders its eight widgets under a strict CSP, with no violations', async () => {
+test('the example post renders its ten widgets under a strict CSP, with no violations', async () => {
   const page = await openPage(browser, `${server.url}example-post.html`);
   await watchCsp(page);
   await page.reload();
   // Scroll down so that the lazy widgets come into view.
   for (const w of await page.$$('score-field')) await w.scrollIntoViewIfNeeded();
   const states = await waitStates(page, 'score-field', ['done', 'ready']);
-  assert.deepEqual(states.map((s) => s.error), Array(8).fill(''), JSON.stringify(states));
-  // The autoplaying ones ran; the learned score, the moons, inpaint and likelihood wait for the reader.
-  const modes = await page.$$eval('score-field', (ws) => ws.map((w) => `${w.getAttribute('mode')}:${w.getAttribute('sampler')}`));
-  assert.deepEqual(modes, ['field:langevin', 'field:null', 'field:ald', 'field:em', 'generate:null', 'trajectory:em', 'inpaint:pc', 'likelihood:null']);
-  assert.deepEqual(states.map((s) => s.state), ['done', 'ready', 'done', 'ready', 'done', 'done', 'ready', 'ready']);
+  assert.deepEqual(states.map((s) => s.error), Array(10).fill(''), JSON.stringify(states));
+  // The autoplaying ones ran; the learned score, the moons, inpaint, likelihood and the emoji wait
+  // for the reader.
+  const modes = await page.$$eval('score-field', (ws) => ws.map((w) => `${w.getAttribute('mode')}:${w.getAttribute('sampler')}:${w.getAttribute('model')}`));
+  assert.deepEqual(modes, ['field:langevin:null', 'field:null:null', 'field:ald:null', 'field:em:null', 'generate:null:null', 'trajectory:em:null', 'inpaint:pc:null', 'likelihood:null:null', 'generate:null:models/emoji.json', 'inpaint:null:models/emoji.json']);
+  assert.deepEqual(states.map((s) => s.state), ['done', 'ready', 'done', 'ready', 'done', 'done', 'ready', 'ready', 'ready', 'ready']);
+  // The emoji's inpaint widget has drawn its source in colour, and names it as the card does.
+  const emoji = await page.$eval('score-field[mode=inpaint][model]', (w) => ({
+    button: [...w.shadowRoot.querySelectorAll('button')].map((b) => b.textContent).find((t) => t.startsWith('New ')),
+    shape: w.shadowRoot.querySelector('canvas.source').getAttribute('aria-label'),
+  }));
+  assert.deepEqual(emoji, { button: 'New emoji', shape: 'the emoji to complete; paint over the part to regenerate' });
+  // The post credits the emoji's sources.
+  assert.match(await page.$eval('article', (a) => a.textContent), /Twemoji \(CC-BY 4\.0[^)]*\) and\s+Noto Emoji \(Apache-2\.0/);
   // The learned-score widget shows only its Learn controls and the σ slider.
   const learnOnly = await page.$eval('score-field[controls="learn,sigma"]', (w) => ({ learn: !w.shadowRoot.querySelector('.learn').hidden, run: !w.shadowRoot.querySelector('button[type=submit]').hidden }));
   assert.deepEqual(learnOnly, { learn: true, run: false });
@@ -103,7 +112,7 @@ test('the example post renders its eight widgets under a strict CSP, with no vio
   assert.ok(changed > 0.2, `noise and sample frames look alike (${changed})`);
   // Inpaint: the source digit has its bottom half masked; Inpaint fills it in.
   await page.$eval('score-field[mode=inpaint]', (w) => w.run());
-  const [inpaint] = await waitStates(page, 'score-field[mode=inpaint]', ['done']);
+  const [inpaint] = await waitStates(page, 'score-field[mode=inpaint]:not([model])', ['done']);
   assert.equal(inpaint.error, '');
   const shape = await page.$eval('score-field[mode=inpaint]', (w) => w.result.shape);
   assert.deepEqual(shape, [4, 1, 28, 28]);

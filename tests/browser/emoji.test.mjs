@@ -1,0 +1,273 @@
+// The second model, 32×32 colour emoji (www/models/emoji.json), on the page and in the widget, in
+// Chromium on the CPU and on WebGPU (SwiftShader here: seconds per evaluation, so batches of two
+// and five steps there). What is checked is the plumbing of a 3-channel model, not its samples'
+// quality: the batch has its shape and colour (its channels differ), the canvases show colour,
+// an inpainting keeps every channel of the unmasked pixels exactly, the words come from the card,
+// and the MNIST page never fetches an emoji file.
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { canvasColour, channelSpread, inpaintingChanges } from './colour.mjs';
+import { ARTIFACTS, launch, serve } from './harness.mjs';
+
+const RUN_TIMEOUT = 300_000;
+let server;
+let cpu;
+let gpu;
+before(async () => {
+  server = await serve();
+  cpu = await launch({ webgpu: false });
+});
+after(async () => {
+  await cpu?.close();
+  await gpu?.close();
+  server?.close();
+});
+
+/** A page in a context of its own whose every request (the workers' too) is logged in `requests`. */
+async function open(browser, url) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 1400 } });
+  const page = await context.newPage();
+  page.requests = [];
+  page.errors = [];
+  context.on('request', (r) => page.requests.push(new URL(r.url()).pathname));
+  page.on('pageerror', (e) => page.errors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && page.errors.push(m.text()));
+  await page.goto(url);
+  page.done = () => context.close();
+  return page;
+}
+
+/** Waits until the page's model has loaded (the badge names its device) or the page shows an error. */
+async function loaded(page) {
+  await page.waitForFunction(() => document.getElementById('badge').dataset.backend || !document.getElementById('error').hidden, null, { timeout: 120_000 });
+  assert.equal(await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent)), '', 'the page shows an error');
+}
+
+/** Sets the page's controls as a reader would (the sampler first: it resets the steps). */
+async function setControls(page, controls) {
+  for (const [id, value] of Object.entries(controls)) {
+    if (id === 'sampler') await page.selectOption('#sampler', value);
+    else await page.fill(`#${id}`, String(value));
+  }
+}
+
+/** Clicks `button` and waits for the page's `key` (window.scorefield) or its error. */
+async function runAndWait(page, button, key) {
+  await page.evaluate((k) => { window.scorefield[k] = null; }, key);
+  await page.click(button);
+  await page.waitForFunction((k) => window.scorefield[k] || !document.getElementById('error').hidden, key, { timeout: RUN_TIMEOUT });
+  assert.equal(await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent)), '', `the page showed an error after ${button}`);
+}
+
+/** Generate on the emoji model at `batch`, then the first sample's lower half inpainted at
+ * `inpaintBatch`: checks shape, colour, the canvases and the kept pixels. */
+async function generateAndInpaint(page, { batch, inpaintBatch, name }) {
+  await setControls(page, { sampler: 'dpmpp-2m', steps: 5, batch, seed: 4 });
+  await runAndWait(page, '#generate', 'lastResult');
+  const samples = await page.evaluate(() => ({ shape: window.scorefield.lastResult.shape, data: Array.from(window.scorefield.lastResult.data) }));
+  assert.deepEqual(samples.shape, [batch, 3, 32, 32]);
+  assert.ok(samples.data.every(Number.isFinite), 'the samples contain NaN or ±∞');
+  // Coloured images: on average a pixel's channels differ by a few per cent of the range (a grey
+  // image's by 0); every image has some colour.
+  const spread = channelSpread(samples.data, samples.shape);
+  assert.ok(spread.every((s) => s > 0.01), `grey images among the samples: channel spread ${spread.map((s) => s.toFixed(3))}`);
+  assert.match(await page.$eval('#status', (s) => s.textContent), new RegExp(`^done: ${batch} emoji by dpmpp-2m`));
+  const grid = await page.evaluate(canvasColour, [null, '#grid']);
+  assert.ok(grid.coloured > 0.05, `the grid is drawn in grey (${(100 * grid.coloured).toFixed(1)} % coloured pixels)`);
+
+  // The first sample is the source (a click on it), the lower half is masked; then Inpaint.
+  const box = await page.$eval('#grid', (c) => { c.scrollIntoView({ block: 'center' }); const r = c.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height }; });
+  const cols = Math.ceil(Math.sqrt(batch));
+  await page.mouse.click(box.x + (box.w / cols) * 0.5, box.y + (box.h / Math.ceil(batch / cols)) * 0.5);
+  await page.click('button[data-region="bottom"]');
+  const source = await page.evaluate(canvasColour, [null, '#source']);
+  assert.ok(source.coloured > 0.05, `the painter shows the source in grey (${(100 * source.coloured).toFixed(1)} %)`);
+  await setControls(page, { batch: inpaintBatch });
+  await runAndWait(page, '#inpaint', 'lastInpaint');
+  const out = await page.evaluate(() => {
+    const r = window.scorefield.lastInpaint;
+    return { shape: r.shape, data: Array.from(r.data), image: Array.from(r.image), keep: Array.from(r.keep) };
+  });
+  assert.deepEqual(out.shape, [inpaintBatch, 3, 32, 32]);
+  // The source is the clicked sample as the grid shows it (clamped to [0, 1]).
+  const off = Math.max(...out.image.map((v, i) => Math.abs(v - Math.min(1, Math.max(0, samples.data[i])))));
+  assert.ok(off < 1e-6, `the clicked sample is not the source (max difference ${off})`);
+  // The mask covers every channel of the lower half and nothing else.
+  const n = 32 * 32;
+  for (let c = 0; c < 3; c++) {
+    const plane = out.keep.slice(c * n, (c + 1) * n);
+    assert.equal(plane.filter((k, p) => k !== (p < n / 2 ? 1 : 0)).length, 0, `channel ${c}'s mask is not the lower half`);
+  }
+  const { kept, regenerated } = inpaintingChanges(out);
+  assert.equal(kept, 0, `${kept} kept values differ from the source`);
+  assert.ok(Math.min(...regenerated) > 50, `masked values changed per channel: ${regenerated}`);
+  const inpainted = await page.evaluate(canvasColour, [null, '#inpainted']);
+  assert.ok(inpainted.coloured > 0.05, 'the completions are drawn in grey');
+  await page.screenshot({ path: path.join(ARTIFACTS, `emoji-page-${name}.png`), fullPage: true });
+}
+
+test('the MNIST page fetches no emoji file; picking emoji loads it: 16 coloured 3×32×32 images, an inpainting that keeps the unmasked pixels exactly, the card\'s words and credit', async () => {
+  const page = await open(cpu, `${server.url}?backend=cpu`);
+  await loaded(page);
+  assert.equal(await page.$eval('#model', (s) => s.value), 'models/mnist.json');
+  assert.equal(await page.$eval('#likelihood-title', (h) => h.textContent), 'How likely is this digit?');
+  // The page at rest: its model, its likelihood references and the field's explainer loaded.
+  await page.waitForFunction(() => window.scorefield.references, null, { timeout: 60_000 });
+  await page.waitForTimeout(1000);
+  const mnistFiles = page.requests.filter((p) => p.startsWith('/models/'));
+  assert.ok(mnistFiles.includes('/models/mnist.safetensors'), `the page fetched its model: ${mnistFiles}`);
+  assert.deepEqual(page.requests.filter((p) => /emoji/.test(p)), [], 'the MNIST page fetched emoji files');
+
+  await page.selectOption('#model', 'models/emoji.json');
+  await loaded(page);
+  assert.ok(page.requests.includes('/models/emoji.safetensors'), 'picking emoji fetched its weights');
+  const words = await page.evaluate(() => {
+    const main = document.querySelector('main').cloneNode(true);
+    // The sampler's step hint quotes the library's reasons for its step floors (src/sampling/defaults.rs).
+    main.querySelector('#steps-hint').remove();
+    return {
+      address: new URL(location.href).searchParams.get('model'),
+      likelihood: document.getElementById('likelihood-title').textContent,
+      interpolate: document.getElementById('interpolate-title').textContent,
+      pair: document.getElementById('interp-new').textContent,
+      credit: document.getElementById('credit').textContent,
+      classes: !document.getElementById('class-label').hidden,
+      digit: main.textContent.match(/[^.]*digit[^.]*/i)?.[0] ?? null,
+    };
+  });
+  assert.deepEqual(words, {
+    address: 'models/emoji.json',
+    likelihood: 'How likely is this emoji?',
+    interpolate: 'From one emoji to another',
+    pair: 'Two new emoji',
+    credit: words.credit,
+    classes: false,
+    digit: null,
+  });
+  assert.match(words.credit, /Twemoji \(CC-BY 4\.0.*Noto Emoji \(Apache-2\.0/);
+  assert.deepEqual(await page.evaluate(() => window.scorefield.painter.shape), [1, 3, 32, 32]);
+  await generateAndInpaint(page, { batch: 16, inpaintBatch: 4, name: 'cpu' });
+
+  // And back: the digits again, in their own shape.
+  await page.selectOption('#model', 'models/mnist.json');
+  await loaded(page);
+  assert.equal(await page.$eval('#likelihood-title', (h) => h.textContent), 'How likely is this digit?');
+  assert.deepEqual(await page.evaluate(() => window.scorefield.painter.shape), [1, 1, 28, 28]);
+  assert.deepEqual(page.errors, []);
+  await page.done();
+});
+
+test('?model=models/emoji.json picks emoji in the picker; on WebGPU it generates and inpaints in colour', async () => {
+  gpu = await launch({ webgpu: true });
+  const page = await open(gpu, `${server.url}?backend=webgpu&model=models/emoji.json`);
+  await loaded(page);
+  assert.equal(await page.$eval('#badge', (b) => b.dataset.backend), 'webgpu');
+  // The page's own emoji entry is picked (no second entry made for the address's URL).
+  const picker = await page.$eval('#model', (s) => ({ value: s.value, picked: s.selectedIndex, entries: [...s.options].map((o) => o.textContent) }));
+  assert.deepEqual(picker, { value: 'models/emoji.json', picked: 1, entries: ['MNIST digits', 'emoji'] });
+  assert.ok(!page.requests.some((p) => p.startsWith('/models/mnist')), 'the emoji page fetched the MNIST model');
+  await generateAndInpaint(page, { batch: 2, inpaintBatch: 2, name: 'webgpu' });
+  assert.deepEqual(page.errors, []);
+  await page.done();
+});
+
+/** A page at `name` on the test server with `body` under the widget's module script. */
+async function widgetPage(body, name) {
+  const context = await cpu.newContext({ viewport: { width: 1000, height: 1400 } });
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && page.errors.push(m.text()));
+  const url = `${server.url}${name}`;
+  await page.route(url, (route) => route.fulfill({ contentType: 'text/html', body: `<!doctype html><html><head><meta charset="utf-8"><script type="module" src="/score-field.js"></script></head><body>${body}</body></html>` }));
+  await page.goto(url);
+  page.done = () => context.close();
+  return page;
+}
+
+/** Waits until every widget is in one of `states` (or in error, which fails). */
+async function widgetsIn(page, states) {
+  await page.waitForFunction((ok) => [...document.querySelectorAll('score-field')].every((w) => {
+    if (w.state === 'idle') w.scrollIntoView();
+    return ok.includes(w.state) || w.state === 'error';
+  }), states, { timeout: RUN_TIMEOUT, polling: 250 });
+  const errors = await page.$$eval('score-field', (ws) => ws.map((w) => w.shadowRoot.querySelector('.error').textContent).filter(Boolean));
+  assert.deepEqual(errors, [], 'a widget shows an error');
+}
+
+test('<score-field model="models/emoji.json"> generates coloured emoji and inpaints them, keeping the unmasked pixels of its source exactly; its words are the card\'s', async () => {
+  const page = await widgetPage(`
+    <score-field id="gen" model="models/emoji.json" backend="cpu" mode="generate" sampler="dpmpp-2m" steps="5" batch="4" seed="1"></score-field>
+    <score-field id="fill" model="models/emoji.json" backend="cpu" mode="inpaint" sampler="dpmpp-2m" steps="5" batch="2" seed="2"></score-field>`, 'emoji-widgets.html');
+  await widgetsIn(page, ['ready']);
+  const generated = await page.$eval('#gen', async (w) => {
+    const r = await w.run();
+    return { shape: r.shape, data: Array.from(r.data), status: w.shadowRoot.querySelector('.status').textContent };
+  });
+  assert.deepEqual(generated.shape, [4, 3, 32, 32]);
+  const spread = channelSpread(generated.data, generated.shape);
+  assert.ok(spread.every((s) => s > 0.01), `grey samples: ${spread}`);
+  assert.match(generated.status, /^emoji: 4 emoji, 5 score evaluations/);
+  assert.ok((await page.evaluate(canvasColour, ['#gen', 'canvas.output'])).coloured > 0.05, 'the generate widget draws in grey');
+
+  // The inpaint widget's source is its New emoji (one sample at seed + 1000) with the lower half masked.
+  const words = await page.$eval('#fill', (w) => ({
+    button: [...w.shadowRoot.querySelectorAll('button')].map((b) => b.textContent).find((t) => t.startsWith('New ')),
+    source: w.shadowRoot.querySelector('canvas.source').getAttribute('aria-label'),
+  }));
+  assert.deepEqual(words, { button: 'New emoji', source: 'the emoji to complete; paint over the part to regenerate' });
+  assert.ok((await page.evaluate(canvasColour, ['#fill', 'canvas.source'])).coloured > 0.05, 'the painter draws the source in grey');
+  const filled = await page.$eval('#fill', async (w) => {
+    const { RemoteModel } = await import('/client.js');
+    const source = await new RemoteModel(new URL('models/emoji.json', location.href).href, 'cpu').generate({ sampler: 'dpmpp-2m', steps: 5, batch: 1, seed: 2 + 1000 });
+    const r = await w.run();
+    return { shape: r.shape, data: Array.from(r.data), source: Array.from(source.data, (v) => Math.min(1, Math.max(0, v))) };
+  });
+  assert.deepEqual(filled.shape, [2, 3, 32, 32]);
+  const n = 3 * 32 * 32;
+  const keep = Array.from({ length: n }, (_, i) => (i % (32 * 32) < 16 * 32 ? 1 : 0));
+  const { kept, regenerated } = inpaintingChanges({ shape: filled.shape, data: filled.data, image: filled.source, keep });
+  assert.equal(kept, 0, `${kept} values of the kept upper half differ from the source`);
+  assert.ok(Math.min(...regenerated) > 50, `masked values changed per channel: ${regenerated}`);
+  assert.ok((await page.evaluate(canvasColour, ['#fill', 'canvas.output'])).coloured > 0.05, 'the completions are drawn in grey');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'emoji-widgets.png'), fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await page.done();
+});
+
+test('the trajectory, likelihood and interpolate modes run the emoji model in colour, with the card\'s words', async () => {
+  const page = await widgetPage(`
+    <score-field id="path" model="models/emoji.json" backend="cpu" mode="trajectory" sampler="dpmpp-2m" steps="5" seed="3"></score-field>
+    <score-field id="lik" model="models/emoji.json" backend="cpu" mode="likelihood"></score-field>
+    <score-field id="morph" model="models/emoji.json" backend="cpu" mode="interpolate" sampler="dpmpp-2m" steps="5" seed="6"></score-field>`, 'emoji-modes.html');
+  await widgetsIn(page, ['ready']);
+  const path_ = await page.$eval('#path', async (w) => {
+    const r = await w.run();
+    return { shape: r.shape, data: Array.from(r.data), frames: Number(w.shadowRoot.querySelector('input[type=range]').max) + 1 };
+  });
+  assert.deepEqual(path_.shape, [1, 3, 32, 32]);
+  assert.ok(path_.frames >= 5, `${path_.frames} frames of x(t)`);
+  assert.ok(channelSpread(path_.data, path_.shape)[0] > 0.01, 'the trajectory\'s sample is grey');
+  // No reference images in the emoji card: the likelihood measures the drawing (a blank to start with).
+  const lik = await page.$eval('#lik', async (w) => {
+    const r = await w.run();
+    return { bits: r.bitsPerDim, references: w.shadowRoot.querySelectorAll('button[data-reference]').length, label: w.shadowRoot.querySelector('canvas.source').getAttribute('aria-label'), status: w.shadowRoot.querySelector('.status').textContent };
+  });
+  assert.ok(Number.isFinite(lik.bits) && lik.bits > 0, JSON.stringify(lik));
+  assert.equal(lik.references, 0);
+  assert.equal(lik.label, 'the emoji to measure; draw on it');
+  assert.match(lik.status, /^a blank image: \d+\.\d{3} bits\/dim$/);
+  assert.ok((await page.evaluate(canvasColour, ['#lik', 'canvas.output'])).pixels > 0, 'no path to the prior was drawn');
+  const morph = await page.$eval('#morph', async (w) => {
+    const r = await w.run();
+    return { shape: r.shape, data: Array.from(r.data), status: w.shadowRoot.querySelector('.status').textContent };
+  });
+  assert.equal(morph.shape.slice(1).join('×'), '3×32×32');
+  assert.ok(channelSpread(morph.data, morph.shape).every((s) => s > 0.01), 'grey points on the path');
+  assert.match(morph.status, /^first emoji → second through the prior; the ends are the emoji encoded and decoded/);
+  assert.ok((await page.evaluate(canvasColour, ['#morph', 'canvas.output'])).coloured > 0.05, 'the path is drawn in grey');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'emoji-modes.png'), fullPage: true });
+  assert.deepEqual(page.errors, []);
+  await page.done();
+});
