@@ -1,6 +1,8 @@
 // Runs www/bench.html in headless Debian Chromium, once per backend, and writes
 // docs/performance/browser-<backend>.json plus the transfer sizes of what the page downloads.
-// Usage: node tools/bench.mjs [cpu|webgpu|field|workers|steps|engines|first-click ...]   (default: cpu webgpu field engines)
+// Usage: node tools/bench.mjs [cpu|webgpu|field|workers|steps|engines|first-click|emoji ...]   (default: cpu webgpu field engines)
+// `emoji` times the emoji model's default Generate (click → 16 emoji, median of five) on the CPU
+// build and sizes its files, into docs/performance/browser-cpu-emoji.json.
 // `steps` times an EM step against one evaluation at batch 1 and 16 on the CPU build, one worker,
 // five times, into docs/performance/browser-cpu-steps.json.
 // `workers` times the CPU build's worker pool: the same clicks (the page's default setting, batch
@@ -31,17 +33,44 @@ const OUT = path.join(ROOT, 'docs', 'performance');
 mkdirSync(OUT, { recursive: true });
 const backends = process.argv.slice(2).length ? process.argv.slice(2) : ['cpu', 'webgpu', 'field', 'engines'];
 
-function transferSizes() {
-  const files = ['pkg/scorefield_bg.wasm', 'pkg/scorefield.js', 'www/worker.js', 'www/client.js', 'www/protocol.js', 'www/score-field.js', 'www/field-view.js', 'www/render.js', 'www/painter.js', 'www/live-inpaint.js', 'www/app.js', 'www/index.html', 'www/style.css'];
-  // The page's model and what its card names that the page fetches at load: the guide model of
-  // autoguidance, the classifier's card (its weights only for a guided run) and the likelihood
-  // references (not the ONNX files, for the ONNX Runtime comparison only, nor the first network,
-  // which the page loads only when asked with ?model=).
-  files.push('www/models/mnist.json', 'www/models/mnist.safetensors', 'www/models/mnist-guide.json', 'www/models/mnist-guide.safetensors', 'www/models/mnist-classifier.json', 'www/models/mnist-likelihood.json');
+/** The page's own files: index.html, style.css, the wasm package, and every module app.js and
+ * worker.js import, followed through their imports. */
+function pageFiles() {
+  const files = new Set(['www/index.html', 'www/style.css', 'pkg/scorefield_bg.wasm', 'pkg/scorefield.js']);
+  const queue = ['www/app.js', 'www/worker.js'];
+  while (queue.length) {
+    const file = queue.pop();
+    if (files.has(file)) continue;
+    files.add(file);
+    const text = readFileSync(path.join(ROOT, file), 'utf8');
+    for (const [, spec] of text.matchAll(/(?:import|from)\s*\(?\s*['"](\.{1,2}\/[^'"]+\.js)['"]/g)) {
+      const target = path.relative(ROOT, path.resolve(path.dirname(path.join(ROOT, file)), spec));
+      if (target.startsWith('www/') || target.startsWith('pkg/')) queue.push(target);
+    }
+  }
+  return [...files];
+}
+
+// What the page fetches of each model when it is shown: the card, the weights, what the card
+// names that the page reads at load (the guide model of autoguidance, the classifier's card —
+// its weights only for a guided run — and the likelihood references); not the ONNX files (for
+// the ONNX Runtime comparison only) nor the first network (only when asked with ?model=).
+const MODEL_FILES = {
+  mnist: ['mnist.json', 'mnist.safetensors', 'mnist-guide.json', 'mnist-guide.safetensors', 'mnist-classifier.json', 'mnist-likelihood.json'],
+  emoji: ['emoji.json', 'emoji.safetensors', 'emoji-classifier.json', 'emoji-likelihood.json'],
+};
+
+/** Raw and gzip sizes of `files` (paths from the repository root). */
+function sizes(files) {
   return files.map((file) => {
     const bytes = readFileSync(path.join(ROOT, file));
     return { file, bytes: bytes.length, gzip: zlib.gzipSync(bytes, { level: 9 }).length };
   });
+}
+
+/** Everything the page downloads with the MNIST model, which it opens on. */
+function transferSizes() {
+  return sizes([...pageFiles(), ...MODEL_FILES.mnist.map((f) => `www/models/${f}`)]);
 }
 
 const median = (v) => {
@@ -144,6 +173,21 @@ try {
       for (const f of results.field.runs) console.log(`| ${f.distribution} | ${f.sampler} | ${f.particles} | ${f.updates} | ${f.runSeconds.toFixed(2)} | ${f.fps.toFixed(1)} | ${f.drawMs.toFixed(2)} |`);
       const t = results.field.training;
       console.log(`learning the score: ${t.stepsPerSecond.toFixed(1)} steps/s (${t.steps} steps in ${t.seconds.toFixed(2)} s); a 32 × 32 comparison with the exact score ${t.compareMs.toFixed(0)} ms`);
+      continue;
+    }
+    if (backend === 'emoji') {
+      // The emoji model's default Generate on the CPU build: a first click, then five timed.
+      const page = await browser.newPage();
+      await page.goto(`${server.url}bench.html?backend=cpu&model=models/emoji.json&clicks=5&batches=16&repeats=5&warmup=1&runs=0&ort=0&field=0`);
+      await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 600_000 });
+      const results = await page.evaluate(() => window.benchResults);
+      await page.close();
+      if (results.error) throw new Error(`emoji: ${results.error}`);
+      const files = sizes(MODEL_FILES.emoji.map((f) => `www/models/${f}`));
+      writeFileSync(path.join(OUT, 'browser-cpu-emoji.json'), JSON.stringify({ ...results, modelFiles: files }, null, 2));
+      const c = results.clickToSamples;
+      const gzip = files.reduce((sum, f) => sum + f.gzip, 0);
+      console.log(`\nThe emoji model, CPU build, ${c.workers} workers: click → 16 emoji at ${c.run}, median of ${c.ms.length}: ${(c.medianMs / 1000).toFixed(2)} s (${c.ms.map((m) => (m / 1000).toFixed(2)).join(', ')}); one evaluation at batch 16 ${results.evals.find((e) => e.batch === 16).medianMs.toFixed(1)} ms; its files ${gzip} B gzip`);
       continue;
     }
     if (backend === 'steps') {
