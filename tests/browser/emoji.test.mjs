@@ -5,12 +5,20 @@
 // an inpainting keeps every channel of the unmasked pixels exactly, the words come from the card,
 // and the MNIST page never fetches an emoji file.
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { canvasColour, channelSpread, inpaintingChanges } from './colour.mjs';
-import { ARTIFACTS, launch, serve } from './harness.mjs';
+import { ARTIFACTS, ROOT, launch, serve } from './harness.mjs';
 
 const RUN_TIMEOUT = 300_000;
+// What the emoji card names besides its weights: a classifier's classes and reference
+// likelihoods, each of which the page and the widget show when the card names it and do without.
+const MODELS = path.join(ROOT, 'www', 'models');
+const readJson = (file) => JSON.parse(readFileSync(path.join(MODELS, file), 'utf8'));
+const EMOJI = readJson('emoji.json');
+const CLASSES = EMOJI.classifier ? readJson(EMOJI.classifier).architecture.classes : null;
+const REFERENCES = EMOJI.likelihood_references && existsSync(path.join(MODELS, EMOJI.likelihood_references)) ? readJson(EMOJI.likelihood_references) : null;
 let server;
 let cpu;
 let gpu;
@@ -132,7 +140,8 @@ test('the MNIST page fetches no emoji file; picking emoji loads it: 16 coloured 
       interpolate: document.getElementById('interpolate-title').textContent,
       pair: document.getElementById('interp-new').textContent,
       credit: document.getElementById('credit').textContent,
-      classes: !document.getElementById('class-label').hidden,
+      classes: document.getElementById('class-label').hidden ? null : [...document.querySelectorAll('#class option')].map((o) => o.textContent),
+      classLabel: document.getElementById('class-label').firstElementChild.textContent,
       digit: main.textContent.match(/[^.]*digit[^.]*/i)?.[0] ?? null,
     };
   });
@@ -142,12 +151,24 @@ test('the MNIST page fetches no emoji file; picking emoji loads it: 16 coloured 
     interpolate: 'From one emoji to another',
     pair: 'Two new emoji',
     credit: words.credit,
-    classes: false,
+    classes: CLASSES && ['any', ...CLASSES, 'each in turn'],
+    classLabel: 'Emoji',
     digit: null,
   });
   assert.match(words.credit, /Twemoji \(CC-BY 4\.0.*Noto Emoji \(Apache-2\.0/);
   assert.deepEqual(await page.evaluate(() => window.scorefield.painter.shape), [1, 3, 32, 32]);
   await generateAndInpaint(page, { batch: 16, inpaintBatch: 4, name: 'cpu' });
+  // The likelihood section offers the card's reference images, when it names them.
+  await page.waitForFunction((n) => document.querySelectorAll('#lik-references button').length === n, REFERENCES?.images.length ?? 0, { timeout: 60_000 });
+  if (CLASSES) {
+    // Guided by the emoji classifier: a class chosen switches to the guided sampler (5 steps here).
+    await page.selectOption('#class', '0');
+    assert.match(await page.$eval('#class-hint', (h) => h.textContent), /w·∇ log p\(emoji \| x\)/);
+    await setControls(page, { steps: 5, batch: 2 });
+    await runAndWait(page, '#generate', 'lastResult');
+    const guided = await page.evaluate(() => ({ shape: window.scorefield.lastResult.shape, finite: Array.from(window.scorefield.lastResult.data).every(Number.isFinite) }));
+    assert.deepEqual(guided, { shape: [2, 3, 32, 32], finite: true });
+  }
 
   // And back: the digits again, in their own shape.
   await page.selectOption('#model', 'models/mnist.json');
@@ -249,15 +270,16 @@ test('the trajectory, likelihood and interpolate modes run the emoji model in co
   assert.deepEqual(path_.shape, [1, 3, 32, 32]);
   assert.ok(path_.frames >= 5, `${path_.frames} frames of x(t)`);
   assert.ok(channelSpread(path_.data, path_.shape)[0] > 0.01, 'the trajectory\'s sample is grey');
-  // No reference images in the emoji card: the likelihood measures the drawing (a blank to start with).
+  // The likelihood starts from the card's first reference image, or from a blank image without any.
   const lik = await page.$eval('#lik', async (w) => {
     const r = await w.run();
     return { bits: r.bitsPerDim, references: w.shadowRoot.querySelectorAll('button[data-reference]').length, label: w.shadowRoot.querySelector('canvas.source').getAttribute('aria-label'), status: w.shadowRoot.querySelector('.status').textContent };
   });
   assert.ok(Number.isFinite(lik.bits) && lik.bits > 0, JSON.stringify(lik));
-  assert.equal(lik.references, 0);
+  assert.equal(lik.references, REFERENCES?.images.length ?? 0);
   assert.equal(lik.label, 'the emoji to measure; draw on it');
-  assert.match(lik.status, /^a blank image: \d+\.\d{3} bits\/dim$/);
+  const start = REFERENCES ? REFERENCES.images[0].label : 'a blank image';
+  assert.ok(lik.status.startsWith(`${start}: `) && /: \d+\.\d{3} bits\/dim/.test(lik.status), lik.status);
   assert.ok((await page.evaluate(canvasColour, ['#lik', 'canvas.output'])).pixels > 0, 'no path to the prior was drawn');
   const morph = await page.$eval('#morph', async (w) => {
     const r = await w.run();
