@@ -3,8 +3,9 @@
 // the reference values the CLI measured (the card's likelihood_references). Without references
 // (the card names none, or the file is broken) it measures drawings alone, and says so.
 import { likelihoodReferences } from './client.js';
+import { measureLikelihood, referenceButtons } from './likelihood-path.js';
 import { Mode } from './mode.js';
-import { fromPixels, toPixels } from './painter.js';
+import { fromPixels } from './painter.js';
 import { drawFrames, fitScale } from './render.js';
 import { subjectOf } from './subject.js';
 
@@ -23,7 +24,6 @@ export class Likelihood extends Mode {
     this.painter = null;
     this.references = null; // client.js likelihoodReferences
     this.origin = ''; // what the drawing started from
-    this.frames = []; // [{sigma, data}]
   }
 
   build(ui, el) {
@@ -48,17 +48,15 @@ export class Likelihood extends Mode {
     this.painter.radius = 1.5;
     this.painter.onchange = () => (this.origin = 'your drawing');
     try {
-      this.references = await likelihoodReferences(w.settings.model, w.info.card);
+      // Against the card's URL as the model resolved it: the `model` attribute may be relative.
+      this.references = await likelihoodReferences(w.model.url, w.info.card);
     } catch (error) {
       ui.notice.textContent = `${error.message}; measuring drawings works without them`;
       ui.notice.hidden = false;
     }
     const references = this.references?.images ?? [];
-    ui.references.replaceChildren(...references.map((r) => {
-      const button = w.el('button', { type: 'button', class: 'secondary', part: 'button', text: r.label, 'data-reference': r.name });
-      button.addEventListener('click', () => this.setSource(r.pixels, r.label));
-      return button;
-    }));
+    const make = (r) => w.el('button', { type: 'button', class: 'secondary', part: 'button', text: r.label });
+    ui.references.replaceChildren(...referenceButtons(this.references, this.painter, make, (r) => (this.origin = r.label)));
     if (references.length) this.setSource(references[0].pixels, references[0].label);
     else this.origin = 'a blank image';
     ui.status.textContent = references.length ? 'draw, or pick a reference image, then Measure' : 'draw on the image, then Measure';
@@ -80,15 +78,13 @@ export class Likelihood extends Mode {
     const range = w.info.card.image.range;
     const origin = this.origin;
     const shape = this.painter.shape;
-    this.frames = [];
     return w.task(async (report) => {
-      const result = await w.model.likelihood({ pixels: toPixels(this.painter.image, range) }, (p) => {
-        report(p);
-        ui.status.textContent = `step ${p.step} · σ = ${p.sigma.toPrecision(3)}`;
-        if (p.preview && p.progress >= this.frames.length / (PATH_FRAMES - 1)) {
-          this.frames.push({ sigma: p.sigma, data: p.preview.data });
-          drawFrames(ui.canvas, this.frames, shape, { range, scale: fitScale([PATH_FRAMES, ...shape.slice(1)], w.side), columns: 3 });
-        }
+      const { result } = await measureLikelihood(w.model, this.painter, PATH_FRAMES, {
+        onProgress: (p) => {
+          report(p);
+          ui.status.textContent = `step ${p.step} · σ = ${p.sigma.toPrecision(3)}`;
+        },
+        onFrames: (frames) => drawFrames(ui.canvas, frames, shape, { range, scale: fitScale([PATH_FRAMES, ...shape.slice(1)], w.side), columns: 3 }),
       });
       const others = (this.references?.images ?? []).map((r) => `${r.label} ${r.bits_per_dim.toFixed(2)}`).join(', ');
       return { result: { ...result, label: origin }, status: `${origin}: ${result.bitsPerDim.toFixed(3)} bits/dim${others ? ` (the CLI measured ${others})` : ''}` };

@@ -3,6 +3,7 @@
 // model that loads fills them again from its description (RemoteModel.load), so that switching
 // models leaves no listener or option of the last one behind.
 import { $ } from './page-dom.js';
+import { runOptions } from './run-options.js';
 import { subjectOf } from './subject.js';
 
 let info = null; // the loaded model's description
@@ -96,24 +97,20 @@ function syncClass() {
 
 /** A run's options from the controls. */
 export function options() {
-  const sampler = $('sampler').value;
-  const described = samplers.get(sampler);
-  const opts = {
-    sampler,
+  const sampler = samplers.get($('sampler').value);
+  // The option fields the sampler reads (the others are hidden).
+  const own = (name, id) => (sampler.options.includes(name) ? Number($(id).value) : undefined);
+  return runOptions(info, sampler, {
     steps: Number($('steps').value),
     batch: Number($('batch').value),
     seed: Number($('seed').value),
-  };
-  if (described.options.includes('correctorSteps')) opts.correctorSteps = Number($('corrector').value);
-  if (described.options.includes('snr')) opts.snr = Number($('snr').value);
-  if (described.options.includes('churn')) opts.churn = Number($('churn').value);
-  const label = $('class').value;
-  if (!$('class-label').hidden && label !== 'any') {
-    opts.class = label === 'all' ? 'all' : Number(label);
-    opts.guidance = Number($('guidance').value);
-  }
-  if (!$('autoguidance-label').hidden) opts.autoguidance = Number($('autoguidance').value);
-  return opts;
+    label: $('class').value,
+    guidance: Number($('guidance').value),
+    autoguidance: info.autoguided ? Number($('autoguidance').value) : null,
+    correctorSteps: own('correctorSteps', 'corrector'),
+    snr: own('snr', 'snr'),
+    churn: own('churn', 'churn'),
+  });
 }
 
 /** Builds the sampler list from the model's description of its samplers. */

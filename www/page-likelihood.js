@@ -3,8 +3,9 @@
 // model in the worker), so each section's Cancel stops its own run. Wired once; `setModel` makes
 // it the chosen model's.
 import { RemoteModel, likelihoodReferences } from './client.js';
-import { $, formatSeconds, showMessage, clearCanvas } from './page-dom.js';
-import { Painter, fromPixels, imageFromFile, toPixels } from './painter.js';
+import { measureLikelihood, referenceButtons } from './likelihood-path.js';
+import { $, clearCanvas, formatSeconds, showMessage } from './page-dom.js';
+import { Painter, imageFromFile } from './painter.js';
 import { drawFrames } from './render.js';
 
 // Frames shown of the path to the prior.
@@ -96,12 +97,8 @@ export class LikelihoodSection {
     $('lik-references-said').hidden = false;
     const o = file.options;
     $('lik-table').caption.textContent = `Bits per dimension of 8-bit pixels, uniformly dequantised; RK45 at rtol ${o.rtol}, atol ${o.atol}, ${o.probes} Hutchinson probe${o.probes > 1 ? 's' : ''}, seed ${o.seed} (what this page runs)`;
-    $('lik-references').replaceChildren(...this.references.map((r) => {
-      const button = Object.assign(document.createElement('button'), { type: 'button', textContent: r.label });
-      button.dataset.reference = r.name;
-      button.addEventListener('click', () => this.setImage(fromPixels(r.pixels, this.painter.range), r.label));
-      return button;
-    }));
+    const make = (r) => Object.assign(document.createElement('button'), { type: 'button', textContent: r.label });
+    $('lik-references').replaceChildren(...referenceButtons(file, this.painter, make, (r) => (this.origin = r.label)));
     this.table();
   }
 
@@ -129,22 +126,19 @@ export class LikelihoodSection {
     const model = this.model;
     this.error('');
     this.setBusy(true);
-    const pixels = toPixels(this.painter.image, this.painter.range);
     const label = this.origin;
     const start = performance.now();
     $('lik-bar').value = 0;
     $('lik-status').textContent = 'starting…';
     try {
-      // x(t) at evenly spaced progress (for the VE SDE, evenly spaced log σ): the image dissolving.
-      const frames = [];
-      const result = await model.likelihood({ pixels }, (p) => {
-        if (model !== this.model) return; // another model was picked: this run is being cancelled
-        $('lik-bar').value = p.progress;
-        $('lik-status').textContent = `step ${p.step} · σ = ${p.sigma.toPrecision(3)} · ${formatSeconds((performance.now() - start) / 1000)}`;
-        if (p.preview && p.progress >= frames.length / (PATH_FRAMES - 1)) {
-          frames.push({ data: p.preview.data, sigma: p.sigma });
-          this.drawPath(frames);
-        }
+      const { result, pixels } = await measureLikelihood(model, this.painter, PATH_FRAMES, {
+        onProgress: (p) => {
+          $('lik-bar').value = p.progress;
+          $('lik-status').textContent = `step ${p.step} · σ = ${p.sigma.toPrecision(3)} · ${formatSeconds((performance.now() - start) / 1000)}`;
+        },
+        onFrames: (frames) => this.drawPath(frames),
+        // Another model was picked: this run is being cancelled.
+        current: () => model === this.model,
       });
       if (model !== this.model) return;
       $('lik-bar').value = 1;

@@ -3,6 +3,7 @@
 // filled with the model's samplers and classes once it has loaded, set from the attributes
 // (widget-attributes.js readChoice), and read into a run's options. Field mode reuses the form
 // and relabels it (field-view.js).
+import { runOptions } from './run-options.js';
 import { CONTROLS } from './widget-attributes.js';
 
 export class Controls {
@@ -91,18 +92,20 @@ export class Controls {
 
   /** A run's sampler options from the controls. */
   options() {
-    const ui = this.ui;
+    const { ui, info } = this;
     const sampler = this.sampler();
-    const opts = { sampler: sampler.name, steps: Number(ui.steps.value), seed: Number(ui.seed.value), batch: Number(ui.batch.value) };
-    if (sampler.defaultCorrectorSteps) opts.correctorSteps = sampler.defaultCorrectorSteps;
-    const label = ui.label.value;
-    if (this.info.classes && label && label !== 'any') {
-      opts.class = label === 'all' ? 'all' : Number(label);
-      opts.guidance = this.guidance;
-      const guided = this.info.defaults.guided;
-      if (sampler.name === guided.sampler) opts.churn = guided.churn;
-    }
-    if (this.autoguidance !== null) opts.autoguidance = this.autoguidance;
-    return opts;
+    const label = ui.label.value || 'any';
+    // The widget has no churn control: a guided run on the guided sampler takes the library's churn.
+    const guided = label !== 'any' && sampler.name === info.defaults.guided.sampler;
+    return runOptions(info, sampler, {
+      steps: Number(ui.steps.value),
+      seed: Number(ui.seed.value),
+      batch: Number(ui.batch.value),
+      label,
+      guidance: this.guidance,
+      autoguidance: this.autoguidance,
+      correctorSteps: sampler.defaultCorrectorSteps || undefined,
+      churn: guided && info.classes ? info.defaults.guided.churn : undefined,
+    });
   }
 }
