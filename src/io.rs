@@ -1,6 +1,6 @@
 //! Native file formats for the CLI: PNG grids and images, NumPy `.npy` arrays.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use thiserror::Error;
@@ -105,23 +105,14 @@ pub fn read_png(path: &Path, channels: usize) -> Result<(usize, usize, Vec<u8>),
     Ok((h, w, out))
 }
 
-/// Writes float32 data as a `.npy` array (NumPy format version 1.0).
+/// Writes float32 data as an N×C×H×W `.npy` array (C order), through the `npyz` crate.
 pub fn write_npy(path: &Path, batch: &Batch) -> Result<(), IoError> {
-    let [n, c, h, w] = batch.shape;
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, {c}, {h}, {w}), }}");
-    // Magic (6) + version (2) + length (2) + header + '\n' must be a multiple of 64.
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| file_err(path, e))?);
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    for v in &batch.data {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    file.write_all(&bytes).map_err(|e| file_err(path, e))
+    use npyz::WriterBuilder;
+    let shape: Vec<u64> = batch.shape.iter().map(|&d| d as u64).collect();
+    let file = std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| file_err(path, e))?);
+    let mut writer = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(file).begin_nd().map_err(|e| file_err(path, e))?;
+    writer.extend(batch.data.iter().copied()).map_err(|e| file_err(path, e))?;
+    writer.finish().map_err(|e| file_err(path, e))
 }
 
 /// Values of a `.npy` array: float32 (`<f4`) or 8-bit pixels (`|u1`).
@@ -130,37 +121,21 @@ pub enum NpyData {
     U8(Vec<u8>),
 }
 
-/// Reads a C-order `.npy` array of float32 or uint8 with 2 to 4 dimensions; returns its shape as
-/// [N, C, H, W] (a 3-D array is N×H×W with C = 1, a 2-D array one H×W image).
+/// Reads a C-order `.npy` array of float32 or uint8 with 2 to 4 dimensions (the format parsed by
+/// the `npyz` crate); returns its shape as [N, C, H, W] (a 3-D array is N×H×W with C = 1, a 2-D
+/// array one H×W image). The data must fill the shape exactly.
 pub fn read_npy(path: &Path) -> Result<([usize; 4], NpyData), IoError> {
     let mut bytes = Vec::new();
     std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)).map_err(|e| file_err(path, e))?;
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        return Err(format_err(path, "not a .npy file (magic string missing)"));
-    }
-    let (header_len, start) = match bytes[6] {
-        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12),
-        v => return Err(format_err(path, format!("unsupported .npy version {v}"))),
-    };
-    let header = bytes.get(start..start + header_len).ok_or_else(|| format_err(path, "header truncated"))?;
-    let header = std::str::from_utf8(header).map_err(|_| format_err(path, "header is not text"))?;
-    let field = |key: &str| -> Option<&str> {
-        let at = header.find(&format!("'{key}'"))? + key.len() + 2;
-        let rest = header[at..].trim_start().strip_prefix(':')?.trim_start();
-        Some(rest)
-    };
-    let descr = field("descr").and_then(|r| r.split('\'').nth(1)).ok_or_else(|| format_err(path, "no dtype in header"))?;
-    if field("fortran_order").is_some_and(|r| r.starts_with("True")) {
+    // The header read from a slice leaves the slice at the data, whose length is checked below.
+    let mut body: &[u8] = &bytes;
+    let header = npyz::NpyHeader::from_reader(&mut body).map_err(|e| format_err(path, format!("not a readable .npy file: {e}")))?;
+    let body_len = body.len();
+    let npy = npyz::NpyFile::with_header(header, body);
+    if npy.order() == npyz::Order::Fortran {
         return Err(format_err(path, "Fortran-ordered arrays are not supported; save with C order"));
     }
-    let shape_text = field("shape").and_then(|r| r.strip_prefix('(')).and_then(|r| r.split(')').next()).ok_or_else(|| format_err(path, "no shape in header"))?;
-    let dims: Vec<usize> = shape_text
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| format_err(path, format!("bad shape entry `{s}`"))))
-        .collect::<Result<_, _>>()?;
+    let dims: Vec<usize> = npy.shape().iter().map(|&d| usize::try_from(d).map_err(|_| format_err(path, "shape overflows"))).collect::<Result<_, _>>()?;
     let shape = match dims[..] {
         [h, w] => [1, 1, h, w],
         [n, h, w] => [n, 1, h, w],
@@ -168,22 +143,20 @@ pub fn read_npy(path: &Path) -> Result<([usize; 4], NpyData), IoError> {
         _ => return Err(format_err(path, format!("expected 2 to 4 dimensions, got shape {dims:?}"))),
     };
     let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| format_err(path, "shape overflows"))?;
-    let body = &bytes[start + header_len..];
-    match descr {
-        "<f4" => {
-            if body.len() != count * 4 {
-                return Err(format_err(path, format!("shape {dims:?} needs {} bytes of data, file has {}", count * 4, body.len())));
-            }
-            Ok((shape, NpyData::F32(body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())))
-        }
-        "|u1" => {
-            if body.len() != count {
-                return Err(format_err(path, format!("shape {dims:?} needs {count} bytes of data, file has {}", body.len())));
-            }
-            Ok((shape, NpyData::U8(body.to_vec())))
-        }
-        other => Err(format_err(path, format!("dtype `{other}` is not supported; use float32 or uint8"))),
+    let descr = match npy.dtype() {
+        npyz::DType::Plain(t) => t.to_string(),
+        other => return Err(format_err(path, format!("dtype `{}` is not supported; use float32 or uint8", other.descr()))),
+    };
+    let width = match descr.as_str() {
+        "<f4" => 4,
+        "|u1" => 1,
+        other => return Err(format_err(path, format!("dtype `{other}` is not supported; use float32 or uint8"))),
+    };
+    if body_len != count * width {
+        return Err(format_err(path, format!("shape {dims:?} needs {} bytes of data, file has {body_len}", count * width)));
     }
+    let data = if width == 4 { NpyData::F32(npy.into_vec::<f32>().map_err(|e| format_err(path, e.to_string()))?) } else { NpyData::U8(npy.into_vec::<u8>().map_err(|e| format_err(path, e.to_string()))?) };
+    Ok((shape, data))
 }
 
 #[cfg(test)]

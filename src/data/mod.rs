@@ -285,6 +285,17 @@ impl DataSpec {
         }
     }
 
+    /// The images' empty background in [0, 1] where it is not the low end (the model card's
+    /// `image.background`): the emoji's white (they are composited on it), a folder's white when
+    /// its pictures are padded on it; none for the digits (black, the default) or cropped pictures.
+    pub fn background(&self) -> Option<f32> {
+        match self {
+            Self::Mnist => None,
+            Self::Emoji { .. } => Some(1.0),
+            Self::Folder(o) => (o.fit == folder::Fit::Pad).then_some(1.0),
+        }
+    }
+
     /// What a model card says of its training data.
     pub fn card_dataset(&self, training: &Images) -> String {
         let [c, h, w] = training.shape;

@@ -69,19 +69,19 @@ pub const STARTING_POINTS: &str = "not measured on this model: the library's sta
 
 impl Sampler {
     /// The steps this sampler starts at on a model nobody has measured, and the fewest allowed,
-    /// with why: the MNIST model's measurements (docs/EVALUATION.md, "Step counts the page
+    /// with why (said of the digits, where it was seen): the MNIST model's measurements (docs/EVALUATION.md, "Step counts the page
     /// allows": the fewest steps within 2× the Fréchet floor, 250 samples per run).
     pub fn starting_steps(self) -> StepCounts {
         match self {
-            Sampler::EulerMaruyama => StepCounts::new(100, 50, "at 20 steps its first-order steps leave speckled, malformed strokes"),
-            Sampler::ReverseDiffusion => StepCounts::new(100, 50, "at 20 steps its coarse steps leave speckled, malformed strokes"),
-            Sampler::PredictorCorrector => StepCounts::new(100, 50, "at 25 steps a third of its digits are malformed, at 10 most are noise"),
-            Sampler::AnnealedLangevin => StepCounts::new(100, 50, "with 5 Langevin steps per level, 20 levels do not leave the initial noise"),
-            Sampler::OdeEuler => StepCounts::new(100, 100, "at 50 steps Euler's first-order error blurs the digits into a few smooth shapes"),
-            Sampler::OdeHeun => StepCounts::new(50, 25, "on the SDE's uniform time grid, 10 steps end in noise: the steps at small σ are too coarse"),
+            Sampler::EulerMaruyama => StepCounts::new(100, 50, "on the MNIST digits, 20 steps leave speckled, malformed strokes (first-order steps)"),
+            Sampler::ReverseDiffusion => StepCounts::new(100, 50, "on the MNIST digits, 20 coarse steps leave speckled, malformed strokes"),
+            Sampler::PredictorCorrector => StepCounts::new(100, 50, "on the MNIST digits, at 25 steps a third are malformed, at 10 most are noise"),
+            Sampler::AnnealedLangevin => StepCounts::new(100, 50, "on the MNIST digits, 20 levels of 5 Langevin steps do not leave the initial noise"),
+            Sampler::OdeEuler => StepCounts::new(100, 100, "on the MNIST digits, at 50 steps Euler's first-order error blurs them into a few smooth shapes"),
+            Sampler::OdeHeun => StepCounts::new(50, 25, "on the MNIST digits, 10 steps of the SDE's uniform time grid end in noise: the steps at small σ are too coarse"),
             Sampler::OdeRk45 => StepCounts::new(1, 1, "the step count is chosen by the solver"),
-            Sampler::EdmHeun => StepCounts::new(18, 5, "at 3 steps the σ grid is too coarse: faint, broken digits"),
-            Sampler::DpmSolver2M => StepCounts::new(17, 5, "at 3 steps the digits are blurred into a grey haze"),
+            Sampler::EdmHeun => StepCounts::new(18, 5, "on the MNIST digits, at 3 steps the σ grid is too coarse: faint, broken strokes"),
+            Sampler::DpmSolver2M => StepCounts::new(17, 5, "on the MNIST digits, at 3 steps they blur into a grey haze"),
             Sampler::Consistency => StepCounts::new(1, 1, "one evaluation maps noise to an image; each further step re-noises and refines it"),
         }
     }

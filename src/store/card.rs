@@ -33,6 +33,11 @@ pub struct ImageSpec {
     pub width: usize,
     /// The data range the model was trained on, e.g. [0, 1].
     pub range: [f32; 2],
+    /// The value of the images' empty background where the data have one (the emoji's white
+    /// 1.0; the digits' black is the range's low end, the default): a front end's blank canvas,
+    /// whose ink is the other end of the range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<f32>,
 }
 
 /// How the weights were made. Every field is a record of the run, not a setting.
@@ -191,7 +196,7 @@ impl ModelCard {
     /// A card for an untrained network of the given architecture.
     pub fn new(name: &str, architecture: Architecture, parameterisation: Parameterisation, sde: Sde) -> Self {
         let [channels, height, width] = architecture.image_shape();
-        let image = ImageSpec { channels, height, width, range: [0.0, 1.0] };
+        let image = ImageSpec { channels, height, width, range: [0.0, 1.0], background: None };
         Self {
             format: CARD_FORMAT.into(),
             version: CARD_VERSION,
@@ -284,6 +289,9 @@ impl ModelCard {
         if !(lo.is_finite() && hi.is_finite() && lo < hi) {
             return Err(ConfigError::invalid("image.range", format!("must be two finite numbers [low, high] with low < high, got [{lo}, {hi}]")));
         }
+        if let Some(b) = i.background.filter(|b| !(lo..=hi).contains(b)) {
+            return Err(ConfigError::invalid("image.background", format!("must lie in the range [{lo}, {hi}], got {b}")));
+        }
         Ok(())
     }
 
@@ -333,7 +341,8 @@ mod tests {
     }
 
     /// A card names its images for the page ("digit"/"digits"); without the field they are
-    /// "image"/"images"; an empty, over-long or control-character name is refused by field.
+    /// "image"/"images"; an empty, over-long or control-character name is refused by field, and
+    /// so is a background outside the images' range.
     #[test]
     fn the_subject_names_the_images() {
         let arch = Architecture::Unet(UNetConfig { widths: vec![8], embed_dim: 8, ..Default::default() });
@@ -343,6 +352,10 @@ mod tests {
         assert_eq!(ModelCard::from_json(&value.to_string()).unwrap().subject, Subject::new("image", "images"));
         card.subject = Subject::new("emoji", "emoji");
         assert_eq!(ModelCard::from_json(&card.to_json()).unwrap().subject.many, "emoji");
+        card.image.background = Some(1.5);
+        assert!(card.validate().err().unwrap().to_string().contains("image.background"));
+        card.image.background = Some(1.0);
+        card.validate().unwrap();
         for (one, many, field) in [(" ", "digits", "subject.one"), ("digit", &"x".repeat(41) as &str, "subject.many"), ("dig\nit", "digits", "subject.one")] {
             card.subject = Subject::new(one, many);
             let err = card.validate().err().unwrap().to_string();

@@ -142,7 +142,7 @@ mod tests {
     /// A card names its problems; weights of another architecture are refused by tensor name.
     #[test]
     fn cards_and_weights_are_checked() {
-        let image = ImageSpec { channels: 1, height: 28, width: 28, range: [0.0, 1.0] };
+        let image = ImageSpec { channels: 1, height: 28, width: 28, range: [0.0, 1.0], background: None };
         let card = ClassifierCard::new("c", tiny(), [0.002, 40.0], image.clone());
         assert_eq!(ClassifierCard::from_json(&card.to_json()).unwrap(), card);
         let bad = |f: &dyn Fn(&mut ClassifierCard)| {

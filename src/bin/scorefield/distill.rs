@@ -83,6 +83,7 @@ pub(crate) fn run(a: DistillArgs) -> anyhow::Result<()> {
         let mut card = d.card(&name);
         card.dataset = Some(d.data.card_dataset(&train_set));
         card.subject = d.data.subject();
+        card.image.background = d.data.background();
         card.training.command = Some(command.clone());
         if let Some(dir) = a.out.parent() {
             std::fs::create_dir_all(dir)?;
