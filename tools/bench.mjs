@@ -1,6 +1,6 @@
 // Runs www/bench.html in headless Debian Chromium, once per backend, and writes
 // docs/performance/browser-<backend>.json plus the transfer sizes of what the page downloads.
-// Usage: node tools/bench.mjs [cpu|webgpu|field|workers|steps|engines|first-click|emoji ...]   (default: cpu webgpu field engines)
+// Usage: node tools/bench.mjs [cpu|webgpu|field|workers|steps|engines|first-click|emoji|opening ...]   (default: cpu webgpu field engines)
 // `emoji` times the emoji model's default Generate (click → 16 emoji, median of five) on the CPU
 // build and sizes its files, into docs/performance/browser-cpu-emoji.json.
 // `steps` times an EM step against one evaluation at batch 1 and 16 on the CPU build, one worker,
@@ -19,6 +19,9 @@
 // SCOREFIELD_BENCH_COMPARE=FOLDER (a site as tools/serve.py --dir serves it, e.g. another build's
 // www/ with its pkg/ inside) the same pages from that folder too, taking turns round by round so
 // that both share the machine's load; into docs/performance/browser-cpu-first-click.json.
+// `opening` opens the page (index.html, CPU build) in five fresh browser contexts and leaves it
+// alone: the time from navigation to the first preview of the batch it generates by itself and to
+// the finished 16 samples, into docs/performance/browser-cpu-opening.json.
 // `field` times the 2-D explainer's widget (1,000 particles: run time, playback frames per second,
 // milliseconds per drawn frame) on the CPU build, into docs/performance/browser-field.json.
 // On a software WebGPU adapter (SwiftShader, isFallbackAdapter) one evaluation at batch 64 takes
@@ -27,7 +30,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { ENGINES, ROOT, launch, launchEngine, serve } from '../tests/browser/harness.mjs';
+import { ENGINES, ROOT, launch, launchEngine, serve, watchOpening } from '../tests/browser/harness.mjs';
 
 const OUT = path.join(ROOT, 'docs', 'performance');
 mkdirSync(OUT, { recursive: true });
@@ -173,6 +176,23 @@ try {
       for (const f of results.field.runs) console.log(`| ${f.distribution} | ${f.sampler} | ${f.particles} | ${f.updates} | ${f.runSeconds.toFixed(2)} | ${f.fps.toFixed(1)} | ${f.drawMs.toFixed(2)} |`);
       const t = results.field.training;
       console.log(`learning the score: ${t.stepsPerSecond.toFixed(1)} steps/s (${t.steps} steps in ${t.seconds.toFixed(2)} s); a 32 × 32 comparison with the exact score ${t.compareMs.toFixed(0)} ms`);
+      continue;
+    }
+    if (backend === 'opening') {
+      const loads = [];
+      for (let i = 0; i < 5; i++) {
+        const context = await browser.newContext({ viewport: { width: 1100, height: 1400 } });
+        const page = await context.newPage();
+        await page.addInitScript(watchOpening);
+        await page.goto(`${server.url}?backend=cpu`);
+        await page.waitForFunction(() => window.opening.done, null, { timeout: 300_000, polling: 50 });
+        loads.push(await page.evaluate(() => ({ ...window.opening, status: document.getElementById('status').textContent })));
+        await context.close();
+        console.error(`load ${i + 1}/5: first preview ${(loads[i].preview / 1000).toFixed(2)} s, 16 samples ${(loads[i].done / 1000).toFixed(2)} s (${loads[i].status})`);
+      }
+      writeFileSync(path.join(OUT, 'browser-cpu-opening.json'), JSON.stringify({ loads }, null, 2));
+      const m = (f) => (median(loads.map(f)) / 1000).toFixed(2);
+      console.log(`\nThe page opened and left alone, CPU build, median of ${loads.length}: first preview ${m((l) => l.preview)} s, 16 samples ${m((l) => l.done)} s after navigation`);
       continue;
     }
     if (backend === 'emoji') {

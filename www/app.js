@@ -1,7 +1,9 @@
 // The demo page: pick a model, generate, watch the samples emerge, pick one, paint a mask,
 // inpaint; measure an image's likelihood and interpolate between two (page-likelihood.js,
 // page-interpolate.js). Each section is wired once; picking another model fills them again from
-// its description, in its shape and colours and with its card's words (subject.js).
+// its description, in its shape and colours and with its card's words (subject.js). Once a model
+// has loaded the page generates by itself at its default settings (the opening run), so that a
+// reader sees samples forming from noise; a click on Generate or Inpaint supersedes it.
 import { RemoteModel, setWorkers, startedWorkers, workerStats } from './client.js';
 import { LiveInpaint } from './live-inpaint.js';
 import { fillControls, options, wireControls } from './page-controls.js';
@@ -24,6 +26,10 @@ try {
 } catch (e) {
   workersProblem = `?workers: ${e.message}; using one per core`;
 }
+// ?autorun=0 opens the page idle: no run before the reader's first click.
+const autorun = params.get('autorun') !== '0';
+// Under prefers-reduced-motion the opening run shows its finished samples, not the steps to them.
+const reducedMotion = matchMedia('(prefers-reduced-motion: reduce)');
 // The 2-D field section computes on the CPU unless the page is asked for WebGPU.
 if (backend === 'webgpu') document.getElementById('field')?.setAttribute('backend', 'webgpu');
 
@@ -32,13 +38,22 @@ let card = null; // its card, once loaded (null while loading)
 let loads = 0; // how many models were picked: a load that is not the last one's is dropped
 let lastResult = null;
 let busy = false;
+let opening = false; // the run in progress is the opening run, which the reader's runs supersede
+let runs = 0; // how many runs were started: a run that is not the last one draws and says nothing
+let active = null; // the run in progress: {model, settled}, until it has settled
 // The Inpaint section's source and mask; a model's load gives it that model's shape.
 const painter = new Painter($('source'));
-const live = new LiveInpaint(painter, { run: inpaint, cancel: () => model?.cancel(), busy: () => busy }); // after each stroke
+const live = new LiveInpaint(painter, { run: inpaint, cancel: cancelRun, busy: readerBusy }); // after each stroke
 const likelihood = new LikelihoodSection(() => painter.image);
 const interpolation = new InterpolationSection(options);
 // A handle for the console and the browser tests.
-window.scorefield = { get model() { return model; }, workerStats, startedWorkers, lastResult: null, lastInpaint: null, lastLikelihood: null, references: null, painter, live, likelihoodPainter: likelihood.painter, interpolationPainters: interpolation.painters };
+window.scorefield = { get model() { return model; }, idle, workerStats, startedWorkers, lastResult: null, lastInpaint: null, lastLikelihood: null, references: null, painter, live, likelihoodPainter: likelihood.painter, interpolationPainters: interpolation.painters };
+
+/** Resolves once no run of the page is going (the opening run included): for tests that drive
+ * the model themselves. */
+async function idle() {
+  while (active) await active.settled;
+}
 
 /** Shows `message` (or hides the box); with `retry`, a Retry button that calls it. */
 function showError(message, retry) {
@@ -64,10 +79,22 @@ function showBackend(info) {
   $('batch').max = String(Math.min(info.defaults.maxBatch, info.maxBatch));
 }
 
+/** Cancels the page's run in progress (the Cancel button, a live inpaint's next stroke), also
+ * one still waiting for the run before it to end. */
+function cancelRun() {
+  if (active) active.cancelled = true;
+  model?.cancel();
+}
+
+/** Whether a run the reader started is going (the opening run gives way to theirs). */
+function readerBusy() {
+  return busy && !opening;
+}
+
 function setBusy(value) {
   busy = value;
-  $('generate').disabled = value || !card;
-  $('inpaint').disabled = value || !card;
+  $('generate').disabled = readerBusy() || !card;
+  $('inpaint').disabled = readerBusy() || !card;
   $('cancel').disabled = !value;
 }
 
@@ -124,6 +151,7 @@ async function loadModel(url) {
   interpolation.setModel(info, model.url, backend);
   setBusy(busy);
   if (workersProblem) showError(workersProblem);
+  if (autorun) run('generate', options(), $('grid'), { opening: true });
 }
 
 /** What a finished run leaves behind, by type. */
@@ -138,16 +166,56 @@ const keep = {
   },
 };
 
-/** Runs generate or inpaint with a progress bar, live previews drawn on `canvas`. */
-async function run(type, opts, canvas) {
-  showError('');
-  setBusy(true);
-  const start = performance.now();
+/** Runs generate or inpaint with a progress bar, live previews drawn on `canvas`; the `opening`
+ * run (the page's own, once a model has loaded) gives way to the next run, which cancels it and
+ * starts once it has ended. Resolves to the result, or null. */
+async function run(type, opts, canvas, { opening: isOpening = false } = {}) {
+  const id = ++runs;
   const runModel = model;
-  // Another model picked meanwhile cancels this run; nothing of it is drawn after that.
-  const current = () => runModel === model;
+  // Another model picked or another run started meanwhile: nothing of this one is drawn after that.
+  const current = () => runModel === model && id === runs;
+  showError('');
+  opening = isOpening;
+  setBusy(true);
+  // The result this run will leave; until then there is none (a test waits for it).
+  if (type === 'generate') lastResult = null;
+  window.scorefield[type === 'generate' ? 'lastResult' : 'lastInpaint'] = null;
   $('bar').value = 0;
   $('status').textContent = 'starting…';
+  // One run at a time in the workers: the one going (the opening run, or the last model's) is
+  // cancelled, and this one starts once it has ended (unless it was cancelled meanwhile).
+  const previous = active;
+  const mine = { model: runModel, cancelled: false };
+  const settled = (async () => {
+    if (previous) {
+      previous.model.cancel();
+      await previous.settled;
+    }
+    if (!current()) return null;
+    if (mine.cancelled) {
+      $('status').textContent = 'cancelled before it started';
+      return null;
+    }
+    return runOnce(type, opts, canvas, { runModel, current, isOpening });
+  })();
+  mine.settled = settled.catch(() => null);
+  active = mine;
+  try {
+    return await settled;
+  } finally {
+    if (id === runs) {
+      active = null;
+      opening = false;
+      setBusy(false);
+    }
+  }
+}
+
+/** One run in the workers, once no other is going: its progress, previews and result on the page
+ * while it is `current()`; a device loss offers Retry. */
+async function runOnce(type, opts, canvas, { runModel, current, isOpening }) {
+  const start = performance.now();
+  const previews = !(isOpening && reducedMotion.matches);
   try {
     const result = await runModel[type](opts, (p) => {
       if (!current()) return;
@@ -155,7 +223,7 @@ async function run(type, opts, canvas) {
       $('bar').value = p.progress;
       const left = p.progress > 0.02 ? ` · ~${formatSeconds((elapsed * (1 - p.progress)) / p.progress)} left` : '';
       $('status').textContent = `step ${p.step}${p.total ? ` / ${p.total}` : ''} · ${formatSeconds(elapsed)}${left}`;
-      if (p.preview) drawGrid(canvas, p.preview.data, p.preview.shape, { range: card.image.range, scale: scaleFor(p.preview.shape) });
+      if (p.preview && previews) drawGrid(canvas, p.preview.data, p.preview.shape, { range: card.image.range, scale: scaleFor(p.preview.shape) });
     });
     if (!current()) return null;
     $('bar').value = 1;
@@ -187,13 +255,12 @@ async function run(type, opts, canvas) {
     }
     if (e.name === 'CancelledError') $('status').textContent = e.message;
     return null;
-  } finally {
-    setBusy(false);
   }
 }
 
+/** The grid's scale: as large as the output column holds, at most 640 pixels wide. */
 function scaleFor(shape) {
-  return fitScale(shape, Math.min(640, document.querySelector('main').clientWidth - 48));
+  return fitScale(shape, Math.min(640, $('output').clientWidth));
 }
 
 function pickSample(i) {
@@ -225,10 +292,10 @@ function main() {
   });
   $('controls').addEventListener('submit', async (event) => {
     event.preventDefault();
-    if (busy || !card) return;
+    if (readerBusy() || !card) return;
     await run('generate', options(), $('grid'));
   });
-  $('cancel').addEventListener('click', () => model?.cancel());
+  $('cancel').addEventListener('click', cancelRun);
   $('download').addEventListener('click', () => {
     $('grid').toBlob((blob) => {
       const a = document.createElement('a');
@@ -259,7 +326,7 @@ function main() {
       showError(`Could not read ${file.name}: ${e.message}`);
     }
   });
-  $('inpaint').addEventListener('click', () => !busy && card && inpaint());
+  $('inpaint').addEventListener('click', () => !readerBusy() && card && inpaint());
   live.enabled = $('live').checked;
   $('live').addEventListener('change', () => (live.enabled = $('live').checked));
   loadModel(params.get('model') ?? $('model').value);

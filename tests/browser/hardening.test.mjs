@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ROOT, launch, openPage, serve } from './harness.mjs';
+import { ROOT, launch, openPage, quiet, serve } from './harness.mjs';
 
 let site;
 let files; // a second origin serving the broken model files (with CORS)
@@ -90,6 +90,9 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+// The tests below drive the page's model themselves: each first stops the run the page starts by
+// itself once the model has loaded (harness.mjs quiet), so that the runs measured are their own.
+
 async function loadError(model) {
   const page = await openPage(browser, `${site.url}?backend=cpu&model=${encodeURIComponent(`${files.url}${model}.json`)}`);
   await page.waitForFunction(() => !document.getElementById('error').hidden || document.getElementById('badge').dataset.backend, null, { timeout: 60_000 });
@@ -123,6 +126,7 @@ test('broken model files supplied by URL are refused with a message naming the p
 test('a broken guide model leaves the model drawing alone, says why, and refuses explicit autoguidance by name', async () => {
   const page = await openPage(browser, `${site.url}?backend=cpu&model=${encodeURIComponent(`${files.url}broken-guide.json`)}`);
   await page.waitForFunction(() => document.getElementById('badge').dataset.backend || !document.getElementById('error').hidden, null, { timeout: 60_000 });
+  await quiet(page);
   assert.equal(await page.$eval('#error', (e) => e.hidden), true, await page.$eval('#error', (e) => e.textContent));
   const shown = await page.evaluate(() => ({ hidden: document.getElementById('autoguidance-label').hidden, hint: document.getElementById('autoguidance-hint').textContent }));
   assert.equal(shown.hidden, true, 'no slider without a guide model');
@@ -143,6 +147,7 @@ test('a broken guide model leaves the model drawing alone, says why, and refuses
 test('absurd options are refused before any work, naming the field', async () => {
   const page = await openPage(browser, `${site.url}?backend=cpu`);
   await page.waitForFunction(() => document.getElementById('badge').dataset.backend, null, { timeout: 60_000 });
+  await quiet(page);
   const errors = await page.evaluate(async () => {
     const model = window.scorefield.model;
     const tries = [
@@ -210,6 +215,7 @@ test('cancel during the first step stops the run and the page samples again afte
   // On the software WebGPU adapter one step of batch 16 takes seconds: the cancel lands inside it.
   const page = await openPage(browser, `${site.url}?backend=webgpu`);
   await page.waitForFunction(() => document.getElementById('badge').dataset.backend, null, { timeout: 120_000 });
+  await quiet(page);
   const outcome = await page.evaluate(async () => {
     const model = window.scorefield.model;
     const run = model.generate({ sampler: 'em', steps: 1000, batch: 16, seed: 1 }).then(() => 'finished', (e) => `${e.name}: ${e.message}`);
@@ -226,6 +232,7 @@ test('cancel during the first step stops the run and the page samples again afte
 test('weights that overflow mid-run stop it with the sampler and step, not a black image', async () => {
   const page = await openPage(browser, `${site.url}?backend=cpu&model=${encodeURIComponent(`${files.url}explodes.json`)}`);
   await page.waitForFunction(() => document.getElementById('badge').dataset.backend || !document.getElementById('error').hidden, null, { timeout: 60_000 });
+  await quiet(page);
   const message = await page.evaluate(() =>
     window.scorefield.model.generate({ sampler: 'em', steps: 50, batch: 2, seed: 1, previewEvery: 1 }).then(() => 'no error', (e) => `${e.name}: ${e.message}`),
   );
@@ -239,6 +246,7 @@ test('two tabs sample at once, each with its own worker and device', async () =>
   const shapes = await Promise.all(
     pages.map(async (page, i) => {
       await page.waitForFunction(() => document.getElementById('badge').dataset.backend, null, { timeout: 120_000 });
+      await quiet(page);
       return page.evaluate((seed) => window.scorefield.model.generate({ sampler: 'em', steps: 3, batch: 2, seed }).then((r) => r.shape), i + 1);
     }),
   );
@@ -252,6 +260,7 @@ test('two tabs sample at once, each with its own worker and device', async () =>
 test('200 generate calls and 50 load/unload cycles keep wasm memory flat', async () => {
   const page = await openPage(browser, `${site.url}?backend=cpu`);
   await page.waitForFunction(() => document.getElementById('badge').dataset.backend, null, { timeout: 60_000 });
+  await quiet(page);
   const figures = await page.evaluate(async () => {
     const { model, workerStats } = window.scorefield;
     const run = () => model.generate({ sampler: 'em', steps: 1, batch: 2, seed: 1 });
@@ -288,6 +297,7 @@ test('a batch too large for the device is refused up front with the limit it der
   for (const backend of ['cpu', 'webgpu']) {
     const page = await openPage(browser, `${site.url}?backend=${backend}`);
     await page.waitForFunction(() => document.getElementById('badge').dataset.backend, null, { timeout: 120_000 });
+    await quiet(page);
     const outcome = await page.evaluate(async () => {
       const { model } = window.scorefield;
       const info = await model.load();
@@ -310,6 +320,7 @@ test('a batch too large for the device is refused up front with the limit it der
 test('a lost GPU device (GPUDevice.destroy()) is reported, Retry starts a new one, the painted mask survives', async () => {
   const page = await openPage(browser, `${site.url}?backend=webgpu`);
   await page.waitForFunction(() => document.getElementById('badge').dataset.backend === 'webgpu', null, { timeout: 120_000 });
+  await quiet(page);
   // A source digit and a painted mask, then the device goes.
   const before = await page.evaluate(async () => {
     const { model, painter } = window.scorefield;
@@ -347,6 +358,7 @@ test('repeated generate calls on WebGPU keep the GPU allocator flat', async () =
   const calls = Number(process.env.SCOREFIELD_GPU_LEAK_CALLS ?? 30);
   const page = await openPage(browser, `${site.url}?backend=webgpu`);
   await page.waitForFunction(() => document.getElementById('badge').dataset.backend === 'webgpu', null, { timeout: 120_000 });
+  await quiet(page);
   const figures = await page.evaluate(async (n) => {
     const { model, workerStats } = window.scorefield;
     const run = () => model.generate({ sampler: 'em', steps: 1, batch: 2, seed: 1 });

@@ -63,6 +63,31 @@ export async function openPage(browser, url) {
   return page;
 }
 
+/** Once the page's model has loaded: stops its opening run (the Generate it starts by itself) with
+ * its Cancel button, as a reader would, and waits until no run of the page is going; for tests
+ * that drive the model themselves. */
+export async function quiet(page) {
+  await page.evaluate(async () => {
+    const cancel = document.getElementById('cancel');
+    if (!cancel.disabled) cancel.click();
+    await window.scorefield.idle();
+  });
+}
+
+/** An init script (page.addInitScript) that watches the page's opening run from the first frame:
+ * `window.opening` = {preview, done}, the ms after navigation when the grid first showed a preview
+ * (the samples forming, before any result) and when the finished batch was there. */
+export function watchOpening() {
+  const seen = (window.opening = { preview: null, done: null });
+  const poll = () => {
+    const result = window.scorefield?.lastResult;
+    if (seen.preview === null && document.getElementById('grid')?.width > 0 && !result) seen.preview = performance.now();
+    if (result) seen.done = performance.now();
+    else requestAnimationFrame(poll);
+  };
+  requestAnimationFrame(poll);
+}
+
 export const ENGINES = ['chromium', 'firefox', 'webkit'];
 const FIREFOX = process.env.FIREFOX ?? '/usr/bin/firefox-esr';
 

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { ARTIFACTS, launch, openPage, serve } from './harness.mjs';
+import { ARTIFACTS, launch, openPage, quiet, serve, watchOpening } from './harness.mjs';
 
 let server;
 let gpu;
@@ -45,6 +45,78 @@ async function generate(page) {
   assert.ok(result, 'the run finished without a result');
   return result;
 }
+
+test('left alone, the page generates a batch by itself once the model has loaded: its samples form on the grid, then the batch of the card\'s shape is there', async () => {
+  const browser = await launch({ webgpu: false });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 1400 } });
+    page.errors = [];
+    page.on('pageerror', (e) => page.errors.push(e.message));
+    // From the first frame: when the grid first shows something (a preview of the run, as for a
+    // click) and when the finished batch is there.
+    await page.addInitScript(watchOpening);
+    await page.goto(`${server.url}?backend=cpu`);
+    // Nothing is clicked.
+    await page.waitForFunction(() => window.opening.done || !document.getElementById('error').hidden, null, { timeout: 120_000, polling: 100 });
+    const out = await page.evaluate(() => {
+      const { lastResult: r, model } = window.scorefield;
+      return { ...window.opening, shape: r?.shape, finite: r && Array.from(r.data).every(Number.isFinite), image: model.info.card.image, batch: model.info.defaults.batch.generate, batchControl: Number(document.getElementById('batch').value), status: document.getElementById('status').textContent, grid: [document.getElementById('grid').width, document.getElementById('grid').height], error: document.getElementById('error').hidden ? '' : document.getElementById('error').textContent };
+    });
+    console.log(`opening run: first preview ${out.preview?.toFixed(0)} ms, samples ${out.done?.toFixed(0)} ms after navigation`);
+    assert.equal(out.error, '');
+    assert.deepEqual(out.shape, [out.batch, out.image.channels, out.image.height, out.image.width], 'the default batch of the card\'s shape');
+    assert.equal(out.batchControl, out.batch);
+    assert.ok(out.finite, 'the samples contain NaN or ±∞');
+    assert.ok(out.preview !== null && out.preview < out.done, 'the grid showed the samples forming before they were done');
+    assert.match(out.status, new RegExp(`^done: ${out.batch} digits by `));
+    assert.ok(out.grid[0] > out.image.width * 2, `grid canvas is ${out.grid}`);
+    // The output sits beside the controls.
+    const [grid, form] = await Promise.all(['#grid', '#controls'].map(async (s) => (await page.$(s)).boundingBox()));
+    assert.ok(form.x >= grid.x + grid.width && form.y < grid.y + grid.height, `the controls (${JSON.stringify(form)}) are not beside the grid (${JSON.stringify(grid)})`);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'page-opening.png') });
+    assert.deepEqual(page.errors, []);
+    // With reduced motion asked for, the grid shows only the finished samples.
+    const still = await browser.newPage({ viewport: { width: 1100, height: 1400 }, reducedMotion: 'reduce' });
+    await still.addInitScript(watchOpening);
+    await still.goto(`${server.url}?backend=cpu`);
+    await still.waitForFunction(() => window.opening.done || !document.getElementById('error').hidden, null, { timeout: 120_000, polling: 100 });
+    const seen = await still.evaluate(() => ({ ...window.opening, shape: window.scorefield.lastResult?.shape }));
+    assert.deepEqual([seen.preview, seen.shape], [null, out.shape], 'a preview was drawn under reduced motion');
+  } finally {
+    await browser.close();
+  }
+});
+
+test('a click on Generate during the opening run supersedes it: only the clicked run draws and finishes, and picking another model cancels it', async () => {
+  const page = await openPage(gpu, `${server.url}?backend=cpu`);
+  await waitLoaded(page);
+  await page.waitForFunction(() => /^step [1-9]/.test(document.getElementById('status').textContent), null, { timeout: 60_000, polling: 50 });
+  await setControls(page, { sampler: 'dpmpp-2m', steps: 5, batch: 3, seed: 9 });
+  const statuses = [];
+  await page.exposeFunction('sawStatus', (s) => statuses.push(s));
+  await page.evaluate(() => new MutationObserver(() => window.sawStatus(document.getElementById('status').textContent)).observe(document.getElementById('status'), { childList: true, characterData: true, subtree: true }));
+  const clicked = await generate(page);
+  assert.deepEqual(clicked.shape, [3, 1, 28, 28]);
+  assert.ok(!statuses.some((s) => /cancelled/.test(s)), `the superseded run spoke: ${statuses.join(' | ')}`);
+  assert.ok(statuses.filter((s) => /^done/.test(s)).length === 1, statuses.join(' | '));
+  // The same settings again: the same samples (the opening run left nothing behind).
+  const again = await generate(page);
+  assert.deepEqual(again.data, clicked.data);
+  // Another model picked during its opening run, then this one again: the emoji's run is
+  // cancelled and nothing of it comes after; this model's opening run finishes.
+  await page.selectOption('#model', 'models/emoji.json');
+  await waitLoaded(page);
+  await page.waitForFunction(() => /^step [1-9]/.test(document.getElementById('status').textContent), null, { timeout: 120_000, polling: 50 });
+  statuses.length = 0;
+  await page.selectOption('#model', 'models/mnist.json');
+  await waitLoaded(page);
+  await page.waitForFunction(() => window.scorefield.lastResult || !document.getElementById('error').hidden, null, { timeout: 300_000 });
+  assert.deepEqual(await page.evaluate(() => window.scorefield.lastResult.shape), [16, 1, 28, 28]);
+  assert.ok(!statuses.some((s) => /emoji/.test(s)), `the emoji run spoke after the pick: ${statuses.join(' | ')}`);
+  assert.match(await page.$eval('#status', (s) => s.textContent), /^done: 16 digits/);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
 
 test('the page loads on WebGPU and Generate gives a non-blank, NaN-free, reproducible grid', async () => {
   const page = await openPage(gpu, `${server.url}?backend=webgpu`);
@@ -150,11 +222,15 @@ test('the controls start at the library\'s values; the steps control has each sa
   const em = await page.evaluate(() => ({ min: Number(document.getElementById('steps').min), value: Number(document.getElementById('steps').value), hint: document.getElementById('steps-hint').textContent }));
   assert.ok(em.min > 3 && em.value >= em.min, JSON.stringify(em));
   assert.match(em.hint, new RegExp(`At least ${em.min} steps: .+`), em.hint);
+  // Once the page's opening run has ended, a click with too few steps starts nothing.
+  await page.evaluate(() => window.scorefield.idle());
+  const idle = await page.$eval('#status', (s) => s.textContent);
+  await page.evaluate(() => { window.scorefield.lastResult = null; });
   await page.fill('#steps', '3');
   await page.click('#generate');
   await page.waitForTimeout(500);
   assert.equal(await page.$eval('#steps', (i) => i.validity.rangeUnderflow), true);
-  assert.equal(await page.$eval('#status', (s) => s.textContent), '', 'a run started below the floor');
+  assert.equal(await page.$eval('#status', (s) => s.textContent), idle, 'a run started below the floor');
   assert.equal(await page.evaluate(() => window.scorefield.lastResult), null);
   // The adaptive solver chooses its own steps: no steps control.
   await page.selectOption('#sampler', 'ode-rk45');

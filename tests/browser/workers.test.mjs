@@ -3,7 +3,7 @@
 // cancel and errors reach every part. The CPU build (Chromium without WebGPU), few steps.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { launch, openPage, serve } from './harness.mjs';
+import { launch, openPage, quiet, serve } from './harness.mjs';
 
 let server;
 let cpu;
@@ -41,6 +41,8 @@ function run(page, type, options) {
 test('a CPU batch split across 1 or 3 workers gives the same images and previews, bit for bit for generate and inpaint, to 1e-3 guided; pc and RK45 run whole', async () => {
   const one = await loaded(1);
   const three = await loaded(3);
+  await quiet(one);
+  await quiet(three);
   assert.match(await three.$eval('#badge', (b) => b.textContent), /3 workers/);
   // Guided runs agree to float rounding only: the classifier's gradient is computed for the
   // part's batch, whose matrix products round differently at another batch size.
@@ -135,8 +137,11 @@ test('the page says how many workers drew a batch; cancel stops every part; bad 
 
 test('after the load, before any click, every worker of the pool has loaded the model and run it once: the first Generate grows no worker\'s memory', async () => {
   const page = await loaded(2);
-  // No click yet: the pool warms itself while the reader reads (client.js warm()).
+  // No click yet: the pool warms itself while the reader reads (client.js warm()), and the page
+  // draws its opening batch; once that has ended the workers are idle.
   const warmed = await page.evaluate(() => window.scorefield.model.warmed);
+  await page.evaluate(() => window.scorefield.idle());
+  assert.match(await page.$eval('#status', (s) => s.textContent), /^done: .* on 2 workers/, 'the opening run drew its batch');
   assert.equal(warmed, 2, 'both workers ran the model once');
   const stats = () => page.evaluate(() => Promise.all([0, 1].map((i) => window.scorefield.workerStats(i))));
   const before = await stats();
