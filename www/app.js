@@ -316,12 +316,12 @@ function main() {
   for (const b of document.querySelectorAll('button[data-region]')) b.addEventListener('click', () => painter.maskRegion(b.dataset.region));
   $('undo').addEventListener('click', () => painter.undo());
   $('clear-mask').addEventListener('click', () => painter.clearMask());
-  $('clear-image').addEventListener('click', () => painter.setImage(new Float32Array(painter.image.length).fill(painter.range[0])));
+  $('clear-image').addEventListener('click', () => painter.setImage(painter.blankImage()));
   $('file').addEventListener('change', async () => {
     const file = $('file').files[0];
     if (!file) return;
     try {
-      painter.setImage(await imageFromFile(file, painter.shape, painter.range));
+      painter.setImage(await imageFromFile(file, painter.shape, painter.range, painter.blank));
     } catch (e) {
       showError(`Could not read ${file.name}: ${e.message}`);
     }

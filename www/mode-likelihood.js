@@ -63,11 +63,10 @@ export class Likelihood extends Mode {
     return false;
   }
 
-  /** The drawing from 8-bit `pixels` (null: blank), and what it is called. */
+  /** The drawing from 8-bit `pixels` (null: blank, the card's background), and what it is called. */
   setSource(pixels, origin) {
     if (!this.painter) return;
-    const n = this.painter.image.length;
-    this.painter.setImage(fromPixels(pixels ?? new Uint8Array(n), this.widget.info.card.image.range));
+    this.painter.setImage(pixels ? fromPixels(pixels, this.widget.info.card.image.range) : this.painter.blankImage());
     this.origin = origin;
   }
 

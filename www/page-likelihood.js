@@ -26,13 +26,13 @@ export class LikelihoodSection {
     for (const radio of document.querySelectorAll('input[name=lik-tool]')) radio.addEventListener('change', () => (this.painter.tool = radio.value));
     $('lik-brush').addEventListener('input', () => (this.painter.radius = Number($('lik-brush').value)));
     $('lik-undo').addEventListener('click', () => this.painter.undo());
-    $('lik-clear').addEventListener('click', () => this.setImage(new Float32Array(this.painter.image.length).fill(this.painter.range[0]), 'a blank image'));
+    $('lik-clear').addEventListener('click', () => this.setImage(this.painter.blankImage(), 'a blank image'));
     $('lik-source-copy').addEventListener('click', () => this.setImage(sourceImage(), 'the inpainting source'));
     $('lik-file').addEventListener('change', async () => {
       const file = $('lik-file').files[0];
       if (!file) return;
       try {
-        this.setImage(await imageFromFile(file, this.painter.shape, this.painter.range), file.name);
+        this.setImage(await imageFromFile(file, this.painter.shape, this.painter.range, this.painter.blank), file.name);
       } catch (e) {
         this.error(`Could not read ${file.name}: ${e.message}`);
       }

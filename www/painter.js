@@ -1,6 +1,15 @@
 // The inpainting canvas: a source image and a mask painted over it with pointer events (mouse,
 // touch, pen). `painted` = 1 marks pixels to regenerate; the model's mask is its complement
 // (1 = keep). Every stroke can be undone; `onstrokeend` hears when one ends (live-inpaint.js).
+// A blank image is the card's background and ink the other end of its range (inkOf): white ink on
+// MNIST's black, dark ink on the emoji's white.
+
+/** A blank image's value and the ink's for a card's `image` ({range, background}): `blank` is its
+ * `background`, or the range's low end (black) when the card names none; `ink` is the end of the
+ * range farther from it. The page's painters and the widget's draw with these. */
+export function inkOf({ range: [lo, hi] = [0, 1], background = lo } = {}) {
+  return { blank: background, ink: hi - background >= background - lo ? hi : lo };
+}
 
 export class Painter {
   constructor(canvas, image = {}) {
@@ -16,16 +25,24 @@ export class Painter {
     this.reshape(image);
   }
 
-  /** A blank image of another model's shape ({channels, height, width, range}: its card's
-   * `image`), with no mask and no history: the page keeps its painters when the model changes. */
-  reshape({ channels = 1, height = 28, width = 28, range = [0, 1] } = {}) {
+  /** A blank image of another model's shape ({channels, height, width, range, background}: its
+   * card's `image`), with no mask and no history: the page keeps its painters when the model
+   * changes. */
+  reshape({ channels = 1, height = 28, width = 28, range = [0, 1], background } = {}) {
     this.shape = [1, channels, height, width];
     this.range = range;
-    this.image = new Float32Array(channels * height * width).fill(range[0]);
+    ({ blank: this.blank, ink: this.ink } = inkOf({ range, background }));
+    this.image = this.blankImage();
     this.painted = new Uint8Array(height * width);
     this.history = [];
     this.stroke = null;
     this.render();
+  }
+
+  /** A blank image of the painter's shape: every value the background. */
+  blankImage() {
+    const [, c, h, w] = this.shape;
+    return new Float32Array(c * h * w).fill(this.blank);
   }
 
   snapshot() {
@@ -128,14 +145,16 @@ export class Painter {
         if (d > r) continue;
         if (this.tool === 'mask') this.painted[y * w + x] = 1;
         else if (this.tool === 'erase') this.painted[y * w + x] = 0;
-        else if (this.tool === 'rub') for (let ch = 0; ch < c; ch++) this.image[ch * h * w + y * w + x] = this.range[0];
+        else if (this.tool === 'rub') for (let ch = 0; ch < c; ch++) this.image[ch * h * w + y * w + x] = this.blank;
         else {
-          // Drawing ink: full strength in the core, soft at the rim, like a pen on MNIST.
-          const ink = Math.min(1, (r + 0.5 - d) / 1.0);
-          const [lo, hi] = this.range;
+          // Drawing ink: full strength in the core, soft at the rim, like a pen on MNIST; a
+          // pixel keeps whichever is nearer the ink, what was there or this dab.
+          const strength = Math.min(1, (r + 0.5 - d) / 1.0);
+          const value = this.blank + (this.ink - this.blank) * strength;
+          const nearer = this.ink > this.blank ? Math.max : Math.min;
           for (let ch = 0; ch < c; ch++) {
             const i = ch * h * w + y * w + x;
-            this.image[i] = Math.max(this.image[i], lo + (hi - lo) * ink);
+            this.image[i] = nearer(this.image[i], value);
           }
         }
       }
@@ -173,12 +192,14 @@ export class Painter {
   }
 }
 
-/** Reads an image file into C·H·W values in `range`, scaled to the model's size. */
-export async function imageFromFile(file, [, c, h, w], range = [0, 1]) {
+/** Reads an image file into C·H·W values in `range`, scaled to the model's size; its transparent
+ * parts are the `blank` value (the painter's background). */
+export async function imageFromFile(file, [, c, h, w], range = [0, 1], blank = range[0]) {
   const bitmap = await createImageBitmap(file);
   const canvas = new OffscreenCanvas(w, h);
   const ctx = canvas.getContext('2d');
-  ctx.fillStyle = 'black';
+  const grey = toPixels([blank], range)[0];
+  ctx.fillStyle = `rgb(${grey}, ${grey}, ${grey})`;
   ctx.fillRect(0, 0, w, h);
   ctx.drawImage(bitmap, 0, 0, w, h);
   const { data } = ctx.getImageData(0, 0, w, h);

@@ -293,3 +293,69 @@ test('the trajectory, likelihood and interpolate modes run the emoji model in co
   assert.deepEqual(page.errors, []);
   await page.done();
 });
+
+/** A stroke across the middle of the canvas `selector` (in the widget `host`'s Shadow DOM, or the page). */
+async function strokeAcross(page, host, selector) {
+  const box = await page.evaluate(([h, sel]) => {
+    const c = (h ? document.querySelector(h).shadowRoot : document).querySelector(sel);
+    c.scrollIntoView({ block: 'center' });
+    const r = c.getBoundingClientRect();
+    return { x: r.x, y: r.y, w: r.width, h: r.height };
+  }, [host, selector]);
+  await page.mouse.move(box.x + box.w * 0.25, box.y + box.h * 0.5);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.w * 0.75, box.y + box.h * 0.5, { steps: 8 });
+  await page.mouse.up();
+}
+
+/** The grey levels (0–255, the mean of R, G, B) of a canvas's pixels, as a plain array. */
+function canvasGreys(page, host, selector) {
+  return page.evaluate(([h, sel]) => {
+    const c = (h ? document.querySelector(h).shadowRoot : document).querySelector(sel);
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    return Array.from({ length: d.length / 4 }, (_, p) => (d[p * 4] + d[p * 4 + 1] + d[p * 4 + 2]) / 3);
+  }, [host, selector]);
+}
+
+// The card's `image.background` is a blank canvas's value and ink the range's other end: the
+// emoji's white background takes dark ink; MNIST's card names none, so black, with white ink.
+for (const [name, blank, ink] of [['emoji', 1, 0], ['mnist', 0, 1]]) {
+  test(`the ${name} painters: blank is ${blank ? 'white' : 'black'} (the card's background), ink is ${ink ? 'white' : 'dark'}, on the page and in the widget`, async () => {
+    const page = await open(cpu, `${server.url}?backend=cpu&model=models/${name}.json`);
+    await loaded(page);
+    assert.equal(await page.evaluate(() => window.scorefield.model.info.card.image.background), name === 'emoji' ? 1 : undefined, 'the card passes its background through');
+    const painters = () => page.evaluate(() => {
+      const { painter, likelihoodPainter, interpolationPainters } = window.scorefield;
+      return [painter, likelihoodPainter, ...interpolationPainters].map((p) => Array.from(p.image));
+    });
+    for (const image of await painters()) assert.ok(image.every((v) => v === blank), 'a new painter is blank');
+    // A stroke on the likelihood section's drawing: its pixels go towards the ink, fully in its core.
+    await strokeAcross(page, null, '#lik-source');
+    const drawn = await page.evaluate(() => Array.from(window.scorefield.likelihoodPainter.image));
+    const inked = drawn.filter((v) => v !== blank);
+    assert.ok(inked.length > 20, `${inked.length} values inked`);
+    assert.ok(inked.every((v) => (v - blank) * (ink - blank) > 0 && Math.abs(v - blank) <= 1), 'every inked value lies between the background and the ink');
+    assert.ok(inked.some((v) => v === ink), 'the stroke\'s core is the ink');
+    const greys = await canvasGreys(page, null, '#lik-source');
+    const [dark, light] = [greys.filter((g) => g < 64).length, greys.filter((g) => g > 191).length];
+    assert.ok(ink ? light > 0 && dark > light : dark > 0 && light > dark, `the canvas shows ${ink ? 'white ink on black' : 'dark ink on white'} (${dark} dark, ${light} light pixels)`);
+    // Blank clears to the background; so does the inpainting section's Blank image.
+    await page.click('#lik-clear');
+    await page.click('#clear-image');
+    const [inpainting, likelihood] = await painters();
+    assert.ok(likelihood.every((v) => v === blank) && inpainting.every((v) => v === blank), 'Blank is the background');
+
+    // The widget's likelihood mode: its Blank button and a stroke, on its canvas.
+    const widget = await widgetPage(`<score-field id="lik" model="models/${name}.json" backend="cpu" mode="likelihood"></score-field>`, `${name}-ink.html`);
+    await widgetsIn(widget, ['ready']);
+    await widget.$eval('#lik', (w) => [...w.shadowRoot.querySelectorAll('button')].find((b) => b.textContent === 'Blank').click());
+    const cleared = await canvasGreys(widget, '#lik', 'canvas.source');
+    assert.ok(cleared.every((g) => g === blank * 255), `the widget's Blank is ${blank ? 'white' : 'black'}`);
+    await strokeAcross(widget, '#lik', 'canvas.source');
+    const stroked = await canvasGreys(widget, '#lik', 'canvas.source');
+    assert.ok(stroked.filter((g) => Math.abs(g - ink * 255) < 64).length > 100, 'the widget\'s stroke is in the ink');
+    assert.deepEqual([...page.errors, ...widget.errors], []);
+    await widget.done();
+    await page.done();
+  });
+}
