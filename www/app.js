@@ -150,8 +150,9 @@ async function loadModel(url) {
   likelihood.setModel(info, model.url, backend);
   interpolation.setModel(info, model.url, backend);
   setBusy(busy);
-  if (workersProblem) showError(workersProblem);
   if (autorun) run('generate', options(), $('grid'), { opening: true });
+  // After the opening run has started (a run clears the error box when it starts).
+  if (workersProblem) showError(workersProblem);
 }
 
 /** What a finished run leaves behind, by type. */
