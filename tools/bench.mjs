@@ -47,7 +47,8 @@ function pageFiles() {
     files.add(file);
     const text = readFileSync(path.join(ROOT, file), 'utf8');
     for (const [, spec] of text.matchAll(/(?:import|from)\s*\(?\s*['"](\.{1,2}\/[^'"]+\.js)['"]/g)) {
-      const target = path.relative(ROOT, path.resolve(path.dirname(path.join(ROOT, file)), spec));
+      // The server maps www/pkg/ to the built package in pkg/.
+    const target = path.relative(ROOT, path.resolve(path.dirname(path.join(ROOT, file)), spec)).replace(/^www\/pkg\//, 'pkg/');
       if (target.startsWith('www/') || target.startsWith('pkg/')) queue.push(target);
     }
   }
