@@ -290,6 +290,8 @@ fn a_folder_of_pictures_trains_and_samples() {
     assert!(stdout.contains("trained to step 3"), "{stdout}");
     let written = std::fs::read_to_string(&card).unwrap();
     assert!(written.contains("\"channels\": 3") && written.contains("pictures"), "{written}");
+    // Pictures composited on white: the card names the white background its front ends paint on.
+    assert!(written.contains("\"background\": 1.0"), "{written}");
     let npy = dir.join("mine.npy");
     let (ok, _, stderr) = run(bin().args(["sample", "--model"]).arg(&card).args(["--sampler", "dpmpp-2m", "--steps", "4", "--n", "2", "--out"]).arg(dir.join("mine.png")).arg("--npy").arg(&npy));
     assert!(ok, "{stderr}");

@@ -121,6 +121,24 @@ impl Images {
     }
 
     /// Images per class, in class order.
+    /// The images' empty background where it is light (the model card's `image.background`,
+    /// in [0, 1]): white when their corner pixels are light on average (the emoji and most
+    /// pictures, composited on white), none when dark (the digits, whose black is the range's low
+    /// end, the default). Front ends paint a blank canvas with it and ink with the other end.
+    pub fn background(&self) -> Option<f32> {
+        let [c, h, w] = self.shape;
+        if self.is_empty() || h * w == 0 {
+            return None;
+        }
+        let corners = [0, w - 1, (h - 1) * w, h * w - 1];
+        let sum: f64 = (0..self.len()).flat_map(|i| {
+            let image = self.image(i);
+            (0..c).flat_map(move |ch| corners.map(|k| image[ch * h * w + k] as f64))
+        }).sum();
+        let mean = sum / (self.len() * c * corners.len()) as f64;
+        (mean > 127.5).then_some(1.0)
+    }
+
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes.len()];
         for &l in &self.labels {
@@ -285,17 +303,6 @@ impl DataSpec {
         }
     }
 
-    /// The images' empty background in [0, 1] where it is not the low end (the model card's
-    /// `image.background`): the emoji's white (they are composited on it), a folder's white when
-    /// its pictures are padded on it; none for the digits (black, the default) or cropped pictures.
-    pub fn background(&self) -> Option<f32> {
-        match self {
-            Self::Mnist => None,
-            Self::Emoji { .. } => Some(1.0),
-            Self::Folder(o) => (o.fit == folder::Fit::Pad).then_some(1.0),
-        }
-    }
-
     /// What a model card says of its training data.
     pub fn card_dataset(&self, training: &Images) -> String {
         let [c, h, w] = training.shape;
@@ -413,5 +420,25 @@ mod tests {
     fn transparent_pixels_become_white() {
         let rgba = [10, 20, 30, 0, 10, 20, 30, 255, 0, 0, 0, 128];
         assert_eq!(planes_on_white(&rgba, 3, 1, 3), vec![255, 10, 127, 255, 20, 127, 255, 30, 127]);
+    }
+
+    /// The background is read from the corners: a white-cornered colour image (with a dark
+    /// centre, which does not count) has a white background, a black-cornered grey one (a digit)
+    /// none; nor has an empty set.
+    #[test]
+    fn the_background_is_what_the_corners_show() {
+        let mut light = Images::empty([3, 4, 4], vec!["a".into()]);
+        let mut pixels = vec![255u8; 3 * 16];
+        for ch in 0..3 {
+            for k in [5, 6, 9, 10] {
+                pixels[ch * 16 + k] = 0;
+            }
+        }
+        light.push(&pixels, 0, 0);
+        assert_eq!(light.background(), Some(1.0));
+        let mut dark = Images::empty([1, 4, 4], vec!["7".into()]);
+        dark.push(&[0, 0, 0, 0, 0, 255, 255, 0, 0, 255, 255, 0, 0, 0, 0, 0], 0, 0);
+        assert_eq!(dark.background(), None);
+        assert_eq!(Images::empty([3, 4, 4], vec![]).background(), None);
     }
 }

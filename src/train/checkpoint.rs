@@ -109,7 +109,7 @@ impl Trainer {
         let mut card = self.card(&name);
         card.dataset = Some(self.data.card_dataset(data));
         card.subject = self.data.subject();
-        card.image.background = self.data.background();
+        card.image.background = data.background();
         let bytes = crate::store::save(&self.ema_model())?;
         let half = crate::store::safetensors::convert_safetensors(&bytes, crate::store::Dtype::F16)?;
         let path = dir.join(format!("{name}.json"));

@@ -83,7 +83,7 @@ pub(crate) fn run(a: DistillArgs) -> anyhow::Result<()> {
         let mut card = d.card(&name);
         card.dataset = Some(d.data.card_dataset(&train_set));
         card.subject = d.data.subject();
-        card.image.background = d.data.background();
+        card.image.background = train_set.background();
         card.training.command = Some(command.clone());
         if let Some(dir) = a.out.parent() {
             std::fs::create_dir_all(dir)?;

@@ -135,13 +135,12 @@ fn write_references(a: &LikelihoodArgs, card: &ModelCard, model: &scorefield::Sc
 /// the MNIST digits, image 700 of 1,000, a 7.
 const HELD_OUT_REFERENCE_PERMILLE: usize = 700;
 
-/// The scribble reference in the data's colours: a stroke of ink in every channel, light on a
-/// dark background (the digits) or dark on a light one (the emoji, most pictures), whichever the
-/// held-out images' corner pixels say.
+/// The scribble reference in the data's colours: a stroke of ink in every channel, dark on the
+/// images' light background where they have one ([`scorefield::data::Images::background`]: the
+/// emoji, most pictures), light on dark otherwise (the digits).
 fn scribble_on(held: &scorefield::data::Images, seed: u64) -> Vec<u8> {
     let [c, h, w] = held.shape;
-    let corners: f64 = (0..held.len()).map(|i| held.image(i)[0] as f64).sum::<f64>() / held.len() as f64;
     let ink = likelihood::scribble(h, w, seed);
-    let plane: Vec<u8> = if corners > 127.5 { ink.iter().map(|v| 255 - v).collect() } else { ink };
+    let plane: Vec<u8> = if held.background().is_some() { ink.iter().map(|v| 255 - v).collect() } else { ink };
     plane.repeat(c)
 }

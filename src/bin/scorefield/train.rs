@@ -160,7 +160,7 @@ pub(crate) fn run(a: TrainArgs) -> anyhow::Result<()> {
         }
         card.dataset = Some(trainer.data.card_dataset(&train_set));
         card.subject = trainer.data.subject();
-        card.image.background = trainer.data.background();
+        card.image.background = train_set.background();
         card.training.command = Some(command.clone());
         if let Some(dir) = a.out.parent() {
             std::fs::create_dir_all(dir)?;
