@@ -145,7 +145,7 @@ pub fn read_npy(path: &Path) -> Result<([usize; 4], NpyData), IoError> {
     let count = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| format_err(path, "shape overflows"))?;
     let descr = match npy.dtype() {
         npyz::DType::Plain(t) => t.to_string(),
-        other => return Err(format_err(path, format!("dtype `{}` is not supported; use float32 or uint8", other.descr()))),
+        other => other.descr(),
     };
     let width = match descr.as_str() {
         "<f4" => 4,
