@@ -55,7 +55,22 @@ function syncAutoguidance() {
     ? (info.guideProblem ? `Autoguidance is unavailable: ${info.guideProblem}; sampling from the model alone.` : '')
     : w === 1
       ? 'Autoguidance off: the model alone.'
-      : `Autoguided (Karras et al. 2024): the model's score pushed away from a worse version of itself (for the shipped model, a network a quarter its size trained on a twelfth of the images), s_bad + ${w}·(s − s_bad), where σ > ${info.defaults.autoguidanceMinSigma}, while the ${one}'s shape is chosen. Where the worse model is wrong the better one is usually wrong the same way, only less, so this sharpens the ${many}; those steps evaluate both networks.`;
+      : `Autoguided (Karras et al. 2024): the model's score pushed away from a worse version of itself${guideWords(info)}, s_bad + ${w}·(s − s_bad), where σ > ${info.defaults.autoguidanceMinSigma}, while the ${one}'s shape is chosen. Where the worse model is wrong the better one is usually wrong the same way, only less, so this sharpens the ${many}; those steps evaluate both networks.`;
+}
+
+/** What the worse model is, from its card: "(here a network a quarter its size, trained on a
+ * twelfth of the images)", or nothing when the cards do not say. */
+function guideWords({ guide, parameters, card }) {
+  if (!guide) return '';
+  const part = (small, big) => {
+    if (!(small > 0 && big > 0)) return null;
+    const n = Math.round(big / small);
+    return n <= 1 ? null : ({ 2: 'half', 3: 'a third', 4: 'a quarter' }[n] ?? `1/${n}`);
+  };
+  const size = part(guide.parameters, parameters);
+  const images = part(guide.card?.training?.images_seen, card?.training?.images_seen);
+  const words = [size && `a network ${size} its size`, images && `trained on ${images} of the images`].filter(Boolean);
+  return words.length ? ` (here ${words.join(', ')})` : '';
 }
 
 /** The class control, when the model has a classifier: any class (unguided), one class, or every

@@ -45,13 +45,15 @@ export class RemoteModel {
   }
 
   /** Loads the model; resolves to {backend, adapter, card, samplers, defaults, classes,
-   * classifierProblem, autoguided, guideProblem, fallbackReason, warmupSeconds, maxBatch};
+   * classifierProblem, autoguided, guideProblem, parameters, guide, fallbackReason, warmupSeconds,
+   * maxBatch};
    * `samplers` describes the samplers it runs, the default first; `defaults` the runs' starting
    * batch, seed, guidance and autoguidance and the options' limits (src/frontend.rs RunDefaults, with the model card's sampling settings);
    * `classes` the class names a run can be guided to (option `class`: an index into them, or
    * 'all'), null without a classifier; `autoguided` whether runs are autoguided by the worse model
    * the card names (option `autoguidance`, the weight w; 1 turns it off), `guideProblem` why that
-   * model could not be loaded. On the CPU the other workers start loading their copies too, so
+   * model could not be loaded, `guide` that model ({card, parameters}) when loaded, `parameters`
+   * the network's own parameter count. On the CPU the other workers start loading their copies too, so
    * that the first split run need not wait. In WebKit, unless the count is pinned, the page's
    * first CPU load first measures how many of the workers its reported core count allows run at
    * once (probeCores) and keeps that many. */

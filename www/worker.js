@@ -91,7 +91,7 @@ async function describe(url, backend) {
   return {
     backend: model.backend, adapter: model.adapter, card: model.card, samplers: model.samplers, defaults: model.runDefaults(),
     classes: model.classes ?? null, classifierProblem: model.classifierProblem ?? null,
-    autoguided: model.autoguided, guideProblem: model.guideProblem ?? null,
+    autoguided: model.autoguided, guideProblem: model.guideProblem ?? null, parameters: model.parameters, guide: model.guide ?? null,
     fallbackReason, warmupSeconds: model.warmupSeconds, maxBatch: model.maxBatch,
   };
 }

@@ -108,7 +108,8 @@ enum Worse {
     /// It could not be fetched or read: runs that ask for autoguidance give this error; the
     /// others run on the model alone.
     Broken(WebError),
-    Loaded(Box<crate::model::ScoreModel>),
+    /// The network and its card (which a front end describes: `guide`).
+    Loaded(Box<crate::model::ScoreModel>, Box<ModelCard>),
 }
 
 /// The worse model's card and weights, fetched with the model (or why not), to be loaded on
@@ -188,14 +189,14 @@ impl WebModel {
         let card = ModelCard::from_json(&card_json).map_err(|e| WebError::model_file(format!("guide model card: {e}")))?;
         self.card.check_guide(&card).map_err(|e| WebError::model_file(format!("guide model card: {e}")))?;
         let model = store::load(&card, &weights, &self.backend.device).map_err(|e| WebError::model_file(format!("guide model: {e}")))?;
-        self.worse = Worse::Loaded(Box::new(model));
+        self.worse = Worse::Loaded(Box::new(model), Box::new(card));
         Ok(())
     }
 
     /// Whether runs are autoguided by a worse model unless they say `autoguidance: 1`.
     #[wasm_bindgen(getter)]
     pub fn autoguided(&self) -> bool {
-        matches!(self.worse, Worse::Loaded(_))
+        matches!(self.worse, Worse::Loaded(..))
     }
 
     /// Why the model's guide model cannot be used, if its card names one that is broken (runs
@@ -206,6 +207,24 @@ impl WebModel {
             Worse::Broken(e) => Some(e.message.clone()),
             _ => None,
         }
+    }
+
+    /// The number of the network's parameters (a front end compares it with the guide's).
+    #[wasm_bindgen(getter)]
+    pub fn parameters(&self) -> usize {
+        self.model.net.num_params()
+    }
+
+    /// The worse model of autoguided runs, for a front end to describe: `{card, parameters}`
+    /// (its model card as a plain object and its network's parameter count), or null.
+    #[wasm_bindgen(getter, js_name = guide)]
+    pub fn guide_description(&self) -> JsValue {
+        let Worse::Loaded(model, card) = &self.worse else { return JsValue::NULL };
+        let out = js_sys::Object::new();
+        let card = js_sys::JSON::parse(&card.to_json()).unwrap_or(JsValue::NULL);
+        let _ = js_sys::Reflect::set(&out, &"card".into(), &card);
+        let _ = js_sys::Reflect::set(&out, &"parameters".into(), &JsValue::from(model.net.num_params() as f64));
+        out.into()
     }
 
     /// Gives the model the classifier of guided runs from a classifier card's JSON text and its
@@ -246,7 +265,7 @@ impl WebModel {
             WorseSource::None => Worse::None,
             WorseSource::Broken(e) => Worse::Broken(e),
             WorseSource::Bytes(guide, bytes) => match store::load(&guide, &bytes, &backend.device) {
-                Ok(m) => Worse::Loaded(Box::new(m)),
+                Ok(m) => Worse::Loaded(Box::new(m), Box::new(guide)),
                 Err(e) => Worse::Broken(WebError::model_file(format!("guide model `{}`: {e}", guide.name))),
             },
         };
@@ -260,7 +279,7 @@ impl WebModel {
             evaluate_once(&model, x.clone()).await.map_err(|e| WebError::run(format!("the first forward pass on the GPU failed: {e}")))?;
             // The guide's kernels too (another network: other shapes); if it fails, the model
             // draws alone.
-            if let Worse::Loaded(guide) = &worse {
+            if let Worse::Loaded(guide, _) = &worse {
                 if let Err(e) = evaluate_once(guide, x).await {
                     worse = Worse::Broken(WebError::run(format!("the guide model's first forward pass on the GPU failed: {e}")));
                 }

@@ -146,7 +146,7 @@ impl WebModel {
     pub(super) fn guide_model(&self, options: &RunOptions) -> Result<Option<(&crate::model::ScoreModel, Autoguidance)>, WebError> {
         match (&self.worse, options.autoguidance(&self.card.sampling)?) {
             (_, None) => Ok(None),
-            (Worse::Loaded(worse), Some(guidance)) => Ok(Some((&**worse, guidance))),
+            (Worse::Loaded(worse, _), Some(guidance)) => Ok(Some((&**worse, guidance))),
             // Absent, the default: the model alone when its guide is missing or broken.
             (Worse::None | Worse::Broken(_), Some(_)) if options.autoguidance.is_none() => Ok(None),
             (Worse::None, Some(_)) => Err(WebError::invalid(format!("`autoguidance` needs a guide model, and the model card `{}` names none", self.card.name))),

@@ -288,6 +288,9 @@ test('the Autoguidance slider starts at the library default, and each guided ste
   assert.ok(start.defaults.autoguidance > 1, 'autoguidance is on by default');
   assert.match(start.hint, /Karras et al\. 2024/);
   assert.ok(start.hint.includes(`σ > ${start.defaults.autoguidanceMinSigma}`), start.hint);
+  // The guide described from the two cards: MNIST's has 247,073 of the model's 798,017
+  // parameters (3.2 ×: "a third") and saw 160,000 of its 2,000,000 images (12.5 ×: "1/13").
+  assert.ok(start.hint.includes('(here a network a third its size, trained on 1/13 of the images)'), start.hint);
   await setControls(page, { sampler: 'dpmpp-2m', steps: 5, batch: 2, seed: 5 });
   const guided = await generate(page);
   const evals = await page.evaluate(async () => {
