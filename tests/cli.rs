@@ -322,10 +322,12 @@ fn a_folder_of_pictures_trains_and_samples() {
         stdout
     };
     let teacher = card.to_string_lossy().into_owned();
-    assert!(distill(&["--teacher", &teacher, "--steps", "4", "--until", "2", "--batch-size", "2", "--checkpoint-every", "2"]).contains("distilled to step 2"));
+    // Autoguided by a model of the same data (here the teacher itself: any card `check_guide`
+    // accepts); the resumed sitting finds the guide from the checkpoint.
+    assert!(distill(&["--teacher", &teacher, "--guide-model", &teacher, "--autoguidance", "2", "--steps", "4", "--until", "2", "--batch-size", "2", "--checkpoint-every", "2"]).contains("distilled to step 2"));
     assert!(distill(&["--resume"]).contains("distilled to step 4"));
     let written = std::fs::read_to_string(&student).unwrap();
-    assert!(written.contains("\"consistency\"") && written.contains(&teacher), "{written}");
+    assert!(written.contains("\"consistency\"") && written.contains(&format!("{teacher}, autoguided by {teacher} (w = 2, where σ > 1)")), "{written}");
     let (ok, _, stderr) = run(bin().args(["sample", "--model"]).arg(&student).args(["--n", "2", "--out"]).arg(dir.join("cm.png")).arg("--npy").arg(&npy));
     assert!(ok, "{stderr}");
     assert_eq!(io::read_npy(&npy).unwrap().0, [2, 3, 8, 8]);

@@ -82,25 +82,30 @@ fn an_interrupted_checkpoint_write_names_the_previous_checkpoint() {
     std::fs::remove_dir_all(&old).ok();
 }
 
-/// Distillation resumes exactly too: 4 steps with a checkpoint after step 2, or 2 steps, a
-/// checkpoint, a new distiller from it (and the teacher), 2 more: the losses and the student's
-/// weights are bit-identical (interval draws, noise, batch order and Adam's stored moments carry
-/// over).
+/// Distillation resumes exactly too, from an autoguided teacher: 4 steps with a checkpoint after
+/// step 2, or 2 steps, a checkpoint, a new distiller from it (and the teacher and its guide), 2
+/// more: the losses and the student's weights are bit-identical (interval draws, noise, batch
+/// order, Adam's stored moments and the guidance carry over). Without the guide it is refused.
 #[test]
 fn distillation_resumes_bit_identically() {
     let _turn = DEVICE_GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
     use scorefield::model::{Network, ScoreModel};
     use scorefield::precond::Parameterisation;
-    use scorefield::train::distill::{DistillConfig, Distiller};
+    use scorefield::train::distill::{DistillConfig, Distiller, GuideRecord};
     let device = Device::flex();
     let arch = UNetConfig { channels: 1, height: 8, width: 8, widths: vec![8, 16], embed_dim: 16, dropout: 0.0, ..Default::default() };
     let teacher = ScoreModel { net: Network::Unet(arch.init(&device).unwrap()), param: Parameterisation::Edm { sigma_data: 0.3 }, sde: Sde::ve(40.0) };
+    // A smaller guide with another σ_data: an untrained U-Net's denoiser is c_skip·x, so the
+    // guided teacher's ODE differs from the teacher's alone.
+    let guide_arch = UNetConfig { widths: vec![4, 8], ..arch.clone() };
+    let guide = ScoreModel { net: Network::Unet(guide_arch.init(&device).unwrap()), param: Parameterisation::Edm { sigma_data: 0.25 }, sde: Sde::ve(40.0) };
+    let record = GuideRecord { card: "guide.json".into(), weight: 2.0, min_sigma: 1.0 };
     let mut images = Images::empty([1, 8, 8], vec!["a".into()]);
     for i in 0..16u8 {
         images.push(&(0..64).map(|p| ((p as u32 * 5 + i as u32 * 37) % 256) as u8).collect::<Vec<u8>>(), 0, i as u32);
     }
     let config = DistillConfig { batch_size: 4, learning_rate: 1e-3, intervals_start: 2, intervals_end: 8, steps: 4, ..Default::default() };
-    let fresh = || Distiller::new(&teacher, &arch, "teacher.json", DataSpec::Mnist, &device, config.clone()).unwrap();
+    let fresh = || Distiller::new(&teacher, &arch, "teacher.json", DataSpec::Mnist, &device, config.clone()).unwrap().with_guide(&guide, record.clone()).unwrap();
     let dir = std::env::temp_dir().join(format!("scorefield-distill-{}", std::process::id()));
     let along = dir.with_extension("along");
     let mut straight = fresh();
@@ -121,7 +126,10 @@ fn distillation_resumes_bit_identically() {
     first.save_checkpoint(&dir).unwrap();
     drop(first);
     assert_eq!(Distiller::checkpoint_teacher(&dir).unwrap(), "teacher.json");
-    let mut resumed = Distiller::load_checkpoint(&dir, &teacher, &device, None).unwrap();
+    assert_eq!(Distiller::checkpoint_guide(&dir).unwrap(), Some(record.clone()));
+    let err = Distiller::load_checkpoint(&dir, &teacher, None, &device, None).err().expect("the guide is missing").to_string();
+    assert!(err.contains("guide.json"), "{err}");
+    let mut resumed = Distiller::load_checkpoint(&dir, &teacher, Some(&guide), &device, None).unwrap();
     assert_eq!(resumed.step, 2);
     for _ in 0..2 {
         let b = resumed.next_batch(&images);

@@ -8,7 +8,7 @@ use anyhow::anyhow;
 use clap::Args;
 use scorefield::model::Architecture;
 use scorefield::store::files;
-use scorefield::train::distill::{DistillConfig, Distiller};
+use scorefield::train::distill::{DistillConfig, Distiller, GuideRecord};
 
 use super::{DeviceArg, device, hardware, load, out_stem};
 
@@ -35,6 +35,26 @@ pub(crate) struct DistillArgs {
     /// Write the checkpoint (and the card at --out) every this many steps.
     #[arg(long, default_value_t = DistillConfig::default().checkpoint_every)]
     checkpoint_every: u64,
+    /// The curriculum's first number of intervals N of the noise-level grid: N doubles from
+    /// this to --intervals-end over the run (Song & Dhariwal 2023: 10 to 1280; the same number
+    /// twice keeps one grid, as Song et al. 2023 distilled with N = 18).
+    #[arg(long, default_value_t = DistillConfig::default().intervals_start)]
+    intervals_start: usize,
+    /// The curriculum's last number of intervals.
+    #[arg(long, default_value_t = DistillConfig::default().intervals_end)]
+    intervals_end: usize,
+    /// Autoguide the teacher's ODE: the weight w of D_bad + w·(D − D_bad) (Karras et al. 2024);
+    /// 1: the teacher alone. Default: the teacher card's `sampling.autoguidance.weight` when it
+    /// names a guide model (`guide`), else 1.
+    #[arg(long)]
+    autoguidance: Option<f64>,
+    /// The teacher's worse model (default: the one the teacher's card names).
+    #[arg(long)]
+    guide_model: Option<PathBuf>,
+    /// Autoguidance acts only at noise levels above this σ (default: the teacher card's
+    /// `sampling.autoguidance.min_sigma`).
+    #[arg(long)]
+    autoguidance_min_sigma: Option<f64>,
     /// Seed of the training noise and batches.
     #[arg(long, default_value_t = DistillConfig::default().seed)]
     seed: u64,
@@ -51,7 +71,11 @@ pub(crate) fn run(a: DistillArgs) -> anyhow::Result<()> {
     let mut distiller = if a.sitting.resume {
         let teacher_path = PathBuf::from(Distiller::checkpoint_teacher(&a.checkpoint)?);
         let (_, teacher) = load(&teacher_path, &device)?;
-        let d = Distiller::load_checkpoint(&a.checkpoint, &teacher, &device, a.sitting.steps)?;
+        let guide = match Distiller::checkpoint_guide(&a.checkpoint)? {
+            Some(record) => Some(load(std::path::Path::new(&record.card), &device).map_err(|e| anyhow!("the teacher's guide model: {e}"))?.1),
+            None => None,
+        };
+        let d = Distiller::load_checkpoint(&a.checkpoint, &teacher, guide.as_ref(), &device, a.sitting.steps)?;
         eprintln!("resuming {} at step {} ({} images)", a.checkpoint.display(), d.step, d.images_seen());
         d
     } else {
@@ -68,9 +92,21 @@ pub(crate) fn run(a: DistillArgs) -> anyhow::Result<()> {
             learning_rate: a.lr,
             checkpoint_every: a.checkpoint_every.max(1),
             seed: a.seed,
+            intervals_start: a.intervals_start,
+            intervals_end: a.intervals_end,
             ..Default::default()
         };
-        Distiller::new(&teacher, arch, &a.teacher.to_string_lossy(), a.data.spec()?, &device, config)?
+        if !(1..=100_000).contains(&a.intervals_start) || a.intervals_end < a.intervals_start || a.intervals_end > 100_000 {
+            return Err(anyhow!("--intervals-start and --intervals-end must satisfy 1 ≤ start ≤ end ≤ 100,000, got {} and {}", a.intervals_start, a.intervals_end));
+        }
+        let distiller = Distiller::new(&teacher, arch, &a.teacher.to_string_lossy(), a.data.spec()?, &device, config)?;
+        match super::sample::worse_model(&a.teacher, &card, a.guide_model.as_deref(), a.autoguidance, a.autoguidance_min_sigma, f64::INFINITY, &device)? {
+            None => distiller,
+            Some((path, guide, guidance)) => {
+                eprintln!("the teacher is autoguided by {} (w = {}, where σ > {})", path.display(), guidance.weight, guidance.min_sigma);
+                distiller.with_guide(&guide, GuideRecord { card: path.to_string_lossy().into(), weight: guidance.weight, min_sigma: guidance.min_sigma })?
+            }
+        }
     };
     let (train_set, _) = distiller.data.load_split(&cache)?;
     let until = a.sitting.until.unwrap_or(distiller.config.steps).min(distiller.config.steps);

@@ -126,6 +126,29 @@ pub(crate) fn load_classifier(model: &std::path::Path, card: &ModelCard, flag: O
     Ok(classifier)
 }
 
+/// The worse model of autoguidance for the model at `model` (its path, loaded model and
+/// guidance), or `None` for the model alone: `guide_model`, else the one the card names (`guide`),
+/// at `weight` (default: the card's `sampling.autoguidance.weight` when there is a guide, else 1)
+/// where σ is in (`min_sigma` (default the card's), `max_sigma`]; its card checked against the
+/// model's.
+pub(crate) fn worse_model(model: &std::path::Path, card: &ModelCard, guide_model: Option<&std::path::Path>, weight: Option<f64>, min_sigma: Option<f64>, max_sigma: f64, device: &burn::prelude::Device) -> anyhow::Result<Option<(PathBuf, ScoreModel, Autoguidance)>> {
+    let path = match (guide_model, &card.guide) {
+        (Some(path), _) => Some(path.to_path_buf()),
+        (None, Some(name)) => Some(files::beside(model, name)),
+        (None, None) => None,
+    };
+    let d = &card.sampling.autoguidance;
+    let weight = weight.unwrap_or(if path.is_some() { d.weight } else { 1.0 });
+    let guidance = Autoguidance::with_interval(weight, Some(min_sigma.unwrap_or(d.min_sigma)), Some(max_sigma))?;
+    if weight == 1.0 {
+        return Ok(None);
+    }
+    let path = path.ok_or_else(|| anyhow!("{}: `--autoguidance` needs a worse model: the card names no `guide`; pass --guide-model", model.display()))?;
+    let (guide_card, guide) = load(&path, device).map_err(|e| anyhow!("the guide model: {e}"))?;
+    card.check_guide(&guide_card).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    Ok(Some((path, guide, guidance)))
+}
+
 impl SamplerArgs {
     /// The classifier and guidance that --class asks for, or `None`.
     pub(crate) fn guide(&self, card: &ModelCard, device: &burn::prelude::Device) -> anyhow::Result<Option<(NoisyClassifier, Guidance)>> {
@@ -142,21 +165,8 @@ impl SamplerArgs {
     /// The worse model and weight of autoguidance, or `None` for the model alone: `--guide-model`,
     /// else the card's `guide`, at `--autoguidance` (default the card's `sampling.autoguidance.weight` with a guide).
     pub(crate) fn worse(&self, card: &ModelCard, device: &burn::prelude::Device) -> anyhow::Result<Option<(ScoreModel, Autoguidance)>> {
-        let path = match (&self.guide_model, &card.guide) {
-            (Some(path), _) => Some(path.clone()),
-            (None, Some(name)) => Some(files::beside(&self.model, name)),
-            (None, None) => None,
-        };
-        let d = &card.sampling.autoguidance;
-        let weight = self.autoguidance.unwrap_or(if path.is_some() { d.weight } else { 1.0 });
-        let guidance = Autoguidance::with_interval(weight, Some(self.autoguidance_min_sigma.unwrap_or(d.min_sigma)), Some(self.autoguidance_max_sigma))?;
-        if weight == 1.0 {
-            return Ok(None);
-        }
-        let path = path.ok_or_else(|| anyhow!("{}: `--autoguidance` needs a worse model: the card names no `guide`; pass --guide-model", self.model.display()))?;
-        let (guide_card, guide) = load(&path, device).map_err(|e| anyhow!("the guide model: {e}"))?;
-        card.check_guide(&guide_card).map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        Ok(Some((guide, guidance)))
+        let worse = worse_model(&self.model, card, self.guide_model.as_deref(), self.autoguidance, self.autoguidance_min_sigma, self.autoguidance_max_sigma, device)?;
+        Ok(worse.map(|(_, guide, guidance)| (guide, guidance)))
     }
 
     /// The run these flags ask for on the model of `card`: its default sampler and steps where
