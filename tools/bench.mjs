@@ -61,7 +61,7 @@ function pageFiles() {
 // the ONNX Runtime comparison only) nor the first network (only when asked with ?model=).
 const MODEL_FILES = {
   mnist: ['mnist.json', 'mnist.safetensors', 'mnist-guide.json', 'mnist-guide.safetensors', 'mnist-classifier.json', 'mnist-likelihood.json'],
-  emoji: ['emoji.json', 'emoji.safetensors', 'emoji-classifier.json', 'emoji-likelihood.json'],
+  emoji: ['emoji.json', 'emoji.safetensors', 'emoji-guide.json', 'emoji-guide.safetensors', 'emoji-classifier.json', 'emoji-likelihood.json'],
 };
 
 /** Raw and gzip sizes of `files` (paths from the repository root). */
