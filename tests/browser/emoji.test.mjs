@@ -18,6 +18,9 @@ const MODELS = path.join(ROOT, 'www', 'models');
 const readJson = (file) => JSON.parse(readFileSync(path.join(MODELS, file), 'utf8'));
 const EMOJI = readJson('emoji.json');
 const CLASSES = EMOJI.classifier ? readJson(EMOJI.classifier).architecture.classes : null;
+// The fewest DPM-Solver++(2M) steps the card lets the page and the widget run (the quickest run
+// the tests can ask of them).
+const DPM_STEPS = EMOJI.sampling.steps['dpmpp-2m'].min;
 const REFERENCES = EMOJI.likelihood_references && existsSync(path.join(MODELS, EMOJI.likelihood_references)) ? readJson(EMOJI.likelihood_references) : null;
 let server;
 let cpu;
@@ -71,7 +74,7 @@ async function runAndWait(page, button, key) {
 /** Generate on the emoji model at `batch`, then the first sample's lower half inpainted at
  * `inpaintBatch`: checks shape, colour, the canvases and the kept pixels. */
 async function generateAndInpaint(page, { batch, inpaintBatch, name }) {
-  await setControls(page, { sampler: 'dpmpp-2m', steps: 5, batch, seed: 4 });
+  await setControls(page, { sampler: 'dpmpp-2m', steps: DPM_STEPS, batch, seed: 4 });
   await runAndWait(page, '#generate', 'lastResult');
   const samples = await page.evaluate(() => ({ shape: window.scorefield.lastResult.shape, data: Array.from(window.scorefield.lastResult.data) }));
   assert.deepEqual(samples.shape, [batch, 3, 32, 32]);
@@ -164,7 +167,7 @@ test('the MNIST page fetches no emoji file; picking emoji loads it: 16 coloured 
     // Guided by the emoji classifier: a class chosen switches to the guided sampler (5 steps here).
     await page.selectOption('#class', '0');
     assert.match(await page.$eval('#class-hint', (h) => h.textContent), /w·∇ log p\(emoji \| x\)/);
-    await setControls(page, { steps: 5, batch: 2 });
+    await setControls(page, { steps: EMOJI.sampling.steps[EMOJI.sampling.guided.sampler].min, batch: 2 });
     await runAndWait(page, '#generate', 'lastResult');
     const guided = await page.evaluate(() => ({ shape: window.scorefield.lastResult.shape, finite: Array.from(window.scorefield.lastResult.data).every(Number.isFinite) }));
     assert.deepEqual(guided, { shape: [2, 3, 32, 32], finite: true });
@@ -219,8 +222,8 @@ async function widgetsIn(page, states) {
 
 test('<score-field model="models/emoji.json"> generates coloured emoji and inpaints them, keeping the unmasked pixels of its source exactly; its words are the card\'s', async () => {
   const page = await widgetPage(`
-    <score-field id="gen" model="models/emoji.json" backend="cpu" mode="generate" sampler="dpmpp-2m" steps="5" batch="4" seed="1"></score-field>
-    <score-field id="fill" model="models/emoji.json" backend="cpu" mode="inpaint" sampler="dpmpp-2m" steps="5" batch="2" seed="2"></score-field>`, 'emoji-widgets.html');
+    <score-field id="gen" model="models/emoji.json" backend="cpu" mode="generate" sampler="dpmpp-2m" steps="${DPM_STEPS}" batch="4" seed="1"></score-field>
+    <score-field id="fill" model="models/emoji.json" backend="cpu" mode="inpaint" sampler="dpmpp-2m" steps="${DPM_STEPS}" batch="2" seed="2"></score-field>`, 'emoji-widgets.html');
   await widgetsIn(page, ['ready']);
   const generated = await page.$eval('#gen', async (w) => {
     const r = await w.run();
@@ -229,7 +232,10 @@ test('<score-field model="models/emoji.json"> generates coloured emoji and inpai
   assert.deepEqual(generated.shape, [4, 3, 32, 32]);
   const spread = channelSpread(generated.data, generated.shape);
   assert.ok(spread.every((s) => s > 0.01), `grey samples: ${spread}`);
-  assert.match(generated.status, /^emoji: 4 emoji, 5 score evaluations/);
+  // The card's words, and its cost: DPM_STEPS evaluations of the model, and with the card's guide
+  // also some of the guide's (those above the autoguidance interval's end).
+  const evals = Number(generated.status.match(/^emoji: 4 emoji, (\d+) score evaluations/)?.[1]);
+  assert.ok(EMOJI.guide ? evals > DPM_STEPS && evals < 2 * DPM_STEPS : evals === DPM_STEPS, generated.status);
   assert.ok((await page.evaluate(canvasColour, ['#gen', 'canvas.output'])).coloured > 0.05, 'the generate widget draws in grey');
 
   // The inpaint widget's source is its New emoji (one sample at seed + 1000) with the lower half masked.
@@ -239,12 +245,12 @@ test('<score-field model="models/emoji.json"> generates coloured emoji and inpai
   }));
   assert.deepEqual(words, { button: 'New emoji', source: 'the emoji to complete; paint over the part to regenerate' });
   assert.ok((await page.evaluate(canvasColour, ['#fill', 'canvas.source'])).coloured > 0.05, 'the painter draws the source in grey');
-  const filled = await page.$eval('#fill', async (w) => {
+  const filled = await page.$eval('#fill', async (w, steps) => {
     const { RemoteModel } = await import('/client.js');
-    const source = await new RemoteModel(new URL('models/emoji.json', location.href).href, 'cpu').generate({ sampler: 'dpmpp-2m', steps: 5, batch: 1, seed: 2 + 1000 });
+    const source = await new RemoteModel(new URL('models/emoji.json', location.href).href, 'cpu').generate({ sampler: 'dpmpp-2m', steps, batch: 1, seed: 2 + 1000 });
     const r = await w.run();
     return { shape: r.shape, data: Array.from(r.data), source: Array.from(source.data, (v) => Math.min(1, Math.max(0, v))) };
-  });
+  }, DPM_STEPS);
   assert.deepEqual(filled.shape, [2, 3, 32, 32]);
   const n = 3 * 32 * 32;
   const keep = Array.from({ length: n }, (_, i) => (i % (32 * 32) < 16 * 32 ? 1 : 0));
@@ -259,9 +265,9 @@ test('<score-field model="models/emoji.json"> generates coloured emoji and inpai
 
 test('the trajectory, likelihood and interpolate modes run the emoji model in colour, with the card\'s words', async () => {
   const page = await widgetPage(`
-    <score-field id="path" model="models/emoji.json" backend="cpu" mode="trajectory" sampler="dpmpp-2m" steps="5" seed="3"></score-field>
+    <score-field id="path" model="models/emoji.json" backend="cpu" mode="trajectory" sampler="dpmpp-2m" steps="${DPM_STEPS}" seed="3"></score-field>
     <score-field id="lik" model="models/emoji.json" backend="cpu" mode="likelihood"></score-field>
-    <score-field id="morph" model="models/emoji.json" backend="cpu" mode="interpolate" sampler="dpmpp-2m" steps="5" seed="6"></score-field>`, 'emoji-modes.html');
+    <score-field id="morph" model="models/emoji.json" backend="cpu" mode="interpolate" sampler="dpmpp-2m" steps="${DPM_STEPS}" seed="6"></score-field>`, 'emoji-modes.html');
   await widgetsIn(page, ['ready']);
   const path_ = await page.$eval('#path', async (w) => {
     const r = await w.run();

@@ -12,6 +12,7 @@ import { ARTIFACTS, ENGINES, ROOT, launchEngine, serve } from './harness.mjs';
 
 const CSP = "script-src 'self' 'wasm-unsafe-eval'";
 const CARD = JSON.parse(readFileSync(path.join(ROOT, 'www', 'models', 'mnist.json'), 'utf8'));
+const EMOJI_DPM_STEPS = JSON.parse(readFileSync(path.join(ROOT, 'www', 'models', 'emoji.json'), 'utf8')).sampling.steps['dpmpp-2m'].min;
 const RUN_TIMEOUT = 300_000;
 let site;
 let post;
@@ -159,7 +160,8 @@ for (const name of ENGINES) {
       await setControls(page, { model: 'models/emoji.json' });
       await loaded();
       assert.equal(await page.evaluate(() => document.getElementById('likelihood-title').textContent), 'How likely is this emoji?');
-      await setControls(page, { sampler: 'dpmpp-2m', steps: 5, batch: 16, seed: 3 });
+      // The fewest steps the emoji card allows DPM-Solver++(2M).
+      await setControls(page, { sampler: 'dpmpp-2m', steps: EMOJI_DPM_STEPS, batch: 16, seed: 3 });
       await runAndWait(page, '#generate', 'lastResult');
       const samples = await page.evaluate(() => ({ shape: window.scorefield.lastResult.shape, data: Array.from(window.scorefield.lastResult.data) }));
       assert.deepEqual(samples.shape, [16, 3, 32, 32]);

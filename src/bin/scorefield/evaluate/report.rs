@@ -189,7 +189,7 @@ pub(super) fn report(r: &Results) -> String {
     }
     if let Some(l) = &r.likelihood {
         out += &format!(
-            "Held-out bits/dim ({} digits, uniform dequantisation, RK45 rtol = atol = {:.0e}): **{:.4} ± {:.4}** (mean ± std over {} probe/dequantisation seeds).\n\n",
+            "Held-out bits/dim ({} held-out images, uniform dequantisation, RK45 rtol = atol = {:.0e}): **{:.4} ± {:.4}** (mean ± std over {} probe/dequantisation seeds).\n\n",
             l.images,
             l.rtol,
             l.mean,
