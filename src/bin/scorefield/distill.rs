@@ -70,9 +70,13 @@ pub(crate) fn run(a: DistillArgs) -> anyhow::Result<()> {
     let cache = a.data.cache();
     let mut distiller = if a.sitting.resume {
         let teacher_path = PathBuf::from(Distiller::checkpoint_teacher(&a.checkpoint)?);
-        let (_, teacher) = load(&teacher_path, &device)?;
+        let (teacher_card, teacher) = load(&teacher_path, &device)?;
         let guide = match Distiller::checkpoint_guide(&a.checkpoint)? {
-            Some(record) => Some(load(std::path::Path::new(&record.card), &device).map_err(|e| anyhow!("the teacher's guide model: {e}"))?.1),
+            Some(record) => {
+                let (guide_card, guide) = load(std::path::Path::new(&record.card), &device).map_err(|e| anyhow!("the teacher's guide model: {e}"))?;
+                teacher_card.check_guide(&guide_card).map_err(|e| anyhow!("{}: {e}", record.card))?;
+                Some(guide)
+            }
             None => None,
         };
         let d = Distiller::load_checkpoint(&a.checkpoint, &teacher, guide.as_ref(), &device, a.sitting.steps)?;
