@@ -2,14 +2,14 @@
 // "www/client.js"). The page and the <score-field> element use it; so may any page.
 import type {
   BackendChoice, Backend, BenchmarkResult, FieldDescription, FieldGrid, FieldSpec, GpuMemory, InpaintOptions,
-  InterpolateOptions, InterpolateResult, LearnedGrid, LikelihoodOptions, LikelihoodResult, ModelCard, ParticleOptions,
+  InterpolateOptions, InterpolateResult, LearnedGrid, LikelihoodOptions, LikelihoodResult, ModelCard, GuideModel, ParticleOptions,
   ParticleRun, ProgressCallback, RunDefaults, RunOptions, RunResult, SamplerInfo,
 } from './pkg/scorefield.js';
 
 // The option and result types of the wasm API, for a page that uses this module alone.
 export type {
   Backend, BackendChoice, LoadOptions, ResolvedBackend, SamplerName, SamplerInfo, RunDefaults,
-  ModelCard, Images, Progress, ProgressCallback, RunOptions, InpaintOptions, RunResult,
+  ModelCard, GuideModel, Images, Progress, ProgressCallback, RunOptions, InpaintOptions, RunResult,
   LikelihoodOptions, LikelihoodResult, InterpolateOptions, InterpolateResult, BenchmarkResult,
   GpuMemory, FieldDistribution, FieldSampler, FieldSpec, FieldDescription, ParticleOptions,
   ParticleRun, FieldGrid, LearnedGrid,
@@ -29,6 +29,10 @@ export interface ModelInfo {
   classifierProblem: string | null;
   autoguided: boolean;
   guideProblem: string | null;
+  /** The network's parameter count. */
+  parameters: number;
+  /** The worse model of autoguided runs when loaded: its card and parameter count. */
+  guide: GuideModel | null;
   fallbackReason: string | null;
   warmupSeconds: number;
   maxBatch: number;

@@ -97,6 +97,12 @@ export interface ModelCard {
 }
 
 /** A batch of images, [B, C, H, W] (or [frames, C, H, W]), row-major in the card's range. */
+/** The worse model of autoguided runs, as a front end describes it. */
+export interface GuideModel {
+  card: ModelCard;
+  parameters: number;
+}
+
 export interface Images {
   data: Float32Array;
   shape: number[];
@@ -267,6 +273,10 @@ export class ScoreModel {
   readonly classifierProblem: string | undefined;
   readonly autoguided: boolean;
   readonly guideProblem: string | undefined;
+  /** The network's parameter count. */
+  readonly parameters: number;
+  /** The worse model of autoguided runs when loaded: its card and parameter count, else null. */
+  readonly guide: GuideModel | null;
   readonly warmupSeconds: number;
   readonly deviceLost: string | undefined;
 }
