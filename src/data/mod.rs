@@ -120,7 +120,6 @@ impl Images {
         (self.select(&train_idx), self.select(&held_idx))
     }
 
-    /// Images per class, in class order.
     /// The images' empty background where it is light (the model card's `image.background`,
     /// in [0, 1]): white when their corner pixels are light on average (the emoji and most
     /// pictures, composited on white), none when dark (the digits, whose black is the range's low
@@ -139,6 +138,7 @@ impl Images {
         (mean > 127.5).then_some(1.0)
     }
 
+    /// Images per class, in class order.
     pub fn class_counts(&self) -> Vec<usize> {
         let mut counts = vec![0; self.classes.len()];
         for &l in &self.labels {

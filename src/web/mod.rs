@@ -101,6 +101,11 @@ pub struct WebModel {
     worse: Worse,
 }
 
+/// A model card as a plain JS object (the front ends read its fields).
+fn card_object(card: &ModelCard) -> JsValue {
+    js_sys::JSON::parse(&card.to_json()).unwrap_or(JsValue::NULL)
+}
+
 /// The worse model of autoguided runs.
 enum Worse {
     /// The model's card names none.
@@ -221,8 +226,7 @@ impl WebModel {
     pub fn guide_description(&self) -> JsValue {
         let Worse::Loaded(model, card) = &self.worse else { return JsValue::NULL };
         let out = js_sys::Object::new();
-        let card = js_sys::JSON::parse(&card.to_json()).unwrap_or(JsValue::NULL);
-        let _ = js_sys::Reflect::set(&out, &"card".into(), &card);
+        let _ = js_sys::Reflect::set(&out, &"card".into(), &card_object(card));
         let _ = js_sys::Reflect::set(&out, &"parameters".into(), &JsValue::from(model.net.num_params() as f64));
         out.into()
     }
@@ -392,7 +396,7 @@ impl WebModel {
     /// The model card as a plain object.
     #[wasm_bindgen(getter)]
     pub fn card(&self) -> JsValue {
-        js_sys::JSON::parse(&self.card.to_json()).unwrap_or(JsValue::NULL)
+        card_object(&self.card)
     }
 
     /// Stops the run started with `runId` (or, without an id, every run of this model) within
