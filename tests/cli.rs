@@ -327,7 +327,7 @@ fn a_folder_of_pictures_trains_and_samples() {
     assert!(distill(&["--teacher", &teacher, "--guide-model", &teacher, "--autoguidance", "2", "--steps", "4", "--until", "2", "--batch-size", "2", "--checkpoint-every", "2"]).contains("distilled to step 2"));
     assert!(distill(&["--resume"]).contains("distilled to step 4"));
     let (ok, _, stderr) = run(bin().args(["distill", "--teacher", &teacher, "--intervals-start", "40", "--intervals-end", "10", "--checkpoint"]).arg(dir.join("ckpt-bad")));
-    assert!(!ok && stderr.contains("--intervals-start and --intervals-end") && stderr.contains("40 and 10"), "{stderr}");
+    assert!(!ok && stderr.contains("intervals_start ≤ intervals_end") && stderr.contains("40 and 10"), "{stderr}");
     let written = std::fs::read_to_string(&student).unwrap();
     assert!(written.contains("\"consistency\"") && written.contains(&format!("{teacher}, autoguided by {teacher} (w = 2, where σ > 1)")), "{written}");
     let (ok, _, stderr) = run(bin().args(["sample", "--model"]).arg(&student).args(["--n", "2", "--out"]).arg(dir.join("cm.png")).arg("--npy").arg(&npy));

@@ -67,6 +67,33 @@ impl Default for DistillConfig {
     }
 }
 
+/// The most intervals a curriculum's grid may have (each is a teacher step apart).
+pub const MAX_INTERVALS: usize = 100_000;
+
+impl DistillConfig {
+    /// Checks the settings a run cannot start with: an empty batch, a learning rate or σ
+    /// distribution that is not a positive finite number, or a curriculum that does not go from
+    /// `1 ≤ intervals_start ≤ intervals_end ≤ MAX_INTERVALS` (the grid only ever grows).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.batch_size == 0 {
+            return Err(ConfigError::invalid("batch_size", "must be at least 1"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(ConfigError::invalid("learning_rate", format!("must be a positive number, got {}", self.learning_rate)));
+        }
+        if !(self.p_mean.is_finite() && self.p_std.is_finite() && self.p_std > 0.0) {
+            return Err(ConfigError::invalid("p_std", format!("p_mean must be finite and p_std positive, got {} and {}", self.p_mean, self.p_std)));
+        }
+        if !(1..=MAX_INTERVALS).contains(&self.intervals_start) || self.intervals_end < self.intervals_start || self.intervals_end > MAX_INTERVALS {
+            return Err(ConfigError::invalid(
+                "intervals",
+                format!("the curriculum needs 1 ≤ intervals_start ≤ intervals_end ≤ {MAX_INTERVALS}, got {} and {}", self.intervals_start, self.intervals_end),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The worse model that autoguides the teacher, as a run records it: its card and the guidance
 /// (at noise levels above `min_sigma`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -175,6 +202,7 @@ impl Distiller {
         let (Network::Unet(net), Parameterisation::Edm { sigma_data }) = (&teacher.net, teacher.param) else {
             return Err(TrainError::Config(ConfigError::invalid("teacher", format!("must be an EDM U-Net (a score model trained by `scorefield train`); `{teacher_card}` is a {} network with the `{}` parameterisation", match teacher.net { Network::Unet(_) => "U-Net", Network::Ncsn(_) => "first (ncsn)" }, teacher.param.name()))));
         };
+        config.validate()?;
         let arch = arch.clone();
         let mut student = arch.init(&device.clone().autodiff())?;
         crate::store::fill(&mut student, &crate::store::to_safetensors(net)?)?;
@@ -458,6 +486,30 @@ mod tests {
         let cm = ScoreModel { param: Parameterisation::Consistency { sigma_data: 0.3, sigma_min: 0.002 }, ..teacher };
         let err = Distiller::new(&cm, &arch, "cm.json", DataSpec::Mnist, &device, DistillConfig::default()).err().unwrap().to_string();
         assert!(err.contains("cm.json") && err.contains("EDM U-Net") && err.contains("`consistency`"), "{err}");
+    }
+
+    /// A curriculum whose grid would shrink (start > end), an empty grid, an empty batch or a
+    /// learning rate that is no positive number cannot start a run: `Distiller::new` refuses each
+    /// with the setting named (so a library caller and a resumed checkpoint are held to what the
+    /// CLI is).
+    #[test]
+    fn settings_a_run_cannot_start_with_are_refused_by_name() {
+        let device = Device::flex();
+        let (arch, teacher) = tiny();
+        let refused = |config: DistillConfig| Distiller::new(&teacher, &arch, "tiny.json", DataSpec::Mnist, &device, config).err().map(|e| e.to_string()).unwrap_or_default();
+        let bad = [
+            (DistillConfig { intervals_start: 40, intervals_end: 10, ..Default::default() }, "40 and 10"),
+            (DistillConfig { intervals_start: 0, intervals_end: 10, ..Default::default() }, "0 and 10"),
+            (DistillConfig { intervals_end: MAX_INTERVALS + 1, ..Default::default() }, "intervals"),
+            (DistillConfig { batch_size: 0, ..Default::default() }, "batch_size"),
+            (DistillConfig { learning_rate: f64::NAN, ..Default::default() }, "learning_rate"),
+            (DistillConfig { p_std: 0.0, ..Default::default() }, "p_std"),
+        ];
+        for (config, named) in bad {
+            let err = refused(config.clone());
+            assert!(err.contains(named), "{config:?}: {err}");
+        }
+        assert!(refused(DistillConfig { intervals_start: 18, intervals_end: 18, ..Default::default() }).is_empty(), "a fixed grid is a valid curriculum");
     }
 
     /// The target comes from one Heun step of the teacher's ODE. An untrained U-Net outputs 0, so
