@@ -1,6 +1,11 @@
 // Runs www/bench.html in headless Debian Chromium, once per backend, and writes
 // docs/performance/browser-<backend>.json plus the transfer sizes of what the page downloads.
-// Usage: node tools/bench.mjs [cpu|webgpu|field|workers|steps|engines|first-click|emoji|opening ...]   (default: cpu webgpu field engines)
+// Usage: node tools/bench.mjs [cpu|webgpu|field|workers|steps|engines|first-click|emoji|instant|opening ...]   (default: cpu webgpu field engines)
+// `instant` times the consistency model (www/models/mnist-cm.json) on the CPU build: on five fresh
+// browsers, the default Generate (batch 16) the first time after the reader has read for 3 s
+// since the load, then five more; and on the page, live inpainting at batch 1: the time from the
+// end of a brush stroke (pointer up) to the completion drawn, for six strokes (the first after the
+// load apart); into docs/performance/browser-cpu-instant.json.
 // `emoji` times the emoji model's default Generate (click → 16 emoji, median of five) on the CPU
 // build and sizes its files, into docs/performance/browser-cpu-emoji.json.
 // `steps` times an EM step against one evaluation at batch 1 and 16 on the CPU build, one worker,
@@ -62,6 +67,7 @@ function pageFiles() {
 const MODEL_FILES = {
   mnist: ['mnist.json', 'mnist.safetensors', 'mnist-guide.json', 'mnist-guide.safetensors', 'mnist-classifier.json', 'mnist-likelihood.json'],
   emoji: ['emoji.json', 'emoji.safetensors', 'emoji-guide.json', 'emoji-guide.safetensors', 'emoji-classifier.json', 'emoji-likelihood.json'],
+  instant: ['mnist-cm.json', 'mnist-cm.safetensors'],
 };
 
 /** Raw and gzip sizes of `files` (paths from the repository root). */
@@ -110,6 +116,77 @@ async function benchEngines(server) {
     const m = (f) => median(mine.map(f));
     console.log(`| ${runs.find((r) => r.engine === config.engine).version} | ${mine[0].hardwareConcurrency} | ${mine[0].workers}${config.workers ? ' (pinned)' : mine[0].cores ? ` (measured: ${mine.map((r) => r.cores.throughput.toFixed(2)).join(', ')} × one worker's throughput)` : ''} | ${(m((r) => r.loadedMs) / 1000).toFixed(2)} | ${(m((r) => r.firstSampleMs - r.loadedMs) / 1000).toFixed(2)} | ${(median(mine.flatMap((r) => r.clickToSamples.ms)) / 1000).toFixed(2)} | ${m((r) => r.evals[0].medianMs).toFixed(0)} |`);
   }
+}
+
+/** The consistency model's clicks and live strokes (see `instant` above). */
+async function benchInstant(server) {
+  const model = 'models/mnist-cm.json';
+  const read = 3000;
+  const pages = [];
+  for (let round = 0; round < 5; round++) {
+    // A fresh browser per page: nothing compiled by an earlier page is reused.
+    const browser = await launch({ webgpu: false });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${server.url}bench.html?backend=cpu&model=${model}&read=${read}&clicks=5&batches=1,16&repeats=10&warmup=2&runs=0&ort=0&field=0`);
+      await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 600_000 });
+      const r = await page.evaluate(() => window.benchResults);
+      if (r.error) throw new Error(`instant: ${r.error}`);
+      pages.push({ run: r.firstSample, workers: r.workers, loadedMs: r.loadedMs, firstClickMs: r.firstClickMs, clicksMs: r.clickToSamples.ms, evals: r.evals });
+      console.error(`page ${round + 1}/5 (${r.firstSample}, ${r.workers} workers): first ${(r.firstClickMs / 1000).toFixed(3)} s, then ${r.clickToSamples.ms.map((m) => (m / 1000).toFixed(3)).join(', ')} s`);
+    } finally {
+      await browser.close();
+    }
+  }
+  // Live inpainting on the page: batch 1 at the page's default steps, strokes down the image.
+  const browser = await launch({ webgpu: false });
+  let strokes;
+  let settings;
+  try {
+    const page = await browser.newPage({ viewport: { width: 1100, height: 1400 } });
+    await page.goto(`${server.url}?backend=cpu&autorun=0&model=${model}`);
+    await page.waitForFunction(() => (window.scorefield.live && document.getElementById('badge').dataset.backend) || !document.getElementById('error').hidden, null, { timeout: 120_000 });
+    const error = await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
+    if (error) throw new Error(`instant: ${error}`);
+    await page.fill('#batch', '1');
+    settings = await page.evaluate(() => {
+      // From pointer up (the stroke's end) to the page keeping the live run's result, which it
+      // does once the completion is drawn.
+      const ms = (window.strokeMs = []);
+      let up = 0;
+      window.addEventListener('pointerup', () => (up = performance.now()), true);
+      let value = null;
+      Object.defineProperty(window.scorefield, 'lastInpaint', { configurable: true, get: () => value, set: (v) => { value = v; if (v) ms.push(performance.now() - up); } });
+      const p = window.scorefield.painter;
+      const [lo, hi] = p.range;
+      p.setImage(p.image.map((_, i) => lo + ((hi - lo) * ((i * 7) % 13)) / 12));
+      p.clearMask();
+      return { sampler: document.getElementById('sampler').value, steps: Number(document.getElementById('steps').value), batch: Number(document.getElementById('batch').value) };
+    });
+    const box = await page.locator('#source').boundingBox();
+    for (let i = 0; i < 6; i++) {
+      const x = box.x + box.width * (0.15 + 0.14 * i);
+      await page.mouse.move(x, box.y + box.height * 0.1);
+      await page.mouse.down();
+      await page.mouse.move(x, box.y + box.height * 0.6, { steps: 4 });
+      await page.mouse.up();
+      await page.waitForFunction((n) => window.strokeMs.length >= n && !window.scorefield.live.current, i + 1, { timeout: 120_000 });
+    }
+    strokes = await page.evaluate(() => window.strokeMs);
+    const runs = await page.evaluate(() => window.scorefield.live.runs);
+    if (runs.length !== 6 || !runs.every((r) => r.finished)) throw new Error(`instant: six strokes gave live runs ${JSON.stringify(runs)}`);
+  } finally {
+    await browser.close();
+  }
+  const files = sizes(MODEL_FILES.instant.map((f) => `www/models/${f}`));
+  const first = pages.map((p) => p.firstClickMs);
+  const later = pages.flatMap((p) => p.clicksMs);
+  const result = { read, pages, stroke: { ...settings, ms: strokes, firstMs: strokes[0], medianMs: median(strokes.slice(1)) }, modelFiles: files };
+  writeFileSync(path.join(OUT, 'browser-cpu-instant.json'), JSON.stringify(result, null, 2));
+  const s = (ms) => (ms / 1000).toFixed(3);
+  console.log(`\nThe consistency model, CPU build, ${pages[0].workers} workers, ${pages[0].run} at batch 16: first click ${read} ms after the load, median of 5 pages ${s(median(first))} s (${s(Math.min(...first))}–${s(Math.max(...first))}); later clicks median of ${later.length} ${s(median(later))} s (${s(Math.min(...later))}–${s(Math.max(...later))}); one evaluation at batch 16 ${median(pages.map((p) => p.evals.find((e) => e.batch === 16).medianMs)).toFixed(1)} ms, at batch 1 ${median(pages.map((p) => p.evals.find((e) => e.batch === 1).medianMs)).toFixed(1)} ms`);
+  console.log(`live inpainting (${settings.sampler}:${settings.steps}, batch ${settings.batch}): stroke end → completion drawn, first ${s(strokes[0])} s, then median of ${strokes.length - 1} ${s(result.stroke.medianMs)} s (${strokes.slice(1).map(s).join(', ')})`);
+  console.log(`its files ${files.reduce((sum, f) => sum + f.gzip, 0)} B gzip`);
 }
 
 /** The first click against the later ones (see `first-click` above). */
@@ -163,6 +240,10 @@ try {
     }
     if (backend === 'first-click') {
       await benchFirstClick(server);
+      continue;
+    }
+    if (backend === 'instant') {
+      await benchInstant(server);
       continue;
     }
     if (backend === 'field') {

@@ -70,6 +70,12 @@ pub(crate) struct EvaluateArgs {
     /// Also write the headline numbers into the model card's `metrics`.
     #[arg(long)]
     card: bool,
+    /// Other models' results (their results.json, comma-separated), drawn in the quality-against-
+    /// evaluations plot beside this model's runs, each line named by its model: a consistency
+    /// model against its teacher, say. They must be scored by the same classifier on the same
+    /// reference images (the same data and seed).
+    #[arg(long, value_delimiter = ',')]
+    plot_with: Vec<PathBuf>,
     /// The data the model was trained on (its held-out images, training images and classes).
     #[command(flatten)]
     data: super::data::DataChoice,
@@ -88,6 +94,29 @@ pub(crate) struct EvaluateArgs {
 const REFERENCE_CLASSIFIER: &str = "docs/evaluation/digit-classifier.bpk";
 /// The emoji evaluation's reference classifier, committed likewise.
 const EMOJI_CLASSIFIER: &str = "docs/evaluation/emoji-classifier.bpk";
+
+/// Another model's results to plot beside `ours`: read from `path`, and refused unless the same
+/// classifier scored them against the same held-out reference (the same data and seed), so that
+/// the two sets of points share their axes' meaning.
+fn comparable(path: &Path, ours: &Results) -> anyhow::Result<Results> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("--plot-with {}: {e}", path.display()))?;
+    let other: Results = serde_json::from_str(&text).map_err(|e| anyhow!("--plot-with {}: not an evaluation's results.json: {e}", path.display()))?;
+    let judge = |r: &Results| r.classifier.as_ref().map(|c| c.sha256.clone());
+    if judge(&other) != judge(ours) {
+        return Err(anyhow!("--plot-with {}: scored by another classifier ({:?} against this run's {:?})", path.display(), judge(&other), judge(ours)));
+    }
+    let floor = |r: &Results| r.reference.as_ref().map(|f| f.floor.clone());
+    if floor(&other) != floor(ours) {
+        return Err(anyhow!("--plot-with {}: another reference (other data or seed: Fréchet floors {:?} against {:?})", path.display(), floor(&other), floor(ours)));
+    }
+    Ok(other)
+}
+
+/// A plot legend's name for a model card path: its file name without `.json`.
+fn model_label(card: &str) -> String {
+    let name = Path::new(card).file_name().map_or(card.into(), |n| n.to_string_lossy().into_owned());
+    name.strip_suffix(".json").unwrap_or(&name).to_string()
+}
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct Results {
@@ -389,9 +418,12 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         save(&results)?;
     }
 
+    let others = a.plot_with.iter().map(|path| comparable(path, &results)).collect::<anyhow::Result<Vec<_>>>()?;
     if results.runs.iter().any(|r| r.guidance.is_none()) {
         let plot = a.out.join("quality-vs-evals.svg");
-        std::fs::write(&plot, quality_plot(&results)).map_err(|e| anyhow!("{}: {e}", plot.display()))?;
+        let mut sets = vec![(if others.is_empty() { String::new() } else { model_label(&results.model) }, &results)];
+        sets.extend(others.iter().map(|o| (model_label(&o.model), o)));
+        std::fs::write(&plot, quality_plot(&sets)).map_err(|e| anyhow!("{}: {e}", plot.display()))?;
     }
     if a.card {
         write_card_metrics(&a.model, &results)?;
@@ -492,12 +524,51 @@ mod tests {
         // The results file reads back (JSON has no ∞: an unbounded interval is stored as null).
         let back: Results = serde_json::from_str(&serde_json::to_string(&results).unwrap()).unwrap();
         assert_eq!(back.runs.len(), 5);
-        let svg = quality_plot(&results);
+        let svg = quality_plot(&[(String::new(), &results)]);
         assert_eq!(svg.matches("<polyline").count(), 3);
         assert_eq!(svg.matches("<circle").count(), 4);
         assert!(svg.contains(">dpmpp-2m ag=2<"), "{svg}");
         assert!(svg.contains("held-out images") && svg.contains(">dpmpp-2m<") && svg.contains(">edm-heun<"));
         // x: log10(10) is the left edge of the 10..100 decade; y: 20 + 240·0.33 = 99.2.
         assert!(svg.contains("cx=\"60.0\" cy=\"99.2\""), "{svg}");
+
+        // Beside another model's results (a consistency model at 1 and 2 evaluations): its line is
+        // named by its model and the x axis widens to the decade from 1; 80 % at 2 evaluations sits
+        // at x = 60 + 410·log10(2)/2 (two decades, 1 to 100, over the plot's 410 px) and
+        // y = 20 + 240·0.2 = 68.
+        let student = Results { model: "www/models/mnist-cm.json".into(), runs: vec![run("consistency:1", 1.0, 0.6), run("consistency:2", 2.0, 0.8)], ..Default::default() };
+        let both = quality_plot(&[("mnist".into(), &results), (model_label(&student.model), &student)]);
+        assert_eq!(both.matches("<polyline").count(), 4);
+        assert_eq!(both.matches("<circle").count(), 6);
+        assert!(both.contains(">mnist-cm: consistency<") && both.contains(">mnist: dpmpp-2m ag=2<"), "{both}");
+        let x2 = 60.0 + 410.0 * 2f64.log10() / 2.0;
+        assert!(both.contains(&format!("cx=\"{x2:.1}\" cy=\"68.0\"")), "{both}");
+    }
+
+    /// Results scored by another classifier, or against another reference, are not plotted
+    /// beside these: the refusal names the file and why.
+    #[test]
+    fn other_results_must_share_the_judge_and_the_reference() {
+        let dir = std::env::temp_dir().join(format!("scorefield-plot-with-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let judged = |sha: &str, floor: f64| Results {
+            classifier: Some(ClassifierReport { file: String::new(), sha256: sha.into(), config: ClassifierConfig::default(), parameters: 1, held_out_accuracy: 0.98, last_epoch_loss: None }),
+            reference: Some(Reference { floor: BTreeMap::from([(1000, floor)]), ..Default::default() }),
+            ..Default::default()
+        };
+        let ours = judged("aa", 30.9);
+        let write = |name: &str, r: &Results| {
+            let path = dir.join(name);
+            std::fs::write(&path, serde_json::to_string(r).unwrap()).unwrap();
+            path
+        };
+        assert!(comparable(&write("same.json", &judged("aa", 30.9)), &ours).is_ok());
+        let err = comparable(&write("judge.json", &judged("bb", 30.9)), &ours).unwrap_err().to_string();
+        assert!(err.contains("judge.json") && err.contains("another classifier"), "{err}");
+        let err = comparable(&write("seed.json", &judged("aa", 22.3)), &ours).unwrap_err().to_string();
+        assert!(err.contains("seed.json") && err.contains("another reference"), "{err}");
+        std::fs::write(dir.join("junk.json"), "{").unwrap();
+        assert!(comparable(&dir.join("junk.json"), &ours).unwrap_err().to_string().contains("not an evaluation's results.json"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

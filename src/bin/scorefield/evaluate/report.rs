@@ -64,10 +64,22 @@ fn round(v: f64, digits: i32) -> f64 {
 
 /// Confident share against network evaluations per sample (log scale), one line per sampler, with
 /// the held-out digits' share dashed, as an SVG: the quality-per-evaluation plot of docs/EVALUATION.md.
-pub(super) fn quality_plot(r: &Results) -> String {
+/// `sets`: the results to draw, each with the name its lines carry (empty: the sampler alone); the
+/// held-out line is the first set's.
+pub(super) fn quality_plot(sets: &[(String, &Results)]) -> String {
     let (w, h, left, right, top, bottom) = (640.0, 300.0, 60.0, 170.0, 20.0, 40.0);
     let (pw, ph) = (w - left - right, h - top - bottom);
-    let evals: Vec<f64> = r.runs.iter().map(|run| run.evals_per_sample.max(1.0)).collect();
+    // Guided runs are another question (docs/EVALUATION.md, "Guided generation"): not plotted here.
+    // Autoguided runs get a line per sampler and weight; another model's lines carry its name.
+    let unguided = || sets.iter().flat_map(|(name, r)| r.runs.iter().filter(|run| run.guidance.is_none()).map(move |run| (name, run)));
+    let line = |name: &String, run: &RunResult| {
+        let sampler = match &run.autoguidance {
+            Some(a) => format!("{} ag={}", run.options.sampler.name(), a.weight),
+            None => run.options.sampler.name().to_string(),
+        };
+        if name.is_empty() { sampler } else { format!("{name}: {sampler}") }
+    };
+    let evals: Vec<f64> = unguided().map(|(_, run)| run.evals_per_sample.max(1.0)).collect();
     let lo = evals.iter().cloned().fold(f64::INFINITY, f64::min).log10().floor();
     let hi = evals.iter().cloned().fold(0.0, f64::max).log10().ceil().max(lo + 1.0);
     let x = |e: f64| left + pw * (e.max(1.0).log10() - lo) / (hi - lo);
@@ -87,32 +99,25 @@ pub(super) fn quality_plot(r: &Results) -> String {
     svg += &format!("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">network evaluations per sample (log scale)</text>\n", left + pw / 2.0, h - 6.0);
     svg += &format!("<text x=\"12\" y=\"{}\" transform=\"rotate(-90 12 {})\" text-anchor=\"middle\">confident &gt; 0.9</text>\n", top + ph / 2.0, top + ph / 2.0);
     let colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"];
-    // Guided runs are another question (docs/EVALUATION.md, "Guided generation"): not plotted here.
-    // Autoguided runs get a line per sampler and weight.
-    let unguided = || r.runs.iter().filter(|run| run.guidance.is_none());
-    let line = |run: &RunResult| match &run.autoguidance {
-        Some(a) => format!("{} ag={}", run.options.sampler.name(), a.weight),
-        None => run.options.sampler.name().to_string(),
-    };
-    let mut samplers: Vec<String> = unguided().map(line).collect();
-    samplers.sort();
-    samplers.dedup();
-    for (i, name) in samplers.iter().enumerate() {
+    let mut lines: Vec<String> = unguided().map(|(name, run)| line(name, run)).collect();
+    lines.sort();
+    lines.dedup();
+    for (i, label) in lines.iter().enumerate() {
         let colour = colours[i % colours.len()];
-        let mut points: Vec<(f64, f64)> = unguided().filter(|run| line(run) == *name).map(|run| (run.evals_per_sample, run.quality.confident)).collect();
+        let mut points: Vec<(f64, f64)> = unguided().filter(|(name, run)| line(name, run) == *label).map(|(_, run)| (run.evals_per_sample, run.quality.confident)).collect();
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
         let path: Vec<String> = points.iter().map(|&(e, c)| format!("{:.1},{:.1}", x(e), y(c))).collect();
         svg += &format!("<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>\n", path.join(" "));
         for &(e, c) in &points {
             svg += &format!("<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"/>\n", x(e), y(c));
         }
-        svg += &format!("<text x=\"{}\" y=\"{}\" fill=\"{colour}\">{name}</text>\n", w - right + 10.0, top + 14.0 * (i as f64 + 1.0));
+        svg += &format!("<text x=\"{}\" y=\"{}\" fill=\"{colour}\">{label}</text>\n", w - right + 10.0, top + 14.0 * (i as f64 + 1.0));
     }
-    if let Some(held) = r.reference.as_ref().and_then(|f| f.held_out.as_ref()) {
+    if let Some(held) = sets.first().and_then(|(_, r)| r.reference.as_ref()).and_then(|f| f.held_out.as_ref()) {
         let (x2, hy) = (left + pw, y(held.confident));
         svg += &format!("<line x1=\"{left}\" x2=\"{x2}\" y1=\"{hy:.1}\" y2=\"{hy:.1}\" stroke=\"#888\" stroke-dasharray=\"4 3\"/>\n");
-        // In the legend, below the samplers.
-        svg += &format!("<text x=\"{}\" y=\"{}\" fill=\"#666\">- - held-out images</text>\n", w - right + 10.0, top + 14.0 * (samplers.len() as f64 + 1.0));
+        // In the legend, below the lines.
+        svg += &format!("<text x=\"{}\" y=\"{}\" fill=\"#666\">- - held-out images</text>\n", w - right + 10.0, top + 14.0 * (lines.len() as f64 + 1.0));
     }
     svg + "</svg>\n"
 }
