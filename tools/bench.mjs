@@ -5,7 +5,8 @@
 // browsers, the default Generate (batch 16) the first time after the reader has read for 3 s
 // since the load, then five more; and on the page, live inpainting at batch 1: the time from the
 // end of a brush stroke (pointer up) to the completion drawn, for six strokes (the first after the
-// load apart); into docs/performance/browser-cpu-instant.json.
+// load apart); and, for comparison on the same machine, the digits model's default Generate the
+// same way on one fresh browser; into docs/performance/browser-cpu-instant.json.
 // `emoji` times the emoji model's default Generate (click → 16 emoji, median of five) on the CPU
 // build and sizes its files, into docs/performance/browser-cpu-emoji.json.
 // `steps` times an EM step against one evaluation at batch 1 and 16 on the CPU build, one worker,
@@ -138,6 +139,21 @@ async function benchInstant(server) {
       await browser.close();
     }
   }
+  // The digits model's default click on the same machine, for comparison.
+  let teacher;
+  {
+    const browser = await launch({ webgpu: false });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${server.url}bench.html?backend=cpu&read=${read}&clicks=5&batches=16&repeats=3&warmup=1&runs=0&ort=0&field=0`);
+      await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 600_000 });
+      const r = await page.evaluate(() => window.benchResults);
+      if (r.error) throw new Error(`instant (the digits model): ${r.error}`);
+      teacher = { run: r.firstSample, workers: r.workers, firstClickMs: r.firstClickMs, clicksMs: r.clickToSamples.ms, medianMs: r.clickToSamples.medianMs };
+    } finally {
+      await browser.close();
+    }
+  }
   // Live inpainting on the page: batch 1 at the page's default steps, strokes down the image.
   const browser = await launch({ webgpu: false });
   let strokes;
@@ -181,10 +197,11 @@ async function benchInstant(server) {
   const files = sizes(MODEL_FILES.instant.map((f) => `www/models/${f}`));
   const first = pages.map((p) => p.firstClickMs);
   const later = pages.flatMap((p) => p.clicksMs);
-  const result = { read, pages, stroke: { ...settings, ms: strokes, firstMs: strokes[0], medianMs: median(strokes.slice(1)) }, modelFiles: files };
+  const result = { read, pages, teacher, stroke: { ...settings, ms: strokes, firstMs: strokes[0], medianMs: median(strokes.slice(1)) }, modelFiles: files };
   writeFileSync(path.join(OUT, 'browser-cpu-instant.json'), JSON.stringify(result, null, 2));
   const s = (ms) => (ms / 1000).toFixed(3);
   console.log(`\nThe consistency model, CPU build, ${pages[0].workers} workers, ${pages[0].run} at batch 16: first click ${read} ms after the load, median of 5 pages ${s(median(first))} s (${s(Math.min(...first))}–${s(Math.max(...first))}); later clicks median of ${later.length} ${s(median(later))} s (${s(Math.min(...later))}–${s(Math.max(...later))}); one evaluation at batch 16 ${median(pages.map((p) => p.evals.find((e) => e.batch === 16).medianMs)).toFixed(1)} ms, at batch 1 ${median(pages.map((p) => p.evals.find((e) => e.batch === 1).medianMs)).toFixed(1)} ms`);
+  console.log(`the digits model on the same machine (${teacher.run}, ${teacher.workers} workers): first click ${s(teacher.firstClickMs)} s, later clicks median ${s(teacher.medianMs)} s`);
   console.log(`live inpainting (${settings.sampler}:${settings.steps}, batch ${settings.batch}): stroke end → completion drawn, first ${s(strokes[0])} s, then median of ${strokes.length - 1} ${s(result.stroke.medianMs)} s (${strokes.slice(1).map(s).join(', ')})`);
   console.log(`its files ${files.reduce((sum, f) => sum + f.gzip, 0)} B gzip`);
 }

@@ -95,21 +95,28 @@ const REFERENCE_CLASSIFIER: &str = "docs/evaluation/digit-classifier.bpk";
 /// The emoji evaluation's reference classifier, committed likewise.
 const EMOJI_CLASSIFIER: &str = "docs/evaluation/emoji-classifier.bpk";
 
-/// Another model's results to plot beside `ours`: read from `path`, and refused unless the same
-/// classifier scored them against the same held-out reference (the same data and seed), so that
-/// the two sets of points share their axes' meaning.
-fn comparable(path: &Path, ours: &Results) -> anyhow::Result<Results> {
+/// Another model's results (`--plot-with`), as its results.json holds them.
+fn read_results(path: &Path) -> anyhow::Result<Results> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow!("--plot-with {}: {e}", path.display()))?;
-    let other: Results = serde_json::from_str(&text).map_err(|e| anyhow!("--plot-with {}: not an evaluation's results.json: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow!("--plot-with {}: not an evaluation's results.json: {e}", path.display()))
+}
+
+/// Whether `other` (read from `path`) may be plotted beside `ours`: only if the same classifier
+/// scored both against the same held-out reference (the same data and seed: the same Fréchet
+/// floors, to 10⁻⁵ relative, since feature sums differ in their last bits between CPUs), so that
+/// the two sets of points share their axes' meaning.
+fn comparable(path: &Path, other: &Results, ours: &Results) -> anyhow::Result<()> {
     let judge = |r: &Results| r.classifier.as_ref().map(|c| c.sha256.clone());
-    if judge(&other) != judge(ours) {
-        return Err(anyhow!("--plot-with {}: scored by another classifier ({:?} against this run's {:?})", path.display(), judge(&other), judge(ours)));
+    if judge(other) != judge(ours) {
+        return Err(anyhow!("--plot-with {}: scored by another classifier ({:?} against this run's {:?})", path.display(), judge(other), judge(ours)));
     }
-    let floor = |r: &Results| r.reference.as_ref().map(|f| f.floor.clone());
-    if floor(&other) != floor(ours) {
-        return Err(anyhow!("--plot-with {}: another reference (other data or seed: Fréchet floors {:?} against {:?})", path.display(), floor(&other), floor(ours)));
+    let floor = |r: &Results| r.reference.as_ref().map(|f| f.floor.clone()).unwrap_or_default();
+    let (theirs, mine) = (floor(other), floor(ours));
+    let same = theirs.len() == mine.len() && theirs.iter().zip(&mine).all(|((n, a), (m, b))| n == m && (a - b).abs() <= 1e-5 * a.abs().max(b.abs()));
+    if !same {
+        return Err(anyhow!("--plot-with {}: another reference (other data or seed: Fréchet floors {theirs:?} against {mine:?})", path.display()));
     }
-    Ok(other)
+    Ok(())
 }
 
 /// A plot legend's name for a model card path: its file name without `.json`.
@@ -272,6 +279,8 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     if a.samples < 100 || a.batch == 0 {
         anyhow::bail!("--samples must be at least 100 (the grid shows 100) and --batch at least 1");
     }
+    // Read before any run, so that a missing or broken file costs no sampling.
+    let others = a.plot_with.iter().map(|path| read_results(path)).collect::<anyhow::Result<Vec<_>>>()?;
     let [lo, hi] = card.image.range;
     let weights = std::fs::read(files::weights_path(&a.model, &card))?;
     let sha = format!("{:x}", Sha256::digest(&weights))[..16].to_string();
@@ -418,7 +427,9 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
         save(&results)?;
     }
 
-    let others = a.plot_with.iter().map(|path| comparable(path, &results)).collect::<anyhow::Result<Vec<_>>>()?;
+    for (path, other) in a.plot_with.iter().zip(&others) {
+        comparable(path, other, &results)?;
+    }
     if results.runs.iter().any(|r| r.guidance.is_none()) {
         let plot = a.out.join("quality-vs-evals.svg");
         let mut sets = vec![(if others.is_empty() { String::new() } else { model_label(&results.model) }, &results)];
@@ -562,13 +573,19 @@ mod tests {
             std::fs::write(&path, serde_json::to_string(r).unwrap()).unwrap();
             path
         };
-        assert!(comparable(&write("same.json", &judged("aa", 30.9)), &ours).is_ok());
-        let err = comparable(&write("judge.json", &judged("bb", 30.9)), &ours).unwrap_err().to_string();
+        let check = |name: &str, r: &Results| {
+            let path = write(name, r);
+            comparable(&path, &read_results(&path).unwrap(), &ours).map_err(|e| e.to_string())
+        };
+        // The same floor up to the last bits of another CPU's sums is the same reference.
+        assert!(check("same.json", &judged("aa", 30.9 * (1.0 + 2e-7))).is_ok());
+        let err = check("judge.json", &judged("bb", 30.9)).unwrap_err();
         assert!(err.contains("judge.json") && err.contains("another classifier"), "{err}");
-        let err = comparable(&write("seed.json", &judged("aa", 22.3)), &ours).unwrap_err().to_string();
+        let err = check("seed.json", &judged("aa", 22.3)).unwrap_err();
         assert!(err.contains("seed.json") && err.contains("another reference"), "{err}");
         std::fs::write(dir.join("junk.json"), "{").unwrap();
-        assert!(comparable(&dir.join("junk.json"), &ours).unwrap_err().to_string().contains("not an evaluation's results.json"));
+        assert!(read_results(&dir.join("junk.json")).unwrap_err().to_string().contains("not an evaluation's results.json"));
+        assert!(read_results(&dir.join("missing.json")).unwrap_err().to_string().contains("missing.json"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
