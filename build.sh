@@ -137,9 +137,10 @@ ENGINE_PACKAGES="firefox-esr webkit2gtk-driver xvfb"
 
 # Everything a static host needs for the widget, flat: the modules, pkg/ beside them, the models.
 WIDGET_FILES="score-field.js subject.js run-options.js widget-attributes.js widget-controls.js widget-style.js mode.js mode-generate.js live-inpaint.js mode-trajectory.js mode-interpolate.js mode-likelihood.js likelihood-path.js field-view.js field-draw.js field-learn.js client.js worker-pool.js remote-model.js remote-field.js protocol.js worker.js render.js painter.js example-post.html"
-# The shipped models: the digits with their guide, classifier and reference likelihoods; the emoji
-# with their classifier and reference likelihoods.
-MODEL_FILES="mnist.json mnist.safetensors mnist-guide.json mnist-guide.safetensors mnist-classifier.json mnist-classifier.safetensors mnist-likelihood.json emoji.json emoji.safetensors emoji-guide.json emoji-guide.safetensors emoji-classifier.json emoji-classifier.safetensors emoji-likelihood.json"
+# The shipped models: the digits with their guide, classifier and reference likelihoods; the
+# digits' consistency model (distilled from them); the emoji with their guide, classifier and
+# reference likelihoods.
+MODEL_FILES="mnist.json mnist.safetensors mnist-guide.json mnist-guide.safetensors mnist-classifier.json mnist-classifier.safetensors mnist-likelihood.json mnist-cm.json mnist-cm.safetensors emoji.json emoji.safetensors emoji-guide.json emoji-guide.safetensors emoji-classifier.json emoji-classifier.safetensors emoji-likelihood.json"
 cmd_dist() {
   build_wasm
   write_dist

@@ -19,3 +19,12 @@ export function clearCanvas(canvas) {
   canvas.width = 0;
   canvas.height = 0;
 }
+
+/** Why a section that integrates the score's probability-flow ODE (the likelihood, interpolation
+ * through the prior) cannot run with `card`'s model, or '' when it can: a consistency model has
+ * no score (the library refuses it by name; the page says so before a click). */
+export function needsScore(card, what) {
+  return card.parameterisation?.type === 'consistency'
+    ? `${what} needs a score model, and ${card.name} is a consistency model, which has none: pick a score model above.`
+    : '';
+}

@@ -3,7 +3,7 @@
 // one row. Its runs have their own RemoteModel, so its Cancel stops its own run. Wired once;
 // `setModel` makes it the chosen model's.
 import { RemoteModel } from './client.js';
-import { $, clearCanvas, formatSeconds, showMessage } from './page-dom.js';
+import { $, clearCanvas, formatSeconds, needsScore, showMessage } from './page-dom.js';
 import { Painter } from './painter.js';
 import { drawGrid } from './render.js';
 import { subjectOf } from './subject.js';
@@ -34,7 +34,8 @@ export class InterpolationSection {
     for (const p of this.painters) p.reshape(info.card.image);
     const { channels, height, width } = info.card.image;
     $('interp-dims').textContent = (channels * height * width).toLocaleString('en');
-    $('interp-status').textContent = '';
+    this.scoreless = needsScore(info.card, 'Interpolation through the prior');
+    $('interp-status').textContent = this.scoreless;
     $('interp-caption').textContent = '';
     $('interp-bar').value = 0;
     clearCanvas($('interp-path'));
@@ -45,7 +46,7 @@ export class InterpolationSection {
   setBusy(value) {
     this.busy = value;
     $('interp-new').disabled = value || !this.model;
-    $('interp-run').disabled = value || !this.model;
+    $('interp-run').disabled = value || !this.model || Boolean(this.scoreless);
     $('interp-cancel').disabled = !value;
   }
 
@@ -89,10 +90,11 @@ export class InterpolationSection {
     const n = out.data.length / 2;
     const [lo, hi] = this.card.image.range;
     this.painters.forEach((p, i) => p.setImage(out.data.slice(i * n, (i + 1) * n).map((v) => Math.min(hi, Math.max(lo, v)))));
-    $('interp-status').textContent = `two ${subjectOf(this.card).many} from ${out.evals} evaluations; press Interpolate`;
+    $('interp-status').textContent = this.scoreless ? `two ${subjectOf(this.card).many} from ${out.evals} evaluations. ${this.scoreless}` : `two ${subjectOf(this.card).many} from ${out.evals} evaluations; press Interpolate`;
   }
 
   async interpolate() {
+    if (this.scoreless) return;
     const [a, b] = this.painters.map((p) => p.image);
     const out = await this.task((model, onProgress) => model.interpolate({ a, b }, onProgress));
     if (!out) return;

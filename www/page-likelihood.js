@@ -4,7 +4,7 @@
 // it the chosen model's.
 import { RemoteModel, likelihoodReferences } from './client.js';
 import { measureLikelihood, referenceButtons } from './likelihood-path.js';
-import { $, clearCanvas, formatSeconds, showMessage } from './page-dom.js';
+import { $, clearCanvas, formatSeconds, needsScore, showMessage } from './page-dom.js';
 import { Painter, imageFromFile } from './painter.js';
 import { drawFrames } from './render.js';
 
@@ -56,7 +56,8 @@ export class LikelihoodSection {
     $('lik-references').replaceChildren();
     $('lik-references-said').hidden = true;
     $('lik-path-caption').textContent = 'Measure shows the image on its way to the prior, x(t) as the ODE moves it.';
-    $('lik-status').textContent = '';
+    this.scoreless = needsScore(info.card, 'Measuring a likelihood');
+    $('lik-status').textContent = this.scoreless;
     $('lik-bar').value = 0;
     clearCanvas($('lik-path'));
     this.error('');
@@ -75,7 +76,7 @@ export class LikelihoodSection {
 
   setBusy(value) {
     this.busy = value;
-    $('measure').disabled = value || !this.model;
+    $('measure').disabled = value || !this.model || Boolean(this.scoreless);
     $('lik-cancel').disabled = !value;
   }
 
@@ -122,7 +123,7 @@ export class LikelihoodSection {
   }
 
   async measure() {
-    if (this.busy || !this.model) return;
+    if (this.busy || !this.model || this.scoreless) return;
     const model = this.model;
     this.error('');
     this.setBusy(true);

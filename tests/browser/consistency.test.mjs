@@ -113,3 +113,48 @@ test('the widget draws with a consistency model: its one sampler by default, one
   assert.deepEqual(page.errors, []);
   await page.close();
 });
+
+// The shipped consistency model (www/models/mnist-cm.json, distilled from the digits model) is the
+// page's instant setting: picked from the model list, it offers its one sampler at its card's
+// default steps (at most four evaluations) and the page's own first batch of 16 is drawn with as
+// many evaluations as steps.
+test('the page offers the shipped consistency model: its one sampler at the card\'s few steps', async () => {
+  const card = JSON.parse(readFileSync(path.join(ROOT, 'www/models/mnist-cm.json'), 'utf8'));
+  const steps = card.sampling.steps.consistency.default;
+  assert.ok(steps >= 1 && steps <= 4, `the card's default is ${steps} evaluations`);
+  const page = await openPage(browser, `${site.url}?backend=cpu`);
+  await page.waitForFunction(() => document.getElementById('badge').dataset.backend || !document.getElementById('error').hidden, null, { timeout: 90_000 });
+  const entry = await page.$eval('#model', (s) => [...s.options].find((o) => o.value === 'models/mnist-cm.json')?.textContent);
+  assert.match(entry ?? '', /instant/);
+  await page.selectOption('#model', 'models/mnist-cm.json');
+  await page.waitForFunction(() => window.scorefield.lastResult || !document.getElementById('error').hidden, null, { timeout: 90_000 });
+  assert.equal(await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent)), '');
+  const shown = await page.evaluate(() => ({
+    samplers: [...document.getElementById('sampler').options].map((o) => o.value),
+    steps: Number(document.getElementById('steps').value),
+    evals: window.scorefield.lastResult.evals,
+    shape: window.scorefield.lastResult.shape,
+    name: window.scorefield.model.url,
+  }));
+  assert.deepEqual(shown.samplers, ['consistency']);
+  // The sections that integrate a score's ODE say why they cannot run, before any click.
+  const sections = await page.evaluate(() => ({
+    measure: document.getElementById('measure').disabled,
+    likelihood: document.getElementById('lik-status').textContent,
+    interpolate: document.getElementById('interp-run').disabled,
+    interpolation: document.getElementById('interp-status').textContent,
+  }));
+  assert.equal(sections.measure, true);
+  assert.equal(sections.interpolate, true);
+  assert.match(sections.likelihood, /needs a score model.*mnist-cm is a consistency model/);
+  assert.match(sections.interpolation, /needs a score model.*consistency model/);
+  assert.equal(shown.steps, steps);
+  assert.equal(shown.evals, steps);
+  assert.deepEqual(shown.shape, [16, 1, 28, 28]);
+  // Back on the score model, both sections can run again.
+  await page.selectOption('#model', 'models/mnist.json');
+  await page.waitForFunction(() => !document.getElementById('measure').disabled && !document.getElementById('interp-run').disabled, null, { timeout: 90_000 });
+  assert.equal(await page.$eval('#lik-status', (e) => e.textContent), '');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});

@@ -189,7 +189,7 @@ test('?model=models/emoji.json picks emoji in the picker; on WebGPU it generates
   assert.equal(await page.$eval('#badge', (b) => b.dataset.backend), 'webgpu');
   // The page's own emoji entry is picked (no second entry made for the address's URL).
   const picker = await page.$eval('#model', (s) => ({ value: s.value, picked: s.selectedIndex, entries: [...s.options].map((o) => o.textContent) }));
-  assert.deepEqual(picker, { value: 'models/emoji.json', picked: 1, entries: ['MNIST digits', 'emoji'] });
+  assert.deepEqual(picker, { value: 'models/emoji.json', picked: 2, entries: ['MNIST digits', 'MNIST digits, instant (consistency)', 'emoji'] });
   assert.ok(!page.requests.some((p) => p.startsWith('/models/mnist')), 'the emoji page fetched the MNIST model');
   await generateAndInpaint(page, { batch: 2, inpaintBatch: 2, name: 'webgpu' });
   assert.deepEqual(page.errors, []);
