@@ -49,12 +49,14 @@ export interface BatchPart {
   batch: number;
 }
 
-/** A worker's memory figures (`workerStats`). */
+/** A worker's memory figures and work (`workerStats`). */
 export interface WorkerStats {
   wasmMemoryBytes: number;
   gpuMemory: GpuMemory | null;
   models: number;
   running: number;
+  /** The network evaluations of the runs it has finished (each run's `evals`). */
+  evaluations: number;
 }
 
 /** The pool's measurement of how many workers run at once (`measuredCoreCount`, WebKit only):

@@ -209,8 +209,9 @@ export class RemoteModel {
 // instances and copies of the model (started by the load, and still loading when a click came
 // soon after it), their memory grown to a run's size, the engine's optimised code for the hot
 // functions. So once a CPU model has loaded, when the page is idle after painting what the load
-// brought, every worker of its pool runs it once: the default sampler at its fewest steps, one
-// image per worker for each worker's part of a default Generate, while the reader reads. Once per
+// brought, every worker of its pool runs it once: the default sampler at its fewest steps (but two
+// where the default takes two or more, so that a consistency model's re-noising step is warmed
+// too), one image per worker for each worker's part of a default Generate, while the reader reads. Once per
 // model and worker count per page (a page's widgets share it); a failure is left to the runs.
 const warmups = new Map(); // `${url} ${workers}` -> Promise<number of workers warmed>
 const whenIdle = () => new Promise((resolve) => (typeof requestIdleCallback === 'function' ? requestIdleCallback(resolve, { timeout: 1000 }) : setTimeout(resolve, 0)));
@@ -222,7 +223,7 @@ function warm(model) {
     const info = model.info;
     const sampler = info.samplers[0];
     const options = { sampler: sampler.name, batch: Math.ceil(info.defaults.batch.generate / k), seed: 0 };
-    if (sampler.takesSteps) options.steps = sampler.minSteps;
+    if (sampler.takesSteps) options.steps = Math.max(sampler.minSteps, Math.min(2, sampler.defaultSteps));
     if (info.autoguided) options.autoguidance = info.defaults.autoguidance;
     const run = (i) => poolWorker(i).request({ type: REQUESTS.generate, url: model.url, backend: 'cpu', options }).promise.then(() => 1, () => 0);
     warmups.set(key, whenIdle().then(() => Promise.all(Array.from({ length: k }, (_, i) => run(i)))).then((done) => done.reduce((a, b) => a + b, 0)));

@@ -150,7 +150,7 @@ const handlers = {
         break;
       }
     }
-    return { result: { wasmMemoryBytes: ScoreModel.wasmMemoryBytes(), gpuMemory, models: models.size, running: running.size }, transfer: [] };
+    return { result: { wasmMemoryBytes: ScoreModel.wasmMemoryBytes(), gpuMemory, models: models.size, running: running.size, evaluations }, transfer: [] };
   },
   [REQUESTS.unload]: async (data) => {
     // Frees every copy of the model (all backends) unless one is running.
@@ -228,6 +228,9 @@ function spin({ ms }) {
   return spinFor(ms);
 }
 
+// The network evaluations of the runs this worker has finished (a run's `evals`), for workerStats.
+let evaluations = 0;
+
 // generate, inpaint, likelihood or interpolate, with progress (and its previews' buffers transferred).
 async function sample(type, data, id) {
   const { model } = await load(data.url, data.backend);
@@ -236,6 +239,7 @@ async function sample(type, data, id) {
   try {
     // The request id doubles as the run id, so a cancel stops this run only.
     const out = await model[type]({ ...data.options, runId: id }, onProgress);
+    evaluations += out.evals ?? 0;
     return { result: out, transfer: out.data ? [out.data.buffer] : [] };
   } finally {
     running.delete(id);

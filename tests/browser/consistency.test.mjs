@@ -158,3 +158,22 @@ test('the page offers the shipped consistency model: its one sampler at the card
   assert.deepEqual(page.errors, []);
   await page.close();
 });
+
+// The workers' warm-up takes a consistency model's second step too (it re-noises, which the first
+// does not, and the first click paid for it): each worker's warm-up run is two evaluations, and
+// after it the first default Generate grows no worker's memory.
+test('the instant model\'s warm-up takes its re-noising step: two evaluations a worker before any click', async () => {
+  const page = await openPage(browser, `${site.url}?backend=cpu&workers=2&autorun=0&model=models/mnist-cm.json`);
+  await page.waitForFunction(() => document.getElementById('badge').dataset.backend || !document.getElementById('error').hidden, null, { timeout: 90_000 });
+  assert.equal(await page.evaluate(() => window.scorefield.model.warmed), 2, 'both workers ran the model once');
+  const stats = () => page.evaluate(() => Promise.all([0, 1].map((i) => window.scorefield.workerStats(i))));
+  const before = await stats();
+  assert.deepEqual(before.map((s) => s.evaluations), [2, 2], 'each worker\'s warm-up ran two steps');
+  await page.click('#generate');
+  await page.waitForFunction(() => window.scorefield.lastResult || !document.getElementById('error').hidden, null, { timeout: 90_000 });
+  assert.equal(await page.evaluate(() => window.scorefield.lastResult.evals), 2);
+  const after = await stats();
+  assert.deepEqual(after.map((s) => s.wasmMemoryBytes), before.map((s) => s.wasmMemoryBytes), 'the first click grew a worker\'s memory');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
