@@ -4,8 +4,8 @@
 // `instant` times the consistency model (www/models/mnist-cm.json) on the CPU build: on five fresh
 // browsers, the default Generate (batch 16) the first time after the reader has read for 3 s
 // since the load, then five more; and on the page, live inpainting at batch 1: the time from the
-// end of a brush stroke (pointer up) to the completion drawn, for six strokes (the first after the
-// load apart); and, for comparison on the same machine, the digits model's default Generate the
+// end of a brush stroke (pointer up) to the completion drawn, for six strokes, the first 3 s after
+// the load (the first apart); and, for comparison on the same machine, the digits model's default Generate the
 // same way on one fresh browser; into docs/performance/browser-cpu-instant.json.
 // `emoji` times the emoji model's default Generate (click → 16 emoji, median of five) on the CPU
 // build and sizes its files, into docs/performance/browser-cpu-emoji.json.
@@ -164,6 +164,9 @@ async function benchInstant(server) {
     await page.waitForFunction(() => (window.scorefield.live && document.getElementById('badge').dataset.backend) || !document.getElementById('error').hidden, null, { timeout: 120_000 });
     const error = await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent));
     if (error) throw new Error(`instant: ${error}`);
+    // The reader reads before painting: the workers' warm-up has ended, and 3 s have passed.
+    await page.evaluate(() => window.scorefield.model.warmed);
+    await page.waitForTimeout(read);
     await page.fill('#batch', '1');
     settings = await page.evaluate(() => {
       // From pointer up (the stroke's end) to the page keeping the live run's result, which it
