@@ -119,41 +119,35 @@ async function benchEngines(server) {
   }
 }
 
+/** www/bench.html at `url` in a fresh browser (nothing compiled by an earlier page is reused), CPU
+ * build: its results once it is done; its error, named by `label`, thrown. */
+async function freshBenchPage(url, label) {
+  const browser = await launch({ webgpu: false });
+  try {
+    const page = await browser.newPage();
+    await page.goto(url);
+    await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 600_000 });
+    const results = await page.evaluate(() => window.benchResults);
+    if (results.error) throw new Error(`${label}: ${results.error}`);
+    return results;
+  } finally {
+    await browser.close();
+  }
+}
+
 /** The consistency model's clicks and live strokes (see `instant` above). */
 async function benchInstant(server) {
   const model = 'models/mnist-cm.json';
   const read = 3000;
   const pages = [];
   for (let round = 0; round < 5; round++) {
-    // A fresh browser per page: nothing compiled by an earlier page is reused.
-    const browser = await launch({ webgpu: false });
-    try {
-      const page = await browser.newPage();
-      await page.goto(`${server.url}bench.html?backend=cpu&model=${model}&read=${read}&clicks=5&batches=1,16&repeats=10&warmup=2&runs=0&ort=0&field=0`);
-      await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 600_000 });
-      const r = await page.evaluate(() => window.benchResults);
-      if (r.error) throw new Error(`instant: ${r.error}`);
-      pages.push({ run: r.firstSample, workers: r.workers, loadedMs: r.loadedMs, firstClickMs: r.firstClickMs, clicksMs: r.clickToSamples.ms, evals: r.evals });
-      console.error(`page ${round + 1}/5 (${r.firstSample}, ${r.workers} workers): first ${(r.firstClickMs / 1000).toFixed(3)} s, then ${r.clickToSamples.ms.map((m) => (m / 1000).toFixed(3)).join(', ')} s`);
-    } finally {
-      await browser.close();
-    }
+    const r = await freshBenchPage(`${server.url}bench.html?backend=cpu&model=${model}&read=${read}&clicks=5&batches=1,16&repeats=10&warmup=2&runs=0&ort=0&field=0`, 'instant');
+    pages.push({ run: r.firstSample, workers: r.workers, loadedMs: r.loadedMs, firstClickMs: r.firstClickMs, clicksMs: r.clickToSamples.ms, evals: r.evals });
+    console.error(`page ${round + 1}/5 (${r.firstSample}, ${r.workers} workers): first ${(r.firstClickMs / 1000).toFixed(3)} s, then ${r.clickToSamples.ms.map((m) => (m / 1000).toFixed(3)).join(', ')} s`);
   }
   // The digits model's default click on the same machine, for comparison.
-  let teacher;
-  {
-    const browser = await launch({ webgpu: false });
-    try {
-      const page = await browser.newPage();
-      await page.goto(`${server.url}bench.html?backend=cpu&read=${read}&clicks=5&batches=16&repeats=3&warmup=1&runs=0&ort=0&field=0`);
-      await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 600_000 });
-      const r = await page.evaluate(() => window.benchResults);
-      if (r.error) throw new Error(`instant (the digits model): ${r.error}`);
-      teacher = { run: r.firstSample, workers: r.workers, firstClickMs: r.firstClickMs, clicksMs: r.clickToSamples.ms, medianMs: r.clickToSamples.medianMs };
-    } finally {
-      await browser.close();
-    }
-  }
+  const r = await freshBenchPage(`${server.url}bench.html?backend=cpu&read=${read}&clicks=5&batches=16&repeats=3&warmup=1&runs=0&ort=0&field=0`, 'instant (the digits model)');
+  const teacher = { run: r.firstSample, workers: r.workers, firstClickMs: r.firstClickMs, clicksMs: r.clickToSamples.ms, medianMs: r.clickToSamples.medianMs };
   // Live inpainting on the page: batch 1 at the page's default steps, strokes down the image.
   const browser = await launch({ webgpu: false });
   let strokes;
@@ -221,19 +215,9 @@ async function benchFirstClick(server) {
   try {
     for (let round = 0; round < rounds; round++) {
       for (const { site, url } of sites) {
-        // A fresh browser per page: nothing compiled by an earlier page is reused.
-        const browser = await launch({ webgpu: false });
-        try {
-          const page = await browser.newPage();
-          await page.goto(`${url}bench.html?${query}`);
-          await page.waitForFunction(() => document.body.dataset.done === '1', null, { timeout: 600_000 });
-          const results = await page.evaluate(() => window.benchResults);
-          if (results.error) throw new Error(`${site}: ${results.error}`);
-          runs.push({ round, site, workers: results.workers, loadedMs: results.loadedMs, firstClickMs: results.firstClickMs, clicksMs: results.clickToSamples.ms, evalMs: results.evals[0].medianMs });
-          console.error(`round ${round + 1}/${rounds}, ${site}: first ${(results.firstClickMs / 1000).toFixed(2)} s, then ${results.clickToSamples.ms.map((m) => (m / 1000).toFixed(2)).join(', ')} s`);
-        } finally {
-          await browser.close();
-        }
+        const results = await freshBenchPage(`${url}bench.html?${query}`, site);
+        runs.push({ round, site, workers: results.workers, loadedMs: results.loadedMs, firstClickMs: results.firstClickMs, clicksMs: results.clickToSamples.ms, evalMs: results.evals[0].medianMs });
+        console.error(`round ${round + 1}/${rounds}, ${site}: first ${(results.firstClickMs / 1000).toFixed(2)} s, then ${results.clickToSamples.ms.map((m) => (m / 1000).toFixed(2)).join(', ')} s`);
       }
     }
   } finally {
