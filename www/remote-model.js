@@ -108,6 +108,7 @@ export class RemoteModel {
     const parts = this.split(type, options);
     const requests = parts ? this.#parts(type, options, progress, parts) : [{ worker: poolWorker(0), ...request({ type, url: this.url, backend: this.backend, options }, progress) }];
     this.current = requests;
+    runsAsked += 1; // the warm-up stops repeating (warm())
     let promise = requests[0].promise;
     if (parts) {
       const started = performance.now();
@@ -205,14 +206,22 @@ export class RemoteModel {
   }
 }
 
-// The first run in a worker paid for what later runs find done: the other workers' wasm
+// The first runs in a worker paid for what later runs find done: the other workers' wasm
 // instances and copies of the model (started by the load, and still loading when a click came
-// soon after it), their memory grown to a run's size, the engine's optimised code for the hot
-// functions. So once a CPU model has loaded, when the page is idle after painting what the load
-// brought, every worker of its pool runs it once: the default sampler at its fewest steps (but two
-// where the default takes two or more, so that a consistency model's re-noising step is warmed
-// too), one image per worker for each worker's part of a default Generate, while the reader reads. Once per
-// model and worker count per page (a page's widgets share it); a failure is left to the runs.
+// soon after it), their memory grown to a run's size, and the engine's optimised code for the hot
+// functions, which V8 compiles in tiers, the later ones from what earlier runs of each function
+// taught it: the instant model's two evaluations at batch 8 took about 0.30 s on a worker's first
+// two runs, 0.18–0.24 s on the next six and 0.175 s from about the tenth (docs/PERFORMANCE.md).
+// So once a CPU model has loaded, when the page is idle after painting what the load brought,
+// every worker of its pool runs it while the reader reads: the default sampler at its fewest steps
+// (but two where the default takes two or more, so that a consistency model's re-noising step is
+// warmed too), one image per worker for each worker's part of a default Generate; once, and again
+// while no run has been asked for since the load, up to WARM_RUNS runs in all or WARM_MS after the
+// first on that worker.
+// Once per model and worker count per page (a page's widgets share it); a failure is left to the runs.
+const WARM_RUNS = 8;
+const WARM_MS = 1500;
+let runsAsked = 0; // runs asked of any model on this page (RemoteModel.run)
 const warmups = new Map(); // `${url} ${workers}` -> Promise<number of workers warmed>
 const whenIdle = () => new Promise((resolve) => (typeof requestIdleCallback === 'function' ? requestIdleCallback(resolve, { timeout: 1000 }) : setTimeout(resolve, 0)));
 
@@ -225,8 +234,15 @@ function warm(model) {
     const options = { sampler: sampler.name, batch: Math.ceil(info.defaults.batch.generate / k), seed: 0 };
     if (sampler.takesSteps) options.steps = Math.max(sampler.minSteps, Math.min(2, sampler.defaultSteps));
     if (info.autoguided) options.autoguidance = info.defaults.autoguidance;
-    const run = (i) => poolWorker(i).request({ type: REQUESTS.generate, url: model.url, backend: 'cpu', options }).promise.then(() => 1, () => 0);
-    warmups.set(key, whenIdle().then(() => Promise.all(Array.from({ length: k }, (_, i) => run(i)))).then((done) => done.reduce((a, b) => a + b, 0)));
+    const once = (i) => poolWorker(i).request({ type: REQUESTS.generate, url: model.url, backend: 'cpu', options }).promise.then(() => true, () => false);
+    const asked = runsAsked;
+    const worker = async (i) => {
+      if (!(await once(i))) return 0;
+      const start = performance.now();
+      for (let r = 1; r < WARM_RUNS && runsAsked === asked && performance.now() - start < WARM_MS; r++) await once(i);
+      return 1;
+    };
+    warmups.set(key, whenIdle().then(() => Promise.all(Array.from({ length: k }, (_, i) => worker(i)))).then((done) => done.reduce((a, b) => a + b, 0)));
   }
   return warmups.get(key);
 }

@@ -139,6 +139,8 @@ export interface RunOptions {
   rtol?: number;
   atol?: number;
   rho?: number;
+  /** `consistency`: the noise levels its later steps re-noise to, high to low (at least `steps` − 1); default the model's measured ones (its card's `sampling.consistency_levels`), else the Karras grid of `rho`. */
+  levels?: number[];
   churn?: number;
   /** The final Tweedie step (default true). */
   denoise?: boolean;

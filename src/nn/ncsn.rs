@@ -12,10 +12,9 @@ use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::silu;
 use serde::{Deserialize, Serialize};
 
-use super::layers::{gaussian_frequencies, groups, level_sizes, max_batch_for, validate_shape};
+use super::layers::{gaussian_frequencies, groups, level_sizes, max_batch_for, silu, validate_shape};
 use crate::error::ConfigError;
 /// Architecture of the score network, stored in the model card.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -23,10 +23,10 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::nn::{GroupNorm, GroupNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::softmax;
 use serde::{Deserialize, Serialize};
 
-use super::layers::{gaussian_frequencies, groups, level_sizes, validate_shape};
+use super::layers::{gaussian_frequencies, groups, level_sizes, silu, validate_shape};
 use crate::error::ConfigError;
 
 /// Channels per attention head (EDM `channels_per_head` is 64 for its wider nets; ours are

@@ -140,7 +140,7 @@ impl Sampler {
                 label: "Consistency model (Song et al. 2023)",
                 paper: "Song et al. 2023, alg. 1 (inpainting: alg. 4)",
                 step: "one network evaluation, re-noised in between",
-                options: &["rho"],
+                options: &["levels", "rho"],
                 ..base
             },
         }

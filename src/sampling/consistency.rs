@@ -29,6 +29,16 @@ pub fn sigmas(sde: &Sde, steps: usize, rho: f64) -> Vec<f64> {
     karras_sigmas(steps + 1, min, max, rho).into_iter().take(steps).collect()
 }
 
+/// The noise levels of a run with these options: σ̂_max, then the first N − 1 of
+/// [`SampleOptions::levels`] when it has any (levels measured for the model, as Song et al. 2023
+/// chose theirs by a search on sample quality), else [`sigmas`].
+pub fn run_levels(sde: &Sde, options: &SampleOptions) -> Vec<f64> {
+    if options.levels.is_empty() {
+        return sigmas(sde, options.steps, options.rho);
+    }
+    std::iter::once(sde.noise_level(T_END)).chain(options.levels.iter().copied()).take(options.steps).collect()
+}
+
 /// Draws `shape`-shaped samples with the consistency function `f` ([`SampleOptions::steps`]
 /// evaluations).
 pub async fn sample<F: ConsistencyFn, O: Observer>(f: &F, sde: &Sde, shape: [usize; 4], options: &SampleOptions, device: &Device, observer: &mut O) -> Result<Samples, SampleError> {
@@ -55,7 +65,7 @@ fn check(options: &SampleOptions, sde: &Sde) -> Result<(), SampleError> {
 }
 
 async fn run<F: ConsistencyFn, O: Observer>(f: &F, sde: &Sde, x: Tensor<4>, options: &SampleOptions, known: Option<&Known>, noise: &mut Noise, observer: &mut O) -> Result<Samples, SampleError> {
-    let levels = sigmas(sde, options.steps, options.rho);
+    let levels = run_levels(sde, options);
     let sigma_min = sde.noise_level(sde.eps());
     let paste = |x: Tensor<4>| match known {
         Some(known) => known.paste(x),
@@ -314,5 +324,48 @@ mod tests {
         let wrong = SampleOptions { sampler: Sampler::DpmSolver2M, ..options(2) };
         let err = pollster::block_on(sample(&g, &sde, [2, 2, 1, 1], &wrong, &Device::flex(), &mut no_observer())).err().unwrap().to_string();
         assert!(err.contains("dpmpp-2m") && err.contains("consistency"), "{err}");
+    }
+
+    /// Records the noise levels it is evaluated at; returns x̂ unchanged.
+    struct Recorder(std::cell::RefCell<Vec<f64>>);
+
+    impl ConsistencyFn for Recorder {
+        fn origin(&self, x_hat: Tensor<4>, sigma_hat: f64) -> Tensor<4> {
+            self.0.borrow_mut().push(sigma_hat);
+            x_hat
+        }
+    }
+
+    /// With chosen levels a run of N steps evaluates f at σ̂_max and the first N − 1 of them, in
+    /// sampling and in inpainting; without, on the Karras grid. Levels are refused, by name, on a
+    /// score sampler, when fewer than N − 1, when not falling, and outside (σ̂_min, σ̂_max).
+    #[test]
+    fn chosen_levels_are_where_f_is_evaluated() {
+        let device = Device::flex();
+        let sde = Sde::ve(40.0);
+        let run = |options: &SampleOptions| {
+            let f = Recorder(Default::default());
+            let out = pollster::block_on(sample(&f, &sde, [1, 2, 1, 1], options, &device, &mut no_observer()));
+            out.map(|out| (out.evals, f.0.into_inner())).map_err(|e| e.to_string())
+        };
+        let chosen = SampleOptions { levels: vec![3.0, 0.5, 0.1], ..options(3) };
+        assert_eq!(run(&chosen), Ok((3, vec![40.0, 3.0, 0.5])));
+        assert_eq!(run(&options(3)).unwrap().1, sigmas(&sde, 3, 7.0));
+        let f = Recorder(Default::default());
+        let known = Known::from_host(&[0.5, 0.0], &[1.0, 0.0], [1, 2, 1, 1], [-100.0, 100.0], &device).unwrap();
+        pollster::block_on(inpaint(&f, &sde, &known, &chosen, &mut no_observer())).unwrap();
+        assert_eq!(f.0.into_inner(), vec![40.0, 3.0, 0.5]);
+        for (levels, steps, words) in [
+            (vec![3.0], 3, "3 steps re-noise 2 times"),
+            (vec![3.0, 4.0], 3, "level 1 is 4"),
+            (vec![40.0], 2, "level 0 is 40"),
+            (vec![3.0, 0.001], 3, "above σ̂_min"),
+            (vec![f64::NAN], 2, "level 0 is NaN"),
+        ] {
+            let err = run(&SampleOptions { levels, ..options(steps) }).unwrap_err();
+            assert!(err.contains("levels") && err.contains(words), "{err}");
+        }
+        let err = SampleOptions { sampler: Sampler::EdmHeun, levels: vec![1.0], ..options(2) }.validate(&sde).unwrap_err().to_string();
+        assert!(err.contains("levels") && err.contains("edm-heun"), "{err}");
     }
 }

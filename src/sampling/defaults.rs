@@ -53,6 +53,12 @@ pub struct SamplingDefaults {
     pub steps: BTreeMap<String, StepCounts>,
     pub guided: GuidedDefaults,
     pub autoguidance: AutoguidanceDefaults,
+    /// A consistency model's re-noising levels σ̂, high to low, chosen by measurement (greedily,
+    /// one level at a time, as Song et al. 2023 chose theirs): a run of N ≤ len + 1 steps takes
+    /// the first N − 1 after σ̂_max; longer runs, and a card without them, take the Karras grid
+    /// ([`super::consistency::run_levels`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consistency_levels: Vec<f64>,
     /// Where these numbers come from (a measurement and where it is reported), or that they
     /// were not measured on this model.
     pub source: String,
@@ -95,6 +101,7 @@ impl Default for SamplingDefaults {
             steps: BTreeMap::new(),
             guided: GuidedDefaults { sampler: Sampler::EdmHeun, steps: 18, churn: 40.0, scale: guidance::DEFAULT_GUIDANCE, min_sigma: guidance::DEFAULT_GUIDANCE_MIN_SIGMA },
             autoguidance: AutoguidanceDefaults { weight: autoguidance::DEFAULT_AUTOGUIDANCE, min_sigma: autoguidance::DEFAULT_AUTOGUIDANCE_MIN_SIGMA },
+            consistency_levels: Vec::new(),
             source: STARTING_POINTS.into(),
         }
     }
@@ -105,6 +112,16 @@ impl SamplingDefaults {
     /// measurement, else the library's starting point.
     pub fn steps_for(&self, sampler: Sampler) -> StepCounts {
         self.steps.get(sampler.name()).cloned().unwrap_or_else(|| sampler.starting_steps())
+    }
+
+    /// The re-noising levels of a run of `sampler` at `steps` on this model
+    /// ([`super::SampleOptions::levels`]): the card's first `steps − 1` for `consistency` when it
+    /// has that many, else none (the Karras grid).
+    pub fn levels_for(&self, sampler: Sampler, steps: usize) -> Vec<f64> {
+        match sampler {
+            Sampler::Consistency if steps >= 2 && steps - 1 <= self.consistency_levels.len() => self.consistency_levels[..steps - 1].to_vec(),
+            _ => Vec::new(),
+        }
     }
 
     /// Checks what a card says, naming the `sampling.*` field at fault.
@@ -133,6 +150,12 @@ impl SamplingDefaults {
             if !(sigma.is_finite() && sigma >= 0.0) {
                 return Err(ConfigError::invalid(field, format!("must be a noise level ≥ 0, got {sigma}")));
             }
+        }
+        if !self.consistency_levels.is_empty() && !self.sampler.is_consistency() {
+            return Err(ConfigError::invalid("sampling.consistency_levels", format!("re-noise a consistency model's runs; this card samples with `{}`", self.sampler.name())));
+        }
+        if let Some((i, level)) = self.consistency_levels.iter().enumerate().find(|&(i, &l)| !(l.is_finite() && l > 0.0 && (i == 0 || l < self.consistency_levels[i - 1]))) {
+            return Err(ConfigError::invalid("sampling.consistency_levels", format!("level {i} is {level}; each must be a positive noise level below the one before")));
         }
         Ok(())
     }
@@ -179,6 +202,28 @@ mod tests {
         assert_eq!(field(d), "sampling.autoguidance.weight");
         let d = SamplingDefaults { autoguidance: AutoguidanceDefaults { weight: 2.0, min_sigma: -1.0 }, ..SamplingDefaults::default() };
         assert_eq!(field(d), "sampling.autoguidance.min_sigma");
+        let consistency = SamplingDefaults { sampler: Sampler::Consistency, consistency_levels: vec![1.5, 0.5], ..SamplingDefaults::default() };
+        consistency.validate().unwrap();
+        assert_eq!(field(SamplingDefaults { sampler: Sampler::EdmHeun, ..consistency.clone() }), "sampling.consistency_levels");
+        for levels in [vec![1.5, 1.5], vec![0.5, 1.5], vec![-1.0], vec![f64::INFINITY]] {
+            assert_eq!(field(SamplingDefaults { consistency_levels: levels, ..consistency.clone() }), "sampling.consistency_levels");
+        }
+    }
+
+    /// A consistency model's measured levels serve every run short enough to take its first
+    /// N − 1 (so the page's step control moves along one greedy sequence); longer runs, runs of
+    /// other samplers and one-step runs take none.
+    #[test]
+    fn measured_levels_serve_runs_up_to_their_length() {
+        let d = SamplingDefaults { sampler: Sampler::Consistency, consistency_levels: vec![1.4, 0.5, 0.1], ..SamplingDefaults::default() };
+        assert_eq!(d.levels_for(Sampler::Consistency, 1), Vec::<f64>::new());
+        assert_eq!(d.levels_for(Sampler::Consistency, 2), vec![1.4]);
+        assert_eq!(d.levels_for(Sampler::Consistency, 4), vec![1.4, 0.5, 0.1]);
+        assert_eq!(d.levels_for(Sampler::Consistency, 5), Vec::<f64>::new());
+        assert_eq!(d.levels_for(Sampler::EdmHeun, 2), Vec::<f64>::new());
+        let mut d = d;
+        d.steps.insert("consistency".into(), StepCounts::new(3, 1, ""));
+        assert_eq!(SampleOptions::for_model(&d).levels, vec![1.4, 0.5]);
     }
 
     /// The shipped MNIST card measured its own settings and says so; a card without the section

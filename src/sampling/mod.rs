@@ -196,6 +196,11 @@ pub struct SampleOptions {
     pub atol: f64,
     /// ρ of the Karras noise-level grid (`edm-heun`, `dpmpp-2m`).
     pub rho: f64,
+    /// `consistency`: the noise levels σ̂ its second, third, … evaluations re-noise to, from high
+    /// to low (a run of N steps takes the first N − 1, after σ̂_max); empty: the Karras grid of ρ
+    /// ([`consistency::sigmas`]). A model's measured levels are in its card
+    /// ([`defaults::SamplingDefaults::levels_for`]).
+    pub levels: Vec<f64>,
     /// S_churn of `edm-heun` (0: deterministic).
     pub churn: f64,
     /// The noise levels where `edm-heun` churns, [S_tmin, S_tmax], and its noise inflation
@@ -229,9 +234,11 @@ impl SampleOptions {
     /// The run a model starts with: its default sampler at that sampler's default steps on it,
     /// every other option the library's.
     pub fn for_model(d: &defaults::SamplingDefaults) -> Self {
+        let steps = d.steps_for(d.sampler).default;
         Self {
             sampler: d.sampler,
-            steps: d.steps_for(d.sampler).default,
+            steps,
+            levels: d.levels_for(d.sampler, steps),
             corrector_steps: None,
             snr: DEFAULT_SNR,
             ald_eps: None,
@@ -246,6 +253,29 @@ impl SampleOptions {
             seed: DEFAULT_SEED,
             first_sample: 0,
         }
+    }
+
+    /// `levels`: only for `consistency`, enough for the steps, each inside the SDE's noise levels
+    /// (σ̂_min, σ̂_max) and below the one before.
+    fn validate_levels(&self, sde: &Sde) -> Result<(), SampleError> {
+        if self.levels.is_empty() {
+            return Ok(());
+        }
+        if self.sampler != Sampler::Consistency {
+            return Err(SampleError::invalid("levels", format!("are the re-noising levels of `consistency`; `{}` takes its noise levels from `steps` (and `rho`)", self.sampler.name())));
+        }
+        if self.levels.len() + 1 < self.steps {
+            return Err(SampleError::invalid("levels", format!("{} steps re-noise {} times, but {} levels were given", self.steps, self.steps - 1, self.levels.len())));
+        }
+        let (min, max) = (sde.noise_level(sde.eps()), sde.noise_level(crate::sde::T_END));
+        let mut above = max;
+        for (i, &level) in self.levels.iter().enumerate() {
+            if !(level.is_finite() && level > min && level < above) {
+                return Err(SampleError::invalid("levels", format!("level {i} is {level}; each must lie below the one before (σ̂_max = {max} before the first) and above σ̂_min = {min}")));
+            }
+            above = level;
+        }
+        Ok(())
     }
 
     /// The churn of `edm-heun` these options ask for.
@@ -276,6 +306,7 @@ impl SampleOptions {
         if !(self.rho.is_finite() && (1.0..=100.0).contains(&self.rho)) {
             return Err(SampleError::invalid("rho", format!("must be in [1, 100], got {}", self.rho)));
         }
+        self.validate_levels(sde)?;
         if !(self.churn.is_finite() && (0.0..=MAX_CHURN).contains(&self.churn)) {
             return Err(SampleError::invalid("churn", format!("must be in [0, {MAX_CHURN}], got {}", self.churn)));
         }

@@ -273,6 +273,10 @@ impl ModelCard {
             return Err(ConfigError::invalid("sampling.sampler", format!("is `{}`, but the parameterisation is `{}`: it must be {want}", self.sampling.sampler.name(), self.parameterisation.name())));
         }
         self.sde.validate()?;
+        let (min, max) = (self.sde.noise_level(self.sde.eps()), self.sde.noise_level(crate::sde::T_END));
+        if let Some(level) = self.sampling.consistency_levels.iter().find(|&&l| !(l > min && l < max)) {
+            return Err(ConfigError::invalid("sampling.consistency_levels", format!("has {level}, outside this model's noise levels ({min}, {max})")));
+        }
         for (field, word) in [("subject.one", &self.subject.one), ("subject.many", &self.subject.many)] {
             if word.trim().is_empty() || word.chars().count() > Subject::MAX_CHARS || word.chars().any(char::is_control) {
                 return Err(ConfigError::invalid(field, format!("must be a word or two for the page's sentences (1 to {} characters, no control characters), got {word:?}", Subject::MAX_CHARS)));
@@ -309,7 +313,8 @@ mod tests {
 
     /// A card's default sampler fits its kind of model: `consistency` for a consistency model and
     /// only for one; the error names the field and both. A consistency model names no guide model
-    /// (nor classifier): guidance acts on scores.
+    /// (nor classifier): guidance acts on scores. Its measured levels lie inside its SDE's noise
+    /// levels (σ̂_min, σ̂_max).
     #[test]
     fn the_default_sampler_fits_the_kind_of_model() {
         let arch = Architecture::Unet(UNetConfig { widths: vec![8], embed_dim: 8, ..Default::default() });
@@ -322,6 +327,14 @@ mod tests {
         let err = card.validate().err().unwrap().to_string();
         assert!(err.contains("`guide`") && err.contains("mnist-guide.json") && err.contains("consistency model"), "{err}");
         card.guide = None;
+        card.sampling.consistency_levels = vec![1.4, 0.5];
+        card.validate().unwrap();
+        for level in [40.0, 0.001] {
+            card.sampling.consistency_levels = vec![level];
+            let err = card.validate().err().unwrap().to_string();
+            assert!(err.contains("sampling.consistency_levels") && err.contains("noise levels"), "{err}");
+        }
+        card.sampling.consistency_levels.clear();
         card.parameterisation = Parameterisation::Edm { sigma_data: 0.3 };
         assert!(card.validate().err().unwrap().to_string().contains("not `consistency`"));
     }

@@ -53,6 +53,10 @@ pub(super) struct RunOptions {
     pub(super) rtol: f64,
     pub(super) atol: f64,
     pub(super) rho: f64,
+    /// `consistency`: the noise levels its later steps re-noise to, high to low (at least
+    /// `steps − 1`); default the model's (its card's `sampling.consistency_levels`), else the
+    /// Karras grid of `rho`.
+    pub(super) levels: Option<Vec<f64>>,
     pub(super) churn: f64,
     pub(super) denoise: bool,
     /// Send a preview every this many steps (0: about 25 previews per run).
@@ -105,6 +109,7 @@ impl Default for RunOptions {
             rtol: d.rtol,
             atol: d.atol,
             rho: d.rho,
+            levels: None,
             churn: d.churn,
             denoise: true,
             preview_every: 0.0,
@@ -319,6 +324,7 @@ impl RunOptions {
             rtol: self.rtol,
             atol: self.atol,
             rho: self.rho,
+            levels: self.levels.clone().unwrap_or_else(|| model.levels_for(sampler, steps)),
             churn: self.churn,
             // The page offers S_churn alone; where it churns is the library's choice.
             s_tmin: sampling::karras::DEFAULT_S_TMIN,

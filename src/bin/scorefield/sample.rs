@@ -48,6 +48,11 @@ pub(crate) struct SamplerArgs {
     /// ρ of the Karras noise-level grid (edm-heun, dpmpp-2m).
     #[arg(long, default_value_t = sampling::karras::DEFAULT_RHO)]
     pub(crate) rho: f64,
+    /// consistency: the noise levels its later steps re-noise to, high to low, comma-separated
+    /// (default: the model card's `sampling.consistency_levels` where it has enough, else the
+    /// Karras grid of --rho).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) levels: Option<Vec<f64>>,
     /// S_churn of edm-heun (0: deterministic).
     #[arg(long, default_value_t = sampling::karras::DEFAULT_CHURN)]
     pub(crate) churn: f64,
@@ -176,9 +181,11 @@ impl SamplerArgs {
             Some(name) => name.parse::<Sampler>()?,
             None => card.sampling.sampler,
         };
+        let steps = self.steps.unwrap_or(card.sampling.steps_for(sampler).default);
         Ok(SampleOptions {
             sampler,
-            steps: self.steps.unwrap_or(card.sampling.steps_for(sampler).default),
+            steps,
+            levels: self.levels.clone().unwrap_or_else(|| card.sampling.levels_for(sampler, steps)),
             corrector_steps: self.corrector_steps,
             snr: self.snr,
             ald_eps: self.ald_eps,

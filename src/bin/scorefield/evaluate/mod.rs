@@ -49,7 +49,7 @@ pub(crate) struct EvaluateArgs {
     /// Samples per sampler call.
     #[arg(long, default_value_t = 250)]
     batch: usize,
-    /// Seed of the first run; run k draws from seed + k.
+    /// Seed of every run (each draws the same sequence of noise, so runs differ only in their sampler) and of the reference subset.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Held-out digits whose bits/dim to measure (0: skip the likelihood).
@@ -337,7 +337,10 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
     let mut guide: Option<NoisyClassifier> = None;
     let mut worse: Option<(scorefield::ScoreModel, String, String)> = None;
     for spec in a.runs.iter().filter(|s| !s.trim().is_empty()) {
-        let Run { options, guidance, autoguidance } = parse_run(spec, a.seed)?;
+        let Run { mut options, guidance, autoguidance, own_levels } = parse_run(spec, a.seed)?;
+        if !own_levels {
+            options.levels = card.sampling.levels_for(options.sampler, options.steps);
+        }
         options.validate(&model.sde).map_err(|e| anyhow!("run `{spec}`: {e}"))?;
         if guidance.is_some() && guide.is_none() {
             guide = Some(super::sample::load_classifier(&a.model, &card, a.classifier.as_deref(), &device).map_err(|e| anyhow!("run `{spec}`: {e}"))?);
@@ -379,7 +382,7 @@ pub fn run(a: EvaluateArgs) -> anyhow::Result<()> {
             let labels = predictions.labels();
             labels.iter().enumerate().filter(|&(i, &y)| y == i % classes).count() as f64 / labels.len() as f64
         });
-        let grid = format!("{}.png", spec.replace(':', "-"));
+        let grid = format!("{}.png", spec.replace([':', '/'], "-"));
         let first = Batch { shape: [100, c, h, w], data: pixels[..100 * per].to_vec() };
         io::write_grid_png(&a.out.join(&grid), &first, [0.0, 1.0], 2)?;
         eprintln!(
@@ -493,6 +496,11 @@ mod tests {
         assert_eq!((churned.sampler, churned.steps, churned.churn), (Sampler::EdmHeun, 18, 40.0));
         assert!(parse_run("edm-heun:18:churn", 0).unwrap_err().to_string().contains("KEY=VALUE"));
         assert!(parse_run("edm-heun:18:warp=2", 0).unwrap_err().to_string().contains("unknown option `warp`"));
+        let chosen = parse_run("consistency:3:levels=1.4/0.5", 0).unwrap();
+        assert_eq!((chosen.options.levels, chosen.own_levels), (vec![1.4, 0.5], true));
+        assert!(parse_run("consistency:3:rho=5", 0).unwrap().own_levels);
+        assert!(!parse_run("consistency:3", 0).unwrap().own_levels);
+        assert!(parse_run("consistency:3:levels=1.4/x", 0).unwrap_err().to_string().contains("separated by `/`"));
         assert!(parse_run("edm-heun:18:churn=-1", 0).unwrap_err().to_string().contains("churn"));
         let auto = parse_run("dpmpp-2m:17:ag=2:agmin=0.5", 0).unwrap().autoguidance.unwrap();
         assert_eq!((auto.weight, auto.min_sigma, auto.max_sigma), (2.0, 0.5, f64::INFINITY));

@@ -12,11 +12,15 @@ pub(super) struct Run {
     pub(super) options: SampleOptions,
     pub(super) guidance: Option<Guidance>,
     pub(super) autoguidance: Option<Autoguidance>,
+    /// Whether the spec chose the noise levels (`rho=` or `levels=`); else a consistency run takes
+    /// the card's measured levels ([`scorefield::sampling::defaults::SamplingDefaults::levels_for`]).
+    pub(super) own_levels: bool,
 }
 
 /// `em:1000`, `pc:200`, `ode-rk45:1e-5`, `ald:10x100`, or any sampler name with a step count;
 /// then optionally `:churn=S`, `:tmin=A`, `:tmax=B`, `:snoise=N` (`edm-heun`'s S_churn, S_tmin,
-/// S_tmax, S_noise), `:snr=R` (`pc`), `:rho=P` (the Karras grid) or
+/// S_tmax, S_noise), `:snr=R` (`pc`), `:rho=P` (the Karras grid), `:levels=A/B/…` (`consistency`'s
+/// re-noising levels, high to low) or
 /// `:guidance=W` (classifier guidance at scale W, sample i drawn for class i mod K, the
 /// classifier's K classes: [`every_class`]) with
 /// `:gmin=A` and `:gmax=B` (guidance only at A < σ ≤ B; defaults `guidance::DEFAULT_GUIDANCE_MIN_SIGMA`
@@ -51,8 +55,15 @@ pub(super) fn parse_run(spec: &str, seed: u64) -> anyhow::Result<Run> {
             }
         }
     }
+    let mut own_levels = false;
     for extra in extras {
         let (key, value) = extra.split_once('=').ok_or_else(|| bad("options after the steps are KEY=VALUE, e.g. edm-heun:18:churn=40"))?;
+        if key == "levels" {
+            options.levels = value.split('/').map(|v| v.parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad("`levels` must be noise levels separated by `/`, e.g. consistency:3:levels=1.4/0.5"))?;
+            own_levels = true;
+            continue;
+        }
+        own_levels |= key == "rho";
         let value: f64 = value.parse().map_err(|_| bad(&format!("`{key}` must be a number")))?;
         match key {
             "churn" => options.churn = value,
@@ -67,10 +78,11 @@ pub(super) fn parse_run(spec: &str, seed: u64) -> anyhow::Result<Run> {
             "ag" => auto = Some(value),
             "agmin" => auto_min = Some(value),
             "agmax" => auto_max = Some(value),
-            _ => return Err(bad(&format!("unknown option `{key}`; expected churn, tmin, tmax, snoise, snr, rho, guidance, gmin, gmax, ag, agmin or agmax"))),
+            _ => return Err(bad(&format!("unknown option `{key}`; expected churn, tmin, tmax, snoise, snr, rho, levels, guidance, gmin, gmax, ag, agmin or agmax"))),
         }
     }
-    options.validate(&scorefield::Sde::ve(1.0)).map_err(|e| bad(&e.to_string()))?;
+    // Levels are checked against the model's noise levels, where the model is known.
+    SampleOptions { levels: Vec::new(), ..options.clone() }.validate(&scorefield::Sde::ve(1.0)).map_err(|e| bad(&e.to_string()))?;
     let guidance = match guidance {
         Some(scale) => {
             // Class 0 until the classifier is known (every_class cycles through its classes).
@@ -93,7 +105,7 @@ pub(super) fn parse_run(spec: &str, seed: u64) -> anyhow::Result<Run> {
     if guidance.is_some() && autoguidance.is_some() {
         return Err(bad("`guidance` and `ag` are not combined"));
     }
-    Ok(Run { options, guidance, autoguidance })
+    Ok(Run { options, guidance, autoguidance, own_levels })
 }
 
 /// The guidance of a run to each of the classifier's `classes` in turn: sample i of the run is
