@@ -9,8 +9,8 @@ use crate::error::ConfigError;
 /// SiLU, x·σ(x) (Elfwing et al. 2018), the networks' activation. On the CPU backend outside
 /// autodiff — sampling, in the browser and natively — it is one pass over the values with
 /// [`exp_f32`], which the compiler vectorises: Burn flex's own `x * sigmoid(x)` calls the scalar
-/// `exp` per value and makes two passes, which made the activations about a third of a forward
-/// pass on the CPU (docs/PERFORMANCE.md). Elsewhere (training, WebGPU) it is Burn's.
+/// `exp` per value and makes two passes, which made the activations about a sixth of a forward
+/// pass on the CPU (docs/PERFORMANCE.md, "The SiLU"). Elsewhere (training, WebGPU) it is Burn's.
 pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
     if device.is_autodiff() || device != Device::flex() {
