@@ -172,6 +172,12 @@ impl Sde {
         s / m
     }
 
+    /// The noise levels σ̂ the SDE spans, (σ̂(ε), σ̂(T)): where a σ̂-grid sampler starts and ends,
+    /// and the range a consistency model is trained for.
+    pub fn noise_levels(&self) -> (f64, f64) {
+        (self.noise_level(self.eps()), self.noise_level(T_END))
+    }
+
     /// The time t with [`Sde::noise_level`](t) = σ̂: closed form for VE (t may fall outside
     /// [0, 1] for σ̂ outside [σ_min, σ_max]), bisection for VP and sub-VP.
     pub fn time_of_noise_level(&self, sigma_hat: f64) -> f64 {

@@ -333,7 +333,7 @@ impl ParticleOptions {
         if self.particles.saturating_mul(self.frames) > MAX_RECORDED_POINTS {
             return Err(SampleError::invalid("frames", format!("× particles is {}; at most {MAX_RECORDED_POINTS} positions are recorded per run", self.particles * self.frames)));
         }
-        let (lo, hi) = (sde.noise_level(sde.eps()), sde.noise_level(crate::sde::T_END));
+        let (lo, hi) = sde.noise_levels();
         if let Some(sigma) = self.sigma {
             if !(sigma.is_finite() && sigma >= lo * (1.0 - 1e-9) && sigma <= hi * (1.0 + 1e-9)) {
                 return Err(SampleError::invalid("sigma", format!("must be in [{lo}, {hi}] (the SDE's noise levels), got {sigma}")));

@@ -25,7 +25,7 @@ use crate::sde::{Sde, T_END};
 /// the Karras grid (ρ from the options) of N + 1 levels from σ̂_max down to σ̂_min. So one step is
 /// f(x̂, σ̂_max), and each further step starts lower, where less of the sample is left to decide.
 pub fn sigmas(sde: &Sde, steps: usize, rho: f64) -> Vec<f64> {
-    let (min, max) = (sde.noise_level(sde.eps()), sde.noise_level(T_END));
+    let (min, max) = sde.noise_levels();
     karras_sigmas(steps + 1, min, max, rho).into_iter().take(steps).collect()
 }
 
@@ -36,7 +36,7 @@ pub fn run_levels(sde: &Sde, options: &SampleOptions) -> Vec<f64> {
     if options.levels.is_empty() {
         return sigmas(sde, options.steps, options.rho);
     }
-    std::iter::once(sde.noise_level(T_END)).chain(options.levels.iter().copied()).take(options.steps).collect()
+    std::iter::once(sde.noise_levels().1).chain(options.levels.iter().copied()).take(options.steps).collect()
 }
 
 /// Draws `shape`-shaped samples with the consistency function `f` ([`SampleOptions::steps`]

@@ -154,7 +154,7 @@ impl SamplingDefaults {
         if !self.consistency_levels.is_empty() && !self.sampler.is_consistency() {
             return Err(ConfigError::invalid("sampling.consistency_levels", format!("re-noise a consistency model's runs; this card samples with `{}`", self.sampler.name())));
         }
-        if let Some((i, level)) = self.consistency_levels.iter().enumerate().find(|&(i, &l)| !(l.is_finite() && l > 0.0 && (i == 0 || l < self.consistency_levels[i - 1]))) {
+        if let Some((i, level)) = super::misplaced_level(&self.consistency_levels, 0.0, f64::INFINITY) {
             return Err(ConfigError::invalid("sampling.consistency_levels", format!("level {i} is {level}; each must be a positive noise level below the one before")));
         }
         Ok(())

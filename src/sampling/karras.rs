@@ -70,7 +70,8 @@ pub fn karras_sigmas(n: usize, sigma_min: f64, sigma_max: f64, rho: f64) -> Vec<
 
 /// The grid for an SDE: from σ̂(T) down to σ̂(ε), then 0.
 pub fn sde_sigmas(sde: &Sde, n: usize, rho: f64) -> Vec<f64> {
-    karras_sigmas(n, sde.noise_level(sde.eps()), sde.noise_level(T_END), rho)
+    let (min, max) = sde.noise_levels();
+    karras_sigmas(n, min, max, rho)
 }
 
 /// D(x̂; σ̂) from the score (Tweedie): (m·x̂ + σ²·s(m·x̂, t))/m at the t where σ(t)/m(t) = σ̂.

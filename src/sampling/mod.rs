@@ -267,15 +267,11 @@ impl SampleOptions {
         if self.levels.len() + 1 < self.steps {
             return Err(SampleError::invalid("levels", format!("{} steps re-noise {} times, but {} levels were given", self.steps, self.steps - 1, self.levels.len())));
         }
-        let (min, max) = (sde.noise_level(sde.eps()), sde.noise_level(crate::sde::T_END));
-        let mut above = max;
-        for (i, &level) in self.levels.iter().enumerate() {
-            if !(level.is_finite() && level > min && level < above) {
-                return Err(SampleError::invalid("levels", format!("level {i} is {level}; each must lie below the one before (σ̂_max = {max} before the first) and above σ̂_min = {min}")));
-            }
-            above = level;
+        let (min, max) = sde.noise_levels();
+        match misplaced_level(&self.levels, min, max) {
+            Some((i, level)) => Err(SampleError::invalid("levels", format!("level {i} is {level}; each must lie below the one before (σ̂_max = {max} before the first) and above σ̂_min = {min}"))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// The churn of `edm-heun` these options ask for.
@@ -334,6 +330,20 @@ pub struct Samples {
     /// [B, C, H, W], in the model's data space.
     pub x: Tensor<4>,
     pub evals: usize,
+}
+
+/// The first of a list of noise levels, high to low, that is not a finite level inside (min, max)
+/// below the one before it, with its index: what a consistency run's levels are checked against,
+/// in its options and in a model card.
+pub(crate) fn misplaced_level(levels: &[f64], min: f64, max: f64) -> Option<(usize, f64)> {
+    let mut above = max;
+    for (i, &level) in levels.iter().enumerate() {
+        if !(level.is_finite() && level > min && level < above) {
+            return Some((i, level));
+        }
+        above = level;
+    }
+    None
 }
 
 /// Checks a noise-level interval (min, max] over which a guidance acts, naming its two fields:

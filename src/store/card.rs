@@ -273,8 +273,9 @@ impl ModelCard {
             return Err(ConfigError::invalid("sampling.sampler", format!("is `{}`, but the parameterisation is `{}`: it must be {want}", self.sampling.sampler.name(), self.parameterisation.name())));
         }
         self.sde.validate()?;
-        let (min, max) = (self.sde.noise_level(self.sde.eps()), self.sde.noise_level(crate::sde::T_END));
-        if let Some(level) = self.sampling.consistency_levels.iter().find(|&&l| !(l > min && l < max)) {
+        // (Falling and positive already: `sampling.validate` above.)
+        let (min, max) = self.sde.noise_levels();
+        if let Some((_, level)) = crate::sampling::misplaced_level(&self.sampling.consistency_levels, min, max) {
             return Err(ConfigError::invalid("sampling.consistency_levels", format!("has {level}, outside this model's noise levels ({min}, {max})")));
         }
         for (field, word) in [("subject.one", &self.subject.one), ("subject.many", &self.subject.many)] {

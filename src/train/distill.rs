@@ -37,7 +37,7 @@ use crate::rng::SplitMix;
 use crate::sampling::autoguidance::Autoguidance;
 use crate::sampling::karras::karras_sigmas;
 use crate::sampling::{Noise, Sampler};
-use crate::sde::{Sde, T_END};
+use crate::sde::Sde;
 use crate::store::ModelCard;
 use crate::store::card::TrainingRecord;
 
@@ -207,6 +207,7 @@ impl Distiller {
         let mut student = arch.init(&device.clone().autodiff())?;
         crate::store::fill(&mut student, &crate::store::to_safetensors(net)?)?;
         let sde = teacher.sde;
+        let (sigma_min, sigma_max) = sde.noise_levels();
         Ok(Self {
             optim: AdamConfig::new().init(),
             noise: Noise::new(config.seed ^ 0xc0de),
@@ -218,8 +219,8 @@ impl Distiller {
             arch,
             sde,
             sigma_data,
-            sigma_min: sde.noise_level(sde.eps()),
-            sigma_max: sde.noise_level(T_END),
+            sigma_min,
+            sigma_max,
             step: 0,
             device: device.clone(),
             teacher_card: teacher_card.into(),
