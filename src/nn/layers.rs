@@ -17,21 +17,11 @@ pub fn silu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         return burn::tensor::activation::silu(x);
     }
     let shape = x.shape();
-    let data = x.into_data();
-    match data.try_into_vec::<f32>() {
-        Ok(mut values) => {
-            for v in values.iter_mut() {
-                *v = silu_f32(*v);
-            }
-            Tensor::from_data(TensorData::new(values, shape), &device)
-        }
-        Err(_) => unreachable_dtype(),
+    let mut values = x.into_data().try_into_vec::<f32>().expect("the networks run in f32 (weights of other dtypes are widened when loaded)");
+    for v in values.iter_mut() {
+        *v = silu_f32(*v);
     }
-}
-
-#[cold]
-fn unreachable_dtype() -> ! {
-    panic!("the networks run in f32 (weights of other dtypes are widened when loaded)")
+    Tensor::from_data(TensorData::new(values, shape), &device)
 }
 
 /// x / (1 + e^(−x)).
