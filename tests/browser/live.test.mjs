@@ -48,7 +48,9 @@ function countDifferent(a, b) {
 
 test('the page: a second stroke cancels the first stroke\'s live run; the canvas ends as a fresh inpaint with the final mask and seed draws it', async () => {
   const page = await openPage(browser, `${server.url}?backend=cpu`);
-  await page.waitForFunction(() => window.scorefield.live || !document.getElementById('error').hidden, null, { timeout: 120_000 });
+  // Loaded (the badge names the backend): the load fills the controls and sizes the source canvas,
+  // so settings made and strokes painted before it would be undone or miss the canvas.
+  await page.waitForFunction(() => document.getElementById('badge').dataset.backend || !document.getElementById('error').hidden, null, { timeout: 120_000 });
   assert.equal(await page.$eval('#error', (e) => (e.hidden ? '' : e.textContent)), '');
   assert.equal(await page.$eval('#live', (e) => e.checked), true, 'live is on by default');
   await page.selectOption('#sampler', RUN.sampler);
