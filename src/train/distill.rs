@@ -171,6 +171,8 @@ pub struct Distiller {
     device: Device,
     /// The teacher's card, as the run was started with it.
     pub teacher_card: String,
+    /// The card of the consistency model the student started from, when not the teacher.
+    init: Option<String>,
     pub data: DataSpec,
     pub last_loss: f64,
     /// Sessions, wall time, learning-curve rows not yet written.
@@ -184,6 +186,9 @@ struct DistillState {
     teacher_card: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     guide: Option<GuideRecord>,
+    /// The consistency model the student started from, when not the teacher ([`Distiller::starting_from`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    init: Option<String>,
     arch: UNetConfig,
     sde: Sde,
     sigma_data: f64,
@@ -224,6 +229,7 @@ impl Distiller {
             step: 0,
             device: device.clone(),
             teacher_card: teacher_card.into(),
+            init: None,
             data,
             last_loss: f64::NAN,
             log: RunLog::default(),
@@ -246,6 +252,22 @@ impl Distiller {
         self.guide.as_ref().map(|g| &g.record)
     }
 
+    /// Starts the student from `init` (its card: `name`), a consistency model of this run's
+    /// network, SDE and σ_data (an earlier student, to go on with other settings: a new dropout
+    /// rate, learning rate or batch), instead of from the teacher's weights.
+    pub fn starting_from(mut self, init: &ScoreModel, name: &str) -> Result<Self, TrainError> {
+        let refuse = |why: String| TrainError::Config(ConfigError::invalid("init", format!("`{name}` {why}")));
+        let Network::Unet(net) = &init.net else { return Err(refuse("is not a U-Net".into())) };
+        if init.param != self.student_model().param || init.sde != self.sde {
+            return Err(refuse(format!("must be a consistency model of the teacher's SDE and σ_data; it is a `{}` model on {:?}", init.param.name(), init.sde)));
+        }
+        let weights = crate::store::to_safetensors(net)?;
+        crate::store::fill(&mut self.student, &weights).map_err(|e| refuse(format!("does not fit the student's network: {e}")))?;
+        self.student = self.student.with_frozen_features();
+        self.init = Some(name.into());
+        Ok(self)
+    }
+
     /// The student as a model: the consistency parameterisation on the teacher's SDE.
     pub fn student_model(&self) -> ScoreModel {
         ScoreModel { net: Network::Unet(self.student.valid()), param: Parameterisation::Consistency { sigma_data: self.sigma_data, sigma_min: self.sigma_min }, sde: self.sde }
@@ -263,9 +285,15 @@ impl Distiller {
             learning_rate: Some(self.config.learning_rate),
             final_loss: self.last_loss.is_finite().then_some(self.last_loss),
             seed: Some(self.config.seed),
-            distilled_from: Some(match self.guide() {
-                None => self.teacher_card.clone(),
-                Some(g) => format!("{}, autoguided by {} (w = {}, where σ > {})", self.teacher_card, g.card, g.weight, g.min_sigma),
+            distilled_from: Some({
+                let teacher = match self.guide() {
+                    None => self.teacher_card.clone(),
+                    Some(g) => format!("{}, autoguided by {} (w = {}, where σ > {})", self.teacher_card, g.card, g.weight, g.min_sigma),
+                };
+                match &self.init {
+                    None => teacher,
+                    Some(init) => format!("{teacher}; the student started from {init}"),
+                }
             }),
             ..self.log.record(self.step)
         };
@@ -292,7 +320,7 @@ impl Distiller {
         self.student.clone().save_file(tmp.join("student.bpk")).map_err(|e| ckpt_err(&tmp, e))?;
         self.optim = save_moments(&self.optim, &tmp)?;
         let run = RunState::now(self.step, &self.noise, self.host_rng, self.last_loss, &mut self.log, &self.data);
-        let state = DistillState { config: self.config.clone(), teacher_card: self.teacher_card.clone(), guide: self.guide().cloned(), arch: self.arch.clone(), sde: self.sde, sigma_data: self.sigma_data, run };
+        let state = DistillState { config: self.config.clone(), teacher_card: self.teacher_card.clone(), guide: self.guide().cloned(), init: self.init.clone(), arch: self.arch.clone(), sde: self.sde, sigma_data: self.sigma_data, run };
         finish_checkpoint(dir, &tmp, &state, DISTILL_CURVE_HEADER, &mut self.log)
     }
 
@@ -321,6 +349,7 @@ impl Distiller {
         if d.sde != state.sde || d.sigma_data != state.sigma_data {
             return Err(ckpt_err(dir, format!("was distilled from another teacher than `{}` holds now (architecture, SDE or σ_data differ)", state.teacher_card)));
         }
+        d.init = state.init.clone();
         d.student = d.student.try_load_file(dir.join("student.bpk")).map_err(|e| ckpt_err(dir, e))?.with_frozen_features();
         d.optim = load_moments(AdamConfig::new().init(), dir)?;
         d.step = state.run.step;
@@ -581,6 +610,36 @@ mod tests {
         fn map_float<const D: usize>(&mut self, param: burn::module::Param<Tensor<D>>) -> burn::module::Param<Tensor<D>> {
             param.map(|t| t.random_like(burn::tensor::Distribution::Uniform(-0.3, 0.3)))
         }
+    }
+
+    /// A student started from an earlier student holds that student's weights exactly (not the
+    /// teacher's), its card and its checkpoint say where it started, and a model that is no
+    /// consistency model of the teacher's SDE, or of another network, is refused by name.
+    #[test]
+    fn a_student_can_start_from_an_earlier_student() {
+        let device = Device::flex();
+        let (arch, teacher) = tiny();
+        let new = || Distiller::new(&teacher, &arch, "tiny.json", DataSpec::Mnist, &device, DistillConfig::default()).unwrap();
+        let param = new().student_model().param;
+        let earlier = ScoreModel { net: Network::Unet(arch.init(&device).unwrap().map(&mut RandomiseAll)), param, sde: teacher.sde };
+        let Network::Unet(earlier_net) = &earlier.net else { unreachable!() };
+        let weights = |net: &UNet| crate::store::safetensors::decode(&crate::store::to_safetensors(net).unwrap()).unwrap();
+        let d = new().starting_from(&earlier, "early.json").unwrap();
+        assert!(weights(&d.student.valid()) == weights(earlier_net), "the student holds the earlier student's weights");
+        assert!(weights(&new().student.valid()) != weights(earlier_net), "a new run's student is the teacher's");
+        assert_eq!(d.card("tiny-cm").training.distilled_from.as_deref(), Some("tiny.json; the student started from early.json"));
+        let dir = std::env::temp_dir().join(format!("scorefield-distill-init-{}", std::process::id()));
+        let mut saved = d;
+        saved.save_checkpoint(&dir).unwrap();
+        let resumed = Distiller::load_checkpoint(&dir, &teacher, None, &device, None).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(resumed.card("tiny-cm").training.distilled_from.unwrap().ends_with("started from early.json"));
+        let err = new().starting_from(&teacher, "edm.json").err().unwrap().to_string();
+        assert!(err.contains("init") && err.contains("edm.json") && err.contains("consistency model"), "{err}");
+        let other = UNetConfig { widths: vec![8, 8], ..arch.clone() };
+        let wrong = ScoreModel { net: Network::Unet(other.init(&device).unwrap()), ..earlier };
+        let err = new().starting_from(&wrong, "wide.json").err().unwrap().to_string();
+        assert!(err.contains("wide.json") && err.contains("does not fit"), "{err}");
     }
 
     /// The student's card is a consistency model that validates, samples with `consistency`,

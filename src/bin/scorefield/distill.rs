@@ -8,6 +8,7 @@ use anyhow::anyhow;
 use clap::Args;
 use scorefield::model::Architecture;
 use scorefield::store::files;
+use scorefield::nn::unet::UNetConfig;
 use scorefield::train::distill::{DistillConfig, Distiller, GuideRecord};
 
 use super::{DeviceArg, device, hardware, load, out_stem};
@@ -55,6 +56,15 @@ pub(crate) struct DistillArgs {
     /// `sampling.autoguidance.min_sigma`).
     #[arg(long)]
     autoguidance_min_sigma: Option<f64>,
+    /// Start the student from this consistency model's card (an earlier student of the same
+    /// teacher, to go on with other settings) instead of from the teacher's weights.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// The student's dropout rate in training (default: the teacher's, from its card). The
+    /// target network runs without dropout, so a rate above 0 also makes the student learn to
+    /// agree with itself across dropout masks.
+    #[arg(long)]
+    dropout: Option<f64>,
     /// Seed of the training noise and batches.
     #[arg(long, default_value_t = DistillConfig::default().seed)]
     seed: u64,
@@ -69,6 +79,9 @@ pub(crate) fn run(a: DistillArgs) -> anyhow::Result<()> {
     let device = device(a.device.device)?;
     let cache = a.data.cache();
     let mut distiller = if a.sitting.resume {
+        if a.init.is_some() || a.dropout.is_some() {
+            return Err(anyhow!("--init and --dropout start a run; a resumed run keeps its checkpoint's student and dropout"));
+        }
         let teacher_path = PathBuf::from(Distiller::checkpoint_teacher(&a.checkpoint)?);
         let (teacher_card, teacher) = load(&teacher_path, &device)?;
         let guide = match Distiller::checkpoint_guide(&a.checkpoint)? {
@@ -100,7 +113,13 @@ pub(crate) fn run(a: DistillArgs) -> anyhow::Result<()> {
             intervals_end: a.intervals_end,
             ..Default::default()
         };
-        let distiller = Distiller::new(&teacher, arch, &a.teacher.to_string_lossy(), a.data.spec()?, &device, config)?;
+        let arch = UNetConfig { dropout: a.dropout.unwrap_or(arch.dropout), ..arch.clone() };
+        let mut distiller = Distiller::new(&teacher, &arch, &a.teacher.to_string_lossy(), a.data.spec()?, &device, config)?;
+        if let Some(init) = &a.init {
+            let (_, student) = load(init, &device).map_err(|e| anyhow!("--init: {e}"))?;
+            distiller = distiller.starting_from(&student, &init.to_string_lossy())?;
+            eprintln!("the student starts from {}", init.display());
+        }
         match super::sample::worse_model(&a.teacher, &card, a.guide_model.as_deref(), a.autoguidance, a.autoguidance_min_sigma, f64::INFINITY, &device)? {
             None => distiller,
             Some((path, guide, guidance)) => {
