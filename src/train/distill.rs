@@ -258,7 +258,7 @@ impl Distiller {
     pub fn starting_from(mut self, init: &ScoreModel, name: &str) -> Result<Self, TrainError> {
         let refuse = |why: String| TrainError::Config(ConfigError::invalid("init", format!("`{name}` {why}")));
         let Network::Unet(net) = &init.net else { return Err(refuse("is not a U-Net".into())) };
-        if init.param != self.student_model().param || init.sde != self.sde {
+        if init.param != self.student_param() || init.sde != self.sde {
             return Err(refuse(format!("must be a consistency model of the teacher's SDE and σ_data; it is a `{}` model on {:?}", init.param.name(), init.sde)));
         }
         let weights = crate::store::to_safetensors(net)?;
@@ -268,9 +268,14 @@ impl Distiller {
         Ok(self)
     }
 
+    /// The student's parameterisation: consistency, with the teacher's σ_data and σ̂_min.
+    fn student_param(&self) -> Parameterisation {
+        Parameterisation::Consistency { sigma_data: self.sigma_data, sigma_min: self.sigma_min }
+    }
+
     /// The student as a model: the consistency parameterisation on the teacher's SDE.
     pub fn student_model(&self) -> ScoreModel {
-        ScoreModel { net: Network::Unet(self.student.valid()), param: Parameterisation::Consistency { sigma_data: self.sigma_data, sigma_min: self.sigma_min }, sde: self.sde }
+        ScoreModel { net: Network::Unet(self.student.valid()), param: self.student_param(), sde: self.sde }
     }
 
     /// The student's card: a consistency model sampled with `consistency`, with the run's record.
